@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make run` and `make test`. Each installs what it needs.
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+DEBS     := dbus xenstore-utils libxenstore4
+STATE    ?= $(CURDIR)/state
+PYTEST_ARGS ?=
+
+.PHONY: run test lint pytest debs venv bench clean
+
+run: $(STAMP)
+	$(BIN)/python -m supervision.demo
+
+test: $(STAMP) lint pytest
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check actors supervision xen rpc persistence tests benchmarks examples
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml | debs
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) $(STATE) *.egg-info .pytest_cache .mypy_cache .ruff_cache
