@@ -1,0 +1,33 @@
+"""Restart intensity and backoff: pure functions of restart times and ``time.monotonic``.
+
+A supervisor keeps the times of its recent restarts. :func:`add_restart` adds one at ``now``,
+drops those older than ``period`` seconds, and says whether the count now *exceeds*
+``intensity`` (OTP: intensity 1 means a second restart within the period escalates).
+"""
+
+from __future__ import annotations
+
+from supervision._spec import Backoff
+
+__all__ = ["add_restart", "backoff_delay", "restarts_in_window"]
+
+
+def restarts_in_window(restarts: tuple[float, ...], now: float, period: float) -> tuple[float, ...]:
+    """The restart times within ``period`` seconds before ``now`` (inclusive of the edge)."""
+    return tuple(t for t in restarts if now - t <= period)
+
+
+def add_restart(
+    restarts: tuple[float, ...], now: float, intensity: int, period: float
+) -> tuple[tuple[float, ...], bool]:
+    """Record a restart at ``now``; return the new window and whether intensity is exceeded."""
+    window = (*restarts_in_window(restarts, now, period), now)
+    return window, len(window) > intensity
+
+
+def backoff_delay(backoff: Backoff | None, restarts_in_period: int) -> float:
+    """Delay before the ``restarts_in_period``-th restart of the window (0 without backoff)."""
+    if backoff is None or restarts_in_period <= 0:
+        return 0.0
+    delay = backoff.initial * backoff.factor ** (restarts_in_period - 1)
+    return min(backoff.maximum, delay)
