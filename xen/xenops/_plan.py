@@ -1,0 +1,385 @@
+"""Plans for domain and device operations: pure functions from specs and observations to Plans.
+
+Each function returns a Plan (see _atomics) and does no I/O. Values produced by earlier I/O
+(the new domid, the builder's store/console rings, the devices found under a domain) are
+arguments, so each phase of an operation is planned when its inputs are known:
+
+1. `domain_create_call(spec)` -> the hypervisor create; then `plan_domain_create(spec, domid)`
+   lays out /local/domain/<d>, /vm/<uuid> and /vss/<uuid> (one transaction, as the original).
+2. `plan_build_pre(...)` -> memory wait, HVM params, vcpus, maxmem, shadow; the builder runs;
+   then `plan_build_post(...)` writes memory/store/console keys and introduces the domain.
+3. `plan_device_add(spec)` per device: one transaction that recreates both ends and the
+   hotplug dir, then waits for the hotplug script (and for vifs, the post-plug writes).
+4. Shutdown requests here; device removal and domain destroy in _teardown.
+
+Ordering rules (asserted in tests/xen/test_plan.py):
+- `order_devices`: read-write disks are plugged before read-only ones (ours, from xenopsd: a
+  shared image is opened writable first); vbds before vifs before PCI. PCI backends are
+  written *before* the device model starts (the original's order: qemu and dm-agent read the
+  PCI backend at start), not after as in xenopsd.
+
+Timeouts come from one Timeouts value with short defaults (the original waited 20 minutes for
+hotplug scripts and qemu, 30 minutes for shutdown).
+
+Failure: bad specs raise LayoutError or PlanError (ValueErrors) at planning time.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, fields
+
+from xen.xenops._atomics import (
+    Appears,
+    Atomic,
+    Cleared,
+    HostAction,
+    HypervisorCall,
+    Introduce,
+    Mkdir,
+    Plan,
+    PlanError,
+    Rm,
+    Transaction,
+    WaitFor,
+    WaitFreeMemory,
+    Write,
+    XsOp,
+)
+from xen.xenops._devspec import (
+    DeviceSpec,
+    PciSpec,
+    PvDeviceSpec,
+    VbdSpec,
+    VifSpec,
+    device_layout,
+)
+from xen.xenops._layout import (
+    Device,
+    Kind,
+    Perms,
+    domain_path,
+    ro_perms,
+    rw_perms,
+    vm_path,
+    vss_path,
+)
+from xen.xenops._memory import BuildMemory, balloon_target_kib, kib_of_mib
+
+__all__ = [
+    "DEFAULT_TIMEOUTS",
+    "BuildResult",
+    "DomainSpec",
+    "ShutdownReason",
+    "Timeouts",
+    "device_name",
+    "domain_create_call",
+    "domain_create_flags",
+    "order_devices",
+    "plan_build_post",
+    "plan_build_pre",
+    "plan_device_add",
+    "plan_domain_create",
+    "plan_hard_shutdown",
+    "plan_set_memory_target",
+    "plan_shutdown_request",
+    "plan_vcpus",
+]
+
+_GUEST_RO_DIRS = ("cpu", "memory")
+_GUEST_RW_DIRS = ("device", "error", "drivers", "control", "attr", "data", "messages")
+_CONSOLE_LIMIT = "65536"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Every wait of the plans, in seconds. Defaults are short; the original's in comments."""
+
+    hotplug: float = 10.0           # hotplug script add/remove (original 20 min)
+    device_close: float = 10.0      # backend reaching Closed on clean unplug (original 20 min)
+    shutdown_ack: float = 30.0      # PV guest deleting control/shutdown (xenvm 30 s)
+    dm_agent_stop: float = 10.0     # dm-agent removing dms/<domid> (original 20 s)
+    stubdom_death: float = 10.0     # stubdomain dying after a halt request (original 60 s)
+    device_model_stop: float = 10.0  # qemu exiting after SIGTERM (original 20 min)
+    domain_gone: float = 10.0       # destroyed domain leaving the hypervisor (original 30 s)
+    domain_gone_poll: float = 0.5   # poll interval for the above (original 5 s)
+    free_memory: float = 64.0       # host memory to become free (original 64 s)
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            name, value = item.name, getattr(self, item.name)
+            if not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise PlanError(f"timeout {name} must be > 0, got {value!r}")
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
+class ShutdownReason(enum.Enum):
+    """What control/shutdown asks for; `code` is the hypercall reason (None: no hypercall)."""
+
+    POWEROFF = "poweroff"
+    REBOOT = "reboot"
+    SUSPEND = "suspend"
+    CRASH = "crash"
+    HALT = "halt"
+    S3 = "s3"
+    HIBERNATE = "hibernate"
+
+    @property
+    def code(self) -> int | None:
+        return _SHUTDOWN_CODES.get(self)
+
+
+_SHUTDOWN_CODES = {
+    ShutdownReason.POWEROFF: 0,
+    ShutdownReason.REBOOT: 1,
+    ShutdownReason.SUSPEND: 2,
+    ShutdownReason.CRASH: 3,
+    ShutdownReason.HALT: 4,
+}
+
+# ------------------------------------------------------------------ domain create/build
+
+
+@dataclass(frozen=True, slots=True)
+class DomainSpec:
+    """What Domain.make needs: identity, type and platform data."""
+
+    uuid: str
+    name: str = ""
+    hvm: bool = False
+    hap: bool = True
+    ssidref: int = 0
+    platform: tuple[tuple[str, str], ...] = ()
+    xsdata: tuple[tuple[str, str], ...] = ()
+
+
+def domain_create_flags(spec: DomainSpec) -> tuple[str, ...]:
+    """Create flags: PV none; HVM `hvm` plus `hap` (platform `hap`=true/false overrides)."""
+    if not spec.hvm:
+        return ()
+    override = dict(spec.platform).get("hap")
+    if override == "false":
+        return ("hvm",)
+    if override == "true":
+        return ("hvm", "hap")
+    return ("hvm", "hap") if spec.hap else ("hvm",)
+
+
+def domain_create_call(spec: DomainSpec) -> HypervisorCall:
+    """The hypervisor call that creates the domain (the executor gets the domid back)."""
+    return HypervisorCall(
+        "domain_create",
+        None,
+        (("ssidref", spec.ssidref), ("flags", ",".join(domain_create_flags(spec))),
+         ("handle", spec.uuid)),
+    )
+
+
+def plan_domain_create(spec: DomainSpec, domid: int) -> Plan:
+    """The xenstore tree of a newly created domain (Domain.make after xc_domain_create)."""
+    dom, vm, vss = domain_path(domid), vm_path(spec.uuid), vss_path(spec.uuid)
+    name = spec.name or f"Domain-{domid}"
+    ro, rw = ro_perms(domid), rw_perms(domid)
+    ops: list[XsOp] = [
+        Rm(dom), Mkdir(dom, ro),
+        Rm(vm), Mkdir(vm, ro),
+        Rm(vss), Mkdir(vss, rw),
+        Write(f"{dom}/vm", vm), Write(f"{dom}/vss", vss), Write(f"{dom}/name", name),
+    ]
+    ops += [Mkdir(f"{dom}/{sub}", ro) for sub in _GUEST_RO_DIRS]
+    ops += [Mkdir(f"{dom}/{sub}", rw) for sub in _GUEST_RW_DIRS]
+    steps: list[Atomic] = [Transaction(tuple(ops)), Write(f"{vm}/uuid", spec.uuid),
+                           Write(f"{vm}/name", name)]
+    steps += [Write(f"{dom}/{k}", v) for k, v in spec.xsdata]
+    steps += [Write(f"{dom}/platform/{k}", v) for k, v in spec.platform]
+    steps.append(Write(f"{dom}/control/platform-feature-multiprocessor-suspend", "1"))
+    return Plan("domain-create", tuple(steps))
+
+
+def plan_build_pre(
+    domid: int,
+    memory: BuildMemory,
+    *,
+    timer_mode: int | None = None,
+    hpet: int | None = None,
+    vpt_align: int | None = None,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+) -> Plan:
+    """Before the builder: wait for memory, HVM params (errors ignored), vcpus, maxmem, shadow."""
+    steps: list[Atomic] = [
+        WaitFreeMemory(kib_of_mib(memory.required_host_free_mib), timeouts.free_memory)
+    ]
+    for op, value in (("set_timer_mode", timer_mode), ("set_hpet", hpet),
+                      ("set_vpt_align", vpt_align)):
+        if value is not None:
+            steps.append(HypervisorCall(op, domid, (("value", value),), ignore_errors=True))
+    steps += [
+        HypervisorCall("max_vcpus", domid, (("vcpus", memory.vcpus),)),
+        HypervisorCall("setmaxmem", domid, (("kib", memory.xen_max_kib),)),
+        HypervisorCall("shadow_allocation", domid, (("mib", memory.shadow_mib),)),
+    ]
+    return Plan("build-pre", tuple(steps))
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What the domain builder returns: the store and console rings and their ports."""
+
+    store_mfn: int
+    store_port: int
+    console_mfn: int
+    console_port: int
+
+
+def plan_build_post(
+    domid: int, uuid: str, memory: BuildMemory, built: BuildResult, *, timeoffset: str = "0"
+) -> Plan:
+    """After the builder: memory, store and console keys in one transaction, then INTRODUCE."""
+    dom = domain_path(domid)
+    entries = [
+        ("memory/static-max", str(memory.static_max_kib)),
+        ("memory/target", str(memory.target_kib)),
+        ("domid", str(domid)),
+        ("store/port", str(built.store_port)),
+        ("store/ring-ref", str(built.store_mfn)),
+        ("serial/0/limit", _CONSOLE_LIMIT),
+        ("console/limit", _CONSOLE_LIMIT),
+        ("console/port", str(built.console_port)),
+        ("console/ring-ref", str(built.console_mfn)),
+    ]
+    if memory.hvm:
+        entries += [("hvmloader/bios", "seabios"), ("hvmloader/seabios-legacy-load-roms", "1")]
+    steps: list[Atomic] = [Transaction(tuple(Write(f"{dom}/{k}", v) for k, v in entries))]
+    if memory.hvm:
+        steps.append(Transaction((Write(f"{vm_path(uuid)}/rtc/timeoffset", timeoffset),)))
+    steps.append(Introduce(domid, built.store_mfn, built.store_port))
+    return Plan("build-post", tuple(steps))
+
+
+def plan_vcpus(domid: int, vcpus: int, online: int | None = None) -> Plan:
+    """`cpu/<i>/availability` for each vcpu: the first `online` (default all) are online."""
+    if vcpus < 1:
+        raise PlanError(f"vcpus must be >= 1, got {vcpus}")
+    online = vcpus if online is None else online
+    dom = domain_path(domid)
+    return Plan("vcpus", tuple(
+        Write(f"{dom}/cpu/{i}/availability", "online" if i < online else "offline")
+        for i in range(vcpus)
+    ))
+
+
+def plan_set_memory_target(domid: int, target_kib: int) -> Plan:
+    """Balloon: write `memory/target` in KiB, rounded down to a page."""
+    target = str(balloon_target_kib(target_kib))
+    return Plan("set-memory-target", (Write(f"{domain_path(domid)}/memory/target", target),))
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+def order_devices(specs: list[DeviceSpec] | tuple[DeviceSpec, ...]) -> tuple[DeviceSpec, ...]:
+    """Plug order: read-write vbds, read-only vbds, vifs, PCI, then the rest (stable)."""
+
+    def rank(spec: DeviceSpec) -> int:
+        if isinstance(spec, VbdSpec):
+            return 0 if spec.mode == "w" else 1
+        if isinstance(spec, VifSpec):
+            return 2
+        if isinstance(spec, PciSpec):
+            return 3
+        return 4
+
+    return tuple(sorted(specs, key=rank))
+
+
+def plan_device_add(spec: DeviceSpec, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> Plan:
+    """Add a device: recreate both ends and the hotplug dir in one transaction, then wait."""
+    layout = device_layout(spec)
+    dev = layout.device
+    fe_dom, be_dom = dev.frontend.domid, dev.backend.domid
+    steps: list[Atomic] = []
+    if isinstance(spec, PciSpec):
+        if spec.bind:
+            steps += [HostAction("pci_bind", (("bdf", pci.bdf),)) for pci in spec.devs]
+        for pci in spec.devs:
+            steps.append(HypervisorCall("pci_add", fe_dom, (
+                ("bdf", pci.bdf), ("assign", spec.assign), ("permissive", spec.permissive),
+                ("flr", spec.flr), ("hvm", spec.hvm), ("pvpci", spec.pvpci),
+            )))
+    if isinstance(spec, VbdSpec) and spec.loop_device is not None and not spec.hvm:
+        steps.append(Write(f"{dev.hotplug_extra_path}/loop-device", spec.loop_device))
+    ops: list[XsOp] = [
+        Rm(dev.frontend_path),
+        Rm(dev.backend_path),
+        Mkdir(dev.frontend_path, Perms(fe_dom, "n", ((be_dom, "r"),))),
+        Mkdir(dev.backend_path, Perms(be_dom, "n", ((fe_dom, "r"),))),
+        Rm(dev.hotplug_path),
+        Mkdir(dev.hotplug_path, Perms(be_dom)),
+        Write(f"{dev.frontend_path}/backend", dev.backend_path),
+    ]
+    ops += [Write(f"{dev.frontend_path}/{k}", v) for k, v in layout.frontend]
+    ops.append(Write(f"{dev.backend_path}/frontend", dev.frontend_path))
+    ops += [Write(f"{dev.backend_path}/{k}", v) for k, v in layout.backend]
+    steps.append(Transaction(tuple(ops)))
+    if isinstance(spec, VbdSpec | VifSpec):
+        steps.append(WaitFor(Appears(dev.hotplug_status_path), timeouts.hotplug,
+                             f"hotplug add of {device_name(dev)}"))
+    if isinstance(spec, VbdSpec) and fe_dom == 0:
+        steps.append(WaitFor(Appears(dev.frontend_hotplug_path), timeouts.hotplug,
+                             f"frontend hotplug of {device_name(dev)}",
+                             error=Appears(dev.tapdisk_error_path)))
+    if isinstance(spec, VifSpec):
+        if spec.network is not None:
+            steps.append(Write(f"{dev.backend_path}/bridge", spec.network))
+        steps.append(Write(dev.hotplug_connected_path, "connected"))
+    if isinstance(spec, PvDeviceSpec) and spec.kind is Kind.VFB:
+        steps.append(HostAction("surfman_set_pv_display", (("domid", fe_dom),)))
+    return Plan(f"device-add {device_name(dev)}", tuple(steps))
+
+
+def device_name(dev: Device) -> str:
+    fe = dev.frontend
+    return f"{fe.kind.value}/{fe.devid} of domain {fe.domid}"
+
+
+# -------------------------------------------------------------------- shutdown/destroy
+
+
+def plan_shutdown_request(
+    domid: int,
+    reason: ShutdownReason,
+    *,
+    hvm: bool,
+    has_pv_driver: bool = False,
+    acpi_s_state: int = 0,
+    powerbutton_enabled: bool = False,
+    wait_ack: bool = True,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+) -> Plan:
+    """A clean shutdown request: write control/shutdown; HVM guests without a PV driver get
+    the ACPI power button (qemu, via control/hvm-shutdown) or, when sleeping or without the
+    power button, the hypercall. PV guests must acknowledge by clearing the node."""
+    control = f"{domain_path(domid)}/control"
+    steps: list[Atomic] = [Write(f"{control}/shutdown", reason.value)]
+    if hvm:
+        if (not has_pv_driver and acpi_s_state != 0) or not powerbutton_enabled:
+            if reason.code is None:
+                raise PlanError(f"{reason.value} has no shutdown hypercall for this HVM guest")
+            steps.append(HypervisorCall("domain_shutdown", domid, (("reason", reason.code),)))
+        elif not has_pv_driver:
+            steps.append(Write(f"{control}/hvm-shutdown", reason.value))
+    elif wait_ack:
+        steps.append(WaitFor(Cleared(f"{control}/shutdown"), timeouts.shutdown_ack,
+                             f"domain {domid} to acknowledge {reason.value}"))
+    return Plan(f"shutdown-request {reason.value}", tuple(steps))
+
+
+def plan_hard_shutdown(domid: int, reason: ShutdownReason) -> Plan:
+    """Shut the domain down by hypercall, whatever the guest does."""
+    if reason.code is None:
+        raise PlanError(f"{reason.value} cannot be a hard shutdown")
+    return Plan(f"hard-shutdown {reason.value}",
+                (HypervisorCall("domain_shutdown", domid, (("reason", reason.code),)),))
