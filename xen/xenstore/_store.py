@@ -216,6 +216,10 @@ class Store:
     def is_introduced(self, domid: int) -> bool:
         return domid == 0 or domid in self._domains
 
+    def domains(self) -> list[int]:
+        """Introduced domains other than dom0, in introduction order."""
+        return list(self._domains)
+
     def domain_of(self, conn_id: int) -> int:
         return self._conns[conn_id].domid
 

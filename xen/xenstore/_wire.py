@@ -150,7 +150,14 @@ class RemoteProtocolError(ProtocolError):
 
 
 class PayloadTooLarge(RemoteProtocolError):
-    """A header announced a payload over `PAYLOAD_MAX`."""
+    """A header announced a payload over `PAYLOAD_MAX`.
+
+    ``packets`` holds the complete packets that preceded the bad header in the same `feed`, so
+    that a server can answer them before it drops the connection."""
+
+    def __init__(self, message: str, packets: tuple[Packet, ...] = ()) -> None:
+        super().__init__(message)
+        self.packets = packets
 
 
 class PacketTooLarge(LocalProtocolError):
@@ -208,7 +215,8 @@ class PacketParser:
                 self._buf = bytearray()
                 self._error = PayloadTooLarge(
                     f"header announces a {length}-byte payload (op {op}, req_id {req_id});"
-                    f" the limit is {self._max_payload}"
+                    f" the limit is {self._max_payload}",
+                    tuple(packets),
                 )
                 raise self._error
             end = pos + HEADER_SIZE + length
