@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .PHONY: run test lint pytest debs venv bench clean
 
 run: $(STAMP)
-	$(BIN)/python -m supervision.demo
+	$(BIN)/python examples/supervision_demo.py --state $(STATE)/demo
 
 test: $(STAMP) lint pytest
 

@@ -13,8 +13,9 @@ Public API::
 
 from __future__ import annotations
 
-from actors._actor import (
-    Actor,
+from actors._actor import Actor, actor_of, handles
+from actors._codec import CODEC_VERSION, CodecError, decode, encode, registered_types, wire_type
+from actors._context import (
     ActorContext,
     GetSnapshot,
     GetStats,
@@ -23,10 +24,7 @@ from actors._actor import (
     Monitor,
     Ping,
     UnhandledMessage,
-    actor_of,
-    handles,
 )
-from actors._codec import CODEC_VERSION, CodecError, decode, encode, registered_types, wire_type
 from actors._exits import (
     Crashed,
     Escalated,

@@ -38,12 +38,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import pykka
 from pykka._envelope import Envelope
 
+from actors._context import (
+    NO_CONTEXT,
+    ActorContext,
+    GetSnapshot,
+    GetStats,
+    InjectCrash,
+    InjectedCrash,
+    Ping,
+    UnhandledMessage,
+    Wake,
+)
 from actors._exits import (
     Crashed,
     ExitReason,
@@ -61,83 +71,15 @@ from actors._trace import MessageTrace
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = [
-    "Actor",
-    "ActorContext",
-    "GetSnapshot",
-    "GetStats",
-    "InjectCrash",
-    "InjectedCrash",
-    "Monitor",
-    "Ping",
-    "UnhandledMessage",
-    "actor_of",
-    "handles",
-]
+__all__ = ["Actor", "actor_of", "handles"]
 
 logger = logging.getLogger(__name__)
 
-Monitor = Callable[[pykka.ActorRef[Any], ExitReason], None]
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True, slots=True)
-class ActorContext:
-    """What a supervisor (or a caller of :meth:`Actor.start_with`) gives an actor at start.
-
-    ``name`` is registered for :func:`actors.resolve` while the actor lives; ``monitors`` are
-    told the exit reason once; ``resume_snapshot`` is the last persisted snapshot (resume mode);
-    ``snapshot_sink`` persists a new one; ``extras`` carries anything else (supervisors use it).
-    """
-
-    name: str | None = None
-    monitors: tuple[Monitor, ...] = ()
-    resume_snapshot: Mapping[str, Any] | None = None
-    snapshot_sink: Callable[[Mapping[str, Any]], None] | None = None
-    ask_errors_crash: bool = False
-    extras: Mapping[str, Any] = field(default_factory=dict)
-
-
-_NO_CONTEXT = ActorContext()
-
-
-class UnhandledMessage(TypeError):
-    """No handler takes this message type."""
-
-
-class InjectedCrash(RuntimeError):
-    """Raised by an actor on :class:`InjectCrash` (fault injection from tests or the shell)."""
 
 
 class _ActorKilled(BaseException):
     """Injected into a killed actor's thread to interrupt Python code (best effort)."""
-
-
-@dataclass(frozen=True, slots=True)
-class InjectCrash:
-    """Make the actor raise :class:`InjectedCrash` (send with ``tell`` to crash it)."""
-
-    reason: str = "injected crash"
-
-
-@dataclass(frozen=True, slots=True)
-class GetSnapshot:
-    """Ask for :meth:`Actor.snapshot` (through the mailbox, so it is consistent)."""
-
-
-@dataclass(frozen=True, slots=True)
-class GetStats:
-    """Ask for :meth:`Actor.stats` (also readable directly, without the mailbox)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    """Ask for ``"pong"``: proves the actor is taking messages."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Wake:
-    """Unblocks a killed actor waiting on its mailbox."""
 
 
 def actor_of(ref: pykka.ActorRef[Any]) -> Actor:
@@ -182,7 +124,7 @@ class Actor(pykka.ThreadingActor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._context: ActorContext = _NO_CONTEXT
+        self._context: ActorContext = NO_CONTEXT
         self._exit_reason: ExitReason | None = None
         self._requested_reason: ExitReason | None = None
         self._exit_lock = threading.Lock()
@@ -208,7 +150,7 @@ class Actor(pykka.ThreadingActor):
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
         """Start without a supervisor (no name, no monitors): pykka's ``start``."""
-        return cls.start_with(_NO_CONTEXT, *args, **kwargs)
+        return cls.start_with(NO_CONTEXT, *args, **kwargs)
 
     @classmethod
     def start_with(cls, context: ActorContext, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
@@ -335,7 +277,7 @@ class Actor(pykka.ThreadingActor):
             return self.stats()
         if isinstance(message, Ping):
             return "pong"
-        if isinstance(message, _Wake):
+        if isinstance(message, Wake):
             return None
         raise UnhandledMessage(f"{self.name} has no handler for {type(message).__name__}")
 
@@ -456,7 +398,7 @@ class Actor(pykka.ThreadingActor):
                 ctypes.c_ulong(thread.ident), ctypes.py_object(_ActorKilled)
             )
         self._finish()
-        self.actor_inbox.put(Envelope(_Wake()))  # after _finish drained the mailbox
+        self.actor_inbox.put(Envelope(Wake()))  # after _finish drained the mailbox
 
     # ------------------------------------------------------------------ timers
 

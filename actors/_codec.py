@@ -50,7 +50,7 @@ def wire_type(tag: str) -> Callable[[type[T]], type[T]]:
     """Class decorator: register a dataclass or Enum under ``tag`` for :func:`encode`."""
 
     def register(cls: type[T]) -> type[T]:
-        if not (dataclasses.is_dataclass(cls) or issubclass(cls, enum.Enum)):  # type: ignore[arg-type]
+        if not (dataclasses.is_dataclass(cls) or issubclass(cls, enum.Enum)):
             raise TypeError(f"{cls.__name__} is neither a dataclass nor an Enum")
         other = _by_tag.get(tag)
         if other is not None and other is not cls:
@@ -79,7 +79,7 @@ def _default(obj: Any) -> Any:
 
 def _pack(value: Any) -> bytes:
     try:
-        return msgpack.packb(value, default=_default, use_bin_type=True)  # type: ignore[no-any-return]
+        return msgpack.packb(value, default=_default, use_bin_type=True)
     except CodecError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:
@@ -111,7 +111,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
             raise CodecError(f"bad value for {tag!r}: {payload!r}") from exc
     if not isinstance(payload, dict):
         raise CodecError(f"fields of {tag!r} must be a map")
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(payload) - names
     if unknown:
         raise CodecError(f"{tag!r} has no field(s) {sorted(map(str, unknown))}")

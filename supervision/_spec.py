@@ -99,7 +99,7 @@ class ActorStart:
 
     def __call__(self, context: ActorContext) -> pykka.ActorRef[Any]:
         """Start the actor with ``context``."""
-        return self.actor_class.start_with(context, *self.args, **self.kwargs)  # type: ignore[no-any-return,attr-defined]
+        return self.actor_class.start_with(context, *self.args, **self.kwargs)  # type: ignore[attr-defined]
 
     def with_args(self, *extra: Any) -> ActorStart:
         """The same start with ``extra`` appended to the positional arguments."""
@@ -116,7 +116,7 @@ def start_actor(actor_class: type, *args: Any, **kwargs: Any) -> ActorStart:
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Exponential delay before restart ``n`` of a window: ``min(maximum, initial*factor**(n-1))``."""
+    """Exponential delay before restart n of a window: min(maximum, initial * factor**(n-1))."""
 
     initial: float = 0.01
     maximum: float = 5.0

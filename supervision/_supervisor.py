@@ -31,7 +31,6 @@ Guarantees (docs/supervision.md has the full text and every difference from OTP)
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,17 +38,17 @@ from typing import Any
 
 import pykka
 
-from actors._actor import Actor, ActorContext, actor_of, handles
+from actors._actor import Actor, actor_of, handles
+from actors._context import ActorContext
 from actors._exits import (
     Escalated,
     ExitReason,
     Shutdown,
-    StartFailed,
     ThreadDied,
     is_abnormal,
-    reason_from_exception,
     reason_to_dict,
 )
+from supervision._children import Child, ChildRunner
 from supervision._events import EventLog
 from supervision._intensity import add_restart, backoff_delay, restarts_in_window
 from supervision._messages import (
@@ -69,8 +68,6 @@ from supervision._messages import (
 )
 from supervision._snapshots import MemorySnapshotStore, SnapshotStore
 from supervision._spec import (
-    BRUTAL_KILL,
-    INFINITY_BOUND,
     ChildKind,
     ChildSpec,
     Restart,
@@ -88,33 +85,6 @@ logger = logging.getLogger(__name__)
 EscalationHandler = Callable[[ExitReason], None]
 
 
-class _Child:
-    """The supervisor's private, mutable record of one child."""
-
-    __slots__ = ("actor", "args", "id", "last_exit", "path", "restarts", "spec", "started_at",
-                 "status", "urn")
-
-    def __init__(self, spec: ChildSpec, path: str, args: tuple[Any, ...] = ()) -> None:
-        self.id = path.rsplit("/", 1)[-1]
-        self.spec = spec
-        self.path = path
-        self.args = args
-        self.actor: Actor | None = None
-        self.urn: str | None = None
-        self.status = "stopped"
-        self.started_at = 0.0
-        self.restarts = 0
-        self.last_exit: ExitReason | None = None
-
-    def info(self) -> ChildInfo:
-        return ChildInfo(self.id, self.path, self.spec, self.status, self.urn,
-                         self.started_at, self.restarts, self.last_exit, self.args, self.actor)
-
-
-def _detail(reason: ExitReason) -> dict[str, Any]:
-    return reason_to_dict(reason)
-
-
 class Supervisor(Actor):
     """Supervise ``specs`` under ``flags`` (see the module docstring)."""
 
@@ -122,13 +92,14 @@ class Supervisor(Actor):
         super().__init__()
         self.flags = flags
         self._specs = tuple(specs)
-        self._children: dict[str, _Child] = {}
+        self._children: dict[str, Child] = {}
         self._restarts: tuple[float, ...] = ()
         self._published: tuple[ChildInfo, ...] = ()
         self._template: ChildSpec | None = None
         self.path = "/"
         self.events = EventLog()
         self.store: SnapshotStore = MemorySnapshotStore()
+        self._runner = ChildRunner(self.events, self.store, self._monitor_for)
 
     # ------------------------------------------------------------------ root start
 
@@ -150,7 +121,7 @@ class Supervisor(Actor):
         """
         store: SnapshotStore = (SnapshotStore(snapshot_dir) if snapshot_dir is not None
                                 else MemorySnapshotStore())
-        monitors = ()
+        monitors: tuple[Callable[[pykka.ActorRef[Any], ExitReason], None], ...] = ()
         if on_escalate is not None:
             def report(_ref: pykka.ActorRef[Any], reason: ExitReason) -> None:
                 if isinstance(reason, Escalated):
@@ -179,6 +150,7 @@ class Supervisor(Actor):
         self.path = self.context.name or "/"
         self.events = self.context.extras.get("events") or EventLog()
         self.store = self.context.extras.get("store") or MemorySnapshotStore()
+        self._runner = ChildRunner(self.events, self.store, self._monitor_for)
         errors = check_childspecs(self._specs, self.flags)
         if errors:
             raise SupervisorStartError("; ".join(str(e) for e in errors))
@@ -188,9 +160,9 @@ class Supervisor(Actor):
                 self._resume_dynamic_children()
         else:
             for spec in self._specs:
-                child = _Child(spec, self._child_path(spec.id))
+                child = Child(spec, self._child_path(spec.id))
                 self._children[spec.id] = child
-                reason = self._start(child)
+                reason = self._runner.start(child)
                 if reason is not None:
                     self._stop_all_children()
                     text = getattr(reason, "error", type(reason).__name__)
@@ -213,10 +185,10 @@ class Supervisor(Actor):
         assert self._template is not None
         for record in self.store.children_of(self.path):
             child_id = record["path"].rsplit("/", 1)[-1]
-            child = _Child(self._template, record["path"], tuple(record["args"]))
+            child = Child(self._template, record["path"], tuple(record["args"]))
             self._children[child_id] = child
             self.events.append("resuming", child.path)
-            if self._start(child) is not None:
+            if self._runner.start(child) is not None:
                 child.status = "restarting"
                 self._tell_self(RetryRestart((child_id,)))
 
@@ -225,92 +197,14 @@ class Supervisor(Actor):
     def _child_path(self, child_id: str) -> str:
         return f"{self.path.rstrip('/')}/{child_id}"
 
-    def _start(self, child: _Child) -> ExitReason | None:
-        """Start ``child``; None on success, else the reason it did not start."""
-        spec = child.spec
-        resume = None
-        sink = None
-        if spec.mode is RestartMode.RESUME:
-            record = self.store.load(child.path)
-            resume = record["state"] if record is not None else None
-            store, path, args = self.store, child.path, child.args
-
-            def sink(state: Any) -> None:
-                store.save(path, state, args)
-
-        context = ActorContext(
-            name=child.path,
-            monitors=(self._monitor_for(child.id),),
-            resume_snapshot=resume,
-            snapshot_sink=sink,
-            ask_errors_crash=spec.ask_errors_crash,
-            extras={"events": self.events, "store": self.store},
-        )
-        start = spec.start
-        if child.args:
-            start = start.with_args(*child.args)  # type: ignore[attr-defined]
-        try:
-            ref = start(context)
-        except Exception as exc:
-            failed = reason_from_exception(exc, exc.__traceback__, where="start")
-            reason: ExitReason = StartFailed(failed.error, failed.traceback)
-            return self._start_failed(child, reason)
-        actor = getattr(ref, "_actor_obj", None)
-        if not isinstance(actor, Actor):
-            ref.stop(block=False)
-            return self._start_failed(child, StartFailed("start did not return an actors.Actor"))
-        if not actor.wait_started(spec.effective_start_timeout):
-            reason = actor.exit_reason or StartFailed(
-                f"on_start did not finish within {spec.effective_start_timeout:g} s")
-            if actor.exit_reason is None:
-                actor.kill(spec.effective_start_timeout)
-            return self._start_failed(child, reason)
-        child.actor = actor
-        child.urn = ref.actor_urn
-        child.status = "running"
-        child.started_at = time.monotonic()
-        self.events.append("started", child.path, urn=ref.actor_urn,
-                           resumed=resume is not None)
-        return None
-
-    def _start_failed(self, child: _Child, reason: ExitReason) -> ExitReason:
-        child.status = "start_failed"
-        child.last_exit = reason
-        self.events.append("start_failed", child.path, **_detail(reason))
-        return reason
-
     def _monitor_for(self, child_id: str) -> Callable[[pykka.ActorRef[Any], ExitReason], None]:
         def monitor(ref: pykka.ActorRef[Any], reason: ExitReason) -> None:
             self._tell_self(ChildExited(child_id, ref.actor_urn, reason))
         return monitor
 
-    def _terminate(self, child: _Child) -> None:
-        """Stop a running child synchronously: graceful stop, bounded wait, then kill."""
-        actor = child.actor
-        child.actor = None
-        child.urn = None
-        if actor is None:
-            if child.status == "restarting":
-                child.status = "stopped"
-            return
-        timeout = child.spec.shutdown_timeout
-        if timeout == BRUTAL_KILL:
-            actor.kill(0.0)
-            self.events.append("killed", child.path, after=0.0)
-        else:
-            bound = INFINITY_BOUND if math.isinf(timeout) else timeout
-            actor.request_stop(Shutdown())
-            if actor.wait_dead(bound):
-                self.events.append("stopped", child.path)
-            else:
-                actor.kill(bound)
-                self.events.append("killed", child.path, after=bound)
-        child.status = "stopped"
-        child.last_exit = actor.exit_reason
-
     def _stop_all_children(self) -> None:
         for child in reversed(list(self._children.values())):
-            self._terminate(child)
+            self._runner.terminate(child)
 
     def _remove(self, child_id: str, *, forget_snapshot: bool) -> None:
         child = self._children.pop(child_id, None)
@@ -336,7 +230,7 @@ class Supervisor(Actor):
         child.last_exit = msg.reason
         abnormal = is_abnormal(msg.reason)
         self.events.append("crashed" if abnormal else "exited", child.path,
-                           **_detail(msg.reason))
+                           **reason_to_dict(msg.reason))
         if should_restart(child.spec.restart, msg.reason):
             self._restart_after_exit(msg.child_id)
         elif child.spec.restart is Restart.TEMPORARY or self._template is not None:
@@ -360,7 +254,7 @@ class Supervisor(Actor):
         types = {cid: self._children[cid].spec.restart for cid in order}
         plan = restart_plan(self.flags.strategy, order, types, failed)
         for cid in plan.stop:
-            self._terminate(self._children[cid])
+            self._runner.terminate(self._children[cid])
         for cid in plan.forget:
             self._remove(cid, forget_snapshot=True)
         for cid in plan.start:
@@ -383,7 +277,7 @@ class Supervisor(Actor):
             child = self._children.get(cid)
             if child is None or child.status != "restarting":
                 continue
-            if self._start(child) is None:
+            if self._runner.start(child) is None:
                 child.restarts += 1
                 self._publish()
                 self.events.append("restarted", child.path, restarts=child.restarts)
@@ -427,10 +321,10 @@ class Supervisor(Actor):
             raise SupervisorError(f"bad child id {msg.child_id!r}")
         if msg.child_id in self._children:
             raise SupervisorError(f"child {msg.child_id!r} already exists in {self.path}")
-        child = _Child(self._template, self._child_path(msg.child_id), tuple(msg.args))
+        child = Child(self._template, self._child_path(msg.child_id), tuple(msg.args))
         self._children[msg.child_id] = child
         self.events.append("added", child.path)
-        reason = self._start(child)
+        reason = self._runner.start(child)
         if reason is not None:
             self._children.pop(msg.child_id, None)
             self._publish()
@@ -446,17 +340,17 @@ class Supervisor(Actor):
         errors = check_childspecs([*[c.spec for c in self._children.values()], msg.spec])
         if errors:
             raise SupervisorError("; ".join(str(e) for e in errors))
-        child = _Child(msg.spec, self._child_path(msg.spec.id))
+        child = Child(msg.spec, self._child_path(msg.spec.id))
         self._children[msg.spec.id] = child
         self.events.append("added", child.path)
-        reason = self._start(child)
+        reason = self._runner.start(child)
         self._publish()
         if reason is not None:
             raise SupervisorError(f"child {msg.spec.id!r} failed to start: "
                                   f"{getattr(reason, 'error', reason)}")
         return child.info()
 
-    def _get(self, child_id: str) -> _Child:
+    def _get(self, child_id: str) -> Child:
         child = self._children.get(child_id)
         if child is None:
             raise SupervisorError(f"no child {child_id!r} in {self.path}")
@@ -465,7 +359,7 @@ class Supervisor(Actor):
     @handles(TerminateChild)
     def _terminate_child(self, msg: TerminateChild) -> None:
         child = self._get(msg.child_id)
-        self._terminate(child)
+        self._runner.terminate(child)
         child.last_exit = Shutdown()
         if self._template is not None:
             self._remove(msg.child_id, forget_snapshot=True)
@@ -475,8 +369,8 @@ class Supervisor(Actor):
     def _restart_child(self, msg: RestartChild) -> ChildInfo:
         child = self._get(msg.child_id)
         if child.status == "running":
-            self._terminate(child)
-        reason = self._start(child)
+            self._runner.terminate(child)
+        reason = self._runner.start(child)
         if reason is None:
             child.restarts += 1
         self._publish()

@@ -13,8 +13,8 @@ from supervision import (
     SnapshotStore,
     StartChild,
     Strategy,
-    SupFlags,
     Supervisor,
+    SupFlags,
     TerminateChild,
 )
 from tests.supervision.workers import GetCount, Incr, sup, worker

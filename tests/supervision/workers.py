@@ -12,8 +12,8 @@ from supervision import (
     ChildSpec,
     Restart,
     RestartMode,
-    SupFlags,
     Supervisor,
+    SupFlags,
     start_actor,
 )
 

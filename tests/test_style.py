@@ -1,0 +1,111 @@
+"""House-style checks (../shared/STYLE.md): pure cores do no I/O, packages export what they
+declare, modules are documented, small and start with ``from __future__ import annotations``."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ["actors", "supervision", "xen", "rpc", "persistence"]
+MAX_LINES = 500
+# Modules over the limit, each with the reason (STYLE point 14).
+OVERSIZE: dict[str, str] = {}
+
+# Pure cores: no I/O, no threads, no actors (STYLE point 1).
+FORBIDDEN = {"socket", "selectors", "select", "threading", "asyncio", "subprocess", "pykka",
+             "jeepney.io", "pyxs", "cffi"}
+PURE_CORES = [
+    "supervision/_spec.py",
+    "supervision/_intensity.py",
+    "supervision/_strategy.py",
+    "actors/_exits.py",
+    "actors/_codec.py",
+    "actors/_context.py",
+]
+
+
+def modules() -> list[Path]:
+    out: list[Path] = []
+    for pkg in PACKAGES:
+        out.extend(p for p in (ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts)
+    return sorted(out)
+
+
+def _runtime_nodes(tree: ast.Module) -> list[ast.AST]:
+    """All nodes except those under ``if TYPE_CHECKING:``."""
+    out: list[ast.AST] = []
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        out.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def imported_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in _runtime_nodes(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("rel", PURE_CORES)
+def test_pure_cores_import_no_io(rel: str) -> None:
+    tree = ast.parse((ROOT / rel).read_text())
+    bad = {n for n in imported_names(tree)
+           if n in FORBIDDEN or any(n.startswith(f + ".") for f in FORBIDDEN)}
+    assert not bad, f"{rel} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_is_documented_small_and_future_annotated(path: Path) -> None:
+    text = path.read_text()
+    rel = str(path.relative_to(ROOT))
+    tree = ast.parse(text)
+    if text.strip():
+        assert ast.get_docstring(tree), f"{rel} has no module docstring"
+        first = [n for n in tree.body if not (isinstance(n, ast.Expr)
+                                              and isinstance(n.value, ast.Constant))]
+        if first:
+            assert isinstance(first[0], ast.ImportFrom) and first[0].module == "__future__", \
+                f"{rel}: first statement must be 'from __future__ import annotations'"
+    lines = text.count("\n")
+    assert lines <= MAX_LINES or rel in OVERSIZE, f"{rel} has {lines} lines (> {MAX_LINES})"
+
+
+@pytest.mark.parametrize("pkg", PACKAGES)
+def test_package_exports_resolve(pkg: str) -> None:
+    module = importlib.import_module(pkg)
+    for name in getattr(module, "__all__", []):
+        assert hasattr(module, name), f"{pkg}.__all__ names {name!r} which does not exist"
+
+
+def test_private_modules_do_not_import_their_own_package_root() -> None:
+    for path in modules():
+        if not path.name.startswith("_") or path.name == "__init__.py":
+            continue
+        package = ".".join(path.relative_to(ROOT).parent.parts)
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == package:
+                raise AssertionError(f"{path.relative_to(ROOT)} imports from its package root")
+
+
+def test_messages_are_frozen_dataclasses() -> None:
+    import dataclasses
+
+    import supervision._messages as sm
+    for name in sm.__all__:
+        obj = getattr(sm, name)
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj):
+            assert obj.__dataclass_params__.frozen, f"{name} is not frozen"  # type: ignore[attr-defined]
