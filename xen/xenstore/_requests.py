@@ -326,6 +326,7 @@ def decode_request(packet: Packet) -> Request:
 
 # --- replies ----------------------------------------------------------------------------------
 
+
 def encode_reply(op: int, value: object) -> bytes:
     """The payload of a successful reply to ``op``.
 
