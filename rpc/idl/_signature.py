@@ -18,8 +18,8 @@ position and the rule broken. Parsing is pure, bounded by the limits above, and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 __all__ = [
     "BASIC_CODES",
@@ -58,8 +58,7 @@ class SignatureError(ValueError):
         super().__init__(f"invalid DBus signature {signature!r} at position {position}: {reason}")
 
 
-@dataclass(frozen=True, slots=True)
-class DBusType:
+class DBusType(NamedTuple):
     """One complete DBus type.
 
     ``code`` is the type code: a basic code, ``v``, ``a`` (one child: the element type), ``(``

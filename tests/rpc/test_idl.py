@@ -254,8 +254,8 @@ def test_enums() -> None:
 
 def test_method_names_have_no_dashes_and_xec_picks_first_interface() -> None:
     for iface in package_interfaces().values():
-        for member in (*iface.methods, *iface.signals):
-            assert "-" not in member.name
+        names = [m.name for m in iface.methods] + [s.name for s in iface.signals]
+        assert not [n for n in names if "-" in n]
     # xec resolves a method by the first interface declaring it: on a VM object `delete` is
     # com.citrix.xenclient.xenmgr.vm's
     node = load_package()["xenmgr_vm"]
@@ -268,7 +268,6 @@ def test_round_trip_idl_dialect(stem: str) -> None:
     node = load_package()[stem]
     again = parse_node(render_idl(node), source="rendered", kind=stem)
     assert again == node
-    assert again.source == "rendered"
 
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED_FILES))
@@ -284,15 +283,12 @@ def test_round_trip_introspection(stem: str) -> None:
 
 
 def _undocumented(iface: Interface) -> Interface:
-    from dataclasses import replace
-
-    return replace(
-        iface,
+    return iface._replace(
         doc="",
         enums=(),
-        methods=tuple(replace(m, doc="") for m in iface.methods),
-        signals=tuple(replace(s, doc="") for s in iface.signals),
-        properties=tuple(replace(p, doc="") for p in iface.properties),
+        methods=tuple(m._replace(doc="") for m in iface.methods),
+        signals=tuple(s._replace(doc="") for s in iface.signals),
+        properties=tuple(p._replace(doc="") for p in iface.properties),
     )
 
 
@@ -437,7 +433,8 @@ def test_load_directory(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not xml")
     nodes = idl.load_directory(tmp_path)
     assert list(nodes) == ["a", "b"]
-    assert nodes["a"].source == str(tmp_path / "a.xml")
+    assert nodes["a"].kind == "a"
+    assert nodes["a"].interfaces[0].name == "a.a"
 
 
 def test_all_exports_resolve() -> None:
