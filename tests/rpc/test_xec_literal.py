@@ -50,7 +50,7 @@ from rpc.xec import LiteralError, parse_argument, parse_arguments
         # arrays
         ("[]", "as", []),
         ("[ ]", "ai", []),
-        ('["a", \'b\']', "as", ["a", "b"]),
+        ("[\"a\", 'b']", "as", ["a", "b"]),
         ("[1,2 , 3]", "ai", [1, 2, 3]),
         ("  [ 1 ,2 ]  ", "ai", [1, 2]),
         ("[true, 0]", "ab", [True, False]),

@@ -7,16 +7,9 @@ import pytest
 from rpc.xec import (
     XEC_OPTIONS,
     XEC_VM_OPTIONS,
-    CallMethod,
-    GetAll,
-    GetProperty,
-    Help,
-    Introspect,
-    ListInterfaces,
-    ListMethods,
-    ListProperties,
+    Action,
+    Command,
     Location,
-    SetProperty,
     UsageError,
     VmSelector,
     parse_argv,
@@ -86,14 +79,14 @@ def test_tokens_are_recorded() -> None:
 
 def test_defaults() -> None:
     req = parse_xec_argv([])
-    assert req.action == Introspect()
+    assert req.action == Action(Command.INTROSPECT)
     assert req.location == Location("com.citrix.xenclient.xenmgr", "/", None)
     assert (req.query, req.session, req.target_domid) == (False, False, -1)
 
 
 @pytest.mark.parametrize("flag", ["-h", "--help"])
 def test_help(flag: str) -> None:
-    assert parse_xec_argv([flag]).action == Help()
+    assert parse_xec_argv([flag]).action == Action(Command.HELP)
 
 
 def test_every_xec_option() -> None:
@@ -102,19 +95,19 @@ def test_every_xec_option() -> None:
     )
     assert req.query and req.session and req.target_domid == 7
     assert req.location == Location("svc", "/obj", "a.b")
-    assert req.action == CallMethod("list_vms", ())
+    assert req.action == Action(Command.CALL, "list_vms", args=())
     long = parse_xec_argv(
         ["--query", "--service", "s", "--object", "/o", "--interface", "i.j",
          "--target-domid", "-3", "--get", "p"]
     )  # fmt: skip
     assert long.query and long.target_domid == -3
     assert long.location == Location("s", "/o", "i.j")
-    assert long.action == GetProperty("p")
-    assert parse_xec_argv(["--set", "p", "v"]).action == SetProperty("p", "v")
-    assert parse_xec_argv(["-x", "p", "v"]).action == SetProperty("p", "v")
-    assert parse_xec_argv(["--list-interfaces"]).action == ListInterfaces()
-    assert parse_xec_argv(["--list-methods"]).action == ListMethods()
-    assert parse_xec_argv(["--list-properties"]).action == ListProperties()
+    assert long.action == Action(Command.GET, "p")
+    assert parse_xec_argv(["--set", "p", "v"]).action == Action(Command.SET, "p", "v")
+    assert parse_xec_argv(["-x", "p", "v"]).action == Action(Command.SET, "p", "v")
+    assert parse_xec_argv(["--list-interfaces"]).action == Action(Command.LIST_INTERFACES)
+    assert parse_xec_argv(["--list-methods"]).action == Action(Command.LIST_METHODS)
+    assert parse_xec_argv(["--list-properties"]).action == Action(Command.LIST_PROPERTIES)
 
 
 def test_empty_values_are_kept() -> None:
@@ -126,48 +119,49 @@ def test_empty_values_are_kept() -> None:
     ("argv", "action"),
     [
         (["-x", "p", "v", "-g", "q", "--list-properties", "--list-methods", "--list-interfaces",
-          "-h"], Help()),
+          "-h"], Action(Command.HELP)),
         (["-x", "p", "v", "-g", "q", "--list-properties", "--list-methods", "--list-interfaces"],
-         ListInterfaces()),
-        (["-x", "p", "v", "-g", "q", "--list-properties", "--list-methods"], ListMethods()),
-        (["-x", "p", "v", "-g", "q", "--list-properties"], ListProperties()),
-        (["-x", "p", "v", "-g", "q", "getall"], GetProperty("q")),
-        (["-x", "p", "v", "getall"], SetProperty("p", "v")),
-        (["-q", "getall"], GetAll()),
+         Action(Command.LIST_INTERFACES)),
+        (["-x", "p", "v", "-g", "q", "--list-properties", "--list-methods"],
+         Action(Command.LIST_METHODS)),
+        (["-x", "p", "v", "-g", "q", "--list-properties"], Action(Command.LIST_PROPERTIES)),
+        (["-x", "p", "v", "-g", "q", "getall"], Action(Command.GET, "q")),
+        (["-x", "p", "v", "getall"], Action(Command.SET, "p", "v")),
+        (["-q", "getall"], Action(Command.GET_ALL)),
     ],
 )  # fmt: skip
-def test_command_precedence(argv: list[str], action: object) -> None:
+def test_command_precedence(argv: list[str], action: Action) -> None:
     assert parse_xec_argv(argv).action == action
 
 
 @pytest.mark.parametrize(
     ("positionals", "action"),
     [
-        ([], Introspect()),
-        (["getall"], GetAll()),
-        (["getall", "extra"], GetAll()),
-        (["get", "acpi-state"], GetProperty("acpi-state")),
-        (["get", "p", "extra"], GetProperty("p")),
-        (["set", "name", "my vm"], SetProperty("name", "my vm")),
-        (["set", "p", "v", "extra"], SetProperty("p", "v")),
-        (["get"], CallMethod("get", ())),
-        (["set"], CallMethod("set", ())),
-        (["set", "p"], CallMethod("set", ("p",))),
-        (["list-vms"], CallMethod("list_vms", ())),
-        (["create_vhd", "10"], CallMethod("create_vhd", ("10",))),
-        (["find-vm-by-domid", "-1"], CallMethod("find_vm_by_domid", ("-1",))),
-        (["--unknown"], CallMethod("__unknown", ())),
-        (["GetAll"], CallMethod("GetAll", ())),
+        ([], Action(Command.INTROSPECT)),
+        (["getall"], Action(Command.GET_ALL)),
+        (["getall", "extra"], Action(Command.GET_ALL)),
+        (["get", "acpi-state"], Action(Command.GET, "acpi-state")),
+        (["get", "p", "extra"], Action(Command.GET, "p")),
+        (["set", "name", "my vm"], Action(Command.SET, "name", "my vm")),
+        (["set", "p", "v", "extra"], Action(Command.SET, "p", "v")),
+        (["get"], Action(Command.CALL, "get", args=())),
+        (["set"], Action(Command.CALL, "set", args=())),
+        (["set", "p"], Action(Command.CALL, "set", args=("p",))),
+        (["list-vms"], Action(Command.CALL, "list_vms", args=())),
+        (["create_vhd", "10"], Action(Command.CALL, "create_vhd", args=("10",))),
+        (["find-vm-by-domid", "-1"], Action(Command.CALL, "find_vm_by_domid", args=("-1",))),
+        (["--unknown"], Action(Command.CALL, "__unknown", args=())),
+        (["GetAll"], Action(Command.CALL, "GetAll", args=())),
     ],
 )
-def test_positional_forms(positionals: list[str], action: object) -> None:
+def test_positional_forms(positionals: list[str], action: Action) -> None:
     assert parse_xec_argv(positionals).action == action
 
 
 def test_property_names_are_not_mangled_but_args_are_untouched() -> None:
-    assert parse_xec_argv(["-g", "acpi-state"]).action == GetProperty("acpi-state")
+    assert parse_xec_argv(["-g", "acpi-state"]).action == Action(Command.GET, "acpi-state")
     call = parse_xec_argv(["set-db-key", "a-b", "c-d"]).action
-    assert call == CallMethod("set_db_key", ("a-b", "c-d"))
+    assert call == Action(Command.CALL, "set_db_key", args=("a-b", "c-d"))
 
 
 @pytest.mark.parametrize("text", ["5x", "", " 5", "0x10", "five", "1.0", "--1"])
@@ -253,3 +247,9 @@ def test_xec_vm_forward_argv(argv: list[str], forward: list[str]) -> None:
     # the forwarded command line is one xec accepts, aimed at the right object
     xec = parse_xec_argv(forward)
     assert xec.location.object == forward[1]
+
+
+def test_actions_of_different_commands_differ() -> None:
+    kinds = {Action(c) for c in Command}
+    assert len(kinds) == len(Command)
+    assert Action(Command.CALL, "m", args=("1",)) != Action(Command.CALL, "m")
