@@ -428,3 +428,15 @@ def test_specs_from_a_config() -> None:
     assert [d.msitranslate for d in groups[0].devs] == [1, 0]
     assert [(s.kind, s.devid) for s in pv_device_specs(cfg, 5)] == [
         (Kind.VKBD, 0), (Kind.VKBD, 1), (Kind.VFB, 0)]
+
+
+def test_every_public_xenvm_class_is_a_frozen_slotted_dataclass() -> None:
+    import dataclasses
+
+    import xen.xenvm as xenvm
+
+    for name in xenvm.__all__:
+        obj = getattr(xenvm, name)
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj):
+            assert obj.__dataclass_params__.frozen, name  # type: ignore[attr-defined]
+            assert "__slots__" in obj.__dict__, name
