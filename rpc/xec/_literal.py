@@ -17,8 +17,9 @@ Grammar, per type:
 
 Deliberate fixes (docs/compatibility.md): the whole argument must be consumed (the original
 ignored trailing garbage: ``12abc`` was 12, ``truex`` true); a signed integer out of its range
-is an error (the original wrapped it); object paths must be valid; a dict key given twice is an
-error. Leading and trailing whitespace around a non-string top-level argument is allowed.
+is an error (the original wrapped it); object paths must be valid; strings must be valid
+UTF-8 without NUL (the bus would refuse them); a dict key given twice is an error. Leading
+and trailing whitespace around a non-string top-level argument is allowed.
 
 Every failure raises `LiteralError`: ``error parsing argument N: <reason>`` (N counts from 1).
 Pure; recursion is bounded by the signature's nesting (at most 64 levels).
@@ -203,6 +204,12 @@ def _integer(digits: str, code: str) -> int:
 
 
 def _checked(text: str, code: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
+        raise _Fail(f"{text!r} is not valid UTF-8") from None
+    if "\0" in text:
+        raise _Fail("a DBus string cannot contain a NUL character")
     if code == "o" and _PATH_RE.fullmatch(text) is None:
         raise _Fail(f"{text!r} is not a valid object path")
     return text

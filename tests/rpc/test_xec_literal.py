@@ -143,6 +143,10 @@ def test_accepts_a_parsed_type_and_labels_errors_by_index() -> None:
         ("/vm//x", "o", "not a valid object path"),
         ("/vm-1", "o", "not a valid object path"),
         ('["/a-b"]', "ao", "not a valid object path"),
+        # strings the bus would refuse
+        ("caf\udce9", "s", "is not valid UTF-8"),
+        ('["\udcff"]', "as", "is not valid UTF-8"),
+        ("a\0b", "s", "cannot contain a NUL"),
     ],
 )
 def test_invalid(text: str, sig: str, reason: str) -> None:
