@@ -59,6 +59,7 @@ from persistence._limits import (
     check_name,
     check_path,
     check_value,
+    utf8_len,
 )
 
 if TYPE_CHECKING:
@@ -345,7 +346,7 @@ class DbTree:
         key or depth over the limits.
         """
         segments = self._path(path)
-        size = len(text.encode("utf-8", "surrogatepass"))
+        size = utf8_len(text, "inject text")
         if size > self._limits.max_inject_bytes:
             raise DbLimitError(
                 f"inject text of {size} bytes exceeds the limit of "
