@@ -19,16 +19,18 @@ Guarantees and failure behaviour:
 - Replies echo the request's req_id and tx_id; replies and watch events leave in the order the
   store produced them; requests of one connection are handled in arrival order.
 - A connection that announces a payload over 4096 bytes is disconnected (as real xenstored
-  does); requests it completed before are still answered first. A connection whose unsent
-  output exceeds ``max_outbuf`` (it does not read its replies or events) is disconnected.
-- `start` refuses a socket path where a server already answers (EADDRINUSE) and replaces a
-  stale socket file. `close` stops the loop, joins the thread within its timeout (raising
-  TimeoutError if it does not end), closes every socket and unlinks the socket files. It is
-  idempotent.
+  does); requests it completed before are still answered first. While over 256 KiB of a
+  connection's output is unsent, its further requests are not read (backpressure); if its unsent
+  output still grows past ``max_outbuf`` (watch events it does not read), it is disconnected.
+- `start` refuses a socket path where a server already answers (EADDRINUSE) or that is not a
+  socket (EEXIST), and replaces a stale socket file. `close` stops the loop, joins the thread
+  within its timeout (raising TimeoutError if it does not end), closes every socket and unlinks
+  the socket files. It is idempotent.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import errno
@@ -37,6 +39,7 @@ import os
 import queue
 import selectors
 import socket
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +49,7 @@ from xen.xenstore._requests import Write
 from xen.xenstore._store import Disconnect, Result, Send, Store
 from xen.xenstore._wire import (
     Op,
+    Packet,
     PacketParser,
     PayloadTooLarge,
     RemoteProtocolError,
@@ -63,6 +67,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _RECV_SIZE = 65536
 _DEFAULT_MAX_OUTBUF = 4 * 1024 * 1024
+# Stop reading a client's requests while this much of its output is unsent (backpressure, as
+# xenstored does); only watch events caused by others can then grow it up to max_outbuf.
+_HIGH_WATER = 256 * 1024
 
 
 @dataclass(eq=False, slots=True)
@@ -72,6 +79,8 @@ class _Client:
     domid: int
     parser: PacketParser = field(default_factory=PacketParser)
     out: bytearray = field(default_factory=bytearray)
+    pending: collections.deque[Packet] = field(default_factory=collections.deque)
+    error: RemoteProtocolError | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -106,6 +115,7 @@ class XenstoredServer:
         )
         self._wake_r, self._wake_w = socket.socketpair()
         self._clients: dict[int, _Client] = {}
+        self._backlog: dict[int, _Client] = {}  # clients with requests waiting (backpressure)
         self._listeners: dict[int, _Listener] = {}  # domid -> listener (0: the main socket)
         self._next_conn = 1
         self._closed = False
@@ -172,7 +182,7 @@ class XenstoredServer:
 
         Raises TimeoutError if the loop does not get to it within ``timeout``, RuntimeError if
         the server is not running. From the loop thread itself ``fn`` runs at once."""
-        if self._thread is None or self._closed:
+        if self._thread is None or self._closed or not self._thread.is_alive():
             raise RuntimeError("the xenstored server is not running")
         if threading.current_thread() is self._thread:
             return fn(self._store)
@@ -203,7 +213,10 @@ class XenstoredServer:
         assert sel is not None
         try:
             while not self._stop.is_set():
-                for key, mask in sel.select(timeout=1.0):
+                runnable = [c for c in self._backlog.values() if len(c.out) < _HIGH_WATER]
+                for client in runnable:
+                    self._process_pending(client)
+                for key, mask in sel.select(timeout=0 if runnable else 1.0):
                     if key.fileobj is self._wake_r:
                         self._drain_wake()
                     elif isinstance(key.data, _Listener):
@@ -253,38 +266,57 @@ class XenstoredServer:
         log.debug("conn %d accepted (domain %d)", conn_id, listener.domid)
 
     def _service(self, client: _Client, mask: int) -> None:
+        if client.conn_id not in self._clients:
+            return  # dropped earlier in this loop iteration (e.g. its domain was released)
         if mask & selectors.EVENT_WRITE:
             self._flush(client)
-        if not mask & selectors.EVENT_READ or client.conn_id not in self._clients:
+        if client.conn_id not in self._clients:
             return
+        if mask & selectors.EVENT_READ and not client.pending and not self._receive(client):
+            return
+        self._process_pending(client)
+
+    def _receive(self, client: _Client) -> bool:
+        """Read and parse what the client sent; False if it is gone."""
         try:
             data = client.sock.recv(_RECV_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            return True
         except OSError as exc:
             self._drop(client, f"receive failed: {exc}")
-            return
+            return False
         if not data:
             self._drop(client, "peer closed")
-            return
+            return False
         try:
-            packets = client.parser.feed(data)
-            error = None
+            client.pending.extend(client.parser.feed(data))
         except RemoteProtocolError as exc:
-            packets = list(exc.packets) if isinstance(exc, PayloadTooLarge) else []
-            error = exc
-        domains_may_change = False
-        for packet in packets:
-            domains_may_change |= packet.op in (Op.INTRODUCE, Op.RELEASE)
-            self._deliver(self._store.process(client.conn_id, packet))
+            if isinstance(exc, PayloadTooLarge):
+                client.pending.extend(exc.packets)
+            client.error = exc
+        return True
+
+    def _process_pending(self, client: _Client) -> None:
+        # Requests wait while the client's unsent output is over the high-water mark, so that
+        # one read of pipelined requests cannot produce unbounded output.
+        if client.conn_id not in self._clients:
+            return
+        while client.pending and (len(client.out) < _HIGH_WATER or client.error is not None):
+            packet = client.pending.popleft()
+            outputs = self._store.process(client.conn_id, packet)
+            if packet.op in (Op.INTRODUCE, Op.RELEASE):
+                self._sync_domain_sockets()  # before the reply: the socket exists once it is OK
+            self._deliver(outputs)
             if client.conn_id not in self._clients:
                 return
-        if domains_may_change:
-            self._sync_domain_sockets()
-        if error is not None:
-            log.warning("conn %d: %s; disconnecting", client.conn_id, error)
+        if client.pending:
+            self._backlog[client.conn_id] = client
+        else:
+            self._backlog.pop(client.conn_id, None)
+        if client.error is not None and not client.pending:
+            log.warning("conn %d: %s; disconnecting", client.conn_id, client.error)
             self._flush(client)
-            self._drop(client, str(error))
+            self._drop(client, str(client.error))
 
     def _deliver(self, outputs: list[Send | Disconnect]) -> None:
         touched: list[_Client] = []
@@ -309,10 +341,12 @@ class XenstoredServer:
             Send(ev.conn_id, watch_event_packet(ev.path, ev.token)) for ev in result.events
         ]
         outputs += [Disconnect(c, "its domain was released") for c in result.disconnect]
-        self._deliver(outputs)
         self._sync_domain_sockets()
+        self._deliver(outputs)
 
     def _flush(self, client: _Client) -> None:
+        if client.conn_id not in self._clients:
+            return
         if client.out:
             try:
                 sent = client.sock.send(client.out)
@@ -325,12 +359,14 @@ class XenstoredServer:
         if len(client.out) > self._max_outbuf:
             self._drop(client, f"over {self._max_outbuf} bytes of unread output")
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.out else 0)
+        reading = selectors.EVENT_READ if len(client.out) < _HIGH_WATER else 0
+        events = reading | (selectors.EVENT_WRITE if client.out else 0)
         assert self._sel is not None
         if self._sel.get_key(client.sock).events != events:
             self._sel.modify(client.sock, events, client)
 
     def _drop(self, client: _Client, reason: str, *, forget: bool = True) -> None:
+        self._backlog.pop(client.conn_id, None)
         if self._clients.pop(client.conn_id, None) is None:
             return
         log.debug("conn %d closed: %s", client.conn_id, reason)
@@ -344,7 +380,9 @@ class XenstoredServer:
     # --- sockets -------------------------------------------------------------------------------
 
     def _listen(self, domid: int, path: str) -> None:
-        if os.path.exists(path):
+        if os.path.lexists(path):
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                raise FileExistsError(errno.EEXIST, f"{path} exists and is not a socket")
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 probe.connect(path)
