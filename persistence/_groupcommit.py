@@ -97,6 +97,10 @@ class GroupCommitter:
         """Queue a segment rotation; the future's result is the :class:`WalMark`."""
         return self._enqueue(_Item(None))
 
+    def truncate_through(self, mark: WalMark) -> None:
+        """Delete the log segments up to ``mark`` (call once the snapshot's files are durable)."""
+        self._writer.truncate_through(mark)
+
     def close(self, timeout: float = 5.0) -> None:
         """Commit what is queued, stop the thread (waiting at most ``timeout``), close the log."""
         with self._cond:

@@ -111,16 +111,8 @@ _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 _NUM_INT = re.compile(r"-?[0-9]*")
 _DIGITS = re.compile(r"[0-9]*")
 _EXP = re.compile(r"[-+0-9]*")
-_SIMPLE_ESCAPES = {
-    '"': '"',
-    "\\": "\\",
-    "/": "/",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-}
+# escape letter -> character (the JSON escapes; \uXXXX is handled apart)
+_SIMPLE_ESCAPES = dict(zip('"\\/bfnrt', '"\\/\b\f\n\r\t', strict=True))
 
 
 class _Parser:
@@ -422,18 +414,8 @@ def decode_utf8(data: bytes) -> str:
 
 # --------------------------------------------------------------------------- writer
 
-_ESCAPES = str.maketrans(
-    {
-        '"': '\\"',
-        "\\": "\\\\",
-        "/": "\\/",
-        "\n": "\\n",
-        "\t": "\\t",
-        "\r": "\\r",
-        "\b": "\\b",
-        "\f": "\\f",
-    }
-)
+# character -> its escape on output: exactly the set the original's printer escaped
+_ESCAPES = str.maketrans({c: "\\" + e for c, e in zip('"\\/\n\t\r\b\f', '"\\/ntrbf', strict=True)})
 
 
 def quote(text: str) -> str:
@@ -467,42 +449,35 @@ def _scalar(value: object) -> str | None:
     return None
 
 
-def _pretty(value: object, level: int, out: list[str], convert: Convert | None) -> None:
+def _emit(
+    value: object, level: int, out: list[str], convert: Convert | None, pretty: bool
+) -> None:
     text = _scalar(value)
     if text is not None:
         out.append(text)
-    elif isinstance(value, dict):
-        if not value:
-            out.append("{ }")
-            return
-        inner = "  " * (level + 1)
-        out.append("{\n")
-        first = True
-        for key, item in value.items():
-            if not first:
-                out.append(",\n")
-            first = False
-            out.append(inner)
-            out.append(quote(key))
-            out.append(": ")
-            _pretty(item, level + 1, out, convert)
-        out.append("\n" + "  " * level + "}")
+        return
+    if isinstance(value, dict):
+        items = [(quote(key) + ": ", item) for key, item in value.items()]
+        empty, opening, closing = ("{ }" if pretty else "{}"), "{", "}"
     elif isinstance(value, list):
-        if not value:
-            out.append("[]")
-            return
-        inner = "  " * (level + 1)
-        out.append("[\n")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",\n")
-            out.append(inner)
-            _pretty(item, level + 1, out, convert)
-        out.append("\n" + "  " * level + "]")
+        items = [("", item) for item in value]
+        empty, opening, closing = "[]", "[", "]"
     elif convert is not None:
-        _pretty(convert(value), level, out, None)
+        _emit(convert(value), level, out, None, pretty)
+        return
     else:
         raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    if not items:
+        out.append(empty)
+        return
+    indent = "  " * (level + 1) if pretty else ""
+    out.append(opening + "\n" if pretty else opening)
+    for i, (prefix, item) in enumerate(items):
+        if i:
+            out.append(",\n" if pretty else ", ")
+        out.append(indent + prefix)
+        _emit(item, level + 1, out, convert, pretty)
+    out.append("\n" + "  " * level + closing if pretty else closing)
 
 
 def dumps_pretty(value: object, *, convert: Convert | None = None) -> str:
@@ -511,39 +486,13 @@ def dumps_pretty(value: object, *, convert: Convert | None = None) -> str:
     ``convert`` maps objects that are not JSON values (the tree's binary nodes) to a JSON value.
     """
     out: list[str] = []
-    _pretty(value, 0, out, convert)
+    _emit(value, 0, out, convert, True)
     out.append("\n")
     return "".join(out)
-
-
-def _compact(value: object, out: list[str], convert: Convert | None) -> None:
-    text = _scalar(value)
-    if text is not None:
-        out.append(text)
-    elif isinstance(value, dict):
-        out.append("{")
-        for i, (key, item) in enumerate(value.items()):
-            if i:
-                out.append(", ")
-            out.append(quote(key))
-            out.append(": ")
-            _compact(item, out, convert)
-        out.append("}")
-    elif isinstance(value, list):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(", ")
-            _compact(item, out, convert)
-        out.append("]")
-    elif convert is not None:
-        _compact(convert(value), out, None)
-    else:
-        raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def dumps_compact(value: object, *, convert: Convert | None = None) -> str:
     """The original's one-line form: ``{"a": 1, "b": [true, 2.000000]}``, no newline."""
     out: list[str] = []
-    _compact(value, out, convert)
+    _emit(value, 0, out, convert, False)
     return "".join(out)

@@ -73,6 +73,8 @@ MAX_FILE_BYTES = 256 << 20
 _CORRUPT_NAME = re.compile(r"\.corrupt-\d{8}T\d{6}Z(?:-\d+)?$")
 _WHITESPACE = b" \t\n\r\f\v"
 _DIRECTORIES = frozenset(PLACEMENTS.values())
+# Subdirectories of vms/ and dom-store/ become nested nodes; deeper than this is not a database.
+_MAX_DIR_DEPTH = DEFAULT_LIMITS.max_depth
 
 
 class DbFlushError(DbError):
@@ -251,7 +253,7 @@ class _Loader:
             self.graft(tree, (*segments, name), Binary(path), path)
         for name in subdirs:
             path = os.path.join(directory, name)
-            if len(segments) + 1 >= DEFAULT_LIMITS.max_depth:
+            if len(segments) + 1 >= _MAX_DIR_DEPTH:
                 self.report(path, "directory nested too deep", "not loaded")
                 continue
             self.load_dir(tree, path, (*segments, name))

@@ -1,4 +1,10 @@
-"""Limits on what a dbd client may store, and the error classes of the persistence package.
+"""What a dbd client request may address and store; the error classes of the package.
+
+Domstore confinement (reference §3.3, :func:`confine_path`): a request from dom0 addresses the
+whole tree; a request from any other domain is silently prefixed with ``/dom-store/<its
+uuid>/``. The caller's identity (domid, and the uuid resolved through xenstore) is an argument:
+finding it is the D-Bus layer's job. As in the original there is no other ACL here; whether a
+guest may call at all is rpc-proxy's decision.
 
 The original dbd had no limits at all (reference §3.3: "no quotas, size limits, or value
 validation anywhere"): one D-Bus call could store a value of any size, at any depth, and a name
@@ -34,20 +40,23 @@ never modify anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "Caller",
     "DbError",
     "DbLimitError",
     "DbNameError",
     "Limits",
     "check_name",
     "check_path",
+    "check_subtree",
     "check_value",
+    "confine_path",
     "utf8_len",
 ]
 
@@ -139,3 +148,51 @@ def check_value(value: str, limits: Limits, where: Sequence[str]) -> None:
             f"value of {size} bytes for {_show(where)} exceeds the limit of "
             f"{limits.max_value_bytes} bytes"
         )
+
+
+
+def check_subtree(value: Any, segments: Sequence[str], limits: Limits) -> None:
+    """Check a parsed JSON value to be injected at ``segments``: every object key, every
+    string that becomes a leaf (strings inside arrays are bounded by ``max_inject_bytes``),
+    and the depth its objects reach below ``/``."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, tuple(segments))]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            check_value(item, limits, where)
+        elif isinstance(item, dict):
+            if len(where) + 1 > limits.max_depth and item:
+                raise DbLimitError(
+                    f"injected value reaches more than {limits.max_depth} levels below /"
+                )
+            for key, child in item.items():
+                check_name(key, limits, where)
+                stack.append((child, (*where, key)))
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request: its domid (``None`` if unknown) and, for a guest, its VM uuid."""
+
+    domid: int | None
+    uuid: str | None = None
+
+
+def confine_path(path: str, caller: Caller) -> str:
+    """The path a request from ``caller`` really addresses.
+
+    dom0 (domid 0) addresses the whole tree; any other domain is confined to
+    ``/dom-store/<its uuid>/`` (``..`` is an ordinary name, so there is no way out). Raises
+    :class:`DbError` when the domid is unknown ("failed to get the domid given message
+    sender"), the uuid could not be resolved ("failed to resolve domid N to uuid"), or the uuid
+    is not a single path segment (it would widen the confinement).
+    """
+    if caller.domid is None:
+        raise DbError("failed to get the domid given message sender")
+    if caller.domid == 0:
+        return path
+    uuid = caller.uuid
+    if not uuid:
+        raise DbError(f"failed to resolve domid {caller.domid} to uuid")
+    if "/" in uuid or "\0" in uuid:
+        raise DbError(f"domid {caller.domid} has an unusable uuid {uuid!r}")
+    return f"/dom-store/{uuid}/{path}"

@@ -46,6 +46,7 @@ binary node's file.
 
 from __future__ import annotations
 
+import copy
 import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
@@ -56,8 +57,8 @@ from persistence._limits import (
     DbError,
     DbLimitError,
     Limits,
-    check_name,
     check_path,
+    check_subtree,
     check_value,
     utf8_len,
 )
@@ -69,7 +70,6 @@ __all__ = [
     "MAIN_FILE",
     "PLACEMENTS",
     "Binary",
-    "Caller",
     "Change",
     "DbBinaryNodeError",
     "DbInteriorWriteError",
@@ -81,7 +81,6 @@ __all__ = [
     "Op",
     "RmOp",
     "WriteOp",
-    "confine_path",
     "file_key",
     "join_path",
     "split_path",
@@ -165,14 +164,6 @@ class Change:
 _NO_CHANGE = Change(None, frozenset(), frozenset())
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who sent a request: its domid (``None`` if unknown) and, for a guest, its VM uuid."""
-
-    domid: int | None
-    uuid: str | None = None
-
-
 class _Missing:
     pass
 
@@ -203,41 +194,11 @@ def _parse_key(key: str) -> tuple[str, str] | None:
     return placement, filename[:-3]
 
 
-def confine_path(path: str, caller: Caller) -> str:
-    """The path a request from ``caller`` really addresses (reference §3.3).
-
-    dom0 (domid 0) addresses the whole tree; any other domain is confined to
-    ``/dom-store/<its uuid>/``. Raises :class:`DbError` when the domid is unknown, the uuid
-    could not be resolved, or the uuid is not a single path segment (it would widen the
-    confinement).
-    """
-    if caller.domid is None:
-        raise DbError("failed to get the domid given message sender")
-    if caller.domid == 0:
-        return path
-    uuid = caller.uuid
-    if not uuid:
-        raise DbError(f"failed to resolve domid {caller.domid} to uuid")
-    if "/" in uuid or "\0" in uuid:
-        raise DbError(f"domid {caller.domid} has an unusable uuid {uuid!r}")
-    return f"/dom-store/{uuid}/{path}"
-
-
-def _copy_json(value: JsonValue) -> JsonValue:
-    if isinstance(value, dict):
-        return {key: _copy_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(item) for item in value]
-    return value
-
-
 def _clone(value: JsonValue) -> Node:
     """A copy of an injected value as tree nodes (the logged op keeps the original)."""
     if isinstance(value, dict):
         return {key: _clone(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(item) for item in value]
-    return value
+    return copy.deepcopy(value) if isinstance(value, list) else value
 
 
 def _binary_as_null(value: object) -> JsonValue:
@@ -353,28 +314,12 @@ class DbTree:
                 f"{self._limits.max_inject_bytes} bytes"
             )
         value = loads(text)
-        self._check_subtree(value, segments)
+        check_subtree(value, segments, self._limits)
         return self._inject(segments, value)
 
     def rm(self, path: str) -> Change:
         """Remove the subtree at ``path`` (pruning empty nodes on the way)."""
         return self._rm(self._path(path))
-
-    def _check_subtree(self, value: JsonValue, segments: tuple[str, ...]) -> None:
-        limits = self._limits
-        stack: list[tuple[JsonValue, tuple[str, ...]]] = [(value, segments)]
-        while stack:
-            item, where = stack.pop()
-            if isinstance(item, str):
-                check_value(item, limits, where)
-            elif isinstance(item, dict):
-                if len(where) + 1 > limits.max_depth and item:
-                    raise DbLimitError(
-                        f"injected value reaches more than {limits.max_depth} levels below /"
-                    )
-                for key, child in item.items():
-                    check_name(key, limits, where)
-                    stack.append((child, (*where, key)))
 
     # ------------------------------------------------------------------ mutations (unchecked)
 
@@ -513,16 +458,7 @@ class DbTree:
         return Change(op, dirty, frozenset(keys) - dirty)
 
     def _has_file(self, key: str) -> bool:
-        if key == MAIN_FILE:
-            return True
-        parsed = _parse_key(key)
-        if parsed is None:
-            return False
-        container = self._container(parsed[0])
-        if not isinstance(container, dict):
-            return False
-        child = container.get(parsed[1], _MISSING)
-        return child is not _MISSING and not isinstance(child, Binary)
+        return key == MAIN_FILE or self._document(key) is not _MISSING
 
     def file_keys(self) -> set[str]:
         """Every file the current tree needs on disk (for a full write)."""
@@ -532,6 +468,7 @@ class DbTree:
         return keys
 
     def _document(self, key: str) -> Node | _Missing:
+        """The content of file ``key`` (``_MISSING``: the file must not exist)."""
         root = self._root
         if key == MAIN_FILE:
             if not isinstance(root, dict):
@@ -541,13 +478,12 @@ class DbTree:
                 for name, child in root.items()
                 if not (name in PLACEMENTS and isinstance(child, dict) and child)
             }
-        if not self._has_file(key):
-            return _MISSING
         parsed = _parse_key(key)
-        assert parsed is not None
-        container = self._container(parsed[0])
-        assert isinstance(container, dict)
-        return container[parsed[1]]
+        container = self._container(parsed[0]) if parsed else _MISSING
+        if parsed is None or not isinstance(container, dict):
+            return _MISSING
+        child = container.get(parsed[1], _MISSING)
+        return _MISSING if isinstance(child, Binary) else child
 
     def render_file(self, key: str) -> bytes | None:
         """The bytes of file ``key`` in the original's pretty style; ``None``: must not exist."""

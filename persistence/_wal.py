@@ -15,7 +15,8 @@ write (argument: the string), 2 = inject (argument: the parsed JSON value; maps 
 order), 3 = rm (argument: nil); ``path`` the list of path segments (after domstore
 confinement). There is no file header: a segment is a plain sequence of frames.
 
-Segments: the log is a directory of files ``<20-digit number>.wal``. A writer always starts a
+Segments: the log is a directory (``<root>/db.wal``, :data:`WAL_DIR`) of files
+``<20-digit number>.wal``. A writer always starts a
 new segment (one more than the highest present) and never appends to an old one, so a torn
 tail left by a crash is never followed by new records. :meth:`WalWriter.rotate` starts the
 next segment and returns a :class:`WalMark`; after the files of a snapshot taken at that moment
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_RECORD_BYTES",
+    "WAL_DIR",
     "WAL_VERSION",
     "Replay",
     "Replayed",
@@ -78,6 +80,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WAL_VERSION = 1
+# Name of the log directory under the database root. The original ignores it (it only reads
+# `db`, `vms/` and `dom-store/`).
+WAL_DIR = "db.wal"
 # A record carries at most one inject text (16 MiB by default) or one value (1 MiB) plus a
 # path; 32 MiB bounds what a reader allocates for one frame.
 MAX_RECORD_BYTES = 32 << 20
@@ -325,7 +330,11 @@ class WalWriter:
         return mark
 
     def truncate_through(self, mark: WalMark) -> None:
-        """Delete the segments up to ``mark`` (never the current one), oldest first."""
+        """Delete the segments up to ``mark`` (never the current one), oldest first.
+
+        Safe to call from another thread than the one appending (the flusher, while the group
+        committer appends): it only touches segments the writer has left for good.
+        """
         for number in _segments(self._directory):
             if number > mark.segment or number >= self._segment:
                 break

@@ -10,10 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from persistence._jsonfmt import JsonFormatError, dumps_pretty
-from persistence._limits import DbError, DbLimitError, DbNameError, Limits
+from persistence._limits import (
+    Caller,
+    DbError,
+    DbLimitError,
+    DbNameError,
+    Limits,
+    confine_path,
+)
 from persistence._tree import (
     Binary,
-    Caller,
     DbBinaryNodeError,
     DbInteriorWriteError,
     DbNotBinaryError,
@@ -22,7 +28,6 @@ from persistence._tree import (
     InteriorWrite,
     RmOp,
     WriteOp,
-    confine_path,
     split_path,
 )
 

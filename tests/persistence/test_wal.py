@@ -252,11 +252,14 @@ def test_rotate_through_the_committer(tmp_path: Path) -> None:
     mark = committer.rotate().result(timeout=5)
     assert first.done() and mark == WalMark(1)
     committer.submit(frames(OPS[2:], first=3)).result(timeout=5)
-    committer.close()
     assert sorted(os.listdir(tmp_path)) == [
         "00000000000000000001.wal",
         "00000000000000000002.wal",
     ]
+    assert isinstance(mark, WalMark)
+    committer.truncate_through(mark)
+    committer.close()
+    assert [r.seq for r in replay(str(tmp_path)).records] == [3, 4]
 
 
 def test_a_failing_commit_fails_every_waiter_and_poisons(tmp_path: Path) -> None:
