@@ -362,7 +362,9 @@ def write_files(
     for directory in sorted(writes, key=lambda name: name == root):  # children before `db`
         batch = writes[directory]
         try:
-            os.makedirs(directory, mode=0o755, exist_ok=True)
+            if not os.path.isdir(directory):
+                os.makedirs(directory, mode=0o755, exist_ok=True)
+                fsync_directory(os.path.dirname(directory) or ".", fsync)  # its name must last
         except OSError as exc:
             why = f"cannot create {directory}: {exc.strerror}"
             failures.update((key, why) for key, _path, _data in batch)

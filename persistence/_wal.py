@@ -268,7 +268,9 @@ class WalWriter:
         self._fsync = fsync
         self._fd: int | None = None
         self._failed: str | None = None
-        os.makedirs(directory, mode=0o755, exist_ok=True)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+            _fsync_dir(os.path.dirname(os.path.abspath(directory)), fsync)
         existing = _segments(directory)
         self._segment = existing[-1] if existing else 0
         self._open_next()

@@ -275,7 +275,10 @@ def test_write_files_batches_directory_fsyncs(tmp_path: Path) -> None:
     files: dict[str, bytes | None] = {f"vms/u{i}.db": b"{ }\n" for i in range(5)}
     files["db"] = b"{ }\n"
     write_files(str(tmp_path), files, fsync=fsync)
-    assert fsync.calls == 6 + 2  # every file, then vms/ and the root once each
+    assert fsync.calls == 1 + 6 + 2  # root for the new vms/, every file, vms/ and root once
+    fsync.calls = 0
+    write_files(str(tmp_path), files, fsync=fsync)
+    assert fsync.calls == 6 + 2
     assert sorted(os.listdir(tmp_path / "vms")) == [f"u{i}.db" for i in range(5)]
     assert oct((tmp_path / "vms").stat().st_mode & 0o777) == oct(0o755 & ~_umask())
 
