@@ -216,7 +216,8 @@ class _Loader:
 
     def load_dir(self, tree: DbTree, directory: str, segments: tuple[str, ...]) -> None:
         try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
         except FileNotFoundError:
             return
         except OSError as exc:
