@@ -3,7 +3,7 @@ PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
-DEBS     := dbus xenstore-utils libxenstore4
+DEBS     := dbus xenstore-utils libxenstore4 libxen-dev
 STATE    ?= $(CURDIR)/state
 PYTEST_ARGS ?=
 

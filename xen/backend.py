@@ -161,11 +161,13 @@ _BY_ERRNO: Mapping[int, type[HypervisorError]] = {
 }
 
 
-def error_for_errno(errnum: int, what: str) -> HypervisorError:
-    """The error for ``errnum`` after operation ``what`` failed (message: what + strerror)."""
+def error_for_errno(errnum: int, what: str, detail: str = "") -> HypervisorError:
+    """The error for ``errnum`` after operation ``what`` failed (message: what, strerror and
+    ``detail`` when given)."""
     cls = _BY_ERRNO.get(errnum, HypervisorError)
     name = _errno.errorcode.get(errnum, str(errnum))
-    return cls(f"{what} failed: {os.strerror(errnum)} ({name})", errno=errnum)
+    message = f"{what} failed: {os.strerror(errnum)} ({name})"
+    return cls(f"{message}: {detail}" if detail else message, errno=errnum)
 
 
 # --- values ------------------------------------------------------------------------------------

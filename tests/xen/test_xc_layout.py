@@ -1,0 +1,82 @@
+"""Our cffi struct declarations against Debian's libxen-dev 4.17 headers: gcc compiles a C file
+that prints sizeof and offsetof of every field we declare; each must equal cffi's figures.
+
+Skipped (with the reason) only when the headers or gcc are absent (``apt-get install
+libxen-dev``; `make debs` installs it)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xen.xc._cdefs import STRUCTS
+from xen.xc._xc import ffi
+
+HEADER = Path("/usr/include/xenctrl.h")
+
+pytestmark = [
+    pytest.mark.skipif(not HEADER.exists(),
+                       reason=f"{HEADER} absent: install Debian's libxen-dev (Xen 4.17 headers)"),
+    pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc absent"),
+]
+
+
+def cffi_layout(ctype: Any, prefix: str = "", base: int = 0) -> list[tuple[str, int, int]]:
+    """(field path, offset, size) of every field, nested structs walked."""
+    out: list[tuple[str, int, int]] = []
+    for name, field in ctype.fields:
+        path = f"{prefix}{name}"
+        offset = base + field.offset
+        out.append((path, offset, ffi.sizeof(field.type)))
+        if field.type.kind == "struct":
+            out += cffi_layout(field.type, f"{path}.", offset)
+    return out
+
+
+def c_program(structs: dict[str, list[tuple[str, int, int]]]) -> str:
+    lines = ["#include <stddef.h>", "#include <stdio.h>", "#include <xenctrl.h>",
+             "int main(void) {"]
+    for struct, fields in structs.items():
+        lines.append(f'  printf("{struct} sizeof %zu\\n", sizeof({struct}));')
+        for path, _, _ in fields:
+            lines.append(
+                f'  printf("{struct} {path} %zu %zu\\n", offsetof({struct}, {path}),'
+                f" sizeof((({struct} *)0)->{path}));")
+    lines += ["  return 0;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_declared_structs_match_the_xen_headers(tmp_path: Path) -> None:
+    structs = {name: cffi_layout(ffi.typeof(name)) for name in STRUCTS}
+    source = tmp_path / "layout.c"
+    source.write_text(c_program(structs))
+    binary = tmp_path / "layout"
+    compiled = subprocess.run(["gcc", "-o", str(binary), str(source)],
+                              capture_output=True, text=True, timeout=30)
+    assert compiled.returncode == 0, f"gcc failed:\n{compiled.stderr}"
+    ran = subprocess.run([str(binary)], capture_output=True, text=True, timeout=10, check=True)
+    from_c: dict[tuple[str, str], tuple[int, ...]] = {}
+    for line in ran.stdout.splitlines():
+        struct, path, *numbers = line.split()
+        from_c[struct, path] = tuple(int(n) for n in numbers)
+    mismatches = []
+    for struct, fields in structs.items():
+        if from_c[struct, "sizeof"] != (ffi.sizeof(struct),):
+            mismatches.append(f"sizeof({struct}): C {from_c[struct, 'sizeof'][0]}, "
+                              f"cffi {ffi.sizeof(struct)}")
+        for path, offset, size in fields:
+            if from_c[struct, path] != (offset, size):
+                mismatches.append(f"{struct}.{path}: C offset/size {from_c[struct, path]}, "
+                                  f"cffi {(offset, size)}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_the_known_sizes() -> None:
+    # Xen 4.17 x86-64: 112-byte getdomaininfo (arch_config at 104), 112-byte physinfo.
+    assert ffi.sizeof("xc_domaininfo_t") == 112
+    assert ffi.offsetof("xc_domaininfo_t", "arch_config") == 104
+    assert ffi.sizeof("xc_physinfo_t") == 112

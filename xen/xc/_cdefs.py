@@ -1,0 +1,130 @@
+"""The C declarations the xc backend gives cffi (ABI mode), written from Xen 4.17's headers.
+
+Only what `xen.xc._xc` calls is declared: libxenctrl's interface open/close, xc_version,
+xc_physinfo, xc_domain_getinfolist, pause/unpause/shutdown/destroy, setmaxmem, sethandle and
+the last-error record, and libxentoollog's stdio logger (used to silence libxenctrl's own
+stderr logging; its errors reach us through errno and xc_get_last_error instead).
+
+Struct layouts are ABI: `xc_domaininfo_t` is ``struct xen_domctl_getdomaininfo`` of
+XEN_DOMCTL_INTERFACE_VERSION 0x15 (Xen 4.17, 112 bytes on x86-64, the x86 arch_config last);
+`xc_physinfo_t` is ``struct xen_sysctl_physinfo`` (XEN_SYSCTL_INTERFACE_VERSION 0x15, 112
+bytes). Field names follow the headers, so tests/xen/test_xc_layout.py can compare every
+field's offset and size with what gcc computes from Debian's libxen-dev. Another Xen release
+may change them: the backend loads only the 4.17 soname.
+
+Pure data: no cffi import here.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CDEFS",
+    "LIBXENCTRL",
+    "LIBXENTOOLLOG",
+    "PRIVCMD",
+    "STRUCTS",
+    "XENVER_EXTRAVERSION",
+    "XENVER_VERSION",
+    "XEN_EXTRAVERSION_LEN",
+    "XTL_NUM_LEVELS",
+    "XTL_STDIOSTREAM_PROGRESS_NO_CR",
+]
+
+#: The sonames loaded (the struct layouts below are those of this release).
+LIBXENCTRL = "libxenctrl.so.4.17"
+LIBXENTOOLLOG = "libxentoollog.so.1"
+#: The device xc_interface_open needs (through libxencall).
+PRIVCMD = "/dev/xen/privcmd"
+
+XENVER_VERSION = 0
+XENVER_EXTRAVERSION = 1
+XEN_EXTRAVERSION_LEN = 16
+#: A stdio logger with this minimum level logs nothing (enum xentoollog_level's sentinel).
+XTL_NUM_LEVELS = 10
+#: xtl_createlogger_stdiostream flag: never ask isatty(fileno(f)).
+XTL_STDIOSTREAM_PROGRESS_NO_CR = 0o20
+
+#: Struct type names whose layout the gcc test checks.
+STRUCTS = ("xc_domaininfo_t", "xc_physinfo_t", "xc_error")
+
+CDEFS = """
+typedef struct xc_interface_core xc_interface;
+typedef struct xentoollog_logger xentoollog_logger;
+typedef struct xentoollog_logger_stdiostream xentoollog_logger_stdiostream;
+
+/* libxentoollog */
+xentoollog_logger_stdiostream *xtl_createlogger_stdiostream(FILE *f, int min_level,
+                                                            unsigned flags);
+void xtl_logger_destroy(xentoollog_logger *logger);
+
+/* libxenctrl: interface */
+xc_interface *xc_interface_open(xentoollog_logger *logger, xentoollog_logger *dombuild_logger,
+                                unsigned open_flags);
+int xc_interface_close(xc_interface *xch);
+
+typedef struct xc_error {
+    int code;                       /* enum xc_error_code */
+    char message[1024];             /* XC_MAX_ERROR_MSG_LEN */
+} xc_error;
+const xc_error *xc_get_last_error(xc_interface *handle);
+void xc_clear_last_error(xc_interface *xch);
+
+/* host */
+int xc_version(xc_interface *xch, int cmd, void *arg);
+
+typedef struct xen_sysctl_physinfo {
+    uint32_t threads_per_core;
+    uint32_t cores_per_socket;
+    uint32_t nr_cpus;
+    uint32_t max_cpu_id;
+    uint32_t nr_nodes;
+    uint32_t max_node_id;
+    uint32_t cpu_khz;
+    uint32_t capabilities;
+    uint32_t arch_capabilities;
+    uint32_t pad;
+    uint64_t total_pages;
+    uint64_t free_pages;
+    uint64_t scrub_pages;
+    uint64_t outstanding_pages;
+    uint64_t max_mfn;
+    uint32_t hw_cap[8];
+} xc_physinfo_t;
+int xc_physinfo(xc_interface *xch, xc_physinfo_t *info);
+
+/* domains */
+struct xen_arch_domainconfig {      /* x86 */
+    uint32_t emulation_flags;
+    uint32_t misc_flags;
+};
+
+typedef struct xen_domctl_getdomaininfo {
+    uint16_t domain;
+    uint16_t pad1;
+    uint32_t flags;
+    uint64_t tot_pages;
+    uint64_t max_pages;
+    uint64_t outstanding_pages;
+    uint64_t shr_pages;
+    uint64_t paged_pages;
+    uint64_t shared_info_frame;
+    uint64_t cpu_time;
+    uint32_t nr_online_vcpus;
+    uint32_t max_vcpu_id;
+    uint32_t ssidref;
+    uint8_t handle[16];
+    uint32_t cpupool;
+    uint8_t gpaddr_bits;
+    uint8_t pad2[7];
+    struct xen_arch_domainconfig arch_config;
+} xc_domaininfo_t;
+
+int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int max_domains,
+                          xc_domaininfo_t *info);
+int xc_domain_pause(xc_interface *xch, uint32_t domid);
+int xc_domain_unpause(xc_interface *xch, uint32_t domid);
+int xc_domain_shutdown(xc_interface *xch, uint32_t domid, int reason);
+int xc_domain_destroy(xc_interface *xch, uint32_t domid);
+int xc_domain_setmaxmem(xc_interface *xch, uint32_t domid, uint64_t max_memkb);
+int xc_domain_sethandle(xc_interface *xch, uint32_t domid, uint8_t handle[16]);
+"""

@@ -1,0 +1,295 @@
+"""`XcBackend`: the `xen.backend.Hypervisor` interface on real Xen, through libxenctrl.
+
+cffi in ABI mode: the declarations of `xen.xc._cdefs` and ``ffi.dlopen`` of libxenctrl by its
+4.17 soname (the dynamic loader finds it; no compiler at run time). This module is the only
+place that imports cffi.
+
+Opening (the constructor) fails with one `Unavailable` naming what is missing, never a cffi
+traceback:
+- no ``/dev/xen/privcmd``: this is not a Xen dom0 (or the privcmd driver is not loaded); the
+  message also names libxenctrl.so.4.17 when that cannot be loaded either;
+- libxenctrl.so.4.17 cannot be loaded: the message names it and the loader's reason;
+- xc_interface_open fails (e.g. EACCES when not root): errno and libxenctrl's last error.
+libxenctrl's own logging to stderr is silenced (a stdio logger that logs nothing); its errors
+reach us through errno and xc_get_last_error and go into our exceptions.
+
+Calls: version, physinfo, getinfolist, getinfo (getinfolist(domid, 1) and a domid check, as the
+original did), pause, unpause, shutdown, destroy, setmaxmem, set_handle and find_by_handle
+(a walk over getinfolist). A failing call raises the `xen.backend` error for its errno
+(`error_for_errno`), naming the call and domain. `create` raises `Unsupported`: on a real host
+libxl builds domains; binding xc_domain_create and the builders is future work.
+
+Thread safety: calls are serialised by a lock (errno and libxenctrl's last error are read in
+the same critical section as the call). After `close` every call raises `Unavailable`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from cffi import FFI
+
+from xen.backend import (
+    DOMID_FIRST_RESERVED,
+    DomainInfo,
+    DomainSpec,
+    InvalidArgument,
+    NoSuchDomain,
+    PhysCap,
+    PhysInfo,
+    ShutdownReason,
+    Unavailable,
+    Unsupported,
+    Version,
+    check_domid,
+    error_for_errno,
+    iter_domains,
+)
+from xen.xc._cdefs import (
+    CDEFS,
+    LIBXENCTRL,
+    LIBXENTOOLLOG,
+    PRIVCMD,
+    XEN_EXTRAVERSION_LEN,
+    XENVER_EXTRAVERSION,
+    XENVER_VERSION,
+    XTL_NUM_LEVELS,
+    XTL_STDIOSTREAM_PROGRESS_NO_CR,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["XcBackend", "ffi"]
+
+ffi = FFI()
+ffi.cdef(CDEFS)
+ffi.cdef("extern FILE *stderr;")  # libc's, for the silent logger
+
+
+_OPEN_HINTS = {
+    errno.ENOENT: " (not a Xen dom0, or the xen privcmd driver is not loaded)",
+    errno.EACCES: " (run as root)",
+    errno.EPERM: " (run as root in dom0)",
+}
+
+
+def _load(library: str) -> tuple[Any, str | None]:
+    """(the library, None) or (None, why it cannot be loaded)."""
+    try:
+        return ffi.dlopen(library), None
+    except OSError as exc:
+        return None, str(exc)
+
+
+class XcBackend:
+    """libxenctrl on this host; see the module docstring.
+
+    ``privcmd`` is the device checked before opening (libxencall itself always opens
+    /dev/xen/privcmd; tests point the check elsewhere to reach the open failure).
+    ``open_flags`` is passed to xc_interface_open (1 = XC_OPENFLAG_DUMMY: no hypervisor
+    connection, for tests of the plumbing only)."""
+
+    name = "xc"
+
+    def __init__(
+        self, *, library: str = LIBXENCTRL, privcmd: str = PRIVCMD, open_flags: int = 0
+    ) -> None:
+        self._lock = threading.Lock()
+        self._xch: Any = ffi.NULL
+        self._logger: Any = ffi.NULL
+        have_privcmd = os.path.exists(privcmd)
+        lib, why = _load(library)
+        if not have_privcmd and not open_flags:
+            also = f"; {library} cannot be loaded either ({why})" if lib is None else ""
+            raise Unavailable(
+                f"no Xen here: {privcmd} does not exist (not a Xen dom0, or the xen privcmd "
+                f"driver is not loaded){also}")
+        if lib is None:
+            raise Unavailable(
+                f"cannot load {library}, needed to drive Xen through {PRIVCMD}: {why} "
+                f"(Debian package libxenctrl4.17)")
+        self._lib = lib
+        self._xtl, _ = _load(LIBXENTOOLLOG)
+        if self._xtl is not None:
+            libc = ffi.dlopen(None)
+            self._logger = self._xtl.xtl_createlogger_stdiostream(
+                libc.stderr, XTL_NUM_LEVELS, XTL_STDIOSTREAM_PROGRESS_NO_CR)
+        logger = ffi.cast("xentoollog_logger *", self._logger)
+        xch = lib.xc_interface_open(logger, logger, open_flags)
+        if xch == ffi.NULL:
+            err = ffi.errno
+            self._destroy_logger()
+            hint = _OPEN_HINTS.get(err, "")
+            raise Unavailable(
+                f"cannot open Xen control through {PRIVCMD}: "
+                f"{error_for_errno(err, 'xc_interface_open')}{hint}", errno=err)
+        self._xch = xch
+
+    # --- host ----------------------------------------------------------------------------------
+
+    def version(self) -> Version:
+        with self._lock:
+            xch = self._handle("version")
+            v = self._lib.xc_version(xch, XENVER_VERSION, ffi.NULL)
+            self._check(v, "xc_version(XENVER_version)")
+            extra = ffi.new("char[]", XEN_EXTRAVERSION_LEN)
+            self._check(self._lib.xc_version(xch, XENVER_EXTRAVERSION, extra),
+                        "xc_version(XENVER_extraversion)")
+        return Version(v >> 16, v & 0xFFFF, ffi.string(extra, XEN_EXTRAVERSION_LEN).decode(
+            "ascii", "replace"))
+
+    def physinfo(self) -> PhysInfo:
+        info = ffi.new("xc_physinfo_t *")
+        with self._lock:
+            self._check(self._lib.xc_physinfo(self._handle("physinfo"), info), "xc_physinfo")
+        return PhysInfo(
+            threads_per_core=info.threads_per_core,
+            cores_per_socket=info.cores_per_socket,
+            nr_cpus=info.nr_cpus,
+            max_cpu_id=info.max_cpu_id,
+            nr_nodes=info.nr_nodes,
+            max_node_id=info.max_node_id,
+            cpu_khz=info.cpu_khz,
+            capabilities=PhysCap(info.capabilities),
+            arch_capabilities=info.arch_capabilities,
+            total_pages=info.total_pages,
+            free_pages=info.free_pages,
+            scrub_pages=info.scrub_pages,
+            outstanding_pages=info.outstanding_pages,
+            max_mfn=info.max_mfn,
+        )
+
+    # --- domains -------------------------------------------------------------------------------
+
+    def create(self, spec: DomainSpec) -> int:
+        raise Unsupported(
+            "not implemented: xc backend, create (on a real host libxl builds domains; "
+            "xc_domain_create and the domain builders are not bound yet)")
+
+    def pause(self, domid: int) -> None:
+        self._domain_call("xc_domain_pause", domid)
+
+    def unpause(self, domid: int) -> None:
+        self._domain_call("xc_domain_unpause", domid)
+
+    def shutdown(self, domid: int, reason: ShutdownReason) -> None:
+        try:
+            code = ShutdownReason(reason)
+        except ValueError:
+            raise InvalidArgument(
+                f"shutdown of domain {domid}: unknown reason {reason!r} (expected 0..5)"
+            ) from None
+        self._domain_call("xc_domain_shutdown", domid, int(code), what=f"reason {code.name}")
+
+    def destroy(self, domid: int) -> None:
+        self._domain_call("xc_domain_destroy", domid)
+
+    def getinfolist(self, first: int = 0, max_domains: int = 1024) -> list[DomainInfo]:
+        for name, value in (("first", first), ("max_domains", max_domains)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgument(f"getinfolist: {name} must be an integer >= 0, got {value!r}")
+        if first >= DOMID_FIRST_RESERVED or max_domains == 0:
+            return []
+        count = min(max_domains, DOMID_FIRST_RESERVED)
+        buf = ffi.new("xc_domaininfo_t[]", count)
+        with self._lock:
+            n = self._lib.xc_domain_getinfolist(self._handle("getinfolist"), first, count, buf)
+            self._check(n, f"xc_domain_getinfolist(first={first}, max={count})")
+        return [_domaininfo(buf[i]) for i in range(n)]
+
+    def getinfo(self, domid: int) -> DomainInfo:
+        check_domid(domid)
+        found = self.getinfolist(domid, 1)
+        if not found or found[0].domid != domid:
+            raise NoSuchDomain(f"no domain {domid}")
+        return found[0]
+
+    def setmaxmem(self, domid: int, kib: int) -> None:
+        if isinstance(kib, bool) or not isinstance(kib, int) or not 0 <= kib < 1 << 64:
+            raise InvalidArgument(f"setmaxmem of domain {domid}: bad size {kib!r} KiB")
+        self._domain_call("xc_domain_setmaxmem", domid, kib, what=f"{kib} KiB")
+
+    def set_handle(self, domid: int, handle: uuid.UUID) -> None:
+        if not isinstance(handle, uuid.UUID):
+            raise InvalidArgument(f"set_handle of domain {domid}: {handle!r} is not a UUID")
+        raw = ffi.new("uint8_t[16]", list(handle.bytes))
+        self._domain_call("xc_domain_sethandle", domid, raw, what=str(handle))
+
+    def find_by_handle(self, handle: uuid.UUID) -> list[DomainInfo]:
+        return [info for info in iter_domains(self) if info.handle == handle]
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the libxenctrl handle (idempotent)."""
+        with self._lock:
+            if self._xch != ffi.NULL:
+                self._lib.xc_interface_close(self._xch)
+                self._xch = ffi.NULL
+            self._destroy_logger()
+
+    def __enter__(self) -> XcBackend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _handle(self, what: str) -> Any:
+        if self._xch == ffi.NULL:
+            raise Unavailable(f"{what}: the xc interface is closed")
+        return self._xch
+
+    def _check(self, rc: int, what: str) -> None:
+        """Raise the error for errno when ``rc`` < 0 (call with the lock held)."""
+        if rc >= 0:
+            return
+        err = ffi.errno
+        last = self._lib.xc_get_last_error(self._xch)
+        detail = ""
+        if last != ffi.NULL and last.code != 0:
+            detail = ffi.string(last.message).decode("utf-8", "replace").strip()
+            self._lib.xc_clear_last_error(self._xch)
+        raise error_for_errno(err, what, detail)
+
+    def _domain_call(self, fn: str, domid: int, *args: Any, what: str = "") -> None:
+        check_domid(domid)
+        label = f"{fn}(domain {domid}{', ' + what if what else ''})"
+        with self._lock:
+            rc = getattr(self._lib, fn)(self._handle(fn), domid, *args)
+            self._check(rc, label)
+
+    def _destroy_logger(self) -> None:
+        if self._logger != ffi.NULL and self._xtl is not None:
+            self._xtl.xtl_logger_destroy(ffi.cast("xentoollog_logger *", self._logger))
+        self._logger = ffi.NULL
+
+
+def _domaininfo(d: Any) -> DomainInfo:
+    return DomainInfo.from_flags(
+        d.flags,
+        domid=d.domain,
+        handle=uuid.UUID(bytes=bytes(ffi.buffer(d.handle))),
+        tot_pages=d.tot_pages,
+        max_pages=d.max_pages,
+        outstanding_pages=d.outstanding_pages,
+        shr_pages=d.shr_pages,
+        paged_pages=d.paged_pages,
+        shared_info_frame=d.shared_info_frame,
+        cpu_time=d.cpu_time,
+        nr_online_vcpus=d.nr_online_vcpus,
+        max_vcpu_id=d.max_vcpu_id,
+        ssidref=d.ssidref,
+        cpupool=d.cpupool,
+    )
