@@ -1,0 +1,210 @@
+"""One conformance suite for every `xen.backend.Hypervisor` backend (the BACKENDS table).
+
+- ``sim``: a `SimBackend` against a real `HypervisorServer` on a unix socket in tmp_path.
+- ``xc``: `XcBackend` on this host's Xen; skipped unless /dev/xen/privcmd exists (the real-Xen
+  run is in the QEMU lab). It cannot create domains: tests that need a guest use
+  ``OXT_XC_XL_CONFIG``, an xl config file that ``xl create -p`` starts paused, and skip
+  without it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import wait_until
+from xen.backend import (
+    DomainSpec,
+    Hypervisor,
+    InvalidArgument,
+    NoSuchDomain,
+    ShutdownReason,
+    iter_domains,
+)
+from xen.hypervisor import SimBackend
+from xen.sim._hvserver import HypervisorServer
+from xen.sim._hypervisor import SimHypervisor
+
+pytestmark = pytest.mark.integration
+
+PRIVCMD = "/dev/xen/privcmd"
+MIB = 1024
+
+
+@dataclass
+class Harness:
+    backend: Hypervisor
+    new_domain: Callable[[], int]  # a fresh, paused guest domain
+    created: list[int] = field(default_factory=list)
+
+
+@contextmanager
+def sim_harness(tmp_path: Path) -> Iterator[Harness]:
+    server = HypervisorServer(tmp_path / "hv.sock", SimHypervisor(4 * 1024 * MIB))
+    server.start()
+    backend = SimBackend(server.socket_path, timeout=5.0)
+    try:
+        yield Harness(backend, lambda: backend.create(
+            DomainSpec(handle=uuid.uuid4(), memory_kib=64 * MIB, max_vcpus=2)))
+    finally:
+        backend.close()
+        server.close()
+
+
+@contextmanager
+def xc_harness(tmp_path: Path) -> Iterator[Harness]:
+    if not os.path.exists(PRIVCMD):
+        pytest.skip(f"no Xen here ({PRIVCMD} absent); the xc run happens in the QEMU lab")
+    from xen.xc import XcBackend
+
+    backend = XcBackend()
+    harness = Harness(backend, lambda: _xl_create(harness))
+    try:
+        yield harness
+    finally:
+        for domid in harness.created:
+            try:
+                backend.destroy(domid)
+            except NoSuchDomain:
+                pass
+        backend.close()
+
+
+def _xl_create(harness: Harness) -> int:
+    config = os.environ.get("OXT_XC_XL_CONFIG")
+    if not config:
+        pytest.skip("the xc backend cannot create domains; set OXT_XC_XL_CONFIG to an xl "
+                    "config to run this test on real Xen")
+    before = {d.domid for d in iter_domains(harness.backend)}
+    subprocess.run(["xl", "create", "-p", config], check=True, timeout=60,
+                   capture_output=True)
+    (domid,) = {d.domid for d in iter_domains(harness.backend)} - before
+    harness.created.append(domid)
+    return domid
+
+
+BACKENDS = {"sim": sim_harness, "xc": xc_harness}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def hv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    with BACKENDS[request.param](tmp_path) as harness:
+        yield harness
+
+
+def gone_or_dying(backend: Hypervisor, domid: int) -> bool:
+    try:
+        return backend.getinfo(domid).dying
+    except NoSuchDomain:
+        return True
+
+
+# --- host --------------------------------------------------------------------------------------
+
+
+def test_version(hv: Harness) -> None:
+    version = hv.backend.version()
+    assert version.major >= 4
+    assert str(version).startswith(f"{version.major}.{version.minor}")
+
+
+def test_physinfo(hv: Harness) -> None:
+    info = hv.backend.physinfo()
+    assert info.nr_cpus >= 1 and info.max_cpu_id >= info.nr_cpus - 1
+    assert 0 <= info.free_pages <= info.total_pages
+    assert info.cpu_khz > 0
+    assert info.pv or info.hvm
+
+
+# --- domains -----------------------------------------------------------------------------------
+
+
+def test_dom0_is_listed_first_and_running(hv: Harness) -> None:
+    infos = hv.backend.getinfolist()
+    assert infos[0].domid == 0
+    assert infos[0].running or infos[0].blocked
+    assert not infos[0].dying and not infos[0].shutdown and infos[0].tot_pages > 0
+    assert hv.backend.getinfo(0).domid == 0
+    assert all(d.domid >= 1 for d in hv.backend.getinfolist(1))
+    assert hv.backend.getinfolist(0, 1) == infos[:1] or len(infos) == 1
+
+
+def test_missing_domain_is_no_such_domain(hv: Harness) -> None:
+    with pytest.raises(NoSuchDomain):
+        hv.backend.getinfo(0x7FEE)
+    with pytest.raises(NoSuchDomain):
+        hv.backend.pause(0x7FEE)
+
+
+def test_bad_arguments_are_refused_before_any_call(hv: Harness) -> None:
+    with pytest.raises(InvalidArgument, match="bad domain id"):
+        hv.backend.getinfo(-1)
+    with pytest.raises(InvalidArgument, match="bad domain id"):
+        hv.backend.destroy(70000)
+    with pytest.raises(InvalidArgument):
+        hv.backend.getinfolist(-1)
+
+
+def test_lifecycle_pause_unpause_shutdown_destroy(hv: Harness) -> None:
+    domid = hv.new_domain()
+    info = hv.backend.getinfo(domid)
+    assert info.paused and not info.running and not info.dead
+    hv.backend.unpause(domid)
+    assert not hv.backend.getinfo(domid).paused
+    with pytest.raises(InvalidArgument):
+        hv.backend.unpause(domid)  # not paused: EINVAL
+    hv.backend.pause(domid)
+    hv.backend.pause(domid)
+    hv.backend.unpause(domid)
+    assert hv.backend.getinfo(domid).paused  # counted
+    hv.backend.unpause(domid)
+    hv.backend.shutdown(domid, ShutdownReason.REBOOT)
+    wait_until(lambda: hv.backend.getinfo(domid).shutdown)
+    assert hv.backend.getinfo(domid).shutdown_reason is ShutdownReason.REBOOT
+    hv.backend.destroy(domid)
+    wait_until(lambda: gone_or_dying(hv.backend, domid))
+
+
+def test_setmaxmem(hv: Harness) -> None:
+    domid = hv.new_domain()
+    hv.backend.setmaxmem(domid, 200 * MIB + 3)
+    assert hv.backend.getinfo(domid).max_kib == 200 * MIB
+    hv.backend.destroy(domid)
+
+
+def test_set_handle_and_find_by_handle(hv: Harness) -> None:
+    domid = hv.new_domain()
+    vm = uuid.uuid4()
+    assert hv.backend.find_by_handle(vm) == []
+    hv.backend.set_handle(domid, vm)
+    (found,) = hv.backend.find_by_handle(vm)
+    assert found.domid == domid and found.uuid == vm
+    hv.backend.destroy(domid)
+    wait_until(lambda: gone_or_dying(hv.backend, domid))
+
+
+def test_concurrent_callers(hv: Harness) -> None:
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(50):
+                assert hv.backend.getinfo(0).domid == 0
+                hv.backend.physinfo()
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and not any(t.is_alive() for t in threads)
