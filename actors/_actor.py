@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import queue
 import sys
 import threading
 import time
@@ -168,6 +169,11 @@ class Actor(pykka.ThreadingActor):
             register_name(context.name, ref)
         obj._start_actor_loop()
         return ref
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        """A C ``queue.SimpleQueue``: FIFO like pykka's ``queue.Queue``, about 2x faster."""
+        return queue.SimpleQueue()
 
     def _start_actor_loop(self) -> None:
         thread = threading.Thread(

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from jeepney.io.threading import DBusConnection, ReceiveStopped, open_dbus_connection
-from jeepney.low_level import HeaderFields, Message, MessageType
+from jeepney.io.blocking import prep_socket
+from jeepney.low_level import HeaderFields, Message, MessageType, Parser
 
+from rpc.dbus._address import socket_path
 from rpc.dbus._errors import CallTimeout, ConnectionLost, DBusError
 from rpc.dbus._messages import method_call
 
@@ -62,13 +64,20 @@ class BusConnection:
         self.on_signal = on_signal
         self.on_lost = on_lost
         self.label = label or address
+        self._parser = Parser()
         try:
-            self._conn: DBusConnection = open_dbus_connection(address, auth_timeout=auth_timeout)
+            self._sock = prep_socket(socket_path(address), timeout=auth_timeout)
         except (OSError, ValueError, TimeoutError) as exc:
             raise ConnectionLost(f"cannot connect to the bus at {address}: {exc}") from exc
         except Exception as exc:  # jeepney's auth errors
             raise ConnectionLost(f"cannot authenticate to the bus at {address}: {exc}") from exc
-        self.unique_name: str = self._conn.unique_name
+        self._early: list[Message] = []
+        try:
+            self.unique_name: str = self._hello(auth_timeout)
+        except BaseException:
+            self._sock.close()
+            raise
+        self._send_lock = threading.Lock()
         self._serials = itertools.count(start=1_000_000)
         self._pending: dict[int, Future[Message]] = {}
         self._pending_lock = threading.Lock()
@@ -78,15 +87,50 @@ class BusConnection:
                                         daemon=True)
         self._thread.start()
 
+    def _hello(self, timeout: float) -> str:
+        """Say Hello synchronously; keep any message that came after the reply."""
+        sock = self._sock
+        sock.sendall(method_call(BUS_NAME, BUS_PATH, BUS_NAME, "Hello").serialise(serial=1))
+        deadline = time.monotonic() + timeout
+        name: str | None = None
+        try:
+            while name is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ConnectionLost(f"no Hello reply from the bus at {self.address}")
+                sock.settimeout(remaining)
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionLost(f"the bus at {self.address} closed the connection")
+                for msg in self._parser.feed(data):
+                    if msg.header.fields.get(HeaderFields.reply_serial) == 1:
+                        if msg.header.message_type is MessageType.error:
+                            raise ConnectionLost(f"Hello refused: {msg.body}")
+                        name = str(msg.body[0])
+                    else:
+                        self._early.append(msg)
+            return name
+        except OSError as exc:
+            raise ConnectionLost(f"Hello to the bus at {self.address} failed: {exc}") from exc
+        finally:
+            sock.settimeout(None)
+
     # ------------------------------------------------------------------ sending
 
     def send(self, msg: Message) -> int:
-        """Send ``msg`` (from any thread); returns its serial. Raises :class:`ConnectionLost`."""
+        """Send ``msg`` (from any thread); returns its serial.
+
+        Raises :class:`ConnectionLost`, or the serialiser's error (``TypeError``,
+        ``ValueError``, ``struct.error``) when the body does not fit its signature; nothing is
+        sent then.
+        """
         if self._closed.is_set():
             raise ConnectionLost(f"connection {self.label} is closed")
         serial = next(self._serials)
+        data = msg.serialise(serial=serial)
         try:
-            self._conn.send(msg, serial=serial)
+            with self._send_lock:
+                self._sock.sendall(data)
         except OSError as exc:
             raise ConnectionLost(f"send on {self.label} failed: {exc}") from exc
         return serial
@@ -120,9 +164,13 @@ class BusConnection:
             self._pending[serial] = future
         future.add_done_callback(lambda _f: self._forget(serial))
         try:
-            self._conn.send(msg, serial=serial)
+            data = msg.serialise(serial=serial)
+            with self._send_lock:
+                self._sock.sendall(data)
         except OSError as exc:
             future.set_exception(ConnectionLost(f"send on {self.label} failed: {exc}"))
+        except Exception as exc:  # the body does not fit its signature
+            future.set_exception(exc)
         return future
 
     def _forget(self, serial: int) -> None:
@@ -150,29 +198,39 @@ class BusConnection:
     # ------------------------------------------------------------------ receiving
 
     def _reader(self) -> None:
-        conn = self._conn
+        sock = self._sock
+        parser = self._parser
         pending = self._pending
+        batch = self._early
+        self._early = []
         while True:
+            for msg in batch:
+                kind = msg.header.message_type
+                if kind is MessageType.method_return or kind is MessageType.error:
+                    serial = msg.header.fields.get(HeaderFields.reply_serial)
+                    future = pending.get(serial) if serial is not None else None
+                    if future is not None and not future.done():
+                        future.set_result(msg)
+                elif kind is MessageType.method_call:
+                    if self.on_call is not None:
+                        self._safely(self.on_call, msg)
+                elif kind is MessageType.signal and self.on_signal is not None:
+                    self._safely(self.on_signal, msg)
             try:
-                msg = conn.receive()
-            except ReceiveStopped:
-                break
-            except Exception as exc:  # EOF (bus died) or a malformed message
+                data = sock.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
                 if not self._closed.is_set():
-                    logger.warning("%s: connection lost: %s", self.label, exc)
+                    logger.warning("%s: the bus closed the connection", self.label)
                     self._lose()
-                break
-            kind = msg.header.message_type
-            if kind is MessageType.method_return or kind is MessageType.error:
-                serial = msg.header.fields.get(HeaderFields.reply_serial)
-                future = pending.get(serial) if serial is not None else None
-                if future is not None and not future.done():
-                    future.set_result(msg)
-            elif kind is MessageType.method_call:
-                if self.on_call is not None:
-                    self._safely(self.on_call, msg)
-            elif kind is MessageType.signal and self.on_signal is not None:
-                self._safely(self.on_signal, msg)
+                return
+            try:
+                batch = parser.feed(data)
+            except Exception as exc:  # a malformed message: the stream cannot be trusted
+                logger.error("%s: malformed message from the bus: %s", self.label, exc)
+                self._lose()
+                return
 
     def _safely(self, handler: Callable[[Message], None], msg: Message) -> None:
         try:
@@ -212,21 +270,12 @@ class BusConnection:
             self._closed.set()
             self._fail_pending(ConnectionLost(f"connection {self.label} closed"))
         try:
-            self._conn.interrupt()
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv
         except OSError:
             pass
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
-        conn = self._conn
-        try:
-            conn.close()
-        except OSError:
-            pass
-        for fd in (conn._stop_r, conn._stop_w):  # jeepney leaves its wake-up pipe open
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._sock.close()
 
     def __enter__(self) -> BusConnection:
         return self

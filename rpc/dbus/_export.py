@@ -168,6 +168,18 @@ class Call:
         self.table._send_error(self, exc)
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """A checked call target, cached per (path, interface, member)."""
+
+    interface: str
+    in_signature: str
+    out_signature: str
+    n_out: int
+    handler: Callable[..., Any]
+    dispatcher: Dispatcher
+
+
 @dataclass(slots=True)
 class ExportedObject:
     """One object path: its interfaces in order, its implementation, its dispatcher."""
@@ -195,6 +207,7 @@ class ObjectTable:
         self.unknown_method_error = unknown_method_error
         self.unknown_interface_error = unknown_interface_error
         self._objects: dict[str, ExportedObject] = {}
+        self._routes: dict[tuple[str, str | None, str], _Route] = {}
         self._lock = threading.Lock()
         self._send: Callable[[Message], Any] | None = None
 
@@ -213,12 +226,17 @@ class ObjectTable:
                              handler_table(impl))
         with self._lock:
             self._objects[path] = obj
+            self._forget_routes(path)
         return obj
 
     def unexport(self, path: str) -> None:
         """Stop serving ``path`` (no error if it was not exported)."""
         with self._lock:
             self._objects.pop(path, None)
+            self._forget_routes(path)
+
+    def _forget_routes(self, path: str) -> None:
+        self._routes = {k: v for k, v in self._routes.items() if k[0] != path}
 
     def paths(self) -> list[str]:
         """The exported paths."""
@@ -279,6 +297,28 @@ class ObjectTable:
         path = fields.get(HeaderFields.path, "/")
         interface = fields.get(HeaderFields.interface)
         member = fields.get(HeaderFields.member, "")
+        route = self._routes.get((path, interface, member))
+        if route is None:
+            route = self._route(msg, path, interface, member)
+            if route is None:
+                return
+        got = fields.get(HeaderFields.signature, "")
+        if got != route.in_signature:
+            self._refuse(msg, self.signature_error,
+                         f"{route.interface}.{member} takes signature '{route.in_signature}',"
+                         f" got '{got}'")
+            return
+        call = Call(msg, path, route.interface, member, fields.get(HeaderFields.sender, ""),
+                    self, route.out_signature, route.n_out)
+        handler, args = route.handler, msg.body
+        route.dispatcher.submit(call, lambda: self._run(call, handler, args))
+
+    def _route(self, msg: Message, path: str, interface: str | None,
+               member: str) -> _Route | None:
+        """Resolve a call the slow way; answer it if it is not a routable method call.
+
+        Returns the route of a declared, implemented method (and caches it), else None.
+        """
         obj = self._objects.get(path)
         if obj is None:
             if interface in (None, INTROSPECTABLE) and member == "Introspect":
@@ -286,42 +326,38 @@ class ObjectTable:
                 if kids:
                     self._answer(msg, "s", render_introspection(
                         [], children=kids, standard=(INTROSPECTABLE, PEER)))
-                    return
+                    return None
             self._refuse(msg, UNKNOWN_OBJECT, f"no object at {path}")
-            return
+            return None
         if interface in STANDARD:
             self._standard(obj, msg, interface, member)
-            return
+            return None
         if interface is None:
             iface = next((i for i in obj.interfaces if i.method(member) is not None), None)
             if iface is None and member in _STANDARD_MEMBERS:
                 self._standard(obj, msg, _STANDARD_MEMBERS[member], member)
-                return
+                return None
         else:
             iface = obj.interface(interface)
             if iface is None:
                 self._refuse(msg, self.unknown_interface_error,
                              f"{path} has no interface {interface}")
-                return
+                return None
         method = iface.method(member) if iface is not None else None
         if iface is None or method is None:
             where = f"{interface}." if interface else ""
             self._refuse(msg, self.unknown_method_error, f"no method {where}{member} at {path}")
-            return
-        got = body_signature(msg)
-        if got != method.in_signature:
-            self._refuse(msg, self.signature_error,
-                         f"{iface.name}.{member} takes signature '{method.in_signature}',"
-                         f" got '{got}'")
-            return
+            return None
         handler = obj.handlers.get(("method", iface.name, member))
         if handler is None:
             self._refuse(msg, NOT_SUPPORTED, f"not implemented: {iface.name}.{member}")
-            return
-        call = self._call(msg, path, iface.name, member, method.out_signature,
-                          len(method.out_args))
-        args = tuple(msg.body)
-        obj.dispatcher.submit(call, lambda: self._run(call, handler, args))
+            return None
+        route = _Route(iface.name, method.in_signature, method.out_signature,
+                       len(method.out_args), handler, obj.dispatcher)
+        with self._lock:
+            if self._objects.get(path) is obj:
+                self._routes[(path, interface, member)] = route
+        return route
 
     def _call(self, msg: Message, path: str, interface: str, member: str,
               out_signature: str = "", n_out: int = 0) -> Call:
@@ -348,7 +384,8 @@ class ObjectTable:
             body = tuple(value)
         try:
             reply = method_return(call.message, call.out_signature, body)
-            self._send_checked(reply)
+            if self._send is not None:
+                self._send(reply)
         except DBusError:
             raise
         except Exception as exc:
@@ -356,11 +393,6 @@ class ObjectTable:
                          call.interface, call.member, call.out_signature, value, exc)
             self._refuse(call.message, FAILED, f"internal error: bad return value for "
                                                f"{call.interface}.{call.member}")
-
-    def _send_checked(self, msg: Message) -> None:
-        msg.serialise(serial=1)  # raises on a value that does not fit the signature
-        if self._send is not None:
-            self._send(msg)
 
     def _send_error(self, call: Call, exc: BaseException) -> None:
         if isinstance(exc, DBusError):
