@@ -20,9 +20,10 @@ watchdog 4, soft_reset 5. The original OpenXT toolstack calls code 4 "halt" (its
 domain that shut down with 4 to Halted, like poweroff); `ShutdownReason.HALT` is an alias of
 `WATCHDOG` for that reason.
 
-Errors: every failure is a `HypervisorError` with a message naming the operation and the
-domain, and an ``errno`` where one applies. Subclasses: `NoSuchDomain` (ESRCH), `OutOfMemory`
-(ENOMEM), `InvalidArgument` (EINVAL; also a ValueError), `PermissionDenied` (EPERM/EACCES),
+Errors (defined in `xen._hverrors`, re-exported here): every failure is a `HypervisorError`
+with a message naming the operation and the domain, and an ``errno`` where one applies.
+Subclasses: `NoSuchDomain` (ESRCH), `OutOfMemory` (ENOMEM), `InvalidArgument` (EINVAL; also a
+ValueError), `PermissionDenied` (EPERM/EACCES),
 `Unsupported` (the backend does not implement the member; also a NotImplementedError),
 `Unavailable` (the hypervisor cannot be reached at all: no Xen, no socket, the server went away)
 and its subclass `HypervisorTimeout`. `error_for_errno` picks the class for an errno;
@@ -34,12 +35,23 @@ This module is pure: no I/O, no threads.
 from __future__ import annotations
 
 import enum
-import errno as _errno
-import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
+
+from xen._hverrors import (
+    ERRORS,
+    HypervisorError,
+    HypervisorTimeout,
+    InvalidArgument,
+    NoSuchDomain,
+    OutOfMemory,
+    PermissionDenied,
+    Unavailable,
+    Unsupported,
+    error_for_errno,
+)
 
 __all__ = [
     "DOMID_FIRST_RESERVED",
@@ -87,87 +99,6 @@ INVALID_MAX_VCPU_ID = 0xFFFFFFFF
 _SHUTDOWN_SHIFT = 16  # XEN_DOMINF_shutdownshift
 _SHUTDOWN_MASK = 0xFF  # XEN_DOMINF_shutdownmask
 _DOMID_MAX = 0xFFFF
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-
-class HypervisorError(Exception):
-    """A hypervisor operation failed. ``errno`` is the Xen/OS error number when there is one."""
-
-    ERRNO: ClassVar[int | None] = None
-
-    def __init__(self, message: str, *, errno: int | None = None) -> None:
-        super().__init__(message)
-        self.errno = errno if errno is not None else self.ERRNO
-
-
-class NoSuchDomain(HypervisorError):
-    """No domain has that id (ESRCH)."""
-
-    ERRNO = _errno.ESRCH
-
-
-class OutOfMemory(HypervisorError):
-    """The host has not enough free memory, or no free domain id (ENOMEM)."""
-
-    ERRNO = _errno.ENOMEM
-
-
-class InvalidArgument(HypervisorError, ValueError):
-    """The request is malformed or not allowed on that domain (EINVAL)."""
-
-    ERRNO = _errno.EINVAL
-
-
-class PermissionDenied(HypervisorError):
-    """The caller may not do this (EPERM, EACCES: not root, XSM/FLASK refusal)."""
-
-    ERRNO = _errno.EPERM
-
-
-class Unsupported(HypervisorError, NotImplementedError):
-    """This backend does not implement the member (the message names it)."""
-
-    ERRNO = _errno.ENOSYS
-
-
-class Unavailable(HypervisorError):
-    """The hypervisor cannot be reached: no Xen here, no socket, or the connection died.
-
-    When raised by a request in flight, whether the request took effect is unknown."""
-
-
-class HypervisorTimeout(Unavailable):
-    """A request got no answer within its timeout; the connection was dropped."""
-
-    ERRNO = _errno.ETIMEDOUT
-
-
-#: Wire names of the error classes (the class name), for backends that carry errors by name.
-ERRORS: Mapping[str, type[HypervisorError]] = {
-    cls.__name__: cls
-    for cls in (HypervisorError, NoSuchDomain, OutOfMemory, InvalidArgument, PermissionDenied,
-                Unsupported, Unavailable, HypervisorTimeout)
-}
-
-_BY_ERRNO: Mapping[int, type[HypervisorError]] = {
-    _errno.ESRCH: NoSuchDomain,
-    _errno.ENOMEM: OutOfMemory,
-    _errno.EINVAL: InvalidArgument,
-    _errno.EPERM: PermissionDenied,
-    _errno.EACCES: PermissionDenied,
-    _errno.ENOSYS: Unsupported,
-}
-
-
-def error_for_errno(errnum: int, what: str, detail: str = "") -> HypervisorError:
-    """The error for ``errnum`` after operation ``what`` failed (message: what, strerror and
-    ``detail`` when given)."""
-    cls = _BY_ERRNO.get(errnum, HypervisorError)
-    name = _errno.errorcode.get(errnum, str(errnum))
-    message = f"{what} failed: {os.strerror(errnum)} ({name})"
-    return cls(f"{message}: {detail}" if detail else message, errno=errnum)
 
 
 # --- values ------------------------------------------------------------------------------------
