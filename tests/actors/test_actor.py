@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import threading
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ def test_fifo_per_sender_under_concurrent_senders() -> None:
     for sender in range(senders):
         assert [seq for s, seq in seen if s == sender] == list(range(per_sender))
     # the senders really interleaved (otherwise the test proves nothing about concurrency)
-    switches = sum(1 for a, b in zip(seen, seen[1:], strict=False) if a[0] != b[0])
+    switches = sum(1 for a, b in itertools.pairwise(seen) if a[0] != b[0])
     assert switches > senders
     ref.stop()
 

@@ -13,7 +13,7 @@ import sys
 import threading
 
 import actors
-from supervision import RestartMode, StartChild, Strategy, SupFlags, Supervisor, WhichChildren
+from supervision import RestartMode, StartChild, Strategy, Supervisor, SupFlags, WhichChildren
 from tests.supervision.workers import GetCount, Incr, sup, worker
 
 
