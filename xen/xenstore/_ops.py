@@ -1,0 +1,275 @@
+"""The node operations of the xenstore client, and transactions with retry on EAGAIN.
+
+`NodeOps` turns calls (read, write, mkdir, rm, directory, get/set_perms, exists) into typed
+requests (`xen.xenstore._requests`) over one abstract method, ``_call(request) -> payload``;
+`XenstoreClient` implements it outside any transaction and `Transaction` inside one, so both
+offer the same operations. Paths are checked here with pyxs's validators before anything is
+sent (`InvalidRequest` naming the path). Values are bytes on the wire: `write` takes ``str``
+(UTF-8) or ``bytes``, and may be empty; `read` decodes UTF-8 (undecodable bytes round-trip
+through ``surrogateescape``), `read_bytes` returns the bytes.
+
+Outcomes: a server error raises its `XenstoreError` subclass (`NoSuchNode`,
+`PermissionDenied`, ...); `rm` of a node that does not exist succeeds (as the original client).
+`directory` of a node whose listing exceeds one 4096-byte reply (xenstored answers E2BIG)
+reads it with DIRECTORY_PART chunks, starting over if the node changes in between (bounded).
+
+Transactions: `Transaction` is a context manager for one attempt (commit at the end, abort on
+an exception; a conflict at commit raises `TransactionConflict`). `run_transaction` runs a
+function in a fresh transaction until it commits, retrying the whole function on
+`TransactionConflict` (at commit or inside the body) within a `RetryPolicy` bound (count and
+time, with backoff), then raising the last `TransactionConflict`. Any other exception from the
+body aborts the transaction and propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TypeVar
+
+import pyxs.exceptions
+import pyxs.helpers
+
+from xen.xenstore._clientcore import (
+    ClientClosed,
+    InvalidRequest,
+    LimitExceeded,
+    NoSuchNode,
+    RetryPolicy,
+    TransactionConflict,
+    XenstoreConnectionError,
+    XenstoreTimeout,
+)
+from xen.xenstore._requests import (
+    Directory,
+    DirectoryPart,
+    GetPerms,
+    Mkdir,
+    Read,
+    Request,
+    Rm,
+    SetPerms,
+    TransactionEnd,
+    TransactionStart,
+    Write,
+    decode_reply,
+)
+from xen.xenstore._wire import Op, Perm, XenstoreError
+
+__all__ = ["NodeOps", "Transaction", "check_path", "run_transaction"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Restarts of a chunked directory read when the node keeps changing between chunks.
+_DIRECTORY_RESTARTS = 16
+
+
+def check_path(path: str, *, watch: bool = False) -> str:
+    """``path`` if xenstore accepts it (pyxs's rules: characters, ``//``, trailing ``/``,
+    length; for a watch also ``@introduceDomain`` / ``@releaseDomain``); `InvalidRequest`
+    naming it otherwise."""
+    try:
+        raw = path.encode("ascii")
+        (pyxs.helpers.check_watch_path if watch else pyxs.helpers.check_path)(raw)
+    except (UnicodeEncodeError, pyxs.exceptions.InvalidPath):
+        raise InvalidRequest("EINVAL", f"invalid xenstore path {path[:120]!r}") from None
+    return path
+
+
+def _value_bytes(value: str | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    raise TypeError(f"a xenstore value is str or bytes, not {type(value).__name__}")
+
+
+class NodeOps:
+    """See the module docstring; subclasses implement `_call`."""
+
+    def _call(self, request: Request) -> bytes:
+        """Send ``request``; the reply payload, or the server's error raised."""
+        raise NotImplementedError
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._call(Read(check_path(path)))
+
+    def read(self, path: str) -> str:
+        """The node's value as text; `NoSuchNode` if it does not exist."""
+        return self.read_bytes(path).decode("utf-8", "surrogateescape")
+
+    def try_read(self, path: str) -> str | None:
+        """The node's value, or None if it does not exist."""
+        try:
+            return self.read(path)
+        except NoSuchNode:
+            return None
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.read_bytes(path)
+        except NoSuchNode:
+            return False
+        return True
+
+    def write(self, path: str, value: str | bytes) -> None:
+        """Create or replace the node's value (missing parents are created); empty is fine."""
+        self._call(Write(check_path(path), _value_bytes(value)))
+
+    def mkdir(self, path: str) -> None:
+        """Create the node (and parents) with an empty value; an existing node is kept."""
+        self._call(Mkdir(check_path(path)))
+
+    def rm(self, path: str) -> None:
+        """Remove the node and everything under it; a missing node is not an error."""
+        try:
+            self._call(Rm(check_path(path)))
+        except NoSuchNode:
+            pass
+
+    def directory(self, path: str) -> list[str]:
+        """The names of the node's children, in xenstored's order."""
+        try:
+            names = decode_reply(Op.DIRECTORY, self._call(Directory(check_path(path))))
+        except LimitExceeded:
+            return self._directory_parts(path)
+        assert isinstance(names, list)
+        return names
+
+    def _directory_parts(self, path: str) -> list[str]:
+        for _ in range(_DIRECTORY_RESTARTS):
+            names: list[str] = []
+            offset, generation = 0, None
+            while True:
+                reply = decode_reply(Op.DIRECTORY_PART, self._call(DirectoryPart(path, offset)))
+                assert isinstance(reply, tuple)
+                gen, part, complete = reply
+                if generation is not None and gen != generation:
+                    break  # the node changed between chunks: start over
+                generation = gen
+                names.extend(part)
+                offset += sum(len(n) + 1 for n in part)
+                if complete:
+                    return names
+                if not part:
+                    raise LimitExceeded("E2BIG", f"DIRECTORY_PART of {path!r} made no progress")
+        raise TransactionConflict(
+            "EAGAIN", f"{path!r} changed during each of {_DIRECTORY_RESTARTS} chunked listings"
+        )
+
+    def get_perms(self, path: str) -> tuple[Perm, ...]:
+        """Owner entry first (owner and everyone else's access), then the ACL entries."""
+        perms = decode_reply(Op.GET_PERMS, self._call(GetPerms(check_path(path, watch=True))))
+        assert isinstance(perms, tuple)
+        return perms
+
+    def set_perms(self, path: str, perms: Iterable[Perm | str]) -> None:
+        """Set the permission list (`Perm` values or strings like ``"r5"``)."""
+        parsed = tuple(p if isinstance(p, Perm) else Perm.parse(p) for p in perms)
+        if not parsed:
+            raise InvalidRequest("EINVAL", "a permission list needs at least the owner entry")
+        self._call(SetPerms(check_path(path, watch=True), parsed))
+
+
+class Transaction(NodeOps):
+    """One attempt of a transaction; ``call(request, tx_id)`` runs on its connection."""
+
+    def __init__(self, call: Callable[[Request, int], bytes], tx_id: int) -> None:
+        self._call_tx = call
+        self._tx_id = tx_id
+        self._ended = False
+
+    def __repr__(self) -> str:
+        return f"Transaction({self._tx_id}{', ended' if self._ended else ''})"
+
+    @property
+    def tx_id(self) -> int:
+        return self._tx_id
+
+    @classmethod
+    def start(cls, call: Callable[[Request, int], bytes]) -> Transaction:
+        tx_id = decode_reply(Op.TRANSACTION_START, call(TransactionStart(), 0))
+        assert isinstance(tx_id, int)
+        return cls(call, tx_id)
+
+    def _call(self, request: Request) -> bytes:
+        if self._ended:
+            raise RuntimeError(f"transaction {self._tx_id} has already ended")
+        return self._call_tx(request, self._tx_id)
+
+    def commit(self) -> None:
+        """Apply every change at once; `TransactionConflict` (nothing applied) on EAGAIN."""
+        self._end(True)
+
+    def abort(self) -> None:
+        """Drop every change."""
+        self._end(False)
+
+    def _end(self, commit: bool) -> None:
+        if self._ended:
+            raise RuntimeError(f"transaction {self._tx_id} has already ended")
+        self._ended = True
+        self._call_tx(TransactionEnd(commit), self._tx_id)
+
+    def abort_quietly(self) -> None:
+        """Abort if still open, logging (not raising) a failure: the caller is already
+        handling an error, and xenstored drops the transaction with its connection anyway."""
+        if self._ended:
+            return
+        try:
+            self.abort()
+        except (XenstoreError, XenstoreConnectionError, XenstoreTimeout) as exc:
+            logger.info("abort of transaction %d failed: %s", self._tx_id, exc)
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort_quietly()
+        elif not self._ended:
+            self.commit()
+
+
+def run_transaction(
+    start: Callable[[], Transaction],
+    body: Callable[[Transaction], T],
+    policy: RetryPolicy,
+    sleep: Callable[[float], bool],
+) -> T:
+    """Run ``body`` in a new transaction until it commits (see the module docstring).
+    ``sleep(seconds)`` waits between attempts and returns True if the client is closing."""
+    began = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        tx = start()
+        try:
+            try:
+                result = body(tx)
+            except BaseException:
+                tx.abort_quietly()
+                raise
+            tx.commit()
+            return result
+        except TransactionConflict as exc:
+            delay = policy.next_delay(attempt, time.monotonic() - began)
+            if delay is None:
+                raise TransactionConflict(
+                    "EAGAIN",
+                    f"transaction still conflicting after {attempt} attempts in"
+                    f" {time.monotonic() - began:.2f} s",
+                ) from exc
+            logger.debug("transaction %d conflicted (attempt %d); again in %.3f s",
+                         tx.tx_id, attempt, delay)
+            if delay and sleep(delay):
+                raise ClientClosed("the client was closed during a transaction retry") from exc
