@@ -267,20 +267,19 @@ def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
         [sys.executable, "-m", "xen.sim.hypervisor", "--socket", str(path), "--memory-mib",
          "1024"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stderr is not None
-        assert "listening" in proc.stderr.readline()
+        wait_until(path.exists, timeout=20)
         with SimBackend(path) as client:
             assert client.physinfo().total_kib == 1024 * MIB
             assert client.getinfo(0).tot_kib == 256 * MIB
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert f"hypervisor listening on {path}" in err
         assert not os.path.exists(path)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait(5)
-        if proc.stderr is not None:
-            proc.stderr.close()
+            proc.communicate(timeout=5)
 
 
 def test_close_is_bounded_and_idempotent(tmp_path: Path) -> None:
