@@ -20,9 +20,10 @@ Failure behaviour:
   answered for the requests before the bad frame, told why when it sent another version, then
   closed. A connection whose unread replies exceed ``max_outbuf`` is closed.
 - `start` refuses a path where a server already answers (EADDRINUSE) and replaces a stale
-  socket file. `close` stops both threads and joins each within ``timeout`` (TimeoutError if
-  one does not end), closes every socket and unlinks the socket file; events already queued
-  are delivered first. It is idempotent.
+  socket file. The socket file appears only once it accepts connections (bound under a
+  temporary name, then renamed). `close` stops both threads and joins each within
+  ``timeout`` (TimeoutError if one does not end), closes every socket and unlinks the socket
+  file; events already queued are delivered first. It is idempotent.
 """
 
 from __future__ import annotations
@@ -458,13 +459,21 @@ def _listen(path: str) -> socket.socket:
             raise OSError(_errno.EADDRINUSE, f"a server already listens on {path}")
         finally:
             probe.close()
+    # Bind and listen under a temporary name, then rename: the socket file appears only when
+    # it accepts connections, so a client that sees it can connect.
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(path)
-        os.chmod(path, 0o600)
+        sock.bind(tmp)
+        os.chmod(tmp, 0o600)
         sock.listen(64)
         sock.setblocking(False)
+        os.replace(tmp, path)
     except BaseException:
         sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return sock
