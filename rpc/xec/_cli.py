@@ -18,7 +18,8 @@ Behaviour (openxt-manager.md §1; the command line itself is `rpc.xec._options`)
 - ``-t N`` (N >= 0, a domain's bus over Argo) is not available: a local error.
 
 Start-up is kept short: only the modules a command needs are imported, jeepney only when
-connecting, and nothing of the actor runtime.
+connecting, and nothing of the actor runtime; run as the console script, the process ends
+with ``os._exit`` once stdout and stderr are flushed (see `exit_now`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rpc.xec._bus import Bus, BusFailure, ReplyError, resolve_bus_address
 from rpc.xec._options import Command, UsageError, XecRequest, parse_xec_argv
@@ -34,7 +35,16 @@ from rpc.xec._options import Command, UsageError, XecRequest, parse_xec_argv
 if TYPE_CHECKING:
     from rpc.idl._model import Interface
 
-__all__ = ["LocalError", "execute", "main", "run_xec", "write_err", "write_out"]
+__all__ = [
+    "LocalError",
+    "execute",
+    "exit_now",
+    "main",
+    "run_xec",
+    "silence_stdout",
+    "write_err",
+    "write_out",
+]
 
 PROPERTIES = "org.freedesktop.DBus.Properties"
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
@@ -84,18 +94,44 @@ def log_invocation(ident: str, args: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``xec`` with ``argv`` (default: the process's arguments); returns the exit code."""
+    """Run ``xec`` with ``argv``; returns the exit code.
+
+    Without ``argv`` (the console script) the process's arguments are used and the process
+    ends here through `exit_now`.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return run_xec(args)
+        code = run_xec(args)
     except KeyboardInterrupt:
-        return 130
+        code = 130
     except BrokenPipeError:
-        _silence_stdout()
-        return 1
+        silence_stdout()
+        code = 1
+    if argv is None:
+        exit_now(code)
+    return code
 
 
-def _silence_stdout() -> None:
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` at once: flush stdout and stderr, then ``os._exit``.
+
+    This skips the interpreter's teardown (clearing every module, final collections), about
+    5 ms of a 45 ms run. Nothing of xec needs it: its only buffered output is stdout and
+    stderr, flushed here; its bus connection is closed already; it registers no atexit
+    handlers and starts no threads.
+    """
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null (after a broken pipe, so that exiting does not fail again)."""
     import os
 
     try:

@@ -29,7 +29,14 @@ import sys
 from collections.abc import Sequence
 
 from rpc.xec._bus import Bus, BusFailure, Reply, ReplyError, resolve_bus_address
-from rpc.xec._cli import LocalError, run_xec, write_err, write_out
+from rpc.xec._cli import (
+    LocalError,
+    exit_now,
+    run_xec,
+    silence_stdout,
+    write_err,
+    write_out,
+)
 from rpc.xec._options import UsageError, VmSelector, XecVmRequest, parse_xec_vm_argv
 
 __all__ = ["VM_INTERFACE", "XENMGR", "XENMGR_INTERFACE", "find_vm", "list_vms", "main",
@@ -42,14 +49,22 @@ PROPERTIES = "org.freedesktop.DBus.Properties"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``xec-vm`` with ``argv`` (default: the process's arguments); the exit code."""
+    """Run ``xec-vm`` with ``argv``; returns the exit code.
+
+    Without ``argv`` (the console script) the process's arguments are used and the process
+    ends here through `rpc.xec._cli.exit_now`, as xec's does.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return run_xec_vm(args)
+        code = run_xec_vm(args)
     except KeyboardInterrupt:
-        return 130
+        code = 130
     except BrokenPipeError:
-        return 1
+        silence_stdout()
+        code = 1
+    if argv is None:
+        exit_now(code)
+    return code
 
 
 def run_xec_vm(args: Sequence[str]) -> int:
