@@ -19,6 +19,7 @@ from xen.xenstore._clientcore import (
     ClientState,
     Close,
     Connected,
+    ConnectionLost,
     GaveUp,
     IllegalTransition,
     InvalidRequest,
@@ -282,6 +283,34 @@ def test_run_transaction_gives_up_at_the_bound_with_a_clear_error() -> None:
     with pytest.raises(TransactionConflict, match="after 5 attempts"):
         run_transaction(server.start, lambda t: None, FAST, lambda _s: False)
     assert len(server.ends) == 5
+
+
+def test_run_transaction_reruns_when_the_connection_drops_inside_the_body() -> None:
+    server = FakeServer(conflicts=0)
+    runs: list[int] = []
+
+    def body(t: Transaction) -> None:
+        runs.append(t.tx_id)
+        if len(runs) == 1:
+            raise ConnectionLost("dropped")
+
+    run_transaction(server.start, body, FAST, lambda _s: False)
+    assert runs == [1, 2] and server.ends == [(1, False), (2, True)]
+
+
+def test_run_transaction_does_not_rerun_when_the_commit_is_ambiguous() -> None:
+    server = FakeServer(conflicts=0)
+
+    def call(request: Request, tx_id: int) -> bytes:
+        if isinstance(request, TransactionEnd):
+            raise ConnectionLost("dropped during commit")
+        return server.call(request, tx_id)
+
+    runs: list[int] = []
+    with pytest.raises(ConnectionLost, match="during commit"):
+        run_transaction(lambda: Transaction.start(call), lambda t: runs.append(1), FAST,
+                        lambda _s: False)
+    assert runs == [1]
 
 
 def test_run_transaction_aborts_on_a_body_exception_and_does_not_retry() -> None:

@@ -16,9 +16,11 @@ reads it with DIRECTORY_PART chunks, starting over if the node changes in betwee
 Transactions: `Transaction` is a context manager for one attempt (commit at the end, abort on
 an exception; a conflict at commit raises `TransactionConflict`). `run_transaction` runs a
 function in a fresh transaction until it commits, retrying the whole function on
-`TransactionConflict` (at commit or inside the body) within a `RetryPolicy` bound (count and
-time, with backoff), then raising the last `TransactionConflict`. Any other exception from the
-body aborts the transaction and propagates unchanged.
+`TransactionConflict` (at commit or inside the body) and on `ConnectionLost` before the commit
+(the transaction died with its connection: nothing was applied) within a `RetryPolicy` bound
+(count and time, with backoff), then raising the last failure's type. A `ConnectionLost` at the
+commit is ambiguous (applied or not) and propagates. Any other exception from the body aborts
+the transaction and propagates unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import pyxs.helpers
 
 from xen.xenstore._clientcore import (
     ClientClosed,
+    ConnectionLost,
     InvalidRequest,
     LimitExceeded,
     NoSuchNode,
@@ -252,24 +255,31 @@ def run_transaction(
     attempt = 0
     while True:
         attempt += 1
-        tx = start()
+        failure: TransactionConflict | ConnectionLost
         try:
+            tx = start()
             try:
                 result = body(tx)
             except BaseException:
                 tx.abort_quietly()
                 raise
-            tx.commit()
-            return result
-        except TransactionConflict as exc:
-            delay = policy.next_delay(attempt, time.monotonic() - began)
-            if delay is None:
-                raise TransactionConflict(
-                    "EAGAIN",
-                    f"transaction still conflicting after {attempt} attempts in"
-                    f" {time.monotonic() - began:.2f} s",
-                ) from exc
-            logger.debug("transaction %d conflicted (attempt %d); again in %.3f s",
-                         tx.tx_id, attempt, delay)
-            if delay and sleep(delay):
-                raise ClientClosed("the client was closed during a transaction retry") from exc
+        except (TransactionConflict, ConnectionLost) as exc:  # nothing was applied
+            failure = exc
+        else:
+            try:
+                tx.commit()
+                return result
+            except TransactionConflict as exc:  # a ConnectionLost here is ambiguous: raised
+                failure = exc
+        elapsed = time.monotonic() - began
+        delay = policy.next_delay(attempt, elapsed)
+        if delay is None:
+            detail = f"after {attempt} attempts in {elapsed:.2f} s: {failure}"
+            if isinstance(failure, ConnectionLost):
+                raise ConnectionLost(f"transaction lost its connection {detail}") from failure
+            raise TransactionConflict("EAGAIN", f"transaction still conflicting {detail}"
+                                      ) from failure
+        logger.debug("transaction attempt %d failed (%s); again in %.3f s",
+                     attempt, failure, delay)
+        if delay and sleep(delay):
+            raise ClientClosed("the client was closed during a transaction retry") from failure
