@@ -1,0 +1,324 @@
+"""The db service actor: ``com.citrix.xenclient.db`` at ``/`` on the bus, served by the store.
+
+Semantics (docs/dbd.md; reference §3.1-§3.3):
+
+* **Bus name** ``com.citrix.xenclient.db``, requested with DoNotQueue; owned by another
+  connection -> the start fails (the original exited), and the supervisor retries with backoff.
+* **Object** ``/`` with interface ``com.citrix.xenclient.db`` (``rpc/idl/db.xml``), plus
+  ``Introspect``. Error names as the original: a body of the wrong signature ->
+  ``org.freedesktop.DBus.Error.InvalidSignature``; an unknown method, or an interface the object
+  does not have -> ``org.freedesktop.DBus.Error.UnknownMethod``; a refused request
+  (``DbError``: bad path, limits, binary node, malformed JSON, unidentified caller) ->
+  ``org.freedesktop.DBus.Error.Failed`` with the error's text. A call to another object path
+  gets ``UnknownObject`` (the original sent no reply at all, leaving the caller to time out).
+* **Where calls run.** Handlers run in the *store's* mailbox (one hop from the bus reader
+  thread: the store is the only owner of the tree), in arrival order. Reads are answered from
+  memory; ``write``, ``inject`` and ``rm`` are answered from the group committer's callback once
+  their log record is durable (the handler returns ``DEFERRED``), so the store never waits for
+  an fsync.
+* **Caller identity and domstore** (reference §3.3). Each sender is identified once, by this
+  actor (identification may need a bus round trip, which must not happen in the reader thread
+  nor stall the store): a name registered in the :class:`~rpc.dbus.CallerIdentity` registry
+  (by a proxy) gets its domid and VM uuid; with ``identity_service=True`` (standalone dbd) the
+  registry of the bus's identity service (``org.openxt.toolstack.identity``) is asked first
+  when the name is not registered locally; an unregistered connection is dom0 only if its uid
+  is 0. dom0 addresses the whole tree; any other domain is confined to ``/dom-store/<uuid>/``;
+  a domain without a uuid, or a connection that is neither registered nor root, is refused
+  (``Failed`` "failed to resolve domid N to uuid" / "failed to get the domid given message
+  sender (...)"). Calls from a sender are queued behind its identification, so they keep their
+  order. Identities are forgotten when their connection leaves the bus.
+* **Failure.** When the bus goes away the service crashes (``BusService``) and is restarted by
+  the supervisor; the store and its tree are untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from actors._actor import handles
+from actors._names import ActorDeadError, NoSuchActor, resolve
+from persistence._flusher import sibling
+from persistence._limits import Caller, DbError, confine_path
+from persistence._store import current_store
+from rpc.dbus._client import RemoteObject
+from rpc.dbus._dispatch import DBusJob
+from rpc.dbus._errors import (
+    ACCESS_DENIED,
+    FAILED,
+    INVALID_SIGNATURE,
+    NAME_HAS_NO_OWNER,
+    SERVICE_UNKNOWN,
+    UNKNOWN_METHOD,
+    DBusError,
+)
+from rpc.dbus._export import DEFERRED, Call, Dispatcher, dbus_method
+from rpc.dbus._identity import (
+    IDENTITY_INTERFACE,
+    IDENTITY_NAME,
+    IDENTITY_PATH,
+    CallerIdentity,
+    caller_identity,
+)
+from rpc.dbus._service import BusService
+from rpc.idl._loader import package_interface
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from concurrent.futures import Future
+
+    from jeepney.low_level import Message
+
+    from rpc.dbus._connection import BusConnection
+
+__all__ = ["DB_INTERFACE", "DB_PATH", "DB_SERVICE", "CallerCache", "DbObject", "DbService"]
+
+log = logging.getLogger(__name__)
+
+DB_SERVICE = "com.citrix.xenclient.db"
+DB_INTERFACE = "com.citrix.xenclient.db"
+DB_PATH = "/"
+_UNIDENTIFIED = "failed to get the domid given message sender"
+_NOC_RULE = ("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+             "member='NameOwnerChanged'")
+
+
+class CallerCache:
+    """Unique bus name -> :class:`Caller` (or the refusal), resolved once per connection.
+
+    ``route`` (reader thread) says whether a call may go straight to the store: only when the
+    sender is identified and none of its earlier calls is still waiting for identification.
+    """
+
+    def __init__(self, registry: CallerIdentity, remote: bool = False,
+                 timeout: float = 5.0) -> None:
+        self.registry = registry
+        self.remote = remote
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._known: dict[str, Caller | DbError] = {}
+        self._pending: dict[str, int] = {}
+
+    def route(self, sender: str) -> bool:
+        """True: straight to the store; False: through identification (counted as pending)."""
+        with self._lock:
+            if sender in self._known and not self._pending.get(sender):
+                return True
+            self._pending[sender] = self._pending.get(sender, 0) + 1
+            return False
+
+    def done(self, sender: str) -> None:
+        """A call that went through identification has been passed on (or answered)."""
+        with self._lock:
+            left = self._pending.get(sender, 0) - 1
+            if left > 0:
+                self._pending[sender] = left
+            else:
+                self._pending.pop(sender, None)
+
+    def caller_of(self, sender: str) -> Caller:
+        """The identified caller; raises the refusal (:class:`DbError`)."""
+        found = self._known.get(sender)
+        if isinstance(found, Caller):
+            return found
+        raise found if found is not None else DbError(_UNIDENTIFIED)
+
+    def forget(self, sender: str) -> None:
+        """The connection left the bus."""
+        with self._lock:
+            self._known.pop(sender, None)
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def resolve(self, conn: BusConnection, sender: str) -> None:
+        """Identify ``sender`` (may call the bus). Raises :class:`DBusError` on a transient
+        failure (nothing is remembered then)."""
+        if sender in self._known:
+            return
+        found: Caller | DbError | None = None
+        ident = self.registry.lookup(sender)
+        try:
+            if ident is None and self.remote:
+                found = self._ask_service(conn, sender)
+            if found is None:
+                if ident is None:
+                    ident = self.registry.identify(conn, sender, self.timeout)
+                found = _caller(ident.domid, ident.uuid)
+        except DBusError as exc:
+            if exc.name != ACCESS_DENIED:
+                raise
+            found = DbError(f"{_UNIDENTIFIED} ({exc.message or exc.name})")
+        self._remember(sender, found)
+
+    def _remember(self, sender: str, found: Caller | DbError) -> None:
+        with self._lock:
+            self._known[sender] = found
+
+    def _ask_service(self, conn: BusConnection, sender: str) -> Caller | None:
+        """The bus identity service's answer; None when no such service is on the bus."""
+        remote = RemoteObject(conn, IDENTITY_NAME, IDENTITY_PATH, timeout=self.timeout)
+        try:
+            domid, uuid = remote.call(IDENTITY_INTERFACE, "get_identity", "s", sender)
+        except DBusError as exc:
+            if exc.name in (SERVICE_UNKNOWN, NAME_HAS_NO_OWNER):
+                return None
+            raise
+        return _caller(int(domid), str(uuid))
+
+
+def _caller(domid: int, uuid: str) -> Caller:
+    return Caller(domid, uuid or None)
+
+
+def _when_durable(call: Call, future: Future[object]) -> Any:
+    """Answer ``call`` when ``future`` completes (in the committer's thread)."""
+
+    def answer(done: Future[object]) -> None:
+        try:
+            exc = done.exception()
+            if exc is None:
+                call.reply(None)
+            else:
+                call.fail(exc)
+        except Exception:  # the connection closed meanwhile: nobody to answer
+            log.debug("could not answer %s from %s", call.member, call.sender, exc_info=True)
+
+    future.add_done_callback(answer)
+    return DEFERRED
+
+
+class DbObject:
+    """The handlers of ``com.citrix.xenclient.db`` (run in the store's thread)."""
+
+    def __init__(self, callers: CallerCache) -> None:
+        self.callers = callers
+
+    def _path(self, call: Call, path: str) -> str:
+        return confine_path(path, self.callers.caller_of(call.sender))
+
+    @dbus_method(DB_INTERFACE, "read")
+    def read(self, call: Call, path: str) -> str:
+        return current_store().tree.read(self._path(call, path))
+
+    @dbus_method(DB_INTERFACE, "read_binary")
+    def read_binary(self, call: Call, path: str) -> bytes:
+        return current_store().tree.read_binary(self._path(call, path))
+
+    @dbus_method(DB_INTERFACE, "dump")
+    def dump(self, call: Call, path: str) -> str:
+        return current_store().tree.dump(self._path(call, path))
+
+    @dbus_method(DB_INTERFACE, "list")
+    def list(self, call: Call, path: str) -> list[str]:
+        return current_store().tree.list(self._path(call, path))
+
+    @dbus_method(DB_INTERFACE, "exists")
+    def exists(self, call: Call, path: str) -> bool:
+        return current_store().tree.exists(self._path(call, path))
+
+    @dbus_method(DB_INTERFACE, "write")
+    def write(self, call: Call, path: str, value: str) -> Any:
+        target = self._path(call, path)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("write %s %s %.200s", call.sender, target, value)
+        return _when_durable(call, current_store().write(target, value))
+
+    @dbus_method(DB_INTERFACE, "inject")
+    def inject(self, call: Call, path: str, text: str) -> Any:
+        target = self._path(call, path)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("inject %s %s %.200s", call.sender, target, text)
+        return _when_durable(call, current_store().inject(target, text))
+
+    @dbus_method(DB_INTERFACE, "rm")
+    def rm(self, call: Call, path: str) -> Any:
+        target = self._path(call, path)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("rm %s %s", call.sender, target)
+        return _when_durable(call, current_store().rm(target))
+
+
+@dataclass(frozen=True, slots=True)
+class _Identify:
+    """Identify the sender of ``call``, then pass ``job`` to the store."""
+
+    call: Call
+    job: Callable[[], None]
+
+
+class _StoreDispatcher(Dispatcher):
+    """Runs handlers in the store's mailbox; first calls of a sender go through the service."""
+
+    def __init__(self, service: DbService) -> None:
+        self.service = service
+        self.callers = service.callers
+
+    def submit(self, call: Call, job: Callable[[], None]) -> None:
+        direct = self.callers.route(call.sender)
+        target = self.service.store if direct else self.service.name
+        try:
+            if direct:
+                resolve(target).tell(DBusJob(job))
+            else:
+                self.service.actor_ref.tell(_Identify(call, job))
+        except (NoSuchActor, ActorDeadError):
+            if not direct:
+                self.callers.done(call.sender)
+            call.fail(DBusError(FAILED, f"service unavailable: {target} is restarting"))
+
+
+class DbService(BusService):
+    """``com.citrix.xenclient.db`` on the bus (see the module docstring)."""
+
+    bus_names = (DB_SERVICE,)
+    signature_error = INVALID_SIGNATURE
+    unknown_method_error = UNKNOWN_METHOD
+    unknown_interface_error = UNKNOWN_METHOD
+
+    def __init__(self, address: str, store: str | None = None, *,
+                 registry: CallerIdentity | None = None, identity_service: bool = False,
+                 names: Sequence[str] | None = None) -> None:
+        super().__init__(address, names=names)
+        self._store_name = store
+        self.registry = registry if registry is not None else caller_identity
+        self.callers = CallerCache(self.registry, remote=identity_service)
+
+    @property
+    def store(self) -> str:
+        """The store's name (by default the sibling ``store``)."""
+        if self._store_name is None:
+            self._store_name = sibling(self.name, "store")
+        return self._store_name
+
+    def setup(self) -> None:
+        """Export ``/`` and follow connections leaving the bus."""
+        self.objects.export(DB_PATH, [package_interface(DB_INTERFACE)], DbObject(self.callers),
+                            _StoreDispatcher(self))
+        self.bus.on_signal = self._on_signal
+        self.bus.add_match(_NOC_RULE)
+
+    def _on_signal(self, msg: Message) -> None:
+        body = tuple(msg.body)
+        if len(body) == 3 and str(body[0]).startswith(":") and body[2] == "":
+            self.callers.forget(body[0])
+            self.registry.unregister(body[0])
+
+    @handles(_Identify)
+    def _identify(self, msg: _Identify) -> None:
+        sender = msg.call.sender
+        try:
+            try:
+                self.callers.resolve(self.bus, sender)
+            except DBusError as exc:
+                msg.call.fail(DBusError(FAILED, f"{_UNIDENTIFIED}: {exc.message or exc.name}"))
+                return
+            try:
+                resolve(self.store).tell(DBusJob(msg.job))
+            except (NoSuchActor, ActorDeadError):
+                msg.call.fail(DBusError(FAILED, f"service unavailable: {self.store} is "
+                                                f"restarting"))
+        finally:
+            self.callers.done(sender)
