@@ -53,13 +53,12 @@ from xen.xenstore._clientcore import (
     XenstoreConnectionError,
     XenstoreTimeout,
     XenstoreUnavailable,
-    error_from_reply,
     next_state,
 )
 from xen.xenstore._conditions import Condition, next_wait
 from xen.xenstore._connection import Connection, open_transport
 from xen.xenstore._dispatch import WatchDispatcher, WatchFired, WatchTarget
-from xen.xenstore._ops import NodeOps, Transaction, check_path, run_transaction
+from xen.xenstore._ops import NodeOps, Transaction, check_path, check_reply, run_transaction
 from xen.xenstore._requests import (
     GetDomainPath,
     Introduce,
@@ -72,7 +71,7 @@ from xen.xenstore._requests import (
     Watch,
     decode_reply,
 )
-from xen.xenstore._wire import Op, Packet, RemoteProtocolError, XenstoreError
+from xen.xenstore._wire import Op, RemoteProtocolError, XenstoreError
 
 __all__ = ["DEFAULT_RECONNECT", "DEFAULT_TRANSACTION_RETRY", "XenstoreClient"]
 
@@ -85,19 +84,6 @@ DEFAULT_TRANSACTION_RETRY = RetryPolicy(
     attempts=32, max_time=10.0, initial=0.002, maximum=0.2, jitter=0.5
 )
 _S = ClientState
-
-
-def _reply(request: Request, packet: Packet) -> bytes:
-    """The payload of a successful reply to ``request``; its error raised otherwise."""
-    if packet.op == Op.ERROR:
-        name = packet.payload.rstrip(b"\0").decode("ascii", "replace")
-        what = getattr(request, "path", getattr(request, "domid", ""))
-        raise error_from_reply(name, f"{request.OP.name} {what}".strip())
-    if packet.op != request.OP:
-        raise RemoteProtocolError(
-            f"xenstored answered {request.OP.name} with message type {packet.op}"
-        )
-    return packet.payload
 
 
 def _under(event_path: str, watch_path: str) -> bool:
@@ -230,8 +216,12 @@ class XenstoreClient(NodeOps):
     def _establish(self) -> None:
         """One attempt: connect, register every watch, then publish the connection."""
         transport = open_transport(self._path, xenbus=self._xenbus)
-        conn = Connection(transport, on_event=self._dispatcher.post, on_lost=self._on_lost,
-                          name=self._name)
+        try:
+            conn = Connection(transport, on_event=self._dispatcher.post, on_lost=self._on_lost,
+                              name=self._name)
+        except OSError as exc:  # e.g. EMFILE making the wake pipe
+            transport.close()
+            raise XenstoreUnavailable(f"cannot set up a xenstore connection: {exc}") from None
         with self._cond:
             if self._closing.is_set():
                 conn.close()
@@ -264,7 +254,7 @@ class XenstoreClient(NodeOps):
         for path, token in watches:
             request = Watch(path, token.encode("utf-8", "surrogateescape"))
             try:
-                _reply(request, conn.request(request, 0, deadline))
+                check_reply(request, conn.request(request, 0, deadline))
             except NodeExists:
                 pass
             except XenstoreError as exc:
@@ -291,7 +281,11 @@ class XenstoreClient(NodeOps):
             old.close()
         except XenstoreConnectionError as exc:
             logger.warning("closing the lost xenstore connection: %s", exc)
-        error = self._connect_loop()
+        try:
+            error = self._connect_loop()
+        except Exception as exc:  # a bug must not leave the client reconnecting forever
+            logger.exception("xenstore reconnect failed unexpectedly")
+            error = XenstoreUnavailable(f"reconnecting failed: {exc!r}")
         if error is None:
             return
         with self._cond:
@@ -332,7 +326,7 @@ class XenstoreClient(NodeOps):
     def request(self, request: Request, *, timeout: float | None = None) -> bytes:
         """Send any typed request outside a transaction; the reply payload."""
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
-        return _reply(request, self._live(deadline).request(request, 0, deadline))
+        return check_reply(request, self._live(deadline).request(request, 0, deadline))
 
     def _call(self, request: Request) -> bytes:
         return self.request(request)
@@ -393,7 +387,7 @@ class XenstoreClient(NodeOps):
                 packet = conn.request(request, tx_id, time.monotonic() + self._timeout)
             except ConnectionLost as exc:
                 raise ConnectionLost(f"transaction {tx_id}: {exc}") from None
-            return _reply(request, packet)
+            return check_reply(request, packet)
 
         return Transaction.start(call)
 
@@ -418,7 +412,7 @@ class XenstoreClient(NodeOps):
                 return  # registered with the next connection
             try:
                 deadline = time.monotonic() + self._timeout
-                _reply(Watch(path, raw), conn.request(Watch(path, raw), 0, deadline))
+                check_reply(Watch(path, raw), conn.request(Watch(path, raw), 0, deadline))
             except ConnectionLost:
                 return  # the reconnect registers it
             except BaseException:
@@ -436,7 +430,7 @@ class XenstoreClient(NodeOps):
             raw = token.encode("utf-8", "surrogateescape")
             with contextlib.suppress(ConnectionLost, NoSuchNode, ClientClosed):
                 deadline = time.monotonic() + self._timeout
-                _reply(Unwatch(path, raw), conn.request(Unwatch(path, raw), 0, deadline))
+                check_reply(Unwatch(path, raw), conn.request(Unwatch(path, raw), 0, deadline))
 
     def watches(self) -> list[tuple[str, str]]:
         """The registered ``(path, token)`` pairs."""

@@ -8,7 +8,8 @@ sent (`InvalidRequest` naming the path). Values are bytes on the wire: `write` t
 (UTF-8) or ``bytes``, and may be empty; `read` decodes UTF-8 (undecodable bytes round-trip
 through ``surrogateescape``), `read_bytes` returns the bytes.
 
-Outcomes: a server error raises its `XenstoreError` subclass (`NoSuchNode`,
+`check_reply` turns a reply packet into its payload, or raises the server's error naming the
+request and its path. Outcomes: a server error raises its `XenstoreError` subclass (`NoSuchNode`,
 `PermissionDenied`, ...); `rm` of a node that does not exist succeeds (as the original client).
 `directory` of a node whose listing exceeds one 4096-byte reply (xenstored answers E2BIG)
 reads it with DIRECTORY_PART chunks, starting over if the node changes in between (bounded).
@@ -44,6 +45,7 @@ from xen.xenstore._clientcore import (
     TransactionConflict,
     XenstoreConnectionError,
     XenstoreTimeout,
+    error_from_reply,
 )
 from xen.xenstore._requests import (
     Directory,
@@ -59,9 +61,9 @@ from xen.xenstore._requests import (
     Write,
     decode_reply,
 )
-from xen.xenstore._wire import Op, Perm, XenstoreError
+from xen.xenstore._wire import Op, Packet, Perm, RemoteProtocolError, XenstoreError
 
-__all__ = ["NodeOps", "Transaction", "check_path", "run_transaction"]
+__all__ = ["NodeOps", "Transaction", "check_path", "check_reply", "run_transaction"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,19 @@ def check_path(path: str, *, watch: bool = False) -> str:
     except (UnicodeEncodeError, pyxs.exceptions.InvalidPath):
         raise InvalidRequest("EINVAL", f"invalid xenstore path {path[:120]!r}") from None
     return path
+
+
+def check_reply(request: Request, packet: Packet) -> bytes:
+    """The payload of a successful reply to ``request``; its error raised otherwise."""
+    if packet.op == Op.ERROR:
+        name = packet.payload.rstrip(b"\0").decode("ascii", "replace")
+        what = getattr(request, "path", getattr(request, "domid", ""))
+        raise error_from_reply(name, f"{request.OP.name} {what}".strip())
+    if packet.op != request.OP:
+        raise RemoteProtocolError(
+            f"xenstored answered {request.OP.name} with message type {packet.op}"
+        )
+    return packet.payload
 
 
 def _value_bytes(value: str | bytes) -> bytes:
