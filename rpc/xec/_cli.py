@@ -352,3 +352,7 @@ def _get_all(bus: Bus, request: XecRequest, interfaces: list[Interface], write: 
             raise LocalError(f"GetAll({name}) answered signature {reply.signature!r}, "
                              "not 'a{sv}'")
         write(_formatted(format_getall, name, reply.body[0]))
+
+
+if __name__ == "__main__":
+    main()

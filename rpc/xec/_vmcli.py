@@ -174,3 +174,7 @@ def vm_table(bus: Bus) -> str:
         rows.append(VmRow(number, _shown(name, path, "name"), _shown(uuid, path, "uuid"),
                           _shown(state, path, "state")))
     return format_vm_table(rows)
+
+
+if __name__ == "__main__":
+    main()

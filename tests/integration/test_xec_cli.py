@@ -164,22 +164,22 @@ class FakeXenmgr(BusService):
         return [vm.path for vm in VMS]
 
 
-@pytest.fixture
-def echo(bus_address: str) -> Iterator[None]:
-    ref = XecEcho.start(bus_address)
+def _serve(service: type[BusService], address: str) -> Iterator[None]:
+    ref = service.start(address)
     actor = actors.actor_of(ref)
     assert actor.wait_started(5), actor.exit_reason
     yield
     ref.stop(block=True, timeout=5)
+
+
+@pytest.fixture
+def echo(bus_address: str) -> Iterator[None]:
+    yield from _serve(XecEcho, bus_address)
 
 
 @pytest.fixture
 def xenmgr(bus_address: str) -> Iterator[None]:
-    ref = FakeXenmgr.start(bus_address)
-    actor = actors.actor_of(ref)
-    assert actor.wait_started(5), actor.exit_reason
-    yield
-    ref.stop(block=True, timeout=5)
+    yield from _serve(FakeXenmgr, bus_address)
 
 
 # -- running the console scripts -----------------------------------------------------------------
@@ -192,11 +192,9 @@ class Run(NamedTuple):
 
 
 def _script(name: str) -> list[str]:
-    script = Path(sys.executable).parent / name
-    if script.exists():
-        return [str(script)]
+    script = Path(sys.executable).parent / name  # the console script, else python -m
     module = {"xec": "rpc.xec._cli", "xec-vm": "rpc.xec._vmcli"}[name]
-    return [sys.executable, "-c", f"import sys; from {module} import main; sys.exit(main())"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", module]
 
 
 def run(tool: str, *args: str, address: str) -> Run:
@@ -344,14 +342,6 @@ def test_getall(xec: Any) -> None:
 
 
 # -- xec: introspection --------------------------------------------------------------------------
-
-STANDARD_LISTING = """\
-/------- org.freedesktop.DBus.Introspectable
-|     +  Introspect                   ( OUT xml_data:s )
-
-/------- org.freedesktop.DBus.Properties
-|     -  """
-
 
 def test_introspection_listing(xec: Any) -> None:
     out = ok(xec(obj=SCALARS))
