@@ -16,39 +16,69 @@ Public API::
 
 from __future__ import annotations
 
-from rpc.dbus._address import SYSTEM_BUS, address_file, resolve_address, socket_path
-from rpc.dbus._client import RemoteObject
-from rpc.dbus._connection import BusConnection
-from rpc.dbus._daemon import DEFAULT_OWN_PREFIXES, BusDaemon, BusDaemonError, bus_config, start_bus
-from rpc.dbus._dispatch import ActorDispatcher, DBusJob, PoolDispatcher
-from rpc.dbus._errors import (
-    ACCESS_DENIED,
-    FAILED,
-    INVALID_ARGS,
-    INVALID_SIGNATURE,
-    NOT_SUPPORTED,
-    PROPERTY_READ_ONLY,
-    SERVICE_UNKNOWN,
-    UNKNOWN_INTERFACE,
-    UNKNOWN_METHOD,
-    UNKNOWN_OBJECT,
-    UNKNOWN_PROPERTY,
-    CallTimeout,
-    ConnectionLost,
-    DBusError,
-)
-from rpc.dbus._export import (
-    DEFERRED,
-    Call,
-    Dispatcher,
-    ExportedObject,
-    ObjectTable,
-    dbus_getter,
-    dbus_method,
-    dbus_setter,
-)
-from rpc.dbus._identity import CallerIdentity, IdentityService, caller_identity
-from rpc.dbus._service import BusService, NameTaken
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rpc.dbus._address import (
+        SYSTEM_BUS,
+        address_file,
+        resolve_address,
+        socket_path,
+    )
+    from rpc.dbus._client import (
+        RemoteObject,
+    )
+    from rpc.dbus._connection import (
+        BusConnection,
+    )
+    from rpc.dbus._daemon import (
+        DEFAULT_OWN_PREFIXES,
+        BusDaemon,
+        BusDaemonError,
+        bus_config,
+        start_bus,
+    )
+    from rpc.dbus._dispatch import (
+        ActorDispatcher,
+        DBusJob,
+        PoolDispatcher,
+    )
+    from rpc.dbus._errors import (
+        ACCESS_DENIED,
+        FAILED,
+        INVALID_ARGS,
+        INVALID_SIGNATURE,
+        NOT_SUPPORTED,
+        PROPERTY_READ_ONLY,
+        SERVICE_UNKNOWN,
+        UNKNOWN_INTERFACE,
+        UNKNOWN_METHOD,
+        UNKNOWN_OBJECT,
+        UNKNOWN_PROPERTY,
+        CallTimeout,
+        ConnectionLost,
+        DBusError,
+    )
+    from rpc.dbus._export import (
+        DEFERRED,
+        Call,
+        Dispatcher,
+        ExportedObject,
+        ObjectTable,
+        dbus_getter,
+        dbus_method,
+        dbus_setter,
+    )
+    from rpc.dbus._identity import (
+        CallerIdentity,
+        IdentityService,
+        caller_identity,
+    )
+    from rpc.dbus._service import (
+        BusService,
+        NameTaken,
+    )
 
 __all__ = [
     "ACCESS_DENIED",
@@ -93,3 +123,63 @@ __all__ = [
     "socket_path",
     "start_bus",
 ]
+
+# name -> defining module, imported on first use: a command-line client that only needs
+# resolve_address must not pay for pykka and the export framework.
+_SOURCES: dict[str, str] = {
+    "ACCESS_DENIED": "rpc.dbus._errors",
+    "ActorDispatcher": "rpc.dbus._dispatch",
+    "BusConnection": "rpc.dbus._connection",
+    "BusDaemon": "rpc.dbus._daemon",
+    "BusDaemonError": "rpc.dbus._daemon",
+    "BusService": "rpc.dbus._service",
+    "Call": "rpc.dbus._export",
+    "CallTimeout": "rpc.dbus._errors",
+    "CallerIdentity": "rpc.dbus._identity",
+    "ConnectionLost": "rpc.dbus._errors",
+    "DBusError": "rpc.dbus._errors",
+    "DBusJob": "rpc.dbus._dispatch",
+    "DEFAULT_OWN_PREFIXES": "rpc.dbus._daemon",
+    "DEFERRED": "rpc.dbus._export",
+    "Dispatcher": "rpc.dbus._export",
+    "ExportedObject": "rpc.dbus._export",
+    "FAILED": "rpc.dbus._errors",
+    "INVALID_ARGS": "rpc.dbus._errors",
+    "INVALID_SIGNATURE": "rpc.dbus._errors",
+    "IdentityService": "rpc.dbus._identity",
+    "NOT_SUPPORTED": "rpc.dbus._errors",
+    "NameTaken": "rpc.dbus._service",
+    "ObjectTable": "rpc.dbus._export",
+    "PROPERTY_READ_ONLY": "rpc.dbus._errors",
+    "PoolDispatcher": "rpc.dbus._dispatch",
+    "RemoteObject": "rpc.dbus._client",
+    "SERVICE_UNKNOWN": "rpc.dbus._errors",
+    "SYSTEM_BUS": "rpc.dbus._address",
+    "UNKNOWN_INTERFACE": "rpc.dbus._errors",
+    "UNKNOWN_METHOD": "rpc.dbus._errors",
+    "UNKNOWN_OBJECT": "rpc.dbus._errors",
+    "UNKNOWN_PROPERTY": "rpc.dbus._errors",
+    "address_file": "rpc.dbus._address",
+    "bus_config": "rpc.dbus._daemon",
+    "caller_identity": "rpc.dbus._identity",
+    "dbus_getter": "rpc.dbus._export",
+    "dbus_method": "rpc.dbus._export",
+    "dbus_setter": "rpc.dbus._export",
+    "resolve_address": "rpc.dbus._address",
+    "socket_path": "rpc.dbus._address",
+    "start_bus": "rpc.dbus._daemon",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -34,7 +34,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from jeepney.low_level import HeaderFields, Message
 
@@ -48,6 +48,13 @@ from rpc.dbus._errors import (
     UNKNOWN_OBJECT,
     UNKNOWN_PROPERTY,
     DBusError,
+)
+from rpc.dbus._handlers import (
+    DEFERRED,
+    dbus_getter,
+    dbus_method,
+    dbus_setter,
+    handler_table,
 )
 from rpc.dbus._messages import (
     body_signature,
@@ -81,52 +88,6 @@ INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 PEER = "org.freedesktop.DBus.Peer"
 STANDARD = (INTROSPECTABLE, PROPERTIES, PEER)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _Deferred:
-    def __repr__(self) -> str:
-        return "DEFERRED"
-
-
-DEFERRED: Any = _Deferred()
-"""Return this from a handler to answer later with ``call.reply(...)`` or ``call.fail(...)``."""
-
-
-def _mark(kind: str, interface: str, member: str) -> Callable[[F], F]:
-    def mark(func: F) -> F:
-        marks = list(getattr(func, "_dbus", ()))
-        marks.append((kind, interface, member))
-        func._dbus = marks  # type: ignore[attr-defined]
-        return func
-    return mark
-
-
-def dbus_method(interface: str, member: str) -> Callable[[F], F]:
-    """Mark ``func(self, call, *args)`` as the handler of ``interface.member``."""
-    return _mark("method", interface, member)
-
-
-def dbus_getter(interface: str, prop: str) -> Callable[[F], F]:
-    """Mark ``func(self, call)`` as the getter of property ``prop``."""
-    return _mark("get", interface, prop)
-
-
-def dbus_setter(interface: str, prop: str) -> Callable[[F], F]:
-    """Mark ``func(self, call, value)`` as the setter of property ``prop``."""
-    return _mark("set", interface, prop)
-
-
-def handler_table(impl: object) -> dict[tuple[str, str, str], Callable[..., Any]]:
-    """``{(kind, interface, member): bound method}`` of an implementation object."""
-    table: dict[tuple[str, str, str], Callable[..., Any]] = {}
-    for klass in reversed(type(impl).__mro__):
-        for name, attr in vars(klass).items():
-            for mark in getattr(attr, "_dbus", ()):
-                table[mark] = getattr(impl, name)
-    return table
-
 
 class Dispatcher:
     """Runs handler jobs of an exported object. The base runs them inline (reader thread)."""

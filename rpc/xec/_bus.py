@@ -16,14 +16,11 @@ message is meant for stderr.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from types import ModuleType
 
     from jeepney.io.blocking import DBusConnection
     from jeepney.low_level import Message
@@ -65,33 +62,12 @@ class ReplyError(Exception):
         self.signature = signature
 
 
-def _address_module() -> ModuleType:
-    """``rpc.dbus._address``, loaded without running the ``rpc.dbus`` package ``__init__``.
-
-    That ``__init__`` imports the whole bus framework (the export framework, services on
-    actors, the daemon supervisor: about 90 ms), which a one-shot client must not pay for.
-    If ``rpc.dbus`` is loaded already, or its files cannot be located, the plain import is
-    used. The module needs nothing else from the package (os and pathlib only).
-    """
-    name = "rpc.dbus._address"
-    if name in sys.modules or "rpc.dbus" in sys.modules:
-        return importlib.import_module(name)
-    package = importlib.util.find_spec("rpc.dbus")  # imports ``rpc`` only, not ``rpc.dbus``
-    locations = list(package.submodule_search_locations or []) if package else []
-    spec = None
-    if locations:
-        spec = importlib.util.spec_from_file_location(name, f"{locations[0]}/_address.py")
-    if spec is None or spec.loader is None:
-        return importlib.import_module(name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def resolve_bus_address(session: bool = False) -> str:
     """The address xec connects to (order in the module docstring); `BusFailure` if none."""
     try:
-        address: str = _address_module().resolve_address(session=session)
+        from rpc.dbus._address import resolve_address  # the package __init__ is lazy
+
+        address: str = resolve_address(session=session)
     except ValueError as exc:
         raise BusFailure(str(exc)) from None
     return address

@@ -18,8 +18,13 @@ FORBIDDEN = {
 }  # fmt: skip
 
 
+# The xec command-line glue does I/O on purpose; everything else in these packages is pure.
+IO_MODULES = {"xec/_bus.py", "xec/_cli.py", "xec/_vmcli.py"}
+
+
 def _modules() -> list[Path]:
-    return sorted(p for pkg in PURE_PACKAGES for p in (RPC_DIR / pkg).glob("*.py"))
+    return sorted(p for pkg in PURE_PACKAGES for p in (RPC_DIR / pkg).glob("*.py")
+                  if f"{pkg}/{p.name}" not in IO_MODULES)
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: f"{p.parent.name}/{p.name}")
