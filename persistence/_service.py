@@ -102,7 +102,13 @@ class CallerCache:
         self._pending: dict[str, int] = {}
 
     def route(self, sender: str) -> bool:
-        """True: straight to the store; False: through identification (counted as pending)."""
+        """True: straight to the store; False: through identification (counted as pending).
+
+        Only the bus reader thread calls this, so the lock-free first test is safe: a sender
+        leaves ``_pending`` only after its queued calls were passed to the store.
+        """
+        if sender in self._known and sender not in self._pending:
+            return True
         with self._lock:
             if sender in self._known and not self._pending.get(sender):
                 return True
