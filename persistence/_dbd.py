@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["main", "parse_args"]
+__all__ = ["absolute_address", "main", "parse_args"]
 
 log = logging.getLogger("dbd")
 
@@ -69,6 +69,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.pidfile:
         args.pidfile = os.path.abspath(args.pidfile)
     return args
+
+
+def absolute_address(address: str) -> str:
+    """``address`` with relative ``unix:path=`` sockets made absolute (the daemon leaves its
+    working directory)."""
+    parts = []
+    for part in address.split(";"):
+        transport, sep, params = part.partition(":")
+        if transport == "unix" and sep:
+            fields = [f"path={os.path.abspath(kv[5:])}" if kv.startswith("path=") else kv
+                      for kv in params.split(",")]
+            part = f"unix:{','.join(fields)}"
+        parts.append(part)
+    return ";".join(parts)
 
 
 def _logging(args: argparse.Namespace, daemon: bool) -> None:
@@ -175,6 +189,9 @@ def _daemonize(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dbd: {answer or 'the daemon died before it was ready'}\n")
         return 1
     os.close(read_fd)
+    from rpc.dbus._address import resolve_address
+
+    args.bus = absolute_address(resolve_address(args.bus))
     os.setsid()
     os.chdir("/")
     null = os.open(os.devnull, os.O_RDWR)

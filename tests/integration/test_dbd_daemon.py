@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from persistence import DB_SERVICE
-from rpc.dbus import BusConnection, start_bus
+from rpc.dbus import BusConnection, socket_path, start_bus
 from tests.helpers import wait_until
 from tests.integration.dbd_helpers import BIN, Client, Dbd, T
 
@@ -49,10 +49,12 @@ def gone(pid: int) -> bool:
 
 def test_daemon_mode_pidfile_and_orderly_stop(tmp_path: Path, bus_address: str) -> None:
     root, pidfile = tmp_path / "db", tmp_path / "dbd.pid"
+    socket = socket_path(bus_address)
+    relative = bus_address.replace(f"path={socket}", f"path={os.path.basename(socket)}")
     started = time.monotonic()
-    proc = subprocess.run([str(BIN / "dbd"), "--root", str(root), "--bus", bus_address,
+    proc = subprocess.run([str(BIN / "dbd"), "--root", str(root), "--bus", relative,
                            "--pidfile", str(pidfile)], capture_output=True, timeout=30,
-                          check=False)
+                          check=False, cwd=os.path.dirname(socket))  # the daemon leaves its cwd
     assert (proc.returncode, proc.stderr) == (0, b"")
     assert time.monotonic() - started < T
     pid = int(pidfile.read_text())
