@@ -364,8 +364,8 @@ class DbStore(Actor):
     @handles(ReloadFromDisk)
     def _reload(self, _msg: ReloadFromDisk) -> tuple[str, ...]:
         self._check_usable()
-        barrier = self.committer.submit(())
         try:
+            barrier = self.committer.submit(())
             barrier.result(self.commit_timeout)  # every acknowledged record is on disk to replay
         except WalError as exc:
             self._poison(str(exc))
