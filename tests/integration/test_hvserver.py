@@ -21,6 +21,8 @@ import pytest
 from tests.helpers import wait_until
 from xen.backend import (
     DomainSpec,
+    HvmParam,
+    HypervisorError,
     HypervisorTimeout,
     InvalidArgument,
     OutOfMemory,
@@ -135,6 +137,67 @@ def test_errors_cross_the_wire_by_name(backend: SimBackend) -> None:
         backend.pause(0)
     assert err.value.errno == 22
     assert backend.getinfo(0).running  # the connection survived the errors
+
+
+def test_domain_build_steps_over_the_wire(server: HypervisorServer,
+                                          backend: SimBackend) -> None:
+    got: list[HypervisorEvent] = []
+    server.subscribe(got.append)
+    domid = backend.create(DomainSpec(hvm=True, memory_kib=64 * MIB))
+    free = backend.physinfo().free_kib
+    backend.max_vcpus(domid, 4)
+    assert backend.getinfo(domid).nr_online_vcpus == 4
+    assert backend.shadow_allocation(domid, 16) == 16
+    assert backend.physinfo().free_kib == free - 16 * MIB
+    assert server.inspect(lambda m: m.get_shadow_allocation(domid)) == 16
+    backend.set_hvm_param(domid, HvmParam.TIMER_MODE, 2)
+    backend.set_hvm_param(domid, HvmParam.CALLBACK_IRQ, (1 << 64) - 1)  # uint64 on the wire
+    assert backend.get_hvm_param(domid, HvmParam.TIMER_MODE) == 2
+    assert backend.get_hvm_param(domid, HvmParam.CALLBACK_IRQ) == (1 << 64) - 1
+    assert backend.get_hvm_param(domid, HvmParam.HPET_ENABLED) == 1
+    backend.unpause(domid)
+    backend.destroy(domid)
+    assert backend.physinfo().free_kib == free + 64 * MIB
+    assert server.wait_delivered(5)
+    assert [type(e).__name__ for e in got] == [  # the build steps raise no events
+        "DomainCreated", "DomainUnpaused", "DomainDying", "DomainGone"]
+
+
+def test_domain_build_errors_cross_the_wire_by_name(server: HypervisorServer,
+                                                    backend: SimBackend) -> None:
+    hvm = backend.create(DomainSpec(hvm=True, memory_kib=64 * MIB))
+    pv = backend.create(DomainSpec(memory_kib=64 * MIB))
+    with pytest.raises(OutOfMemory, match="cannot grow the shadow pool") as oom:
+        backend.shadow_allocation(hvm, 4096)
+    assert oom.value.errno == 12
+    with pytest.raises(InvalidArgument, match="PV domain") as inval:
+        backend.set_hvm_param(pv, HvmParam.TIMER_MODE, 1)
+    assert inval.value.errno == 22
+    with pytest.raises(InvalidArgument, match="deprecates HVM_PARAM_NESTEDHVM"):
+        backend.get_hvm_param(hvm, HvmParam.NESTEDHVM)
+    backend.set_hvm_param(hvm, HvmParam.VIRIDIAN, 1)
+    with pytest.raises(HypervisorError, match="sets it once") as exists:
+        backend.set_hvm_param(hvm, HvmParam.VIRIDIAN, 3)
+    assert type(exists.value) is HypervisorError and exists.value.errno == 17
+    backend.unpause(pv)
+    with pytest.raises(InvalidArgument, match="it has run"):
+        backend.max_vcpus(pv, 2)
+    with pytest.raises(InvalidArgument, match="domain 0 refused"):
+        backend.shadow_allocation(0, 1)
+    # malformed arguments sent by hand are an InvalidArgument reply, not a dropped connection
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(server.socket_path)
+        for req_id, op, args in (
+            (1, "set_hvm_param", {"domid": hvm, "param": "x", "value": 0}),
+            (2, "get_hvm_param", {"domid": hvm}),
+            (3, "shadow_allocation", {"domid": hvm, "mib": -1}),
+            (4, "max_vcpus", {"domid": hvm, "vcpus": 0}),
+        ):
+            sock.sendall(pack([1, "req", req_id, op, args]))
+            answer = msgpack.unpackb(sock.recv(65536)[4:])
+            assert answer[:4] == [1, "err", req_id, "InvalidArgument"], answer
+    assert backend.getinfo(hvm).nr_online_vcpus == 1
 
 
 def test_a_subscriber_that_raises_does_not_stop_delivery(server: HypervisorServer,

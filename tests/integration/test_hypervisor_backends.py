@@ -4,7 +4,8 @@
 - ``xc``: `XcBackend` on this host's Xen; skipped unless /dev/xen/privcmd exists (the real-Xen
   run is in the QEMU lab). It cannot create domains: tests that need a guest use
   ``OXT_XC_XL_CONFIG``, an xl config file that ``xl create -p -e`` starts paused, and skip
-  without it. (Not yet run on real Xen.)
+  without it; tests that need an HVM guest use ``OXT_XC_XL_HVM_CONFIG`` likewise. (Not yet
+  run on real Xen.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import pytest
 
 from tests.helpers import wait_until
 from xen.backend import (
+    MAX_SHADOW_MIB,
     DomainSpec,
+    HvmParam,
     Hypervisor,
     InvalidArgument,
     NoSuchDomain,
@@ -43,6 +46,8 @@ MIB = 1024
 class Harness:
     backend: Hypervisor
     new_domain: Callable[[], int]  # a fresh, paused guest domain
+    new_hvm_domain: Callable[[], int]  # a fresh, paused HVM guest domain
+    exact_memory: bool = False  # free memory moves only by what the test does (the sim)
     created: list[int] = field(default_factory=list)
 
 
@@ -51,9 +56,13 @@ def sim_harness(tmp_path: Path) -> Iterator[Harness]:
     server = HypervisorServer(tmp_path / "hv.sock", SimHypervisor(4 * 1024 * MIB))
     server.start()
     backend = SimBackend(server.socket_path, timeout=5.0)
+
+    def create(hvm: bool) -> int:
+        return backend.create(
+            DomainSpec(handle=uuid.uuid4(), memory_kib=64 * MIB, max_vcpus=2, hvm=hvm))
+
     try:
-        yield Harness(backend, lambda: backend.create(
-            DomainSpec(handle=uuid.uuid4(), memory_kib=64 * MIB, max_vcpus=2)))
+        yield Harness(backend, lambda: create(False), lambda: create(True), exact_memory=True)
     finally:
         backend.close()
         server.close()
@@ -66,7 +75,8 @@ def xc_harness(tmp_path: Path) -> Iterator[Harness]:
     from xen.xc import XcBackend
 
     backend = XcBackend()
-    harness = Harness(backend, lambda: _xl_create(harness))
+    harness = Harness(backend, lambda: _xl_create(harness, "OXT_XC_XL_CONFIG"),
+                      lambda: _xl_create(harness, "OXT_XC_XL_HVM_CONFIG"))
     try:
         yield harness
     finally:
@@ -78,10 +88,10 @@ def xc_harness(tmp_path: Path) -> Iterator[Harness]:
         backend.close()
 
 
-def _xl_create(harness: Harness) -> int:
-    config = os.environ.get("OXT_XC_XL_CONFIG")
+def _xl_create(harness: Harness, variable: str) -> int:
+    config = os.environ.get(variable)
     if not config:
-        pytest.skip("the xc backend cannot create domains; set OXT_XC_XL_CONFIG to an xl "
+        pytest.skip(f"the xc backend cannot create domains; set {variable} to an xl "
                     "config to run this test on real Xen")
     before = {d.domid for d in iter_domains(harness.backend)}
     # -p: leave it paused; -e: no xl daemon reacting to the shutdowns these tests cause
@@ -209,3 +219,78 @@ def test_concurrent_callers(hv: Harness) -> None:
     for t in threads:
         t.join(30)
     assert not errors and not any(t.is_alive() for t in threads)
+
+
+# --- domain build ------------------------------------------------------------------------------
+
+
+def test_build_arguments_are_refused_before_any_call(hv: Harness) -> None:
+    absent = 0x7FEE  # refused for the argument, not for the missing domain
+    with pytest.raises(InvalidArgument, match="bad vcpu count 0"):
+        hv.backend.max_vcpus(absent, 0)
+    with pytest.raises(InvalidArgument, match="bad size in MiB"):
+        hv.backend.shadow_allocation(absent, MAX_SHADOW_MIB + 1)
+    with pytest.raises(InvalidArgument, match="bad size in MiB"):
+        hv.backend.shadow_allocation(absent, -1)
+    with pytest.raises(InvalidArgument, match="unknown HVM param 99"):
+        hv.backend.set_hvm_param(absent, 99, 0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="bad value"):
+        hv.backend.set_hvm_param(absent, HvmParam.TIMER_MODE, 1 << 64)
+    with pytest.raises(InvalidArgument, match="unknown HVM param"):
+        hv.backend.get_hvm_param(absent, "TIMER_MODE")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="bad domain id"):
+        hv.backend.max_vcpus(-1, 1)
+    with pytest.raises(NoSuchDomain):
+        hv.backend.max_vcpus(absent, 1)
+
+
+def test_max_vcpus_keeps_the_count_once_the_domain_ran(hv: Harness) -> None:
+    domid = hv.new_domain()
+    vcpus = hv.backend.getinfo(domid).max_vcpu_id + 1
+    hv.backend.max_vcpus(domid, vcpus)  # the count it has: accepted by Xen 4.17 and the sim
+    info = hv.backend.getinfo(domid)
+    assert (info.nr_online_vcpus, info.max_vcpu_id) == (vcpus, vcpus - 1)
+    hv.backend.unpause(domid)
+    with pytest.raises(InvalidArgument):
+        hv.backend.max_vcpus(domid, vcpus + 1)
+    hv.backend.max_vcpus(domid, vcpus)
+    hv.backend.destroy(domid)
+
+
+def test_shadow_allocation(hv: Harness) -> None:
+    domid = hv.new_domain()
+    free = hv.backend.physinfo().free_pages
+    held = hv.backend.shadow_allocation(domid, 8)
+    assert held >= 8  # Xen may round up or keep a minimum pool
+    if hv.exact_memory:
+        assert held == 8
+        assert hv.backend.physinfo().free_pages == free - 8 * 256
+    hv.backend.destroy(domid)
+    wait_until(lambda: gone_or_dying(hv.backend, domid))
+    if hv.exact_memory:
+        assert hv.backend.physinfo().free_pages == free + 64 * 256
+
+
+def test_hvm_params_set_and_get(hv: Harness) -> None:
+    domid = hv.new_hvm_domain()
+    for param, value in ((HvmParam.TIMER_MODE, 1), (HvmParam.VPT_ALIGN, 1),
+                         (HvmParam.HPET_ENABLED, 0), (HvmParam.TIMER_MODE, 2)):
+        hv.backend.set_hvm_param(domid, param, value)
+        assert hv.backend.get_hvm_param(domid, param) == value
+    with pytest.raises(InvalidArgument):
+        hv.backend.set_hvm_param(domid, HvmParam.TIMER_MODE, 7)  # beyond HVMPTM_*
+    with pytest.raises(InvalidArgument):
+        hv.backend.set_hvm_param(domid, HvmParam.PAE_ENABLED, 1)  # deprecated in 4.17
+    assert hv.backend.get_hvm_param(domid, HvmParam.TIMER_MODE) == 2
+    hv.backend.destroy(domid)
+
+
+def test_hvm_params_are_refused_on_a_pv_domain(hv: Harness) -> None:
+    domid = hv.new_domain()
+    if hv.backend.getinfo(domid).hvm:
+        pytest.skip("OXT_XC_XL_CONFIG starts an HVM guest; this test needs a PV one")
+    with pytest.raises(InvalidArgument):
+        hv.backend.set_hvm_param(domid, HvmParam.TIMER_MODE, 1)
+    with pytest.raises(InvalidArgument):
+        hv.backend.get_hvm_param(domid, HvmParam.HPET_ENABLED)
+    hv.backend.destroy(domid)

@@ -9,7 +9,7 @@ import uuid
 import msgpack
 import pytest
 
-from xen.backend import DomainInfo, DomainSpec, PhysInfo, Version
+from xen.backend import DomainInfo, DomainSpec, HvmParam, PhysInfo, Version
 from xen.sim._hvproto import (
     MAX_INFOLIST,
     OPS,
@@ -37,6 +37,20 @@ GOLDEN_PAUSE = bytes.fromhex("00000015" "9501a3726571" "01" "a57061757365" "81a5
 GOLDEN_ERROR = bytes.fromhex(
     "00000021" "9601a3657272" "01" "ac4e6f53756368446f6d61696e" "ab6e6f20646f6d61696e2033" "03")
 GOLDEN_OK = bytes.fromhex("00000007" "9401a26f6b" "01" "c0")
+# The domain-build operations (new op names only: the frame format is unchanged).
+GOLDEN_MAX_VCPUS = bytes.fromhex(
+    "00000020" "9501a3726571" "01" "a96d61785f7663707573"
+    "82" "a5646f6d6964" "03" "a57663707573" "02")
+GOLDEN_SHADOW = bytes.fromhex(
+    "00000028" "9501a3726571" "02" "b1736861646f775f616c6c6f636174696f6e"
+    "82" "a5646f6d6964" "03" "a36d6962" "cd0100")
+GOLDEN_SET_PARAM = bytes.fromhex(
+    "00000033" "9501a3726571" "03" "ad7365745f68766d5f706172616d"
+    "83" "a5646f6d6964" "03" "a5706172616d" "0a" "a576616c7565" "cf8000000000000000")
+GOLDEN_GET_PARAM = bytes.fromhex(
+    "00000024" "9501a3726571" "04" "ad6765745f68766d5f706172616d"
+    "82" "a5646f6d6964" "03" "a5706172616d" "0b")
+GOLDEN_OK_U64 = bytes.fromhex("0000000f" "9401a26f6b" "04" "cfffffffffffffffff")
 
 
 def frame(obj: object) -> bytes:
@@ -48,6 +62,31 @@ def test_golden_request_bytes() -> None:
     client = HvClientProtocol()
     assert client.send(client.request("pause", domid=3)) == GOLDEN_PAUSE
     assert client.in_flight == 1
+
+
+def test_golden_domain_build_requests() -> None:
+    client = HvClientProtocol()
+    assert client.send(client.request("max_vcpus", domid=3, vcpus=2)) == GOLDEN_MAX_VCPUS
+    assert client.send(client.request("shadow_allocation", domid=3, mib=256)) == GOLDEN_SHADOW
+    req = client.request("set_hvm_param", domid=3, param=HvmParam.TIMER_MODE, value=1 << 63)
+    assert client.send(req) == GOLDEN_SET_PARAM
+    assert client.send(client.request("get_hvm_param", domid=3, param=11)) == GOLDEN_GET_PARAM
+    assert HvServerProtocol().feed(GOLDEN_SET_PARAM + GOLDEN_GET_PARAM) == [
+        Request(3, "set_hvm_param", (("domid", 3), ("param", 10), ("value", 1 << 63))),
+        Request(4, "get_hvm_param", (("domid", 3), ("param", 11)))]
+    assert HvServerProtocol().send(Reply(4, (1 << 64) - 1)) == GOLDEN_OK_U64
+    assert client.feed(GOLDEN_OK_U64) == [Reply(4, (1 << 64) - 1)]
+
+
+def test_the_wire_only_grew_new_op_names() -> None:
+    old = {"version": (), "physinfo": (), "create": ("spec",), "pause": ("domid",),
+           "unpause": ("domid",), "shutdown": ("domid", "reason"), "destroy": ("domid",),
+           "getinfolist": ("first", "max_domains"), "getinfo": ("domid",),
+           "setmaxmem": ("domid", "kib"), "set_handle": ("domid", "handle"),
+           "find_by_handle": ("handle",)}
+    assert {op: OPS[op] for op in old} == old
+    assert set(OPS) - set(old) == {"max_vcpus", "shadow_allocation", "set_hvm_param",
+                                   "get_hvm_param"}
 
 
 def test_golden_reply_bytes() -> None:

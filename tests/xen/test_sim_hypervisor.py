@@ -17,6 +17,7 @@ from xen.backend import (
     DomainInfo,
     DomainSpec,
     DomInfoFlag,
+    HvmParam,
     Hypervisor,
     HypervisorError,
     InvalidArgument,
@@ -285,6 +286,114 @@ def test_getinfolist_pages_in_domid_order_and_find_by_handle() -> None:
     assert hv.find_by_handle(uuid.UUID(int=1)) == []
 
 
+# --- domain build: vcpus, shadow pool, HVM params ---------------------------------------------
+
+
+def test_max_vcpus_sets_the_count_until_the_domain_first_runs() -> None:
+    hv = host()
+    domid, _ = hv.create(spec(max_vcpus=1))
+    assert hv.max_vcpus(domid, 4) == []
+    info = hv.getinfo(domid)
+    assert (info.nr_online_vcpus, info.max_vcpu_id) == (4, 3)
+    hv.max_vcpus(domid, 2)  # may shrink too, while it never ran
+    hv.pause(domid)
+    hv.unpause(domid)  # count 1: still never ran
+    hv.max_vcpus(domid, 3)
+    hv.unpause(domid)
+    hv.pause(domid)
+    hv.max_vcpus(domid, 3)  # the current count: a no-op, as XEN_DOMCTL_max_vcpus on 4.17
+    with pytest.raises(InvalidArgument, match="cannot change its 3 vcpus to 2: it has run"):
+        hv.max_vcpus(domid, 2)
+    assert hv.getinfo(domid).nr_online_vcpus == 3
+
+
+def test_max_vcpus_bounds_dom0_dying_and_missing_domains() -> None:
+    hv = host()
+    domid, _ = hv.create(spec())
+    for bad in (0, 129, True, "2"):
+        with pytest.raises(InvalidArgument, match="bad vcpu count"):
+            hv.max_vcpus(domid, bad)  # type: ignore[arg-type]
+    hv.max_vcpus(domid, 128)
+    with pytest.raises(InvalidArgument, match="domain 0 refused"):
+        hv.max_vcpus(0, 4)
+    with pytest.raises(NoSuchDomain):
+        hv.max_vcpus(99, 1)
+    hv.hold(domid)
+    hv.destroy(domid)
+    with pytest.raises(InvalidArgument, match="is dying"):
+        hv.max_vcpus(domid, 1)
+
+
+def test_shadow_pool_comes_from_free_memory_and_returns_at_destroy() -> None:
+    hv = host()
+    domid, _ = hv.create(spec(256 * MIB))
+    free0 = hv.physinfo().free_kib
+    assert hv.shadow_allocation(domid, 8) == (8, [])
+    assert hv.physinfo().free_kib == free0 - 8 * MIB
+    assert hv.get_shadow_allocation(domid) == 8 and hv.shadow_pages == 8 * 256
+    hv.shadow_allocation(domid, 20)
+    hv.shadow_allocation(domid, 2)  # shrinking gives memory back
+    assert hv.physinfo().free_kib == free0 - 2 * MIB
+    assert hv.getinfo(domid).tot_kib == 256 * MIB  # the pool is not the domain's pages
+    hv.hold(domid)
+    hv.destroy(domid)  # domain_kill frees the pool; the zombie keeps only its own pages
+    assert hv.physinfo().free_kib == free0 and hv.shadow_pages == 0
+    assert hv.shadow_allocation(domid, 64) == (64, [])  # ignored on a dying domain
+    assert hv.physinfo().free_kib == free0
+    hv.unhold(domid)
+    assert hv.physinfo().free_kib == free0 + 256 * MIB
+
+
+def test_shadow_pool_that_does_not_fit_is_out_of_memory_and_changes_nothing() -> None:
+    hv = host(total_kib=1 * GIB, dom0_kib=256 * MIB)
+    domid, _ = hv.create(spec(512 * MIB))
+    hv.shadow_allocation(domid, 100)
+    with pytest.raises(OutOfMemory, match="from 100 to 257 MiB: only 159744 KiB free"):
+        hv.shadow_allocation(domid, 257)
+    assert hv.get_shadow_allocation(domid) == 100 and hv.free_pages == 156 * 256
+    hv.shadow_allocation(domid, 256)  # exactly what is left
+    assert hv.free_pages == 0
+    with pytest.raises(OutOfMemory):
+        hv.create(spec(4))
+    for bad in (-1, 1 << 24, True):
+        with pytest.raises(InvalidArgument, match="bad size in MiB"):
+            hv.shadow_allocation(domid, bad)
+    with pytest.raises(InvalidArgument, match="domain 0 refused"):
+        hv.shadow_allocation(0, 1)
+
+
+def test_hvm_params_are_stored_per_hvm_domain() -> None:
+    hv = host()
+    a, _ = hv.create(spec(hvm=True))
+    b, _ = hv.create(spec(hvm=True))
+    assert hv.get_hvm_param(a, HvmParam.HPET_ENABLED) == 1  # hpet_init's default
+    assert hv.get_hvm_param(a, HvmParam.TIMER_MODE) == 0
+    assert hv.set_hvm_param(a, HvmParam.TIMER_MODE, 1) == []
+    hv.set_hvm_param(a, HvmParam.HPET_ENABLED, 0)
+    hv.set_hvm_param(a, HvmParam.VPT_ALIGN, 1)
+    hv.set_hvm_param(a, HvmParam.CALLBACK_IRQ, (1 << 64) - 1)
+    hv.set_hvm_param(a, 18, 7)  # the number works as well as the member
+    assert [hv.get_hvm_param(a, p) for p in (10, 11, 16, 0, HvmParam.CONSOLE_EVTCHN)] == [
+        1, 0, 1, (1 << 64) - 1, 7]
+    assert hv.get_hvm_param(b, HvmParam.TIMER_MODE) == 0  # per domain
+    with pytest.raises(InvalidArgument, match="unknown HVM param 12"):
+        hv.set_hvm_param(a, 12, 0)
+    with pytest.raises(InvalidArgument, match="bad value -1"):
+        hv.set_hvm_param(a, HvmParam.VPT_ALIGN, -1)
+
+
+def test_hvm_params_are_refused_on_pv_domains() -> None:
+    hv = host()
+    pv, _ = hv.create(spec(hvm=False))
+    for domid in (pv, 0):
+        with pytest.raises(InvalidArgument, match="PV domain"):
+            hv.set_hvm_param(domid, HvmParam.TIMER_MODE, 1)
+        with pytest.raises(InvalidArgument, match="PV domain"):
+            hv.get_hvm_param(domid, HvmParam.HPET_ENABLED)
+    with pytest.raises(NoSuchDomain):
+        hv.get_hvm_param(77, HvmParam.TIMER_MODE)
+
+
 # --- xen.backend values and errors -------------------------------------------------------------
 
 
@@ -322,7 +431,7 @@ def test_skeleton_raises_not_implemented_for_every_member() -> None:
     sk = UnimplementedHypervisor()
     assert isinstance(sk, Hypervisor)
     members = [m for m in dir(Hypervisor) if not m.startswith("_") and m != "name"]
-    assert len(members) == 13
+    assert len(members) == 17
     for member in members:
         fn = getattr(sk, member)
         nargs = fn.__code__.co_argcount - 1 - len(fn.__defaults__ or ())
@@ -333,7 +442,7 @@ def test_skeleton_raises_not_implemented_for_every_member() -> None:
 # --- random operation sequences ----------------------------------------------------------------
 
 _OPS = ("create", "pause", "unpause", "shutdown", "destroy", "crash", "hold", "unhold",
-        "balloon", "setmaxmem")
+        "balloon", "setmaxmem", "vcpus", "shadow", "param")
 
 
 @settings(max_examples=150, deadline=None)
@@ -345,10 +454,10 @@ def test_random_sequences_keep_memory_and_domains_consistent(
     hv = SimHypervisor(2 * GIB, dom0_kib=256 * MIB)
     alive: set[int] = {0}
     for op, domid, size in ops:
-        before = (hv.domids(), hv.free_pages)
+        before = (hv.getinfolist(0, 10_000), hv.free_pages, hv.shadow_pages)
         try:
             if op == "create":
-                new, events = hv.create(spec(size * MIB))
+                new, events = hv.create(spec(size * MIB, hvm=bool(size % 2)))
                 assert new not in alive and events == [DomainCreated(new, uuid.UUID(int=0))]
                 alive.add(new)
             elif op == "pause":
@@ -372,9 +481,16 @@ def test_random_sequences_keep_memory_and_domains_consistent(
                 hv.guest_set_memory(domid, size * MIB)
             elif op == "setmaxmem":
                 hv.setmaxmem(domid, size * MIB)
+            elif op == "vcpus":
+                hv.max_vcpus(domid, size % 130)
+            elif op == "shadow":
+                hv.shadow_allocation(domid, size)
+            elif op == "param":
+                hv.set_hvm_param(domid, HvmParam.TIMER_MODE, size % 5)
         except (InvalidArgument, NoSuchDomain, OutOfMemory, HypervisorError):
-            assert (hv.domids(), hv.free_pages) == before  # a failure changes nothing
-        assert hv.free_pages + hv.allocated_pages == hv.total_pages
+            # a failure changes nothing
+            assert (hv.getinfolist(0, 10_000), hv.free_pages, hv.shadow_pages) == before
+        assert hv.free_pages + hv.allocated_pages + hv.shadow_pages == hv.total_pages
         assert hv.free_pages >= 0
         infos = hv.getinfolist(0, 10_000)
         assert [i.domid for i in infos] == sorted(alive)

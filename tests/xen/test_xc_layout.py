@@ -1,11 +1,15 @@
-"""Our cffi struct declarations against Debian's libxen-dev 4.17 headers: gcc compiles a C file
-that prints sizeof and offsetof of every field we declare; each must equal cffi's figures.
+"""Our cffi declarations against Debian's libxen-dev 4.17 headers: gcc compiles a C file that
+prints sizeof and offsetof of every field we declare (each must equal cffi's figures) and the
+value of every header constant we copy (`CONSTANTS`, `xen.backend.HvmParam`); every function
+we declare is redeclared, with cffi's own signature, after ``#include <xenctrl.h>`` (gcc
+refuses conflicting types) and must resolve in the installed library through ``ffi.dlopen``.
 
-Skipped (with the reason) only when the headers or gcc are absent (``apt-get install
-libxen-dev``; `make debs` installs it)."""
+Skipped (with the reason) only when the headers, gcc or (for the symbols) the libraries are
+absent (``apt-get install libxen-dev``; `make debs` installs it)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from xen.xc._cdefs import STRUCTS
+from xen.backend import HvmParam
+from xen.xc._cdefs import CDEFS, CONSTANTS, FUNCTIONS, STRUCTS
 from xen.xc._xc import ffi
 
 HEADER = Path("/usr/include/xenctrl.h")
@@ -73,6 +78,62 @@ def test_declared_structs_match_the_xen_headers(tmp_path: Path) -> None:
                 mismatches.append(f"{struct}.{path}: C offset/size {from_c[struct, path]}, "
                                   f"cffi {(offset, size)}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def compile_and_run(tmp_path: Path, source: str) -> str:
+    (tmp_path / "check.c").write_text(source)
+    binary = tmp_path / "check"
+    compiled = subprocess.run(["gcc", "-o", str(binary), str(tmp_path / "check.c")],
+                              capture_output=True, text=True, timeout=30)
+    assert compiled.returncode == 0, f"gcc failed:\n{compiled.stderr}"
+    return subprocess.run([str(binary)], capture_output=True, text=True, timeout=10,
+                          check=True).stdout
+
+
+def test_copied_constants_and_hvm_param_numbers_match_the_headers(tmp_path: Path) -> None:
+    ours = dict(CONSTANTS) | {f"HVM_PARAM_{p.name}": p.value for p in HvmParam}
+    lines = ["#include <stdio.h>", "#include <xenctrl.h>", "int main(void) {"]
+    lines += [f'  printf("{name} %lld\\n", (long long)({name}));' for name in ours]
+    lines += ["  return 0;", "}"]
+    out = compile_and_run(tmp_path, "\n".join(lines) + "\n")
+    from_c = {name: int(value) for name, value in (line.split() for line in out.splitlines())}
+    assert from_c == ours
+
+
+def _prototype(lib: Any, name: str) -> str:
+    """The C declaration of ``name`` as cffi understood our cdef (const restored on a pointer
+    return type, which cffi drops)."""
+    cname = ffi.typeof(getattr(lib, name)).cname  # e.g. "int(*)(xc_interface *, uint32_t)"
+    returns, _, params = cname.partition("(*)")
+    const = "const " if re.search(rf"const\s+\w+\s*\*\s*{name}\s*\(", CDEFS) else ""
+    return f"{const}{returns} {name}{params};"
+
+
+def test_declared_functions_resolve_and_match_the_header_prototypes(tmp_path: Path) -> None:
+    declarations = []
+    for library, names in FUNCTIONS.items():
+        try:
+            lib = ffi.dlopen(library)
+        except OSError as exc:
+            pytest.skip(f"{library} cannot be loaded ({exc}); install libxenctrl4.17")
+        missing = []
+        for name in names:
+            try:
+                declarations.append(_prototype(lib, name))
+            except AttributeError:
+                missing.append(name)
+        assert not missing, f"{library} lacks {missing}"
+    assert set(re.findall(r"\b(\w+)\s*\(", CDEFS)) >= {
+        n for names in FUNCTIONS.values() for n in names}
+    # A redeclaration with another signature is a hard error ("conflicting types").
+    source = "\n".join(["#include <xenctrl.h>", *declarations,
+                        'int main(void) { puts("ok"); return 0; }']) + "\n"
+    assert compile_and_run(tmp_path, source).strip() == "ok"
+
+
+def test_every_declared_function_is_listed() -> None:
+    declared = set(re.findall(r"^[\w ]+?\**\s*\**(\w+)\(", CDEFS, flags=re.M))
+    assert declared == {n for names in FUNCTIONS.values() for n in names}
 
 
 def test_the_known_sizes() -> None:

@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from xen.backend import (
     ERRORS,
+    MAX_SHADOW_MIB,
     DomainInfo,
     DomainSpec,
+    HvmParam,
     HypervisorError,
     HypervisorTimeout,
     InvalidArgument,
@@ -37,6 +39,8 @@ from xen.backend import (
     Unavailable,
     Version,
     check_domid,
+    check_hvm_param,
+    check_range,
 )
 from xen.sim._hvproto import (
     MAX_FRAME,
@@ -56,6 +60,8 @@ __all__ = ["SimBackend"]
 
 T = TypeVar("T")
 _RECV_SIZE = 65536
+_U32_MAX = (1 << 32) - 1
+_U64_MAX = (1 << 64) - 1
 
 
 class SimBackend:
@@ -151,6 +157,34 @@ class SimBackend:
         return self._decode_list(self._call("find_by_handle", handle=handle.bytes),
                                  "find_by_handle")
 
+    # --- domain build --------------------------------------------------------------------------
+
+    def max_vcpus(self, domid: int, vcpus: int) -> None:
+        check_domid(domid)
+        check_range(f"max_vcpus of domain {domid}", "vcpu count", vcpus, 1, _U32_MAX)
+        self._call("max_vcpus", domid=domid, vcpus=vcpus)
+
+    def shadow_allocation(self, domid: int, mib: int) -> int:
+        check_domid(domid)
+        what = f"shadow_allocation of domain {domid}"
+        check_range(what, "size in MiB", mib, 0, MAX_SHADOW_MIB)
+        return self._int_reply(self._call("shadow_allocation", domid=domid, mib=mib), what,
+                               _U32_MAX)
+
+    def set_hvm_param(self, domid: int, param: HvmParam, value: int) -> None:
+        check_domid(domid)
+        what = f"set_hvm_param of domain {domid}"
+        index = check_hvm_param(what, param)
+        check_range(f"{what}, {index.name}", "value", value, 0, _U64_MAX)
+        self._call("set_hvm_param", domid=domid, param=int(index), value=value)
+
+    def get_hvm_param(self, domid: int, param: HvmParam) -> int:
+        check_domid(domid)
+        what = f"get_hvm_param of domain {domid}"
+        index = check_hvm_param(what, param)
+        return self._int_reply(self._call("get_hvm_param", domid=domid, param=int(index)),
+                               what, _U64_MAX)
+
     # --- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -188,6 +222,12 @@ class SimBackend:
             raise HypervisorError(
                 f"the simulated hypervisor at {self._path} sent a malformed {op} reply: {exc}"
             ) from None
+
+    def _int_reply(self, value: Any, what: str, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise HypervisorError(
+                f"{what}: the simulated hypervisor at {self._path} answered {value!r:.40}")
+        return value
 
     def _decode_list(self, value: Any, op: str) -> list[DomainInfo]:
         if not isinstance(value, list):

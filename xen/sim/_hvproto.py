@@ -11,8 +11,10 @@ second is the kind:
 
 ``req_id`` is chosen by the client (unique among its requests in flight, counted up from 1);
 the server answers each request exactly once, in order. Operations and their argument names are
-`OPS`; values of the `xen.backend` types travel as maps of their fields by name (UUIDs as 16
-bytes, flags as integers), converted by `encode_value` / `decode_*`.
+`OPS` (new operations only ever add names, so an older peer answers an unknown one with an
+InvalidArgument error and the frame format never changes); values of the `xen.backend` types
+travel as maps of their fields by name (UUIDs as 16 bytes, enums and flags as integers),
+converted by `encode_value` / `decode_*`.
 
 `HvClientProtocol` and `HvServerProtocol` hold a buffer and a state, never a socket:
 ``feed(bytes) -> list[message]``, ``send(message) -> bytes``.
@@ -97,6 +99,11 @@ OPS: Mapping[str, tuple[str, ...]] = {
     "setmaxmem": ("domid", "kib"),
     "set_handle": ("domid", "handle"),
     "find_by_handle": ("handle",),
+    # added with the domain-build steps; older peers answer them "unknown operation"
+    "max_vcpus": ("domid", "vcpus"),
+    "shadow_allocation": ("domid", "mib"),  # reply: the pool now held, in MiB
+    "set_hvm_param": ("domid", "param", "value"),  # param: the HVM_PARAM_* number
+    "get_hvm_param": ("domid", "param"),  # reply: the value (0..2**64-1)
 }
 
 Value = Any  # what msgpack can carry: None, bool, int, str, bytes, lists and str-keyed maps

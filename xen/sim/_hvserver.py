@@ -296,6 +296,15 @@ class HypervisorServer:
         check_domid(domid)
         if op == "getinfo":
             return encode_value(self.inspect(lambda m: m.getinfo(domid)))
+        if op == "get_hvm_param":
+            param = _int(req, "param")
+            return self.inspect(lambda m: m.get_hvm_param(domid, param))
+        if op == "shadow_allocation":
+            mib = _int(req, "mib")
+            with self._lock:
+                held, events = self._model.shadow_allocation(domid, mib)
+                self._publish(events)
+            return held
         mutate: dict[str, Callable[[SimHypervisor], list[HypervisorEvent]]] = {
             "pause": lambda m: m.pause(domid),
             "unpause": lambda m: m.unpause(domid),
@@ -303,6 +312,9 @@ class HypervisorServer:
             "shutdown": lambda m: m.shutdown(domid, _int(req, "reason")),
             "setmaxmem": lambda m: m.setmaxmem(domid, _int(req, "kib")),
             "set_handle": lambda m: m.set_handle(domid, decode_handle(req.arg("handle"))),
+            "max_vcpus": lambda m: m.max_vcpus(domid, _int(req, "vcpus")),
+            "set_hvm_param": lambda m: m.set_hvm_param(
+                domid, _int(req, "param"), _int(req, "value")),
         }
         self._mutate(mutate[op])
         return None

@@ -2,8 +2,8 @@
 
 `SimHypervisor` answers the `xen.backend.Hypervisor` questions (version, physinfo, getinfolist,
 getinfo, find_by_handle) and applies its operations. Every operation that changes state returns
-the events it caused (frozen dataclasses below), in order, so that the simulated host can do
-what xenstored does on a real host. Guest-side hooks (`guest_shutdown`, `guest_crash`,
+the events it caused (`xen.sim._hvevents`, re-exported here), in order, so that the simulated
+host can do what xenstored does on a real host. Guest-side hooks (`guest_shutdown`, `guest_crash`,
 `guest_set_busy`, `guest_set_memory`) and backend-side hooks (`hold`, `unhold`: pages still
 mapped by a backend) let a guest or device simulator drive the other half.
 
@@ -14,7 +14,7 @@ Rules (each as real Xen 4.17 does it unless marked *sim*):
 - Domids come from a rover: each create takes the next free id after the last one handed out,
   wrapping from DOMID_FIRST_RESERVED-1 (0x7FEF) to 1, so ids are not reused soon. An id is
   busy while its domain exists, dying included. No free id: `OutOfMemory` (Xen: ENOMEM).
-- Memory: ``free_pages + sum(tot_pages of every domain) == total_pages`` always. *sim*:
+- Memory: ``free_pages + sum(tot_pages) + sum(shadow pools) == total_pages`` always. *sim*:
   create allocates ``spec.memory_kib`` at once (create and build in one); not enough free
   memory raises `OutOfMemory` and changes nothing. A domain's pages are freed when it is gone.
   ``scrub_pages`` is always 0 (Xen 4.17 scrubs freed memory in idle time and reports 0).
@@ -32,35 +32,44 @@ Rules (each as real Xen 4.17 does it unless marked *sim*):
 - `setmaxmem` always succeeds for an existing domain, even below what it holds (Xen dropped
   that check: the domain just cannot grow). `guest_set_memory` (ballooning) honours maxmem and
   host free memory.
+- `max_vcpus` takes 1..128 (HVM_MAX_VCPUS; *sim*: PV too). Xen 4.17 fixes the count at
+  createdomain (another: EINVAL). *sim*: it may change until the domain first runs (unpaused
+  to count 0) or dies, as on the older Xen the original drove (create, then max_vcpus); then
+  only the current count is accepted (a no-op, as 4.17), another is `InvalidArgument`.
+- `shadow_allocation` sizes the domain's shadow/HAP pool (MiB) from host free memory and
+  returns the new size; `OutOfMemory` when the growth does not fit (*sim*: nothing changes;
+  Xen keeps what it got). The pool is freed when the domain becomes dying (domain_kill); a
+  request on a dying domain is ignored (Xen returns 0). *sim*: no rounding, no minimum.
+- HVM params exist on HVM domains only (PV: `InvalidArgument`, Xen's EINVAL); values are
+  checked as Xen 4.17 does (`xen.sim._hvparams`). *sim*: only `HvmParam` indices; values are
+  stored, nothing acts on them (ACPI_S_STATE 3 does not suspend vcpus).
+- max_vcpus and shadow_allocation refuse dom0 (EINVAL); the build steps raise no events.
 - *sim*: ``cpu_time`` stays 0 and ``shared_info_frame`` is a made-up per-domain number.
 
-Events and what xenstored does on a real host for each (`HypervisorEvent.dom_exc` is true where
-Xen raises VIRQ_DOM_EXC, on which xenstored fires ``@releaseDomain``):
-DomainCreated (nothing: ``@introduceDomain`` comes from the toolstack's INTRODUCE),
-DomainPaused / DomainUnpaused / MaxMemChanged / MemoryChanged / HandleChanged (nothing),
-DomainShutdown (dom_exc), DomainDying (dom_exc), DomainGone (dom_exc; xenstored also releases
-the domain's connection, as RELEASE would).
+Events: DomainShutdown, DomainDying and DomainGone have ``dom_exc`` (VIRQ_DOM_EXC: xenstored
+fires ``@releaseDomain``, and releases the connection of a gone domain); the others nothing.
 
 Failures raise `xen.backend` errors (NoSuchDomain, InvalidArgument, OutOfMemory,
-HypervisorError with errno EOVERFLOW) and leave the model unchanged: every check happens before
-the first change.
+HypervisorError with errno EOVERFLOW or EEXIST) and leave the model unchanged: every check
+happens before the first change.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 import uuid
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
 
 from xen.backend import (
     DOMID_FIRST_RESERVED,
     INVALID_MAX_VCPU_ID,
+    MAX_SHADOW_MIB,
     NULL_HANDLE,
     PAGE_KIB,
     SHUTDOWN_CODE_NONE,
     DomainInfo,
     DomainSpec,
+    HvmParam,
     HypervisorError,
     InvalidArgument,
     NoSuchDomain,
@@ -70,7 +79,23 @@ from xen.backend import (
     ShutdownReason,
     Version,
     check_domid,
+    check_hvm_param,
+    check_range,
 )
+from xen.sim._hvevents import (
+    DomainCreated,
+    DomainDying,
+    DomainGone,
+    DomainPaused,
+    DomainShutdown,
+    DomainUnpaused,
+    HandleChanged,
+    HypervisorEvent,
+    MaxMemChanged,
+    MemoryChanged,
+)
+from xen.sim._hvparams import DEFAULTS as _PARAM_DEFAULTS
+from xen.sim._hvparams import check_get, check_set
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -93,79 +118,8 @@ DEFAULT_CAPABILITIES = (PhysCap.HVM | PhysCap.PV | PhysCap.DIRECTIO | PhysCap.HA
                         | PhysCap.SHADOW | PhysCap.GNTTAB_V1 | PhysCap.GNTTAB_V2)
 _MAX_PAUSE_COUNT = 255  # Xen's cap on the controller pause count (then EOVERFLOW)
 _DEFAULT_DOM0_KIB = 512 * 1024
-
-
-# --- events ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DomainCreated:
-    domid: int
-    handle: uuid.UUID
-    dom_exc: ClassVar[bool] = False
-
-
-@dataclass(frozen=True, slots=True)
-class DomainPaused:
-    domid: int
-    pause_count: int
-    dom_exc: ClassVar[bool] = False
-
-
-@dataclass(frozen=True, slots=True)
-class DomainUnpaused:
-    domid: int
-    pause_count: int
-    dom_exc: ClassVar[bool] = False
-
-
-@dataclass(frozen=True, slots=True)
-class DomainShutdown:
-    """The domain shut down; ``by_guest`` when the guest did it (or crashed)."""
-
-    domid: int
-    reason: ShutdownReason
-    by_guest: bool
-    dom_exc: ClassVar[bool] = True
-
-
-@dataclass(frozen=True, slots=True)
-class DomainDying:
-    domid: int
-    dom_exc: ClassVar[bool] = True
-
-
-@dataclass(frozen=True, slots=True)
-class DomainGone:
-    """The domain left the hypervisor; its memory is free again."""
-
-    domid: int
-    dom_exc: ClassVar[bool] = True
-
-
-@dataclass(frozen=True, slots=True)
-class MaxMemChanged:
-    domid: int
-    max_pages: int
-    dom_exc: ClassVar[bool] = False
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryChanged:
-    domid: int
-    tot_pages: int
-    dom_exc: ClassVar[bool] = False
-
-
-@dataclass(frozen=True, slots=True)
-class HandleChanged:
-    domid: int
-    handle: uuid.UUID
-    dom_exc: ClassVar[bool] = False
-
-
-HypervisorEvent = (DomainCreated | DomainPaused | DomainUnpaused | DomainShutdown | DomainDying
-                   | DomainGone | MaxMemChanged | MemoryChanged | HandleChanged)
+_PAGES_PER_MIB = 1024 // PAGE_KIB
+_HVM_MAX_VCPUS = 128  # public/hvm/hvm_info_table.h
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -187,6 +141,9 @@ class _Domain:
     dying: bool = False
     holds: int = 0
     busy: bool = False
+    ran: bool = False  # unpaused to count 0 at least once
+    shadow_mib: int = 0
+    hvm_params: dict[HvmParam, int] = field(default_factory=dict)
 
     def info(self, is_dom0: bool) -> DomainInfo:
         live = not (self.is_shut_down or self.dying or self.pause_count)
@@ -281,8 +238,17 @@ class SimHypervisor:
 
     @property
     def allocated_pages(self) -> int:
-        """Pages held by domains (dying ones included)."""
+        """Pages held by domains (dying ones included), shadow pools not counted."""
         return sum(d.tot_pages for d in self._domains.values())
+
+    @property
+    def shadow_pages(self) -> int:
+        """Pages in the domains' shadow/HAP pools."""
+        return sum(d.shadow_mib for d in self._domains.values()) * _PAGES_PER_MIB
+
+    def get_shadow_allocation(self, domid: int) -> int:
+        """The domain's shadow/HAP pool in MiB (XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION)."""
+        return self._get(domid).shadow_mib
 
     def domids(self) -> list[int]:
         """Every domain that exists, dying ones included, in domid order."""
@@ -315,7 +281,8 @@ class SimHypervisor:
         self._rover = domid
         self._domains[domid] = _Domain(
             domid, spec.handle, hvm=spec.hvm, hap=spec.hap, ssidref=spec.ssidref,
-            vcpus=spec.max_vcpus, tot_pages=pages, max_pages=spec.max_pages, pause_count=1)
+            vcpus=spec.max_vcpus, tot_pages=pages, max_pages=spec.max_pages, pause_count=1,
+            hvm_params=dict(_PARAM_DEFAULTS) if spec.hvm else {})
         self._free_pages -= pages
         return domid, [DomainCreated(domid, spec.handle)]
 
@@ -335,6 +302,7 @@ class SimHypervisor:
         if dom.pause_count == 0:
             raise InvalidArgument(f"unpause of domain {domid} failed: it is not paused")
         dom.pause_count -= 1
+        dom.ran = dom.ran or dom.pause_count == 0
         return [DomainUnpaused(domid, dom.pause_count)]
 
     def shutdown(self, domid: int, reason: ShutdownReason | int) -> list[HypervisorEvent]:
@@ -346,6 +314,8 @@ class SimHypervisor:
         if dom.dying:
             return []
         dom.dying = True
+        self._free_pages += dom.shadow_mib * _PAGES_PER_MIB  # domain_kill frees the pool
+        dom.shadow_mib = 0
         events: list[HypervisorEvent] = [DomainDying(domid)]
         if dom.holds == 0:
             events += self._remove(dom)
@@ -364,6 +334,50 @@ class SimHypervisor:
             raise InvalidArgument(f"set_handle of domain {domid}: {handle!r} is not a UUID")
         dom.handle = handle
         return [HandleChanged(domid, handle)]
+
+    # --- domain build --------------------------------------------------------------------------
+
+    def max_vcpus(self, domid: int, vcpus: int) -> list[HypervisorEvent]:
+        """Set the vcpu count (1..128) while the domain never ran; later only the same count."""
+        what = f"max_vcpus of domain {domid}"
+        dom = self._get_guest(domid, "max_vcpus")
+        check_range(what, "vcpu count", vcpus, 1, _HVM_MAX_VCPUS)
+        if vcpus != dom.vcpus and (dom.ran or dom.dying):
+            raise InvalidArgument(
+                f"{what}: cannot change its {dom.vcpus} vcpus to {vcpus}: it "
+                f"{'is dying' if dom.dying else 'has run'} (Xen fixes the count at create)")
+        dom.vcpus = vcpus
+        return []
+
+    def shadow_allocation(self, domid: int, mib: int) -> tuple[int, list[HypervisorEvent]]:
+        """Size the domain's shadow/HAP pool to ``mib`` MiB; returns the size and events."""
+        what = f"shadow_allocation of domain {domid}"
+        dom = self._get_guest(domid, "shadow_allocation")
+        check_range(what, "size in MiB", mib, 0, MAX_SHADOW_MIB)
+        if dom.dying:
+            return mib, []
+        growth = (mib - dom.shadow_mib) * _PAGES_PER_MIB
+        if growth > self._free_pages:
+            raise OutOfMemory(
+                f"{what}: cannot grow the shadow pool from {dom.shadow_mib} to {mib} MiB: only "
+                f"{self._free_pages * PAGE_KIB} KiB free")
+        self._free_pages -= growth
+        dom.shadow_mib = mib
+        return mib, []
+
+    def set_hvm_param(self, domid: int, param: HvmParam | int, value: int
+                      ) -> list[HypervisorEvent]:
+        """Set an HVM parameter of an HVM domain (see the module rules)."""
+        dom, index, what = self._hvm_domain(domid, param, "set_hvm_param")
+        check_set(what, index, value, dom.hvm_params.get(index, 0))
+        dom.hvm_params[index] = value
+        return []
+
+    def get_hvm_param(self, domid: int, param: HvmParam | int) -> int:
+        """An HVM parameter of an HVM domain (0 unless set; HPET_ENABLED starts at 1)."""
+        dom, index, what = self._hvm_domain(domid, param, "get_hvm_param")
+        check_get(what, index)
+        return dom.hvm_params.get(index, 0)
 
     # --- guest and backend hooks ---------------------------------------------------------------
 
@@ -429,6 +443,15 @@ class SimHypervisor:
         if domid == 0:
             raise InvalidArgument(f"{what} of domain 0 refused: it is the control domain")
         return dom
+
+    def _hvm_domain(self, domid: int, param: HvmParam | int, op: str
+                    ) -> tuple[_Domain, HvmParam, str]:
+        index = check_hvm_param(f"{op} of domain {domid}", param)
+        what = f"{op} {index.name} of domain {domid}"
+        dom = self._get(domid)
+        if not dom.hvm:
+            raise InvalidArgument(f"{what}: it is a PV domain (HVM params need an HVM domain)")
+        return dom, index, what
 
     @staticmethod
     def _refuse_dying(dom: _Domain, what: str) -> None:

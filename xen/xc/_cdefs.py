@@ -1,15 +1,18 @@
 """The C declarations the xc backend gives cffi (ABI mode), written from Xen 4.17's headers.
 
 Only what `xen.xc._xc` calls is declared: libxenctrl's interface open/close, xc_version,
-xc_physinfo, xc_domain_getinfolist, pause/unpause/shutdown/destroy, setmaxmem, sethandle and
-the last-error record, and libxentoollog's stdio logger (used to silence libxenctrl's own
-stderr logging; its errors reach us through errno and xc_get_last_error instead).
+xc_physinfo, xc_domain_getinfolist, pause/unpause/shutdown/destroy, setmaxmem, sethandle,
+max_vcpus, xc_shadow_control, xc_hvm_param_set/get and the last-error record, and
+libxentoollog's stdio logger (used to silence libxenctrl's own stderr logging; its errors
+reach us through errno and xc_get_last_error instead). `FUNCTIONS` names every function by
+library; `CONSTANTS` the header macros we copy.
 
 Struct layouts are ABI: `xc_domaininfo_t` is ``struct xen_domctl_getdomaininfo`` of
 XEN_DOMCTL_INTERFACE_VERSION 0x15 (Xen 4.17, 112 bytes on x86-64, the x86 arch_config last);
 `xc_physinfo_t` is ``struct xen_sysctl_physinfo`` (XEN_SYSCTL_INTERFACE_VERSION 0x15, 112
 bytes). Field names follow the headers, so tests/xen/test_xc_layout.py can compare every
-field's offset and size with what gcc computes from Debian's libxen-dev. Another Xen release
+field's offset and size with what gcc computes from Debian's libxen-dev (and every prototype
+and constant with the header's). Another Xen release
 may change them: the backend loads only the 4.17 soname.
 
 Pure data: no cffi import here.
@@ -19,12 +22,16 @@ from __future__ import annotations
 
 __all__ = [
     "CDEFS",
+    "CONSTANTS",
+    "FUNCTIONS",
     "LIBXENCTRL",
     "LIBXENTOOLLOG",
     "PRIVCMD",
     "STRUCTS",
     "XENVER_EXTRAVERSION",
     "XENVER_VERSION",
+    "XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION",
+    "XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION",
     "XEN_EXTRAVERSION_LEN",
     "XTL_NUM_LEVELS",
     "XTL_STDIOSTREAM_PROGRESS_NO_CR",
@@ -44,8 +51,36 @@ XTL_NUM_LEVELS = 10
 #: xtl_createlogger_stdiostream flag: never ask isatty(fileno(f)).
 XTL_STDIOSTREAM_PROGRESS_NO_CR = 0o20
 
+#: xc_shadow_control ``sop`` values (public/domctl.h): read / set the shadow or HAP pool, MiB.
+XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION = 30
+XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION = 31
+
 #: Struct type names whose layout the gcc test checks.
 STRUCTS = ("xc_domaininfo_t", "xc_physinfo_t", "xc_error")
+
+#: Header macro -> the value copied here (the gcc test compares each; the HVM_PARAM_* numbers
+#: are those of `xen.backend.HvmParam`, checked by the same test).
+CONSTANTS = {
+    "XENVER_version": XENVER_VERSION,
+    "XENVER_extraversion": XENVER_EXTRAVERSION,
+    "XEN_EXTRAVERSION_LEN": XEN_EXTRAVERSION_LEN,
+    "XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION": XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION,
+    "XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION": XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION,
+    "XTL_NUM_LEVELS": XTL_NUM_LEVELS,
+    "XTL_STDIOSTREAM_PROGRESS_NO_CR": XTL_STDIOSTREAM_PROGRESS_NO_CR,
+}
+
+#: Every function declared below, by the library that exports it.
+FUNCTIONS = {
+    LIBXENTOOLLOG: ("xtl_createlogger_stdiostream", "xtl_logger_destroy"),
+    LIBXENCTRL: (
+        "xc_interface_open", "xc_interface_close", "xc_get_last_error", "xc_clear_last_error",
+        "xc_version", "xc_physinfo", "xc_domain_getinfolist", "xc_domain_pause",
+        "xc_domain_unpause", "xc_domain_shutdown", "xc_domain_destroy", "xc_domain_setmaxmem",
+        "xc_domain_sethandle", "xc_domain_max_vcpus", "xc_shadow_control", "xc_hvm_param_set",
+        "xc_hvm_param_get",
+    ),
+}
 
 CDEFS = """
 typedef struct xc_interface_core xc_interface;
@@ -53,7 +88,11 @@ typedef struct xentoollog_logger xentoollog_logger;
 typedef struct xentoollog_logger_stdiostream xentoollog_logger_stdiostream;
 
 /* libxentoollog */
-xentoollog_logger_stdiostream *xtl_createlogger_stdiostream(FILE *f, int min_level,
+typedef enum xentoollog_level {
+    XTL_NONE, XTL_DEBUG, XTL_VERBOSE, XTL_DETAIL, XTL_PROGRESS, XTL_INFO, XTL_NOTICE, XTL_WARN,
+    XTL_ERROR, XTL_CRITICAL, XTL_NUM_LEVELS
+} xentoollog_level;
+xentoollog_logger_stdiostream *xtl_createlogger_stdiostream(FILE *f, xentoollog_level min_level,
                                                             unsigned flags);
 void xtl_logger_destroy(xentoollog_logger *logger);
 
@@ -127,4 +166,11 @@ int xc_domain_shutdown(xc_interface *xch, uint32_t domid, int reason);
 int xc_domain_destroy(xc_interface *xch, uint32_t domid);
 int xc_domain_setmaxmem(xc_interface *xch, uint32_t domid, uint64_t max_memkb);
 int xc_domain_sethandle(xc_interface *xch, uint32_t domid, uint8_t handle[16]);
+
+/* domain build */
+int xc_domain_max_vcpus(xc_interface *xch, uint32_t domid, unsigned int max);
+int xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int sop, unsigned int *mb,
+                      unsigned int mode);
+int xc_hvm_param_set(xc_interface *handle, uint32_t dom, uint32_t param, uint64_t value);
+int xc_hvm_param_get(xc_interface *handle, uint32_t dom, uint32_t param, uint64_t *value);
 """

@@ -14,9 +14,15 @@ libxenctrl's own logging to stderr is silenced (a stdio logger that logs nothing
 reach us through errno and xc_get_last_error and go into our exceptions.
 
 Calls: version, physinfo, getinfolist, getinfo (getinfolist(domid, 1) and a domid check, as the
-original did), pause, unpause, shutdown, destroy, setmaxmem, set_handle and find_by_handle
-(a walk over getinfolist). A failing call raises the `xen.backend` error for its errno
-(`error_for_errno`), naming the call and domain. `create` raises `Unsupported`: on a real host
+original did), pause, unpause, shutdown, destroy, setmaxmem, set_handle, find_by_handle
+(a walk over getinfolist), and the domain-build steps: max_vcpus (xc_domain_max_vcpus; on
+4.17 the count must be the one the domain was created with), shadow_allocation
+(xc_shadow_control with XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION; returns the pool Xen reports
+back, which may be rounded up), set_hvm_param / get_hvm_param (xc_hvm_param_set/get, 64-bit).
+Arguments are checked before any call (`InvalidArgument`): a vcpu count 1..2**32-1, a pool
+0..`MAX_SHADOW_MIB` MiB (Xen would wrap a larger one), an `HvmParam`, a 64-bit value. A failing
+call raises the `xen.backend` error for its errno (`error_for_errno`), naming the call and
+domain. `create` raises `Unsupported`: on a real host
 libxl builds domains; binding xc_domain_create and the builders is future work.
 
 Thread safety: calls are serialised by a lock (errno and libxenctrl's last error are read in
@@ -35,8 +41,10 @@ from cffi import FFI
 
 from xen.backend import (
     DOMID_FIRST_RESERVED,
+    MAX_SHADOW_MIB,
     DomainInfo,
     DomainSpec,
+    HvmParam,
     InvalidArgument,
     NoSuchDomain,
     PhysCap,
@@ -46,6 +54,8 @@ from xen.backend import (
     Unsupported,
     Version,
     check_domid,
+    check_hvm_param,
+    check_range,
     error_for_errno,
     iter_domains,
 )
@@ -54,6 +64,7 @@ from xen.xc._cdefs import (
     LIBXENCTRL,
     LIBXENTOOLLOG,
     PRIVCMD,
+    XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION,
     XEN_EXTRAVERSION_LEN,
     XENVER_EXTRAVERSION,
     XENVER_VERSION,
@@ -70,6 +81,9 @@ ffi = FFI()
 ffi.cdef(CDEFS)
 ffi.cdef("extern FILE *stderr;")  # libc's, for the silent logger
 
+
+_U32_MAX = (1 << 32) - 1
+_U64_MAX = (1 << 64) - 1
 
 _OPEN_HINTS = {
     errno.ENOENT: " (not a Xen dom0, or the xen privcmd driver is not loaded)",
@@ -222,6 +236,34 @@ class XcBackend:
 
     def find_by_handle(self, handle: uuid.UUID) -> list[DomainInfo]:
         return [info for info in iter_domains(self) if info.handle == handle]
+
+    # --- domain build --------------------------------------------------------------------------
+
+    def max_vcpus(self, domid: int, vcpus: int) -> None:
+        check_range(f"max_vcpus of domain {domid}", "vcpu count", vcpus, 1, _U32_MAX)
+        self._domain_call("xc_domain_max_vcpus", domid, vcpus, what=f"{vcpus} vcpus")
+
+    def shadow_allocation(self, domid: int, mib: int) -> int:
+        check_range(f"shadow_allocation of domain {domid}", "size in MiB", mib, 0,
+                    MAX_SHADOW_MIB)
+        held = ffi.new("unsigned int *", mib)
+        self._domain_call("xc_shadow_control", domid, XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION,
+                          held, 0, what=f"SET_ALLOCATION {mib} MiB")
+        return int(held[0])
+
+    def set_hvm_param(self, domid: int, param: HvmParam, value: int) -> None:
+        what = f"set_hvm_param of domain {domid}"
+        index = check_hvm_param(what, param)
+        check_range(f"{what}, {index.name}", "value", value, 0, _U64_MAX)
+        self._domain_call("xc_hvm_param_set", domid, int(index), value,
+                          what=f"HVM_PARAM_{index.name}={value:#x}")
+
+    def get_hvm_param(self, domid: int, param: HvmParam) -> int:
+        index = check_hvm_param(f"get_hvm_param of domain {domid}", param)
+        value = ffi.new("uint64_t *")
+        self._domain_call("xc_hvm_param_get", domid, int(index), value,
+                          what=f"HVM_PARAM_{index.name}")
+        return int(value[0])
 
     # --- lifecycle -----------------------------------------------------------------------------
 
