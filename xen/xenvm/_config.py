@@ -274,7 +274,7 @@ def config_from_dict(data: Any) -> VmConfig:
     if data.get("version") != _DICT_VERSION:
         raise ConfigError("<snapshot>", str(data.get("version")), "unsupported version")
     entries = data.get("entries")
-    if not isinstance(entries, list) or not all(
+    if not isinstance(entries, list | tuple) or not all(
         isinstance(e, list | tuple) and len(e) == 2 and all(isinstance(x, str) for x in e)
         for e in entries
     ):

@@ -1,0 +1,210 @@
+"""VM monitors against the simulated hypervisor and xenstored: lifecycle, on_* actions,
+adoption after monitor crashes."""
+
+from __future__ import annotations
+
+import time
+import uuid as uuidlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import actors
+from tests.helpers import wait_until
+from tests.integration.xen_fixtures import XenTree, vm_config, xen_tree
+from xen.backend import ShutdownReason
+from xen.xenvm._tasks import TaskError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[XenTree]:
+    with xen_tree(tmp_path) as t:
+        yield t
+
+
+def domains_of(tree: XenTree, vm: str) -> list[int]:
+    return [i.domid for i in tree.hv.find_by_handle(uuidlib.UUID(vm)) if not i.dying]
+
+
+def status(tree: XenTree, vm: str) -> str:
+    return tree.task(vm, "get-status")
+
+
+def test_start_pause_unpause_destroy(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config("alpha"))
+    assert status(tree, vm) == "shutdown"
+    tree.task(vm, "start")
+    assert status(tree, vm) == "running"
+    domid = int(tree.task(vm, "get-domid"))
+    assert domains_of(tree, vm) == [domid]
+    assert tree.xs.read(f"/local/domain/{domid}/name") == "alpha"
+    assert tree.xs.read(f"/vm/{vm}/uuid") == vm
+    assert tree.xs.is_domain_introduced(domid)
+    tree.task(vm, "pause")
+    assert status(tree, vm) == "paused" and tree.hv.getinfo(domid).paused
+    tree.task(vm, "unpause")
+    assert status(tree, vm) == "running" and not tree.hv.getinfo(domid).paused
+    tree.task(vm, "destroy")
+    assert status(tree, vm) == "shutdown" and tree.task(vm, "get-domid") == "-1"
+    wait_until(lambda: not domains_of(tree, vm))
+    assert not tree.xs.exists(f"/local/domain/{domid}")
+
+
+def test_operations_not_allowed_in_a_state_touch_nothing(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config())
+    for op in ("pause", "unpause", "shutdown", "reboot", "suspend"):
+        params = {"file": "/tmp/x"} if op == "suspend" else {}
+        with pytest.raises(TaskError, match="not allowed in state shutdown"):
+            tree.task(vm, op, **params)
+    assert not domains_of(tree, vm)
+    tree.task(vm, "start")
+    with pytest.raises(TaskError, match="start is not allowed in state running"):
+        tree.task(vm, "start")
+    assert len(domains_of(tree, vm)) == 1
+    with pytest.raises(TaskError, match="unknown task"):
+        tree.task(vm, "explode")
+    with pytest.raises(TaskError, match="bad value 'maybe' for paused"):
+        tree.task(vm, "start", paused="maybe")
+
+
+def test_queries_do_not_wait_behind_a_long_operation(tree: XenTree) -> None:
+    """A disk whose backend never comes keeps start waiting for hotplug (3 s here)."""
+    cfg = vm_config() + "disk = /dev/null:phy:xvda:w:disk:none\n"
+    vm = tree.add_vm(cfg)
+    from concurrent.futures import Future
+
+    from xen.xenvm._monitor import RunTask, vm_path
+    from xen.xenvm._tasks import parse_task
+    reply: Future[str] = Future()
+    actors.resolve(vm_path(vm)).tell(RunTask(parse_task("start", {}), reply))
+    wait_until(lambda: status(tree, vm) == "creating-devices", timeout=5)
+    t0 = time.monotonic()
+    assert status(tree, vm) == "creating-devices"
+    assert int(tree.task(vm, "get-domid")) > 0
+    assert time.monotonic() - t0 < 0.1
+    with pytest.raises(TaskError, match="start failed"):
+        reply.result(15)
+    assert status(tree, vm) == "shutdown"
+    wait_until(lambda: not domains_of(tree, vm))
+
+
+def test_forced_shutdown(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config())
+    tree.task(vm, "start")
+    tree.task(vm, "shutdown", forced="true")
+    assert status(tree, vm) == "shutdown"
+    wait_until(lambda: not domains_of(tree, vm))
+
+
+def test_clean_shutdown_without_a_guest_fails_and_leaves_it_running(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config())
+    tree.task(vm, "start")
+    with pytest.raises(TaskError, match="did not shut down"):
+        tree.task(vm, "shutdown", timeout="0.5")
+    assert status(tree, vm) == "running"
+    tree.task(vm, "shutdown", timeout="0.5", **{"destroy-after": "true"})
+    assert status(tree, vm) == "shutdown"
+
+
+@pytest.mark.parametrize(
+    ("on_crash", "expected"),
+    [("destroy", "shutdown"), ("restart", "running"), ("preserve", "preserved")],
+)
+def test_on_crash_actions(tree: XenTree, on_crash: str, expected: str) -> None:
+    vm = tree.add_vm(vm_config(on_crash=on_crash))
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    tree.hypervisor.crash(domid)
+    wait_until(lambda: status(tree, vm) == expected and tree.task(vm, "get-domid") !=
+               str(domid) if on_crash == "restart" else status(tree, vm) == expected,
+               timeout=10)
+    if on_crash == "restart":
+        new = int(tree.task(vm, "get-domid"))
+        assert new != domid and domains_of(tree, vm) == [new]
+    elif on_crash == "preserve":
+        info = tree.hv.getinfo(domid)
+        assert info.shutdown and info.shutdown_reason is ShutdownReason.CRASH
+        tree.task(vm, "destroy")
+        assert status(tree, vm) == "shutdown"
+    else:
+        wait_until(lambda: not domains_of(tree, vm))
+
+
+def test_guest_poweroff_and_reboot_by_itself(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config(on_poweroff="destroy", on_reboot="restart"))
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    tree.hypervisor.guest_shutdown(domid, ShutdownReason.REBOOT)
+    wait_until(lambda: status(tree, vm) == "running" and
+               int(tree.task(vm, "get-domid")) != domid, timeout=10)
+    domid = int(tree.task(vm, "get-domid"))
+    tree.hypervisor.guest_shutdown(domid, ShutdownReason.POWEROFF)
+    wait_until(lambda: status(tree, vm) == "shutdown", timeout=10)
+    wait_until(lambda: not domains_of(tree, vm))
+
+
+def test_external_destroy_is_not_a_crash(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config(on_crash="restart", on_poweroff="restart"))
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    tree.hv.destroy(domid)  # as `xl destroy` would
+    wait_until(lambda: status(tree, vm) == "shutdown", timeout=10)
+    time.sleep(0.3)  # no restart follows
+    assert status(tree, vm) == "shutdown" and not domains_of(tree, vm)
+
+
+def test_reboot_keeps_runtime_config_changes(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config(memory=64, on_reboot="restart"))
+    tree.task(vm, "start")
+    tree.task(vm, "set", field="memory", value="96")
+    assert tree.task(vm, "get", field="memory") == "96"
+    domid = int(tree.task(vm, "get-domid"))
+    tree.hypervisor.guest_shutdown(domid, ShutdownReason.REBOOT)
+    wait_until(lambda: status(tree, vm) == "running" and
+               int(tree.task(vm, "get-domid")) != domid, timeout=10)
+    new = int(tree.task(vm, "get-domid"))
+    assert tree.hv.getinfo(new).tot_kib == 96 * 1024
+
+
+def test_monitor_crash_adopts_the_running_domain(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config())
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    seq = tree.events.last_seq
+    actors.tell(f"/vms/{vm}", actors.InjectCrash())
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == f"/vms/{vm}",
+                                10, since=seq)
+    assert status(tree, vm) == "running"
+    assert int(tree.task(vm, "get-domid")) == domid
+    assert domains_of(tree, vm) == [domid]
+    tree.task(vm, "pause")  # the new monitor manages it
+    assert tree.hv.getinfo(domid).paused
+
+
+def test_monitor_killed_mid_start_rolls_back(tree: XenTree) -> None:
+    cfg = vm_config() + "disk = /dev/null:phy:xvda:w:disk:none\n"
+    vm = tree.add_vm(cfg)
+    from concurrent.futures import Future
+
+    from xen.xenvm._monitor import RunTask, vm_path
+    from xen.xenvm._tasks import parse_task
+    actors.resolve(vm_path(vm)).tell(RunTask(parse_task("start", {}), Future()))
+    wait_until(lambda: status(tree, vm) == "creating-devices", timeout=5)
+    victim = actors.actor_of(actors.resolve(vm_path(vm)))
+    seq = tree.events.last_seq
+    victim.kill()  # dies mid-operation, as a crash would leave it
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
+                                10, since=seq)
+    # the new instance destroyed the half-built domain and started again (which waits for
+    # the backend that never comes, then gives up): never two domains
+    deadline = time.monotonic() + 12
+    while time.monotonic() < deadline:
+        assert len(domains_of(tree, vm)) <= 1
+        if status(tree, vm) == "shutdown":
+            break
+        time.sleep(0.05)
+    assert status(tree, vm) == "shutdown"
+    wait_until(lambda: not domains_of(tree, vm))

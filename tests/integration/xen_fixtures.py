@@ -1,0 +1,104 @@
+"""A simulated Xen host plus the xen and vms supervisors, in process, for VM monitor tests."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+import actors
+from supervision import EventLog, StartChild, Supervisor, SupFlags
+from xen.sim import HypervisorServer, XenstoredServer
+from xen.tree import vms_spec, xen_spec
+from xen.xenops._plan import Timeouts
+from xen.xenvm._env import TreeEnv, register_env, unregister_env
+from xen.xenvm._monitor import vm_task
+
+FAST = Timeouts(hotplug=3.0, device_close=2.0, shutdown_ack=2.0, domain_gone=3.0,
+                domain_gone_poll=0.05, free_memory=2.0)
+
+
+def vm_config(name: str = "vm", memory: int = 64, **extra: str) -> str:
+    """A small PV VM config without devices."""
+    lines = [f"name = {name}", f"memory = {memory}", "vcpus = 1", "kernel = /boot/vmlinuz"]
+    lines += [f"{k.replace('_', '-') if k not in ('on_poweroff', 'on_reboot', 'on_crash') else k}"
+              f" = {v}" for k, v in extra.items()]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class XenTree:
+    """The running pieces of a test host and tree."""
+
+    state: Path
+    xenstored: XenstoredServer
+    hypervisor: HypervisorServer
+    root: pykka.ActorRef[Supervisor]
+    events: EventLog
+
+    @property
+    def hv(self) -> Any:
+        return actors.actor_of(actors.resolve("/xen/hypervisor")).backend  # type: ignore[attr-defined]
+
+    @property
+    def xs(self) -> Any:
+        return actors.actor_of(actors.resolve("/xen/xenstore")).client  # type: ignore[attr-defined]
+
+    def add_vm(self, config: str, uuid: str | None = None) -> str:
+        vm = uuid or str(uuidlib.uuid4())
+        actors.ask("/vms", StartChild(vm, (vm, config, "default")), timeout=30)
+        return vm
+
+    def task(self, vm: str, name: str, *, wait: float = 30.0, **params: str) -> str:
+        return vm_task(vm, name, params, timeout=wait)
+
+    def stop_tree(self) -> None:
+        if self.root.is_alive():
+            self.root.stop(block=True, timeout=30)
+
+
+@contextmanager
+def xen_tree(state: Path, *, memory_mib: int = 4096, start_tree: bool = True
+             ) -> Iterator[XenTree]:
+    """A simulated host (xenstored + hypervisor, no guests) and the xen/vms supervisors."""
+    (state / "xs").mkdir(parents=True, exist_ok=True)
+    (state / "hv").mkdir(parents=True, exist_ok=True)
+    xenstored = XenstoredServer(str(state / "xs" / "socket"), seed_dom0=True)
+    xenstored.start()
+    hypervisor = HypervisorServer(str(state / "hv" / "socket"), memory_mib=memory_mib)
+    hypervisor.start()
+    sub = hypervisor.subscribe(lambda ev: _forward(xenstored, ev))
+    register_env("default", TreeEnv(timeouts=FAST, state_dir=state))
+    events = EventLog()
+    root = start(state, events) if start_tree else None
+    tree = XenTree(state, xenstored, hypervisor, root, events)  # type: ignore[arg-type]
+    try:
+        yield tree
+    finally:
+        if tree.root is not None:
+            tree.stop_tree()
+        unregister_env("default")
+        sub.cancel()
+        hypervisor.close()
+        xenstored.close()
+
+
+def start(state: Path, events: EventLog) -> pykka.ActorRef[Supervisor]:
+    """Start the xen and vms supervisors over the sim host's sockets."""
+    return Supervisor.start_root(
+        SupFlags(intensity=10, period=10),
+        [xen_spec(backend="sim", hypervisor_socket=str(state / "hv" / "socket"),
+                  xenstore_socket=str(state / "xs" / "socket")),
+         vms_spec()],
+        events=events, snapshot_dir=state / "snapshots")
+
+
+def _forward(xenstored: XenstoredServer, event: Any) -> None:
+    """What real Xen does: a domain that shuts down, dies or goes fires @releaseDomain."""
+    if getattr(event, "dom_exc", False):
+        xenstored.fire_special_watch("@releaseDomain")

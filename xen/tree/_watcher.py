@@ -1,0 +1,84 @@
+"""`DomainWatcher`: turns ``@introduceDomain`` / ``@releaseDomain`` into "look again" messages.
+
+The watcher watches both special paths on the tree's xenstore client (xenstored fires each
+once at registration, so a new watcher always makes one full pass). On every event it reads the
+hypervisor's domain list and compares it with the last one: every domain that appeared,
+disappeared or changed its flags (paused, shutdown, dying) is reported to the monitor of the VM
+whose uuid is the domain's handle, as a :class:`~xen.xenvm._monitor.CheckState` message. The
+monitor decides what happened from what it reads then; the event is never trusted as data.
+Domains no monitor owns (dom0, ones started by hand) are ignored. Under ``rest_for_one`` after
+the xenstore and hypervisor actors, a restart of either restarts the watcher, which registers
+its watches again on the new connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from actors import Actor, NoSuchActor, actor_of, handles, resolve
+from actors._names import ActorDeadError
+from xen.xenstore._dispatch import WatchFired
+from xen.xenvm._monitor import CheckState, vm_path
+
+__all__ = ["DomainWatcher"]
+
+logger = logging.getLogger(__name__)
+
+_TOKEN = "oxt-domain-watcher"
+Key = tuple[str, bool, bool, bool, bool]
+
+
+class DomainWatcher(Actor):
+    """Reports domain changes to VM monitors (see the module docstring)."""
+
+    def __init__(self, xenstore: str = "/xen/xenstore", hypervisor: str = "/xen/hypervisor"
+                 ) -> None:
+        super().__init__()
+        self.xenstore_name = xenstore
+        self.hypervisor_name = hypervisor
+        self.known: dict[int, Key] = {}
+        self.events = 0
+
+    def on_start(self) -> None:
+        """Watch the special paths (each fires once now)."""
+        client = actor_of(resolve(self.xenstore_name)).client  # type: ignore[attr-defined]
+        for path in ("@introduceDomain", "@releaseDomain"):
+            client.watch(path, _TOKEN, self.actor_ref)
+
+    @handles(WatchFired)
+    def _fired(self, _msg: WatchFired) -> None:
+        self.events += 1
+        hv = actor_of(resolve(self.hypervisor_name)).backend  # type: ignore[attr-defined]
+        now: dict[int, Key] = {}
+        for info in hv.getinfolist():
+            if info.domid == 0:
+                continue
+            now[info.domid] = (str(info.uuid), info.paused, info.shutdown, info.dying,
+                               info.running or info.blocked)
+        changed = {uuid for d, key in now.items() if self.known.get(d) != key
+                   for uuid in (key[0],)}
+        changed |= {key[0] for d, key in self.known.items() if d not in now}
+        self.known = now
+        for uuid in sorted(changed):
+            self._tell(uuid)
+
+    def _tell(self, uuid: str) -> None:
+        try:
+            resolve(vm_path(uuid)).tell(CheckState())
+        except (NoSuchActor, ActorDeadError):
+            pass  # no monitor owns this domain (or it is restarting and will look itself)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Domains seen, for inspection."""
+        return {"domains": {str(d): list(k) for d, k in self.known.items()},
+                "events": self.events}
+
+    def on_stop(self) -> None:
+        """Stop watching (the client may already be gone)."""
+        try:
+            client = actor_of(resolve(self.xenstore_name)).client  # type: ignore[attr-defined]
+            for path in ("@introduceDomain", "@releaseDomain"):
+                client.unwatch(path, _TOKEN)
+        except Exception:  # the xenstore actor stopped first, or its connection is gone
+            logger.debug("watcher: unwatch skipped", exc_info=True)

@@ -1,0 +1,125 @@
+"""Reading a domain's devices back from xenstore, for teardown plans.
+
+:func:`observe_domain` builds the :class:`~xen.xenops._teardown.ObservedDomain` a destroy plan
+needs, from what xenstore says now (never from what we think we created, which a crash may
+have made stale): every frontend under ``/local/domain/<d>/device/<kind>/<devid>`` with the
+backend its ``backend`` link names, every backend directory
+``/local/domain/<be>/backend/<kind>/<d>`` whose ``frontend`` link points back (devices whose
+frontend is already gone), the ``vm``/``vss`` links, the stubdomain, qemu and dm-agents.
+Missing nodes are simply absent; malformed links are skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING
+
+from xen.xenops._devid import XenbusState
+from xen.xenops._layout import Device, Endpoint, Kind, domain_path
+from xen.xenops._teardown import ObservedDevice, ObservedDomain
+
+if TYPE_CHECKING:
+    from xen.xenstore._ops import NodeOps
+
+__all__ = ["observe_domain"]
+
+logger = logging.getLogger(__name__)
+
+_BACKEND = re.compile(r"^/local/domain/(\d+)/backend/([a-z0-9]+)/(\d+)/(\d+)$")
+_KINDS = {k.value: k for k in Kind}
+
+
+def _kind(name: str) -> Kind | None:
+    return _KINDS.get(name)
+
+
+def _state(xs: NodeOps, path: str) -> XenbusState | None:
+    text = xs.try_read(path)
+    if text is None:
+        return None
+    try:
+        return XenbusState.parse(text)
+    except ValueError:
+        return None
+
+
+def _frontend_devices(xs: NodeOps, domid: int) -> dict[str, ObservedDevice]:
+    found: dict[str, ObservedDevice] = {}
+    base = f"{domain_path(domid)}/device"
+    for kind_name in _list(xs, base):
+        kind = _kind(kind_name)
+        if kind is None:
+            continue
+        for devid in _list(xs, f"{base}/{kind_name}"):
+            link = xs.try_read(f"{base}/{kind_name}/{devid}/backend")
+            match = _BACKEND.match(link or "")
+            if match is None or int(match.group(3)) != domid or not devid.isdigit():
+                logger.warning("domain %d: %s/%s has no usable backend link %r", domid,
+                               kind_name, devid, link)
+                continue
+            be_kind = _kind(match.group(2))
+            if be_kind is None:
+                continue
+            dev = Device(Endpoint(domid, kind, int(devid)),
+                         Endpoint(int(match.group(1)), be_kind, int(match.group(4))))
+            found[dev.backend_path] = ObservedDevice(
+                dev, _state(xs, dev.backend_state_path),
+                xs.try_read(f"{dev.backend_path}/loop-device") or None)
+    return found
+
+
+def _orphan_backends(xs: NodeOps, domid: int, backend_domids: set[int],
+                     found: dict[str, ObservedDevice]) -> tuple[list[str], list[ObservedDevice]]:
+    dirs: list[str] = []
+    orphans: list[ObservedDevice] = []
+    for be in sorted(backend_domids):
+        root = f"{domain_path(be)}/backend"
+        for kind_name in _list(xs, root):
+            kind = _kind(kind_name)
+            path = f"{root}/{kind_name}/{domid}"
+            devids = _list(xs, path)
+            if not devids or kind is None:
+                continue
+            dirs.append(path)
+            for devid in devids:
+                bpath = f"{path}/{devid}"
+                if bpath in found or not devid.isdigit():
+                    continue
+                fe_link = xs.try_read(f"{bpath}/frontend") or ""
+                fe_kind_name = fe_link.rstrip("/").split("/")[-2] if fe_link.count("/") > 2 else ""
+                fe_kind = _kind(fe_kind_name) or kind
+                if not fe_link.startswith(f"{domain_path(domid)}/device/"):
+                    continue
+                dev = Device(Endpoint(domid, fe_kind, int(devid)), Endpoint(be, kind, int(devid)))
+                orphans.append(ObservedDevice(dev, _state(xs, dev.backend_state_path)))
+    return dirs, orphans
+
+
+def _list(xs: NodeOps, path: str) -> list[str]:
+    try:
+        return list(xs.directory(path)) if xs.exists(path) else []
+    except Exception:  # a node removed while we looked
+        return []
+
+
+def observe_domain(xs: NodeOps, domid: int, *, hvm: bool = False,
+                   backend_domids: tuple[int, ...] = (0,)) -> ObservedDomain:
+    """What xenstore says about ``domid`` now (see the module docstring)."""
+    dom = domain_path(domid)
+    found = _frontend_devices(xs, domid)
+    bes = set(backend_domids) | {d.device.backend.domid for d in found.values()}
+    dirs, orphans = _orphan_backends(xs, domid, bes, found)
+    stubdom = None
+    stub_text = xs.try_read(f"{dom}/image/device-model-domid")
+    if stub_text and stub_text.isdigit() and int(stub_text) != domid:
+        stubdom = observe_domain(xs, int(stub_text), backend_domids=backend_domids)
+    qemu = xs.try_read(f"{dom}/qemu-pid")
+    helpers = _list(xs, f"/local/domain/0/device-model/{domid}/dm-helpers")
+    return ObservedDomain(
+        domid=domid, hvm=hvm, devices=(*found.values(), *orphans),
+        vm_path=xs.try_read(f"{dom}/vm"), vss_path=xs.try_read(f"{dom}/vss"),
+        stubdom=stubdom, qemu_pid=int(qemu) if qemu and qemu.isdigit() else None,
+        dm_helper_pids=tuple(int(p) for p in helpers if p.isdigit()),
+        backend_dirs=tuple(dirs),
+    )
