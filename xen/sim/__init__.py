@@ -7,10 +7,19 @@
 socket for `xen.hypervisor.SimBackend`, and publishes the model's events (`HypervisorEvent`)
 to Python subscribers (run it alone with ``python -m xen.sim.hypervisor --socket PATH``).
 See docs/hypervisor.md.
+
+`SimHost` is the whole simulated host: both servers wired as on Xen, simulated PV backends
+(`SimBackends`) and guests (`SimGuest`), behaviours steered through the ``/sim/behaviour``
+xenstore area (`Behaviour`), optionally the private dbus-daemon; run it as its own process with
+``oxt-simhost --state DIR`` (``python -m xen.sim.simhost``). See docs/simhost.md.
 """
 
 from __future__ import annotations
 
+from xen.sim._backends import SimBackends
+from xen.sim._control import BEHAVIOUR_ROOT, STATUS_ROOT, Behaviour, BehaviourError
+from xen.sim._guests import SimGuest
+from xen.sim._host import DOM0_UUID, SimHost
 from xen.sim._hvserver import HypervisorServer, Subscription
 from xen.sim._hypervisor import (
     DomainCreated,
@@ -28,6 +37,11 @@ from xen.sim._hypervisor import (
 from xen.sim._xenstored import XenstoredServer
 
 __all__ = [
+    "BEHAVIOUR_ROOT",
+    "DOM0_UUID",
+    "STATUS_ROOT",
+    "Behaviour",
+    "BehaviourError",
     "DomainCreated",
     "DomainDying",
     "DomainGone",
@@ -39,6 +53,9 @@ __all__ = [
     "HypervisorServer",
     "MaxMemChanged",
     "MemoryChanged",
+    "SimBackends",
+    "SimGuest",
+    "SimHost",
     "SimHypervisor",
     "Subscription",
     "XenstoredServer",

@@ -21,7 +21,10 @@ introduction, an unpause) it looks at xenstore again:
 - timers: ``crash`` and ``reboot`` fire that many seconds after the guest starts running or
   after the value changes.
 
-A paused guest does nothing until unpaused (deadlines that pass meanwhile fire at the unpause).
+Every write the guest makes is done under the hypervisor model's lock after checking that its
+domain runs (not paused, shut down or dying), as a vcpu would: once `destroy` or `pause` has
+returned to the toolstack, the guest writes nothing more. A paused guest does nothing until
+unpaused (deadlines that pass meanwhile fire at the unpause).
 A hung guest (``hang``) ignores everything but behaviour changes; its domain keeps running.
 After it shuts its domain down the guest thread ends.
 
@@ -60,6 +63,7 @@ from xen.xenstore._clientcore import (
 
 if TYPE_CHECKING:
     from xen.sim._hvserver import HypervisorServer
+    from xen.sim._hypervisor import SimHypervisor
     from xen.xenstore._dispatch import WatchFired
     from xen.xenstore._ops import Transaction
 
@@ -304,6 +308,23 @@ class SimGuest:
             except Exception:
                 log.exception("guest %d: closing its xenstore client failed", self.domid)
 
+    def _as_guest(self, write: Callable[[], object]) -> bool:
+        """Do ``write`` as the guest's vcpu would: only while its domain runs, atomically
+        with respect to the domain's pause, shutdown or death (under the model's lock), so
+        that a dead guest never writes again. False if the domain does not run."""
+
+        def run(model: SimHypervisor) -> bool:
+            try:
+                info = model.getinfo(self.domid)
+            except HypervisorError:
+                return False
+            if info.shutdown or info.dying or info.paused:
+                return False
+            write()
+            return True
+
+        return self._hv.inspect(run)
+
     def _on_watch(self, event: WatchFired) -> None:
         self.nudge()
 
@@ -315,7 +336,8 @@ class SimGuest:
         answer = answer_shutdown(value, self._behaviour)
         if not answer.ack:
             return
-        client.write(path, "")
+        if not self._as_guest(lambda: client.write(path, "")):
+            return
         log.info("guest %d acknowledged control/shutdown = %s", self.domid, value)
         if answer.reason is not None and "shutdown" not in self._deadlines:
             self._shutdown_reason = answer.reason
@@ -362,7 +384,8 @@ class SimGuest:
                 t.write(f"{path}/{key}", value)
             t.write(f"{path}/state", target.to_xenstore())
 
-        client.transaction(publish)
+        if not self._as_guest(lambda: client.transaction(publish)):
+            return
         log.debug("guest %d: %s/%s frontend %s -> %s", self.domid, kind, devid,
                   fe_state.name, target.name)
 

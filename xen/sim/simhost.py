@@ -180,13 +180,24 @@ def _stop(state: Path) -> int:
         return 0
     deadline = time.monotonic() + _STOP_TIMEOUT
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return 0
         time.sleep(0.05)
     log.error("the simulated host (pid %d) did not stop within %.0f s", pid, _STOP_TIMEOUT)
     return 1
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie nobody reaped yet counts as ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _read_info(path: Path) -> dict[str, object] | None:
