@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import xen.xenvm._lifecycle as lc
 from xen._hverrors import HypervisorError, NoSuchDomain
 from xen.backend import DomainInfo, ShutdownReason
 from xen.xenops._atomics import HypervisorCall, Plan, WaitDomain
@@ -49,7 +50,6 @@ from xen.xenops._plan import (
     plan_vcpus,
 )
 from xen.xenops._teardown import plan_domain_destroy
-from xen.xenvm import _lifecycle as lc
 from xen.xenvm._config import VmConfig, required_to_boot_kib
 from xen.xenvm._lifecycle import DeathCause, IllegalTransition, State, next_state, reaction
 from xen.xenvm._specs import (

@@ -29,9 +29,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import xen.xenvm._vmops as _vmops
 from actors._actor import Actor, actor_of, handles
 from actors._names import resolve
-from xen.xenvm import _vmops
 from xen.xenvm._config import VmConfig, config_from_dict, format_config, get_field, parse_config
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._env import get_env

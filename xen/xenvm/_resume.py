@@ -31,7 +31,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xen.xenvm import _lifecycle as lc
+import xen.xenvm._lifecycle as lc
 from xen.xenvm._config import config_from_dict, config_to_dict
 from xen.xenvm._lifecycle import IllegalTransition, State, next_state
 from xen.xenvm._machine import death_cause

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import xen.xenvm._lifecycle as lc
 from actors._codec import CodecError, decode, encode
 from xen._hverrors import HypervisorError, Unsupported
 from xen.backend import ShutdownReason
@@ -33,7 +34,6 @@ from xen.xenops._observe import observe_domain
 from xen.xenops._plan import ShutdownReason as XsShutdownReason
 from xen.xenops._plan import plan_device_add, plan_set_memory_target, plan_shutdown_request
 from xen.xenops._teardown import plan_device_remove
-from xen.xenvm import _lifecycle as lc
 from xen.xenvm._config import VmConfig, add_entry, config_from_dict, config_to_dict, set_field
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._env import SimBuilder
