@@ -395,3 +395,34 @@ def test_the_host_process_outlives_its_clients_and_stops_on_sigterm(tmp_path: Pa
     assert not info_path.exists()
     assert not (state / "xenstored" / "socket").exists()
     assert not (state / "hypervisor" / "socket").exists()
+
+
+def test_background_start_and_stop(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+               OXT_SIMHOST_BEHAVIOUR='{"name": {"vm1": {"hang": 1}}}')
+    cli = [sys.executable, "-m", "xen.sim.simhost", "--state", str(state)]
+    started = subprocess.run([*cli, "--memory-mib", "1024"], env=env, capture_output=True,
+                             text=True, timeout=20)
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["pid"]
+    try:
+        with XenstoreClient(str(state / "xenstored" / "socket")) as xs:
+            assert xs.read("/sim/behaviour/name/vm1/hang") == "1"
+        stopped = subprocess.run([*cli, "--stop"], env=env, capture_output=True, text=True,
+                                 timeout=20)
+        assert stopped.returncode == 0, stopped.stderr
+        assert not (state / "simhost.json").exists()
+    finally:
+        if (state / "simhost.json").exists():
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_bad_behaviour_document_is_refused(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+               OXT_SIMHOST_BEHAVIOUR='{"default": {"crash": "soon"}}')
+    done = subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state",
+                           str(tmp_path / "s"), "--foreground"], env=env, capture_output=True,
+                          text=True, timeout=20)
+    assert done.returncode == 2
+    assert "crash must be a number of seconds" in done.stderr
