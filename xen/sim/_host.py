@@ -36,8 +36,10 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -192,6 +194,7 @@ class SimHost:
         from rpc.dbus import start_bus  # only with the bus: keeps the actor runtime optional
 
         directory = self.state_dir / "dbus"
+        _reap_stale_bus(self.info_path, directory / "bus.conf")
         self._bus, self.dbus_address = start_bus(directory)
         tmp = directory / "address.tmp"
         tmp.write_text(self.dbus_address + "\n")
@@ -425,3 +428,31 @@ class SimHost:
             fn()
         except _XS_ERRORS as exc:
             log.warning("simulated host: xenstore side of a domain event failed: %s", exc)
+
+
+def _reap_stale_bus(info_path: Path, conf: Path) -> None:
+    """A host killed with SIGKILL leaves its dbus-daemon (own session) running: stop it, if
+    the stale ``simhost.json`` names one that still runs on this directory's config."""
+    try:
+        old = json.loads(info_path.read_text())
+        pid = old.get("dbus_pid") if isinstance(old, dict) else None
+        if not isinstance(pid, int):
+            return
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if f"--config-file={conf}".encode() in cmdline:
+        log.warning("stopping the dbus-daemon %d left by a previous simulated host", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 2.0  # it unlinks its socket when it exits: wait for it
+        while time.monotonic() < deadline and _running(pid):
+            time.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
