@@ -9,7 +9,10 @@ order, logging each as one line (``xenops: <plan>: <step>``). Semantics:
   execution goes on; :attr:`PlanResult.failures` lists them. ``IfAllSucceed`` runs ``then`` only
   when no step of ``body`` failed.
 * **Transactions** run their xenstore steps in one xenstore transaction, retried as a whole on
-  EAGAIN by the client (bounded).
+  EAGAIN by the client (bounded). Plan transactions of one process run one at a time (a
+  process-wide lock, like the original's host-wide build lock): xenstored makes concurrent
+  transactions that create siblings (``/local/domain/5`` and ``/local/domain/6``) conflict, and
+  dozens of VMs starting at once would otherwise retry each other into the ground.
 * **Waits** are bounded by their timeouts and re-read xenstore (events only mean "look again");
   a ``WaitFor`` whose error predicate holds first fails with the value found there (a device
   error). ``WaitDomain`` and ``WaitFreeMemory`` poll the hypervisor.
@@ -236,7 +239,8 @@ class PlanExecutor:
     def _one(self, step: Atomic, result: PlanResult) -> None:
         if isinstance(step, Transaction):
             ops = step.ops
-            self.xs.transaction(lambda t: [self._xs(t, op) for op in ops])
+            with _TRANSACTIONS:
+                self.xs.transaction(lambda t: [self._xs(t, op) for op in ops])
         elif isinstance(step, Mkdir | Write | Rm | SetPerms | WriteIfEquals):
             self._xs(self.xs, step)
         elif isinstance(step, WaitFor):
@@ -349,6 +353,8 @@ class PlanExecutor:
             raise Unsupported(f"not implemented: hypervisor op {op}")
         return None
 
+
+_TRANSACTIONS = threading.Lock()
 
 _HVM_PARAMS = {
     "set_timer_mode": HvmParam.TIMER_MODE,
