@@ -40,8 +40,8 @@ from xen.xenvm._machine import VmMachine
 from xen.xenvm._resume import resume, snapshot_of
 from xen.xenvm._tasks import TaskCall, TaskError, help_text, parse_task
 
-__all__ = ["CheckState", "RunTask", "VmMonitor", "VmView", "add_listener", "remove_listener",
-           "vm_path", "vm_task"]
+__all__ = ["XENVM_BUS", "CheckState", "RegisterVm", "RunTask", "UnregisterVm", "VmMonitor",
+           "VmView", "add_listener", "remove_listener", "vm_path", "vm_task"]
 
 logger = logging.getLogger("xenvm")
 
@@ -95,6 +95,31 @@ class CheckState:
     """The domain may have changed: look again."""
 
 
+XENVM_BUS = "/xenvm-bus"
+"""Where the xenvm DBus service runs in the tree (if it runs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterVm:
+    """To the xenvm DBus service: own the bus name of VM ``uuid``."""
+
+    uuid: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnregisterVm:
+    """To the xenvm DBus service: release the bus name of VM ``uuid``."""
+
+    uuid: str
+
+
+def _tell_bus(message: RegisterVm | UnregisterVm) -> None:
+    try:
+        resolve(XENVM_BUS).tell(message)
+    except Exception:  # no xenvm bus service in this tree (or it is restarting)
+        pass
+
+
 def _load_config(config: str | Mapping[str, Any]) -> VmConfig:
     if isinstance(config, str):
         return parse_config(config, source="start argument")
@@ -128,6 +153,15 @@ class VmMonitor(Actor):
         self._changed()
         for name, params in followups:
             self._tell_self(RunTask(parse_task(name, params), Future()))
+        _tell_bus(RegisterVm(self.uuid))
+
+    def on_stop(self) -> None:
+        """Leave the bus (the domain, if any, keeps running)."""
+        _tell_bus(UnregisterVm(self.uuid))
+
+    def on_failure(self, *_exc: Any) -> None:
+        """Leave the bus; the next instance registers again."""
+        _tell_bus(UnregisterVm(self.uuid))
 
     def _changed(self) -> None:
         vm = self.machine
