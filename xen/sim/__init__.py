@@ -11,15 +11,16 @@ See docs/hypervisor.md.
 `SimHost` is the whole simulated host: both servers wired as on Xen, simulated PV backends
 (`SimBackends`) and guests (`SimGuest`), behaviours steered through the ``/sim/behaviour``
 xenstore area (`Behaviour`), optionally the private dbus-daemon; run it as its own process with
-``oxt-simhost --state DIR`` (``python -m xen.sim.simhost``). See docs/simhost.md.
+``oxt-simhost --state DIR`` (``python -m xen.sim.simhost``). See docs/simhost.md. These are
+imported on first use (they pull in the xenstore client and the actor runtime, which the
+hypervisor client, importing this package for its protocol module, does not need).
 """
 
 from __future__ import annotations
 
-from xen.sim._backends import SimBackends
-from xen.sim._control import BEHAVIOUR_ROOT, STATUS_ROOT, Behaviour, BehaviourError
-from xen.sim._guests import SimGuest
-from xen.sim._host import DOM0_UUID, SimHost
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from xen.sim._hvserver import HypervisorServer, Subscription
 from xen.sim._hypervisor import (
     DomainCreated,
@@ -35,6 +36,23 @@ from xen.sim._hypervisor import (
     SimHypervisor,
 )
 from xen.sim._xenstored import XenstoredServer
+
+if TYPE_CHECKING:
+    from xen.sim._backends import SimBackends
+    from xen.sim._control import BEHAVIOUR_ROOT, STATUS_ROOT, Behaviour, BehaviourError
+    from xen.sim._guests import SimGuest
+    from xen.sim._host import DOM0_UUID, SimHost
+
+_LAZY = {
+    "BEHAVIOUR_ROOT": "xen.sim._control",
+    "STATUS_ROOT": "xen.sim._control",
+    "Behaviour": "xen.sim._control",
+    "BehaviourError": "xen.sim._control",
+    "SimBackends": "xen.sim._backends",
+    "SimGuest": "xen.sim._guests",
+    "DOM0_UUID": "xen.sim._host",
+    "SimHost": "xen.sim._host",
+}
 
 __all__ = [
     "BEHAVIOUR_ROOT",
@@ -60,3 +78,12 @@ __all__ = [
     "Subscription",
     "XenstoredServer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
