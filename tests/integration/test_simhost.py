@@ -164,6 +164,16 @@ def test_xenstore_ls_sees_a_dom0_host(tmp_path: Path) -> None:
         Path(f"/proc/{bus_pid}/stat").read_text().split(")")[1].split()[0] == "Z"
 
 
+def test_a_second_host_on_the_same_directory_fails_cleanly(tmp_path: Path) -> None:
+    with SimHost(tmp_path / "s") as host:
+        second = SimHost(tmp_path / "s")
+        with pytest.raises(OSError, match="already listens"):
+            second.start()
+        assert json.loads(host.info_path.read_text())["pid"] == os.getpid()
+        with XenstoreClient(host.xenstore_path) as xs:  # the first one still serves
+            assert xs.read("/local/domain/0/name") == "Domain-0"
+
+
 def test_devices_connect_and_hotplug_reports(world: World) -> None:
     d = world.domain()
     for kind, devid in (("vbd", VBD), ("vif", 0), ("console", 1)):

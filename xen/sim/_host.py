@@ -125,6 +125,7 @@ class SimHost:
         self._reported_errors: set[str] = set()
         self._started = False
         self._closing = False
+        self._wrote_info = False
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class SimHost:
         tmp = self.info_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(info, indent=2) + "\n")
         os.replace(tmp, self.info_path)
+        self._wrote_info = True
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop everything, joining every thread (each wait bounded by ``timeout``)."""
@@ -226,8 +228,9 @@ class SimHost:
             self._guests.clear()
             self._retired.clear()
         stuck: list[str] = []
-        with contextlib.suppress(FileNotFoundError):
-            self.info_path.unlink()
+        if self._wrote_info:  # never another host's (a second host failing to start)
+            with contextlib.suppress(FileNotFoundError):
+                self.info_path.unlink()
         if self._subscription is not None:
             self._subscription.cancel()
         backends = self._backends
