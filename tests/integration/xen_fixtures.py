@@ -63,8 +63,8 @@ class XenTree:
 
 
 @contextmanager
-def xen_tree(state: Path, *, memory_mib: int = 4096, start_tree: bool = True
-             ) -> Iterator[XenTree]:
+def xen_tree(state: Path, *, memory_mib: int = 4096, start_tree: bool = True,
+             **vms: Any) -> Iterator[XenTree]:
     """A simulated host (xenstored + hypervisor, no guests) and the xen/vms supervisors."""
     (state / "xs").mkdir(parents=True, exist_ok=True)
     (state / "hv").mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def xen_tree(state: Path, *, memory_mib: int = 4096, start_tree: bool = True
     sub = hypervisor.subscribe(lambda ev: _forward(xenstored, ev))
     register_env("default", TreeEnv(timeouts=FAST, state_dir=state))
     events = EventLog()
-    root = start(state, events) if start_tree else None
+    root = start(state, events, **vms) if start_tree else None
     tree = XenTree(state, xenstored, hypervisor, root, events)  # type: ignore[arg-type]
     try:
         yield tree
@@ -88,13 +88,13 @@ def xen_tree(state: Path, *, memory_mib: int = 4096, start_tree: bool = True
         xenstored.close()
 
 
-def start(state: Path, events: EventLog) -> pykka.ActorRef[Supervisor]:
-    """Start the xen and vms supervisors over the sim host's sockets."""
+def start(state: Path, events: EventLog, **vms: Any) -> pykka.ActorRef[Supervisor]:
+    """Start the xen and vms supervisors over the sim host's sockets (``vms``: vms_spec args)."""
     return Supervisor.start_root(
         SupFlags(intensity=10, period=10),
         [xen_spec(backend="sim", hypervisor_socket=str(state / "hv" / "socket"),
                   xenstore_socket=str(state / "xs" / "socket")),
-         vms_spec()],
+         vms_spec(**vms)],
         events=events, snapshot_dir=state / "snapshots")
 
 

@@ -28,6 +28,8 @@ from xen.xenvm._monitor import VmMonitor
 
 __all__ = ["vms_spec", "xen_spec"]
 
+_DEFAULT_BACKOFF = Backoff(0.05, 2.0)
+
 
 def xen_spec(*, backend: str = "sim", hypervisor_socket: str | None = None,
              xenstore_socket: str | None = None, intensity: int = 5,
@@ -43,10 +45,14 @@ def xen_spec(*, backend: str = "sim", hypervisor_socket: str | None = None,
                      kind=ChildKind.SUPERVISOR)
 
 
-def vms_spec(*, intensity: int = 10, period: float = 10.0) -> ChildSpec:
-    """The "vms" supervisor: one resume-mode VmMonitor per VM (StartChild(uuid, (config,)))."""
+def vms_spec(*, intensity: int = 10, period: float = 10.0,
+             backoff: Backoff | None = _DEFAULT_BACKOFF) -> ChildSpec:
+    """The "vms" supervisor: one resume-mode VmMonitor per VM.
+
+    Add a VM with ``StartChild(uuid, (uuid, config, env_name))``.
+    """
     template = ChildSpec("vm", start_actor(VmMonitor), restart=Restart.TRANSIENT,
                          mode=RestartMode.RESUME, shutdown=10.0, start_timeout=30.0)
-    flags = SupFlags(Strategy.SIMPLE_ONE_FOR_ONE, intensity, period, backoff=Backoff(0.05, 2.0))
+    flags = SupFlags(Strategy.SIMPLE_ONE_FOR_ONE, intensity, period, backoff=backoff)
     return ChildSpec("vms", start_actor(Supervisor, flags, [template]),
                      kind=ChildKind.SUPERVISOR, shutdown=60.0)
