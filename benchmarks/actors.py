@@ -28,15 +28,15 @@ import pykka
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import actors  # noqa: E402
-from actors import Actor, handles  # noqa: E402
-from supervision import (  # noqa: E402
+import actors
+from actors import Actor, handles
+from supervision import (
     ChildSpec,
     EventLog,
     StartChild,
     Strategy,
-    SupFlags,
     Supervisor,
+    SupFlags,
     start_actor,
 )
 

@@ -14,7 +14,7 @@ benchmarks/xec.py. Run: ``.venv/bin/python benchmarks/dbus.py [--quick]``.
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -174,7 +174,7 @@ def main() -> int:
         m = med[kind]
         print(f"                          {label:<16} {m['par']:8,.0f}/s  "
               f"ratio {m['par'] / bare['par']:.2f}")
-    os.system(f"rm -rf {directory}")  # noqa: S605 - our own temp dir
+    shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 
