@@ -318,12 +318,22 @@ class SimBackends:
             elif effect is BackendEffect.FAIL:
                 error = f"/local/domain/{device.fe}/error/device/{device.fe_kind}/" \
                         f"{device.devid}/error"
-                self._xs.write(error, f"simulated {device.kind} backend failure")
+                self._write_if(f"/local/domain/{device.fe}", error,
+                               f"simulated {device.kind} backend failure")
                 log.info("backend %s failed (behaviour): %s", device.backend, error)
             elif effect is BackendEffect.DISCONNECT:
                 self._disconnect(device)
             elif effect is BackendEffect.UNREGISTER:
                 self._unregister(device)
+
+    def _write_if(self, exists: str, path: str, value: str) -> None:
+        """Write ``path`` only while ``exists`` does (never recreate a removed tree)."""
+
+        def write(t: Transaction) -> None:
+            if t.exists(exists):
+                t.write(path, value)
+
+        self._xs.transaction(write)
 
     def _connect(self, device: _Device) -> None:
         if device.fe != 0 and not device.connected:
@@ -334,8 +344,9 @@ class SimBackends:
             backend = device.backend
 
             def publish(t: Transaction) -> None:
-                for k, v in keys:
-                    t.write(f"{backend}/{k}", v)
+                if t.try_read(f"{backend}/state") == _S.CONNECTED.to_xenstore():
+                    for k, v in keys:
+                        t.write(f"{backend}/{k}", v)
 
             self._xs.transaction(publish)
 
@@ -365,6 +376,8 @@ class SimBackends:
         vif = f"vif{device.fe}.{device.devid}" if device.kind == "vif" else None
 
         def script(t: Transaction) -> None:
+            if t.try_read(f"{backend}/state") is None:
+                return  # the device went before the script ran
             if vif is not None:
                 t.write(f"{hotplug_dir}/vif", vif)
             t.write(f"{backend}/hotplug-status", "connected")
@@ -388,6 +401,8 @@ class SimBackends:
                 if target in (_S.INITIALISED, _S.CONNECTED) else ()
 
             def publish(t: Transaction) -> None:
+                if t.try_read(f"{frontend}/state") != fe_state.to_xenstore():
+                    return
                 for k, v in keys:
                     t.write(f"{frontend}/{k}", v)
                 t.write(f"{frontend}/state", target.to_xenstore())

@@ -380,6 +380,8 @@ class SimGuest:
             keys = frontend_ring_keys(kind, self.domid, int(devid) if devid.isdigit() else 0)
 
         def publish(t: Transaction) -> None:
+            if t.try_read(f"{path}/state") != fe_state.to_xenstore():
+                return  # changed or removed meanwhile: never recreate a removed frontend
             for key, value in keys:
                 t.write(f"{path}/{key}", value)
             t.write(f"{path}/state", target.to_xenstore())
