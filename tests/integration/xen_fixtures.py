@@ -88,6 +88,34 @@ def xen_tree(state: Path, *, memory_mib: int = 4096, start_tree: bool = True,
         xenstored.close()
 
 
+@contextmanager
+def sim_tree(state: Path, *, memory_mib: int = 4096, behaviour: dict[str, Any] | None = None,
+             **vms: Any) -> Iterator[tuple[XenTree, Any]]:
+    """A full simulated host (guests and backends too) and the xen/vms supervisors."""
+    from xen.sim import SimHost
+
+    host = SimHost(state / "host", memory_mib=memory_mib, with_dbus=False,
+                   behaviour=behaviour or {})
+    host.start()
+    register_env("default", TreeEnv(timeouts=FAST, state_dir=state))
+    events = EventLog()
+    try:
+        root = Supervisor.start_root(
+            SupFlags(intensity=10, period=10),
+            [xen_spec(backend="sim", hypervisor_socket=str(host.hypervisor_path),
+                      xenstore_socket=str(host.xenstore_path)),
+             vms_spec(**vms)],
+            events=events, snapshot_dir=state / "snapshots")
+        tree = XenTree(state, None, host.hypervisor, root, events)  # type: ignore[arg-type]
+        try:
+            yield tree, host
+        finally:
+            tree.stop_tree()
+    finally:
+        unregister_env("default")
+        host.close()
+
+
 def start(state: Path, events: EventLog, **vms: Any) -> pykka.ActorRef[Supervisor]:
     """Start the xen and vms supervisors over the sim host's sockets (``vms``: vms_spec args)."""
     return Supervisor.start_root(

@@ -191,6 +191,10 @@ class HostActions:
             raise Unsupported(f"not implemented: host action {op}")
         method(**args)
 
+    def attach_file(self, path: str) -> tuple[str, int, int]:
+        """Attach a disk image to a loop device: (device, major, minor)."""
+        raise Unsupported(f"not implemented: attaching {path} to a loop device")
+
 
 class PlanExecutor:
     """Runs plans (see the module docstring)."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from xen._hverrors import Unsupported
 from xen.xenops._executor import HostActions, PlanExecutor
+from xen.xenops._host import SimHostActions
 from xen.xenops._plan import DEFAULT_TIMEOUTS, BuildResult, Timeouts
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ class XenEnv(Protocol):
 
     def executor(self) -> PlanExecutor: ...
 
+    @property
+    def host_actions(self) -> HostActions: ...
+
 
 @dataclass
 class StaticEnv:
@@ -83,7 +87,7 @@ class StaticEnv:
     builder: Builder = field(default_factory=SimBuilder)
     timeouts: Timeouts = DEFAULT_TIMEOUTS
     state_dir: Path = Path("state")
-    host: HostActions = field(default_factory=HostActions)
+    host: HostActions = field(default_factory=SimHostActions)
 
     def hypervisor(self) -> Hypervisor:
         """The hypervisor backend."""
@@ -97,6 +101,11 @@ class StaticEnv:
         """An executor over both."""
         return PlanExecutor(self.hv, self.xs, self.host)
 
+    @property
+    def host_actions(self) -> HostActions:
+        """Host-side actions (loop devices, processes)."""
+        return self.host
+
 
 @dataclass
 class TreeEnv:
@@ -107,7 +116,7 @@ class TreeEnv:
     state_dir: Path = Path("state")
     hypervisor_name: str = "/xen/hypervisor"
     xenstore_name: str = "/xen/xenstore"
-    host: HostActions = field(default_factory=HostActions)
+    host: HostActions = field(default_factory=SimHostActions)
 
     def hypervisor(self) -> Hypervisor:
         """The current backend of the hypervisor actor."""
@@ -122,6 +131,11 @@ class TreeEnv:
     def executor(self) -> PlanExecutor:
         """An executor over the current connections."""
         return PlanExecutor(self.hypervisor(), self.xenstore(), self.host)
+
+    @property
+    def host_actions(self) -> HostActions:
+        """Host-side actions (loop devices, processes)."""
+        return self.host
 
 
 _lock = threading.Lock()

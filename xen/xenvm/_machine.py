@@ -33,8 +33,9 @@ import xen.xenvm._lifecycle as lc
 from xen._hverrors import HypervisorError, NoSuchDomain
 from xen.backend import DomainInfo, ShutdownReason
 from xen.xenops._atomics import HypervisorCall, Plan, WaitDomain
-from xen.xenops._devspec import DeviceSpec
+from xen.xenops._devspec import DeviceSpec, VbdSpec
 from xen.xenops._executor import CancelToken, PlanFailed
+from xen.xenops._layout import PhysType
 from xen.xenops._observe import observe_domain
 from xen.xenops._plan import (
     ShutdownReason as XsShutdownReason,
@@ -51,6 +52,7 @@ from xen.xenops._plan import (
 )
 from xen.xenops._teardown import plan_domain_destroy
 from xen.xenvm._config import VmConfig, required_to_boot_kib
+from xen.xenvm._config_devices import DiskConfig
 from xen.xenvm._lifecycle import DeathCause, IllegalTransition, State, next_state, reaction
 from xen.xenvm._specs import (
     config_build_memory,
@@ -207,12 +209,20 @@ class VmMachine:
     def _plug_devices(self, cfg: VmConfig) -> None:
         ex = self.env.executor()
         cfg = resolve_macs(cfg, self.uuid)
-        specs: list[DeviceSpec] = [vbd_spec(cfg, disk, self.domid) for disk in cfg.disks]
+        specs: list[DeviceSpec] = [self._vbd(cfg, disk) for disk in cfg.disks]
         specs += list(vif_specs(cfg, self.domid, self.uuid))
         specs += list(pv_device_specs(cfg, self.domid))
         for spec in order_devices(specs):
             ex.run(plan_device_add(spec, self.env.timeouts), self.cancel)
         ex.run(plan_vcpus(self.domid, cfg.vcpus), self.cancel)
+
+    def _vbd(self, cfg: VmConfig, disk: DiskConfig) -> VbdSpec:
+        """A disk's spec; a PV file-backed disk is attached to a loop device first."""
+        if disk.phystype is PhysType.FILE and not cfg.hvm:
+            device, major, minor = self.env.host_actions.attach_file(disk.physpath)
+            return vbd_spec(cfg, disk, self.domid, loop_device=device,
+                            physical_device=(major, minor))
+        return vbd_spec(cfg, disk, self.domid)
 
     # ------------------------------------------------------------------ stop
 

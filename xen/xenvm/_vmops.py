@@ -37,7 +37,7 @@ from xen.xenops._teardown import plan_device_remove
 from xen.xenvm._config import VmConfig, add_entry, config_from_dict, config_to_dict, set_field
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._env import SimBuilder
-from xen.xenvm._specs import resolve_macs, vbd_spec, vif_specs
+from xen.xenvm._specs import resolve_macs, vif_specs
 from xen.xenvm._tasks import TaskError
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def add_device(vm: VmMachine, key: str, entry: str) -> None:
         cfg = resolve_macs(changed, vm.uuid)
         spec: DeviceSpec
         if key == "disk":
-            spec = vbd_spec(cfg, cfg.disks[-1], vm.domid)
+            spec = vm._vbd(cfg, cfg.disks[-1])
         else:
             old = {n.nic_id for n in vm.config.nics}
             new = [s for s, n in zip(vif_specs(cfg, vm.domid, vm.uuid), cfg.nics, strict=False)

@@ -1,0 +1,119 @@
+"""VM monitors with simulated guests and backends: clean shutdown and reboot through the
+guest, devices through the xenbus handshake, and guests that crash, hang, ignore shutdown,
+reboot by themselves, or stop mid-handshake."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import wait_until
+from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
+from xen.xenvm._tasks import TaskError
+
+pytestmark = pytest.mark.integration
+
+DEVICES = ("disk = /dev/null:phy:xvda:w:disk:none\n"
+           "disk = /srv/cd.iso:file:xvdc:r:cdrom:none\n"
+           "nic = id=0,bridge=xenbr0\n")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[XenTree, Any]]:
+    with sim_tree(tmp_path) as pair:
+        yield pair
+
+
+def status(tree: XenTree, vm: str) -> str:
+    return tree.task(vm, "get-status")
+
+
+def live(tree: XenTree, vm: str) -> list[int]:
+    return [i.domid for i in tree.hv.find_by_handle(uuidlib.UUID(vm))
+            if not i.dying and not i.shutdown]
+
+
+def gone(tree: XenTree, vm: str) -> bool:
+    return not tree.hv.find_by_handle(uuidlib.UUID(vm))
+
+
+def test_start_with_devices_and_clean_shutdown(env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("guest1") + DEVICES)
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    assert status(tree, vm) == "running"
+    def connected() -> set[tuple[str, int]]:
+        return {(kind, fe) for kind, fe, _ in host.backends_connected()}
+
+    # the guest's frontends connect once it runs: both ends reach Connected
+    wait_until(lambda: {("vbd", domid), ("vif", domid)} <= connected(), timeout=5)
+    wait_until(lambda: host.guest_status(domid) == "running")
+    tree.task(vm, "shutdown")
+    assert status(tree, vm) == "shutdown"
+    wait_until(lambda: gone(tree, vm), timeout=5)  # backends closed, so the domain went
+    assert not [c for c in host.backends_connected() if c[1] == domid]
+
+
+def test_reboot_through_the_guest(env: tuple[XenTree, Any]) -> None:
+    tree, _host = env
+    vm = tree.add_vm(vm_config("guest2") + DEVICES)
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    tree.task(vm, "reboot")
+    assert status(tree, vm) == "running"
+    assert int(tree.task(vm, "get-domid")) != domid
+    assert len(live(tree, vm)) == 1
+
+
+def test_guest_that_ignores_shutdown(env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("stubborn"))
+    host.set_behaviour("ignore-shutdown", True, uuid=vm)
+    tree.task(vm, "start")
+    with pytest.raises(TaskError, match="did not shut down"):
+        tree.task(vm, "shutdown", timeout="1")
+    assert status(tree, vm) == "running"
+    tree.task(vm, "shutdown", timeout="0.5", **{"destroy-after": "true"})
+    assert status(tree, vm) == "shutdown"
+
+
+def test_guest_that_hangs(env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("hung"))
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    host.set_behaviour("hang", True, domid=domid)
+    wait_until(lambda: host.guest_status(domid) == "hung")
+    with pytest.raises(TaskError):
+        tree.task(vm, "shutdown", timeout="0.5")
+    assert status(tree, vm) == "running"
+    tree.task(vm, "shutdown", forced="true")  # a hard shutdown needs no guest
+    assert status(tree, vm) == "shutdown"
+
+
+@pytest.mark.parametrize(("key", "expect"), [("crash", "running"), ("reboot", "running")])
+def test_guest_that_crashes_or_reboots_by_itself(env: tuple[XenTree, Any], key: str,
+                                                 expect: str) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("selfish", on_crash="restart", on_reboot="restart"))
+    host.set_behaviour(key, 0.2, uuid=vm)
+    tree.task(vm, "start")
+    first = int(tree.task(vm, "get-domid"))
+    wait_until(lambda: int(tree.task(vm, "get-domid")) not in (first, -1)
+               and status(tree, vm) == expect, timeout=10)
+    host.clear_behaviour(key, uuid=vm)
+
+
+def test_guest_stuck_mid_handshake_fails_the_start(env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("halfway") + DEVICES)
+    host.set_behaviour("hotplug-fail", "vbd", uuid=vm)
+    with pytest.raises(TaskError, match="start failed"):
+        tree.task(vm, "start")
+    assert status(tree, vm) == "shutdown"
+    wait_until(lambda: gone(tree, vm), timeout=5)
