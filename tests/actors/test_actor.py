@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,32 +95,33 @@ def start_monitored(cls: type[Actor], **ctx: Any) -> tuple[Any, Exits]:
 def test_fifo_per_sender_under_concurrent_senders() -> None:
     ref = Recorder.start()
     senders, per_sender = 8, 500
-    go = threading.Event()
+    go = threading.Barrier(senders)
 
     def send(sender: int) -> None:
         go.wait(5)
         for seq in range(per_sender):
             ref.tell(Record(sender, seq))
+            if seq % 25 == 0:
+                time.sleep(0)  # let the other senders in: the test is about interleaving
 
     threads = [threading.Thread(target=send, args=(s,)) for s in range(senders)]
     old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # make the senders really interleave
+    sys.setswitchinterval(1e-6)
     try:
         for t in threads:
             t.start()
-        go.set()
         for t in threads:
             t.join(10)
+        seen = actors.ask(ref, Get(), timeout=5)
     finally:
         sys.setswitchinterval(old_interval)
-    seen = actors.ask(ref, Get(), timeout=5)
+        ref.stop()
     assert len(seen) == senders * per_sender
     for sender in range(senders):
         assert [seq for s, seq in seen if s == sender] == list(range(per_sender))
     # the senders really interleaved (otherwise the test proves nothing about concurrency)
     switches = sum(1 for a, b in itertools.pairwise(seen) if a[0] != b[0])
     assert switches > senders
-    ref.stop()
 
 
 def test_typed_dispatch_and_unhandled_message() -> None:
