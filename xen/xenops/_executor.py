@@ -1,7 +1,7 @@
 """Running xenops plans against a xenstore client, a hypervisor backend and the host.
 
 :class:`PlanExecutor` takes a pure :class:`~xen.xenops._atomics.Plan` and performs its steps in
-order, logging each as one line (``xenops: <plan>: <step>``). Semantics:
+order, logging the plan at INFO and each step as one line at DEBUG (``<plan>: <step>``). Semantics:
 
 * **Errors.** In a plan with ``best_effort=False`` the first failing step stops the plan with a
   :class:`PlanFailed` naming the plan, the step and the cause; a step marked ``ignore_errors``
@@ -208,6 +208,7 @@ class PlanExecutor:
 
     def run(self, plan: Plan, cancel: CancelToken | None = None) -> PlanResult:
         """Run ``plan``; raises :class:`PlanFailed` / :class:`PlanCancelled` (not best effort)."""
+        logger.info("%s (%d steps)", plan.name, len(plan.steps))
         result = PlanResult()
         self._steps(plan.name, plan.steps, plan.best_effort, result, cancel)
         return result
@@ -219,14 +220,14 @@ class PlanExecutor:
             if cancel is not None and cancel.cancelled:
                 raise PlanCancelled(f"{name}: cancelled ({cancel.reason})")
             if isinstance(step, IfAllSucceed):
-                logger.info("%s: %s", name, describe(step))
+                logger.debug("%s: %s", name, describe(step))
                 body_ok = self._steps(name, step.body, True, result, cancel)
                 if body_ok:
                     clean &= self._steps(name, step.then, best_effort, result, cancel)
                 else:
                     clean = False
                 continue
-            logger.info("%s: %s", name, describe(step))
+            logger.debug("%s: %s", name, describe(step))
             try:
                 self._one(step, result)
             except Exception as exc:

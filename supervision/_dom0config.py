@@ -1,0 +1,199 @@
+"""The dom0 supervisor's configuration file (TOML), checked into a typed value.
+
+Sections (every key optional; defaults in brackets; relative paths are relative to the state
+directory):
+
+``[supervisor]`` ``state_dir`` [``state``], ``backend`` [``sim``] (``sim`` | ``xc``), ``bus``
+[``private``] (``private``: a dbus-daemon of ours; ``system``: the system bus; or an
+address), ``intensity`` [10], ``period`` [30], ``log_level`` [``info``], ``syslog`` [true].
+
+``[sim]`` ``state_dir`` [``simhost``]: where the simulated host keeps its sockets.
+
+``[persistence]`` ``enabled`` [true], ``root`` [``config``] (``/config`` on a real dom0),
+``flush_interval`` [3.0].
+
+``[xen]`` ``enabled`` [true], ``xenstore_socket``, ``hypervisor_socket`` (defaults: the
+simulated host's for ``sim``; ``$XENSTORED_PATH`` or the system's for ``xc``).
+
+``[vms]`` ``enabled`` [true], ``intensity`` [10], ``period`` [10].
+``[xenvm_bus]`` ``enabled`` [true]. ``[identity]`` ``enabled`` [true].
+``[control]`` ``socket`` [``run/control.sock``].
+
+``[[proxy]]`` ``args``: one rpc-proxy instance in the original's option syntax (reserved: the
+proxy is not implemented yet; configured instances are reported and skipped, never faked).
+
+``[[vm]]`` ``uuid``, ``config`` (a xenvm config file): VMs to monitor; added at start when
+no monitor for the uuid exists yet.
+
+Unknown sections or keys, and values of the wrong type, are errors (:class:`Dom0ConfigError`
+naming the section, key and value).
+"""
+
+from __future__ import annotations
+
+import shlex
+import tomllib
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Dom0Config", "Dom0ConfigError", "ProxySpec", "VmEntry", "load_config",
+           "parse_config"]
+
+
+class Dom0ConfigError(ValueError):
+    """A bad configuration: names what and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySpec:
+    """One rpc-proxy instance, as its command line (reserved)."""
+
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VmEntry:
+    """A VM to monitor."""
+
+    uuid: str
+    config: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Dom0Config:
+    """The checked configuration (see the module docstring)."""
+
+    state_dir: Path = Path("state")
+    backend: str = "sim"
+    bus: str = "private"
+    intensity: int = 10
+    period: float = 30.0
+    log_level: str = "info"
+    syslog: bool = True
+    sim_state_dir: Path = Path("simhost")
+    persistence: bool = True
+    db_root: Path = Path("config")
+    flush_interval: float = 3.0
+    xen: bool = True
+    xenstore_socket: str | None = None
+    hypervisor_socket: str | None = None
+    vms: bool = True
+    vms_intensity: int = 10
+    vms_period: float = 10.0
+    xenvm_bus: bool = True
+    identity: bool = True
+    control_socket: Path = Path("run/control.sock")
+    proxies: tuple[ProxySpec, ...] = ()
+    vm_entries: tuple[VmEntry, ...] = field(default=())
+
+    def under_state(self, path: Path) -> Path:
+        """``path`` itself if absolute, else relative to the state directory."""
+        return path if path.is_absolute() else self.state_dir / path
+
+
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "supervisor": {"state_dir": str, "backend": str, "bus": str, "intensity": int,
+                   "period": (int, float), "log_level": str, "syslog": bool},
+    "sim": {"state_dir": str},
+    "persistence": {"enabled": bool, "root": str, "flush_interval": (int, float)},
+    "xen": {"enabled": bool, "xenstore_socket": str, "hypervisor_socket": str},
+    "vms": {"enabled": bool, "intensity": int, "period": (int, float)},
+    "xenvm_bus": {"enabled": bool},
+    "identity": {"enabled": bool},
+    "control": {"socket": str},
+}
+_LISTS = {"proxy": {"args": str}, "vm": {"uuid": str, "config": str}}
+
+
+def _check(section: str, table: Any, schema: dict[str, type | tuple[type, ...]]) -> None:
+    if not isinstance(table, dict):
+        raise Dom0ConfigError(f"[{section}] must be a table")
+    for key, value in table.items():
+        if key not in schema:
+            raise Dom0ConfigError(f"[{section}] has no key {key!r} "
+                                  f"(known: {', '.join(sorted(schema))})")
+        want = schema[key]
+        if isinstance(value, bool) and want is not bool and bool not in (
+                want if isinstance(want, tuple) else (want,)):
+            raise Dom0ConfigError(f"[{section}] {key} = {value!r}: expected {want}")
+        if not isinstance(value, want):
+            raise Dom0ConfigError(f"[{section}] {key} = {value!r}: wrong type")
+
+
+def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
+    """Check a TOML document; ``base`` resolves relative ``[[vm]] config`` paths."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise Dom0ConfigError(f"not valid TOML: {exc}") from None
+    for section, table in doc.items():
+        if section in _SCHEMA:
+            _check(section, table, _SCHEMA[section])
+        elif section in _LISTS:
+            if not isinstance(table, list):
+                raise Dom0ConfigError(f"[[{section}]] must be an array of tables")
+            for item in table:
+                _check(section, item, _LISTS[section])  # type: ignore[arg-type]
+        else:
+            raise Dom0ConfigError(f"unknown section [{section}]")
+
+    def get(section: str, key: str, default: Any) -> Any:
+        return doc.get(section, {}).get(key, default)
+
+    state = Path(get("supervisor", "state_dir", "state"))
+    backend = get("supervisor", "backend", "sim")
+    if backend not in ("sim", "xc"):
+        raise Dom0ConfigError(f"[supervisor] backend = {backend!r}: expected sim or xc")
+    level = get("supervisor", "log_level", "info").lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise Dom0ConfigError(f"[supervisor] log_level = {level!r}")
+    for section, key in (("supervisor", "intensity"), ("vms", "intensity")):
+        if get(section, key, 1) < 0:
+            raise Dom0ConfigError(f"[{section}] {key} must be >= 0")
+    proxies = []
+    for item in doc.get("proxy", []):
+        try:
+            proxies.append(ProxySpec(tuple(shlex.split(item.get("args", "")))))
+        except ValueError as exc:
+            raise Dom0ConfigError(f"[[proxy]] args: {exc}") from None
+    vms = []
+    for item in doc.get("vm", []):
+        try:
+            vm_uuid = str(uuidlib.UUID(item["uuid"]))
+        except (KeyError, ValueError):
+            raise Dom0ConfigError(f"[[vm]] needs a valid uuid, got {item.get('uuid')!r}"
+                                  ) from None
+        if "config" not in item:
+            raise Dom0ConfigError(f"[[vm]] {vm_uuid} needs a config file")
+        path = Path(item["config"])
+        vms.append(VmEntry(vm_uuid, path if path.is_absolute() or base is None
+                           else base / path))
+    return Dom0Config(
+        state_dir=state, backend=backend, bus=get("supervisor", "bus", "private"),
+        intensity=get("supervisor", "intensity", 10),
+        period=float(get("supervisor", "period", 30.0)), log_level=level,
+        syslog=get("supervisor", "syslog", True),
+        sim_state_dir=Path(get("sim", "state_dir", "simhost")),
+        persistence=get("persistence", "enabled", True),
+        db_root=Path(get("persistence", "root", "config")),
+        flush_interval=float(get("persistence", "flush_interval", 3.0)),
+        xen=get("xen", "enabled", True),
+        xenstore_socket=get("xen", "xenstore_socket", None) or None,
+        hypervisor_socket=get("xen", "hypervisor_socket", None) or None,
+        vms=get("vms", "enabled", True), vms_intensity=get("vms", "intensity", 10),
+        vms_period=float(get("vms", "period", 10.0)),
+        xenvm_bus=get("xenvm_bus", "enabled", True), identity=get("identity", "enabled", True),
+        control_socket=Path(get("control", "socket", "run/control.sock")),
+        proxies=tuple(proxies), vm_entries=tuple(vms),
+    )
+
+
+def load_config(path: Path) -> Dom0Config:
+    """Read and check a configuration file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise Dom0ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_config(text, base=path.parent)
