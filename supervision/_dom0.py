@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from supervision._control import ControlActor
 from supervision._ctlops import OpContext, Operation, OpError
 from supervision._dom0config import Dom0Config
-from supervision._spec import ChildSpec, SupFlags, start_actor
+from supervision._spec import Backoff, ChildSpec, SupFlags, start_actor
 
 if TYPE_CHECKING:
     from xen.xenvm._env import TreeEnv
@@ -108,8 +108,8 @@ def build_specs(cfg: Dom0Config) -> list[ChildSpec]:
 
 
 def root_flags(cfg: Dom0Config) -> SupFlags:
-    """The root supervisor's flags."""
-    return SupFlags(intensity=cfg.intensity, period=cfg.period)
+    """The root supervisor's flags (with a backoff: a failing restart retries gently)."""
+    return SupFlags(intensity=cfg.intensity, period=cfg.period, backoff=Backoff(0.1, 5.0))
 
 
 # ------------------------------------------------------------------ vm.* control operations

@@ -198,6 +198,8 @@ def run(cfg: object, args: argparse.Namespace) -> int:
         write_ready_file(args.ready_file, json.dumps(info) + "\n")
     sd_notify("READY=1")
     logger.info("ready: %s", json.dumps(info))
+    if args.embedded:
+        print(_banner(cfg, info), file=sys.stderr, flush=True)
     while not stop.wait(0.2):
         if reload.is_set():
             reload.clear()
@@ -212,6 +214,25 @@ def run(cfg: object, args: argparse.Namespace) -> int:
     ok = actor_of(root).wait_dead(120.0)
     logger.info("stopped in %.1f s%s", time.monotonic() - t0, "" if ok else " (timed out)")
     return 0 if ok else 1
+
+
+def _banner(cfg: object, info: dict[str, object]) -> str:
+    vms = " ".join(e.uuid for e in getattr(cfg, "vm_entries", ())) or "<uuid>"
+    first = vms.split()[0]
+    return f"""
+The embedded default is running (pid {info['pid']}): the simulated Xen host and the dom0 tree,
+all state in {info['state']}. In another terminal, from the checkout:
+
+  .venv/bin/oxt-shell                            # tree, actors, top, state, log -f, crash ...
+  .venv/bin/xec -s com.citrix.xenclient.db read /     # dbd over the private bus
+  .venv/bin/xenvm-cmd {first} start              # a VM through its monitor
+  .venv/bin/oxt-shell -c "crash /vms/{first}"    # and watch it adopt its domain
+  examples/walkthrough.sh                        # all of this, scripted
+
+Bus: {info['bus']}   (clients find it in {info['state']}/dbus/address)
+Control socket: {info['control']}
+Ctrl-C stops everything.
+"""
 
 
 def _reload(args: argparse.Namespace, tell: object, no_such: type) -> None:

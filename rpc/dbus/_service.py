@@ -9,8 +9,9 @@ Lifecycle (the semantics a subclass can rely on):
    service's state is touched by one thread only, in order.
 3. When the bus goes away (``dbus-daemon`` died or was restarted) the connection reports it,
    the actor crashes with ``ConnectionLost``, and its supervisor restarts it: the new instance
-   connects again and re-owns its names. A bus that is not back yet makes the start fail, and
-   the supervisor's intensity and backoff decide how long to keep trying.
+   connects again and re-owns its names. ``on_start`` keeps trying to connect for
+   ``connect_patience`` seconds (3 s; a bus being restarted is back well within that), then
+   fails, and the supervisor's intensity and backoff decide how long to keep trying.
 4. ``on_stop`` (and a crash) calls :meth:`BusService.teardown`, stops worker pools and closes
    the connection.
 """
@@ -18,6 +19,7 @@ Lifecycle (the semantics a subclass can rely on):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -97,11 +99,25 @@ class BusService(Actor):
 
     # ------------------------------------------------------------------ lifecycle
 
+    connect_patience: ClassVar[float] = 3.0
+    """Seconds ``on_start`` keeps trying to reach a bus that is not there (yet)."""
+
+    def _connect(self) -> BusConnection:
+        deadline = time.monotonic() + self.connect_patience
+        delay = 0.02
+        while True:
+            try:
+                return BusConnection(self.address, on_call=self.objects.handle_call,
+                                     on_lost=self._report_lost, label=self.name)
+            except ConnectionLost:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
     def on_start(self) -> None:
         """Connect, export, own the names (see the module docstring)."""
-        self.connection = BusConnection(
-            self.address, on_call=self.objects.handle_call, on_lost=self._report_lost,
-            label=self.name)
+        self.connection = self._connect()
         self.objects.bind(self.connection.send)
         self.setup()
         for name in self.names:
