@@ -1,0 +1,148 @@
+"""Benchmark the dom0 supervisor as its own process, on a simulated host (own process too).
+
+* cold start to ready with 0 VMs defined, and with 100 VMs defined (resumed from their
+  snapshots, adopting 100 running domains);
+* memory (RSS) of the whole tree with 100 running sim VMs, and per VM;
+* control-socket request round trip (``stats``) vs a bare unix-socket echo in the same run.
+
+Run: ``.venv/bin/python benchmarks/supervisor.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from supervision._ctlclient import ControlClient  # noqa: E402
+from tests.integration.xen_fixtures import vm_config  # noqa: E402
+
+CONFIG = """
+[supervisor]
+state_dir = "{state}"
+backend = "sim"
+syslog = false
+log_level = "warning"
+[sim]
+state_dir = "simhost"
+"""
+
+
+def start_dom0(state: Path) -> tuple[subprocess.Popen[bytes], float, dict[str, str]]:
+    ready = state / "ready.json"
+    ready.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "supervision.dom0", "--config",
+                             str(state / "oxt.toml"), "--ready-file", str(ready)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    while not ready.exists():
+        if proc.poll() is not None or time.perf_counter() - t0 > 120:
+            raise SystemExit("the supervisor did not start")
+        time.sleep(0.005)
+    return proc, time.perf_counter() - t0, json.loads(ready.read_text())
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def echo_rtt(n: int) -> float:
+    """Median round trip of a bare unix-socket echo (thread server), seconds."""
+    path = tempfile.mktemp(prefix="oxt-echo-")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen(1)
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        while data := conn.recv(4096):
+            conn.sendall(data)
+        conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    cli = socket.socket(socket.AF_UNIX)
+    cli.connect(path)
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        cli.sendall(b"x" * 64)
+        cli.recv(4096)
+        samples.append(time.perf_counter() - t0)
+    cli.close()
+    t.join(5)
+    srv.close()
+    os.unlink(path)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_vms = 30 if args.quick else 100
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp)
+        (state / "oxt.toml").write_text(CONFIG.format(state=state))
+        sim = subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state",
+                              str(state / "simhost"), "--memory-mib", str(n_vms * 40 + 2048)],
+                             capture_output=True, cwd=ROOT, timeout=60)
+        if sim.returncode != 0:
+            raise SystemExit(f"oxt-simhost: {sim.stderr.decode()}")
+        try:
+            proc, cold0, info = start_dom0(state)
+            base_rss = rss_mib(proc.pid)
+            with ControlClient(info["control"], timeout=120) as ctl:
+                for i in range(n_vms):
+                    vm = f"00000000-0000-4000-8000-{i:012x}"
+                    ctl.call("vm.add", uuid=vm, config=vm_config(f"vm{i}", memory=32))
+                    ctl.call("vm.task", uuid=vm, task="start", params={}, timeout=120)
+                time.sleep(1.0)
+                full_rss = rss_mib(proc.pid)
+                rtts = []
+                for _ in range(300 if args.quick else 2000):
+                    t0 = time.perf_counter()
+                    ctl.call("stats", path="/vms")
+                    rtts.append(time.perf_counter() - t0)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+            proc, cold_n, _ = start_dom0(state)  # every monitor resumes and adopts
+            with ControlClient(info["control"]) as ctl:
+                tree = ctl.call("tree")
+            vms = next(c for c in tree["children"] if c["id"] == "vms")["tree"]["children"]
+            assert len(vms) == n_vms, len(vms)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+        finally:
+            subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state",
+                            str(state / "simhost"), "--stop"], capture_output=True, timeout=60,
+                           cwd=ROOT)
+        echo = echo_rtt(2000)
+    ctl_rtt = statistics.median(rtts)
+    print(f"cold start to ready   0 VMs {cold0:6.2f} s   {n_vms} VMs defined {cold_n:6.2f} s "
+          f"(resumed and adopted)")
+    print(f"memory of the tree    {base_rss:.1f} MiB idle, {full_rss:.1f} MiB with {n_vms} "
+          f"running VMs ({(full_rss - base_rss) * 1024 / n_vms:.0f} KiB per VM)")
+    print(f"control round trip    stats {ctl_rtt * 1e6:.0f} µs   bare unix echo "
+          f"{echo * 1e6:.0f} µs   ratio {ctl_rtt / echo:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
