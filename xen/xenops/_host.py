@@ -3,35 +3,121 @@
 `HostActions` (in ``_executor``) refuses every action clearly. :class:`SimHostActions` stands
 in for host resources the simulated backends do not need: a file-backed PV disk gets a
 made-up loop device (``/dev/loopN``, major 7) that is only written to xenstore, and detaching
-forgets it; the other actions (PCI, processes, peers) stay refused. :class:`Dom0HostActions`
-does them for real on a dom0: ``losetup`` for loop devices, SIGTERM then a bounded wait for
-processes.
+forgets it. Its device model is the simulated one: `start_device_model` runs
+``python -m xen.sim.qemu_dm`` with the wrapper's argv (the program path replaced), its stderr
+in ``log_dir/qemu-dm-<domid>.log`` (or a temporary file), in its own session as a detached
+qemu would be, and waits (bounded) for its ``ready`` line, i.e. after it wrote
+``device-misc/dm-ready``; a process that exits first (bad arguments: status 2) raises
+`DeviceModelError` with its status and last log line. `stop_device_model` and
+`kill_process` send SIGTERM, wait (bounded), then SIGKILL; they only act on device models this
+object started or, for a pid another process started, on one whose command line is the
+simulated device model's; any other pid is refused (`Unsupported`), so a sim run never signals
+an unrelated process. The other actions (PCI, peers) stay refused.
+
+:class:`Dom0HostActions` does them for real on a dom0: ``losetup`` for loop devices, the
+device model exec'd from the argv as given (the configured qemu-dm-wrapper path first) in its
+own session with no inherited descriptors (readiness is then seen in xenstore by
+`xen.xenops._dm`), SIGTERM then a bounded wait then SIGKILL for processes. Children started
+here are reaped when stopped.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import select
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
 
-from xen._hverrors import HypervisorError
+from xen._hverrors import HypervisorError, Unsupported
+from xen.xenops._dm import DeviceModelError
 from xen.xenops._executor import HostActions
 
 __all__ = ["Dom0HostActions", "SimHostActions"]
 
+logger = logging.getLogger("xenops")
+
 LOOP_MAJOR = 7
+_SIM_DM_MODULE = "xen.sim.qemu_dm"
+_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-class SimHostActions(HostActions):
-    """The simulated host's stand-ins (see the module docstring)."""
+def _gone(pid: int) -> bool:
+    """The process ended (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[:1] == ["Z"]
+    except OSError:
+        return True
+
+
+def _terminate(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, wait up to ``timeout`` s (reaping our own child), then SIGKILL."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    if proc is not None:
+        try:
+            proc.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5.0)
+            return
+    deadline = time.monotonic() + float(timeout)
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.03)
+    if not _gone(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class _Children:
+    """Processes started by one host-actions object, by pid (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._procs: dict[int, tuple[subprocess.Popen[bytes], IO[bytes] | None]] = {}
+
+    def add(self, proc: subprocess.Popen[bytes], log: IO[bytes] | None) -> None:
+        with self._lock:
+            self._procs[proc.pid] = (proc, log)
+
+    def pop(self, pid: int) -> tuple[subprocess.Popen[bytes], IO[bytes] | None] | None:
+        with self._lock:
+            return self._procs.pop(pid, None)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return list(self._procs)
+
+
+class SimHostActions(HostActions):
+    """The simulated host's stand-ins (see the module docstring).
+
+    ``xenstore_path``: the socket given to the simulated device model (default: its
+    ``$XENSTORED_PATH``); ``log_dir``: where its logs go (default: temporary files).
+    """
+
+    def __init__(self, xenstore_path: str | os.PathLike[str] | None = None,
+                 log_dir: str | os.PathLike[str] | None = None) -> None:
+        self._lock = threading.Lock()
         self._numbers = itertools.count()
         self.attached: dict[str, str] = {}
+        self.xenstore_path = None if xenstore_path is None else str(xenstore_path)
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        self._children = _Children()
 
     def attach_file(self, path: str) -> tuple[str, int, int]:
         """A made-up loop device for ``path``: (device, major, minor)."""
@@ -46,9 +132,116 @@ class SimHostActions(HostActions):
         with self._lock:
             self.attached.pop(device, None)
 
+    def start_device_model(self, domid: int, argv: Sequence[str], timeout: float) -> int:
+        """Run the simulated device model with the wrapper's ``argv``; its pid once ready."""
+        cmd = [sys.executable, "-m", _SIM_DM_MODULE]
+        if self.xenstore_path is not None:
+            cmd += ["--xenstore", self.xenstore_path]
+        cmd += [str(a) for a in argv[1:]]
+        log: IO[bytes]
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log = open(self.log_dir / f"qemu-dm-{domid}.log", "a+b")
+        else:
+            log = tempfile.TemporaryFile(prefix=f"qemu-dm-{domid}-")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT,
+                                                        env.get("PYTHONPATH")) if p)
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=log, env=env, close_fds=True,
+                                    start_new_session=True)
+        except OSError as exc:
+            log.close()
+            raise DeviceModelError(f"domain {domid}: cannot run the simulated device model: "
+                                   f"{exc}") from exc
+        assert proc.stdout is not None
+        try:
+            line = _read_line(proc.stdout, timeout)
+        finally:
+            proc.stdout.close()
+        if line is not None and line.split()[:1] == ["ready"]:
+            self._children.add(proc, log)
+            return proc.pid
+        if line is None:
+            _terminate(proc.pid, 5.0, proc)
+            log.close()
+            raise DeviceModelError(f"domain {domid}: the simulated device model was not "
+                                   f"ready within {timeout:g} s")
+        try:
+            status: int | str = proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            _terminate(proc.pid, 1.0, proc)
+            status = "unknown (closed its stdout without a ready line)"
+        detail = _last_line(log)
+        log.close()
+        raise DeviceModelError(f"domain {domid}: the simulated device model exited with "
+                               f"status {status}: {detail}")
+
+    def stop_device_model(self, pid: int, timeout: float = 5.0) -> None:
+        """Stop a simulated device model (see the module docstring)."""
+        self.kill_process(pid, timeout)
+
+    def kill_process(self, pid: int, timeout: float = 5.0) -> None:
+        """SIGTERM, bounded wait, SIGKILL: only for simulated device models."""
+        pid = int(pid)
+        child = self._children.pop(pid)
+        if child is not None:
+            proc, log = child
+            _terminate(pid, float(timeout), proc)
+            if log is not None:
+                log.close()
+            return
+        if _gone(pid):
+            return
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return
+        if _SIM_DM_MODULE.encode() not in cmdline:
+            raise Unsupported(f"the simulated host stops only simulated device models; "
+                              f"pid {pid} is not one")
+        _terminate(pid, float(timeout), None)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop every device model this object started."""
+        for pid in self._children.pids():
+            self.kill_process(pid, timeout)
+
+
+def _read_line(stream: IO[bytes], timeout: float) -> str | None:
+    """One line from a pipe within ``timeout`` s; "" at EOF, None on timeout."""
+    poller = select.poll()
+    poller.register(stream.fileno(), select.POLLIN | select.POLLHUP)
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(max(1, int(left * 1000))):
+            return None
+        chunk = os.read(stream.fileno(), 4096)
+        if not chunk:
+            return ""
+        data += chunk
+    return data.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def _last_line(log: IO[bytes]) -> str:
+    try:
+        log.flush()
+        log.seek(0)
+        lines = [line for line in log.read()[-4096:].decode(errors="replace").splitlines()
+                 if line.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(nothing logged)"
+
 
 class Dom0HostActions(HostActions):
     """A real dom0's host actions (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._children = _Children()
 
     def attach_file(self, path: str) -> tuple[str, int, int]:
         """``losetup --find --show path``: (device, major, minor)."""
@@ -65,14 +258,23 @@ class Dom0HostActions(HostActions):
         """``losetup -d device``."""
         subprocess.run(["losetup", "-d", device], capture_output=True, timeout=10, check=True)
 
+    def start_device_model(self, domid: int, argv: Sequence[str], timeout: float) -> int:
+        """Exec ``argv`` (qemu-dm-wrapper path first) detached; its pid. Readiness is
+        checked in xenstore by the caller."""
+        try:
+            proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    close_fds=True, start_new_session=True)
+        except OSError as exc:
+            raise DeviceModelError(f"domain {domid}: cannot run {argv[0]}: {exc}") from exc
+        self._children.add(proc, None)
+        return proc.pid
+
+    def stop_device_model(self, pid: int, timeout: float = 5.0) -> None:
+        """SIGTERM, bounded wait, SIGKILL."""
+        self.kill_process(pid, timeout)
+
     def kill_process(self, pid: int, timeout: float = 5.0) -> None:
         """SIGTERM ``pid``, wait up to ``timeout`` s for it to go, then SIGKILL."""
-        try:
-            os.kill(int(pid), signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + float(timeout)
-        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-            time.sleep(0.03)
-        if os.path.exists(f"/proc/{pid}"):
-            os.kill(int(pid), signal.SIGKILL)
+        child = self._children.pop(int(pid))
+        _terminate(int(pid), float(timeout), child[0] if child is not None else None)
