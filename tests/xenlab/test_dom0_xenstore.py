@@ -127,14 +127,9 @@ def test_watch_fires_for_writes_below(xs: XenstoreClient, base: str, transport: 
 # Linux's /dev/xen/xenbus (6.1) keeps a pointer to the body of a request in the file's one
 # write buffer until its xenbus thread copies it to the ring; a second request written meanwhile
 # overwrites it, so the first goes out with the wrong body (xenstored answers EINVAL). The lab
-# reproduced this with two pipelined READs (7 of 200 pairs). XenstoreClient pipelines requests
-# from several threads on one connection, so over xenbus concurrent callers can fail.
-XENBUS_PIPELINING = pytest.mark.xfail(
-    reason="known gap: XenstoreClient pipelines requests on /dev/xen/xenbus, whose Linux "
-           "driver may send a queued request with the next one's body (EINVAL)", strict=False)
-
-
-@pytest.mark.parametrize("transport", ["socket", pytest.param("xenbus", marks=XENBUS_PIPELINING)])
+# reproduced this with two pipelined READs (7 of 200 pairs). The client therefore sends one
+# request at a time on the xenbus device (xen/xenstore/_connection.py); this test proves it.
+@pytest.mark.parametrize("transport", ["socket", "xenbus"])
 def test_concurrent_transactions_are_retried(xs: XenstoreClient, base: str,
                                              transport: str) -> None:
     counter = f"{base}/counter"

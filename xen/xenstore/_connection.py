@@ -156,6 +156,11 @@ class Connection:
         self._on_lost = on_lost
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
+        # Linux's xenbus device keeps a pointer into one shared write buffer until it sends a
+        # request: a second request written before the first is answered corrupts it
+        # (xenstored answers EINVAL; seen on Linux 6.1 in the xenlab). One at a time there.
+        self._one_at_a_time = (threading.Lock() if isinstance(transport, _DeviceTransport)
+                               else None)
         self._pending: dict[int, _Slot] = {}
         self._next_id = 1
         self._dead: Exception | None = None
@@ -190,6 +195,17 @@ class Connection:
 
     def request(self, request: Request, tx_id: int, deadline: float) -> Packet:
         """Send ``request`` and wait for its reply until ``deadline`` (time.monotonic)."""
+        serial = self._one_at_a_time
+        if serial is None:
+            return self._request(request, tx_id, deadline)
+        if not serial.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise XenstoreTimeout(f"{request.OP.name}: the xenbus device stayed busy")
+        try:
+            return self._request(request, tx_id, deadline)
+        finally:
+            serial.release()
+
+    def _request(self, request: Request, tx_id: int, deadline: float) -> Packet:
         payload = request.payload()
         if len(payload) > PAYLOAD_MAX:
             raise PacketTooLarge(
