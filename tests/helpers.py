@@ -19,3 +19,32 @@ def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s: {predicate}")
         time.sleep(interval)
+
+
+def run_as_nobody(task: Callable[[], str]) -> str:
+    """Run ``task`` in a forked child that dropped to uid/gid 65534; return what it returned.
+
+    For tests of callers that are neither root nor registered: the bus sees the child's uid.
+    Anything the child raises comes back as ``CHILD FAILED <repr>``.
+    """
+    import os
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop privileges, run, report, exit without cleanup
+        try:
+            os.close(read_fd)
+            os.setgid(65534)
+            os.setuid(65534)
+            out = task()
+        except BaseException as exc:
+            out = f"CHILD FAILED {exc!r}"
+        os.write(write_fd, out.encode())
+        os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 4096):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode()

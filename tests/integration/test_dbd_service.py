@@ -35,7 +35,7 @@ from rpc.dbus import (
     start_bus,
 )
 from rpc.dbus._messages import method_call
-from tests.helpers import wait_until
+from tests.helpers import run_as_nobody, wait_until
 from tests.integration.dbd_helpers import Client, T, Tree
 
 pytestmark = pytest.mark.integration
@@ -289,31 +289,16 @@ def test_guests_registered_with_the_bus_identity_service(tmp_path: Path,
 
 def call_as_nobody(address: str, member: str, *args: str) -> str:
     """Call the db from a child process running as uid 65534; the answer or the error."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+    def task() -> str:
+        conn = BusConnection(address)
         try:
-            os.close(read_fd)
-            os.setgid(65534)
-            os.setuid(65534)
-            conn = BusConnection(address)
-            try:
-                out = repr(RemoteObject(conn, DB_SERVICE, "/").call(
-                    DB_INTERFACE, member, "s" * len(args), *args))
-            except DBusError as exc:
-                out = f"ERROR {exc.name} {exc.message}"
+            return repr(RemoteObject(conn, DB_SERVICE, "/").call(
+                DB_INTERFACE, member, "s" * len(args), *args))
+        except DBusError as exc:
+            return f"ERROR {exc.name} {exc.message}"
+        finally:
             conn.close()
-        except BaseException as exc:
-            out = f"CHILD FAILED {exc!r}"
-        os.write(write_fd, out.encode())
-        os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 4096):
-        chunks.append(chunk)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return b"".join(chunks).decode()
+    return run_as_nobody(task)
 
 
 def test_an_unregistered_non_root_caller_is_refused(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from supervision import (
     SupFlags,
     start_actor,
 )
-from tests.helpers import wait_until
+from tests.helpers import run_as_nobody, wait_until
 from tests.integration.dbus_test_service import IFACE, PATH, SERVICE, EchoService
 
 pytestmark = pytest.mark.integration
@@ -94,31 +94,16 @@ def test_identity_registry_rules(bus_address: str) -> None:
 
 def call_as_nobody(address: str) -> str:
     """Call get_domid on our own connection from a child process running as uid 65534."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: drop privileges, connect, ask, report, exit
+    def task() -> str:
+        conn = BusConnection(address)
         try:
-            os.close(read_fd)
-            os.setgid(65534)
-            os.setuid(65534)
-            conn = BusConnection(address)
-            try:
-                out = str(RemoteObject(conn, IDENTITY_NAME, IDENTITY_PATH).call(
-                    IDENTITY_INTERFACE, "get_domid", "s", conn.unique_name))
-            except DBusError as exc:
-                out = f"ERROR {exc.name} {exc.message}"
+            return str(RemoteObject(conn, IDENTITY_NAME, IDENTITY_PATH).call(
+                IDENTITY_INTERFACE, "get_domid", "s", conn.unique_name))
+        except DBusError as exc:
+            return f"ERROR {exc.name} {exc.message}"
+        finally:
             conn.close()
-        except BaseException as exc:
-            out = f"CHILD FAILED {exc!r}"
-        os.write(write_fd, out.encode())
-        os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    while chunk := os.read(read_fd, 4096):
-        chunks.append(chunk)
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return b"".join(chunks).decode()
+    return run_as_nobody(task)
 
 
 def test_identity_service_over_the_bus(bus_address: str) -> None:
