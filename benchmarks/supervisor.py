@@ -112,7 +112,7 @@ def main() -> int:
                 for i in range(n_vms):
                     vm = f"00000000-0000-4000-8000-{i:012x}"
                     ctl.call("vm.add", uuid=vm, config=vm_config(f"vm{i}", memory=32))
-                    ctl.call("vm.task", uuid=vm, task="start", params={}, timeout=120)
+                    ctl.call("vm.task", uuid=vm, task="start", params={}, timeout=120, wait=130)
                 time.sleep(1.0)
                 full_rss = rss_mib(proc.pid)
                 rtts = []

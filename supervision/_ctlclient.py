@@ -1,10 +1,10 @@
 """A blocking client of the control socket (used by the shell and the tests).
 
-``ControlClient(path).call(op, **args)`` sends one request and waits (bounded by the client's
-timeout) for its answer; ``stream(op, **args)`` yields the streamed events and ends with the
-final answer (``cancel()`` from another thread, or closing, stops it). Errors come back as
-:class:`ControlError` with the protocol's ``kind``. Only light modules are imported: the shell
-must start fast.
+``ControlClient(path).call(op, wait=None, **args)`` sends one request and waits (bounded by
+``wait`` or the client's timeout) for its answer; ``stream(op, **args)`` yields the streamed
+events and ends with the final answer (``cancel()`` from another thread, or closing, stops
+it). Errors come back as :class:`ControlError` with the protocol's ``kind``. Only light
+modules are imported: the shell must start fast.
 """
 
 from __future__ import annotations
@@ -73,12 +73,14 @@ class ControlClient:
             self._pending.extend(self._parser.feed(data))
         return self._pending.pop(0)
 
-    def call(self, op: str, timeout: float | None = None, **args: Any) -> Any:
-        """Send ``op`` and return its result (``ControlError`` on an error answer)."""
+    def call(self, op: str, *, wait: float | None = None, **args: Any) -> Any:
+        """Send ``op`` with ``args`` and return its result (``ControlError`` on an error
+        answer). ``wait``: how long this client waits (default: its timeout); an operation's
+        own ``timeout`` argument goes in ``args``."""
         with self._lock:
             rid = self._send(op, args)
             while True:
-                msg = self._next(timeout or self.timeout)
+                msg = self._next(wait or self.timeout)
                 if msg.get("id") != rid or msg.get("more"):
                     continue
                 if msg.get("ok"):

@@ -148,9 +148,7 @@ class Session:
         """One request; its result, or ``ControlError``. ``wait``: the client's bound."""
         client = self.client()
         try:
-            if args and "timeout" in args:
-                return _call_with_timeout(client, op, args, wait or self.timeout)
-            return client.call(op, timeout=wait, **(args or {}))
+            return client.call(op, wait=wait, **(args or {}))
         except ControlError as exc:
             if exc.kind == "connection":
                 self.drop()
@@ -289,28 +287,6 @@ class Session:
         self._sources = CompletionSources(paths=paths, vms=vms, tasks=self._tasks or {},
                                           files=complete_file)
         return self._sources
-
-
-def _call_with_timeout(client: ControlClient, op: str, args: dict[str, Any],
-                       wait: float) -> Any:
-    """``client.call`` for an operation whose own arguments include ``timeout``.
-
-    ``ControlClient.call`` takes ``timeout`` as the client's wait, so it cannot send an
-    operation's ``timeout`` argument; this sends the request with every argument.
-    """
-    with client._lock:
-        rid = client._send(op, args)
-        deadline = time.monotonic() + wait
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ControlError(f"no answer within {wait:g} s", "timeout")
-            msg = client._next(left)
-            if msg.get("id") != rid or msg.get("more"):
-                continue
-            if msg.get("ok"):
-                return msg.get("result")
-            raise ControlError(str(msg.get("error")), str(msg.get("kind", "failed")))
 
 
 # ------------------------------------------------------------------ the commands

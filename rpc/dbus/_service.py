@@ -10,7 +10,7 @@ Lifecycle (the semantics a subclass can rely on):
 3. When the bus goes away (``dbus-daemon`` died or was restarted) the connection reports it,
    the actor crashes with ``ConnectionLost``, and its supervisor restarts it: the new instance
    connects again and re-owns its names. ``on_start`` keeps trying to connect for
-   ``connect_patience`` seconds (3 s; a bus being restarted is back well within that), then
+   ``connect_patience`` seconds (0.5 s; a bus being restarted is back well within that), then
    fails, and the supervisor's intensity and backoff decide how long to keep trying.
 4. ``on_stop`` (and a crash) calls :meth:`BusService.teardown`, stops worker pools and closes
    the connection.
@@ -99,7 +99,7 @@ class BusService(Actor):
 
     # ------------------------------------------------------------------ lifecycle
 
-    connect_patience: ClassVar[float] = 3.0
+    connect_patience: ClassVar[float] = 0.5
     """Seconds ``on_start`` keeps trying to reach a bus that is not there (yet)."""
 
     def _connect(self) -> BusConnection:

@@ -76,7 +76,7 @@ period = 5
 
     def task(self, vm: str, task: str, **params: str) -> str:
         with self.control() as ctl:
-            return str(ctl.call("vm.task", uuid=vm, task=task, params=params, timeout=60))
+            return str(ctl.call("vm.task", uuid=vm, task=task, params=params, timeout=60, wait=70))
 
     def kill(self, sig: int = signal.SIGKILL) -> int:
         assert self.proc is not None
@@ -118,7 +118,7 @@ def add_vms(dom0: Dom0, n: int) -> list[str]:
         for i, vm in enumerate(vms):
             ctl.call("vm.add", uuid=vm, config=vm_config(f"vm{i}", memory=32,
                                                          on_crash="restart"))
-            ctl.call("vm.task", uuid=vm, task="start", params={}, timeout=60)
+            ctl.call("vm.task", uuid=vm, task="start", params={}, timeout=60, wait=70)
     return vms
 
 
