@@ -208,3 +208,16 @@ def test_monitor_killed_mid_start_rolls_back(tree: XenTree) -> None:
         time.sleep(0.05)
     assert status(tree, vm) == "shutdown"
     wait_until(lambda: not domains_of(tree, vm))
+
+
+def test_a_crashed_watcher_comes_back_and_keeps_reporting(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config(on_crash="destroy"))
+    tree.task(vm, "start")
+    for _ in range(2):
+        seq = tree.events.last_seq
+        actors.tell("/xen/watcher", actors.InjectCrash())
+        assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == "/xen/watcher",
+                                    10, since=seq)
+    domid = int(tree.task(vm, "get-domid"))
+    tree.hypervisor.crash(domid)  # the new watcher must see it
+    wait_until(lambda: status(tree, vm) == "shutdown", timeout=10)

@@ -39,12 +39,19 @@ class DomainWatcher(Actor):
         self.hypervisor_name = hypervisor
         self.known: dict[int, Key] = {}
         self.events = 0
+        self.token = _TOKEN
 
     def on_start(self) -> None:
-        """Watch the special paths (each fires once now)."""
+        """Watch the special paths (each fires once now).
+
+        The token names this instance: a crashed predecessor may have left its watches on the
+        same xenstore connection (they are dropped by ``on_failure`` when it ran, and are
+        harmless when not: their events go to a dead actor and are discarded).
+        """
+        self.token = f"{_TOKEN}-{self.actor_urn[-12:]}"
         client = actor_of(resolve(self.xenstore_name)).client  # type: ignore[attr-defined]
         for path in ("@introduceDomain", "@releaseDomain"):
-            client.watch(path, _TOKEN, self.actor_ref)
+            client.watch(path, self.token, self.actor_ref)
 
     @handles(WatchFired)
     def _fired(self, _msg: WatchFired) -> None:
@@ -74,11 +81,18 @@ class DomainWatcher(Actor):
         return {"domains": {str(d): list(k) for d, k in self.known.items()},
                 "events": self.events}
 
-    def on_stop(self) -> None:
-        """Stop watching (the client may already be gone)."""
+    def _unwatch(self) -> None:
         try:
             client = actor_of(resolve(self.xenstore_name)).client  # type: ignore[attr-defined]
             for path in ("@introduceDomain", "@releaseDomain"):
-                client.unwatch(path, _TOKEN)
+                client.unwatch(path, self.token)
         except Exception:  # the xenstore actor stopped first, or its connection is gone
             logger.debug("watcher: unwatch skipped", exc_info=True)
+
+    def on_stop(self) -> None:
+        """Stop watching (the client may already be gone)."""
+        self._unwatch()
+
+    def on_failure(self, *_exc: object) -> None:
+        """Stop watching, so the next instance starts clean."""
+        self._unwatch()
