@@ -13,46 +13,71 @@ Public API::
 
 from __future__ import annotations
 
-from actors._actor import Actor, actor_of, handles
-from actors._codec import CODEC_VERSION, CodecError, decode, encode, registered_types, wire_type
-from actors._context import (
-    ActorContext,
-    GetSnapshot,
-    GetStats,
-    InjectCrash,
-    InjectedCrash,
-    Monitor,
-    Ping,
-    UnhandledMessage,
-)
-from actors._exits import (
-    Crashed,
-    Escalated,
-    ExitReason,
-    Killed,
-    Normal,
-    Shutdown,
-    StartFailed,
-    ThreadDied,
-    is_abnormal,
-    reason_from_exception,
-    reason_to_dict,
-)
-from actors._names import (
-    ActorDeadError,
-    AskTimeout,
-    NoSuchActor,
-    Target,
-    ask,
-    names,
-    register_name,
-    resolve,
-    tell,
-    unregister_name,
-)
-from actors._stats import ActorStats
-from actors._timers import Timer, pending_timers, schedule
-from actors._trace import MessageTrace, TraceEntry
+from typing import TYPE_CHECKING
+
+from actors._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from actors._actor import (
+        Actor,
+        actor_of,
+        handles,
+    )
+    from actors._codec import (
+        CODEC_VERSION,
+        CodecError,
+        decode,
+        encode,
+        registered_types,
+        wire_type,
+    )
+    from actors._context import (
+        ActorContext,
+        GetSnapshot,
+        GetStats,
+        InjectCrash,
+        InjectedCrash,
+        Monitor,
+        Ping,
+        UnhandledMessage,
+    )
+    from actors._exits import (
+        Crashed,
+        Escalated,
+        ExitReason,
+        Killed,
+        Normal,
+        Shutdown,
+        StartFailed,
+        ThreadDied,
+        is_abnormal,
+        reason_from_exception,
+        reason_to_dict,
+    )
+    from actors._names import (
+        ActorDeadError,
+        AskTimeout,
+        NoSuchActor,
+        Target,
+        ask,
+        names,
+        register_name,
+        resolve,
+        tell,
+        unregister_name,
+    )
+    from actors._stats import (
+        ActorStats,
+    )
+    from actors._timers import (
+        Timer,
+        pending_timers,
+        schedule,
+    )
+    from actors._trace import (
+        MessageTrace,
+        TraceEntry,
+    )
 
 __all__ = [
     "CODEC_VERSION",
@@ -100,3 +125,50 @@ __all__ = [
     "unregister_name",
     "wire_type",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Actor": "actors._actor",
+    "ActorContext": "actors._context",
+    "ActorDeadError": "actors._names",
+    "ActorStats": "actors._stats",
+    "AskTimeout": "actors._names",
+    "CODEC_VERSION": "actors._codec",
+    "CodecError": "actors._codec",
+    "Crashed": "actors._exits",
+    "Escalated": "actors._exits",
+    "ExitReason": "actors._exits",
+    "GetSnapshot": "actors._context",
+    "GetStats": "actors._context",
+    "InjectCrash": "actors._context",
+    "InjectedCrash": "actors._context",
+    "Killed": "actors._exits",
+    "MessageTrace": "actors._trace",
+    "Monitor": "actors._context",
+    "NoSuchActor": "actors._names",
+    "Normal": "actors._exits",
+    "Ping": "actors._context",
+    "Shutdown": "actors._exits",
+    "StartFailed": "actors._exits",
+    "Target": "actors._names",
+    "ThreadDied": "actors._exits",
+    "Timer": "actors._timers",
+    "TraceEntry": "actors._trace",
+    "UnhandledMessage": "actors._context",
+    "actor_of": "actors._actor",
+    "ask": "actors._names",
+    "decode": "actors._codec",
+    "encode": "actors._codec",
+    "handles": "actors._actor",
+    "is_abnormal": "actors._exits",
+    "names": "actors._names",
+    "pending_timers": "actors._timers",
+    "reason_from_exception": "actors._exits",
+    "reason_to_dict": "actors._exits",
+    "register_name": "actors._names",
+    "registered_types": "actors._codec",
+    "resolve": "actors._names",
+    "schedule": "actors._timers",
+    "tell": "actors._names",
+    "unregister_name": "actors._names",
+    "wire_type": "actors._codec",
+})

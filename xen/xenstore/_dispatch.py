@@ -28,11 +28,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import pykka
+if TYPE_CHECKING:
+    import pykka
 
-from actors import NoSuchActor, resolve
 
 __all__ = ["WatchDispatcher", "WatchFired", "WatchTarget"]
 
@@ -48,7 +48,7 @@ class WatchFired:
 
 
 # An actor name, an actor ref, or a function taking the event.
-WatchTarget = str | pykka.ActorRef[Any] | Callable[[WatchFired], None]
+WatchTarget: TypeAlias = "str | pykka.ActorRef[Any] | Callable[[WatchFired], None]"
 Routes = Callable[[str | None, str], list[tuple[WatchFired, WatchTarget]]]
 
 MAX_PENDING = 4096
@@ -119,14 +119,18 @@ class WatchDispatcher:
                 self._deliver(event, target)
 
     def _deliver(self, event: WatchFired, target: WatchTarget) -> None:
-        if isinstance(target, str | pykka.ActorRef):
+        if not callable(target):  # an actor: a name or a ref (refs are not callable)
+            from pykka import ActorDeadError  # only here: a client without actors stays light
+
+            from actors._names import NoSuchActor, resolve
+
             try:
                 ref = resolve(target)
                 if _still_queued(ref, event):
                     self.coalesced += 1
                     return
                 ref.tell(event)
-            except (NoSuchActor, pykka.ActorDeadError) as exc:
+            except (NoSuchActor, ActorDeadError) as exc:
                 logger.info("watch event %s for %s not delivered: %s", event, target, exc)
                 return
         else:
