@@ -70,7 +70,9 @@ def make_env(cfg: Dom0Config) -> TreeEnv:
     from xen.xenops._host import Dom0HostActions, SimHostActions
     from xen.xenvm._env import SimBuilder, TreeEnv, UnsupportedBuilder
     if cfg.backend == "sim":
-        return TreeEnv(builder=SimBuilder(), host=SimHostActions(), state_dir=cfg.state_dir)
+        xs, _hv = sim_sockets(cfg)
+        return TreeEnv(builder=SimBuilder(), host=SimHostActions(xenstore_path=xs),
+                       state_dir=cfg.state_dir)
     return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(),
                    state_dir=cfg.state_dir)
 

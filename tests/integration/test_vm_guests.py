@@ -117,3 +117,18 @@ def test_guest_stuck_mid_handshake_fails_the_start(env: tuple[XenTree, Any]) -> 
         tree.task(vm, "start")
     assert status(tree, vm) == "shutdown"
     wait_until(lambda: gone(tree, vm), timeout=5)
+
+
+def test_hvm_guest_gets_a_device_model(env: tuple[XenTree, Any]) -> None:
+    tree, _host = env
+    cfg = vm_config("hvm1") + ("hvm = true\nqemu-dm-path = /usr/lib/xen/bin/qemu-dm\n"
+                               "qemu-dm-timeout = 10\nnic = id=0,bridge=xenbr0\n")
+    vm = tree.add_vm(cfg)
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    pid = int(tree.xs.read(f"/local/domain/{domid}/qemu-pid"))
+    assert Path(f"/proc/{pid}").exists()
+    assert tree.xs.exists(f"/local/domain/{domid}/device-misc/dm-ready")
+    tree.task(vm, "destroy")
+    wait_until(lambda: not Path(f"/proc/{pid}").exists() or
+               "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), timeout=10)

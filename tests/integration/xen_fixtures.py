@@ -97,7 +97,9 @@ def sim_tree(state: Path, *, memory_mib: int = 4096, behaviour: dict[str, Any] |
     host = SimHost(state / "host", memory_mib=memory_mib, with_dbus=False,
                    behaviour=behaviour or {})
     host.start()
-    register_env("default", TreeEnv(timeouts=FAST, state_dir=state))
+    from xen.xenops._host import SimHostActions
+    register_env("default", TreeEnv(timeouts=FAST, state_dir=state,
+                                    host=SimHostActions(xenstore_path=host.xenstore_path)))
     events = EventLog()
     try:
         root = Supervisor.start_root(

@@ -34,6 +34,7 @@ from xen._hverrors import HypervisorError, NoSuchDomain
 from xen.backend import DomainInfo, ShutdownReason
 from xen.xenops._atomics import HypervisorCall, Plan, WaitDomain
 from xen.xenops._devspec import DeviceSpec, VbdSpec
+from xen.xenops._dm import start_device_model
 from xen.xenops._executor import CancelToken, PlanFailed
 from xen.xenops._layout import PhysType
 from xen.xenops._observe import observe_domain
@@ -56,6 +57,7 @@ from xen.xenvm._config_devices import DiskConfig
 from xen.xenvm._lifecycle import DeathCause, IllegalTransition, State, next_state, reaction
 from xen.xenvm._specs import (
     config_build_memory,
+    dm_info,
     domain_spec,
     pv_device_specs,
     resolve_macs,
@@ -215,6 +217,11 @@ class VmMachine:
         for spec in order_devices(specs):
             ex.run(plan_device_add(spec, self.env.timeouts), self.cancel)
         ex.run(plan_vcpus(self.domid, cfg.vcpus), self.cancel)
+        if cfg.hvm and cfg.qemu_dm_path:
+            start_device_model(self.env.host_actions, self.env.xenstore(), self.domid,
+                               dm_info(cfg, self.uuid), float(cfg.qemu_dm_timeout),
+                               qemu_dm_path=cfg.qemu_dm_path, power_mgmt=cfg.power_management,
+                               oem_features=cfg.oem_features, inject_sci=cfg.inject_sci)
 
     def _vbd(self, cfg: VmConfig, disk: DiskConfig) -> VbdSpec:
         """A disk's spec; a PV file-backed disk is attached to a loop device first."""
