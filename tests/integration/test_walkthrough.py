@@ -1,0 +1,51 @@
+"""The embedded default end to end: `oxt-supervisor --embedded` (what `make run` runs) with the
+example configuration, then the scripted walk-through of the README against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+
+
+@pytest.mark.skipif(not (BIN / "oxt-supervisor").exists(), reason="console scripts not installed")
+def test_make_run_and_the_walkthrough(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    ready = tmp_path / "ready.json"
+    with open(tmp_path / "supervisor.log", "w") as log:
+        sup = subprocess.Popen([str(BIN / "oxt-supervisor"), "--config",
+                                "examples/oxt-supervisor.toml", "--embedded", "--ready-file",
+                                str(ready)], cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        wait_until(lambda: ready.exists() or sup.poll() is not None, timeout=60, interval=0.1)
+        assert ready.exists(), (tmp_path / "supervisor.log").read_text()[-2000:]
+        banner = (tmp_path / "supervisor.log").read_text()
+        assert "oxt-shell" in banner and "Ctrl-C stops everything" in banner
+        env = {**os.environ, "BIN": str(BIN), "OXT_STATE_DIR": str(tmp_path / "state")}
+        env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+        done = subprocess.run([str(ROOT / "examples" / "walkthrough.sh")], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        out = done.stdout
+        assert "hello from xec" in out
+        assert "status: running" in out
+        assert "restarted   /vms/00000000-0000-4000-8000-00000000a001" in out
+        assert "adopted: the same domain kept running" in out
+    finally:
+        sup.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop of everything
+        assert sup.wait(60) == 0
+    info = json.loads(ready.read_text())
+    assert not Path(info["control"]).exists()
+    assert not (tmp_path / "state" / "simhost" / "simhost.json").exists()  # host stopped too
