@@ -154,9 +154,19 @@ def vm_operations() -> dict[str, Operation]:
 
 # ------------------------------------------------------------------ readiness
 
+_NOTIFY: list[str | None] = []
+
+
 def sd_notify(state: str) -> bool:
-    """Send ``state`` (e.g. ``READY=1``) to ``$NOTIFY_SOCKET`` if set; True if sent."""
-    target = os.environ.get("NOTIFY_SOCKET")
+    """Send ``state`` (e.g. ``READY=1``) to the service manager's ``$NOTIFY_SOCKET``.
+
+    The variable is taken out of the environment at the first call (as sd_notify's
+    ``unset_environment``), so the processes we start (dbus-daemon reads it too) do not send
+    readiness in our name. True if sent.
+    """
+    if not _NOTIFY:
+        _NOTIFY.append(os.environ.pop("NOTIFY_SOCKET", None))
+    target = _NOTIFY[0]
     if not target:
         return False
     addr = "\0" + target[1:] if target.startswith("@") else target

@@ -169,6 +169,7 @@ def run(cfg: object, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: reload.set())
     register_env("default", make_env(cfg))
+    sd_notify("STATUS=starting")  # also takes NOTIFY_SOCKET away from our children
     events = EventLog()
 
     def on_escalate(_reason: object) -> None:

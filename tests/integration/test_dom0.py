@@ -214,3 +214,38 @@ def test_sigterm_stops_in_order_and_flushes(dom0: Dom0) -> None:
     text = (dom0.state / "config" / "db").read_text()
     assert '"flushed": "yes"' in text
     assert not (dom0.state / "run" / "control.sock").exists()
+
+
+def test_sd_notify_and_sighup(tmp_path: Path, host: SimHost) -> None:
+    """READY=1 reaches $NOTIFY_SOCKET; SIGHUP reloads the database from disk after a flush."""
+    import socket as socketlib
+    notify_path = tmp_path / "notify.sock"
+    listener = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
+    listener.bind(str(notify_path))
+    listener.settimeout(30)
+    old = os.environ.get("NOTIFY_SOCKET")
+    os.environ["NOTIFY_SOCKET"] = str(notify_path)
+    d = Dom0(tmp_path)
+    try:
+        d.start()
+        assert listener.recv(1024) == b"STATUS=starting"
+        assert listener.recv(1024) == b"READY=1"
+        db = d.db()
+        db.call(DB, "write", "ss", "/hup/kept", "yes")
+        db.conn.close()
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reloaded" in (tmp_path / "dom0.log").read_text(), timeout=10)
+        db = d.db()
+        assert db.call(DB, "read", "s", "/hup/kept") == ("yes",)  # acknowledged: kept
+        db.conn.close()
+        assert d.kill(signal.SIGTERM) == 0
+        assert listener.recv(1024) == b"STOPPING=1"
+    finally:
+        if old is None:
+            os.environ.pop("NOTIFY_SOCKET", None)
+        else:
+            os.environ["NOTIFY_SOCKET"] = old
+        listener.close()
+        if d.proc is not None and d.proc.poll() is None:
+            d.kill()
