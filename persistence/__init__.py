@@ -19,8 +19,9 @@ package and must start without importing the actor runtime.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from actors._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from persistence._flusher import (
@@ -237,16 +238,4 @@ _SOURCES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Import the module defining ``name`` on first access (PEP 562)."""
-    try:
-        source = _SOURCES[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(source), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)

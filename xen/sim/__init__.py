@@ -18,9 +18,9 @@ hypervisor client, importing this package for its protocol module, does not need
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from actors._lazy import lazy_exports
 from xen.sim._hvserver import HypervisorServer, Subscription
 from xen.sim._hypervisor import (
     DomainCreated,
@@ -80,10 +80,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
