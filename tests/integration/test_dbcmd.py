@@ -121,7 +121,8 @@ def test_wrappers(tree: Tree, bus_address: str) -> None:
 
 def test_db_cmd_does_not_import_the_actor_runtime(tree: Tree, bus_address: str) -> None:
     code = ("import sys\nfrom persistence._dbcmd import main\nstatus = main(['exists', '/a'])\n"
-            "heavy = sorted(m for m in ('pykka', 'actors', 'supervision', 'rpc.dbus') "
+            "heavy = sorted(m for m in ('pykka', 'actors._actor', 'supervision._supervisor', "
+            "'rpc.dbus._service') "
             "if m in sys.modules)\nprint(status, heavy)\n")
     proc = subprocess.run([sys.executable, "-c", code], env=env_for(bus_address),
                           capture_output=True, text=True, timeout=30, check=False)
