@@ -132,3 +132,24 @@ def test_hvm_guest_gets_a_device_model(env: tuple[XenTree, Any]) -> None:
     tree.task(vm, "destroy")
     wait_until(lambda: not Path(f"/proc/{pid}").exists() or
                "zombie" in Path(f"/proc/{pid}/status").read_text().lower(), timeout=10)
+
+
+def test_suspend_to_a_file_and_restore(env: tuple[XenTree, Any], tmp_path: Path) -> None:
+    tree, _host = env
+    vm = tree.add_vm(vm_config("sleepy") + DEVICES)
+    tree.task(vm, "start")
+    before = int(tree.task(vm, "get-domid"))
+    image = tmp_path / "sleepy.img"
+    tree.task(vm, "suspend", file=str(image))   # the guest acks and shuts down "suspend"
+    assert status(tree, vm) == "suspended" and image.stat().st_size > 0
+    wait_until(lambda: gone(tree, vm), timeout=5)
+    with pytest.raises(TaskError, match="not allowed in state suspended"):
+        tree.task(vm, "pause")
+    with pytest.raises(TaskError, match="not a saved domain image"):
+        bad = tmp_path / "bad.img"
+        bad.write_bytes(b"nonsense")
+        tree.task(vm, "restore", file=str(bad))
+    tree.task(vm, "restore", file=str(image))
+    assert status(tree, vm) == "running"
+    assert int(tree.task(vm, "get-domid")) != before
+    assert not image.exists()  # delete defaults to true, as the original
