@@ -1,0 +1,102 @@
+"""The control socket against bad input: malformed frames close only that connection, bad
+requests get errors, a stuck actor never hangs the socket, and the socket is private."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import actors
+from actors import Actor, handles
+from supervision import ChildSpec, Supervisor, SupFlags, start_actor
+from supervision._control import ControlActor
+from supervision._ctlclient import ControlClient, ControlError
+from supervision._ctlproto import frame
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    release: threading.Event
+
+
+class Stuck(Actor):
+    @handles(Block)
+    def _block(self, msg: Block) -> None:
+        msg.release.wait(10)
+
+
+@pytest.fixture
+def sock(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "run" / "control.sock"
+    ref = Supervisor.start_root(SupFlags(), [
+        ChildSpec("stuck", start_actor(Stuck)),
+        ChildSpec("control", start_actor(ControlActor, str(path))),
+    ])
+    yield path
+    ref.stop(block=True, timeout=10)
+
+
+def test_the_socket_is_private(sock: Path) -> None:
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+
+
+def test_malformed_frames_close_only_that_connection(sock: Path) -> None:
+    good = ControlClient(sock)
+    try:
+        for junk in (struct.pack(">I", 64 * 1024 * 1024), struct.pack(">I", 3) + b"\xc1\xc1\xc1"):
+            raw = socket.socket(socket.AF_UNIX)
+            raw.connect(str(sock))
+            raw.sendall(junk)
+            raw.settimeout(5)
+            assert raw.recv(100) == b""  # closed by the server
+            raw.close()
+        assert good.call("stats", path="/stuck")["alive"]
+    finally:
+        good.close()
+
+
+def test_bad_requests_get_errors(sock: Path) -> None:
+    raw = socket.socket(socket.AF_UNIX)
+    raw.connect(str(sock))
+    raw.sendall(frame({"id": 9, "op": "explode"}) + frame({"id": 10, "op": "state"}))
+    raw.settimeout(5)
+    data = b""
+    while data.count(b"bad-request") < 2:
+        chunk = raw.recv(4096)
+        assert chunk
+        data += chunk
+    raw.close()
+    with ControlClient(sock) as ctl:
+        with pytest.raises(ControlError) as info:
+            ctl.call("state", path="/nowhere")
+        assert info.value.kind == "not-found"
+        with pytest.raises(ControlError) as info:
+            ctl.call("hello", version=99)
+        assert info.value.kind == "refused"
+
+
+def test_a_stuck_actor_never_hangs_the_socket(sock: Path) -> None:
+    release = threading.Event()
+    actors.tell("/stuck", Block(release))
+    try:
+        with ControlClient(sock) as ctl:
+            t0 = time.monotonic()
+            with pytest.raises(ControlError) as info:
+                ctl.call("state", path="/stuck", timeout=0.3)
+            assert info.value.kind == "timeout"
+            assert "busy for" in str(info.value) and "Block" in str(info.value)
+            assert time.monotonic() - t0 < 2.0
+            assert ctl.call("stats", path="/stuck")["current_message"] == "Block"
+            assert ctl.call("tree")["children"][0]["id"] == "stuck"
+    finally:
+        release.set()
