@@ -15,7 +15,8 @@ and runs until:
 
 A crash of the process loses nothing: the next start resumes every VM monitor from its
 snapshot and replays the database log. ``--embedded`` (the ``make run`` default): start the
-simulated host first if it is not running, and stop it after an orderly stop.
+simulated host first if it is not running, and stop it after an orderly stop (after a failure
+it keeps running, with its domains, for the next start).
 Exit status: 0 stopped; 1 failed or escalated; 2 bad arguments or configuration.
 """
 
@@ -136,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             logger.error("%s", exc)
             return 1
-    try:
-        return run(cfg, args)
-    finally:
-        if args.embedded and cfg.backend == "sim" and not getattr(run, "escalated", False):
-            stop_simhost(sim_dir)
+    status = run(cfg, args)
+    if args.embedded and cfg.backend == "sim" and status == 0:
+        stop_simhost(sim_dir)  # after a failure the host (and its domains) stays for the next run
+    return status
 
 
 def run(cfg: object, args: argparse.Namespace) -> int:
@@ -208,7 +208,6 @@ def run(cfg: object, args: argparse.Namespace) -> int:
     sd_notify("STOPPING=1")
     if escalated.is_set():
         logger.error("the root supervisor gave up; exiting with status 1")
-        run.escalated = True  # type: ignore[attr-defined]
         return 1
     t0 = time.monotonic()
     actor_of(root).request_stop()
