@@ -63,6 +63,7 @@ from xen.sim._hvproto import (
     encode_value,
 )
 from xen.sim._hypervisor import HypervisorEvent, SimHypervisor
+from xen.sim._serving import free_socket_path
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -461,16 +462,7 @@ def _int(req: Request, name: str) -> int:
 
 
 def _listen(path: str) -> socket.socket:
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)  # a stale socket file: nobody answers there
-        else:
-            raise OSError(_errno.EADDRINUSE, f"a server already listens on {path}")
-        finally:
-            probe.close()
+    free_socket_path(path)
     # Bind and listen under a temporary name, then rename: the socket file appears only when
     # it accepts connections, so a client that sees it can connect.
     tmp = f"{path}.{os.getpid()}.tmp"

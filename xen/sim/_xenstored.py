@@ -33,18 +33,17 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import errno
 import logging
 import os
 import queue
 import selectors
 import socket
-import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from xen.sim._serving import free_socket_path
 from xen.xenstore._requests import Write
 from xen.xenstore._store import Disconnect, Result, Send, Store
 from xen.xenstore._wire import (
@@ -380,18 +379,7 @@ class XenstoredServer:
     # --- sockets -------------------------------------------------------------------------------
 
     def _listen(self, domid: int, path: str) -> None:
-        if os.path.lexists(path):
-            if not stat.S_ISSOCK(os.lstat(path).st_mode):
-                raise FileExistsError(errno.EEXIST, f"{path} exists and is not a socket")
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(path)
-            except OSError:
-                os.unlink(path)  # stale socket file: nobody answers
-            else:
-                raise OSError(errno.EADDRINUSE, f"a server already listens on {path}")
-            finally:
-                probe.close()
+        free_socket_path(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(path)

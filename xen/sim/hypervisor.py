@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
 from xen.backend import HypervisorError
 from xen.sim._hvserver import HypervisorServer
 from xen.sim._hypervisor import SimHypervisor
+from xen.sim._serving import serve_in_foreground
 
 __all__ = ["main"]
 
@@ -49,27 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     except HypervisorError as exc:
         log.error("bad host: %s", exc)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     server = HypervisorServer(args.socket, model)
     server.subscribe(lambda event: log.info("%s", event))
-    try:
-        server.start()
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", args.socket, exc)
-        return 1
-    print(f"hypervisor listening on {args.socket}", file=sys.stderr, flush=True)
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.close()
-    return 0
+    return serve_in_foreground(server, "hypervisor", args.socket, log)
 
 
 if __name__ == "__main__":

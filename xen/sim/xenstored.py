@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
+from xen.sim._serving import serve_in_foreground
 from xen.sim._xenstored import XenstoredServer
 
 __all__ = ["main"]
@@ -42,28 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         level=levels[min(args.verbose, 2)],
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     server = XenstoredServer(
         args.socket, seed_dom0=args.seed_dom0, domain_sockets=not args.no_domain_sockets
     )
-    try:
-        server.start()
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", args.socket, exc)
-        return 1
-    print(f"xenstored listening on {args.socket}", file=sys.stderr, flush=True)
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.close()
-    return 0
+    return serve_in_foreground(server, "xenstored", args.socket, log)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,63 @@
+"""What the simulated host's socket servers share: claiming a socket path, and running one
+server in the foreground until SIGTERM or SIGINT (the ``python -m xen.sim.*`` commands).
+
+:func:`free_socket_path` makes ``path`` usable for a new listening socket: a stale socket file
+(nobody answers) is removed; a live one is refused with ``EADDRINUSE``; anything that is not a
+socket is refused with ``EEXIST`` (never deleted).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import stat
+import sys
+import threading
+from typing import Protocol
+
+__all__ = ["free_socket_path", "serve_in_foreground"]
+
+
+class _Server(Protocol):
+    def start(self) -> None: ...
+
+    def close(self, timeout: float = 5.0) -> None: ...
+
+
+def free_socket_path(path: str) -> None:
+    """Prepare ``path`` for ``bind`` (see the module docstring)."""
+    if not os.path.lexists(path):
+        return
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise FileExistsError(errno.EEXIST, f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # a stale socket file: nobody answers there
+    else:
+        raise OSError(errno.EADDRINUSE, f"a server already listens on {path}")
+    finally:
+        probe.close()
+
+
+def serve_in_foreground(server: _Server, what: str, path: str, log: logging.Logger) -> int:
+    """Start ``server``, run until SIGTERM/SIGINT, close it. 0, or 1 if it cannot listen."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        server.start()
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", path, exc)
+        return 1
+    print(f"{what} listening on {path}", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        server.close()
+    return 0
