@@ -63,7 +63,7 @@ from xen.sim._hvproto import (
     encode_value,
 )
 from xen.sim._hypervisor import HypervisorEvent, SimHypervisor
-from xen.sim._serving import free_socket_path
+from xen.sim._serving import free_socket_path, send_pending
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -414,15 +414,10 @@ class HypervisorServer:
     def _flush(self, conn: _Conn) -> None:
         if conn.conn_id not in self._conns:
             return
-        if conn.out:
-            try:
-                sent = conn.sock.send(conn.out)
-                del conn.out[:sent]
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as exc:
-                self._drop(conn, f"send failed: {exc}")
-                return
+        failure = send_pending(conn.sock, conn.out)
+        if failure is not None:
+            self._drop(conn, f"send failed: {failure}")
+            return
         if len(conn.out) > self._max_outbuf:
             self._drop(conn, f"over {self._max_outbuf} bytes of unread replies")
             return

@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Protocol
 
-__all__ = ["free_socket_path", "serve_in_foreground"]
+__all__ = ["free_socket_path", "send_pending", "serve_in_foreground"]
 
 
 class _Server(Protocol):
@@ -42,6 +42,21 @@ def free_socket_path(path: str) -> None:
         raise OSError(errno.EADDRINUSE, f"a server already listens on {path}")
     finally:
         probe.close()
+
+
+def send_pending(sock: socket.socket, out: bytearray) -> OSError | None:
+    """Send what a non-blocking ``sock`` takes now from the front of ``out``; drop it from
+    ``out``. The error if the connection is broken (a full socket buffer is not one)."""
+    if not out:
+        return None
+    try:
+        sent = sock.send(out)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as exc:
+        return exc
+    del out[:sent]
+    return None
 
 
 def serve_in_foreground(server: _Server, what: str, path: str, log: logging.Logger) -> int:

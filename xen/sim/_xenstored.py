@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from xen.sim._serving import free_socket_path
+from xen.sim._serving import free_socket_path, send_pending
 from xen.xenstore._requests import Write
 from xen.xenstore._store import Disconnect, Result, Send, Store
 from xen.xenstore._wire import (
@@ -346,15 +346,10 @@ class XenstoredServer:
     def _flush(self, client: _Client) -> None:
         if client.conn_id not in self._clients:
             return
-        if client.out:
-            try:
-                sent = client.sock.send(client.out)
-                del client.out[:sent]
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as exc:
-                self._drop(client, f"send failed: {exc}")
-                return
+        failure = send_pending(client.sock, client.out)
+        if failure is not None:
+            self._drop(client, f"send failed: {failure}")
+            return
         if len(client.out) > self._max_outbuf:
             self._drop(client, f"over {self._max_outbuf} bytes of unread output")
             return
