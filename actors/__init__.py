@@ -54,6 +54,13 @@ if TYPE_CHECKING:
         reason_from_exception,
         reason_to_dict,
     )
+    from actors._frames import (
+        HEADER_SIZE,
+        FrameReader,
+        FrameTooLarge,
+        FramingError,
+        encode_frame,
+    )
     from actors._names import (
         ActorDeadError,
         AskTimeout,
@@ -65,6 +72,11 @@ if TYPE_CHECKING:
         resolve,
         tell,
         unregister_name,
+    )
+    from actors._services import (
+        ServiceUnavailable,
+        service,
+        stop,
     )
     from actors._stats import (
         ActorStats,
@@ -81,6 +93,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODEC_VERSION",
+    "HEADER_SIZE",
     "Actor",
     "ActorContext",
     "ActorDeadError",
@@ -90,6 +103,9 @@ __all__ = [
     "Crashed",
     "Escalated",
     "ExitReason",
+    "FrameReader",
+    "FrameTooLarge",
+    "FramingError",
     "GetSnapshot",
     "GetStats",
     "InjectCrash",
@@ -100,6 +116,7 @@ __all__ = [
     "NoSuchActor",
     "Normal",
     "Ping",
+    "ServiceUnavailable",
     "Shutdown",
     "StartFailed",
     "Target",
@@ -111,8 +128,10 @@ __all__ = [
     "ask",
     "decode",
     "encode",
+    "encode_frame",
     "handles",
     "is_abnormal",
+    "lazy_exports",
     "names",
     "pending_timers",
     "reason_from_exception",
@@ -121,12 +140,22 @@ __all__ = [
     "registered_types",
     "resolve",
     "schedule",
+    "service",
+    "stop",
     "tell",
     "unregister_name",
     "wire_type",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "stop": "actors._services",
+    "service": "actors._services",
+    "ServiceUnavailable": "actors._services",
+    "encode_frame": "actors._frames",
+    "FramingError": "actors._frames",
+    "FrameTooLarge": "actors._frames",
+    "FrameReader": "actors._frames",
+    "HEADER_SIZE": "actors._frames",
     "Actor": "actors._actor",
     "ActorContext": "actors._context",
     "ActorDeadError": "actors._names",

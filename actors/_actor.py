@@ -160,6 +160,11 @@ class Actor(pykka.ThreadingActor):
         Monitors are in place before ``on_start`` runs, so even a failing start is reported.
         Returns at once; :meth:`wait_started` waits for ``on_start`` to finish.
         """
+        return cls.start_object(context, *args, **kwargs).actor_ref
+
+    @classmethod
+    def start_object(cls, context: ActorContext, *args: Any, **kwargs: Any) -> Self:
+        """:meth:`start_with` returning the object, for its owner (never for messaging)."""
         obj = cls(*args, **kwargs)
         obj._context = context
         ref = obj.actor_ref
@@ -168,7 +173,7 @@ class Actor(pykka.ThreadingActor):
         if context.name is not None:
             register_name(context.name, ref)
         obj._start_actor_loop()
-        return ref
+        return obj
 
     @staticmethod
     def _create_actor_inbox() -> Any:
@@ -431,6 +436,10 @@ class Actor(pykka.ThreadingActor):
     def _tell_self(self, message: Any) -> None:
         if not self.actor_stopped.is_set():
             self.actor_inbox.put(Envelope(message))
+
+    def published(self) -> object | None:
+        """The typed handle this actor publishes (override; see :func:`actors.service`)."""
+        return None
 
     # ------------------------------------------------------------------ snapshots
 

@@ -29,6 +29,8 @@ __all__ = [
     "wire_type",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 CODEC_VERSION = 1
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest encoded value accepted by :func:`decode` (a snapshot of 200 VMs is far below)."""

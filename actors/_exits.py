@@ -35,6 +35,8 @@ __all__ = [
     "reason_to_dict",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 @dataclass(frozen=True, slots=True)
 class Normal:

@@ -95,8 +95,7 @@ def concurrent(address: str, make_msg: Any, n: int, clients: int = 8) -> float:
 
 
 def bus_benchmarks(quick: bool, directory: Path) -> dict[str, float]:
-    from rpc.dbus import BusConnection, start_bus
-    from rpc.dbus._messages import method_call
+    from rpc.dbus import BusConnection, method_call, start_bus
 
     n = 1500 if quick else 5000
     rounds = 3 if quick else 5

@@ -86,7 +86,7 @@ def spawn(kind: str, address: str, name: str, parallel: int = 0) -> subprocess.P
 
 
 def sequential(conn: object, name: str, n: int) -> float:
-    from rpc.dbus._messages import method_call
+    from rpc.dbus import method_call
     msg = method_call(name, "/bench", IFACE, "Echo", "s", (PAYLOAD,))
     call = conn.call  # type: ignore[attr-defined]
     t0 = time.perf_counter()
@@ -96,7 +96,7 @@ def sequential(conn: object, name: str, n: int) -> float:
 
 
 def in_flight(conn: object, name: str, n: int, window: int = 32) -> float:
-    from rpc.dbus._messages import method_call
+    from rpc.dbus import method_call
     msg = method_call(name, "/bench", IFACE, "Echo", "s", (PAYLOAD,))
     sem = threading.Semaphore(window)
     done = threading.Event()

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from supervision._ctlclient import ControlClient  # noqa: E402
+from supervision.control import ControlClient  # noqa: E402
 from tests.integration.xen_fixtures import vm_config  # noqa: E402
 
 CONFIG = """

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import actors
 from supervision import StartChild
 from tests.integration.xen_fixtures import vm_config, xen_tree
-from xen.backend import DomainSpec
-from xen.xenvm._monitor import vm_task
+from xen.hypervisor import DomainSpec
+from xen.xenvm import vm_task
 
 
 def rss_kb() -> float:

@@ -36,14 +36,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xen.backend import DomainSpec
-from xen.hypervisor import SimBackend
-from xen.xenops._executor import PlanExecutor
-from xen.xenops._host import SimHostActions
-from xen.xenops._observe import observe_domain
-from xen.xenops._plan import DomainSpec as XsDomainSpec
-from xen.xenops._plan import Timeouts, plan_domain_create
-from xen.xenops._teardown import plan_domain_destroy
+from xen.hypervisor import DomainSpec, SimBackend
+from xen.xenops import DomainSpec as XsDomainSpec
+from xen.xenops import (
+    PlanExecutor,
+    SimHostActions,
+    Timeouts,
+    observe_domain,
+    plan_domain_create,
+    plan_domain_destroy,
+)
 from xen.xenstore import XenstoreClient
 
 PATHS = 100

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors._lazy import lazy_exports
+from actors import lazy_exports
 
 if TYPE_CHECKING:
     from persistence._flusher import (
@@ -98,15 +98,8 @@ if TYPE_CHECKING:
         RmOp,
         WriteOp,
     )
-    from persistence._wal import (
-        WAL_DIR,
-        WalError,
-        WalMark,
-        WalWriter,
-        apply_replay,
-        encode_record,
-        replay,
-    )
+    from persistence._wal import WAL_DIR, WalMark, WalWriter, replay
+    from persistence._walcodec import WalError, apply_replay, encode_record
 
 __all__ = [
     "DB_INTERFACE",
@@ -197,11 +190,11 @@ _SOURCES: dict[str, str] = {
     "load_root": "persistence._layout",
     "write_files": "persistence._layout",
     "WAL_DIR": "persistence._wal",
-    "WalError": "persistence._wal",
+    "WalError": "persistence._walcodec",
     "WalMark": "persistence._wal",
     "WalWriter": "persistence._wal",
-    "apply_replay": "persistence._wal",
-    "encode_record": "persistence._wal",
+    "apply_replay": "persistence._walcodec",
+    "encode_record": "persistence._walcodec",
     "replay": "persistence._wal",
     "GroupCommitter": "persistence._groupcommit",
     "DbDump": "persistence._messages",

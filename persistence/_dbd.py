@@ -100,13 +100,11 @@ def _logging(args: argparse.Namespace, daemon: bool) -> None:
 
 def run(args: argparse.Namespace, ready: Callable[[str | None], None]) -> int:
     """Run until SIGTERM/SIGINT; ``ready(None)`` once up, ``ready(reason)`` if not."""
-    from actors._names import ask
+    from actors import ask
     from persistence._messages import Reload
     from persistence._specs import db_supervisor_spec
-    from rpc.dbus._address import resolve_address
-    from supervision._messages import SupervisorStartError
-    from supervision._spec import Strategy, SupFlags
-    from supervision._supervisor import Supervisor
+    from rpc.dbus import resolve_address
+    from supervision import Strategy, Supervisor, SupervisorStartError, SupFlags
 
     wake = threading.Event()
     hup = threading.Event()
@@ -137,7 +135,7 @@ def run(args: argparse.Namespace, ready: Callable[[str | None], None]) -> int:
         log.error("cannot start: %s", exc)
         ready(str(exc))
         return 1
-    from actors._actor import actor_of
+    from actors import actor_of
 
     if args.pidfile:
         with open(args.pidfile, "w") as stream:
@@ -189,7 +187,7 @@ def _daemonize(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dbd: {answer or 'the daemon died before it was ready'}\n")
         return 1
     os.close(read_fd)
-    from rpc.dbus._address import resolve_address
+    from rpc.dbus import resolve_address
 
     args.bus = absolute_address(resolve_address(args.bus))
     os.setsid()

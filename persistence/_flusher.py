@@ -30,8 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from actors._actor import Actor, handles
-from actors._names import AskTimeout, NoSuchActor, ask, tell
+from actors import Actor, AskTimeout, NoSuchActor, ask, handles, tell
 from persistence._layout import write_files
 from persistence._messages import (
     FlushDone,

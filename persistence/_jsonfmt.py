@@ -62,6 +62,8 @@ __all__ = [
     "quote",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
 # Deepest nesting accepted. The recursive reference parser uses two Python frames per level;

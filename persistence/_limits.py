@@ -60,6 +60,8 @@ __all__ = [
     "utf8_len",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 class DbError(Exception):
     """Base of every error raised by the persistence package.

@@ -38,32 +38,32 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors._actor import handles
-from actors._names import ActorDeadError, NoSuchActor, resolve
+from actors import ActorDeadError, NoSuchActor, handles, resolve
 from persistence._flusher import sibling
 from persistence._limits import Caller, DbError, confine_path
 from persistence._store import current_store
-from rpc.dbus._client import RemoteObject
-from rpc.dbus._dispatch import DBusJob
-from rpc.dbus._errors import (
+from rpc.dbus import (
     ACCESS_DENIED,
+    DEFERRED,
     FAILED,
+    IDENTITY_INTERFACE,
+    IDENTITY_NAME,
+    IDENTITY_PATH,
     INVALID_SIGNATURE,
     NAME_HAS_NO_OWNER,
     SERVICE_UNKNOWN,
     UNKNOWN_METHOD,
-    DBusError,
-)
-from rpc.dbus._export import DEFERRED, Call, Dispatcher, dbus_method
-from rpc.dbus._identity import (
-    IDENTITY_INTERFACE,
-    IDENTITY_NAME,
-    IDENTITY_PATH,
+    BusService,
+    Call,
     CallerIdentity,
+    DBusError,
+    DBusJob,
+    Dispatcher,
+    RemoteObject,
     caller_identity,
+    dbus_method,
 )
-from rpc.dbus._service import BusService
-from rpc.idl._loader import package_interface
+from rpc.idl import package_interface
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
     from jeepney.low_level import Message
 
-    from rpc.dbus._connection import BusConnection
+    from rpc.dbus import BusConnection
 
 __all__ = ["DB_INTERFACE", "DB_PATH", "DB_SERVICE", "CallerCache", "DbObject", "DbService"]
 

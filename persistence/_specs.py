@@ -26,18 +26,18 @@ from persistence._limits import DEFAULT_LIMITS, Limits
 from persistence._service import DbService
 from persistence._store import DbStore
 from persistence._tree import InteriorWrite
-from supervision._spec import (
+from supervision import (
     Backoff,
     ChildKind,
     ChildSpec,
     Strategy,
+    Supervisor,
     SupFlags,
     start_actor,
 )
-from supervision._supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from rpc.dbus._identity import CallerIdentity
+    from rpc.dbus import CallerIdentity
 
 __all__ = ["PERSISTENCE_FLAGS", "db_specs", "db_supervisor_spec"]
 

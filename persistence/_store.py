@@ -45,8 +45,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors._actor import Actor, handles
-from actors._names import Target, ask
+from actors import Actor, Target, ask, handles
 from persistence._groupcommit import GroupCommitter
 from persistence._layout import load_root, write_files
 from persistence._limits import DEFAULT_LIMITS, Caller, Limits, confine_path
@@ -67,8 +66,9 @@ from persistence._messages import (
     TakeSnapshot,
 )
 from persistence._tree import DbTree, InteriorWrite
-from persistence._wal import WAL_DIR, WalError, WalWriter, apply_replay, encode_record, replay
-from rpc.dbus._dispatch import DBusJob
+from persistence._wal import WAL_DIR, WalError, WalWriter, replay
+from persistence._walcodec import apply_replay, encode_record
+from rpc.dbus import DBusJob
 
 if TYPE_CHECKING:
     from collections.abc import Callable

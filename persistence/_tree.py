@@ -86,6 +86,8 @@ __all__ = [
     "split_path",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 MAIN_FILE = "db"
 # Children of these top-level nodes live in one file each, in the named directory.
 PLACEMENTS: dict[str, str] = {"vm": "vms", "dom-store": "dom-store"}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors._lazy import lazy_exports
+from actors import lazy_exports
 
 if TYPE_CHECKING:
     from supervision._events import (

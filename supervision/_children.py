@@ -15,9 +15,15 @@ from typing import Any
 
 import pykka
 
-from actors._actor import Actor
-from actors._context import ActorContext
-from actors._exits import ExitReason, Shutdown, StartFailed, reason_from_exception, reason_to_dict
+from actors import (
+    Actor,
+    ActorContext,
+    ExitReason,
+    Shutdown,
+    StartFailed,
+    reason_from_exception,
+    reason_to_dict,
+)
 from supervision._events import EventLog
 from supervision._messages import ChildInfo
 from supervision._snapshots import SnapshotStore

@@ -11,6 +11,8 @@ from supervision._spec import Backoff
 
 __all__ = ["add_restart", "backoff_delay", "restarts_in_window"]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 def restarts_in_window(restarts: tuple[float, ...], now: float, period: float) -> tuple[float, ...]:
     """The restart times within ``period`` seconds before ``now`` (inclusive of the edge)."""

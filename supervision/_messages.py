@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from actors._exits import ExitReason, reason_to_dict
+from actors import ExitReason, reason_to_dict
 
 if TYPE_CHECKING:
-    from actors._actor import Actor
+    from actors import Actor
     from supervision._spec import ChildSpec
 
 __all__ = [

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from actors._codec import CodecError, decode, encode
+from actors import CodecError, decode, encode
 
 __all__ = ["MemorySnapshotStore", "SnapshotRecord", "SnapshotStore", "atomic_write"]
 

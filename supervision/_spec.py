@@ -48,6 +48,8 @@ __all__ = [
     "start_actor",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 BRUTAL_KILL = 0.0
 """Shutdown value: kill without a graceful stop."""
 INFINITY = math.inf

@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from actors._exits import ExitReason, is_abnormal
+from actors import ExitReason, is_abnormal
 from supervision._spec import Restart, Strategy
 
 __all__ = ["RestartPlan", "restart_plan", "should_restart"]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 
 def should_restart(restart: Restart, reason: ExitReason) -> bool:

@@ -38,13 +38,14 @@ from typing import Any
 
 import pykka
 
-from actors._actor import Actor, actor_of, handles
-from actors._context import ActorContext
-from actors._exits import (
+from actors import (
+    Actor,
+    ActorContext,
     Escalated,
     ExitReason,
     Shutdown,
     ThreadDied,
+    handles,
     is_abnormal,
     reason_to_dict,
 )
@@ -131,9 +132,8 @@ class Supervisor(Actor):
             name="/", monitors=monitors,
             extras={"events": events or EventLog(), "store": store},
         )
-        ref = cls.start_with(context, flags, specs)
-        actor = actor_of(ref)
-        assert isinstance(actor, Supervisor)
+        actor = cls.start_object(context, flags, specs)
+        ref = actor.actor_ref
         if not actor.wait_started(start_timeout):
             reason = actor.exit_reason
             if reason is None:
@@ -404,6 +404,12 @@ class Supervisor(Actor):
         }
 
     # ------------------------------------------------------------------ inspection
+
+    def published(self) -> Supervisor:
+        """The supervisor itself, for inspection (``actors.service(path, Supervisor)``):
+        :meth:`children`, :meth:`restart_window` and :meth:`snapshot` read published state
+        from any thread, never waiting on the mailbox."""
+        return self
 
     def children(self) -> tuple[ChildInfo, ...]:
         """The published children, from any thread, without waiting on the mailbox."""

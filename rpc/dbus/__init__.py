@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors._lazy import lazy_exports
+from actors import lazy_exports
 
 if TYPE_CHECKING:
     from rpc.dbus._address import (
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
         RemoteObject,
     )
     from rpc.dbus._connection import (
+        DO_NOT_QUEUE,
+        PRIMARY_OWNER,
         BusConnection,
     )
     from rpc.dbus._daemon import (
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
         FAILED,
         INVALID_ARGS,
         INVALID_SIGNATURE,
+        NAME_HAS_NO_OWNER,
         NOT_SUPPORTED,
         PROPERTY_READ_ONLY,
         SERVICE_UNKNOWN,
@@ -72,9 +75,19 @@ if TYPE_CHECKING:
         dbus_setter,
     )
     from rpc.dbus._identity import (
+        IDENTITY_INTERFACE,
+        IDENTITY_NAME,
+        IDENTITY_PATH,
         CallerIdentity,
         IdentityService,
         caller_identity,
+    )
+    from rpc.dbus._messages import (
+        error_reply,
+        method_call,
+        method_return,
+        no_reply_expected,
+        signal,
     )
     from rpc.dbus._service import (
         BusService,
@@ -85,10 +98,16 @@ __all__ = [
     "ACCESS_DENIED",
     "DEFAULT_OWN_PREFIXES",
     "DEFERRED",
+    "DO_NOT_QUEUE",
     "FAILED",
+    "IDENTITY_INTERFACE",
+    "IDENTITY_NAME",
+    "IDENTITY_PATH",
     "INVALID_ARGS",
     "INVALID_SIGNATURE",
+    "NAME_HAS_NO_OWNER",
     "NOT_SUPPORTED",
+    "PRIMARY_OWNER",
     "PROPERTY_READ_ONLY",
     "SERVICE_UNKNOWN",
     "SYSTEM_BUS",
@@ -120,14 +139,17 @@ __all__ = [
     "dbus_getter",
     "dbus_method",
     "dbus_setter",
+    "error_reply",
+    "method_call",
+    "method_return",
+    "no_reply_expected",
     "resolve_address",
+    "signal",
     "socket_path",
     "start_bus",
 ]
 
-# name -> defining module, imported on first use: a command-line client that only needs
-# resolve_address must not pay for pykka and the export framework.
-_SOURCES: dict[str, str] = {
+__getattr__, __dir__ = lazy_exports(__name__, {
     "ACCESS_DENIED": "rpc.dbus._errors",
     "ActorDispatcher": "rpc.dbus._dispatch",
     "BusConnection": "rpc.dbus._connection",
@@ -142,15 +164,21 @@ _SOURCES: dict[str, str] = {
     "DBusJob": "rpc.dbus._dispatch",
     "DEFAULT_OWN_PREFIXES": "rpc.dbus._daemon",
     "DEFERRED": "rpc.dbus._export",
+    "DO_NOT_QUEUE": "rpc.dbus._connection",
     "Dispatcher": "rpc.dbus._export",
     "ExportedObject": "rpc.dbus._export",
     "FAILED": "rpc.dbus._errors",
+    "IDENTITY_INTERFACE": "rpc.dbus._identity",
+    "IDENTITY_NAME": "rpc.dbus._identity",
+    "IDENTITY_PATH": "rpc.dbus._identity",
     "INVALID_ARGS": "rpc.dbus._errors",
     "INVALID_SIGNATURE": "rpc.dbus._errors",
     "IdentityService": "rpc.dbus._identity",
+    "NAME_HAS_NO_OWNER": "rpc.dbus._errors",
     "NOT_SUPPORTED": "rpc.dbus._errors",
     "NameTaken": "rpc.dbus._service",
     "ObjectTable": "rpc.dbus._export",
+    "PRIMARY_OWNER": "rpc.dbus._connection",
     "PROPERTY_READ_ONLY": "rpc.dbus._errors",
     "PoolDispatcher": "rpc.dbus._dispatch",
     "RemoteObject": "rpc.dbus._client",
@@ -166,10 +194,12 @@ _SOURCES: dict[str, str] = {
     "dbus_getter": "rpc.dbus._export",
     "dbus_method": "rpc.dbus._export",
     "dbus_setter": "rpc.dbus._export",
+    "error_reply": "rpc.dbus._messages",
+    "method_call": "rpc.dbus._messages",
+    "method_return": "rpc.dbus._messages",
+    "no_reply_expected": "rpc.dbus._messages",
     "resolve_address": "rpc.dbus._address",
+    "signal": "rpc.dbus._messages",
     "socket_path": "rpc.dbus._address",
     "start_bus": "rpc.dbus._daemon",
-}
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)
+})

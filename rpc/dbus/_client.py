@@ -6,8 +6,7 @@ from typing import Any
 
 from rpc.dbus._connection import BusConnection
 from rpc.dbus._messages import method_call
-from rpc.idl._loader import parse_node
-from rpc.idl._model import Node
+from rpc.idl import Node, parse_node
 
 __all__ = ["RemoteObject"]
 

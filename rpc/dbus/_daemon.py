@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from actors._actor import Actor, handles
+from actors import Actor, handles
 
 __all__ = ["DEFAULT_OWN_PREFIXES", "BusDaemon", "BusDaemonError", "bus_config", "start_bus"]
 

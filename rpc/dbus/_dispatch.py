@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from actors._names import ActorDeadError, NoSuchActor, Target, resolve
+from actors import ActorDeadError, NoSuchActor, Target, resolve
 from rpc.dbus._errors import FAILED, DBusError
 from rpc.dbus._export import Dispatcher
 

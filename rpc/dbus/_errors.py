@@ -27,6 +27,8 @@ __all__ = [
     "DBusError",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _P = "org.freedesktop.DBus.Error."
 FAILED = _P + "Failed"
 INVALID_ARGS = _P + "InvalidArgs"

@@ -63,8 +63,7 @@ from rpc.dbus._messages import (
     no_reply_expected,
     signal,
 )
-from rpc.idl._model import Interface
-from rpc.idl._render import render_introspection
+from rpc.idl import Interface, render_introspection
 
 __all__ = [
     "DEFERRED",

@@ -29,7 +29,7 @@ from rpc.dbus._connection import BusConnection
 from rpc.dbus._errors import ACCESS_DENIED, DBusError
 from rpc.dbus._export import Call, dbus_method
 from rpc.dbus._service import BusService
-from rpc.idl._loader import package_interface
+from rpc.idl import package_interface
 
 __all__ = ["IDENTITY_INTERFACE", "IDENTITY_NAME", "IDENTITY_PATH", "CallerIdentity",
            "Identity", "IdentityService", "caller_identity"]

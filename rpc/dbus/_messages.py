@@ -29,6 +29,8 @@ __all__ = [
     "signal",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 def _header(kind: MessageType, flags: int = 0) -> Header:
     return Header(Endianness.little, kind, flags, 1, -1, -1, {})

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from actors._actor import Actor, handles
+from actors import Actor, handles
 from rpc.dbus._connection import ALREADY_OWNER, PRIMARY_OWNER, BusConnection
 from rpc.dbus._dispatch import ActorDispatcher, DBusJob, PoolDispatcher
 from rpc.dbus._errors import INVALID_ARGS, UNKNOWN_INTERFACE, UNKNOWN_METHOD, ConnectionLost
 from rpc.dbus._export import Dispatcher, ExportedObject, ObjectTable
-from rpc.idl._model import Interface
+from rpc.idl import Interface
 
 __all__ = ["BusService", "NameTaken"]
 

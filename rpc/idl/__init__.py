@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors._lazy import lazy_exports
+from actors import lazy_exports
 
 if TYPE_CHECKING:
     from rpc.idl._loader import (
         MAX_XML_BYTES,
-        TP_NAMESPACE,
         IdlError,
         load_directory,
         load_file,
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
         parse_node,
     )
     from rpc.idl._model import (
+        TP_NAMESPACE,
         Access,
         Annotation,
         Arg,
@@ -128,7 +128,7 @@ _SOURCES: dict[str, str] = {
     "parse_single_type": "rpc.idl._signature",
     "split_signature": "rpc.idl._signature",
     "MAX_XML_BYTES": "rpc.idl._loader",
-    "TP_NAMESPACE": "rpc.idl._loader",
+    "TP_NAMESPACE": "rpc.idl._model",
     "IdlError": "rpc.idl._loader",
     "load_directory": "rpc.idl._loader",
     "load_file": "rpc.idl._loader",

@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from rpc.idl._model import (
+    TP_NAMESPACE,
     Access,
     Annotation,
     Arg,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_XML_BYTES",
-    "TP_NAMESPACE",
     "IdlError",
     "load_directory",
     "load_file",
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 #: Namespace of the Telepathy spec extensions (``tp:enum``, ``tp:docstring``).
-TP_NAMESPACE = "http://telepathy.freedesktop.org/wiki/DbusSpec#extensions-v0"
 _TP = "{" + TP_NAMESPACE + "}"
 
 #: Largest document accepted. Our biggest file is about 60 KiB and a remote Introspect reply is

@@ -23,6 +23,7 @@ from typing import NamedTuple, Protocol, TypeVar
 from rpc.idl._signature import DBusType, parse_single_type
 
 __all__ = [
+    "TP_NAMESPACE",
     "Access",
     "Annotation",
     "Arg",
@@ -35,6 +36,11 @@ __all__ = [
     "Property",
     "Signal",
 ]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
+#: The namespace of the Telepathy spec extensions (``tp:`` elements in interface files).
+TP_NAMESPACE = "http://telepathy.freedesktop.org/wiki/DbusSpec#extensions-v0"
 
 
 class Direction(enum.Enum):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rpc.idl._loader import TP_NAMESPACE
+from rpc.idl._model import TP_NAMESPACE
 from rpc.idl._standard import STANDARD_INTERFACES
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from rpc.idl._model import Annotation, Arg, Enum, Interface, Node
 
 __all__ = ["DOCTYPE", "render_idl", "render_introspection"]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 DOCTYPE = (
     '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"\n'

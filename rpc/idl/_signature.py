@@ -34,6 +34,8 @@ __all__ = [
     "split_signature",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 # Limits from the DBus specification ("Valid Signatures").
 MAX_SIGNATURE_LENGTH = 255
 MAX_ARRAY_DEPTH = 32

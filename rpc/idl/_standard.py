@@ -14,6 +14,8 @@ from rpc.idl._model import Arg, Direction, Interface, Method, Signal
 
 __all__ = ["INTROSPECTABLE", "PEER", "PROPERTIES", "STANDARD_INTERFACES"]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _IN = Direction.IN
 _OUT = Direction.OUT
 

@@ -19,6 +19,8 @@ from typing import overload
 
 __all__ = ["XmlElement", "XmlSyntaxError", "parse_xml"]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 class XmlSyntaxError(ValueError):
     """The document is not well-formed XML, or declares entities."""

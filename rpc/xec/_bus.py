@@ -65,7 +65,7 @@ class ReplyError(Exception):
 def resolve_bus_address(session: bool = False) -> str:
     """The address xec connects to (order in the module docstring); `BusFailure` if none."""
     try:
-        from rpc.dbus._address import resolve_address  # the package __init__ is lazy
+        from rpc.dbus import resolve_address  # the package __init__ is lazy
 
         address: str = resolve_address(session=session)
     except ValueError as exc:

@@ -33,7 +33,7 @@ from rpc.xec._bus import Bus, BusFailure, ReplyError, resolve_bus_address
 from rpc.xec._options import Command, UsageError, XecRequest, parse_xec_argv
 
 if TYPE_CHECKING:
-    from rpc.idl._model import Interface
+    from rpc.idl import Interface
 
 __all__ = [
     "LocalError",
@@ -223,7 +223,7 @@ def introspect(bus: Bus, service: str, path: str) -> list[Interface]:
     if reply.signature != "s":
         raise LocalError(f"Introspect of {path} at {service} answered signature "
                          f"{reply.signature!r}, not 's'")
-    from rpc.idl._loader import IdlError, parse_node
+    from rpc.idl import IdlError, parse_node
 
     try:
         node = parse_node(reply.body[0], source=f"{service} {path}", strict=False)
@@ -270,7 +270,7 @@ def _call(bus: Bus, request: XecRequest, interfaces: list[Interface], write: Wri
     if len(in_args) != len(given):
         raise LocalError(f"method {name} expects {len(in_args)} args, but {len(given)} "
                          "were given")
-    from rpc.idl._signature import SignatureError
+    from rpc.idl import SignatureError
     from rpc.xec._literal import LiteralError, parse_argument
 
     try:
@@ -327,7 +327,7 @@ def _set(bus: Bus, request: XecRequest, interfaces: list[Interface]) -> None:
             raise LocalError(f"property {wanted}.{name} not found")
     prop = owner.property(name)
     assert prop is not None
-    from rpc.idl._signature import SignatureError
+    from rpc.idl import SignatureError
     from rpc.xec._literal import LiteralError, parse_argument
 
     try:

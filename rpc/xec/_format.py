@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from rpc.idl._signature import DBusType, parse_signature, parse_single_type
+from rpc.idl import DBusType, parse_signature, parse_single_type
 from rpc.xec._haskell import show_bytes, show_double
 
 if TYPE_CHECKING:
-    from rpc.idl._model import Interface
+    from rpc.idl import Interface
 
 __all__ = [
     "VM_TABLE_RULE",
@@ -41,6 +41,8 @@ __all__ = [
     "format_vm_table",
     "show_signature",
 ]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 _SIG_NAMES = {
     "y": "SigByte",

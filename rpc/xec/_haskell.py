@@ -20,6 +20,8 @@ import math
 
 __all__ = ["show_bytes", "show_double", "show_string"]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _ASCII_NAMES = (
     "NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI "
     "DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM SUB ESC FS GS RS US"

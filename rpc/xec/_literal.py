@@ -31,9 +31,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from rpc.idl._signature import DBusType, parse_signature, parse_single_type
+from rpc.idl import DBusType, parse_signature, parse_single_type
 
 __all__ = ["LiteralError", "parse_argument", "parse_arguments"]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 _UNSIGNED_BITS = {"y": 8, "q": 16, "u": 32, "t": 64, "h": 32}
 _SIGNED_BITS = {"n": 16, "i": 32, "x": 64}

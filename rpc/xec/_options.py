@@ -56,6 +56,8 @@ __all__ = [
     "xec_vm_forward_argv",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 DEFAULT_SERVICE = "com.citrix.xenclient.xenmgr"
 DEFAULT_OBJECT = "/"
 

@@ -17,9 +17,9 @@ import pytest
 import actors
 from actors import Actor, handles
 from supervision import ChildSpec, Supervisor, SupFlags, start_actor
-from supervision._control import ControlActor
-from supervision._ctlclient import ControlClient, ControlError
-from supervision._ctlproto import frame
+from supervision.control._client import ControlClient, ControlError
+from supervision.control._proto import frame
+from supervision.control._server import ControlActor
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from rpc.dbus import BusConnection, RemoteObject
-from supervision._ctlclient import ControlClient, ControlError
+from supervision.control._client import ControlClient, ControlError
 from tests.helpers import wait_until
 from tests.integration.xen_fixtures import vm_config
 from xen.sim import SimHost

@@ -19,7 +19,7 @@ import msgpack
 import pytest
 
 from tests.helpers import wait_until
-from xen.backend import (
+from xen.hypervisor import (
     DomainSpec,
     HvmParam,
     HypervisorError,
@@ -27,11 +27,10 @@ from xen.backend import (
     InvalidArgument,
     OutOfMemory,
     ShutdownReason,
+    SimBackend,
     Unavailable,
 )
-from xen.hypervisor import SimBackend, open_backend
-from xen.sim._hvserver import HypervisorServer
-from xen.sim._hypervisor import (
+from xen.sim.hypervisor._model import (
     DomainCreated,
     DomainDying,
     DomainGone,
@@ -40,6 +39,8 @@ from xen.sim._hypervisor import (
     HypervisorEvent,
     SimHypervisor,
 )
+from xen.sim.hypervisor._server import HypervisorServer
+from xen.xenops import open_backend
 
 pytestmark = pytest.mark.integration
 

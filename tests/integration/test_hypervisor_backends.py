@@ -1,4 +1,4 @@
-"""One conformance suite for every `xen.backend.Hypervisor` backend (the BACKENDS table).
+"""One conformance suite for every `xen.hypervisor.Hypervisor` backend (the BACKENDS table).
 
 - ``sim``: a `SimBackend` against a real `HypervisorServer` on a unix socket in tmp_path.
 - ``xc``: `XcBackend` on this host's Xen; skipped unless /dev/xen/privcmd exists (the real-Xen
@@ -22,19 +22,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_until
-from xen.backend import (
-    MAX_SHADOW_MIB,
-    DomainSpec,
-    HvmParam,
-    Hypervisor,
-    InvalidArgument,
-    NoSuchDomain,
-    ShutdownReason,
-    iter_domains,
-)
-from xen.hypervisor import SimBackend
-from xen.sim._hvserver import HypervisorServer
-from xen.sim._hypervisor import SimHypervisor
+from xen.hypervisor import MAX_SHADOW_MIB, InvalidArgument, NoSuchDomain, SimBackend
+from xen.hypervisor._interface import DomainSpec, HvmParam, Hypervisor, ShutdownReason, iter_domains
+from xen.sim.hypervisor._model import SimHypervisor
+from xen.sim.hypervisor._server import HypervisorServer
 
 pytestmark = pytest.mark.integration
 

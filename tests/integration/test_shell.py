@@ -22,8 +22,8 @@ import pytest
 import actors
 from actors import Actor, handles
 from supervision import ChildKind, ChildSpec, EventLog, Supervisor, SupFlags, start_actor
-from supervision._control import ControlActor
-from supervision._ctlops import OpContext, Operation
+from supervision.control._ops import OpContext, Operation
+from supervision.control._server import ControlActor
 from supervision.shell import main
 from tests.helpers import wait_until
 
@@ -393,7 +393,7 @@ def test_an_unexpected_failure_is_one_line_too(ctl: Ctl, monkeypatch: pytest.Mon
                                                ) -> None:
     import io
 
-    import supervision._shellrun as shellrun
+    import supervision.shell._session as shellrun
 
     def broken(_s: shellrun.Session, _cmd: object) -> None:
         raise RuntimeError("renderer bug")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_until
-from xen._hverrors import Unsupported
-from xen.sim import XenstoredServer
+from xen.hypervisor._errors import Unsupported
+from xen.sim.xenstored import XenstoredServer
 from xen.xenops._dm import (
     DeviceModelError,
     device_model_command,

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from tests.integration.xen_fixtures import xen_tree
-from xen.backend import ShutdownReason
 from xen.hypervisor import SimBackend
+from xen.hypervisor._interface import ShutdownReason
 
 pytestmark = pytest.mark.integration
 

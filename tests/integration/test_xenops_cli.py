@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_until
-from xen._hverrors import NoSuchDomain
 from xen.hypervisor import SimBackend
+from xen.hypervisor._errors import NoSuchDomain
 from xen.sim import SimHost
 from xen.xenops._cli_env import CliError, UsageError, choose_target
 from xen.xenops._dm import start_device_model

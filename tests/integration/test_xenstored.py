@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import pyxs
 
-from xen.sim import XenstoredServer
+from xen.sim.xenstored import XenstoredServer
 from xen.xenstore import (
     PAYLOAD_MAX,
     Access,

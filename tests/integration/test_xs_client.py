@@ -22,7 +22,7 @@ import actors
 from actors import Actor, handles
 from supervision import Backoff, ChildSpec, EventLog, RestartMode, Supervisor, SupFlags, start_actor
 from tests.helpers import wait_until
-from xen.sim import XenstoredServer
+from xen.sim.xenstored import XenstoredServer
 from xen.xenstore import (
     Access,
     AddWatch,

@@ -13,7 +13,8 @@ import pykka
 
 import actors
 from supervision import EventLog, StartChild, Supervisor, SupFlags
-from xen.sim import HypervisorServer, XenstoredServer
+from xen.sim.hypervisor import HypervisorServer
+from xen.sim.xenstored import XenstoredServer
 from xen.tree import vms_spec, xen_spec
 from xen.xenops._plan import Timeouts
 from xen.xenvm._env import TreeEnv, register_env, unregister_env

@@ -21,16 +21,14 @@ from persistence._groupcommit import GroupCommitter
 from persistence._jsonfmt import dumps_pretty
 from persistence._layout import load_root, write_files
 from persistence._tree import PLACEMENTS, DbTree, InjectOp, Node, Op, RmOp, WriteOp
-from persistence._wal import (
+from persistence._wal import WalMark, WalWriter, replay
+from persistence._walcodec import (
     WalError,
-    WalMark,
     WalRecord,
     WalRecordError,
-    WalWriter,
     apply_replay,
     decode_payload,
     encode_record,
-    replay,
     scan,
 )
 

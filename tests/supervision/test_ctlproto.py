@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervision._ctlproto import (
+from supervision.control._proto import (
     MAX_FRAME,
     BadRequest,
     FrameParser,

@@ -9,8 +9,8 @@ import uuid
 import msgpack
 import pytest
 
-from xen.backend import DomainInfo, DomainSpec, HvmParam, PhysInfo, Version
-from xen.sim._hvproto import (
+from xen.hypervisor._interface import DomainInfo, DomainSpec, HvmParam, PhysInfo, Version
+from xen.hypervisor.wire import (
     MAX_INFOLIST,
     OPS,
     BadPayload,
@@ -30,7 +30,7 @@ from xen.sim._hvproto import (
     decode_handle,
     encode_value,
 )
-from xen.sim._hypervisor import SimHypervisor
+from xen.sim.hypervisor._model import SimHypervisor
 
 # Written out by hand from the format in the module docstring.
 GOLDEN_PAUSE = bytes.fromhex("00000015" "9501a3726571" "01" "a57061757365" "81a5646f6d696403")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import pathlib
 
 import pytest
 from hypothesis import given
@@ -458,25 +456,6 @@ def test_every_public_class_is_a_frozen_slotted_dataclass() -> None:
             params = obj.__dataclass_params__  # type: ignore[attr-defined]
             assert params.frozen, name
             assert "__slots__" in obj.__dict__, name
-
-
-def test_pure_modules_import_no_io() -> None:
-    forbidden = {"socket", "selectors", "select", "threading", "asyncio", "subprocess", "pykka",
-                 "jeepney", "pyxs", "cffi", "os", "time"}
-    root = pathlib.Path(xenops.__file__).parent
-    io_modules = {"_executor.py", "_observe.py", "_host.py", "_dm.py", "_cli_env.py"}  # I/O side
-    for module in root.glob("_*.py"):
-        if module.name in io_modules:
-            continue
-        tree = ast.parse(module.read_text())
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                assert name.split(".")[0] not in forbidden, f"{module.name} imports {name}"
 
 
 @given(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=6), st.booleans())

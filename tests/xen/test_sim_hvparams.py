@@ -1,5 +1,5 @@
-"""Xen 4.17's HVM parameter rules in the simulated hypervisor (xen.sim._hvparams, through the
-model), and the HvmParam numbers and argument checks of xen.backend."""
+"""Xen 4.17's HVM parameter rules in the simulated hypervisor (_params, through the
+model), and the HvmParam numbers and argument checks of xen.hypervisor._interface."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ import errno
 
 import pytest
 
-from xen.backend import (
-    DomainSpec,
-    HvmParam,
-    HypervisorError,
-    InvalidArgument,
-    check_hvm_param,
-    check_range,
-)
-from xen.sim._hvparams import DEPRECATED
-from xen.sim._hypervisor import SimHypervisor
+from xen.hypervisor import HypervisorError, InvalidArgument, check_hvm_param, check_range
+from xen.hypervisor._interface import DomainSpec, HvmParam
+from xen.sim.hypervisor._model import SimHypervisor
+from xen.sim.hypervisor._params import DEPRECATED
 
 MIB = 1024
 

@@ -1,5 +1,5 @@
 """The pure simulated hypervisor: domids, memory accounting, flags, events, and the backend
-values and errors of xen.backend."""
+values and errors of xen.hypervisor._interface."""
 
 from __future__ import annotations
 
@@ -10,26 +10,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xen.backend import (
+from xen.hypervisor import (
     DOMID_FIRST_RESERVED,
     ERRORS,
     SHUTDOWN_CODE_NONE,
-    DomainInfo,
-    DomainSpec,
     DomInfoFlag,
-    HvmParam,
-    Hypervisor,
     HypervisorError,
     InvalidArgument,
     NoSuchDomain,
     OutOfMemory,
     PermissionDenied,
+    error_for_errno,
+)
+from xen.hypervisor._interface import (
+    DomainInfo,
+    DomainSpec,
+    HvmParam,
+    Hypervisor,
     ShutdownReason,
     UnimplementedHypervisor,
     Unsupported,
-    error_for_errno,
 )
-from xen.sim._hypervisor import (
+from xen.sim.hypervisor._model import (
     DomainCreated,
     DomainDying,
     DomainGone,
@@ -394,7 +396,7 @@ def test_hvm_params_are_refused_on_pv_domains() -> None:
         hv.get_hvm_param(77, HvmParam.TIMER_MODE)
 
 
-# --- xen.backend values and errors -------------------------------------------------------------
+# --- xen.hypervisor values and errors ---------------------------------------------------------
 
 
 def test_domaininfo_flags_roundtrip() -> None:

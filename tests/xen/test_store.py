@@ -11,12 +11,12 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from xen.sim.xenstored import Disconnect, Note, Quotas, Send, Store, WatchEvent, validate_path
 from xen.xenstore import (
     Access,
     Control,
     Directory,
     DirectoryPart,
-    Disconnect,
     GetDomainPath,
     GetPerms,
     Introduce,
@@ -25,26 +25,21 @@ from xen.xenstore import (
     Op,
     Packet,
     Perm,
-    Quotas,
     Read,
     Release,
     Request,
     ResetWatches,
     Resume,
     Rm,
-    Send,
     SetPerms,
     SetTarget,
-    Store,
     TransactionEnd,
     TransactionStart,
     Unwatch,
     Watch,
-    WatchEvent,
     Write,
     XenstoreError,
     decode_reply,
-    validate_path,
 )
 
 DOM0 = 1  # a privileged connection (dom0 socket)
@@ -153,7 +148,8 @@ def test_process_echoes_ids_and_reports_errors(store: Store) -> None:
     out = store.process(DOM0, Write("/k", b"v").encode(req_id=77))
     assert out == [Send(DOM0, Packet(Op.WRITE, 77, 0, b"OK\0"))]
     out = store.process(DOM0, Read("/nope").encode(req_id=5, tx_id=0))
-    assert out == [Send(DOM0, Packet(Op.ERROR, 5, 0, b"ENOENT\0"))]
+    assert out == [Send(DOM0, Packet(Op.ERROR, 5, 0, b"ENOENT\0")),
+                   Note("debug", "conn 1 op 2: ENOENT: no node '/nope'")]
     out = store.process(DOM0, Packet(Op.READ, 6, 0, b"/k"))  # missing NUL
     assert out[0].packet.payload == b"EINVAL\0"  # type: ignore[union-attr]
     out = store.process(DOM0, Packet(42, 8, 0, b""))
@@ -164,7 +160,7 @@ def test_large_directory_is_e2big_then_directory_part(store: Store) -> None:
     names = [f"entry-number-{i:04d}" for i in range(300)]
     for name in names:
         store.execute(DOM0, Mkdir(f"/big/{name}"))
-    (out,) = store.process(DOM0, Directory("/big").encode(1))
+    out, _note = store.process(DOM0, Directory("/big").encode(1))
     assert out.packet.payload == b"E2BIG\0"  # type: ignore[union-attr]
     got: list[str] = []
     offset, gen = 0, None

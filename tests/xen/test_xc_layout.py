@@ -1,6 +1,6 @@
 """Our cffi declarations against Debian's libxen-dev 4.17 headers: gcc compiles a C file that
 prints sizeof and offsetof of every field we declare (each must equal cffi's figures) and the
-value of every header constant we copy (`CONSTANTS`, `xen.backend.HvmParam`); every function
+value of every header constant we copy (`CONSTANTS`, `xen.hypervisor.HvmParam`); every function
 we declare is redeclared, with cffi's own signature, after ``#include <xenctrl.h>`` (gcc
 refuses conflicting types) and must resolve in the installed library through ``ffi.dlopen``.
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from xen.backend import HvmParam
+from xen.hypervisor._interface import HvmParam
 from xen.xc._cdefs import CDEFS, CONSTANTS, FUNCTIONS, STRUCTS
 from xen.xc._xc import ffi
 

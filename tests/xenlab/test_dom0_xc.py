@@ -25,7 +25,8 @@ from tests.xenlab.dom0 import (
     wait_for,
     xl_info,
 )
-from xen.backend import DomainInfo, InvalidArgument, NoSuchDomain
+from xen.hypervisor import InvalidArgument, NoSuchDomain
+from xen.hypervisor._interface import DomainInfo
 from xen.xc import XcBackend
 
 pytestmark = on_xen

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from xen.backend import HypervisorError
+from xen.hypervisor import HypervisorError
 from xen.sim._control import (
     BackendEffect,
     BackendView,
@@ -46,8 +46,8 @@ from xen.sim._control import (
     frontend_next,
     frontend_ring_keys,
 )
-from xen.xenops._devid import XenbusState
-from xen.xenstore._clientcore import (
+from xen.xenops import XenbusState
+from xen.xenstore import (
     NoSuchNode,
     XenstoreConnectionError,
     XenstoreError,
@@ -55,10 +55,8 @@ from xen.xenstore._clientcore import (
 )
 
 if TYPE_CHECKING:
-    from xen.sim._hvserver import HypervisorServer
-    from xen.xenstore._client import XenstoreClient
-    from xen.xenstore._dispatch import WatchFired
-    from xen.xenstore._ops import Transaction
+    from xen.sim.hypervisor import HypervisorServer
+    from xen.xenstore import Transaction, WatchFired, XenstoreClient
 
 __all__ = ["BACKEND_KINDS", "SimBackends"]
 

@@ -39,8 +39,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from xen.backend import ShutdownReason
-from xen.xenops._devid import XenbusState
+from xen.hypervisor import ShutdownReason
+from xen.xenops import XenbusState
 
 __all__ = [
     "BEHAVIOUR_ROOT",
@@ -65,6 +65,8 @@ __all__ = [
     "seed_entries",
     "status_path",
 ]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 SIM_ROOT = "/sim"
 BEHAVIOUR_ROOT = "/sim/behaviour"

@@ -43,29 +43,27 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from xen.backend import HypervisorError, ShutdownReason
+from xen.hypervisor import HypervisorError, ShutdownReason
 from xen.sim._control import (
     Behaviour,
     answer_shutdown,
     frontend_next,
     frontend_ring_keys,
 )
-from xen.xenops._devid import XenbusState
-from xen.xenstore._client import XenstoreClient
-from xen.xenstore._clientcore import (
+from xen.xenops import XenbusState
+from xen.xenstore import (
     ClientState,
     PermissionDenied,
     RetryPolicy,
+    XenstoreClient,
     XenstoreConnectionError,
     XenstoreError,
     XenstoreTimeout,
 )
 
 if TYPE_CHECKING:
-    from xen.sim._hvserver import HypervisorServer
-    from xen.sim._hypervisor import SimHypervisor
-    from xen.xenstore._dispatch import WatchFired
-    from xen.xenstore._ops import Transaction
+    from xen.sim.hypervisor import HypervisorServer, SimHypervisor
+    from xen.xenstore import Transaction, WatchFired
 
 __all__ = ["GUEST_RECONNECT", "SimGuest"]
 

@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xen.backend import NoSuchDomain
+from xen.hypervisor import NoSuchDomain
 from xen.sim._backends import SimBackends
 from xen.sim._control import (
     BEHAVIOUR_ROOT,
@@ -56,20 +56,21 @@ from xen.sim._control import (
     status_path,
 )
 from xen.sim._guests import SimGuest
-from xen.sim._hvserver import HypervisorServer, Subscription
-from xen.sim._hypervisor import (
+from xen.sim.hypervisor import (
     DomainDying,
     DomainGone,
     DomainPaused,
     DomainShutdown,
     DomainUnpaused,
     HypervisorEvent,
+    HypervisorServer,
     SimHypervisor,
+    Subscription,
 )
-from xen.sim._xenstored import XenstoredServer
-from xen.xenstore._client import XenstoreClient
-from xen.xenstore._clientcore import (
+from xen.sim.xenstored import XenstoredServer
+from xen.xenstore import (
     NoSuchNode,
+    XenstoreClient,
     XenstoreConnectionError,
     XenstoreError,
     XenstoreTimeout,
@@ -78,8 +79,7 @@ from xen.xenstore._clientcore import (
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from xen.xenstore._dispatch import WatchFired
-    from xen.xenstore._ops import Transaction
+    from xen.xenstore import Transaction, WatchFired
 
 __all__ = ["DOM0_UUID", "SimHost"]
 

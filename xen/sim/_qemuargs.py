@@ -41,6 +41,8 @@ __all__ = [
     "parse_wrapper_argv",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 class QemuArgsError(ValueError):
     """A device-model command line that qemu-dm would refuse (or our builder must not make)."""

@@ -40,8 +40,7 @@ from typing import TYPE_CHECKING
 from xen.sim._qemuargs import QemuArgsError, QemuConfig, parse_wrapper_argv
 
 if TYPE_CHECKING:
-    from xen.xenstore._client import XenstoreClient
-    from xen.xenstore._dispatch import WatchFired
+    from xen.xenstore import WatchFired, XenstoreClient
 
 __all__ = ["READY_LINE", "SimDeviceModel", "main", "vnc_port"]
 
@@ -146,8 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     except QemuArgsError as exc:
         print(f"qemu-dm (sim): {exc}", file=sys.stderr, flush=True)
         return 2
-    from xen.xenstore._client import XenstoreClient
-    from xen.xenstore._clientcore import RetryPolicy, XenstoreConnectionError
+    from xen.xenstore import RetryPolicy, XenstoreClient, XenstoreConnectionError
 
     stop = threading.Event()
 

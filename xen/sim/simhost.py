@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from xen.backend import HypervisorError
+from xen.hypervisor import HypervisorError
 from xen.sim._control import BehaviourError
 from xen.sim._host import SimHost
 

@@ -1,8 +1,8 @@
 """`HypervisorActor`: the "hypervisor" child of the "xen" supervisor; it owns the backend.
 
 It opens the backend at start (``sim``: the simulated host's socket; ``xc``: libxenctrl) and
-hands the thread-safe backend object to others through its ``backend`` attribute (resolved by
-name at each use, as ``xen.xenvm._env.TreeEnv`` does). Every ``health_interval`` seconds it
+publishes the thread-safe backend (``actors.service("/xen/hypervisor", Hypervisor)``, resolved
+by name at each use). Every ``health_interval`` seconds it
 asks the hypervisor for its version; if the hypervisor cannot be reached the actor crashes, so
 its supervisor restarts it (and, under ``rest_for_one``, the children after it). On stop the
 backend is closed.
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from actors import Actor, handles
-from xen.hypervisor._open import open_backend
+from xen.xenops import open_backend
 
 if TYPE_CHECKING:
-    from xen.backend import Hypervisor
+    from xen.hypervisor import Hypervisor
 
 __all__ = ["HypervisorActor"]
 
@@ -61,6 +61,10 @@ class HypervisorActor(Actor):
     @handles(_Health)
     def _health(self, _msg: _Health) -> None:
         self.backend.version()  # raises Unavailable when the hypervisor is gone: a crash
+
+    def published(self) -> Hypervisor | None:
+        """The open backend, for ``actors.service(name, Hypervisor)``."""
+        return self._backend
 
     def snapshot(self) -> dict[str, object]:
         """Which backend, for inspection."""

@@ -23,8 +23,8 @@ from supervision import (
 )
 from xen.tree._hvactor import HypervisorActor
 from xen.tree._watcher import DomainWatcher
-from xen.xenstore._xsactor import XenstoreActor
-from xen.xenvm._monitor import VmMonitor
+from xen.xenstore import XenstoreActor
+from xen.xenvm import VmMonitor
 
 __all__ = ["vms_spec", "xen_spec"]
 

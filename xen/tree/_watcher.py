@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actors import Actor, NoSuchActor, actor_of, handles, resolve
-from actors._names import ActorDeadError
-from xen.xenstore._dispatch import WatchFired
-from xen.xenvm._monitor import CheckState, vm_path
+from actors import Actor, ActorDeadError, NoSuchActor, handles, resolve, service
+from xen.hypervisor import Hypervisor
+from xen.xenstore import WatchFired, XenstoreClient
+from xen.xenvm import CheckState, vm_path
 
 __all__ = ["DomainWatcher"]
 
@@ -49,14 +49,14 @@ class DomainWatcher(Actor):
         harmless when not: their events go to a dead actor and are discarded).
         """
         self.token = f"{_TOKEN}-{self.actor_urn[-12:]}"
-        client = actor_of(resolve(self.xenstore_name)).client  # type: ignore[attr-defined]
+        client = service(self.xenstore_name, XenstoreClient)
         for path in ("@introduceDomain", "@releaseDomain"):
             client.watch(path, self.token, self.actor_ref)
 
     @handles(WatchFired)
     def _fired(self, _msg: WatchFired) -> None:
         self.events += 1
-        hv = actor_of(resolve(self.hypervisor_name)).backend  # type: ignore[attr-defined]
+        hv = service(self.hypervisor_name, Hypervisor)
         now: dict[int, Key] = {}
         for info in hv.getinfolist():
             if info.domid == 0:
@@ -83,7 +83,7 @@ class DomainWatcher(Actor):
 
     def _unwatch(self) -> None:
         try:
-            client = actor_of(resolve(self.xenstore_name)).client  # type: ignore[attr-defined]
+            client = service(self.xenstore_name, XenstoreClient)
             for path in ("@introduceDomain", "@releaseDomain"):
                 client.unwatch(path, self.token)
         except Exception:  # the xenstore actor stopped first, or its connection is gone

@@ -1,12 +1,29 @@
 """The ``xc`` hypervisor backend: libxenctrl 4.17 through cffi (ABI mode).
 
-`XcBackend()` opens this host's Xen and implements `xen.backend.Hypervisor`; without Xen it
-raises `xen.backend.Unavailable` naming /dev/xen/privcmd. This package is the only one that
-imports cffi. See docs/hypervisor.md.
+`XcBackend()` opens this host's Xen and implements `xen.hypervisor.Hypervisor`; without Xen it
+raises `xen.hypervisor.Unavailable` naming /dev/xen/privcmd. This package is the only one that
+imports cffi (on first use of `XcBackend`: the C declarations in `_cdefs` are pure data). See
+docs/hypervisor.md.
 """
 
 from __future__ import annotations
 
-from xen.xc._xc import XcBackend
+from typing import TYPE_CHECKING
 
-__all__ = ["XcBackend"]
+from actors import lazy_exports
+
+if TYPE_CHECKING:
+    from xen.xc._xc import (
+        XcBackend,
+        ffi,
+    )
+
+__all__ = [
+    "XcBackend",
+    "ffi",
+]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "XcBackend": "xen.xc._xc",
+    "ffi": "xen.xc._xc",
+})

@@ -37,6 +37,8 @@ __all__ = [
     "XTL_STDIOSTREAM_PROGRESS_NO_CR",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 #: The sonames loaded (the struct layouts below are those of this release).
 LIBXENCTRL = "libxenctrl.so.4.17"
 LIBXENTOOLLOG = "libxentoollog.so.1"
@@ -59,7 +61,7 @@ XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION = 31
 STRUCTS = ("xc_domaininfo_t", "xc_physinfo_t", "xc_error")
 
 #: Header macro -> the value copied here (the gcc test compares each; the HVM_PARAM_* numbers
-#: are those of `xen.backend.HvmParam`, checked by the same test).
+#: are those of `xen.hypervisor.HvmParam`, checked by the same test).
 CONSTANTS = {
     "XENVER_version": XENVER_VERSION,
     "XENVER_extraversion": XENVER_EXTRAVERSION,

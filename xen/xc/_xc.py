@@ -1,4 +1,4 @@
-"""`XcBackend`: the `xen.backend.Hypervisor` interface on real Xen, through libxenctrl.
+"""`XcBackend`: the `xen.hypervisor.Hypervisor` interface on real Xen, through libxenctrl.
 
 cffi in ABI mode: the declarations of `xen.xc._cdefs` and ``ffi.dlopen`` of libxenctrl by its
 4.17 soname (the dynamic loader finds it; no compiler at run time). This module is the only
@@ -21,7 +21,7 @@ original did), pause, unpause, shutdown, destroy, setmaxmem, set_handle, find_by
 back, which may be rounded up), set_hvm_param / get_hvm_param (xc_hvm_param_set/get, 64-bit).
 Arguments are checked before any call (`InvalidArgument`): a vcpu count 1..2**32-1, a pool
 0..`MAX_SHADOW_MIB` MiB (Xen would wrap a larger one), an `HvmParam`, a 64-bit value. A failing
-call raises the `xen.backend` error for its errno (`error_for_errno`), naming the call and
+call raises the `xen.hypervisor` error for its errno (`error_for_errno`), naming the call and
 domain. `create` raises `Unsupported`: on a real host
 libxl builds domains; binding xc_domain_create and the builders is future work.
 
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from cffi import FFI
 
-from xen.backend import (
+from xen.hypervisor import (
     DOMID_FIRST_RESERVED,
     MAX_SHADOW_MIB,
     DomainInfo,

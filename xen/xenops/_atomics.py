@@ -62,6 +62,8 @@ __all__ = [
     "XsOp",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 Scalar = int | float | str | bool
 
 #: Operations a HypervisorCall may name (the executor maps each to a backend method).

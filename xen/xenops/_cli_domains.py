@@ -27,8 +27,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import TYPE_CHECKING
 
-from xen._hverrors import NoSuchDomain, Unsupported
-from xen.backend import HvmParam, PhysCap, iter_domains
+from xen.hypervisor import HvmParam, NoSuchDomain, PhysCap, Unsupported, iter_domains
 from xen.xenops._atomics import HypervisorCall, Plan, WaitDomain, Write
 from xen.xenops._cli_env import CliError, UsageError
 from xen.xenops._executor import PlanFailed, WaitTimeout
@@ -53,7 +52,7 @@ from xen.xenops._teardown import plan_domain_destroy
 if TYPE_CHECKING:
     from argparse import Namespace
 
-    from xen.backend import DomainInfo
+    from xen.hypervisor import DomainInfo
     from xen.xenops._cli_env import Session
 
 __all__ = ["DOMAIN_COMMANDS", "domain_info", "table"]

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 from xen.xenops._executor import HostActions, PlanExecutor
 
 if TYPE_CHECKING:
-    from xen.backend import Hypervisor
-    from xen.xenstore._client import XenstoreClient
+    from xen.hypervisor import Hypervisor
+    from xen.xenstore import XenstoreClient
 
 __all__ = ["PRIVCMD", "CliError", "Session", "Target", "UsageError", "choose_target"]
 
@@ -126,7 +126,7 @@ class Session:
     def hv(self) -> Hypervisor:
         """The hypervisor backend (opened on first use)."""
         if self._hv is None:
-            from xen.hypervisor._open import open_backend
+            from xen.xenops._platform import open_backend
 
             self._hv = open_backend(self.target.backend,
                                     socket_path=self.target.hypervisor_socket,
@@ -136,8 +136,7 @@ class Session:
     def xs(self) -> XenstoreClient:
         """A connected xenstore client (opened on first use)."""
         if self._xs is None:
-            from xen.xenstore._client import XenstoreClient
-            from xen.xenstore._clientcore import RetryPolicy, XenstoreConnectionError
+            from xen.xenstore import RetryPolicy, XenstoreClient, XenstoreConnectionError
 
             client = XenstoreClient(self.target.xenstore_socket, timeout=self.timeout,
                                     reconnect=RetryPolicy(attempts=4, max_time=1.0),

@@ -39,6 +39,8 @@ __all__ = [
     "physical_device_string",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 XVD_MAJOR = 202
 SCSI_MAJOR = 8
 IDE_MAJORS: tuple[int, ...] = (3, 22, 33, 34, 56, 57, 88, 89, 90, 91)

@@ -41,6 +41,8 @@ __all__ = [
     "vif_rate_value",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _STATE_INIT = XenbusState.INITIALISING.to_xenstore()
 _MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 VIF_SCRIPT = "/etc/xensource/scripts/vif"

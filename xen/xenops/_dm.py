@@ -37,12 +37,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from xen._hverrors import Unsupported
+from xen.hypervisor import Unsupported
 from xen.xenops._dmargs import DmInfo, dm_prepare_writes, qemu_argv, wants_vnc_port
 
 if TYPE_CHECKING:
     from xen.xenops._executor import HostActions
-    from xen.xenstore._client import XenstoreClient
+    from xen.xenstore import XenstoreClient
 
 __all__ = [
     "DEFAULT_QEMU_DM_PATH",
@@ -129,7 +129,7 @@ def start_device_model(
 
 def _wait_ready(xs: XenstoreClient, domid: int, info: DmInfo, deadline: float,
                 timeout: float) -> None:
-    from xen.xenstore._conditions import value_to_appear
+    from xen.xenstore import value_to_appear
 
     paths = dm_paths(domid)
     waits = [("dm-ready", paths["ready"])]
@@ -175,7 +175,7 @@ def stop_device_model(host: HostActions, xs: XenstoreClient, domid: int,
 def device_model_command(xs: XenstoreClient, domid: int, command: str, timeout: float,
                          parameter: str | Sequence[str] | None = None) -> None:
     """Send ``command`` to the device model and wait for its answer where it gives one."""
-    from xen.xenstore._conditions import value_to_become
+    from xen.xenstore import value_to_become
 
     paths = dm_paths(domid)
     if parameter is not None:

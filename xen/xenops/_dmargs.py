@@ -49,6 +49,8 @@ __all__ = [
     "wants_vnc_port",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _DEFAULT_NIC_MODEL = "rtl8139"
 
 

@@ -20,7 +20,7 @@ order, logging the plan at INFO and each step as one line at DEBUG (``<plan>: <s
   with :class:`PlanCancelled` (teardown plans are normally run without one).
 * **Results.** ``domain_create`` returns the new domid in :attr:`PlanResult.domid`.
 
-Hypervisor operations map onto the `xen.backend.Hypervisor` interface; host actions onto a
+Hypervisor operations map onto the `xen.hypervisor.Hypervisor` interface; host actions onto a
 :class:`HostActions` object (real sysfs / process actions on a dom0; a backend without a
 member answers a clear ``Unsupported``).
 """
@@ -35,9 +35,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from xen._hverrors import HypervisorError, NoSuchDomain, Unsupported
-from xen.backend import DomainSpec as HvDomainSpec
-from xen.backend import HvmParam, ShutdownReason
+from xen.hypervisor import DomainSpec as HvDomainSpec
+from xen.hypervisor import HvmParam, HypervisorError, NoSuchDomain, ShutdownReason, Unsupported
 from xen.xenops._atomics import (
     Appears,
     Becomes,
@@ -60,10 +59,9 @@ from xen.xenops._atomics import (
 )
 
 if TYPE_CHECKING:
-    from xen.backend import Hypervisor
+    from xen.hypervisor import Hypervisor
     from xen.xenops._atomics import Atomic
-    from xen.xenstore._client import XenstoreClient
-    from xen.xenstore._ops import NodeOps
+    from xen.xenstore import NodeOps, XenstoreClient
 
 __all__ = [
     "CancelToken",

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from xen._hverrors import HypervisorError, Unsupported
+from xen.hypervisor import HypervisorError, Unsupported
 from xen.xenops._dm import DeviceModelError
 from xen.xenops._executor import HostActions
 

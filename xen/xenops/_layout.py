@@ -39,6 +39,8 @@ __all__ = [
     "vss_path",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 PermLevel = Literal["n", "r", "w", "b"]
 _PERM_LEVELS = ("n", "r", "w", "b")
 _MAX_DOMID = 0xFFFF

@@ -50,6 +50,8 @@ __all__ = [
     "xen_max_mib",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 KIB_PER_PAGE = 4
 KIB_PER_MIB = 1024
 PAGES_PER_MIB = KIB_PER_MIB // KIB_PER_PAGE  # 256

@@ -20,7 +20,7 @@ from xen.xenops._layout import Device, Endpoint, Kind, domain_path
 from xen.xenops._teardown import ObservedDevice, ObservedDomain
 
 if TYPE_CHECKING:
-    from xen.xenstore._ops import NodeOps
+    from xen.xenstore import NodeOps
 
 __all__ = ["observe_domain"]
 

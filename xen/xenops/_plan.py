@@ -87,6 +87,8 @@ __all__ = [
     "plan_vcpus",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _GUEST_RO_DIRS = ("cpu", "memory")
 _GUEST_RW_DIRS = ("device", "error", "drivers", "control", "attr", "data", "messages")
 _CONSOLE_LIMIT = "65536"

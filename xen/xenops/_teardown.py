@@ -53,6 +53,8 @@ __all__ = [
     "stuck_handle",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _CONNECTED = XenbusState.CONNECTED.to_xenstore()
 _CLOSING = XenbusState.CLOSING.to_xenstore()
 _CLOSED = XenbusState.CLOSED.to_xenstore()

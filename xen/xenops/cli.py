@@ -48,7 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xen._hverrors import HypervisorError
+from xen.hypervisor import HypervisorError
 from xen.xenops._cli_devices import DEVICE_COMMANDS
 from xen.xenops._cli_domains import DOMAIN_COMMANDS
 from xen.xenops._cli_env import CliError, Session, UsageError, choose_target

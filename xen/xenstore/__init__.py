@@ -1,20 +1,18 @@
-"""Xenstore: the wire protocol (sans-I/O codec) and a pure model of xenstored.
+"""Xenstore, the client side: the wire protocol (a sans-I/O codec) and the client.
 
 `PacketParser`/`Packet` frame bytes; the request dataclasses (`Read`, `Write`, ...) and
-`decode_request`/`encode_reply`/`decode_reply` give payloads meaning; `Store` is a complete
-xenstored model (tree, permissions, transactions, watches, domains) driven by values. The socket
-server built on them is `xen.sim.XenstoredServer`.
-
-The client (docs/xenstore-client.md): `XenstoreClient` (thread-safe, timeouts, reconnection,
-transactions retried on EAGAIN, watches delivered as `WatchFired` to actors or callbacks, waits
-on `value_to_appear` & co.) and `XenstoreActor`, which owns one in the supervision tree.
+`decode_request`/`encode_reply`/`decode_reply` give payloads meaning (the simulated xenstored
+in `xen.sim.xenstored` uses the same codec). The client (docs/xenstore-client.md):
+`XenstoreClient` (thread-safe, timeouts, reconnection, transactions retried on EAGAIN, watches
+delivered as `WatchFired` to actors or callbacks, waits on `value_to_appear` & co.) and
+`XenstoreActor`, which owns one in the supervision tree and publishes it as a service.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors._lazy import lazy_exports
+from actors import lazy_exports
 
 if TYPE_CHECKING:
     from xen.xenstore._client import (
@@ -58,10 +56,8 @@ if TYPE_CHECKING:
         WatchFired,
         WatchTarget,
     )
-    from xen.xenstore._nodeops import (
-        Quotas,
-    )
     from xen.xenstore._ops import (
+        NodeOps,
         Transaction,
     )
     from xen.xenstore._requests import (
@@ -89,22 +85,6 @@ if TYPE_CHECKING:
         decode_reply,
         decode_request,
         encode_reply,
-    )
-    from xen.xenstore._store import (
-        DOMID_FIRST_RESERVED,
-        INTERNAL_CONN,
-        SPECIAL_PATHS,
-        Disconnect,
-        Result,
-        Send,
-        Store,
-    )
-    from xen.xenstore._tree import (
-        Node,
-        validate_path,
-    )
-    from xen.xenstore._watches import (
-        WatchEvent,
     )
     from xen.xenstore._wire import (
         ABS_PATH_MAX,
@@ -142,13 +122,10 @@ __all__ = [
     "ACTOR_RECONNECT",
     "DEFAULT_RECONNECT",
     "DEFAULT_TRANSACTION_RETRY",
-    "DOMID_FIRST_RESERVED",
     "ERRORS",
     "HEADER_SIZE",
-    "INTERNAL_CONN",
     "PAYLOAD_MAX",
     "REL_PATH_MAX",
-    "SPECIAL_PATHS",
     "Access",
     "AddWatch",
     "AllOf",
@@ -162,7 +139,6 @@ __all__ = [
     "Control",
     "Directory",
     "DirectoryPart",
-    "Disconnect",
     "GetClient",
     "GetDomainPath",
     "GetPerms",
@@ -174,8 +150,8 @@ __all__ = [
     "LocalProtocolError",
     "Mkdir",
     "NoSuchNode",
-    "Node",
     "NodeExists",
+    "NodeOps",
     "NotSupported",
     "Op",
     "Packet",
@@ -186,21 +162,17 @@ __all__ = [
     "PermissionDenied",
     "ProtocolError",
     "QuotaExceeded",
-    "Quotas",
     "Read",
     "Release",
     "RemoteProtocolError",
     "RemoveWatch",
     "Request",
     "ResetWatches",
-    "Result",
     "Resume",
     "RetryPolicy",
     "Rm",
-    "Send",
     "SetPerms",
     "SetTarget",
-    "Store",
     "Transaction",
     "TransactionConflict",
     "TransactionEnd",
@@ -209,7 +181,6 @@ __all__ = [
     "ValueToAppear",
     "ValueToBecome",
     "Watch",
-    "WatchEvent",
     "WatchFired",
     "WatchTarget",
     "Write",
@@ -229,7 +200,6 @@ __all__ = [
     "join_strings",
     "key_to_disappear",
     "split_strings",
-    "validate_path",
     "value_to_appear",
     "value_to_become",
     "watch_event_packet",
@@ -251,16 +221,13 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Control": "xen.xenstore._requests",
     "DEFAULT_RECONNECT": "xen.xenstore._client",
     "DEFAULT_TRANSACTION_RETRY": "xen.xenstore._client",
-    "DOMID_FIRST_RESERVED": "xen.xenstore._store",
     "Directory": "xen.xenstore._requests",
     "DirectoryPart": "xen.xenstore._requests",
-    "Disconnect": "xen.xenstore._store",
     "ERRORS": "xen.xenstore._wire",
     "GetClient": "xen.xenstore._xsactor",
     "GetDomainPath": "xen.xenstore._requests",
     "GetPerms": "xen.xenstore._requests",
     "HEADER_SIZE": "xen.xenstore._wire",
-    "INTERNAL_CONN": "xen.xenstore._store",
     "Introduce": "xen.xenstore._requests",
     "InvalidRequest": "xen.xenstore._clientcore",
     "IsDomainIntroduced": "xen.xenstore._requests",
@@ -269,8 +236,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "LocalProtocolError": "xen.xenstore._wire",
     "Mkdir": "xen.xenstore._requests",
     "NoSuchNode": "xen.xenstore._clientcore",
-    "Node": "xen.xenstore._tree",
     "NodeExists": "xen.xenstore._clientcore",
+    "NodeOps": "xen.xenstore._ops",
     "NotSupported": "xen.xenstore._clientcore",
     "Op": "xen.xenstore._wire",
     "PAYLOAD_MAX": "xen.xenstore._wire",
@@ -282,7 +249,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "PermissionDenied": "xen.xenstore._clientcore",
     "ProtocolError": "xen.xenstore._wire",
     "QuotaExceeded": "xen.xenstore._clientcore",
-    "Quotas": "xen.xenstore._nodeops",
     "REL_PATH_MAX": "xen.xenstore._wire",
     "Read": "xen.xenstore._requests",
     "Release": "xen.xenstore._requests",
@@ -290,15 +256,11 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "RemoveWatch": "xen.xenstore._xsactor",
     "Request": "xen.xenstore._requests",
     "ResetWatches": "xen.xenstore._requests",
-    "Result": "xen.xenstore._store",
     "Resume": "xen.xenstore._requests",
     "RetryPolicy": "xen.xenstore._clientcore",
     "Rm": "xen.xenstore._requests",
-    "SPECIAL_PATHS": "xen.xenstore._store",
-    "Send": "xen.xenstore._store",
     "SetPerms": "xen.xenstore._requests",
     "SetTarget": "xen.xenstore._requests",
-    "Store": "xen.xenstore._store",
     "Transaction": "xen.xenstore._ops",
     "TransactionConflict": "xen.xenstore._clientcore",
     "TransactionEnd": "xen.xenstore._requests",
@@ -307,7 +269,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "ValueToAppear": "xen.xenstore._conditions",
     "ValueToBecome": "xen.xenstore._conditions",
     "Watch": "xen.xenstore._requests",
-    "WatchEvent": "xen.xenstore._watches",
     "WatchFired": "xen.xenstore._dispatch",
     "WatchTarget": "xen.xenstore._dispatch",
     "Write": "xen.xenstore._requests",
@@ -327,7 +288,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "join_strings": "xen.xenstore._wire",
     "key_to_disappear": "xen.xenstore._conditions",
     "split_strings": "xen.xenstore._wire",
-    "validate_path": "xen.xenstore._tree",
     "value_to_appear": "xen.xenstore._conditions",
     "value_to_become": "xen.xenstore._conditions",
     "watch_event_packet": "xen.xenstore._wire",

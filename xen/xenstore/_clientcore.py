@@ -56,6 +56,8 @@ __all__ = [
     "next_state",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 # --- errors the server sends -------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ __all__ = [
     "value_to_become",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 Reader = Callable[[str], "str | None"]
 
 

@@ -122,7 +122,7 @@ class WatchDispatcher:
         if not callable(target):  # an actor: a name or a ref (refs are not callable)
             from pykka import ActorDeadError  # only here: a client without actors stays light
 
-            from actors._names import NoSuchActor, resolve
+            from actors import NoSuchActor, resolve
 
             try:
                 ref = resolve(target)

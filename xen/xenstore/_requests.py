@@ -62,6 +62,8 @@ __all__ = [
     "encode_reply",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 def _inval(detail: str) -> XenstoreError:
     return XenstoreError("EINVAL", detail)

@@ -58,6 +58,8 @@ __all__ = [
     "watch_event_packet",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 # Limits from xs_wire.h. Payload: "violating this is very bad" (the connection is killed).
 PAYLOAD_MAX = 4096
 # Paths: violating these "just gets you an error back" (EINVAL).

@@ -128,6 +128,10 @@ class XenstoreActor(Actor):
         if self._client is not None:
             self._client.close()
 
+    def published(self) -> XenstoreClient | None:
+        """The client, for ``actors.service(name, XenstoreClient)``."""
+        return self._client
+
     def snapshot(self) -> dict[str, Any]:
         return {"watches": [[p, t, target] for (p, t), target in sorted(self._watches.items())]}
 

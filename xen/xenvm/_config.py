@@ -24,11 +24,11 @@ Failure: any bad key, value or bound raises ConfigError naming the key, the valu
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from xen.xenops._memory import required_to_boot_kib as _required_to_boot_kib
+from xen.xenops import required_to_boot_kib as _required_to_boot_kib
 from xen.xenvm._config_devices import (
     CpuidConfig,
     DiskConfig,
@@ -54,7 +54,8 @@ __all__ = [
     "set_field",
 ]
 
-log = logging.getLogger(__name__)
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 MAX_CONFIG_BYTES = 1 << 20  # a VM config is a few KiB; 1 MiB leaves room and bounds memory
 MAX_LINE_BYTES = 8192       # longer than any path list xenvm ever wrote on one line
@@ -211,8 +212,11 @@ def _build(
         raise err.at(line=None, source=source) from None
 
 
-def parse_config(text: str, *, strict: bool = False, source: str | None = None) -> VmConfig:
-    """Parse a config file's text. `source` (a file name) only labels error messages."""
+def parse_config(text: str, *, strict: bool = False, source: str | None = None,
+                 warn: Callable[[str], None] | None = None) -> VmConfig:
+    """Parse a config file's text. `source` (a file name) only labels error messages; `warn`
+    is told about each line kept or skipped without being understood (unless `strict`, which
+    refuses them)."""
     scalars: dict[str, Any] = {}
     lists: dict[str, list[Any]] = {}
     unknown: list[tuple[str, str]] = []
@@ -225,13 +229,15 @@ def parse_config(text: str, *, strict: bool = False, source: str | None = None) 
             if strict:
                 raise ConfigError(line, None, "not a `key = value` line", line=number,
                                   source=source)
-            log.warning("%s:%d: ignoring line without `key = value`: %r", source, number, line)
+            if warn is not None:
+                warn(f"{source}:{number}: ignoring line without `key = value`: {line!r}")
             continue
         key = KEY_ALIASES.get(name)
         if key is None:
             if strict:
                 raise ConfigError(name, value, "unknown config key", line=number, source=source)
-            log.warning("%s:%d: unknown config key %r kept as is", source, number, name)
+            if warn is not None:
+                warn(f"{source}:{number}: unknown config key {name!r} kept as is")
             unknown.append((name, value))
             continue
         try:

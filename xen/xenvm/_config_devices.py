@@ -29,8 +29,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from xen.xenops._devid import name_to_devid
-from xen.xenops._layout import PhysType
+from xen.xenops import PhysType, name_to_devid
 from xen.xenvm._config_values import parse_bool, parse_int
 
 __all__ = [
@@ -49,6 +48,8 @@ __all__ = [
     "sanitise_nics",
     "vm_mac",
 ]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 SNAPSHOT_MODES = ("none", "temporary", "temporary-encrypted", "coalesce", "scripted",
                   "scripted-author", "scripted-no-snapshot")

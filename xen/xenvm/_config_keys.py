@@ -41,6 +41,8 @@ from xen.xenvm._config_values import (
 
 __all__ = ["KEY_ALIASES", "LIST_KEYS", "SCALAR_KEYS", "Key"]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 
 

@@ -35,6 +35,8 @@ __all__ = [
     "parse_int",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 _TRUE = frozenset({"1", "y", "yes", "true"})
 _FALSE = frozenset({"0", "n", "no", "false"})
 _INT_RE = re.compile(r"[+-]?(0[xX][0-9a-fA-F]+|[0-9]+)")

@@ -29,14 +29,19 @@ from typing import Any
 
 from jeepney.low_level import HeaderFields, Message
 
-from actors._actor import actor_of, handles
-from actors._names import NoSuchActor, resolve
-from rpc.dbus._connection import DO_NOT_QUEUE, PRIMARY_OWNER
-from rpc.dbus._errors import FAILED, SERVICE_UNKNOWN
-from rpc.dbus._messages import error_reply, method_return, no_reply_expected, signal
-from rpc.dbus._service import BusService
-from rpc.idl._model import Arg, Direction, Interface, Method
-from rpc.idl._render import render_introspection
+from actors import NoSuchActor, actor_of, handles, resolve
+from rpc.dbus import (
+    DO_NOT_QUEUE,
+    FAILED,
+    PRIMARY_OWNER,
+    SERVICE_UNKNOWN,
+    BusService,
+    error_reply,
+    method_return,
+    no_reply_expected,
+    signal,
+)
+from rpc.idl import Arg, Direction, Interface, Method, render_introspection
 from xen.xenvm._monitor import (
     RegisterVm,
     RunTask,

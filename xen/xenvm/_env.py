@@ -21,15 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from xen._hverrors import Unsupported
-from xen.xenops._executor import HostActions, PlanExecutor
-from xen.xenops._host import SimHostActions
-from xen.xenops._plan import DEFAULT_TIMEOUTS, BuildResult, Timeouts
+from actors import service
+from xen.hypervisor import Hypervisor, Unsupported
+from xen.xenops import (
+    DEFAULT_TIMEOUTS,
+    BuildResult,
+    HostActions,
+    PlanExecutor,
+    SimHostActions,
+    Timeouts,
+)
+from xen.xenstore import XenstoreClient
 
 if TYPE_CHECKING:
-    from xen.backend import Hypervisor
-    from xen.xenops._memory import BuildMemory
-    from xen.xenstore._client import XenstoreClient
+    from xen.xenops import BuildMemory
     from xen.xenvm._config import VmConfig
 
 __all__ = ["Builder", "SimBuilder", "StaticEnv", "TreeEnv", "UnsupportedBuilder", "XenEnv",
@@ -64,9 +69,14 @@ class UnsupportedBuilder:
 class XenEnv(Protocol):
     """What a monitor needs; resolved at each use."""
 
-    timeouts: Timeouts
-    builder: Builder
-    state_dir: Path
+    @property
+    def timeouts(self) -> Timeouts: ...
+
+    @property
+    def builder(self) -> Builder: ...
+
+    @property
+    def state_dir(self) -> Path: ...
 
     def hypervisor(self) -> Hypervisor: ...
 
@@ -78,7 +88,7 @@ class XenEnv(Protocol):
     def host_actions(self) -> HostActions: ...
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StaticEnv:
     """An environment of fixed objects (tests, tools)."""
 
@@ -107,7 +117,7 @@ class StaticEnv:
         return self.host
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class TreeEnv:
     """Resolves the tree's hypervisor and xenstore actors at each use."""
 
@@ -120,13 +130,11 @@ class TreeEnv:
 
     def hypervisor(self) -> Hypervisor:
         """The current backend of the hypervisor actor."""
-        from actors import actor_of, resolve
-        return actor_of(resolve(self.hypervisor_name)).backend  # type: ignore[attr-defined]
+        return service(self.hypervisor_name, Hypervisor)
 
     def xenstore(self) -> XenstoreClient:
         """The current client of the xenstore actor."""
-        from actors import actor_of, resolve
-        return actor_of(resolve(self.xenstore_name)).client  # type: ignore[attr-defined]
+        return service(self.xenstore_name, XenstoreClient)
 
     def executor(self) -> PlanExecutor:
         """An executor over the current connections."""

@@ -59,6 +59,8 @@ __all__ = [
     "render_table",
 ]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 
 class State(enum.Enum):
     """Lifecycle states; values are the strings clients see."""

@@ -30,28 +30,31 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import xen.xenvm._lifecycle as lc
-from xen._hverrors import HypervisorError, NoSuchDomain
-from xen.backend import DomainInfo, ShutdownReason
-from xen.xenops._atomics import HypervisorCall, Plan, WaitDomain
-from xen.xenops._devspec import DeviceSpec, VbdSpec
-from xen.xenops._dm import start_device_model
-from xen.xenops._executor import CancelToken, PlanFailed
-from xen.xenops._layout import PhysType
-from xen.xenops._observe import observe_domain
-from xen.xenops._plan import (
-    ShutdownReason as XsShutdownReason,
-)
-from xen.xenops._plan import (
+from xen.hypervisor import DomainInfo, HypervisorError, NoSuchDomain, ShutdownReason
+from xen.xenops import (
+    CancelToken,
+    DeviceSpec,
+    HypervisorCall,
+    PhysType,
+    Plan,
+    PlanFailed,
+    VbdSpec,
+    WaitDomain,
     domain_create_call,
+    observe_domain,
     order_devices,
     plan_build_post,
     plan_build_pre,
     plan_device_add,
     plan_domain_create,
+    plan_domain_destroy,
     plan_shutdown_request,
     plan_vcpus,
+    start_device_model,
 )
-from xen.xenops._teardown import plan_domain_destroy
+from xen.xenops import (
+    ShutdownReason as XsShutdownReason,
+)
 from xen.xenvm._config import VmConfig, required_to_boot_kib
 from xen.xenvm._config_devices import DiskConfig
 from xen.xenvm._lifecycle import DeathCause, IllegalTransition, State, next_state, reaction

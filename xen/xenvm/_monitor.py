@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import xen.xenvm._vmops as _vmops
-from actors._actor import Actor, actor_of, handles
-from actors._names import resolve
+from actors import Actor, actor_of, handles, resolve
 from xen.xenvm._config import VmConfig, config_from_dict, format_config, get_field, parse_config
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._env import get_env
@@ -122,7 +121,7 @@ def _tell_bus(message: RegisterVm | UnregisterVm) -> None:
 
 def _load_config(config: str | Mapping[str, Any]) -> VmConfig:
     if isinstance(config, str):
-        return parse_config(config, source="start argument")
+        return parse_config(config, source="start argument", warn=logger.warning)
     return config_from_dict(config)
 
 

@@ -23,11 +23,23 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from xen.xenops._devspec import PciDev, PciSpec, PvDeviceSpec, VbdSpec, VifSpec
-from xen.xenops._dmargs import DmInfo, DmNic, Vnc
-from xen.xenops._layout import Kind, PhysType, Protocol
-from xen.xenops._memory import BuildMemory, build_memory, kib_of_mib
-from xen.xenops._plan import DomainSpec
+from xen.xenops import (
+    BuildMemory,
+    DmInfo,
+    DmNic,
+    DomainSpec,
+    Kind,
+    PciDev,
+    PciSpec,
+    PhysType,
+    Protocol,
+    PvDeviceSpec,
+    VbdSpec,
+    VifSpec,
+    Vnc,
+    build_memory,
+    kib_of_mib,
+)
 from xen.xenvm._config import VmConfig
 from xen.xenvm._config_devices import DiskConfig, NicConfig
 from xen.xenvm._config_values import ConfigError, format_bool
@@ -45,6 +57,8 @@ __all__ = [
     "vbd_spec",
     "vif_specs",
 ]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 HVMLOADER = "/usr/lib/xen/boot/hvmloader"
 

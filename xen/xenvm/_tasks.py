@@ -19,6 +19,8 @@ from typing import Literal
 
 __all__ = ["TASKS", "Arg", "TaskCall", "TaskError", "TaskSpec", "member_to_task", "parse_task"]
 
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
 Kind = Literal["query", "op"]
 ArgType = Literal["bool", "int", "str", "float"]
 

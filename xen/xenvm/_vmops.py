@@ -24,16 +24,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import xen.xenvm._lifecycle as lc
-from actors._codec import CodecError, decode, encode
-from xen._hverrors import HypervisorError, Unsupported
-from xen.backend import ShutdownReason
-from xen.xenops._atomics import Plan, WaitDomain
-from xen.xenops._devspec import DeviceSpec
-from xen.xenops._executor import PlanFailed
-from xen.xenops._observe import observe_domain
-from xen.xenops._plan import ShutdownReason as XsShutdownReason
-from xen.xenops._plan import plan_device_add, plan_set_memory_target, plan_shutdown_request
-from xen.xenops._teardown import plan_device_remove
+from actors import CodecError, decode, encode
+from xen.hypervisor import HypervisorError, ShutdownReason, Unsupported
+from xen.xenops import (
+    DeviceSpec,
+    Plan,
+    PlanFailed,
+    WaitDomain,
+    observe_domain,
+    plan_device_add,
+    plan_device_remove,
+    plan_set_memory_target,
+    plan_shutdown_request,
+)
+from xen.xenops import ShutdownReason as XsShutdownReason
 from xen.xenvm._config import VmConfig, add_entry, config_from_dict, config_to_dict, set_field
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._env import SimBuilder
@@ -212,7 +216,7 @@ def remove_device(vm: VmMachine, key: str, ident: str) -> None:
 
 def _frontend_name(vm: VmMachine, key: str, ident: str) -> tuple[str, int]:
     if key == "disk":
-        from xen.xenops._devid import name_to_devid
+        from xen.xenops import name_to_devid
         return ("vbd", name_to_devid(ident))
     return ("vif", int(ident))
 

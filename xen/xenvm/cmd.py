@@ -39,10 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"xenvm-cmd: bad argument {item!r}: expected key=value", file=sys.stderr)
             return 2
         params[key] = value
-    from rpc.dbus._address import resolve_address
-    from rpc.dbus._connection import BusConnection
-    from rpc.dbus._errors import DBusError
-    from rpc.dbus._messages import method_call
+    from rpc.dbus import BusConnection, DBusError, method_call, resolve_address
     name = "org.xen.vm.uuid_" + args.uuid.replace("-", "_")
     try:
         conn = BusConnection(resolve_address(args.bus, session=args.session))

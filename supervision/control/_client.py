@@ -1,0 +1,135 @@
+"""A blocking client of the control socket (used by the shell and the tests).
+
+``ControlClient(path).call(op, wait=None, **args)`` sends one request and waits (bounded by
+``wait`` or the client's timeout) for its answer; ``stream(op, **args)`` yields the streamed
+events and ends with the final answer (``cancel()`` from another thread, or closing, stops
+it). Errors come back as :class:`ControlError` with the protocol's ``kind``. Only light
+modules are imported: the shell must start fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from supervision.control._proto import PROTOCOL_VERSION, FrameParser, frame
+
+__all__ = ["ControlClient", "ControlError"]
+
+
+class ControlError(Exception):
+    """An error answer (``kind``: bad-request, not-found, timeout, refused, failed) or a
+    connection problem (``kind`` = ``connection``)."""
+
+    def __init__(self, message: str, kind: str = "failed") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ControlClient:
+    """One connection to the control socket at ``path``."""
+
+    def __init__(self, path: Path | str, timeout: float = 10.0) -> None:
+        self.path = str(path)
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._parser = FrameParser()
+        self._pending: list[Any] = []
+        self._lock = threading.Lock()
+        self._stream_id: int | None = None
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(self.path)
+        except OSError as exc:
+            self._sock.close()
+            raise ControlError(f"cannot connect to the control socket {self.path}: "
+                               f"{exc.strerror or exc}", "connection") from None
+        self.server = self.call("hello", version=PROTOCOL_VERSION)
+
+    def _send(self, op: str, args: dict[str, Any]) -> int:
+        rid = next(self._ids)
+        try:
+            self._sock.sendall(frame({"id": rid, "op": op, "args": args}))
+        except OSError as exc:
+            raise ControlError(f"control socket: {exc}", "connection") from None
+        return rid
+
+    def _next(self, timeout: float | None) -> Any:
+        while not self._pending:
+            self._sock.settimeout(timeout)
+            try:
+                data = self._sock.recv(65536)
+            except TimeoutError:
+                raise ControlError(f"no answer within {timeout:g} s", "timeout") from None
+            except OSError as exc:
+                raise ControlError(f"control socket: {exc}", "connection") from None
+            if not data:
+                raise ControlError("the supervisor closed the control socket", "connection")
+            self._pending.extend(self._parser.feed(data))
+        return self._pending.pop(0)
+
+    def call(self, op: str, *, wait: float | None = None, **args: Any) -> Any:
+        """Send ``op`` with ``args`` and return its result (``ControlError`` on an error
+        answer). ``wait``: how long this client waits (default: its timeout); an operation's
+        own ``timeout`` argument goes in ``args``."""
+        with self._lock:
+            rid = self._send(op, args)
+            while True:
+                msg = self._next(wait or self.timeout)
+                if msg.get("id") != rid or msg.get("more"):
+                    continue
+                if msg.get("ok"):
+                    return msg.get("result")
+                raise ControlError(str(msg.get("error")), str(msg.get("kind", "failed")))
+
+    def stream(self, op: str, **args: Any) -> Iterator[Any]:
+        """Yield the events of a streamed operation until it ends."""
+        with self._lock:
+            rid = self._send(op, args)
+            self._stream_id = rid
+            try:
+                while True:
+                    try:
+                        msg = self._next(1.0)
+                    except ControlError as exc:
+                        if exc.kind == "timeout":
+                            continue
+                        raise
+                    if msg.get("id") != rid:
+                        continue
+                    if msg.get("more"):
+                        yield msg.get("event")
+                        continue
+                    if not msg.get("ok"):
+                        raise ControlError(str(msg.get("error")), str(msg.get("kind")))
+                    return
+            finally:
+                self._stream_id = None
+
+    def cancel(self) -> None:
+        """Cancel the running stream (safe from another thread or a signal handler)."""
+        rid = self._stream_id
+        if rid is not None:
+            try:
+                self._sock.sendall(frame({"id": next(self._ids), "op": "cancel",
+                                          "args": {"request": rid}}))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Close the connection."""
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -1,0 +1,185 @@
+"""The dom0 supervision tree: what the configuration turns into, and how it runs.
+
+The tree (children in start order; each can be disabled in the configuration)::
+
+    /  (one_for_one)
+    ├── bus          the private dbus-daemon (bus = "private" only)
+    ├── identity     caller identity on the bus (org.openxt.toolstack.identity)
+    ├── persistence  dbd: store, flusher, service (rest_for_one)
+    ├── xen          hypervisor, xenstore, watcher (rest_for_one)
+    ├── vms          one VM monitor per VM (simple_one_for_one, resume)
+    ├── xenvm-bus    the monitors on DBus (org.xen.vm.uuid_*)
+    └── control      the control socket for oxt-shell
+
+Services on the bus crash when the bus goes away and come back (with backoff) when it is
+back, so the root can be ``one_for_one``. Proxy instances from the configuration are reported
+and skipped: the proxy is not implemented yet. The root's escalation ends the process with
+status 1 (a service manager restarts it; the next start resumes every VM monitor from its
+snapshot and adopts its domain).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from supervision._spec import Backoff, ChildSpec, SupFlags, start_actor
+from supervision.control import ControlActor, OpContext, Operation, OpError
+from supervision.dom0._config import Dom0Config
+
+if TYPE_CHECKING:
+    from xen.xenvm import TreeEnv
+
+__all__ = [
+    "build_specs",
+    "bus_address",
+    "make_env",
+    "sd_notify",
+    "sim_sockets",
+    "vm_operations",
+]
+
+logger = logging.getLogger("oxt-supervisor")
+
+
+def bus_address(cfg: Dom0Config) -> str:
+    """The address the tree's services use."""
+    if cfg.bus == "private":
+        return f"unix:path={(cfg.state_dir / 'dbus' / 'system_bus_socket').resolve()}"
+    from rpc.dbus import SYSTEM_BUS, resolve_address
+    if cfg.bus == "system":
+        return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or SYSTEM_BUS
+    return resolve_address(cfg.bus)
+
+
+def sim_sockets(cfg: Dom0Config) -> tuple[str | None, str | None]:
+    """(xenstore socket, hypervisor socket) for the configured backend."""
+    if cfg.backend == "sim":
+        sim = cfg.under_state(cfg.sim_state_dir).resolve()
+        return (cfg.xenstore_socket or str(sim / "xenstored" / "socket"),
+                cfg.hypervisor_socket or str(sim / "hypervisor" / "socket"))
+    return (cfg.xenstore_socket or os.environ.get("XENSTORED_PATH"), None)
+
+
+def make_env(cfg: Dom0Config) -> TreeEnv:
+    """The Xen environment VM monitors use (sim builder and host actions, or dom0's)."""
+    from xen.xenops import Dom0HostActions, SimHostActions
+    from xen.xenvm import SimBuilder, TreeEnv, UnsupportedBuilder
+    if cfg.backend == "sim":
+        xs, _hv = sim_sockets(cfg)
+        return TreeEnv(builder=SimBuilder(), host=SimHostActions(xenstore_path=xs),
+                       state_dir=cfg.state_dir)
+    return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(),
+                   state_dir=cfg.state_dir)
+
+
+def build_specs(cfg: Dom0Config) -> list[ChildSpec]:
+    """The root's children for ``cfg`` (see the module docstring)."""
+    from persistence import db_supervisor_spec
+    from rpc.dbus import BusDaemon, IdentityService
+    from xen.tree import vms_spec, xen_spec
+    from xen.xenvm import XenvmBus
+
+    address = bus_address(cfg)
+    specs: list[ChildSpec] = []
+    if cfg.bus == "private":
+        specs.append(ChildSpec("bus", start_actor(BusDaemon, str(cfg.state_dir.resolve()))))
+    if cfg.identity:
+        specs.append(ChildSpec("identity", start_actor(IdentityService, address)))
+    if cfg.persistence:
+        specs.append(db_supervisor_spec(str(cfg.under_state(cfg.db_root)), address,
+                                        cfg.flush_interval))
+    if cfg.xen:
+        xs, hv = sim_sockets(cfg)
+        specs.append(xen_spec(backend=cfg.backend, hypervisor_socket=hv, xenstore_socket=xs))
+    if cfg.vms:
+        specs.append(vms_spec(intensity=cfg.vms_intensity, period=cfg.vms_period))
+    if cfg.xenvm_bus and cfg.vms:
+        specs.append(ChildSpec("xenvm-bus", start_actor(XenvmBus, address)))
+    for proxy in cfg.proxies:
+        logger.warning("rpc-proxy instance %r configured but the proxy is not implemented "
+                       "yet: not started", " ".join(proxy.argv))
+    specs.append(ChildSpec("control", start_actor(
+        ControlActor, str(cfg.under_state(cfg.control_socket)), vm_operations())))
+    return specs
+
+
+def root_flags(cfg: Dom0Config) -> SupFlags:
+    """The root supervisor's flags (with a backoff: a failing restart retries gently)."""
+    return SupFlags(intensity=cfg.intensity, period=cfg.period, backoff=Backoff(0.1, 5.0))
+
+
+# ------------------------------------------------------------------ vm.* control operations
+
+def _op_vm_add(ctx: OpContext, args: dict[str, Any]) -> Any:
+    from actors import ask
+    from supervision._messages import StartChild, SupervisorError
+    vm, config = args["uuid"], args["config"]
+    if not isinstance(vm, str) or not isinstance(config, str):
+        raise OpError("vm.add takes uuid and config (the config file text)", "bad-request")
+    try:
+        info = ask("/vms", StartChild(vm, (vm, config, "default")), timeout=30)
+    except SupervisorError as exc:
+        raise OpError(str(exc), "refused") from None
+    return info.to_dict()
+
+
+def _op_vm_task(ctx: OpContext, args: dict[str, Any]) -> Any:
+    from actors import NoSuchActor
+    from xen.xenvm import TaskError, vm_task
+    params = args.get("params", {})
+    timeout = args.get("timeout", 120.0)
+    if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+        raise OpError("vm.task params must be a map of strings", "bad-request")
+    try:
+        return vm_task(str(args["uuid"]), str(args["task"]), params, timeout=float(timeout))
+    except TaskError as exc:
+        raise OpError(str(exc), "refused") from None
+    except NoSuchActor:
+        raise OpError(f"no VM monitor for {args['uuid']}", "not-found") from None
+    except TimeoutError:
+        raise OpError(f"{args['task']} did not finish within {timeout} s", "timeout") from None
+
+
+def vm_operations() -> dict[str, Operation]:
+    """The ``vm.*`` operations of the control socket."""
+    return {"vm.add": _op_vm_add, "vm.task": _op_vm_task}
+
+
+# ------------------------------------------------------------------ readiness
+
+_NOTIFY: list[str | None] = []
+
+
+def sd_notify(state: str) -> bool:
+    """Send ``state`` (e.g. ``READY=1``) to the service manager's ``$NOTIFY_SOCKET``.
+
+    The variable is taken out of the environment at the first call (as sd_notify's
+    ``unset_environment``), so the processes we start (dbus-daemon reads it too) do not send
+    readiness in our name. True if sent.
+    """
+    if not _NOTIFY:
+        _NOTIFY.append(os.environ.pop("NOTIFY_SOCKET", None))
+    target = _NOTIFY[0]
+    if not target:
+        return False
+    addr = "\0" + target[1:] if target.startswith("@") else target
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(state.encode(), addr)
+        except OSError as exc:
+            logger.warning("sd_notify to %s failed: %s", target, exc)
+            return False
+    return True
+
+
+def write_ready_file(path: Path, text: str) -> None:
+    """Write ``path`` atomically (its presence means ready)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+

@@ -1,0 +1,304 @@
+"""`SimBackend`: the `xen.hypervisor.Hypervisor` interface over the simulated hypervisor's socket.
+
+A blocking client of `xen.hypervisor.wire` on one unix socket connection, opened at the first
+request and re-opened after a failure. Thread-safe: requests from several threads are sent one
+at a time (a lock held for the request and its reply).
+
+Every request is bounded by ``timeout`` seconds, waiting for the lock included. Failures:
+- the server's error replies are raised as the `xen.hypervisor` class they name (NoSuchDomain,
+  OutOfMemory, InvalidArgument, ...), with the server's message and errno; the connection stays;
+- no socket file, nobody listening, the connection lost mid-request or a reply that breaks the
+  protocol raise `Unavailable` naming the socket (then whether the request took effect is
+  unknown); no reply within the timeout raises `HypervisorTimeout`. In these cases the
+  connection is dropped, and the next request connects again. Nothing is retried: an operation
+  is never applied twice by this client.
+- after `close`, every request raises `Unavailable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from xen.hypervisor._errors import (
+    ERRORS,
+    HypervisorError,
+    HypervisorTimeout,
+    InvalidArgument,
+    Unavailable,
+)
+from xen.hypervisor._values import (
+    MAX_SHADOW_MIB,
+    DomainInfo,
+    DomainSpec,
+    HvmParam,
+    PhysInfo,
+    ShutdownReason,
+    Version,
+    check_domid,
+    check_hvm_param,
+    check_range,
+)
+from xen.hypervisor.wire import (
+    MAX_FRAME,
+    MAX_INFOLIST,
+    BadPayload,
+    ErrorReply,
+    HvClientProtocol,
+    ProtocolError,
+    decode_dataclass,
+    encode_value,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["SimBackend"]
+
+T = TypeVar("T")
+_RECV_SIZE = 65536
+_U32_MAX = (1 << 32) - 1
+_U64_MAX = (1 << 64) - 1
+
+
+class SimBackend:
+    """The simulated hypervisor at ``socket_path``; see the module docstring."""
+
+    name = "sim"
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout!r}")
+        self._path = os.fspath(socket_path)
+        self._timeout = timeout
+        self._max_frame = max_frame
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._proto = HvClientProtocol(max_frame)
+        self._closed = False
+
+    @property
+    def socket_path(self) -> str:
+        return self._path
+
+    # --- host ----------------------------------------------------------------------------------
+
+    def version(self) -> Version:
+        return self._decode(Version, self._call("version"), "version")
+
+    def physinfo(self) -> PhysInfo:
+        return self._decode(PhysInfo, self._call("physinfo"), "physinfo")
+
+    # --- domains -------------------------------------------------------------------------------
+
+    def create(self, spec: DomainSpec) -> int:
+        domid = self._call("create", spec=encode_value(spec))
+        if isinstance(domid, bool) or not isinstance(domid, int):
+            raise HypervisorError(f"the simulated hypervisor answered create with {domid!r:.40}")
+        return domid
+
+    def pause(self, domid: int) -> None:
+        check_domid(domid)
+        self._call("pause", domid=domid)
+
+    def unpause(self, domid: int) -> None:
+        check_domid(domid)
+        self._call("unpause", domid=domid)
+
+    def shutdown(self, domid: int, reason: ShutdownReason) -> None:
+        check_domid(domid)
+        self._call("shutdown", domid=domid, reason=int(reason))
+
+    def destroy(self, domid: int) -> None:
+        check_domid(domid)
+        self._call("destroy", domid=domid)
+
+    def getinfolist(self, first: int = 0, max_domains: int = 1024) -> list[DomainInfo]:
+        for name, value in (("first", first), ("max_domains", max_domains)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgument(f"getinfolist: {name} must be an integer >= 0, got {value!r}")
+        out: list[DomainInfo] = []
+        while len(out) < max_domains:
+            want = min(max_domains - len(out), MAX_INFOLIST)
+            batch = self._decode_list(
+                self._call("getinfolist", first=first, max_domains=want), "getinfolist")
+            out += batch
+            if len(batch) < want:
+                break
+            first = batch[-1].domid + 1
+        return out
+
+    def getinfo(self, domid: int) -> DomainInfo:
+        check_domid(domid)
+        return self._decode(DomainInfo, self._call("getinfo", domid=domid), "getinfo")
+
+    def setmaxmem(self, domid: int, kib: int) -> None:
+        check_domid(domid)
+        self._call("setmaxmem", domid=domid, kib=kib)
+
+    def set_handle(self, domid: int, handle: uuid.UUID) -> None:
+        check_domid(domid)
+        if not isinstance(handle, uuid.UUID):
+            raise InvalidArgument(f"set_handle: {handle!r} is not a uuid.UUID")
+        self._call("set_handle", domid=domid, handle=handle.bytes)
+
+    def find_by_handle(self, handle: uuid.UUID) -> list[DomainInfo]:
+        if not isinstance(handle, uuid.UUID):
+            raise InvalidArgument(f"find_by_handle: {handle!r} is not a uuid.UUID")
+        return self._decode_list(self._call("find_by_handle", handle=handle.bytes),
+                                 "find_by_handle")
+
+    # --- domain build --------------------------------------------------------------------------
+
+    def max_vcpus(self, domid: int, vcpus: int) -> None:
+        check_domid(domid)
+        check_range(f"max_vcpus of domain {domid}", "vcpu count", vcpus, 1, _U32_MAX)
+        self._call("max_vcpus", domid=domid, vcpus=vcpus)
+
+    def shadow_allocation(self, domid: int, mib: int) -> int:
+        check_domid(domid)
+        what = f"shadow_allocation of domain {domid}"
+        check_range(what, "size in MiB", mib, 0, MAX_SHADOW_MIB)
+        return self._int_reply(self._call("shadow_allocation", domid=domid, mib=mib), what,
+                               _U32_MAX)
+
+    def set_hvm_param(self, domid: int, param: HvmParam, value: int) -> None:
+        check_domid(domid)
+        what = f"set_hvm_param of domain {domid}"
+        index = check_hvm_param(what, param)
+        check_range(f"{what}, {index.name}", "value", value, 0, _U64_MAX)
+        self._call("set_hvm_param", domid=domid, param=int(index), value=value)
+
+    def get_hvm_param(self, domid: int, param: HvmParam) -> int:
+        check_domid(domid)
+        what = f"get_hvm_param of domain {domid}"
+        index = check_hvm_param(what, param)
+        return self._int_reply(self._call("get_hvm_param", domid=domid, param=int(index)),
+                               what, _U64_MAX)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; later requests raise `Unavailable`. A request in flight in
+        another thread fails with `Unavailable`."""
+        self._closed = True
+        if self._lock.acquire(timeout=self._timeout):
+            try:
+                self._disconnect()
+            finally:
+                self._lock.release()
+        else:
+            sock = self._sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the request in flight
+
+    def __enter__(self) -> SimBackend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _decode(self, cls: type[T], value: Any, op: str) -> T:
+        try:
+            return decode_dataclass(cls, value)
+        except BadPayload as exc:
+            raise HypervisorError(
+                f"the simulated hypervisor at {self._path} sent a malformed {op} reply: {exc}"
+            ) from None
+
+    def _int_reply(self, value: Any, what: str, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise HypervisorError(
+                f"{what}: the simulated hypervisor at {self._path} answered {value!r:.40}")
+        return value
+
+    def _decode_list(self, value: Any, op: str) -> list[DomainInfo]:
+        if not isinstance(value, list):
+            raise HypervisorError(
+                f"the simulated hypervisor at {self._path} answered {op} with {value!r:.40}")
+        return [self._decode(DomainInfo, item, op) for item in value]
+
+    def _call(self, op: str, **args: Any) -> Any:
+        deadline = time.monotonic() + self._timeout
+        if not self._lock.acquire(timeout=self._timeout):
+            raise HypervisorTimeout(
+                f"{op}: another request to the simulated hypervisor at {self._path} held the "
+                f"connection for over {self._timeout} s")
+        try:
+            if self._closed:
+                raise Unavailable(f"{op}: the connection to {self._path} was closed")
+            sock = self._sock if self._sock is not None else self._connect(deadline)
+            req = self._proto.request(op, **args)
+            try:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                sock.sendall(self._proto.send(req))
+                while True:
+                    sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                    data = sock.recv(_RECV_SIZE)
+                    if not data:
+                        raise ConnectionResetError("the server closed the connection")
+                    for reply in self._proto.feed(data):
+                        if isinstance(reply, ErrorReply):
+                            cls = ERRORS.get(reply.name, HypervisorError)
+                            raise cls(reply.message, errno=reply.errno)
+                        return reply.value
+            except TimeoutError:
+                self._disconnect()
+                raise HypervisorTimeout(
+                    f"{op}: no answer from the simulated hypervisor at {self._path} within "
+                    f"{self._timeout} s (the connection was dropped; whether {op} took effect "
+                    f"is unknown)") from None
+            except (OSError, ProtocolError) as exc:
+                self._disconnect()
+                raise Unavailable(
+                    f"{op}: the simulated hypervisor at {self._path} went away or broke the "
+                    f"protocol ({exc}); whether {op} took effect is unknown") from None
+        finally:
+            self._lock.release()
+
+    def _connect(self, deadline: float) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            sock.connect(self._path)
+        except FileNotFoundError:
+            sock.close()
+            raise Unavailable(
+                f"the simulated hypervisor socket {self._path} does not exist "
+                f"(is the simulated host running?)") from None
+        except ConnectionRefusedError:
+            sock.close()
+            raise Unavailable(
+                f"nobody listens on {self._path} (a stale socket: the simulated host is not "
+                f"running)") from None
+        except OSError as exc:
+            sock.close()
+            raise Unavailable(f"cannot connect to the simulated hypervisor at {self._path}: "
+                              f"{exc}") from None
+        self._sock = sock
+        self._proto = HvClientProtocol(self._max_frame)
+        return sock
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
