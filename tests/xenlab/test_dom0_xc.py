@@ -25,8 +25,7 @@ from tests.xenlab.dom0 import (
     wait_for,
     xl_info,
 )
-from xen.hypervisor import InvalidArgument, NoSuchDomain
-from xen.hypervisor._interface import DomainInfo
+from xen.hypervisor import DomainInfo, InvalidArgument, NoSuchDomain
 from xen.xc import XcBackend
 
 pytestmark = on_xen
