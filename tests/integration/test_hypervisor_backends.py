@@ -22,8 +22,17 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_until
-from xen.hypervisor import MAX_SHADOW_MIB, InvalidArgument, NoSuchDomain, SimBackend
-from xen.hypervisor._interface import DomainSpec, HvmParam, Hypervisor, ShutdownReason, iter_domains
+from xen.hypervisor import (
+    MAX_SHADOW_MIB,
+    DomainSpec,
+    HvmParam,
+    Hypervisor,
+    InvalidArgument,
+    NoSuchDomain,
+    ShutdownReason,
+    SimBackend,
+    iter_domains,
+)
 from xen.sim.hypervisor._model import SimHypervisor
 from xen.sim.hypervisor._server import HypervisorServer
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_until
-from xen.hypervisor._errors import Unsupported
+from xen.hypervisor import Unsupported
 from xen.sim.xenstored import XenstoredServer
 from xen.xenops._dm import (
     DeviceModelError,

@@ -22,8 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_until
-from xen.hypervisor import SimBackend
-from xen.hypervisor._interface import DomainInfo, DomainSpec, ShutdownReason
+from xen.hypervisor import DomainInfo, DomainSpec, ShutdownReason, SimBackend
 from xen.sim import SimHost
 from xen.xenops import (
     ConsoleSpec,
@@ -353,7 +352,7 @@ def test_guest_waits_for_its_introduction(world: World) -> None:
 
 _CLIENT = """
 import sys, uuid
-from xen.hypervisor._interface import DomainSpec
+from xen.hypervisor import DomainSpec
 from xen.hypervisor import SimBackend
 from xen.xenstore import XenstoreClient
 hv = SimBackend(sys.argv[1] + "/hypervisor/socket")

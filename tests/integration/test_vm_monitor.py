@@ -13,7 +13,7 @@ import pytest
 import actors
 from tests.helpers import wait_until
 from tests.integration.xen_fixtures import XenTree, vm_config, xen_tree
-from xen.hypervisor._interface import ShutdownReason
+from xen.hypervisor import ShutdownReason
 from xen.xenvm._tasks import TaskError
 
 pytestmark = pytest.mark.integration

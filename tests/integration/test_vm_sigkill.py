@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 
 from tests.integration.xen_fixtures import xen_tree
-from xen.hypervisor import SimBackend
-from xen.hypervisor._interface import ShutdownReason
+from xen.hypervisor import ShutdownReason, SimBackend
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_until
-from xen.hypervisor import SimBackend
-from xen.hypervisor._errors import NoSuchDomain
+from xen.hypervisor import NoSuchDomain, SimBackend
 from xen.sim import SimHost
 from xen.xenops._cli_env import CliError, UsageError, choose_target
 from xen.xenops._dm import start_device_model

@@ -9,7 +9,7 @@ import uuid
 import msgpack
 import pytest
 
-from xen.hypervisor._interface import DomainInfo, DomainSpec, HvmParam, PhysInfo, Version
+from xen.hypervisor import DomainInfo, DomainSpec, HvmParam, PhysInfo, Version
 from xen.hypervisor.wire import (
     MAX_INFOLIST,
     OPS,

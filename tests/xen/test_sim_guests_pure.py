@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xen.hypervisor._interface import ShutdownReason
+from xen.hypervisor import ShutdownReason
 from xen.sim._control import (
     BackendEffect,
     BackendStep,

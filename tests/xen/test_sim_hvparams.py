@@ -7,8 +7,14 @@ import errno
 
 import pytest
 
-from xen.hypervisor import HypervisorError, InvalidArgument, check_hvm_param, check_range
-from xen.hypervisor._interface import DomainSpec, HvmParam
+from xen.hypervisor import (
+    DomainSpec,
+    HvmParam,
+    HypervisorError,
+    InvalidArgument,
+    check_hvm_param,
+    check_range,
+)
 from xen.sim.hypervisor._model import SimHypervisor
 from xen.sim.hypervisor._params import DEPRECATED
 

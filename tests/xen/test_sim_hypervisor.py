@@ -14,22 +14,20 @@ from xen.hypervisor import (
     DOMID_FIRST_RESERVED,
     ERRORS,
     SHUTDOWN_CODE_NONE,
+    DomainInfo,
+    DomainSpec,
     DomInfoFlag,
+    HvmParam,
+    Hypervisor,
     HypervisorError,
     InvalidArgument,
     NoSuchDomain,
     OutOfMemory,
     PermissionDenied,
-    error_for_errno,
-)
-from xen.hypervisor._interface import (
-    DomainInfo,
-    DomainSpec,
-    HvmParam,
-    Hypervisor,
     ShutdownReason,
     UnimplementedHypervisor,
     Unsupported,
+    error_for_errno,
 )
 from xen.sim.hypervisor._model import (
     DomainCreated,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from xen.hypervisor._interface import HvmParam
+from xen.hypervisor import HvmParam
 from xen.xc._cdefs import CDEFS, CONSTANTS, FUNCTIONS, STRUCTS
 from xen.xc._xc import ffi
 

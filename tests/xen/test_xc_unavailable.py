@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xen.hypervisor import Unavailable
-from xen.hypervisor._interface import Unsupported
+from xen.hypervisor import Unavailable, Unsupported
 from xen.xc import XcBackend
 from xen.xc._cdefs import PRIVCMD
 
