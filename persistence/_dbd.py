@@ -26,16 +26,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import os
-import select
-import signal
-import sys
-import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+from actors import ask
+from persistence._messages import Reload
+from persistence._specs import db_supervisor_spec
+from rpc.dbus import resolve_address
+from supervision import DaemonConfig, Started, Strategy, Supervisor, SupFlags, run_daemon
 
 __all__ = ["absolute_address", "main", "parse_args"]
 
@@ -44,6 +43,7 @@ log = logging.getLogger("dbd")
 DEFAULT_ROOT = "/config"
 _READY_TIMEOUT = 300.0
 _STOP_TIMEOUT = 150.0
+_IDENTS = (("persistence", "dbd"), ("rpc", "dbd"), ("supervision", "dbd"), ("actors", "dbd"))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -85,130 +85,32 @@ def absolute_address(address: str) -> str:
     return ";".join(parts)
 
 
-def _logging(args: argparse.Namespace, daemon: bool) -> None:
-    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
-    handler: logging.Handler
-    if daemon and os.path.exists("/dev/log"):
-        handler = logging.handlers.SysLogHandler("/dev/log")
-        handler.ident = "dbd: "
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("dbd: %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-
-
-def run(args: argparse.Namespace, ready: Callable[[str | None], None]) -> int:
-    """Run until SIGTERM/SIGINT; ``ready(None)`` once up, ``ready(reason)`` if not."""
-    from actors import ask
-    from persistence._messages import Reload
-    from persistence._specs import db_supervisor_spec
-    from rpc.dbus import resolve_address
-    from supervision import Strategy, Supervisor, SupervisorStartError, SupFlags
-
-    wake = threading.Event()
-    hup = threading.Event()
-    stopping = threading.Event()
-    status = [0]
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if signum == signal.SIGHUP:
-            hup.set()
-        else:
-            stopping.set()
-        wake.set()
-
-    def on_escalate(reason: object) -> None:
-        log.error("the database subtree gave up: %s", getattr(reason, "error", reason))
-        status[0] = 1
-        stopping.set()
-        wake.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, on_signal)
-    address = resolve_address(args.bus)
-    spec = db_supervisor_spec(args.root, address, args.flush_interval, identity_service=True)
-    try:
+def _start(args: argparse.Namespace) -> Callable[[Callable[[object], None]], Started]:
+    def start(on_escalate: Callable[[object], None]) -> Started:
+        spec = db_supervisor_spec(args.root, args.bus, args.flush_interval,
+                                  identity_service=True)
         root = Supervisor.start_root(SupFlags(Strategy.ONE_FOR_ONE, intensity=0), [spec],
                                      on_escalate=on_escalate, start_timeout=_READY_TIMEOUT)
-    except SupervisorStartError as exc:
-        log.error("cannot start: %s", exc)
-        ready(str(exc))
-        return 1
-    from actors import actor_of
-
-    if args.pidfile:
-        with open(args.pidfile, "w") as stream:
-            stream.write(f"{os.getpid()}\n")
-    log.info("serving %s on %s", args.root, address)
-    ready(None)
-    try:
-        while not stopping.is_set():
-            wake.wait(1.0)
-            wake.clear()
-            if hup.is_set() and not stopping.is_set():
-                hup.clear()
-                try:
-                    problems = ask("/persistence/flusher", Reload(), timeout=_STOP_TIMEOUT)
-                    log.warning("SIGHUP: database re-read from %s (%d problem(s))", args.root,
-                                len(problems))
-                except Exception as exc:
-                    log.error("SIGHUP: reload failed: %s", exc)
-    finally:
-        supervisor = actor_of(root)
-        supervisor.request_stop()
-        if not supervisor.wait_dead(_STOP_TIMEOUT):
-            log.error("the tree did not stop within %.0f s", _STOP_TIMEOUT)
-            status[0] = 1
-        if args.pidfile:
-            try:
-                os.unlink(args.pidfile)
-            except OSError:
-                pass
-    return status[0]
+        log.info("serving %s on %s", args.root, args.bus)
+        return Started(root, {"root": args.root, "bus": args.bus})
+    return start
 
 
-def _daemonize(args: argparse.Namespace) -> int:
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid > 0:  # the command: wait for the daemon's word
-        os.close(write_fd)
-        chunks: list[bytes] = []
-        while True:
-            readable, _, _ = select.select([read_fd], [], [], _READY_TIMEOUT)
-            chunk = os.read(read_fd, 4096) if readable else b""
-            if not chunk:
-                break
-            chunks.append(chunk)
-        os.close(read_fd)
-        answer = b"".join(chunks).decode(errors="replace")
-        if answer == "ok":
-            return 0
-        sys.stderr.write(f"dbd: {answer or 'the daemon died before it was ready'}\n")
-        return 1
-    os.close(read_fd)
-    from rpc.dbus import resolve_address
-
-    args.bus = absolute_address(resolve_address(args.bus))
-    os.setsid()
-    os.chdir("/")
-    null = os.open(os.devnull, os.O_RDWR)
-    os.dup2(null, 0)
-    _logging(args, daemon=True)
-
-    def ready(reason: str | None) -> None:
-        os.write(write_fd, b"ok" if reason is None else reason.encode())
-        os.close(write_fd)
-        os.dup2(null, 1)
-        os.dup2(null, 2)
-
-    return run(args, ready)
+def _reload(args: argparse.Namespace) -> Callable[[], None]:
+    def reload() -> None:
+        """SIGHUP: flush, then re-read the database from disk."""
+        problems = ask("/persistence/flusher", Reload(), timeout=_STOP_TIMEOUT)
+        log.warning("SIGHUP: database re-read from %s (%d problem(s))", args.root, len(problems))
+    return reload
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``dbd`` console script; returns the exit status."""
     args = parse_args(argv)
-    if not args.foreground:
-        return _daemonize(args)
-    _logging(args, daemon=False)
-    return run(args, lambda _reason: None)
+    args.bus = absolute_address(resolve_address(args.bus))
+    level = "debug" if args.debug else "info" if args.verbose else "warning"
+    config = DaemonConfig(
+        name="dbd", idents=_IDENTS, log_level=level, syslog=not args.foreground,
+        pidfile=Path(args.pidfile) if args.pidfile else None, stop_timeout=_STOP_TIMEOUT,
+        daemonize=not args.foreground)
+    return run_daemon(config, _start(args), reload=_reload(args))

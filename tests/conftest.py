@@ -1,4 +1,5 @@
-"""Suite-wide fixtures: every test must leave no actor and no thread behind."""
+"""Suite-wide guards: every test must leave no actor and no thread behind, and the run no OS
+process (``tests/_procguard.py``: checked after the last test, naming the test)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,30 @@ from collections.abc import Iterator
 import pykka
 import pytest
 
+from tests._procguard import ProcessGuard
+
 _GRACE = 3.0
+_GUARD = ProcessGuard()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Note the processes this test started that still run (see tests/_procguard.py)."""
+    _GUARD.scan(item.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process started by a test still runs after every teardown."""
+    _GUARD.scan("(session teardown)")
+    leaks = _GUARD.leaks()
+    if not leaks:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  pid {leak.pid} (from {leak.test}): {leak.cmdline[:200]}" for leak in leaks]
+    text = "processes left running by the tests:\n" + "\n".join(lines)
+    if reporter is not None:
+        reporter.write_sep("=", "leaked processes", red=True)
+        reporter.write_line(text)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

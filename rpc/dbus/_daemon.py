@@ -7,6 +7,12 @@ waits on the process; if the daemon dies the actor crashes, and its supervisor r
 the same socket path (with ``rest_for_one``, the services started after it reconnect).
 On stop the daemon gets SIGTERM, then SIGKILL after a bound.
 
+No bus daemon outlives its owner: it is started with a parent-death signal (it gets SIGKILL
+when the thread that started it, or the whole process, dies) and recorded as ``dbus-daemon``
+in the state directory's process ledger (`supervision.ProcessLedger`), so a start after a
+SIGKILL of the owner stops a leftover one before starting its own; a bus daemon of another
+live process on the same state directory is an error, never shared or killed.
+
 Policy: any local user may connect; our services may own ``com.citrix.xenclient.*``,
 ``org.xen.vm.*`` and ``org.openxt.*`` (plus extra prefixes); messages flow freely (the
 firewall is the proxies' job, as on OpenXT).
@@ -26,12 +32,14 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from actors import Actor, handles
+from supervision import ProcessLedger, die_with_parent
 
 __all__ = ["DEFAULT_OWN_PREFIXES", "BusDaemon", "BusDaemonError", "bus_config", "start_bus"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OWN_PREFIXES = ("com.citrix.xenclient", "org.xen.vm", "org.openxt")
+_LEDGER_NAME = "dbus-daemon"
 
 
 class BusDaemonError(RuntimeError):
@@ -63,7 +71,9 @@ def start_bus(directory: Path, own_prefixes: Sequence[str] = DEFAULT_OWN_PREFIXE
               timeout: float = 10.0) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``dbus-daemon`` with its socket and config in ``directory``; wait for it.
 
-    Returns the process and its address. Raises :class:`BusDaemonError`.
+    The daemon dies with the thread that calls this (a parent-death signal): call it from a
+    thread that lives as long as the bus should. Returns the process and its address. Raises
+    :class:`BusDaemonError`.
     """
     binary = shutil.which("dbus-daemon")
     if binary is None:
@@ -76,8 +86,8 @@ def start_bus(directory: Path, own_prefixes: Sequence[str] = DEFAULT_OWN_PREFIXE
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(
-            [binary, f"--config-file={conf}", "--nofork", "--nopidfile",
-             f"--print-address={write_fd}"],
+            die_with_parent([binary, f"--config-file={conf}", "--nofork", "--nopidfile",
+                             f"--print-address={write_fd}"]),
             pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True)
     finally:
@@ -106,6 +116,7 @@ class BusDaemon(Actor):
                  own_prefixes: Sequence[str] = DEFAULT_OWN_PREFIXES) -> None:
         super().__init__()
         self.directory = Path(state_dir) / "dbus"
+        self.ledger = ProcessLedger.of_state(state_dir)
         self.own_prefixes = tuple(own_prefixes)
         self.address = ""
         self._proc: subprocess.Popen[bytes] | None = None
@@ -118,8 +129,11 @@ class BusDaemon(Actor):
         return self._proc.pid if self._proc is not None else None
 
     def on_start(self) -> None:
-        """Start the daemon and publish its address."""
+        """Stop a bus daemon left by a previous instance, start ours, publish its address."""
+        self._stop_leftover()
         self._proc, self.address = start_bus(self.directory, self.own_prefixes)
+        self.ledger.record(_LEDGER_NAME, self._proc.pid,
+                           ["dbus-daemon", f"--config-file={self.directory}/bus.conf"])
         tmp = self.directory / "address.tmp"
         tmp.write_text(self.address + "\n")
         os.replace(tmp, self.directory / "address")
@@ -128,6 +142,18 @@ class BusDaemon(Actor):
                                          name="dbus-daemon-watch", daemon=True)
         self._watcher.start()
         logger.info("dbus-daemon %d listening on %s", proc.pid, self.address)
+
+    def _stop_leftover(self) -> None:
+        old = self.ledger.get(_LEDGER_NAME)
+        if old is None or not old.alive:
+            self.ledger.forget(_LEDGER_NAME)
+            return
+        if old.owner_alive and old.owner_pid != os.getpid():
+            raise BusDaemonError(f"the bus daemon of {self.directory} (pid {old.pid}) belongs to "
+                                 f"process {old.owner_pid}, which still runs")
+        logger.warning("stopping the bus daemon (pid %d) left by a previous instance", old.pid)
+        if not self.ledger.stop(_LEDGER_NAME):
+            raise BusDaemonError(f"the leftover bus daemon (pid {old.pid}) did not stop")
 
     def _watch(self, proc: subprocess.Popen[bytes]) -> None:
         returncode = proc.wait()
@@ -156,6 +182,8 @@ class BusDaemon(Actor):
             proc.stderr.close()
         if self._watcher is not None:
             self._watcher.join(2.0)
+        if proc is not None and proc.poll() is not None:
+            self.ledger.forget(_LEDGER_NAME)
         (self.directory / "address").unlink(missing_ok=True)
 
     def on_stop(self) -> None:

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
         build_specs,
         bus_address,
         make_env,
-        sd_notify,
         sim_sockets,
         vm_operations,
     )
@@ -45,7 +44,6 @@ __all__ = [
     "main",
     "make_env",
     "parse_config",
-    "sd_notify",
     "sim_sockets",
     "vm_operations",
 ]
@@ -61,7 +59,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "main": "supervision.dom0._main",
     "make_env": "supervision.dom0._tree",
     "parse_config": "supervision.dom0._config",
-    "sd_notify": "supervision.dom0._tree",
     "sim_sockets": "supervision.dom0._tree",
     "vm_operations": "supervision.dom0._tree",
 })

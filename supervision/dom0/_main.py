@@ -3,9 +3,10 @@
 ``oxt-supervisor [--config FILE] [--backend sim|xc] [--bus private|system|ADDRESS]
 [--state DIR] [--ready-file FILE] [--embedded] [--verbose]``
 
-Builds the tree of ``supervision.dom0._tree`` from the configuration, starts it, adds the
-configured VMs, then says it is ready (``READY=1`` to ``$NOTIFY_SOCKET``, and the ready file)
-and runs until:
+Builds the tree of ``supervision.dom0._tree`` from the configuration and runs it on the daemon
+runner (``supervision.run_daemon``: the state directory's lock and process ledger, signals,
+readiness, orderly stop): it starts the tree, adds the configured VMs, then says it is ready
+(``READY=1`` to ``$NOTIFY_SOCKET``, and the ready file) and runs until:
 
 * SIGTERM or SIGINT: orderly stop, children in reverse order, each within its bound (the
   database is flushed); exit 0;
@@ -13,26 +14,41 @@ and runs until:
   database from disk (after a flush); the tree itself is not rebuilt;
 * the root supervisor giving up (escalation): exit 1.
 
-A crash of the process loses nothing: the next start resumes every VM monitor from its
-snapshot and replays the database log. ``--embedded`` (the ``make run`` default): start the
-simulated host first if it is not running, and stop it after an orderly stop (after a failure
-it keeps running, with its domains, for the next start).
+A crash of the process loses nothing: the next start stops the bus daemon the killed instance
+left, resumes every VM monitor from its snapshot and replays the database log.
+``--embedded`` (the ``make run`` default): start the simulated host first if it is not
+running, and stop it after an orderly stop (after a failure it keeps running, with its
+domains, for the next start: it plays the hypervisor, which outlives a toolstack crash).
 Exit status: 0 stopped; 1 failed or escalated; 2 bad arguments or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-import logging.handlers
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
+
+from actors import NoSuchActor, ask, tell
+from persistence import Reload
+from supervision import (
+    DaemonConfig,
+    EventLog,
+    ProcessLedger,
+    StartChild,
+    Started,
+    Supervisor,
+    SupervisorError,
+    run_daemon,
+)
+from supervision.dom0._config import Dom0Config, Dom0ConfigError, load_config
+from supervision.dom0._tree import build_specs, bus_address, make_env, root_flags
+from xen.xenvm import register_env
 
 __all__ = ["main"]
 
@@ -41,36 +57,7 @@ logger = logging.getLogger("oxt-supervisor")
 IDENTS = (("persistence", "dbd"), ("xen.xenvm", "xenvm"), ("xenvm", "xenvm"),
           ("xen.xenops", "xenops"), ("xenops", "xenops"), ("rpc", "rpc"),
           ("xen", "xen"), ("supervision", "oxt-supervisor"), ("actors", "oxt-supervisor"))
-
-
-class _Ident(logging.Filter):
-    """Adds ``record.ident``: the original daemon's syslog ident for the logger."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.ident = next((ident for prefix, ident in IDENTS
-                             if record.name == prefix or record.name.startswith(prefix + ".")),
-                            "oxt-supervisor")
-        return True
-
-
-def setup_logging(level: str, use_syslog: bool) -> None:
-    """stderr always; syslog (``/dev/log``) with the original idents when there is one."""
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    err = logging.StreamHandler(sys.stderr)
-    err.addFilter(_Ident())
-    err.setFormatter(logging.Formatter("%(asctime)s %(ident)s: %(levelname)s %(message)s"))
-    root.addHandler(err)
-    if use_syslog and os.path.exists("/dev/log"):
-        try:
-            sys_handler = logging.handlers.SysLogHandler(address="/dev/log")
-        except OSError:
-            return
-        sys_handler.addFilter(_Ident())
-        sys_handler.setFormatter(logging.Formatter("%(ident)s[%(process)d]: %(message)s"))
-        root.addHandler(sys_handler)
+_SIMHOST = "simhost"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,140 +73,116 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _simhost_running(sim_dir: Path) -> bool:
-    info = sim_dir / "simhost.json"
+def _simhost_pid(sim_dir: Path) -> int | None:
     try:
-        pid = int(json.loads(info.read_text())["pid"])
+        pid = int(json.loads((sim_dir / "simhost.json").read_text())["pid"])
         os.kill(pid, 0)
     except (OSError, ValueError, KeyError):
-        return False
-    return True
+        return None
+    return pid
 
 
-def start_simhost(sim_dir: Path, memory_mib: int = 16384) -> None:
-    """Start ``oxt-simhost`` (detached) unless it already runs on ``sim_dir``."""
-    if _simhost_running(sim_dir):
+def start_simhost(sim_dir: Path, ledger: ProcessLedger, memory_mib: int = 16384) -> None:
+    """Start ``oxt-simhost`` (detached: it plays the hypervisor and outlives a crash of the
+    supervisor) unless it already runs on ``sim_dir``; record it in the ledger."""
+    pid = _simhost_pid(sim_dir)
+    if pid is None:
+        done = subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state", str(sim_dir),
+                               "--memory-mib", str(memory_mib)], capture_output=True, text=True,
+                              timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"oxt-simhost did not start: {done.stderr.strip()}")
+        pid = _simhost_pid(sim_dir)
+        logger.info("simulated host started on %s", sim_dir)
+    else:
         logger.info("simulated host already running on %s", sim_dir)
-        return
-    done = subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state", str(sim_dir),
-                           "--memory-mib", str(memory_mib)], capture_output=True, text=True,
-                          timeout=60)
-    if done.returncode != 0:
-        raise RuntimeError(f"oxt-simhost did not start: {done.stderr.strip()}")
-    logger.info("simulated host started on %s", sim_dir)
+    if pid is not None:
+        ledger.record(_SIMHOST, pid, ["oxt-simhost", "--state", str(sim_dir)], kind="detached")
 
 
-def stop_simhost(sim_dir: Path) -> None:
-    """Stop the simulated host running on ``sim_dir``."""
+def stop_simhost(sim_dir: Path, ledger: ProcessLedger) -> None:
+    """Stop the simulated host running on ``sim_dir`` and forget it."""
     subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state", str(sim_dir), "--stop"],
                    capture_output=True, timeout=30)
+    ledger.stop(_SIMHOST)
+
+
+def _start(cfg: Dom0Config, embedded: bool) -> Callable[[Callable[[object], None]], Started]:
+    def start(on_escalate: Callable[[object], None]) -> Started:
+        sim_dir, ledger = cfg.under_state(cfg.sim_state_dir), ProcessLedger.of_state(cfg.state_dir)
+        started_host = embedded and cfg.backend == "sim" and _simhost_pid(sim_dir) is None
+        if embedded and cfg.backend == "sim":
+            start_simhost(sim_dir, ledger)
+        register_env("default", make_env(cfg))
+        try:
+            root = Supervisor.start_root(root_flags(cfg), build_specs(cfg), events=EventLog(),
+                                         snapshot_dir=cfg.state_dir / "snapshots",
+                                         on_escalate=on_escalate)
+        except Exception:
+            if started_host:  # nothing ran on the host we just started: do not leave it
+                stop_simhost(sim_dir, ledger)
+            raise
+        for entry in cfg.vm_entries:
+            try:
+                ask("/vms", StartChild(entry.uuid, (entry.uuid, entry.config.read_text(),
+                                                    "default")), timeout=30)
+            except SupervisorError as exc:
+                if "already exists" not in str(exc):
+                    logger.error("VM %s: %s", entry.uuid, exc)
+            except OSError as exc:
+                logger.error("VM %s: cannot read %s: %s", entry.uuid, entry.config,
+                             exc.strerror)
+        info = {"bus": bus_address(cfg),
+                "control": str(cfg.under_state(cfg.control_socket).resolve()),
+                "state": str(cfg.state_dir.resolve()), "backend": cfg.backend}
+        return Started(root, info, _banner(cfg, info) if embedded else "")
+    return start
+
+
+def _reload(args: argparse.Namespace) -> Callable[[], None]:
+    def reload() -> None:
+        """SIGHUP: log level from the file, database from disk."""
+        if args.config:
+            try:
+                cfg = load_config(args.config)
+                logging.getLogger().setLevel("DEBUG" if args.verbose else cfg.log_level.upper())
+            except Dom0ConfigError as exc:
+                logger.error("reload: %s (keeping the running configuration)", exc)
+        try:
+            tell("/persistence/flusher", Reload())
+        except NoSuchActor as exc:  # no persistence in this tree
+            logger.info("reload: database not reloaded (%s)", exc)
+        logger.info("reloaded")
+    return reload
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the dom0 supervisor (see the module docstring)."""
     args = _parser().parse_args(argv)
-    from supervision.dom0._config import Dom0Config, Dom0ConfigError, load_config
     try:
         cfg = load_config(args.config) if args.config else Dom0Config()
     except Dom0ConfigError as exc:
         print(f"oxt-supervisor: {args.config}: {exc}", file=sys.stderr)
         return 2
-    import dataclasses
     overrides = {k: v for k, v in (("backend", args.backend), ("bus", args.bus),
                                    ("state_dir", args.state)) if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
-    setup_logging("debug" if args.verbose else cfg.log_level, cfg.syslog)
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    sim_dir = cfg.under_state(cfg.sim_state_dir)
-    if args.embedded and cfg.backend == "sim":
-        try:
-            start_simhost(sim_dir)
-        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            logger.error("%s", exc)
-            return 1
-    status = run(cfg, args)
+    daemon = DaemonConfig(
+        name="oxt-supervisor", idents=IDENTS,
+        log_level="debug" if args.verbose else cfg.log_level, syslog=cfg.syslog,
+        state_dir=cfg.state_dir, ready_file=args.ready_file)
+    status = run_daemon(daemon, _start(cfg, args.embedded), reload=_reload(args))
     if args.embedded and cfg.backend == "sim" and status == 0:
-        stop_simhost(sim_dir)  # after a failure the host (and its domains) stays for the next run
+        # after a failure the host (and its domains) stays for the next run
+        stop_simhost(cfg.under_state(cfg.sim_state_dir), ProcessLedger.of_state(cfg.state_dir))
     return status
 
 
-def run(cfg: object, args: argparse.Namespace) -> int:
-    """Start the tree, wait for a signal or an escalation, stop the tree."""
-    from actors import NoSuchActor, actor_of, ask, tell
-    from supervision._events import EventLog
-    from supervision._messages import StartChild, SupervisorError, SupervisorStartError
-    from supervision._supervisor import Supervisor
-    from supervision.dom0._config import Dom0Config
-    from supervision.dom0._tree import (
-        build_specs,
-        bus_address,
-        make_env,
-        root_flags,
-        sd_notify,
-        write_ready_file,
-    )
-    from xen.xenvm import register_env
-
-    assert isinstance(cfg, Dom0Config)
-    stop = threading.Event()
-    escalated = threading.Event()
-    reload = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload.set())
-    register_env("default", make_env(cfg))
-    sd_notify("STATUS=starting")  # also takes NOTIFY_SOCKET away from our children
-    events = EventLog()
-
-    def on_escalate(_reason: object) -> None:
-        escalated.set()
-        stop.set()
-
-    try:
-        root = Supervisor.start_root(root_flags(cfg), build_specs(cfg), events=events,
-                                     snapshot_dir=cfg.state_dir / "snapshots",
-                                     on_escalate=on_escalate)
-    except SupervisorStartError as exc:
-        logger.error("the tree did not start: %s", exc)
-        return 1
-    for entry in cfg.vm_entries:
-        try:
-            ask("/vms", StartChild(entry.uuid, (entry.uuid, entry.config.read_text(),
-                                                "default")), timeout=30)
-        except SupervisorError as exc:
-            if "already exists" not in str(exc):
-                logger.error("VM %s: %s", entry.uuid, exc)
-        except OSError as exc:
-            logger.error("VM %s: cannot read %s: %s", entry.uuid, entry.config, exc.strerror)
-    info = {"pid": os.getpid(), "bus": bus_address(cfg),
-            "control": str(cfg.under_state(cfg.control_socket).resolve()),
-            "state": str(cfg.state_dir.resolve()), "backend": cfg.backend}
-    if args.ready_file:
-        write_ready_file(args.ready_file, json.dumps(info) + "\n")
-    sd_notify("READY=1")
-    logger.info("ready: %s", json.dumps(info))
-    if args.embedded:
-        print(_banner(cfg, info), file=sys.stderr, flush=True)
-    while not stop.wait(0.2):
-        if reload.is_set():
-            reload.clear()
-            _reload(args, tell, NoSuchActor)
-    sd_notify("STOPPING=1")
-    if escalated.is_set():
-        logger.error("the root supervisor gave up; exiting with status 1")
-        return 1
-    t0 = time.monotonic()
-    actor_of(root).request_stop()
-    ok = actor_of(root).wait_dead(120.0)
-    logger.info("stopped in %.1f s%s", time.monotonic() - t0, "" if ok else " (timed out)")
-    return 0 if ok else 1
-
-
-def _banner(cfg: object, info: dict[str, object]) -> str:
+def _banner(cfg: Dom0Config, info: dict[str, str]) -> str:
     vms = " ".join(e.uuid for e in getattr(cfg, "vm_entries", ())) or "<uuid>"
     first = vms.split()[0]
     return f"""
-The embedded default is running (pid {info['pid']}): the simulated Xen host and the dom0 tree,
+The embedded default is running (pid {os.getpid()}): the simulated Xen host and the dom0 tree,
 all state in {info['state']}. In another terminal, from the checkout:
 
   .venv/bin/oxt-shell                            # tree, actors, top, state, log -f, crash ...
@@ -232,25 +195,6 @@ Bus: {info['bus']}   (clients find it in {info['state']}/dbus/address)
 Control socket: {info['control']}
 Ctrl-C stops everything.
 """
-
-
-def _reload(args: argparse.Namespace, tell: object, no_such: type) -> None:
-    """SIGHUP: log level from the file, database from disk."""
-    from supervision.dom0._config import Dom0ConfigError, load_config
-    if args.config:
-        try:
-            cfg = load_config(args.config)
-            logging.getLogger().setLevel(
-                "DEBUG" if args.verbose else cfg.log_level.upper())
-        except Dom0ConfigError as exc:
-            logger.error("reload: %s (keeping the running configuration)", exc)
-    try:
-        from persistence import Reload
-        tell("/persistence/flusher", Reload())  # type: ignore[operator]
-    except Exception as exc:  # no persistence in this tree
-        logger.info("reload: database not reloaded (%s)", exc)
-    logger.info("reloaded")
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervision._spec import Backoff, ChildSpec, SupFlags, start_actor
@@ -37,7 +35,6 @@ __all__ = [
     "build_specs",
     "bus_address",
     "make_env",
-    "sd_notify",
     "sim_sockets",
     "vm_operations",
 ]
@@ -147,39 +144,3 @@ def _op_vm_task(ctx: OpContext, args: dict[str, Any]) -> Any:
 def vm_operations() -> dict[str, Operation]:
     """The ``vm.*`` operations of the control socket."""
     return {"vm.add": _op_vm_add, "vm.task": _op_vm_task}
-
-
-# ------------------------------------------------------------------ readiness
-
-_NOTIFY: list[str | None] = []
-
-
-def sd_notify(state: str) -> bool:
-    """Send ``state`` (e.g. ``READY=1``) to the service manager's ``$NOTIFY_SOCKET``.
-
-    The variable is taken out of the environment at the first call (as sd_notify's
-    ``unset_environment``), so the processes we start (dbus-daemon reads it too) do not send
-    readiness in our name. True if sent.
-    """
-    if not _NOTIFY:
-        _NOTIFY.append(os.environ.pop("NOTIFY_SOCKET", None))
-    target = _NOTIFY[0]
-    if not target:
-        return False
-    addr = "\0" + target[1:] if target.startswith("@") else target
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.sendto(state.encode(), addr)
-        except OSError as exc:
-            logger.warning("sd_notify to %s failed: %s", target, exc)
-            return False
-    return True
-
-
-def write_ready_file(path: Path, text: str) -> None:
-    """Write ``path`` atomically (its presence means ready)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-

@@ -217,7 +217,8 @@ def test_sigterm_stops_in_order_and_flushes(dom0: Dom0) -> None:
 
 
 def test_sd_notify_and_sighup(tmp_path: Path, host: SimHost) -> None:
-    """READY=1 reaches $NOTIFY_SOCKET; SIGHUP reloads the database from disk after a flush."""
+    """READY=1 reaches $NOTIFY_SOCKET; SIGHUP reloads the database from disk after a flush,
+    announced with RELOADING=1 and READY=1."""
     import socket as socketlib
     notify_path = tmp_path / "notify.sock"
     listener = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_DGRAM)
@@ -235,6 +236,8 @@ def test_sd_notify_and_sighup(tmp_path: Path, host: SimHost) -> None:
         db.conn.close()
         assert d.proc is not None
         d.proc.send_signal(signal.SIGHUP)
+        assert listener.recv(1024) == b"RELOADING=1"  # systemd's Type=notify-reload protocol
+        assert listener.recv(1024) == b"READY=1"
         wait_until(lambda: "reloaded" in (tmp_path / "dom0.log").read_text(), timeout=10)
         db = d.db()
         assert db.call(DB, "read", "s", "/hup/kept") == ("yes",)  # acknowledged: kept
