@@ -17,7 +17,8 @@ in this order:
    (with ``RELOADING=1`` / ``READY=1`` around it); a failing hook is logged, the daemon goes on.
 5. **Start**: ``start(on_escalate)`` builds and starts the tree and returns a :class:`Started`
    (the root and what the ready file says). A start that raises ends the run with status 1.
-6. **Ready**: the pidfile and the ready file (JSON, written atomically) and ``READY=1``.
+6. **Ready**: the pidfile and the ready file (JSON, written atomically) and ``READY=1``. (Stale
+   ones, left by a killed predecessor, are removed before the start.)
 7. **Stop**: ``STOPPING=1``; after an escalation of the root (the tree gave up) the status is
    1 and nothing is left to stop; else the root is asked to stop and waited for, within
    ``stop_timeout`` (status 1 if it does not stop in time). Then every owned process still in
@@ -239,6 +240,10 @@ class _Run:
     def run(self) -> int:
         sd_notify("STATUS=starting")
         failure = self._prepare_state()
+        if not failure:
+            for path in (self.config.pidfile, self.config.ready_file):
+                if path is not None:
+                    path.unlink(missing_ok=True)  # a killed predecessor's: not ready yet
         if failure:
             logger.error("%s", failure)
             self.report_ready(failure)

@@ -11,7 +11,7 @@ never points at a stranger), the command line, the owner's pid and start time, a
   SIGTERM, a bounded wait, then SIGKILL) before anything else, so a start after a SIGKILL
   cleans up what the killed instance left. Owned processes are also started with a parent-death
   signal where the system offers one (``setpriv --pdeathsig``, see :func:`die_with_parent`), so
-  most of them go at once with their owner.
+  they normally go at once with their owner.
 * ``detached``: outlives its owner on purpose (the simulated host of the embedded default, which
   plays the hypervisor; device models, which belong to their running domain). Never stopped at
   a start; whoever owns the decision stops it (:meth:`ProcessLedger.stop`).
@@ -78,26 +78,18 @@ def stop_process(pid: int, start_time: int, timeout: float = 5.0) -> bool:
             return True
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            _reap_child(pid)
-            if not process_alive(pid, start_time):
+            if not process_alive(pid, start_time):  # gone, or a zombie its parent will reap
                 return True
             time.sleep(0.02)
     return not process_alive(pid, start_time)
 
 
-def _reap_child(pid: int) -> None:
-    """Collect ``pid``'s exit status if it is our child (so it does not stay a zombie)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 def die_with_parent(argv: list[str]) -> list[str]:
-    """``argv`` wrapped so that the process gets SIGKILL when the thread that starts it ends
-    (``setpriv --pdeathsig KILL``; Linux delivers it when that thread, or its whole process,
-    dies). Unchanged when ``setpriv`` is missing: the ledger still catches the process at the
-    next start."""
+    """``argv`` wrapped so that the process gets SIGKILL when its parent dies
+    (``setpriv --pdeathsig KILL``). Some kernels deliver it already when the *thread* that
+    started it ends: start it from a thread that lives as long as the process should (an
+    actor's own thread, the main thread). Unchanged when ``setpriv`` is missing: the ledger
+    still catches the process at the next start."""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
 

@@ -47,7 +47,7 @@ def test_byte_at_a_time() -> None:
 
 def test_oversize_frame_is_refused_and_the_buffer_stays_bounded() -> None:
     parser = FrameParser(max_frame=1024)
-    with pytest.raises(FrameTooLarge, match="over the 1024 limit"):
+    with pytest.raises(FrameTooLarge, match="frame of 1025 bytes announced; the limit is 1024"):
         parser.feed(struct.pack(">I", 1025) + b"x" * 100)
     assert parser.buffered == 0
     with pytest.raises(FrameTooLarge):

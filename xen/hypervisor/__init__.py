@@ -38,25 +38,22 @@ if TYPE_CHECKING:
         UnimplementedHypervisor,
         iter_domains,
     )
-    from xen.hypervisor._open import (
-        open_backend,
-    )
     from xen.hypervisor._simclient import (
         SimBackend,
     )
     from xen.hypervisor._values import (
         DOMID_FIRST_RESERVED,
+        DomInfoFlag,
+        DomainInfo,
+        DomainSpec,
+        HvmParam,
         INVALID_MAX_VCPU_ID,
         MAX_SHADOW_MIB,
         NULL_HANDLE,
         PAGE_KIB,
-        SHUTDOWN_CODE_NONE,
-        DomainInfo,
-        DomainSpec,
-        DomInfoFlag,
-        HvmParam,
         PhysCap,
         PhysInfo,
+        SHUTDOWN_CODE_NONE,
         ShutdownReason,
         Version,
         check_domid,
@@ -66,27 +63,27 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOMID_FIRST_RESERVED",
-    "ERRORS",
-    "INVALID_MAX_VCPU_ID",
-    "MAX_SHADOW_MIB",
-    "NULL_HANDLE",
-    "PAGE_KIB",
-    "SHUTDOWN_CODE_NONE",
     "DomInfoFlag",
     "DomainInfo",
     "DomainOps",
     "DomainSpec",
+    "ERRORS",
     "HostOps",
     "HvmParam",
     "Hypervisor",
     "HypervisorError",
     "HypervisorTimeout",
+    "INVALID_MAX_VCPU_ID",
     "InvalidArgument",
+    "MAX_SHADOW_MIB",
+    "NULL_HANDLE",
     "NoSuchDomain",
     "OutOfMemory",
+    "PAGE_KIB",
     "PermissionDenied",
     "PhysCap",
     "PhysInfo",
+    "SHUTDOWN_CODE_NONE",
     "ShutdownReason",
     "SimBackend",
     "Unavailable",
@@ -98,7 +95,6 @@ __all__ = [
     "check_range",
     "error_for_errno",
     "iter_domains",
-    "open_backend",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -135,5 +131,4 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "check_range": "xen.hypervisor._values",
     "error_for_errno": "xen.hypervisor._errors",
     "iter_domains": "xen.hypervisor._interface",
-    "open_backend": "xen.hypervisor._open",
 })
