@@ -1,4 +1,4 @@
-"""The ``xenops`` command's domain and host commands (the original's xenops.ml, reference §8).
+"""The ``xenops`` command's domain and host commands (the original's xenops command).
 
 Each ``cmd_*`` takes the `Session` and the parsed arguments, prints its result on stdout and
 returns the exit status; failures raise (`CliError`, `HypervisorError`, `PlanFailed`, ...)

@@ -3,7 +3,7 @@
 What a VM monitor calls; the command line comes from `xen.xenops._dmargs` and the process is
 started by the host actions (`SimHostActions` runs the simulated device model
 ``python -m xen.sim.qemu_dm``, `Dom0HostActions` execs the configured qemu-dm-wrapper with the
-same argv). The sequence is the original's (reference §5.8):
+same argv). The sequence is the original's:
 
 `start_device_model(host, xs, domid, info, timeout)`:
   1. the argv (`qemu_argv`; a bad `DmInfo` raises `DmArgsError` before anything happens);
