@@ -38,9 +38,6 @@ if TYPE_CHECKING:
         UnimplementedHypervisor,
         iter_domains,
     )
-    from xen.hypervisor._open import (
-        open_backend,
-    )
     from xen.hypervisor._simclient import (
         SimBackend,
     )
@@ -98,7 +95,6 @@ __all__ = [
     "check_range",
     "error_for_errno",
     "iter_domains",
-    "open_backend",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -135,5 +131,4 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "check_range": "xen.hypervisor._values",
     "error_for_errno": "xen.hypervisor._errors",
     "iter_domains": "xen.hypervisor._interface",
-    "open_backend": "xen.hypervisor._open",
 })
