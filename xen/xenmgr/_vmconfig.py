@@ -100,7 +100,7 @@ class HostFacts:
     ``stubdom_uuid``: the stub domain's uuid (unset: :func:`stubdom_uuid`).
     """
 
-    bridges: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    bridges: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     wireless_networks: frozenset[str] = frozenset()
     nic_backends: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
     pci_matches: Mapping[int, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
