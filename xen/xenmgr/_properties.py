@@ -209,6 +209,7 @@ def read_property(b: Binding, db: DbView, target: Target) -> Value:
 
 def _check(b: Binding, value: object) -> Value:
     codec = _codec_of(b)
+    stored = _stored_of(b)
     try:
         if b.signature == "b" and not isinstance(value, bool):
             raise ValueError("is not a boolean")
@@ -216,6 +217,9 @@ def _check(b: Binding, value: object) -> Value:
             raise ValueError("is not an integer")
         if b.signature == "s" and not isinstance(value, str):
             raise ValueError("is not a string")
+        if stored is not None and value in stored.remove_on and type(value) is type(
+                stored.default):
+            return value  # "" for the hooks, "auto" for a nic's MAC...: remove the key
         if codec is not None:
             return codec.check(value)
         if isinstance(value, bool | int | str):
@@ -225,11 +229,16 @@ def _check(b: Binding, value: object) -> Value:
         raise plain(f"property {b.name}: {value!r} {exc}") from None
 
 
-def _codec_of(b: Binding) -> Codec | None:
+def _stored_of(b: Binding) -> Stored | None:
     source = b.source
-    if isinstance(source, Computed) and source.writes is not None:
-        source = source.writes
-    return source.codec if isinstance(source, Stored) else None
+    if isinstance(source, Computed):
+        return source.writes
+    return source if isinstance(source, Stored) else None
+
+
+def _codec_of(b: Binding) -> Codec | None:
+    stored = _stored_of(b)
+    return None if stored is None else stored.codec
 
 
 def _policy_allows(db: DbView, base: str) -> bool:
