@@ -24,7 +24,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from supervision._spec import Backoff, ChildSpec, SupFlags, start_actor
+from supervision import Backoff, ChildSpec, ProcessLedger, SupFlags, start_actor
 from supervision.control import ControlActor, OpContext, Operation, OpError
 from supervision.dom0._config import Dom0Config
 
@@ -65,11 +65,13 @@ def make_env(cfg: Dom0Config) -> TreeEnv:
     """The Xen environment VM monitors use (sim builder and host actions, or dom0's)."""
     from xen.xenops import Dom0HostActions, SimHostActions
     from xen.xenvm import SimBuilder, TreeEnv, UnsupportedBuilder
+    ledger = ProcessLedger.of_state(cfg.state_dir)  # device models are recorded there
     if cfg.backend == "sim":
         xs, _hv = sim_sockets(cfg)
-        return TreeEnv(builder=SimBuilder(), host=SimHostActions(xenstore_path=xs),
+        return TreeEnv(builder=SimBuilder(),
+                       host=SimHostActions(xenstore_path=xs, ledger=ledger),
                        state_dir=cfg.state_dir)
-    return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(),
+    return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(ledger=ledger),
                    state_dir=cfg.state_dir)
 
 
@@ -113,7 +115,7 @@ def root_flags(cfg: Dom0Config) -> SupFlags:
 
 def _op_vm_add(ctx: OpContext, args: dict[str, Any]) -> Any:
     from actors import ask
-    from supervision._messages import StartChild, SupervisorError
+    from supervision import StartChild, SupervisorError
     vm, config = args["uuid"], args["config"]
     if not isinstance(vm, str) or not isinstance(config, str):
         raise OpError("vm.add takes uuid and config (the config file text)", "bad-request")
