@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(cfg: object, args: argparse.Namespace) -> int:
     """Start the tree, wait for a signal or an escalation, stop the tree."""
-    from actors import NoSuchActor, actor_of, ask, tell
+    from actors import NoSuchActor, ask, tell
+    from actors import stop as stop_actor
     from supervision._events import EventLog
     from supervision._messages import StartChild, SupervisorError, SupervisorStartError
     from supervision._supervisor import Supervisor
@@ -153,12 +154,11 @@ def run(cfg: object, args: argparse.Namespace) -> int:
     from supervision.dom0._tree import (
         build_specs,
         bus_address,
-        make_env,
         root_flags,
         sd_notify,
         write_ready_file,
     )
-    from xen.xenvm import register_env
+    from xen.xenvm import VmStart
 
     assert isinstance(cfg, Dom0Config)
     stop = threading.Event()
@@ -167,7 +167,6 @@ def run(cfg: object, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: reload.set())
-    register_env("default", make_env(cfg))
     sd_notify("STATUS=starting")  # also takes NOTIFY_SOCKET away from our children
     events = EventLog()
 
@@ -184,8 +183,8 @@ def run(cfg: object, args: argparse.Namespace) -> int:
         return 1
     for entry in cfg.vm_entries:
         try:
-            ask("/vms", StartChild(entry.uuid, (entry.uuid, entry.config.read_text(),
-                                                "default")), timeout=30)
+            ask("/vms", StartChild(entry.uuid, (VmStart(entry.uuid, entry.config.read_text()),)),
+                timeout=30)
         except SupervisorError as exc:
             if "already exists" not in str(exc):
                 logger.error("VM %s: %s", entry.uuid, exc)
@@ -209,8 +208,7 @@ def run(cfg: object, args: argparse.Namespace) -> int:
         logger.error("the root supervisor gave up; exiting with status 1")
         return 1
     t0 = time.monotonic()
-    actor_of(root).request_stop()
-    ok = actor_of(root).wait_dead(120.0)
+    ok = stop_actor(root, 120.0)
     logger.info("stopped in %.1f s%s", time.monotonic() - t0, "" if ok else " (timed out)")
     return 0 if ok else 1
 

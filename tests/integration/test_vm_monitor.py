@@ -76,7 +76,7 @@ def test_queries_do_not_wait_behind_a_long_operation(tree: XenTree) -> None:
     vm = tree.add_vm(cfg)
     from concurrent.futures import Future
 
-    from xen.xenvm._monitor import RunTask, vm_path
+    from xen.xenvm import RunTask, vm_path
     from xen.xenvm._tasks import parse_task
     reply: Future[str] = Future()
     actors.resolve(vm_path(vm)).tell(RunTask(parse_task("start", {}), reply))
@@ -189,7 +189,7 @@ def test_monitor_killed_mid_start_rolls_back(tree: XenTree) -> None:
     vm = tree.add_vm(cfg)
     from concurrent.futures import Future
 
-    from xen.xenvm._monitor import RunTask, vm_path
+    from xen.xenvm import RunTask, vm_path
     from xen.xenvm._tasks import parse_task
     actors.resolve(vm_path(vm)).tell(RunTask(parse_task("start", {}), Future()))
     wait_until(lambda: status(tree, vm) == "creating-devices", timeout=5)

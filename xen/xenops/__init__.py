@@ -4,7 +4,9 @@ Pure parts (this package's modules so far): memory arithmetic (_memory), vbd dev
 and xenbus states (_devid), the xenstore layout of domains and devices (_layout, _devspec),
 plans of atomic steps for domain create/build/destroy, device add/remove and shutdown
 (_atomics, _plan, _teardown), and device-model command lines (_dmargs). They do no I/O: an
-executor runs the plans against a xenstore client and a hypervisor backend.
+executor runs the plans against a xenstore client and a hypervisor backend. Domain builders
+(_build: build, save and restore a domain's memory image) are what libxenguest does on real
+Xen.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ if TYPE_CHECKING:
         Write,
         WriteIfEquals,
         XsOp,
+    )
+    from xen.xenops._build import (
+        BootImage,
+        Builder,
+        SimBuilder,
+        UnsupportedBuilder,
     )
     from xen.xenops._devid import (
         EXTENDED_FLAG,
@@ -185,8 +193,10 @@ __all__ = [
     "Appears",
     "Atomic",
     "Becomes",
+    "BootImage",
     "BuildMemory",
     "BuildResult",
+    "Builder",
     "CancelToken",
     "Cleared",
     "ConsoleSpec",
@@ -229,9 +239,11 @@ __all__ = [
     "Scalar",
     "SetPerms",
     "ShutdownReason",
+    "SimBuilder",
     "SimHostActions",
     "Timeouts",
     "Transaction",
+    "UnsupportedBuilder",
     "VbdSpec",
     "VifSpec",
     "Vnc",
@@ -301,8 +313,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Atomic": "xen.xenops._atomics",
     "BACKEND_NAMES": "xen.xenops._platform",
     "Becomes": "xen.xenops._atomics",
+    "BootImage": "xen.xenops._build",
     "BuildMemory": "xen.xenops._memory",
     "BuildResult": "xen.xenops._plan",
+    "Builder": "xen.xenops._build",
     "CancelToken": "xen.xenops._executor",
     "Cleared": "xen.xenops._atomics",
     "ConsoleSpec": "xen.xenops._devspec",
@@ -356,9 +370,11 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Scalar": "xen.xenops._atomics",
     "SetPerms": "xen.xenops._atomics",
     "ShutdownReason": "xen.xenops._plan",
+    "SimBuilder": "xen.xenops._build",
     "SimHostActions": "xen.xenops._host",
     "Timeouts": "xen.xenops._plan",
     "Transaction": "xen.xenops._atomics",
+    "UnsupportedBuilder": "xen.xenops._build",
     "VIF_SCRIPT": "xen.xenops._devspec",
     "VbdSpec": "xen.xenops._devspec",
     "VifSpec": "xen.xenops._devspec",

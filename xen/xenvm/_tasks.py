@@ -118,6 +118,28 @@ class TaskCall:
         """One argument's value."""
         return self.args[name]
 
+    def flag(self, name: str) -> bool:
+        """A ``bool`` argument's value."""
+        return bool(self._typed(name, bool))
+
+    def integer(self, name: str) -> int:
+        """An ``int`` argument's value."""
+        return int(self._typed(name, int))
+
+    def number(self, name: str) -> float:
+        """A ``float`` argument's value."""
+        return float(self._typed(name, float))
+
+    def text(self, name: str) -> str:
+        """A ``str`` argument's value."""
+        return str(self._typed(name, str))
+
+    def _typed(self, name: str, kind: type) -> bool | int | float | str:
+        value = self.args[name]
+        if value is None or not isinstance(value, kind):
+            raise TypeError(f"{self.name}: argument {name} is not a {kind.__name__}")
+        return value
+
 
 def member_to_task(member: str) -> str:
     """DBus member name to task name (``get_status`` -> ``get-status``)."""
