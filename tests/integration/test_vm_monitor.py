@@ -20,10 +20,13 @@ from xen.xenvm import (
     TaskError,
     TreeEnv,
     UnregisterVm,
+    VmHandle,
     VmNotification,
     config_to_dict,
     parse_config,
+    parse_task,
     set_field,
+    vm_path,
 )
 
 pytestmark = pytest.mark.integration
@@ -80,14 +83,27 @@ def test_operations_not_allowed_in_a_state_touch_nothing(tree: XenTree) -> None:
         tree.task(vm, "start", paused="maybe")
 
 
+def test_the_published_handle_answers_queries_and_takes_operations(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config("handle"))
+    handle = actors.service(vm_path(vm), VmHandle)
+    assert handle.query(parse_task("get-status", {})) == "shutdown"
+    assert handle.submit(parse_task("start", {})).result(30) == ""
+    assert handle.view is not None and handle.view.state.value == "running"
+    with pytest.raises(TaskError, match="start is an operation, not a query"):
+        handle.query(parse_task("start", {}))
+    with pytest.raises(TaskError, match="get-status is a query, not an operation"):
+        handle.submit(parse_task("get-status", {})).result(5)
+    with pytest.raises(actors.NoSuchActor):
+        tree.task(str(uuidlib.uuid4()), "get-status")
+
+
 def test_queries_do_not_wait_behind_a_long_operation(tree: XenTree) -> None:
     """A disk whose backend never comes keeps start waiting for hotplug (3 s here)."""
     cfg = vm_config() + "disk = /dev/null:phy:xvda:w:disk:none\n"
     vm = tree.add_vm(cfg)
     from concurrent.futures import Future
 
-    from xen.xenvm import RunTask, vm_path
-    from xen.xenvm._tasks import parse_task
+    from xen.xenvm import RunTask
     reply: Future[str] = Future()
     actors.resolve(vm_path(vm)).tell(RunTask(parse_task("start", {}), reply))
     wait_until(lambda: status(tree, vm) == "creating-devices", timeout=5)
@@ -199,8 +215,7 @@ def test_monitor_killed_mid_start_rolls_back(tree: XenTree) -> None:
     vm = tree.add_vm(cfg)
     from concurrent.futures import Future
 
-    from xen.xenvm import RunTask, vm_path
-    from xen.xenvm._tasks import parse_task
+    from xen.xenvm import RunTask
     actors.resolve(vm_path(vm)).tell(RunTask(parse_task("start", {}), Future()))
     wait_until(lambda: status(tree, vm) == "creating-devices", timeout=5)
     victim = actors.actor_of(actors.resolve(vm_path(vm)))
