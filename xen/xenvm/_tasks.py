@@ -7,7 +7,9 @@ against :data:`TASKS` and returns a typed :class:`TaskCall`; anything wrong is a
 (the original ignored them).
 
 Kinds: ``query`` tasks read the monitor's published state and never wait behind an operation;
-``op`` tasks go through the monitor's mailbox, one at a time per VM.
+``op`` tasks go through the monitor's mailbox, one at a time per VM. What each task does is
+its handler in :mod:`xen.xenvm._handlers` (one per name of this table). :class:`TaskCall`'s
+typed accessors (``flag``, ``integer``, ``number``, ``text``) read an argument of that type.
 """
 
 from __future__ import annotations
