@@ -81,7 +81,7 @@ _CAUSES = {
     ShutdownReason.CRASH: DeathCause.CRASH,
     ShutdownReason.WATCHDOG: DeathCause.WATCHDOG,
 }
-_REQUESTS = {
+_REQUESTS = {  # the words xenops' shutdown request takes (its own enum, for now)
     ShutdownReason.POWEROFF: XsShutdownReason.POWEROFF,
     ShutdownReason.REBOOT: XsShutdownReason.REBOOT,
     ShutdownReason.SUSPEND: XsShutdownReason.SUSPEND,
