@@ -27,7 +27,7 @@ import actors
 from supervision import StartChild
 from tests.integration.xen_fixtures import vm_config, xen_tree
 from xen.hypervisor import DomainSpec
-from xen.xenvm import vm_task
+from xen.xenvm import VmStart, vm_task
 
 
 def rss_kb() -> float:
@@ -79,7 +79,7 @@ def main() -> int:
         before = rss_kb()
         vms = [str(uuidlib.UUID(int=i + 1)) for i in range(n_boot)]
         for i, u in enumerate(vms):
-            actors.ask("/vms", StartChild(u, (u, vm_config(f"vm{i}", memory=32), "default")),
+            actors.ask("/vms", StartChild(u, (VmStart(u, vm_config(f"vm{i}", memory=32)),)),
                        timeout=30)
         gc.collect()
         per_monitor = (rss_kb() - before) / n_boot

@@ -47,8 +47,8 @@ from supervision import (
     run_daemon,
 )
 from supervision.dom0._config import Dom0Config, Dom0ConfigError, load_config
-from supervision.dom0._tree import build_specs, bus_address, make_env, root_flags
-from xen.xenvm import register_env
+from supervision.dom0._tree import build_specs, bus_address, root_flags
+from xen.xenvm import VmStart
 
 __all__ = ["main"]
 
@@ -113,7 +113,6 @@ def _start(cfg: Dom0Config, embedded: bool) -> Callable[[Callable[[object], None
         started_host = embedded and cfg.backend == "sim" and _simhost_pid(sim_dir) is None
         if embedded and cfg.backend == "sim":
             start_simhost(sim_dir, ledger)
-        register_env("default", make_env(cfg))
         try:
             root = Supervisor.start_root(root_flags(cfg), build_specs(cfg), events=EventLog(),
                                          snapshot_dir=cfg.state_dir / "snapshots",
@@ -124,8 +123,8 @@ def _start(cfg: Dom0Config, embedded: bool) -> Callable[[Callable[[object], None
             raise
         for entry in cfg.vm_entries:
             try:
-                ask("/vms", StartChild(entry.uuid, (entry.uuid, entry.config.read_text(),
-                                                    "default")), timeout=30)
+                start = VmStart(entry.uuid, entry.config.read_text())
+                ask("/vms", StartChild(entry.uuid, (start,)), timeout=30)
             except SupervisorError as exc:
                 if "already exists" not in str(exc):
                     logger.error("VM %s: %s", entry.uuid, exc)

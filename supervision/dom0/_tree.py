@@ -24,7 +24,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from supervision._spec import Backoff, ChildSpec, SupFlags, start_actor
+from supervision import Backoff, ChildSpec, ProcessLedger, SupFlags, start_actor
 from supervision.control import ControlActor, OpContext, Operation, OpError
 from supervision.dom0._config import Dom0Config
 
@@ -63,13 +63,15 @@ def sim_sockets(cfg: Dom0Config) -> tuple[str | None, str | None]:
 
 def make_env(cfg: Dom0Config) -> TreeEnv:
     """The Xen environment VM monitors use (sim builder and host actions, or dom0's)."""
-    from xen.xenops import Dom0HostActions, SimHostActions
-    from xen.xenvm import SimBuilder, TreeEnv, UnsupportedBuilder
+    from xen.xenops import Dom0HostActions, SimBuilder, SimHostActions, UnsupportedBuilder
+    from xen.xenvm import TreeEnv
+    ledger = ProcessLedger.of_state(cfg.state_dir)  # device models are recorded there
     if cfg.backend == "sim":
         xs, _hv = sim_sockets(cfg)
-        return TreeEnv(builder=SimBuilder(), host=SimHostActions(xenstore_path=xs),
+        return TreeEnv(builder=SimBuilder(),
+                       host=SimHostActions(xenstore_path=xs, ledger=ledger),
                        state_dir=cfg.state_dir)
-    return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(),
+    return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(ledger=ledger),
                    state_dir=cfg.state_dir)
 
 
@@ -93,7 +95,8 @@ def build_specs(cfg: Dom0Config) -> list[ChildSpec]:
         xs, hv = sim_sockets(cfg)
         specs.append(xen_spec(backend=cfg.backend, hypervisor_socket=hv, xenstore_socket=xs))
     if cfg.vms:
-        specs.append(vms_spec(intensity=cfg.vms_intensity, period=cfg.vms_period))
+        specs.append(vms_spec(env=make_env(cfg), intensity=cfg.vms_intensity,
+                              period=cfg.vms_period))
     if cfg.xenvm_bus and cfg.vms:
         specs.append(ChildSpec("xenvm-bus", start_actor(XenvmBus, address)))
     for proxy in cfg.proxies:
@@ -113,12 +116,13 @@ def root_flags(cfg: Dom0Config) -> SupFlags:
 
 def _op_vm_add(ctx: OpContext, args: dict[str, Any]) -> Any:
     from actors import ask
-    from supervision._messages import StartChild, SupervisorError
+    from supervision import StartChild, SupervisorError
+    from xen.xenvm import VmStart
     vm, config = args["uuid"], args["config"]
     if not isinstance(vm, str) or not isinstance(config, str):
         raise OpError("vm.add takes uuid and config (the config file text)", "bad-request")
     try:
-        info = ask("/vms", StartChild(vm, (vm, config, "default")), timeout=30)
+        info = ask("/vms", StartChild(vm, (VmStart(vm, config),)), timeout=30)
     except SupervisorError as exc:
         raise OpError(str(exc), "refused") from None
     return info.to_dict()

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,20 @@ sys.exit(run_daemon(config, start, reload=reload))
 """
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_demos() -> Iterator[None]:
+    """Whatever a test asserts, no demo daemon outlives it."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class Demo:
     def __init__(self, state: Path, mode: str = "plain") -> None:
         self.state = state
@@ -64,6 +79,7 @@ class Demo:
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen([sys.executable, "-c", _DAEMON, str(state), mode],
                                          cwd=ROOT, stdout=out, stderr=out)
+        _STARTED.append(self.proc)
 
     @property
     def ready(self) -> Path:

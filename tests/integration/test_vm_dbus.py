@@ -71,3 +71,25 @@ def test_tasks_over_dbus_and_notify(tree: XenTree, bus_address: str) -> None:
     finally:
         listener.close()
         conn.close()
+
+
+def test_the_service_takes_the_names_of_monitors_already_running(
+        tmp_path: Path, bus_address: str) -> None:
+    with xen_tree(tmp_path) as tree:
+        early = tree.add_vm(vm_config("early"))
+        from supervision import AddChild
+        actors.ask("/", AddChild(ChildSpec("xenvm-bus", start_actor(XenvmBus, bus_address))),
+                   timeout=10)
+        late = tree.add_vm(vm_config("late"))
+        conn = BusConnection(bus_address)
+        try:
+            for vm in (early, late):
+                wait_until(lambda vm=vm: conn.bus_call("NameHasOwner", "s", (bus_name(vm),))[0],
+                           timeout=5)
+            obj = RemoteObject(conn, bus_name(early), "/", timeout=30)
+            assert obj.call(bus_name(early), "get", "a{ss}", {"field": "name"}) == ("early",)
+            tree.task(early, "quit")
+            wait_until(lambda: not conn.bus_call("NameHasOwner", "s", (bus_name(early),))[0],
+                       timeout=5)
+        finally:
+            conn.close()

@@ -11,10 +11,23 @@ from pathlib import Path
 import pytest
 
 import actors
+from supervision import AddChild, ChildSpec, SnapshotStore, start_actor
 from tests.helpers import wait_until
-from tests.integration.xen_fixtures import XenTree, vm_config, xen_tree
+from tests.integration.xen_fixtures import FAST, XenTree, start, vm_config, xen_tree
 from xen.hypervisor import ShutdownReason
-from xen.xenvm._tasks import TaskError
+from xen.xenvm import (
+    RegisterVm,
+    TaskError,
+    TreeEnv,
+    UnregisterVm,
+    VmHandle,
+    VmNotification,
+    config_to_dict,
+    parse_config,
+    parse_task,
+    set_field,
+    vm_path,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -70,14 +83,27 @@ def test_operations_not_allowed_in_a_state_touch_nothing(tree: XenTree) -> None:
         tree.task(vm, "start", paused="maybe")
 
 
+def test_the_published_handle_answers_queries_and_takes_operations(tree: XenTree) -> None:
+    vm = tree.add_vm(vm_config("handle"))
+    handle = actors.service(vm_path(vm), VmHandle)
+    assert handle.query(parse_task("get-status", {})) == "shutdown"
+    assert handle.submit(parse_task("start", {})).result(30) == ""
+    assert handle.view is not None and handle.view.state.value == "running"
+    with pytest.raises(TaskError, match="start is an operation, not a query"):
+        handle.query(parse_task("start", {}))
+    with pytest.raises(TaskError, match="get-status is a query, not an operation"):
+        handle.submit(parse_task("get-status", {})).result(5)
+    with pytest.raises(actors.NoSuchActor):
+        tree.task(str(uuidlib.uuid4()), "get-status")
+
+
 def test_queries_do_not_wait_behind_a_long_operation(tree: XenTree) -> None:
     """A disk whose backend never comes keeps start waiting for hotplug (3 s here)."""
     cfg = vm_config() + "disk = /dev/null:phy:xvda:w:disk:none\n"
     vm = tree.add_vm(cfg)
     from concurrent.futures import Future
 
-    from xen.xenvm._monitor import RunTask, vm_path
-    from xen.xenvm._tasks import parse_task
+    from xen.xenvm import RunTask
     reply: Future[str] = Future()
     actors.resolve(vm_path(vm)).tell(RunTask(parse_task("start", {}), reply))
     wait_until(lambda: status(tree, vm) == "creating-devices", timeout=5)
@@ -189,8 +215,7 @@ def test_monitor_killed_mid_start_rolls_back(tree: XenTree) -> None:
     vm = tree.add_vm(cfg)
     from concurrent.futures import Future
 
-    from xen.xenvm._monitor import RunTask, vm_path
-    from xen.xenvm._tasks import parse_task
+    from xen.xenvm import RunTask
     actors.resolve(vm_path(vm)).tell(RunTask(parse_task("start", {}), Future()))
     wait_until(lambda: status(tree, vm) == "creating-devices", timeout=5)
     victim = actors.actor_of(actors.resolve(vm_path(vm)))
@@ -221,3 +246,63 @@ def test_a_crashed_watcher_comes_back_and_keeps_reporting(tree: XenTree) -> None
     domid = int(tree.task(vm, "get-domid"))
     tree.hypervisor.crash(domid)  # the new watcher must see it
     wait_until(lambda: status(tree, vm) == "shutdown", timeout=10)
+
+
+class Listener(actors.Actor):
+    """Collects what monitors tell the environment's listeners."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: list[object] = []
+
+    @actors.handles(RegisterVm, VmNotification, UnregisterVm)
+    def _collect(self, msg: object) -> None:
+        self.got.append(msg)
+
+    def published(self) -> list[object]:
+        return self.got
+
+
+def test_notifications_go_as_messages_to_the_listeners_of_the_environment(
+        tmp_path: Path) -> None:
+    env = TreeEnv(timeouts=FAST, state_dir=tmp_path, notify=("/listener", "/nobody"))
+    with xen_tree(tmp_path, env=env) as tree:
+        actors.ask("/", AddChild(ChildSpec("listener", start_actor(Listener))), timeout=10)
+        got = actors.service("/listener", list)
+        vm = tree.add_vm(vm_config(on_crash="destroy"))
+        tree.task(vm, "start")
+        tree.hypervisor.crash(int(tree.task(vm, "get-domid")))
+        wait_until(lambda: VmNotification(vm, "vm:state:shutdown") in got, timeout=10)
+        tree.task(vm, "quit")
+        wait_until(lambda: UnregisterVm(vm) in got, timeout=10)
+    assert got[0] == RegisterVm(vm)
+    states = [m.text for m in got if isinstance(m, VmNotification)]
+    assert states[:4] == ["vm:state:creating-domain", "vm:state:creating-devices",
+                          "vm:state:created", "vm:state:running"]
+    assert states[4:] == ["error:crashed", "vm:state:shutdown"]
+    assert got[-1] == UnregisterVm(vm)
+
+
+def test_a_monitor_persisted_by_the_previous_version_resumes(tmp_path: Path) -> None:
+    """After an upgrade the supervisor restarts each VM with the arguments and snapshot the
+    previous version persisted: (uuid, config, env name) and a version-1 snapshot."""
+    cfg = vm_config("old", memory=64)
+    with xen_tree(tmp_path) as tree:
+        vm = tree.add_vm(cfg)
+        tree.task(vm, "start")
+        domid = int(tree.task(vm, "get-domid"))
+        tree.stop_tree()
+        parsed = parse_config(cfg)
+        SnapshotStore(tmp_path / "snapshots").save(f"/vms/{vm}", {
+            "v": 1, "uuid": vm, "state": "running", "domid": domid, "stubdom_domid": -1,
+            "config": config_to_dict(parsed),
+            "next_config": config_to_dict(set_field(parsed, "memory", "96")),
+            "op": {"name": "start", "paused": False}, "pending_action": None,
+        }, args=(vm, cfg, "default"))
+        tree.root = start(tmp_path, tree.events)
+        assert status(tree, vm) == "running"
+        assert int(tree.task(vm, "get-domid")) == domid  # adopted, not started again
+        assert domains_of(tree, vm) == [domid]
+        assert tree.task(vm, "get", field="memory") == "96"  # the snapshot was read
+        tree.task(vm, "pause")
+        assert tree.hv.getinfo(domid).paused

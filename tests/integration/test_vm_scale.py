@@ -11,7 +11,7 @@ import pytest
 import actors
 from supervision import StartChild
 from tests.integration.xen_fixtures import vm_config, xen_tree
-from xen.xenvm._monitor import vm_task
+from xen.xenvm import VmStart, vm_task
 
 pytestmark = pytest.mark.integration
 N = 200
@@ -21,7 +21,7 @@ def test_200_vms_start_concurrently(tmp_path: Path) -> None:
     with xen_tree(tmp_path, memory_mib=N * 40 + 1024) as tree:
         vms = [str(uuidlib.UUID(int=i + 1)) for i in range(N)]
         for i, vm in enumerate(vms):
-            actors.ask("/vms", StartChild(vm, (vm, vm_config(f"vm{i}", memory=32), "default")),
+            actors.ask("/vms", StartChild(vm, (VmStart(vm, vm_config(f"vm{i}", memory=32)),)),
                        timeout=30)
         with ThreadPoolExecutor(32) as pool:
             list(pool.map(lambda vm: vm_task(vm, "start", timeout=120), vms))

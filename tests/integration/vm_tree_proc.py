@@ -17,21 +17,19 @@ from pathlib import Path
 
 import actors
 from supervision import EventLog, StartChild, WhichChildren
-from tests.integration.xen_fixtures import FAST, start, vm_config
-from xen.xenvm._env import TreeEnv, register_env
-from xen.xenvm._monitor import vm_task
+from tests.integration.xen_fixtures import start, vm_config
+from xen.xenvm import VmStart, vm_task
 
 
 def main() -> None:
     state, n, mode = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    register_env("default", TreeEnv(timeouts=FAST, state_dir=state))
     start(state, EventLog())
     if mode == "create":
         for i in range(n):
             vm = str(uuidlib.UUID(int=i + 1))
             cfg = vm_config(f"vm{i}", on_crash="restart", on_poweroff="destroy",
                             on_reboot="restart")
-            actors.ask("/vms", StartChild(vm, (vm, cfg, "default")), timeout=30)
+            actors.ask("/vms", StartChild(vm, (VmStart(vm, cfg),)), timeout=30)
             vm_task(vm, "start", timeout=30)
     deadline = time.monotonic() + 30
     while len(actors.ask("/vms", WhichChildren(), timeout=10)) < n:

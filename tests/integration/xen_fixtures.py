@@ -13,12 +13,13 @@ import pykka
 
 import actors
 from supervision import EventLog, StartChild, Supervisor, SupFlags
+from xen.hypervisor import Hypervisor
 from xen.sim.hypervisor import HypervisorServer
 from xen.sim.xenstored import XenstoredServer
 from xen.tree import vms_spec, xen_spec
-from xen.xenops._plan import Timeouts
-from xen.xenvm._env import TreeEnv, register_env, unregister_env
-from xen.xenvm._monitor import vm_task
+from xen.xenops import SimHostActions, Timeouts
+from xen.xenstore import XenstoreClient
+from xen.xenvm import TreeEnv, VmStart, vm_task
 
 FAST = Timeouts(hotplug=3.0, device_close=2.0, shutdown_ack=2.0, domain_gone=3.0,
                 domain_gone_poll=0.05, free_memory=2.0)
@@ -44,15 +45,15 @@ class XenTree:
 
     @property
     def hv(self) -> Any:
-        return actors.actor_of(actors.resolve("/xen/hypervisor")).backend  # type: ignore[attr-defined]
+        return actors.service("/xen/hypervisor", Hypervisor)
 
     @property
     def xs(self) -> Any:
-        return actors.actor_of(actors.resolve("/xen/xenstore")).client  # type: ignore[attr-defined]
+        return actors.service("/xen/xenstore", XenstoreClient)
 
     def add_vm(self, config: str, uuid: str | None = None) -> str:
         vm = uuid or str(uuidlib.uuid4())
-        actors.ask("/vms", StartChild(vm, (vm, config, "default")), timeout=30)
+        actors.ask("/vms", StartChild(vm, (VmStart(vm, config),)), timeout=30)
         return vm
 
     def task(self, vm: str, name: str, *, wait: float = 30.0, **params: str) -> str:
@@ -74,7 +75,6 @@ def xen_tree(state: Path, *, memory_mib: int = 4096, start_tree: bool = True,
     hypervisor = HypervisorServer(str(state / "hv" / "socket"), memory_mib=memory_mib)
     hypervisor.start()
     sub = hypervisor.subscribe(lambda ev: _forward(xenstored, ev))
-    register_env("default", TreeEnv(timeouts=FAST, state_dir=state))
     events = EventLog()
     root = start(state, events, **vms) if start_tree else None
     tree = XenTree(state, xenstored, hypervisor, root, events)  # type: ignore[arg-type]
@@ -83,7 +83,6 @@ def xen_tree(state: Path, *, memory_mib: int = 4096, start_tree: bool = True,
     finally:
         if tree.root is not None:
             tree.stop_tree()
-        unregister_env("default")
         sub.cancel()
         hypervisor.close()
         xenstored.close()
@@ -98,16 +97,15 @@ def sim_tree(state: Path, *, memory_mib: int = 4096, behaviour: dict[str, Any] |
     host = SimHost(state / "host", memory_mib=memory_mib, with_dbus=False,
                    behaviour=behaviour or {})
     host.start()
-    from xen.xenops._host import SimHostActions
-    register_env("default", TreeEnv(timeouts=FAST, state_dir=state,
-                                    host=SimHostActions(xenstore_path=host.xenstore_path)))
+    env = TreeEnv(timeouts=FAST, state_dir=state,
+                  host=SimHostActions(xenstore_path=host.xenstore_path))
     events = EventLog()
     try:
         root = Supervisor.start_root(
             SupFlags(intensity=10, period=10),
             [xen_spec(backend="sim", hypervisor_socket=str(host.hypervisor_path),
                       xenstore_socket=str(host.xenstore_path)),
-             vms_spec(**vms)],
+             vms_spec(env=env, **vms)],
             events=events, snapshot_dir=state / "snapshots")
         tree = XenTree(state, None, host.hypervisor, root, events)  # type: ignore[arg-type]
         try:
@@ -115,17 +113,18 @@ def sim_tree(state: Path, *, memory_mib: int = 4096, behaviour: dict[str, Any] |
         finally:
             tree.stop_tree()
     finally:
-        unregister_env("default")
         host.close()
 
 
 def start(state: Path, events: EventLog, **vms: Any) -> pykka.ActorRef[Supervisor]:
-    """Start the xen and vms supervisors over the sim host's sockets (``vms``: vms_spec args)."""
+    """Start the xen and vms supervisors over the sim host's sockets (``vms``: vms_spec args;
+    the monitors' environment defaults to a TreeEnv with short timeouts)."""
+    env = vms.pop("env", None) or TreeEnv(timeouts=FAST, state_dir=state)
     return Supervisor.start_root(
         SupFlags(intensity=10, period=10),
         [xen_spec(backend="sim", hypervisor_socket=str(state / "hv" / "socket"),
                   xenstore_socket=str(state / "xs" / "socket")),
-         vms_spec(**vms)],
+         vms_spec(env=env, **vms)],
         events=events, snapshot_dir=state / "snapshots")
 
 

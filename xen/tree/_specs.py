@@ -5,10 +5,13 @@
 the children after it. ``vms`` (``simple_one_for_one``, resume): one :class:`VmMonitor` per VM,
 child id = uuid, transient (a monitor that quits normally is not restarted), restarted with
 backoff; after a restart of the whole process every monitor comes back from its snapshot and
-adopts its domain.
+adopts its domain. The Xen environment of the monitors is the composition root's: it rides in
+the child template, so a child's own (persisted) argument is only its ``VmStart``.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from supervision import (
     Backoff,
@@ -25,6 +28,9 @@ from xen.tree._hvactor import HypervisorActor
 from xen.tree._watcher import DomainWatcher
 from xen.xenstore import XenstoreActor
 from xen.xenvm import VmMonitor
+
+if TYPE_CHECKING:
+    from xen.xenvm import XenEnv
 
 __all__ = ["vms_spec", "xen_spec"]
 
@@ -45,13 +51,13 @@ def xen_spec(*, backend: str = "sim", hypervisor_socket: str | None = None,
                      kind=ChildKind.SUPERVISOR)
 
 
-def vms_spec(*, intensity: int = 10, period: float = 10.0,
+def vms_spec(*, env: XenEnv, intensity: int = 10, period: float = 10.0,
              backoff: Backoff | None = _DEFAULT_BACKOFF) -> ChildSpec:
-    """The "vms" supervisor: one resume-mode VmMonitor per VM.
+    """The "vms" supervisor: one resume-mode VmMonitor per VM, each in ``env``.
 
-    Add a VM with ``StartChild(uuid, (uuid, config, env_name))``.
+    Add a VM with ``StartChild(uuid, (VmStart(uuid, config),))``.
     """
-    template = ChildSpec("vm", start_actor(VmMonitor), restart=Restart.TRANSIENT,
+    template = ChildSpec("vm", start_actor(VmMonitor, env), restart=Restart.TRANSIENT,
                          mode=RestartMode.RESUME, shutdown=10.0, start_timeout=30.0)
     flags = SupFlags(Strategy.SIMPLE_ONE_FOR_ONE, intensity, period, backoff=backoff)
     return ChildSpec("vms", start_actor(Supervisor, flags, [template]),

@@ -4,7 +4,7 @@ The watcher watches both special paths on the tree's xenstore client (xenstored 
 once at registration, so a new watcher always makes one full pass). On every event it reads the
 hypervisor's domain list and compares it with the last one: every domain that appeared,
 disappeared or changed its flags (paused, shutdown, dying) is reported to the monitor of the VM
-whose uuid is the domain's handle, as a :class:`~xen.xenvm._monitor.CheckState` message. The
+whose uuid is the domain's handle, as a :class:`~xen.xenvm._messages.CheckState` message. The
 monitor decides what happened from what it reads then; the event is never trusted as data.
 Domains no monitor owns (dom0, ones started by hand) are ignored. Under ``rest_for_one`` after
 the xenstore and hypervisor actors, a restart of either restarts the watcher, which registers

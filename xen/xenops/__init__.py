@@ -7,6 +7,8 @@ plans of atomic steps for domain create/build/destroy, device add/remove and shu
 make them well-formed in _checks; _plan, _teardown), and device-model command lines
 (_dmargs). They do no I/O: an executor runs the plans against a xenstore client, a
 hypervisor backend and the host.
+Domain builders (_build: build, save and restore a domain's memory image) are what libxenguest
+does on real Xen.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ if TYPE_CHECKING:
         Write,
         WriteIfEquals,
         XsOp,
+    )
+    from xen.xenops._build import (
+        BootImage,
+        Builder,
+        SimBuilder,
+        UnsupportedBuilder,
     )
     from xen.xenops._calls import (
         CreateDomain,
@@ -206,8 +214,10 @@ __all__ = [
     "Appears",
     "Atomic",
     "Becomes",
+    "BootImage",
     "BuildMemory",
     "BuildResult",
+    "Builder",
     "CancelToken",
     "Cleared",
     "ConsoleSpec",
@@ -267,11 +277,13 @@ __all__ = [
     "SetPerms",
     "ShadowAllocation",
     "ShutdownDomain",
+    "SimBuilder",
     "SimHostActions",
     "SurfmanSetPvDisplay",
     "Timeouts",
     "Transaction",
     "UnpauseDomain",
+    "UnsupportedBuilder",
     "VbdSpec",
     "VifSpec",
     "Vnc",
@@ -341,8 +353,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Atomic": "xen.xenops._atomics",
     "BACKEND_NAMES": "xen.xenops._platform",
     "Becomes": "xen.xenops._atomics",
+    "BootImage": "xen.xenops._build",
     "BuildMemory": "xen.xenops._memory",
     "BuildResult": "xen.xenops._plan",
+    "Builder": "xen.xenops._build",
     "CancelToken": "xen.xenops._executor",
     "Cleared": "xen.xenops._atomics",
     "ConsoleSpec": "xen.xenops._devspec",
@@ -411,11 +425,13 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "SetPerms": "xen.xenops._atomics",
     "ShadowAllocation": "xen.xenops._calls",
     "ShutdownDomain": "xen.xenops._calls",
+    "SimBuilder": "xen.xenops._build",
     "SimHostActions": "xen.xenops._host",
     "SurfmanSetPvDisplay": "xen.xenops._calls",
     "Timeouts": "xen.xenops._plan",
     "Transaction": "xen.xenops._atomics",
     "UnpauseDomain": "xen.xenops._calls",
+    "UnsupportedBuilder": "xen.xenops._build",
     "VIF_SCRIPT": "xen.xenops._devspec",
     "VbdSpec": "xen.xenops._devspec",
     "VifSpec": "xen.xenops._devspec",

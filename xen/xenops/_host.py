@@ -19,6 +19,12 @@ device model exec'd from the argv as given (the configured qemu-dm-wrapper path 
 own session with no inherited descriptors (readiness is then seen in xenstore by
 `xen.xenops._dm`), SIGTERM then a bounded wait then SIGKILL for processes. Children started
 here are reaped when stopped.
+
+Both record every device model they start in the daemon's process ledger when given one
+(``ledger``; `supervision.ProcessLedger`), as a *detached* process named
+``device-model-<domid>``: it belongs to its running domain and outlives a restart of the
+toolstack on purpose; the record is dropped when the device model is stopped (the domain's
+teardown does that).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from supervision import ProcessLedger
 from xen.hypervisor import HypervisorError, Unsupported
 from xen.xenops._dm import DeviceModelError
 from xen.xenops._executor import HostActions
@@ -83,6 +90,10 @@ def _terminate(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None) -
             pass
 
 
+def _ledger_name(domid: int) -> str:
+    return f"device-model-{domid}"
+
+
 class _Children:
     """Processes started by one host-actions object, by pid (thread-safe)."""
 
@@ -111,8 +122,10 @@ class SimHostActions(HostActions):
     """
 
     def __init__(self, xenstore_path: str | os.PathLike[str] | None = None,
-                 log_dir: str | os.PathLike[str] | None = None) -> None:
+                 log_dir: str | os.PathLike[str] | None = None,
+                 ledger: ProcessLedger | None = None) -> None:
         self._lock = threading.Lock()
+        self.ledger = ledger
         self._numbers = itertools.count()
         self.attached: dict[str, str] = {}
         self.xenstore_path = None if xenstore_path is None else str(xenstore_path)
@@ -162,6 +175,7 @@ class SimHostActions(HostActions):
             proc.stdout.close()
         if line is not None and line.split()[:1] == ["ready"]:
             self._children.add(proc, log)
+            _record(self.ledger, domid, proc.pid, cmd)
             return proc.pid
         if line is None:
             _terminate(proc.pid, 5.0, proc)
@@ -186,6 +200,7 @@ class SimHostActions(HostActions):
         """SIGTERM, bounded wait, SIGKILL: only for simulated device models."""
         pid = int(pid)
         child = self._children.pop(pid)
+        _forget(self.ledger, pid)
         if child is not None:
             proc, log = child
             _terminate(pid, float(timeout), proc)
@@ -240,8 +255,9 @@ def _last_line(log: IO[bytes]) -> str:
 class Dom0HostActions(HostActions):
     """A real dom0's host actions (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: ProcessLedger | None = None) -> None:
         self._children = _Children()
+        self.ledger = ledger
 
     def attach_file(self, path: str) -> tuple[str, int, int]:
         """``losetup --find --show path``: (device, major, minor)."""
@@ -268,6 +284,7 @@ class Dom0HostActions(HostActions):
         except OSError as exc:
             raise DeviceModelError(f"domain {domid}: cannot run {argv[0]}: {exc}") from exc
         self._children.add(proc, None)
+        _record(self.ledger, domid, proc.pid, [str(a) for a in argv])
         return proc.pid
 
     def stop_device_model(self, pid: int, timeout: float = 5.0) -> None:
@@ -277,4 +294,23 @@ class Dom0HostActions(HostActions):
     def kill_process(self, pid: int, timeout: float = 5.0) -> None:
         """SIGTERM ``pid``, wait up to ``timeout`` s for it to go, then SIGKILL."""
         child = self._children.pop(int(pid))
+        _forget(self.ledger, int(pid))
         _terminate(int(pid), float(timeout), child[0] if child is not None else None)
+
+
+def _record(ledger: ProcessLedger | None, domid: int, pid: int, argv: Sequence[str]) -> None:
+    """Record a device model in the process ledger: detached, it belongs to its domain."""
+    if ledger is not None:
+        try:
+            ledger.record(_ledger_name(domid), pid, list(argv), kind="detached")
+        except ProcessLookupError:
+            logger.warning("device model %d of domain %d ended before it was recorded", pid,
+                           domid)
+
+
+def _forget(ledger: ProcessLedger | None, pid: int) -> None:
+    """Forget the ledger's record of device model ``pid`` (it is being stopped)."""
+    if ledger is not None:
+        for rec in ledger.records():
+            if rec.pid == pid and rec.name.startswith("device-model-"):
+                ledger.forget(rec.name)

@@ -1,8 +1,14 @@
-"""xenvm: the per-VM monitor layer.
+"""xenvm: the per-VM monitor layer (docs/xenvm.md).
 
-Pure parts so far: the VM config (file format, typed value, runtime get/set, snapshots) in
-_config, _config_keys, _config_values and _config_devices; the translation of a config into
-xenops specs, build memory and device-model arguments in _specs.
+The monitor actor (_monitor: ``VmMonitor``, its published ``VmHandle``, ``vm_task``) drives one
+typed machine (_machine), which acts on its domain through xenops (_domain). Pure parts: the
+VM config (file format, typed value, runtime get/set, snapshots) in _config, _config_keys,
+_config_values and _config_devices; the translation of a config into xenops specs in _specs;
+the task table (_tasks), the lifecycle table (_lifecycle), the view and its snapshot encoding
+(_snapshot), the reconciliation table (_reconcile), the save-file header (_image) and device
+changes from config edits (_hotplug). The environment a monitor works in (_env) is passed in
+by the composition root; the messages to and from monitors are in _messages; the DBus face of
+the monitors is _dbus.
 """
 
 from __future__ import annotations
@@ -62,16 +68,28 @@ if TYPE_CHECKING:
         XenvmBus,
     )
     from xen.xenvm._env import (
-        SimBuilder,
+        StaticEnv,
         TreeEnv,
-        UnsupportedBuilder,
-        register_env,
+        XenEnv,
+    )
+    from xen.xenvm._messages import (
+        VMS,
+        XENVM_BUS,
+        CheckState,
+        RegisterVm,
+        RunTask,
+        UnregisterVm,
+        VmNotification,
+        VmStart,
+        vm_path,
     )
     from xen.xenvm._monitor import (
-        CheckState,
+        VmHandle,
         VmMonitor,
-        vm_path,
         vm_task,
+    )
+    from xen.xenvm._snapshot import (
+        VmView,
     )
     from xen.xenvm._specs import (
         HVMLOADER,
@@ -87,7 +105,10 @@ if TYPE_CHECKING:
         vif_specs,
     )
     from xen.xenvm._tasks import (
+        TASKS,
+        TaskCall,
         TaskError,
+        parse_task,
     )
 
 __all__ = [
@@ -99,6 +120,9 @@ __all__ = [
     "RUNTIME_FIELDS",
     "SCALAR_KEYS",
     "SNAPSHOT_MODES",
+    "TASKS",
+    "VMS",
+    "XENVM_BUS",
     "Action",
     "CheckState",
     "ConfigError",
@@ -109,13 +133,21 @@ __all__ = [
     "NicConfig",
     "Notify",
     "PciConfig",
-    "SimBuilder",
+    "RegisterVm",
+    "RunTask",
     "Startup",
+    "StaticEnv",
+    "TaskCall",
     "TaskError",
     "TreeEnv",
-    "UnsupportedBuilder",
+    "UnregisterVm",
     "VmConfig",
+    "VmHandle",
     "VmMonitor",
+    "VmNotification",
+    "VmStart",
+    "VmView",
+    "XenEnv",
     "XenvmBus",
     "add_entry",
     "build_kernel",
@@ -136,11 +168,11 @@ __all__ = [
     "parse_int",
     "parse_kv",
     "parse_range",
+    "parse_task",
     "pci_specs",
     "platform_data",
     "pv_device_specs",
     "random_mac",
-    "register_env",
     "required_to_boot_kib",
     "resolve_macs",
     "sanitise_nics",
@@ -154,7 +186,7 @@ __all__ = [
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "Action": "xen.xenvm._config_values",
-    "CheckState": "xen.xenvm._monitor",
+    "CheckState": "xen.xenvm._messages",
     "ConfigError": "xen.xenvm._config_values",
     "CpuidConfig": "xen.xenvm._config_devices",
     "DiskConfig": "xen.xenvm._config_devices",
@@ -171,13 +203,24 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "RUNTIME_FIELDS": "xen.xenvm._config",
     "SCALAR_KEYS": "xen.xenvm._config_keys",
     "SNAPSHOT_MODES": "xen.xenvm._config_devices",
-    "SimBuilder": "xen.xenvm._env",
+    "RegisterVm": "xen.xenvm._messages",
+    "RunTask": "xen.xenvm._messages",
+    "StaticEnv": "xen.xenvm._env",
     "Startup": "xen.xenvm._config_values",
+    "TASKS": "xen.xenvm._tasks",
+    "TaskCall": "xen.xenvm._tasks",
     "TaskError": "xen.xenvm._tasks",
     "TreeEnv": "xen.xenvm._env",
-    "UnsupportedBuilder": "xen.xenvm._env",
+    "UnregisterVm": "xen.xenvm._messages",
+    "VMS": "xen.xenvm._messages",
     "VmConfig": "xen.xenvm._config",
+    "VmHandle": "xen.xenvm._monitor",
     "VmMonitor": "xen.xenvm._monitor",
+    "VmNotification": "xen.xenvm._messages",
+    "VmStart": "xen.xenvm._messages",
+    "VmView": "xen.xenvm._snapshot",
+    "XENVM_BUS": "xen.xenvm._messages",
+    "XenEnv": "xen.xenvm._env",
     "XenvmBus": "xen.xenvm._dbus",
     "add_entry": "xen.xenvm._config",
     "build_kernel": "xen.xenvm._specs",
@@ -198,11 +241,11 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "parse_int": "xen.xenvm._config_values",
     "parse_kv": "xen.xenvm._config_devices",
     "parse_range": "xen.xenvm._config_devices",
+    "parse_task": "xen.xenvm._tasks",
     "pci_specs": "xen.xenvm._specs",
     "platform_data": "xen.xenvm._specs",
     "pv_device_specs": "xen.xenvm._specs",
     "random_mac": "xen.xenvm._config_devices",
-    "register_env": "xen.xenvm._env",
     "required_to_boot_kib": "xen.xenvm._config",
     "resolve_macs": "xen.xenvm._specs",
     "sanitise_nics": "xen.xenvm._config_devices",
@@ -210,6 +253,6 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "vbd_spec": "xen.xenvm._specs",
     "vif_specs": "xen.xenvm._specs",
     "vm_mac": "xen.xenvm._config_devices",
-    "vm_path": "xen.xenvm._monitor",
+    "vm_path": "xen.xenvm._messages",
     "vm_task": "xen.xenvm._monitor",
 })

@@ -15,10 +15,15 @@ connection (the original ran one process, and connection, per VM). Semantics, as
   ``/org/xen/vm/<u_>``: (``uuid``, code, fields), code 0xf000 for ``vm:state:<state>`` and
   0x0002 for ``error:...`` (the original sent them only with ``notify = dbus``; we always do).
 
-Monitors register themselves when they start and unregister when they stop; at its own start
-the service takes the names of every monitor already running (after a bus restart).
-Operations run in the monitor's mailbox; the reply is sent when the operation's future
-completes, so no thread waits for it.
+The service is a listener of the monitors (the environment's ``notify`` names it): monitors
+tell it ``RegisterVm`` when they start and ``UnregisterVm`` when they stop, and each
+notification as a ``VmNotification``, which it sends as the ``notify`` signal from its own
+thread, in the order each monitor sent them. At its own start it takes the names of every
+monitor the ``/vms`` supervisor lists as running (after a restart of the bus or of the
+service). Calls reach a monitor through the handle it publishes
+(``actors.service(vm_path(uuid), VmHandle)``): queries are answered at once from its view;
+operations run in its mailbox and the reply is sent when the operation's future completes, so
+no thread waits for it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 
 from jeepney.low_level import HeaderFields, Message
 
-from actors import NoSuchActor, actor_of, handles, resolve
+from actors import NoSuchActor, ServiceUnavailable, handles, service
 from rpc.dbus import (
     DO_NOT_QUEUE,
     FAILED,
@@ -42,15 +47,9 @@ from rpc.dbus import (
     signal,
 )
 from rpc.idl import Arg, Direction, Interface, Method, render_introspection
-from xen.xenvm._monitor import (
-    RegisterVm,
-    RunTask,
-    UnregisterVm,
-    VmMonitor,
-    add_listener,
-    remove_listener,
-    vm_path,
-)
+from supervision import Supervisor
+from xen.xenvm._messages import VMS, RegisterVm, UnregisterVm, VmNotification, vm_path
+from xen.xenvm._monitor import VmHandle
 from xen.xenvm._tasks import TASKS, TaskError, member_to_task, parse_task
 
 __all__ = ["NOTIFY_ERROR", "NOTIFY_VMSTATE", "XenvmBus", "bus_name"]
@@ -90,18 +89,13 @@ class XenvmBus(BusService):
     def setup(self) -> None:
         """Route calls ourselves; take the names of monitors already running."""
         self.bus.on_call = self._on_call
-        add_listener(self._notify)
         try:
-            children = actor_of(resolve("/vms")).children()  # type: ignore[attr-defined]
-        except NoSuchActor:
-            children = ()
+            children = service(VMS, Supervisor).children()
+        except (NoSuchActor, ServiceUnavailable):
+            children = ()  # no VM monitors in this tree (or /vms is restarting)
         for child in children:
             if child.status == "running":
                 self._register(RegisterVm(child.id))
-
-    def teardown(self) -> None:
-        """Stop forwarding notifications."""
-        remove_listener(self._notify)
 
     @handles(RegisterVm)
     def _register(self, msg: RegisterVm) -> None:
@@ -119,13 +113,14 @@ class XenvmBus(BusService):
             self.owned.discard(msg.uuid)
             self.bus.bus_call("ReleaseName", "s", (bus_name(msg.uuid),))
 
-    def _notify(self, uuid: str, text: str) -> None:
-        code = NOTIFY_ERROR if text.startswith("error:") else NOTIFY_VMSTATE
+    @handles(VmNotification)
+    def _notify(self, msg: VmNotification) -> None:
+        code = NOTIFY_ERROR if msg.text.startswith("error:") else NOTIFY_VMSTATE
         try:
-            self.bus.send(signal(_object_path(uuid), NOTIFY_INTERFACE, "notify", "sis",
-                                 (uuid, code, text)))
+            self.bus.send(signal(_object_path(msg.uuid), NOTIFY_INTERFACE, "notify", "sis",
+                                 (msg.uuid, code, msg.text)))
         except Exception:
-            logger.debug("notify for %s not sent", uuid, exc_info=True)
+            logger.debug("notify for %s not sent", msg.uuid, exc_info=True)
 
     # ------------------------------------------------------------------ calls (reader thread)
 
@@ -149,14 +144,11 @@ class XenvmBus(BusService):
         try:
             params = self._params(msg)
             call = parse_task(task, params)
-            monitor = actor_of(resolve(vm_path(uuid)))
-            assert isinstance(monitor, VmMonitor)
+            monitor = service(vm_path(uuid), VmHandle)
             if call.spec.kind == "query":
                 self._answer(msg, monitor.query(call))
                 return
-            reply: Future[str] = Future()
-            reply.add_done_callback(lambda f: self._finished(msg, f))
-            monitor.actor_ref.tell(RunTask(call, reply))
+            monitor.submit(call).add_done_callback(lambda f: self._finished(msg, f))
         except (TaskError, ValueError) as exc:
             self._send(error_reply(msg, FAILED, str(exc)), msg)
         except Exception as exc:  # the monitor is gone or restarting

@@ -1,116 +1,118 @@
 """One VM's lifecycle against the hypervisor and xenstore: the operations and the reactions.
 
 :class:`VmMachine` holds a VM's state (lifecycle state, domid, applied and pending config,
-the operation in flight, a pending ``on_*`` action) and performs the operations; it is owned
-and driven by one :class:`~xen.xenvm._monitor.VmMonitor` actor (one thread), which persists
-its snapshot after every change. Rules:
+the operation in flight, a pending ``on_*`` action; :meth:`VmMachine.view` gives it as one
+immutable :class:`~xen.xenvm._snapshot.VmView`) and decides every operation; what is done to
+the domain (xenops plans, hypervisor calls, the save file) is done by its
+:class:`~xen.xenvm._domain.DomainActions`. It is owned and driven by one
+:class:`~xen.xenvm._monitor.VmMonitor` actor (one thread), which publishes the view and
+persists its snapshot after every change (``on_change``). Rules:
 
 * **Check first, act second.** Every operation validates its first transition with the table
   (:mod:`xen.xenvm._lifecycle`) before any side effect; a refused one is a ``TaskError``
   "X is not allowed in state Y" and touches nothing.
-* **Operation in flight.** Before its first side effect an operation records itself
-  (``op``); the marker is cleared when it ends. A restarted monitor uses it to finish or roll
-  back (``_reconcile``).
-* **Failures roll back.** A start that fails part way destroys what it built (``StartAborted``);
-  a shutdown the guest does not honour in time leaves the VM running (``ShutdownFailed``) or,
-  when asked, destroys it.
-* **Deaths.** :meth:`check_state` looks at the hypervisor (events only mean "look again"): a
-  domain that died with no operation expecting it gets its ``on_*`` action exactly once: the
-  action is recorded (``pending_action``) before it is carried out and cleared after, and
-  carrying it out again is harmless. A domain destroyed from outside gets no action.
+* **Operation in flight.** Before its first side effect an operation records itself (``op``,
+  a typed value of :mod:`xen.xenvm._snapshot`); the marker is cleared when it ends. A
+  restarted machine finishes or rolls it back (:meth:`VmMachine.resume`, one lookup in the
+  table of :mod:`xen.xenvm._reconcile`).
+* **Failures roll back.** A start or restore that fails part way destroys what it built
+  (``StartAborted``); a shutdown the guest does not honour in time leaves the VM running
+  (``ShutdownFailed``) or, when asked, destroys it.
+* **Suspend** writes the save file (:mod:`xen.xenvm._image` header, then the builder's memory
+  section), asking the guest to suspend (``control/shutdown`` = ``suspend``, then a wait for
+  its death with reason *suspend*) when the builder calls for it; the file is durable and in
+  place (``Suspending.written``) before the domain is destroyed. A builder that cannot save
+  refuses before the guest is asked, and nothing changes. **Restore** checks the
+  header (magic, version, uuid), then builds the domain from the image with the config it
+  carries, and deletes the file unless asked not to; a failure leaves the VM ``suspended``.
+* **Config changes** (``set``) go to the pending config while a domain exists and are applied
+  at the next start; with no domain they apply at once. Device changes (``disk-add``, ...,
+  :mod:`xen.xenvm._hotplug`) change the config and, when the VM has a domain, plug or unplug
+  the device now.
+* **Deaths.** :meth:`VmMachine.check_state` looks at the hypervisor (events only mean "look
+  again"): a domain that died with no operation expecting it gets its ``on_*`` action exactly
+  once: the action is recorded (``pending_action``) before it is carried out and cleared after,
+  and carrying it out again is harmless. A domain destroyed from outside gets no action.
 * **Reboots keep run-time changes**: a restart uses the config in memory (applied plus any
   pending change), never a file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import xen.xenvm._lifecycle as lc
-from xen.hypervisor import DomainInfo, HypervisorError, NoSuchDomain, ShutdownReason
-from xen.xenops import (
-    CancelToken,
-    DeviceSpec,
-    PhysType,
-    Plan,
-    PlanFailed,
-    VbdSpec,
-    WaitDomain,
-    domain_create_call,
-    observe_domain,
-    order_devices,
-    plan_build_post,
-    plan_build_pre,
-    plan_device_add,
-    plan_domain_create,
-    plan_domain_destroy,
-    plan_shutdown_request,
-    plan_vcpus,
-    start_device_model,
-)
-from xen.xenvm._config import VmConfig, required_to_boot_kib
-from xen.xenvm._config_devices import DiskConfig
+from xen.hypervisor import DomainInfo, HypervisorError, ShutdownReason
+from xen.xenops import CancelToken, PlanFailed
+from xen.xenvm._config import VmConfig, add_entry, required_to_boot_kib, set_field
+from xen.xenvm._config_values import ConfigError
+from xen.xenvm._domain import DomainActions, death_cause
+from xen.xenvm._hotplug import DeviceKey, added, removed
+from xen.xenvm._image import MAX_HEADER_BYTES, decode_header, encode_header
 from xen.xenvm._lifecycle import DeathCause, IllegalTransition, State, next_state, reaction
-from xen.xenvm._specs import (
-    config_build_memory,
-    dm_info,
-    domain_spec,
-    pv_device_specs,
-    resolve_macs,
-    vbd_spec,
-    vif_specs,
+from xen.xenvm._reconcile import RECONCILE, Cleanup, FollowUp, World, follow_ups, observe
+from xen.xenvm._snapshot import (
+    Destroying,
+    Operation,
+    PendingAction,
+    Rebooting,
+    Restoring,
+    ShuttingDown,
+    Starting,
+    Suspending,
+    VmView,
 )
 from xen.xenvm._tasks import TaskError
 
 if TYPE_CHECKING:
     from xen.xenvm._env import XenEnv
 
-__all__ = ["VmMachine", "death_cause"]
+__all__ = ["VmMachine"]
 
 logger = logging.getLogger("xenvm")
 
-_CAUSES = {
-    ShutdownReason.POWEROFF: DeathCause.POWEROFF,
-    ShutdownReason.REBOOT: DeathCause.REBOOT,
-    ShutdownReason.SUSPEND: DeathCause.SUSPEND,
-    ShutdownReason.CRASH: DeathCause.CRASH,
-    ShutdownReason.WATCHDOG: DeathCause.WATCHDOG,
-}
+
+def _nothing() -> None:
+    pass
 
 
-def death_cause(info: DomainInfo | None) -> DeathCause | None:
-    """None while the domain lives; else why it died (dying without a reason = destroyed)."""
-    if info is None:
-        return DeathCause.DESTROYED
-    if info.shutdown:
-        reason = info.shutdown_reason
-        return _CAUSES.get(reason, DeathCause.CRASH) if reason is not None else DeathCause.CRASH
-    if info.dying:
-        return DeathCause.DESTROYED
-    return None
+def _ignore(_text: str) -> None:
+    pass
 
 
 class VmMachine:
-    """A VM's state and operations (see the module docstring)."""
+    """A VM's state and operations (see the module docstring).
 
-    def __init__(self, uuid: str, config: VmConfig, env: XenEnv,
-                 on_change: Callable[[], None] = lambda: None,
-                 notify: Callable[[str], None] = lambda _text: None) -> None:
+    ``on_change()`` is called after every change of the view, ``notify(text)`` for every
+    notification (``vm:state:<state>``, ``error:crashed``), ``on_quit()`` by :meth:`quit`.
+    """
+
+    def __init__(self, uuid: str, config: VmConfig, env: XenEnv, *,
+                 on_change: Callable[[], None] = _nothing,
+                 notify: Callable[[str], None] = _ignore,
+                 on_quit: Callable[[], None] = _nothing) -> None:
         self.uuid = uuid
         self.config = config
         self.next_config: VmConfig | None = None
-        self.env = env
         self.state = State.SHUTDOWN
         self.domid = -1
         self.stubdom_domid = -1
-        self.op: dict[str, Any] | None = None
-        self.pending_action: dict[str, Any] | None = None
-        self.on_change = on_change
-        self.notify = notify
-        self.cancel = CancelToken()
+        self.op: Operation | None = None
+        self.pending_action: PendingAction | None = None
+        self.domain = DomainActions(uuid, env)
+        self._on_change = on_change
+        self._notify = notify
+        self._on_quit = on_quit
+        self._cancel = CancelToken()
+
+    def view(self) -> VmView:
+        """The machine's state as one immutable value."""
+        return VmView(self.uuid, self.state, self.domid, self.stubdom_domid, self.config,
+                      self.next_config, self.op, self.pending_action)
 
     # ------------------------------------------------------------------ state changes
 
@@ -126,130 +128,106 @@ class VmMachine:
         if self.state is not old:
             logger.info("%s: %s -> %s (%s)", self.uuid, old.value, self.state.value,
                         type(event).__name__)
-            self.notify(f"vm:state:{self.state.value}")
-        self.on_change()
+            self._notify(f"vm:state:{self.state.value}")
+        self._on_change()
 
-    def _begin(self, name: str, **params: Any) -> None:
-        self.op = {"name": name, **params}
-        self.cancel = CancelToken()
-        self.on_change()
+    def _go_if_allowed(self, event: lc.Event) -> None:
+        try:
+            next_state(self.state, event)
+        except IllegalTransition:
+            return
+        self._go(event)
+
+    def _begin(self, op: Operation) -> None:
+        self._cancel = CancelToken()
+        self._record(op)
+
+    def _record(self, op: Operation | None) -> None:
+        self.op = op
+        self._on_change()
 
     def _end(self) -> None:
-        self.op = None
-        self.on_change()
+        self._record(None)
 
-    # ------------------------------------------------------------------ observation
+    def _created(self, domid: int) -> None:
+        self.domid = domid
+        self._on_change()
 
-    def info(self) -> DomainInfo | None:
-        """Our domain's info, or None when it is gone."""
-        if self.domid < 0:
-            return None
-        try:
-            return self.env.hypervisor().getinfo(self.domid)
-        except NoSuchDomain:
-            return None
-
-    def live_domains(self) -> list[DomainInfo]:
-        """Domains carrying this VM's uuid that are not dying."""
-        import uuid as uuidlib
-        infos = self.env.hypervisor().find_by_handle(uuidlib.UUID(self.uuid))
-        return [i for i in infos if not i.dying and not i.shutdown]
-
-    # ------------------------------------------------------------------ start
-
-    def start(self, paused: bool = False) -> None:
-        """Create, build, plug devices, unpause (see the module docstring for failures)."""
-        self._check(lc.Start())
-        if self.domid >= 0:  # a preserved dead domain, or a leftover
-            self._destroy_domain(self.domid)
-        if self.next_config is not None:
-            self.config, self.next_config = self.next_config, None
-        cfg = self.config
-        if not cfg.no_mem_check:
-            need = required_to_boot_kib(cfg)
-            free = self.env.hypervisor().physinfo().free_kib
-            if free < need:
-                raise TaskError(f"not enough memory: {need} KiB needed, {free} KiB free")
-        self._begin("start", paused=paused)
-        self._go(lc.Start())
-        try:
-            self._build(cfg)
-            self._go(lc.DomainBuilt())
-            self._plug_devices(cfg)
-            self._go(lc.DevicesAdded())
-            if not paused:
-                self.env.hypervisor().unpause(self.domid)
-                self._go(lc.Unpaused())
-        except Exception as exc:
-            logger.error("%s: start failed: %s", self.uuid, exc)
-            self._destroy_domain(self.domid)
-            self._go(lc.StartAborted())
-            self._end()
-            raise TaskError(f"start failed: {exc}") from exc
-        self._end()
-
-    def _build(self, cfg: VmConfig) -> None:
-        ex = self.env.executor()
-        memory = config_build_memory(cfg)
-        call = domain_create_call(domain_spec(cfg, self.uuid), vcpus=cfg.vcpus,
-                                  memory_kib=memory.target_kib, max_memory_kib=memory.xen_max_kib)
-        result = ex.run(Plan("domain-create", (call,)), self.cancel)
-        assert result.domid is not None
-        self.domid = result.domid
-        self.on_change()
-        ex.run(plan_domain_create(domain_spec(cfg, self.uuid), self.domid), self.cancel)
-        ex.run(plan_build_pre(self.domid, memory, timer_mode=cfg.timer_mode, hpet=cfg.hpet,
-                              vpt_align=cfg.vpt_align, timeouts=self.env.timeouts),
-               self.cancel)
-        built = self.env.builder.build(self.domid, cfg, memory)
-        ex.run(plan_build_post(self.domid, self.uuid, memory, built,
-                               timeoffset=cfg.time_offset or "0"), self.cancel)
-
-    def _plug_devices(self, cfg: VmConfig) -> None:
-        ex = self.env.executor()
-        cfg = resolve_macs(cfg, self.uuid)
-        specs: list[DeviceSpec] = [self._vbd(cfg, disk) for disk in cfg.disks]
-        specs += list(vif_specs(cfg, self.domid, self.uuid))
-        specs += list(pv_device_specs(cfg, self.domid))
-        for spec in order_devices(specs):
-            ex.run(plan_device_add(spec, self.env.timeouts), self.cancel)
-        ex.run(plan_vcpus(self.domid, cfg.vcpus), self.cancel)
-        if cfg.hvm and cfg.qemu_dm_path:
-            start_device_model(self.env.host_actions, self.env.xenstore(), self.domid,
-                               dm_info(cfg, self.uuid), float(cfg.qemu_dm_timeout),
-                               qemu_dm_path=cfg.qemu_dm_path, power_mgmt=cfg.power_management,
-                               oem_features=cfg.oem_features, inject_sci=cfg.inject_sci)
-
-    def _vbd(self, cfg: VmConfig, disk: DiskConfig) -> VbdSpec:
-        """A disk's spec; a PV file-backed disk is attached to a loop device first."""
-        if disk.phystype is PhysType.FILE and not cfg.hvm:
-            device, major, minor = self.env.host_actions.attach_file(disk.physpath)
-            return vbd_spec(cfg, disk, self.domid, loop_device=device,
-                            physical_device=(major, minor))
-        return vbd_spec(cfg, disk, self.domid)
-
-    # ------------------------------------------------------------------ stop
-
-    def _destroy_domain(self, domid: int, *, keep_vm_tree: bool = False) -> None:
-        """Destroy ``domid`` and clean its xenstore state up, best effort.
+    def _destroy(self, domid: int) -> None:
+        """Destroy ``domid`` (best effort); forget it if it is ours.
 
         Does not publish: every caller applies a transition next, which does (so nobody ever
         sees a "running" VM without a domain).
         """
         if domid < 0:
             return
-        xs = self.env.xenstore()
-        observed = observe_domain(xs, domid, hvm=self.config.hvm)
-        self.env.executor().run(plan_domain_destroy(observed, preserve_vm=keep_vm_tree,
-                                                    timeouts=self.env.timeouts))
-        self.domid = -1
-        self.stubdom_domid = -1
+        self.domain.destroy(domid, hvm=self.config.hvm)
+        if domid == self.domid:
+            self.domid = -1
+            self.stubdom_domid = -1
+
+    # ------------------------------------------------------------------ start and restore
+
+    def start(self, paused: bool = False) -> None:
+        """Create, build, plug devices, unpause (see the module docstring for failures)."""
+        self._check(lc.Start())
+        self._destroy(self.domid)  # a preserved dead domain, or a leftover
+        if self.next_config is not None:
+            self.config, self.next_config = self.next_config, None
+        cfg = self.config
+        if not cfg.no_mem_check:
+            need, free = required_to_boot_kib(cfg), self.domain.free_kib()
+            if free < need:
+                raise TaskError(f"not enough memory: {need} KiB needed, {free} KiB free")
+        self._begin(Starting(paused))
+        self._go(lc.Start())
+        self._bring_up(cfg, paused=paused, what="start")
+
+    def restore(self, file: str, paused: bool = False, delete: bool = True) -> None:
+        """Start the domain from the save file ``file`` (see the module docstring)."""
+        self._check(lc.Restore())
+        image = Path(file)
+        try:
+            source = image.open("rb")
+        except OSError as exc:
+            raise TaskError(f"restore: cannot read {image}: {exc.strerror}") from None
+        with source:
+            cfg, offset = decode_header(source.read(MAX_HEADER_BYTES), self.uuid, str(image))
+            source.seek(offset)
+            self._begin(Restoring(str(image)))
+            self._go(lc.Restore())
+            self.config = cfg
+            self._bring_up(cfg, paused=paused, what="restore", source=source)
+        if delete:
+            image.unlink(missing_ok=True)
+
+    def _bring_up(self, cfg: VmConfig, *, paused: bool, what: str,
+                  source: IO[bytes] | None = None) -> None:
+        """Build (or restore from ``source``), plug, unpause; roll back on failure."""
+        try:
+            self.domain.build(cfg, self._cancel, self._created, source)
+            if source is None:
+                self._go(lc.DomainBuilt())
+            self.domain.plug_devices(self.domid, cfg, self._cancel)
+            self._go(lc.DevicesAdded())
+            if not paused:
+                self.domain.unpause(self.domid)
+                self._go(lc.Unpaused())
+        except Exception as exc:
+            logger.error("%s: %s failed: %s", self.uuid, what, exc)
+            self._destroy(self.domid)
+            self._go(lc.StartAborted())
+            self._end()
+            raise TaskError(f"{what} failed: {exc}") from exc
+        self._end()
+
+    # ------------------------------------------------------------------ stop
 
     def destroy(self) -> None:
         """Destroy the domain now."""
         self._check(lc.Destroy())
-        self._begin("destroy")
-        self._destroy_domain(self.domid)
+        self._begin(Destroying())
+        self._destroy(self.domid)
         self._go(lc.Destroy())
         self._end()
 
@@ -258,26 +236,17 @@ class VmMachine:
         """Ask the guest to power off (or reboot), wait for its death, clean up."""
         request: lc.Event = lc.Reboot(force) if reboot else lc.Shutdown(force)
         self._check(request)
-        self._begin("reboot" if reboot else "shutdown", force=force,
-                    auto_start=auto_start)
+        self._begin(Rebooting(force, auto_start) if reboot else ShuttingDown(force))
         self._go(request)
         domid = self.domid
         reason = ShutdownReason.REBOOT if reboot else ShutdownReason.POWEROFF
         try:
-            if force:
-                self.env.hypervisor().shutdown(domid, reason)
-            else:
-                plan = plan_shutdown_request(
-                    domid, reason,
-                    hvm=self.config.hvm, wait_ack=not self.config.hvm,
-                    timeouts=self.env.timeouts)
-                self.env.executor().run(plan, self.cancel)
-            self.env.executor().run(Plan("wait-death", (WaitDomain(
-                domid, "dead", max(0.1, timeout), poll=0.05),)), self.cancel)
+            self.domain.shutdown(domid, reason, force=force, hvm=self.config.hvm,
+                                 timeout=timeout, cancel=self._cancel)
         except (PlanFailed, HypervisorError) as exc:
             if destroy_after:
                 logger.warning("%s: %s; destroying", self.uuid, exc)
-                self._destroy_domain(domid)
+                self._destroy(domid)
                 self._go(lc.DomainReleased())
                 self._end()
                 return
@@ -285,27 +254,110 @@ class VmMachine:
             self._end()
             raise TaskError(f"guest did not {'reboot' if reboot else 'shut down'}: "
                             f"{exc}") from exc
-        self._destroy_domain(domid)
-        if reboot:
-            self._go(lc.DomainRebooted())
-            self._end()
-            if auto_start:
-                self.start()
-            return
-        self._go(lc.DomainReleased())
+        self._destroy(domid)
+        self._go(lc.DomainRebooted() if reboot else lc.DomainReleased())
         self._end()
+        if reboot and auto_start:
+            self.start()
 
     def pause(self) -> None:
         """Pause the domain."""
         self._check(lc.Pause())
-        self.env.hypervisor().pause(self.domid)
+        self.domain.pause(self.domid)
         self._go(lc.Pause())
 
     def unpause(self) -> None:
         """Unpause the domain."""
         self._check(lc.Unpause())
-        self.env.hypervisor().unpause(self.domid)
+        self.domain.unpause(self.domid)
         self._go(lc.Unpause())
+
+    def quit(self) -> None:
+        """Stop being monitored (the owner stops; the domain keeps running)."""
+        self._on_quit()
+
+    # ------------------------------------------------------------------ suspend
+
+    def suspend(self, file: str, timeout: float = 30.0) -> None:
+        """Save the domain to ``file`` and destroy it (see the module docstring)."""
+        self._check(lc.Suspend())
+        target = Path(file)
+        if not target.parent.is_dir():
+            raise TaskError(f"suspend: directory {target.parent} does not exist")
+        domid = self.domid
+        asked = False
+
+        def suspend_guest() -> None:
+            nonlocal asked
+            asked = True
+            self._begin(Suspending(str(target)))
+            self._go(lc.Suspend())
+            self.domain.shutdown(domid, ShutdownReason.SUSPEND, force=False,
+                                 hvm=self.config.hvm, timeout=timeout, cancel=self._cancel)
+            info = self.domain.info(domid)
+            if info is None or info.shutdown_reason is not ShutdownReason.SUSPEND:
+                raise HypervisorError("the domain did not shut down for a suspend")
+
+        try:
+            self.domain.save(domid, target, encode_header(self.uuid, self.config),
+                             suspend_guest)
+        except (PlanFailed, HypervisorError, OSError) as exc:
+            if not asked:  # refused before the guest was asked: nothing changed
+                raise TaskError(f"suspend: {exc}") from None
+            self._go(lc.SuspendFailed())
+            self._end()
+            raise TaskError(f"suspend failed: {exc}") from exc
+        assert isinstance(self.op, Suspending)
+        self._record(dataclasses.replace(self.op, written=True))
+        self._destroy(domid)
+        self._go(lc.Saved())
+        self._end()
+
+    # ------------------------------------------------------------------ config and devices
+
+    def set_config(self, field: str, value: str) -> None:
+        """Change one config field (pending while a domain exists)."""
+        try:
+            changed = set_field(self.next_config or self.config, field, value)
+        except ConfigError as exc:
+            raise TaskError(f"set: {exc}") from None
+        if self.state.has_domain:
+            self.next_config = changed
+        else:
+            self.config, self.next_config = changed, None
+        self._on_change()
+
+    def add_device(self, key: DeviceKey, entry: str) -> None:
+        """Add a ``disk`` or ``nic`` entry; plug it now when the VM has a domain."""
+        change = added(self.config, key, entry)
+        if self.state.has_domain and self.domid >= 0:
+            try:
+                self.domain.plug(self.domid, change.config, change.device)
+            except PlanFailed as exc:
+                raise TaskError(f"{key}-add: plugging failed: {exc}") from exc
+        self.config = change.config
+        if self.next_config is not None:
+            try:
+                self.next_config = add_entry(self.next_config, key, entry)
+            except ConfigError:
+                self.next_config = None
+        self._on_change()
+
+    def remove_device(self, key: DeviceKey, ident: str) -> None:
+        """Remove a disk (by guest device name) or nic (by id); unplug it when the VM runs."""
+        change = removed(self.config, key, ident)
+        if self.state.has_domain and self.domid >= 0:
+            self.domain.unplug(self.domid, change.kind, change.devid, hvm=self.config.hvm)
+        self.config = change.config
+        self._on_change()
+
+    def set_mem_target(self, mb: int) -> None:
+        """Write the balloon target of the running domain."""
+        if not self.state.has_domain or self.domid < 0:
+            raise TaskError(f"set-mem-target is not allowed in state {self.state.value}")
+        if mb <= 0:
+            raise TaskError(f"set-mem-target: bad size {mb} MiB")
+        self.domain.set_memory_target(self.domid, mb * 1024)
 
     # ------------------------------------------------------------------ deaths
 
@@ -317,11 +369,11 @@ class VmMachine:
             self._carry_out(self.pending_action)
             return
         if not self.state.has_domain:
-            live = self.live_domains()
+            live = self.domain.live_domains()
             if live:
                 self._adopt(live[0])
             return
-        info = self.info()
+        info = self.domain.info(self.domid)
         cause = death_cause(info)
         if cause is None:
             assert info is not None
@@ -335,34 +387,28 @@ class VmMachine:
         react = reaction(cause, self.config.on_poweroff, self.config.on_reboot,
                          self.config.on_crash)
         if cause is DeathCause.CRASH:
-            self.notify("error:crashed")
+            self._notify("error:crashed")
         logger.info("%s: domain %d died (%s); action %s", self.uuid, self.domid, cause.value,
                     react.action.value if react.action else "none")
-        self.pending_action = {"domid": self.domid, "cause": cause.value,
-                               "action": react.action.value if react.action else "none",
-                               "event": type(react.event).__name__}
-        self.on_change()
+        self.pending_action = PendingAction(self.domid, cause, react.action, react.event)
+        self._on_change()
         self._carry_out(self.pending_action)
 
-    def _carry_out(self, pending: dict[str, Any]) -> None:
+    def _carry_out(self, pending: PendingAction) -> None:
         """Perform a recorded on_* action; doing it twice changes nothing more."""
-        event_name = pending["event"]
-        if event_name == "DomainPreserved":
+        event = pending.event
+        if isinstance(event, lc.DomainPreserved):
             if self.state.has_domain and not self.state.keeps_dead_domain:
-                self._go(lc.DomainPreserved())
+                self._go(event)
         else:
-            domid = int(pending["domid"])
-            if domid >= 0:
-                self.domid = domid
-                self._destroy_domain(domid)
-            if event_name == "DomainRebooted":
-                if self.state.has_domain:
-                    self._go(lc.DomainRebooted())
-            elif self.state.has_domain:
-                self._go(lc.DomainReleased())
+            if pending.domid >= 0:
+                self.domid = pending.domid
+                self._destroy(pending.domid)
+            if self.state.has_domain:
+                self._go(event)
         self.pending_action = None
-        self.on_change()
-        if event_name == "DomainRebooted" and not self.live_domains():
+        self._on_change()
+        if isinstance(event, lc.DomainRebooted) and not self.domain.live_domains():
             try:
                 self.start()
             except TaskError as exc:
@@ -384,11 +430,40 @@ class VmMachine:
         if target is not self.state:
             self._go(event)
 
-    def wait_dead(self, timeout: float) -> bool:
-        """Poll until our domain is dead or gone (used by tests and the reconciler)."""
-        deadline = time.monotonic() + timeout
-        while death_cause(self.info()) is None:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+    # ------------------------------------------------------------------ resume
+
+    def resume(self, view: VmView) -> tuple[FollowUp, ...]:
+        """Take the state of a snapshot and reconcile it with the world; the follow-up tasks
+        the owner should queue (see :mod:`xen.xenvm._reconcile`)."""
+        self.state, self.domid, self.stubdom_domid = view.state, view.domid, view.stubdom_domid
+        self.config, self.next_config = view.config, view.next_config
+        self.pending_action, self.op = view.pending, None
+        op = view.op
+        logger.info("%s: resuming in state %s, domid %d, op %s", self.uuid, self.state.value,
+                    self.domid, op.task if op else "none")
+        if self.pending_action is not None or op is None:
+            self.check_state()  # carries a recorded action out, or looks as after any event
+            return ()
+        decision = RECONCILE[(type(op), self._observe(op))]
+        if decision.cleanup is not Cleanup.NOTHING:
+            self._destroy(self.domid)
+        if decision.cleanup is Cleanup.DOMAIN_AND_STRAYS:
+            for stray in self.domain.live_domains():
+                self._destroy(stray.domid)
+        for event in decision.events:
+            self._go_if_allowed(event)
+        self._on_change()
+        return follow_ups(op, decision.then)
+
+    def _observe(self, op: Operation) -> World:
+        info = self.domain.info(self.domid)
+        image = Path(op.file) if isinstance(op, Suspending) and op.written else None
+        return observe(self.state, alive=death_cause(info) is None, exists=info is not None,
+                       image_complete=image is not None and _complete_file(image))
+
+
+def _complete_file(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False

@@ -24,6 +24,7 @@ import random
 from dataclasses import replace
 
 from xen.xenops import (
+    BootImage,
     BuildMemory,
     DmInfo,
     DmNic,
@@ -46,6 +47,7 @@ from xen.xenvm._config_values import ConfigError, format_bool
 
 __all__ = [
     "HVMLOADER",
+    "boot_image",
     "build_kernel",
     "config_build_memory",
     "dm_info",
@@ -88,6 +90,11 @@ def domain_spec(cfg: VmConfig, uuid: str, *, ssidref: int = 0) -> DomainSpec:
 
 def build_kernel(cfg: VmConfig) -> str:
     return HVMLOADER if cfg.hvm and not cfg.kernel else cfg.kernel
+
+
+def boot_image(cfg: VmConfig) -> BootImage:
+    """What the builder loads for ``cfg``."""
+    return BootImage(build_kernel(cfg), cfg.initrd, cfg.cmdline)
 
 
 def config_build_memory(cfg: VmConfig) -> BuildMemory:

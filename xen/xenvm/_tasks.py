@@ -7,7 +7,9 @@ against :data:`TASKS` and returns a typed :class:`TaskCall`; anything wrong is a
 (the original ignored them).
 
 Kinds: ``query`` tasks read the monitor's published state and never wait behind an operation;
-``op`` tasks go through the monitor's mailbox, one at a time per VM.
+``op`` tasks go through the monitor's mailbox, one at a time per VM. What each task does is
+its handler in :mod:`xen.xenvm._handlers` (one per name of this table). :class:`TaskCall`'s
+typed accessors (``flag``, ``integer``, ``number``, ``text``) read an argument of that type.
 """
 
 from __future__ import annotations
@@ -117,6 +119,28 @@ class TaskCall:
     def arg(self, name: str) -> bool | int | float | str | None:
         """One argument's value."""
         return self.args[name]
+
+    def flag(self, name: str) -> bool:
+        """A ``bool`` argument's value."""
+        return bool(self._typed(name, bool))
+
+    def integer(self, name: str) -> int:
+        """An ``int`` argument's value."""
+        return int(self._typed(name, int))
+
+    def number(self, name: str) -> float:
+        """A ``float`` argument's value."""
+        return float(self._typed(name, float))
+
+    def text(self, name: str) -> str:
+        """A ``str`` argument's value."""
+        return str(self._typed(name, str))
+
+    def _typed(self, name: str, kind: type) -> bool | int | float | str:
+        value = self.args[name]
+        if value is None or not isinstance(value, kind):
+            raise TypeError(f"{self.name}: argument {name} is not a {kind.__name__}")
+        return value
 
 
 def member_to_task(member: str) -> str:

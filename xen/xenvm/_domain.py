@@ -1,0 +1,239 @@
+"""What a VM's operations do to its domain, as xenops plans: the machine decides, this acts.
+
+:class:`DomainActions` turns a :class:`~xen.xenvm._config.VmConfig` into the xenops plans and
+hypervisor calls of one VM's domain, through the VM's :class:`~xen.xenvm._env.XenEnv`
+(resolved at each use, so the current connections are used after a restart of theirs). It
+keeps no state of its own: the lifecycle, the domid and the operation in flight are the
+machine's (:mod:`xen.xenvm._machine`). Semantics:
+
+* :meth:`~DomainActions.build` creates the domain, tells the caller its domid at once (so a
+  crash after it can be rolled back), writes its xenstore tree, sizes it, has the builder
+  load it (or restore it from a save file's memory section) and introduces it.
+  :meth:`~DomainActions.plug_devices` plugs every device of the config in the original's
+  order, then sets the vcpus and starts the device model of an HVM guest.
+* :meth:`~DomainActions.destroy` is best effort and idempotent: it reads the domain's devices
+  back from xenstore (never from what was created) and runs the destroy plan.
+* :meth:`~DomainActions.shutdown` asks the guest (``control/shutdown``, acknowledged by a PV
+  guest) or, when forced, the hypervisor, then waits for the death; :meth:`~DomainActions.save`
+  writes a save file through a temporary file, fsync'd and renamed into place (the builder
+  calls back to suspend the guest).
+* Every wait is bounded (the environment's timeouts or the caller's); plans run under the
+  caller's cancel token and raise ``PlanFailed`` (``HypervisorError`` for direct calls).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid as uuidlib
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING
+
+from xen.hypervisor import DomainInfo, NoSuchDomain, ShutdownReason
+from xen.xenops import (
+    CancelToken,
+    DeviceSpec,
+    Kind,
+    PhysType,
+    Plan,
+    VbdSpec,
+    WaitDomain,
+    domain_create_call,
+    observe_domain,
+    order_devices,
+    plan_build_post,
+    plan_build_pre,
+    plan_device_add,
+    plan_device_remove,
+    plan_domain_create,
+    plan_domain_destroy,
+    plan_set_memory_target,
+    plan_shutdown_request,
+    plan_vcpus,
+    start_device_model,
+)
+from xen.xenvm._config_devices import DiskConfig, NicConfig
+from xen.xenvm._lifecycle import DeathCause
+from xen.xenvm._specs import (
+    boot_image,
+    config_build_memory,
+    dm_info,
+    domain_spec,
+    pv_device_specs,
+    resolve_macs,
+    vbd_spec,
+    vif_specs,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from xen.xenvm._config import VmConfig
+    from xen.xenvm._env import XenEnv
+
+__all__ = ["DomainActions", "death_cause"]
+
+_CAUSES = {
+    ShutdownReason.POWEROFF: DeathCause.POWEROFF,
+    ShutdownReason.REBOOT: DeathCause.REBOOT,
+    ShutdownReason.SUSPEND: DeathCause.SUSPEND,
+    ShutdownReason.CRASH: DeathCause.CRASH,
+    ShutdownReason.WATCHDOG: DeathCause.WATCHDOG,
+}
+
+
+def death_cause(info: DomainInfo | None) -> DeathCause | None:
+    """None while the domain lives; else why it died (dying without a reason = destroyed)."""
+    if info is None:
+        return DeathCause.DESTROYED
+    if info.shutdown:
+        reason = info.shutdown_reason
+        return _CAUSES.get(reason, DeathCause.CRASH) if reason is not None else DeathCause.CRASH
+    if info.dying:
+        return DeathCause.DESTROYED
+    return None
+
+
+class DomainActions:
+    """The domain side of VM ``uuid``'s operations (see the module docstring)."""
+
+    def __init__(self, uuid: str, env: XenEnv) -> None:
+        self.uuid = uuid
+        self.env = env
+
+    # ------------------------------------------------------------------ observation
+
+    def info(self, domid: int) -> DomainInfo | None:
+        """The domain's info, or None when there is no such domain."""
+        if domid < 0:
+            return None
+        try:
+            return self.env.hypervisor().getinfo(domid)
+        except NoSuchDomain:
+            return None
+
+    def live_domains(self) -> list[DomainInfo]:
+        """Domains carrying the VM's uuid that are neither dying nor shut down."""
+        infos = self.env.hypervisor().find_by_handle(uuidlib.UUID(self.uuid))
+        return [i for i in infos if not i.dying and not i.shutdown]
+
+    def free_kib(self) -> int:
+        """The host's free memory."""
+        return self.env.hypervisor().physinfo().free_kib
+
+    # ------------------------------------------------------------------ bringing up
+
+    def build(self, cfg: VmConfig, cancel: CancelToken, created: Callable[[int], None],
+              source: IO[bytes] | None = None) -> int:
+        """Create and build (or restore from ``source``) the domain of ``cfg``; its domid.
+        ``created(domid)`` is called as soon as the domain exists."""
+        ex = self.env.executor()
+        memory = config_build_memory(cfg)
+        call = domain_create_call(domain_spec(cfg, self.uuid), vcpus=cfg.vcpus,
+                                  memory_kib=memory.target_kib,
+                                  max_memory_kib=memory.xen_max_kib)
+        result = ex.run(Plan("domain-create", (call,)), cancel)
+        assert result.domid is not None
+        domid = result.domid
+        created(domid)
+        ex.run(plan_domain_create(domain_spec(cfg, self.uuid), domid), cancel)
+        ex.run(plan_build_pre(domid, memory, timer_mode=cfg.timer_mode, hpet=cfg.hpet,
+                              vpt_align=cfg.vpt_align, timeouts=self.env.timeouts), cancel)
+        builder = self.env.builder
+        built = (builder.build(domid, boot_image(cfg), memory) if source is None
+                 else builder.restore(domid, source, memory))
+        ex.run(plan_build_post(domid, self.uuid, memory, built,
+                               timeoffset=cfg.time_offset or "0"), cancel)
+        return domid
+
+    def plug_devices(self, domid: int, cfg: VmConfig, cancel: CancelToken) -> None:
+        """Plug every device of ``cfg``, set the vcpus, start an HVM guest's device model."""
+        ex = self.env.executor()
+        cfg = resolve_macs(cfg, self.uuid)
+        specs: list[DeviceSpec] = [self._vbd(domid, cfg, disk) for disk in cfg.disks]
+        specs += list(vif_specs(cfg, domid, self.uuid))
+        specs += list(pv_device_specs(cfg, domid))
+        for spec in order_devices(specs):
+            ex.run(plan_device_add(spec, self.env.timeouts), cancel)
+        ex.run(plan_vcpus(domid, cfg.vcpus), cancel)
+        if cfg.hvm and cfg.qemu_dm_path:
+            start_device_model(self.env.host_actions, self.env.xenstore(), domid,
+                               dm_info(cfg, self.uuid), float(cfg.qemu_dm_timeout),
+                               qemu_dm_path=cfg.qemu_dm_path, power_mgmt=cfg.power_management,
+                               oem_features=cfg.oem_features, inject_sci=cfg.inject_sci)
+
+    def _vbd(self, domid: int, cfg: VmConfig, disk: DiskConfig) -> VbdSpec:
+        """A disk's spec; a PV file-backed disk is attached to a loop device first."""
+        if disk.phystype is PhysType.FILE and not cfg.hvm:
+            device, major, minor = self.env.host_actions.attach_file(disk.physpath)
+            return vbd_spec(cfg, disk, domid, loop_device=device,
+                            physical_device=(major, minor))
+        return vbd_spec(cfg, disk, domid)
+
+    def plug(self, domid: int, cfg: VmConfig, device: DiskConfig | NicConfig) -> None:
+        """Plug one device of ``cfg`` (a disk or nic it holds) into a running domain."""
+        cfg = resolve_macs(cfg, self.uuid)
+        spec: DeviceSpec
+        if isinstance(device, DiskConfig):
+            spec = self._vbd(domid, cfg, device)
+        else:
+            spec = next(s for s in vif_specs(cfg, domid, self.uuid) if s.devid == device.nic_id)
+        self.env.executor().run(plan_device_add(spec, self.env.timeouts))
+
+    def unplug(self, domid: int, kind: Kind, devid: int, *, hvm: bool) -> None:
+        """Unplug the device whose frontend is (``kind``, ``devid``), if the domain has it."""
+        for dev in observe_domain(self.env.xenstore(), domid, hvm=hvm).devices:
+            if (dev.device.frontend.kind, dev.device.frontend.devid) == (kind, devid):
+                self.env.executor().run(plan_device_remove(dev, "clean", hvm=hvm,
+                                                           timeouts=self.env.timeouts))
+
+    # ------------------------------------------------------------------ running
+
+    def pause(self, domid: int) -> None:
+        """Pause the domain."""
+        self.env.hypervisor().pause(domid)
+
+    def unpause(self, domid: int) -> None:
+        """Unpause the domain."""
+        self.env.hypervisor().unpause(domid)
+
+    def set_memory_target(self, domid: int, kib: int) -> None:
+        """Write the balloon target."""
+        self.env.executor().run(plan_set_memory_target(domid, kib))
+
+    # ------------------------------------------------------------------ taking down
+
+    def shutdown(self, domid: int, reason: ShutdownReason, *, force: bool, hvm: bool,
+                 timeout: float, cancel: CancelToken) -> None:
+        """Ask for a shutdown for ``reason`` (the guest, or with ``force`` the hypervisor),
+        then wait up to ``timeout`` s for the domain to die."""
+        if force:
+            self.env.hypervisor().shutdown(domid, reason)
+        else:
+            self.env.executor().run(plan_shutdown_request(
+                domid, reason, hvm=hvm, wait_ack=not hvm,
+                timeouts=self.env.timeouts), cancel)
+        name = "wait-suspend" if reason is ShutdownReason.SUSPEND else "wait-death"
+        self.env.executor().run(Plan(name, (
+            WaitDomain(domid, "dead", max(0.1, timeout), poll=0.05),)), cancel)
+
+    def destroy(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False) -> None:
+        """Destroy the domain and clean its xenstore state up, best effort."""
+        observed = observe_domain(self.env.xenstore(), domid, hvm=hvm)
+        self.env.executor().run(plan_domain_destroy(observed, preserve_vm=keep_vm_tree,
+                                                    timeouts=self.env.timeouts))
+
+    def save(self, domid: int, target: Path, header: bytes,
+             suspend: Callable[[], None]) -> None:
+        """Write the save file ``target``: ``header``, then the builder's memory section
+        (the builder calls ``suspend()``); durable and in place once this returns."""
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            with open(tmp, "wb") as out:
+                out.write(header)
+                self.env.builder.save(domid, out, suspend)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise

@@ -1,0 +1,166 @@
+"""What each task of the table does: operations on the machine, queries of the view.
+
+:mod:`xen.xenvm._tasks` names the tasks and checks their arguments (pure); here each name gets
+its handler. :data:`OPERATIONS` maps every ``op`` task to a function ``(machine, call) ->
+answer`` that the monitor runs in its own thread, one at a time; :data:`QUERIES` maps every
+``query`` task to a function ``(view, call) -> answer`` that reads only the immutable
+:class:`~xen.xenvm._snapshot.VmView`, from any thread. Together they cover exactly the task
+table, each name with the kind the table gives it. Answers are strings (empty when a task has
+nothing to say); refusals and failures are ``TaskError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from xen.xenvm._config import format_config, get_field
+from xen.xenvm._config_values import ConfigError
+from xen.xenvm._tasks import TaskCall, TaskError, help_text
+
+if TYPE_CHECKING:
+    from xen.xenvm._machine import VmMachine
+    from xen.xenvm._snapshot import VmView
+
+__all__ = ["OPERATIONS", "QUERIES", "OperationHandler", "QueryHandler"]
+
+OperationHandler = Callable[["VmMachine", TaskCall], str]
+QueryHandler = Callable[["VmView", TaskCall], str]
+
+
+# ------------------------------------------------------------------ operations
+
+
+def _start(vm: VmMachine, call: TaskCall) -> str:
+    vm.start(paused=call.flag("paused"))
+    return ""
+
+
+def _shutdown(vm: VmMachine, call: TaskCall) -> str:
+    vm.shutdown(force=call.flag("forced"), timeout=call.number("timeout") or 30.0,
+                destroy_after=call.flag("destroy-after"))
+    return ""
+
+
+def _reboot(vm: VmMachine, call: TaskCall) -> str:
+    vm.shutdown(reboot=True, force=call.flag("forced"), timeout=call.number("timeout") or 30.0,
+                auto_start=call.flag("auto-start"))
+    return ""
+
+
+def _destroy(vm: VmMachine, _call: TaskCall) -> str:
+    vm.destroy()
+    return ""
+
+
+def _pause(vm: VmMachine, _call: TaskCall) -> str:
+    vm.pause()
+    return ""
+
+
+def _unpause(vm: VmMachine, _call: TaskCall) -> str:
+    vm.unpause()
+    return ""
+
+
+def _suspend(vm: VmMachine, call: TaskCall) -> str:
+    vm.suspend(call.text("file"))
+    return ""
+
+
+def _restore(vm: VmMachine, call: TaskCall) -> str:
+    vm.restore(call.text("file"), paused=call.flag("paused"), delete=call.flag("delete"))
+    return ""
+
+
+def _set(vm: VmMachine, call: TaskCall) -> str:
+    vm.set_config(call.text("field"), call.text("value"))
+    return ""
+
+
+def _disk_add(vm: VmMachine, call: TaskCall) -> str:
+    fields = (call.text(k) for k in ("path", "type", "device", "mode", "devtype"))
+    vm.add_device("disk", ":".join((*fields, "none")))
+    return ""
+
+
+def _disk_del(vm: VmMachine, call: TaskCall) -> str:
+    vm.remove_device("disk", call.text("device"))
+    return ""
+
+
+def _nic_add(vm: VmMachine, call: TaskCall) -> str:
+    parts = [f"{k}={call.text(k)}" for k in ("bridge", "mac", "model") if call.text(k)]
+    if call.integer("id") >= 0:
+        parts.append(f"id={call.integer('id')}")
+    vm.add_device("nic", ",".join(parts))
+    return ""
+
+
+def _nic_del(vm: VmMachine, call: TaskCall) -> str:
+    vm.remove_device("nic", str(call.integer("id")))
+    return ""
+
+
+def _set_mem_target(vm: VmMachine, call: TaskCall) -> str:
+    vm.set_mem_target(call.integer("mb"))
+    return ""
+
+
+def _quit(vm: VmMachine, _call: TaskCall) -> str:
+    vm.quit()
+    return ""
+
+
+OPERATIONS: Mapping[str, OperationHandler] = MappingProxyType({
+    "start": _start,
+    "shutdown": _shutdown,
+    "halt": _shutdown,
+    "reboot": _reboot,
+    "destroy": _destroy,
+    "pause": _pause,
+    "unpause": _unpause,
+    "suspend": _suspend,
+    "restore": _restore,
+    "set": _set,
+    "disk-add": _disk_add,
+    "disk-del": _disk_del,
+    "nic-add": _nic_add,
+    "nic-del": _nic_del,
+    "set-mem-target": _set_mem_target,
+    "quit": _quit,
+})
+
+
+# ------------------------------------------------------------------ queries
+
+
+def _get(view: VmView, call: TaskCall) -> str:
+    try:
+        return get_field(view.current_config, call.text("field"))
+    except ConfigError as exc:
+        raise TaskError(f"get: {exc}") from None
+
+
+def _disk_list(view: VmView, _call: TaskCall) -> str:
+    return "\n".join(f"{d.virtpath} {d.phystype.value}:{d.physpath} {d.mode} {d.devtype}"
+                     for d in view.config.disks)
+
+
+def _nic_list(view: VmView, _call: TaskCall) -> str:
+    return "\n".join(f"{n.nic_id} {n.mac or 'auto'} {n.bridge or n.network or ''}".rstrip()
+                     for n in view.config.nics)
+
+
+QUERIES: Mapping[str, QueryHandler] = MappingProxyType({
+    "get-domid": lambda view, _call: str(view.domid),
+    "get-stubdomid": lambda view, _call: str(view.stubdom_domid),
+    "get-status": lambda view, _call: view.state.value,
+    "get-vnc": lambda _view, _call: "",
+    "get": _get,
+    "get-config": lambda view, _call: format_config(view.config),
+    "disk-list": _disk_list,
+    "nic-list": _nic_list,
+    "help": lambda _view, _call: help_text(),
+})
