@@ -10,15 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xen.xenmgr import VM_KEYS, DbView, default_mac
-from xen.xenmgr._vmconfig import (
+from xen.xenmgr import (
+    TRANSLATION,
+    VM_KEYS,
+    DbView,
     HostFacts,
+    How,
     Translation,
     VmConfigError,
+    default_mac,
     stubdom_uuid,
     translate,
 )
-from xen.xenmgr._vmconfig_keys import TRANSLATION, How
 from xen.xenvm import Action, VmConfig, parse_config
 
 UUID = "5d2c1f0e-0000-4000-8000-00000000beef"
