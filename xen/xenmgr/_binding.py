@@ -163,7 +163,7 @@ class Codec:
             shown = dict(self.aliases).get(value, value)
             if shown not in self.allowed:
                 raise ValueError(f"is not one of {', '.join(map(repr, self.allowed))}")
-        if self.pattern is not None and value and not re.fullmatch(self.pattern, value):
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
             raise ValueError("is malformed")
         return value
 

@@ -136,8 +136,8 @@ class SetPlan:
 
 
 def _vm_base(target: Target) -> str:
-    if not target.uuid:
-        raise ValueError("a VM property needs the VM's uuid")
+    if not target.uuid or "/" in target.uuid:
+        raise ValueError(f"a VM property needs the VM's uuid, got {target.uuid!r}")
     return f"/vm/{target.uuid}"
 
 

@@ -294,6 +294,8 @@ def test_extra_hvm_is_a_list_shown_joined(items: list[str]) -> None:
     (VM, "hdtype", "scsi", "is not one of"),
     (VM, "type", "bad type", "is malformed"),
     (NIC, "mac", "00:11", "is malformed"),
+    (NIC, "mac", "", "is malformed"),  # "auto" removes it; "" would make the nic unreadable
+    (VM, "type", "", "is malformed"),
     (NIC, "backend-uuid", "nope", "is malformed"),
     (DISK, "mode", "rw", "is not one of"),
     (DISK, "snapshot", "forever", "is not one of"),
@@ -352,6 +354,8 @@ def test_computed_fixed_and_unimplemented() -> None:
         plan_set(binding(DISK, "backend-uuid"), UUID_VALUE, db, TARGET)
     with pytest.raises(KeyError, match="no-such"):
         binding(VM, "no-such")
+    with pytest.raises(ValueError, match="uuid"):
+        read_property(binding(VM, "memory"), db, Target("../x/y"))
 
 
 # ---------------------------------------------------------------- the original's rules
