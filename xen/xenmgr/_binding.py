@@ -59,8 +59,7 @@ __all__ = [
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 Value = str | bool | int | list[str] | dict[str, str]
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1  # the DBus properties' ints are int32
 
 
 class Scope(enum.Enum):
@@ -107,7 +106,6 @@ class Codec:
     pattern: str | None = None
     lenient: str | None = None  # an unknown stored value reads as this one
     read_any: bool = False      # an unknown stored value reads as it is (only sets are checked)
-    wide: bool = False          # int: 64-bit (DBus x) instead of int32
 
     def decode(self, key: str, text: str) -> Value:
         """The DBus value of stored ``text`` (``key`` names it in errors)."""
@@ -118,8 +116,7 @@ class Codec:
             return not decode_bool(key, text)
         if kind == "int":
             value = decode_int(key, text)
-            low, high = (INT64_MIN, INT64_MAX) if self.wide else (INT32_MIN, INT32_MAX)
-            if not low <= value <= high:
+            if not INT32_MIN <= value <= INT32_MAX:
                 raise SchemaError(key, text, "is out of range for the property")
             return value
         if kind == "ms":
@@ -149,11 +146,10 @@ class Codec:
                 raise ValueError("is not a boolean")
             return value
         if kind in ("int", "ms"):
-            low, high = (INT64_MIN, INT64_MAX) if self.wide else (INT32_MIN, INT32_MAX)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError("is not an integer")
-            if not low <= value <= high:
-                raise ValueError(f"is out of range {low}..{high}")
+            if not INT32_MIN <= value <= INT32_MAX:
+                raise ValueError(f"is out of range {INT32_MIN}..{INT32_MAX}")
             return value
         if not isinstance(value, str):
             raise ValueError("is not a string")
