@@ -31,6 +31,7 @@ import enum
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from xen.xenmgr._codecs import (
     SchemaError,
@@ -45,6 +46,7 @@ __all__ = [
     "INT32_MIN",
     "Binding",
     "Codec",
+    "CodecKind",
     "Computed",
     "Derived",
     "Effect",
@@ -92,6 +94,7 @@ class Effect(enum.Enum):
 
 
 _JOINED_SEP = ";"
+CodecKind = Literal["string", "bool", "not-bool", "int", "enum", "joined", "ms", "network"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +103,18 @@ class Codec:
     enum, joined (a list of children shown as one ';'-joined string), ms (seconds stored as a
     decimal fraction, shown as integer milliseconds), network (legacy names mapped)."""
 
-    kind: str
+    kind: CodecKind
     allowed: tuple[str, ...] = ()
     aliases: tuple[tuple[str, str], ...] = ()  # value -> what is stored/shown instead
     pattern: str | None = None
     lenient: str | None = None  # an unknown stored value reads as this one
     read_any: bool = False      # an unknown stored value reads as it is (only sets are checked)
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(CodecKind):
+            raise ValueError(f"unknown codec kind {self.kind!r}")
+        if (self.kind == "enum") != bool(self.allowed):
+            raise ValueError("allowed values go with an enum codec only")
 
     def decode(self, key: str, text: str) -> Value:
         """The DBus value of stored ``text`` (``key`` names it in errors)."""
