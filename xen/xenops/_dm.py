@@ -148,7 +148,7 @@ def _stop_pid(host: HostActions, pid: int, timeout: float) -> None:
         if stop is not None:
             stop(pid, timeout)
         else:
-            host.run("kill_process", {"pid": pid, "timeout": timeout})
+            host.kill_process(pid, timeout)
     except Exception as exc:
         logger.warning("stopping device model pid %d failed: %s", pid, exc)
 
@@ -164,7 +164,7 @@ def stop_device_model(host: HostActions, xs: XenstoreClient, domid: int,
         if stop is not None:
             stop(int(text), timeout)
         else:
-            host.run("kill_process", {"pid": int(text), "timeout": timeout})
+            host.kill_process(int(text), timeout)
         stopped = True
         logger.info("domain %d: device model (pid %s) stopped", domid, text)
     xs.rm(paths["pid"])
