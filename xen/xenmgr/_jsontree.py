@@ -94,8 +94,7 @@ def parse_tree(text: str | bytes, *, source: str, coerce_scalars: bool = False,
     """Parse JSON text into a read-only tree; :class:`TreeError` naming what was wrong."""
     if isinstance(text, bytes):
         if len(text) > max_bytes:
-            raise TreeError(source, "", f"is {len(text)} bytes, more than the {max_bytes} "
-                                        f"allowed")
+            raise TreeError(source, "", f"is more than the {max_bytes} bytes allowed")
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
