@@ -8,9 +8,10 @@ mutable ``dict`` form, from :func:`thaw`, for code that must build or serialise 
 Parsing (:func:`parse_tree`) is bounded and strict: at most ``max_bytes`` of UTF-8, at most
 :data:`MAX_DEPTH` levels, keys non-empty, at most :data:`MAX_KEY_BYTES`, free of ``/`` (a key
 with ``/`` could never be addressed by a db path) and of control characters; values free of
-NUL; no duplicate keys; no ``NaN``/``Infinity``. With ``coerce_scalars`` an integer leaf
-becomes its decimal text and a boolean ``true``/``false`` (what the db would read back had it
-stored the JSON scalar); other values (floats, ``null``, arrays) are always refused.
+NUL; keys and values valid Unicode (no lone surrogates); no duplicate keys; no ``NaN`` or
+``Infinity``. With ``coerce_scalars`` an integer leaf becomes its decimal text and a boolean
+``true``/``false`` (what the db would read back had it stored the JSON scalar); other values
+(floats, ``null``, arrays) are always refused.
 
 The deep merge (:func:`deep_merge`) is the original's: objects merge key by key (the base's
 keys keep their order, new keys follow in the overlay's order), any other pair of values is
@@ -143,6 +144,16 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+def _is_unicode(text: str) -> bool:
+    """False for text with lone surrogates (which JSON escapes can produce and UTF-8 cannot
+    carry to the db or the bus)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_key(key: object, source: str, path: tuple[str, ...]) -> str:
     where = "/".join(path)
     if not isinstance(key, str):
@@ -155,7 +166,9 @@ def _check_key(key: object, source: str, path: tuple[str, ...]) -> str:
                                       "by a db path)")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
         raise TreeError(source, here, "a key cannot contain control characters")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    if not _is_unicode(key):
+        raise TreeError(source, here, "a key must be valid Unicode (it has a lone surrogate)")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise TreeError(source, here, f"a key is at most {MAX_KEY_BYTES} bytes")
     return key
 
@@ -175,6 +188,9 @@ def _build(pairs: _Pairs, source: str, path: tuple[str, ...], coerce: bool) -> T
         elif isinstance(value, str):
             if "\0" in value:
                 raise TreeError(source, "/".join(here), "a value cannot contain NUL")
+            if not _is_unicode(value):
+                raise TreeError(source, "/".join(here), "a value must be valid Unicode (it "
+                                                        "has a lone surrogate)")
             out[key] = value
         elif coerce and isinstance(value, bool):
             out[key] = "true" if value else "false"

@@ -99,7 +99,8 @@ class TemplateStore:
 
     def _load_dir(self, directory: Path) -> TemplateSet:
         try:
-            entries = sorted(e.name for e in os.scandir(directory))
+            with os.scandir(directory) as listing:
+                entries = sorted(e.name for e in listing)
         except FileNotFoundError:
             return TemplateSet()
         except OSError as e:

@@ -208,8 +208,10 @@ def template_from_tree(name: str, tree: TreeView, *, source: str) -> Template:
 class TemplateSet:
     """Templates by name, and the problems of the files that did not load."""
 
-    templates: Mapping[str, Template] = field(default_factory=dict, hash=False)
-    problems: Mapping[str, TemplateProblem] = field(default_factory=dict, hash=False)
+    templates: Mapping[str, Template] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False)
+    problems: Mapping[str, TemplateProblem] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False)
 
     @staticmethod
     def of(templates: Iterable[Template] = (),

@@ -55,6 +55,8 @@ def test_bytes_are_utf8() -> None:
     ('{"c": {"a/b": "x"}}', "c/a/b", "cannot contain '/'"),
     ('{"a\\u0001": "x"}', "a\x01", "control characters"),
     ('{"a": "x\\u0000y"}', "a", "cannot contain NUL"),
+    ('{"a": "\\ud800"}', "a", "lone surrogate"),
+    ('{"\\udfff": "x"}', "\udfff", "lone surrogate"),
     ('{"a": "1", "a": "2"}', "a", "appears twice"),
     ('{"c": {"a": "1", "a": {}}}', "c/a", "appears twice"),
     ('{"k": "' + "x" * 10 + '", "' + "k" * (MAX_KEY_BYTES + 1) + '": "v"}',
