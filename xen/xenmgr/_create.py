@@ -98,16 +98,15 @@ class ExistingVm:
     uuid: str
     name: str = ""
     slot: int | None = None
-    type: str = "svm"
 
     @staticmethod
     def from_tree(uuid: str, tree: TreeView) -> ExistingVm:
-        """Read from a VM's db subtree, leniently: a slot that is not an integer is no slot,
-        a missing type is ``svm`` (stored data is never refused here)."""
+        """Read from a VM's db subtree, leniently: a slot that is not an integer is no slot
+        (stored data is never refused here). The VM's type is not needed: every VM's slot
+        counts (module docstring)."""
         slot = get_leaf(tree, "slot") or ""
         return ExistingVm(uuid=uuid.lower(), name=get_leaf(tree, "name") or "",
-                          slot=int(slot) if _SLOT.fullmatch(slot) else None,
-                          type=get_leaf(tree, "type") or "svm")
+                          slot=int(slot) if _SLOT.fullmatch(slot) else None)
 
 
 @dataclass(frozen=True, slots=True)

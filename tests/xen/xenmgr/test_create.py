@@ -130,7 +130,7 @@ def test_bad_or_taken_uuids_are_refused(kw: dict[str, object], message: str) -> 
 
 def test_a_template_may_carry_a_reserved_uuid_of_its_own() -> None:
     assert plan({"uuid": U1, "slot": "0"}).uuid == U1
-    e = error({"uuid": U1, "slot": "0"}, [ExistingVm(U1, "uivm", 0, "uivm")])
+    e = error({"uuid": U1, "slot": "0"}, [ExistingVm(U1, "uivm", 0)])
     assert f"a VM with uuid {U1} already exists" in str(e)
 
 
@@ -160,7 +160,8 @@ def test_no_free_slot_is_205() -> None:
 
 
 def test_every_vms_slot_counts_not_only_guests() -> None:
-    assert plan({}, [ExistingVm(A, slot=1, type="ndvm")]).slot == 2
+    ndvm = ExistingVm.from_tree(A, freeze({"type": "ndvm", "slot": "1"}))
+    assert plan({}, [ndvm]).slot == 2
 
 
 def test_a_given_slot_is_kept_if_free_and_refused_if_held() -> None:
@@ -232,7 +233,7 @@ def test_the_tree_is_the_template_with_the_chosen_values() -> None:
 def test_the_shipped_new_vm_creates_a_windows_guest() -> None:
     ts = TemplateStore(admin=None).load()
     p = plan_create(CreateRequest(resolve_template(ts, "new-vm")),
-                    [ExistingVm(U1, "uivm", 0, "uivm"), ExistingVm(U2, "Network", -1, "ndvm")],
+                    [ExistingVm(U1, "uivm", 0), ExistingVm(U2, "Network", -1)],
                     fresh(C), reserved=SERVICE_UUIDS)
     assert (p.uuid, p.slot, p.name) == (C, 1, f"name-{C}")
     assert get_leaf(p.tree, "config/memory") == "2048"
@@ -244,8 +245,9 @@ def test_the_shipped_new_vm_creates_a_windows_guest() -> None:
 
 def test_existing_vms_read_from_db_trees() -> None:
     vm = ExistingVm.from_tree(A.upper(), freeze({"name": "n", "slot": "3", "type": "ndvm"}))
-    assert vm == ExistingVm(A, "n", 3, "ndvm")
-    assert ExistingVm.from_tree(A, freeze({"slot": "x"})) == ExistingVm(A, "", None, "svm")
+    assert vm == ExistingVm(A, "n", 3)
+    assert ExistingVm.from_tree(A, freeze({"slot": "x"})) == ExistingVm(A, "", None)
+    assert ExistingVm.from_tree(A, freeze({"slot": {"a": "1"}, "name": {}})) == ExistingVm(A)
 
 
 # ------------------------------------------------------------------ child service VMs
@@ -286,8 +288,7 @@ HEX = "0123456789abcdef"
 UUIDS = st.sampled_from([A, B, C, U1, U2, *(f"{c * 8}-0000-4000-8000-{c * 12}" for c in HEX)])
 NAMES = st.sampled_from(["", "Work", "Work (2)", "Home", "name-x", "a"])
 EXISTING = st.lists(
-    st.builds(ExistingVm, UUIDS, NAMES, st.one_of(st.none(), st.integers(-2, 11)),
-              st.sampled_from(["svm", "ndvm", "uivm", "pvm"])),
+    st.builds(ExistingVm, UUIDS, NAMES, st.one_of(st.none(), st.integers(-2, 11))),
     max_size=14, unique_by=lambda vm: vm.uuid)
 
 

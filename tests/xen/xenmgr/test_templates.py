@@ -229,6 +229,9 @@ def test_export_sets_the_uuid_and_keeps_existing_disk_hashes() -> None:
         "1": {"path": "/b.vhd", "sha1sum": "bbbb"}}}}  # no disk 2: the template has none
     assert thaw(export_tree(tree, U1, None))["config"] == thaw(tree)["config"]
     assert thaw(export_tree(freeze({"a": "b"}), U1, existing)) == {"a": "b", "uuid": U1}
+    odd = freeze({"config": {"disk": {"0": "not a disk"}}})  # never turned into an object
+    assert thaw(export_tree(odd, U1, existing)) == {"config": {"disk": {"0": "not a disk"}},
+                                                    "uuid": U1}
 
 
 # ------------------------------------------------------------------ child templates
