@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["actors", "supervision", "xen", "rpc", "persistence"]
 MAX_LINES = 500
 # Modules over the limit, each with the reason (STYLE point 14).
-OVERSIZE: dict[str, str] = {}
+OVERSIZE: dict[str, str] = {
+    "xen/xenmgr/__init__.py": "an export table: 163 names, each listed for type checkers, in "
+                              "__all__ and in the lazy map",
+}
 
 def modules() -> list[Path]:
     out: list[Path] = []
