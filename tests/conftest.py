@@ -9,10 +9,16 @@ from collections.abc import Iterator
 
 import pykka
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests._procguard import ProcessGuard
 
 _GRACE = 3.0
+
+# Hypothesis without per-example deadlines: CI and newcomers run on loaded machines, and a test
+# that passes only on a quiet one is a bug (the per-test timeout still bounds every test).
+settings.register_profile("oxt", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("oxt")
 _GUARD = ProcessGuard()
 
 
