@@ -65,13 +65,16 @@ T = 5.0
 
 
 class Fsync:
-    """os.fsync that fails while ``failures`` > 0 (counting down)."""
+    """os.fsync that fails while ``failures`` > 0 (counting down), after ``skip`` more calls."""
 
     def __init__(self) -> None:
         self.failures = 0
+        self.skip = 0
 
     def __call__(self, fd: int) -> None:
-        if self.failures > 0:
+        if self.failures > 0 and self.skip > 0:
+            self.skip -= 1
+        elif self.failures > 0:
             self.failures -= 1
             raise OSError(5, "Input/output error")
         os.fsync(fd)
@@ -135,6 +138,10 @@ def db_factory(tmp_path: Path) -> Iterator[Callable[..., Db]]:
 
 def segments(root: Path) -> list[str]:
     return sorted(p.name for p in (root / WAL_DIR).iterdir() if p.name.endswith(".wal"))
+
+
+def manifests(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / WAL_DIR).iterdir() if ".flush" in p.name)
 
 
 # ------------------------------------------------------------------ semantics through messages
@@ -261,16 +268,33 @@ def test_a_failed_flush_keeps_the_log_and_retries_the_files(
     db = db_factory(flusher_fsync=fsync)
     db.flush()
     db.commit(DbWrite("/vm/a/name", "A"))
-    fsync.failures = 1
+    fsync.skip, fsync.failures = 2, 1  # the manifest and its directory pass, vms/a.db fails
     with pytest.raises(DbFlushError, match=r"vms/a\.db"):
         db.flush()
     assert len(replay(str(db.root / WAL_DIR)).records) == 1
+    assert manifests(db.root) == ["00000000000000000002.flush"]  # kept: the flush is unfinished
     assert db.status().unconfirmed_files == 2  # vms/a.db, and db (/vm is new)
     db.commit(DbWrite("/top", "t"))
     result = db.flush()
     assert result.written == 2  # the failed files again (db holds /top too)
     assert json.loads((db.root / "vms" / "a.db").read_text()) == {"name": "A"}
     assert replay(str(db.root / WAL_DIR)).records == ()
+    assert manifests(db.root) == []  # the new flush's replaced it, then was removed
+
+
+def test_a_failed_manifest_writes_no_file_and_keeps_the_log(
+        db_factory: Callable[..., Db]) -> None:
+    fsync = Fsync()
+    db = db_factory(flusher_fsync=fsync)
+    db.flush()
+    db.commit(DbWrite("/vm/a/name", "A"))
+    fsync.failures = 1  # the manifest's own fsync
+    with pytest.raises(WalError, match="cannot write the flush manifest.*Input/output error"):
+        db.flush()
+    assert not (db.root / "vms").exists()
+    assert len(replay(str(db.root / WAL_DIR)).records) == 1
+    assert db.flush().written == 2
+    assert manifests(db.root) == [] and replay(str(db.root / WAL_DIR)).records == ()
 
 
 def test_a_log_failure_fails_the_writer_and_restarts_the_store_from_disk(
