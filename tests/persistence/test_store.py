@@ -289,7 +289,7 @@ def test_a_failed_manifest_writes_no_file_and_keeps_the_log(
     db.flush()
     db.commit(DbWrite("/vm/a/name", "A"))
     fsync.failures = 1  # the manifest's own fsync
-    with pytest.raises(WalError, match="cannot write the flush manifest.*Input/output error"):
+    with pytest.raises(WalError, match=r"cannot write the flush manifest.*Input/output error"):
         db.flush()
     assert not (db.root / "vms").exists()
     assert len(replay(str(db.root / WAL_DIR)).records) == 1
