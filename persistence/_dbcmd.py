@@ -1,6 +1,6 @@
 """``db-cmd`` and its wrappers (``db-read`` ...): the original's command-line client of dbd.
 
-Behaviour, as the original ``db_cmd.ml`` (reference §3.5); the command line is matched whole:
+Behaviour, as the original ``db_cmd.ml``; the command line is matched whole:
 
 =====================  ==================================================================
 ``read P``             prints the value and a newline

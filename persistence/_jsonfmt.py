@@ -12,7 +12,7 @@ accepted, so any file the original wrote, and any ``inject`` text it took, loads
   exponent is a float;
 * strings may hold raw control characters and raw newlines; the escapes are the standard ones
   (``\\uXXXX`` with surrogate pairs);
-* an empty array ``[]`` is an empty array (the ``["xyz"]`` bug of reference §2.8 / §6.10 is in
+* an empty array ``[]`` is an empty array (the original's ``["xyz"]`` bug is in
   rpc-proxy's JSON-to-D-Bus conversion, not in this dialect; nothing of it exists here);
 * duplicate object keys: the first occurrence wins (the original kept both, but every lookup
   found the first).

@@ -1,6 +1,6 @@
 """The dbd files under a database root (``/config`` on a real dom0): load them, write them.
 
-Layout (reference §3.4, docs/dbd-format.md): ``<root>/db`` holds the tree without the children
+Layout (docs/dbd-format.md): ``<root>/db`` holds the tree without the children
 of ``/vm`` and ``/dom-store``; ``<root>/vms/<name>.db`` holds child ``<name>`` of ``/vm`` and
 ``<root>/dom-store/<name>.db`` child ``<name>`` of ``/dom-store``. Any other regular file in
 those two directories, and recursively in their subdirectories (which become nested nodes), is a

@@ -1,12 +1,12 @@
 """What a dbd client request may address and store; the error classes of the package.
 
-Domstore confinement (reference §3.3, :func:`confine_path`): a request from dom0 addresses the
+Domstore confinement (:func:`confine_path`): a request from dom0 addresses the
 whole tree; a request from any other domain is silently prefixed with ``/dom-store/<its
 uuid>/``. The caller's identity (domid, and the uuid resolved through xenstore) is an argument:
 finding it is the D-Bus layer's job. As in the original there is no other ACL here; whether a
 guest may call at all is rpc-proxy's decision.
 
-The original dbd had no limits at all (reference §3.3: "no quotas, size limits, or value
+The original dbd had no limits at all ("no quotas, size limits, or value
 validation anywhere"): one D-Bus call could store a value of any size, at any depth, and a name
 that later could not be turned into a file. These limits close that hole. They apply to client
 requests only (``write``, ``inject`` and the paths of every call); trees loaded from disk and

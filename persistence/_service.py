@@ -1,6 +1,6 @@
 """The db service actor: ``com.citrix.xenclient.db`` at ``/`` on the bus, served by the store.
 
-Semantics (docs/dbd.md; reference §3.1-§3.3):
+Semantics (docs/dbd.md):
 
 * **Bus name** ``com.citrix.xenclient.db``, requested with DoNotQueue; owned by another
   connection -> the start fails (the original exited), and the supervisor retries with backoff.
@@ -16,7 +16,7 @@ Semantics (docs/dbd.md; reference §3.1-§3.3):
   memory; ``write``, ``inject`` and ``rm`` are answered from the group committer's callback once
   their log record is durable (the handler returns ``DEFERRED``), so the store never waits for
   an fsync.
-* **Caller identity and domstore** (reference §3.3). Each sender is identified once, by this
+* **Caller identity and domstore**. Each sender is identified once, by this
   actor (identification may need a bus round trip, which must not happen in the reader thread
   nor stall the store): a name registered in the :class:`~rpc.dbus.CallerIdentity` registry
   (by a proxy) gets its domid and VM uuid; with ``identity_service=True`` (standalone dbd) the

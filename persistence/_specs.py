@@ -1,6 +1,6 @@
 """The persistence subtree as data: child specs for the db store, flusher and service.
 
-:func:`db_supervisor_spec` is the child the dom0 supervisor plugs in (DESIGN §2)::
+:func:`db_supervisor_spec` is the child the dom0 supervisor plugs in::
 
     persistence (rest_for_one)
     ├── store     DbStore: the tree, the write-ahead log     (start up to 120 s, stop up to 60 s)

@@ -1,4 +1,4 @@
-"""The dbd database tree with the original's semantics (reference §3.2), and where it lives on disk.
+"""The dbd database tree with the original's semantics, and where it lives on disk.
 
 The tree is a JSON-like value: a ``dict`` is an interior node (children in insertion order),
 ``None`` is an empty node (JSON ``null``), :class:`Binary` is a read-only node backed by a file,

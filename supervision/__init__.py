@@ -1,4 +1,5 @@
-"""Supervision trees with Erlang/OTP semantics on the :mod:`actors` runtime.
+"""The supervision library: Erlang/OTP supervision trees on the :mod:`actors` runtime, and
+what runs and inspects them.
 
 Public API::
 
@@ -14,8 +15,14 @@ Public API::
     SnapshotStore, MemorySnapshotStore      # resume-mode snapshot stores
     describe_tree, render_tree, walk_actors, find_actor
     add_restart, backoff_delay, should_restart, restart_plan  # the pure rules
+    run_daemon, DaemonConfig, Started, sd_notify             # the one daemon runner
+    ProcessLedger, ProcessRecord, die_with_parent, stop_process  # processes a daemon starts
 
-Semantics and differences from OTP: docs/supervision.md.
+Subpackages: `supervision.control` (the control socket, a generic inspection service),
+`supervision.shell` (``oxt-shell``), and `supervision.dom0`, the dom0 application: the
+composition root of the whole toolstack (the only part of this package that knows the others).
+
+Semantics and differences from OTP: docs/supervision.md; the runner: docs/supervisor.md.
 """
 
 from __future__ import annotations

@@ -94,3 +94,22 @@ def test_messages_are_frozen_dataclasses() -> None:
         obj = getattr(sm, name)
         if isinstance(obj, type) and dataclasses.is_dataclass(obj):
             assert obj.__dataclass_params__.frozen, f"{name} is not frozen"  # type: ignore[attr-defined]
+
+
+def test_docs_cite_nothing_outside_the_repository() -> None:
+    """docs/ and README are for the repository's users: every relative link resolves inside the
+    checkout, and no text points at files a user of the repository does not have."""
+    import re
+    problems = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = doc.read_text()
+        for outside in ("../shared", "shared/reference", "reference §", "DESIGN §", "anchors.md"):
+            if outside in text:
+                problems.append(f"{doc.name}: cites {outside}")
+        for target in re.findall(r"\]\(([^)#\s]+)", text):
+            if "://" in target:
+                continue
+            resolved = (doc.parent / target).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                problems.append(f"{doc.name}: link {target} does not resolve in the checkout")
+    assert problems == []

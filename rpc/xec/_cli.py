@@ -1,6 +1,6 @@
 """The ``xec`` console script: call a method or get/set properties of a DBus object.
 
-Behaviour (openxt-manager.md §1; the command line itself is `rpc.xec._options`):
+Behaviour (the command line itself is `rpc.xec._options`):
 
 - Every command but ``-h`` and ``get`` with ``-i`` first introspects the object, to find the
   interface (the first, in introspection order, that declares the method or property) and to

@@ -1,6 +1,6 @@
 """The ``xec-vm`` console script: xec on a VM object of xenmgr, or a table of all VMs.
 
-Behaviour (openxt-manager.md §1.6; the command line itself is `rpc.xec._options`):
+Behaviour (the command line itself is `rpc.xec._options`):
 
 - ``-h`` prints the usage and exits 0 without touching the bus (the original connected
   first).

@@ -4,7 +4,6 @@ state directory's lock, and the processes a killed predecessor left behind."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -162,6 +162,20 @@ def test_shutdown_not_acknowledged_and_hard_shutdown(cli: Cli) -> None:
     cli.ok("del", "-domid", str(domid))
 
 
+def test_halt_by_request_and_by_hypercall(cli: Cli) -> None:
+    domid = cli.domain("-name", "halting")
+    cli.ok("unpause", "-domid", str(domid))
+    wait_until(lambda: cli.host.guest_status(domid) == "running", 5)
+    # the guest is asked with the word "halt"; like Linux, the simulated guest then powers off
+    out = cli.ok("shutdown", "-domid", str(domid), "-halt", "-sync")
+    assert out == f"shutdown domain: {domid}\ndomain {domid} shut down (poweroff)\n"
+    other = int(cli.ok("create_domain", "-name", "halted"))
+    cli.ok("hard_shutdown_domain", "-domid", str(other), "-halt")
+    assert cli.hv.getinfo(other).shutdown_code == 4
+    for d in (domid, other):
+        cli.ok("destroy", "-domid", str(d))
+
+
 def test_destroy_stops_a_simulated_device_model(cli: Cli) -> None:
     domid = cli.domain()
     host = SimHostActions(xenstore_path=cli.host.xenstore_path)

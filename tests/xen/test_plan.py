@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid as uuidlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import xen.xenops as xenops
+from xen.hypervisor import DomainSpec as HvDomainSpec
+from xen.hypervisor import HvmParam, ShutdownReason
 from xen.xenops._atomics import (
     Appears,
     Atomic,
     Becomes,
     Cleared,
     Disappears,
-    HostAction,
-    HypervisorCall,
     IfAllSucceed,
     Introduce,
     Mkdir,
     Plan,
-    PlanError,
     Rm,
     Transaction,
     WaitDomain,
@@ -30,6 +31,24 @@ from xen.xenops._atomics import (
     Write,
     WriteIfEquals,
 )
+from xen.xenops._calls import (
+    CreateDomain,
+    DestroyDomain,
+    InputDetachVkbd,
+    KillProcess,
+    LoopDetach,
+    PciAdd,
+    PciBind,
+    PciFlr,
+    PciRelease,
+    SetHvmParam,
+    SetMaxMem,
+    SetMaxVcpus,
+    ShadowAllocation,
+    ShutdownDomain,
+    SurfmanSetPvDisplay,
+)
+from xen.xenops._checks import PlanError
 from xen.xenops._devid import XenbusState
 from xen.xenops._devspec import PciDev, PciSpec, PvDeviceSpec, VbdSpec, VifSpec
 from xen.xenops._layout import Device, Endpoint, Kind, Perms, PhysType
@@ -37,7 +56,6 @@ from xen.xenops._memory import build_memory
 from xen.xenops._plan import (
     BuildResult,
     DomainSpec,
-    ShutdownReason,
     Timeouts,
     domain_create_call,
     domain_create_flags,
@@ -66,9 +84,9 @@ def writes(plan: Plan) -> dict[str, str]:
     return {a.path: a.value for a in plan.walk() if isinstance(a, Write)}
 
 
-def index(plan: Plan, pred: object) -> int:
+def index(plan: Plan, pred: Callable[[Atomic], bool]) -> int:
     for i, atomic in enumerate(plan.walk()):
-        if pred(atomic):  # type: ignore[operator]
+        if pred(atomic):
             return i
     raise AssertionError("no such step")
 
@@ -84,9 +102,30 @@ def test_create_flags() -> None:
     assert domain_create_flags(off) == ("hvm",)
     on = DomainSpec(UUID, hvm=True, hap=False, platform=(("hap", "true"),))
     assert domain_create_flags(on) == ("hvm", "hap")
-    call = domain_create_call(DomainSpec(UUID, hvm=True, ssidref=7))
-    assert call.op == "domain_create" and call.arg("flags") == "hvm,hap"
-    assert call.arg("handle") == UUID and call.arg("ssidref") == 7
+
+
+def test_domain_create_call_carries_everything_a_create_needs() -> None:
+    call = domain_create_call(DomainSpec(UUID, hvm=True, ssidref=7), vcpus=2,
+                              memory_kib=65536, max_memory_kib=66560)
+    assert call == CreateDomain(HvDomainSpec(
+        handle=uuidlib.UUID(UUID), hvm=True, hap=True, ssidref=7, max_vcpus=2,
+        memory_kib=65536, max_memory_kib=66560))
+    pv = domain_create_call(DomainSpec(UUID), vcpus=1, memory_kib=1024)
+    assert not pv.spec.hvm and pv.spec.max_memory_kib is None and pv.spec.max_pages == 256
+    no_hap = domain_create_call(DomainSpec(UUID, hvm=True, platform=(("hap", "false"),)),
+                                vcpus=1, memory_kib=1024)
+    assert no_hap.spec.hvm and not no_hap.spec.hap
+
+
+@pytest.mark.parametrize(("uuid", "vcpus", "memory_kib", "named"), [
+    ("not-a-uuid", 1, 1024, "DomainSpec.uuid"),
+    (UUID, 0, 1024, "max_vcpus"),
+    (UUID, 1, -1, "memory_kib"),
+])
+def test_domain_create_call_rejects_bad_values_at_planning(
+        uuid: str, vcpus: int, memory_kib: int, named: str) -> None:
+    with pytest.raises(PlanError, match=named):
+        domain_create_call(DomainSpec(uuid), vcpus=vcpus, memory_kib=memory_kib)
 
 
 def test_domain_create_layout() -> None:
@@ -117,11 +156,17 @@ def test_build_pre_and_post() -> None:
     mem = build_memory(hvm=True, vcpus=2, static_max_kib=1024 * 1024, target_kib=1024 * 1024)
     pre = plan_build_pre(3, mem, timer_mode=1)
     assert pre.steps[0] == WaitFreeMemory(1036 * 1024, Timeouts().free_memory)
-    calls = {a.op: a for a in pre.walk() if isinstance(a, HypervisorCall)}
-    assert calls["setmaxmem"].arg("kib") == 1025 * 1024
-    assert calls["shadow_allocation"].arg("mib") == 10
-    assert calls["set_timer_mode"].ignore_errors
-    assert "set_hpet" not in calls
+    assert pre.steps[1:] == (
+        SetHvmParam(3, HvmParam.TIMER_MODE, 1, ignore_errors=True),
+        SetMaxVcpus(3, 2),
+        SetMaxMem(3, 1025 * 1024),
+        ShadowAllocation(3, 10),
+    )
+    every = plan_build_pre(3, mem, timer_mode=0, hpet=1, vpt_align=1)
+    params = [(a.param, a.value) for a in every.steps if isinstance(a, SetHvmParam)]
+    assert params == [(HvmParam.TIMER_MODE, 0), (HvmParam.HPET_ENABLED, 1),
+                      (HvmParam.VPT_ALIGN, 1)]
+    assert all(a.ignore_errors for a in every.steps if isinstance(a, SetHvmParam))
 
     post = plan_build_post(3, UUID, mem, BuildResult(1001, 7, 1002, 8), timeoffset="3600")
     w = writes(post)
@@ -198,16 +243,16 @@ def test_vif_add_writes_bridge_and_connected_after_hotplug() -> None:
 def test_pci_add_binds_and_assigns_before_the_backend() -> None:
     spec = PciSpec(5, 0, (PciDev(0, 3, 0, 0),), bind=True, flr=True)
     plan = plan_device_add(spec)
-    assert plan.steps[0] == HostAction("pci_bind", (("bdf", "0000:03:00.0"),))
-    call = plan.steps[1]
-    assert isinstance(call, HypervisorCall) and call.op == "pci_add" and call.arg("flr") is True
+    assert plan.steps[0] == PciBind("0000:03:00.0")
+    assert plan.steps[1] == PciAdd(5, "0000:03:00.0", assign=True, permissive=False, flr=True,
+                                   hvm=True, pvpci=True)
     assert isinstance(plan.steps[2], Transaction)
     assert not any(isinstance(a, WaitFor) for a in plan.walk())
 
 
 def test_vfb_add_tells_surfman() -> None:
     plan = plan_device_add(PvDeviceSpec(Kind.VFB, 5))
-    assert plan.steps[-1] == HostAction("surfman_set_pv_display", (("domid", 5),))
+    assert plan.steps[-1] == SurfmanSetPvDisplay(5)
 
 
 def test_order_devices_rw_disks_before_ro_then_vifs_then_pci() -> None:
@@ -271,8 +316,15 @@ def test_release_waits_then_frees_loop_device_then_private_dirs() -> None:
     plan = plan_device_remove(obs, "hard")
     steps = plan.steps
     wait = next(i for i, a in enumerate(steps) if isinstance(a, WaitFor))
-    loop = steps.index(HostAction("loop_detach", (("device", "/dev/loop3"),)))
+    loop = steps.index(LoopDetach("/dev/loop3"))
     assert wait < loop < steps.index(Rm("/xapi/5/hotplug/vbd/51712"))
+
+
+@pytest.mark.parametrize("mode", ["clean", "hard"])
+def test_vkbd_remove_tells_the_input_daemon(mode: str) -> None:
+    vkbd = Device(Endpoint(5, Kind.VKBD, 0), Endpoint(0, Kind.VKBD, 0))
+    plan = plan_device_remove(ObservedDevice(vkbd), mode, release=False)  # type: ignore[arg-type]
+    assert plan.steps == (InputDetachVkbd(5),)
 
 
 def test_remove_mode_is_checked() -> None:
@@ -300,7 +352,7 @@ def test_hvm_shutdown_matrix(pv: bool, s_state: int, button: bool, expected: str
     assert plan.steps[0] == Write("/local/domain/4/control/shutdown", "poweroff")
     rest = plan.steps[1:]
     if expected == "hypercall":
-        assert rest == (HypervisorCall("domain_shutdown", 4, (("reason", 0),)),)
+        assert rest == (ShutdownDomain(4, ShutdownReason.POWEROFF),)
     elif expected == "hvm-shutdown":
         assert rest == (Write("/local/domain/4/control/hvm-shutdown", "poweroff"),)
     else:
@@ -312,15 +364,28 @@ def test_pv_shutdown_waits_for_ack() -> None:
         shutdown_ack=3))
     assert plan.steps[1] == WaitFor(Cleared("/local/domain/4/control/shutdown"), 3,
                                     "domain 4 to acknowledge reboot")
-    assert len(plan_shutdown_request(4, ShutdownReason.S3, hvm=False, wait_ack=False)) == 1
+    assert plan.name == "shutdown-request reboot"
+    assert len(plan_shutdown_request(4, ShutdownReason.SUSPEND, hvm=False, wait_ack=False)) == 1
 
 
-def test_hard_shutdown_codes() -> None:
-    codes = {r: plan_hard_shutdown(1, r).steps[0] for r in ShutdownReason if r.code is not None}
-    assert {r.value: c.arg("reason") for r, c in codes.items()} == {  # type: ignore[union-attr]
-        "poweroff": 0, "reboot": 1, "suspend": 2, "crash": 3, "halt": 4}
-    with pytest.raises(PlanError):
-        plan_hard_shutdown(1, ShutdownReason.HIBERNATE)
+@pytest.mark.parametrize(("reason", "word"), [
+    (ShutdownReason.POWEROFF, "poweroff"), (ShutdownReason.REBOOT, "reboot"),
+    (ShutdownReason.SUSPEND, "suspend"), (ShutdownReason.CRASH, "crash"),
+    (ShutdownReason.HALT, "halt"),
+])
+def test_shutdown_requests_write_the_original_words(reason: ShutdownReason, word: str) -> None:
+    plan = plan_shutdown_request(4, reason, hvm=True)
+    assert plan.steps == (Write("/local/domain/4/control/shutdown", word),
+                          ShutdownDomain(4, reason))
+    assert plan_hard_shutdown(1, reason) == Plan(f"hard-shutdown {word}",
+                                                 (ShutdownDomain(1, reason),))
+
+
+def test_soft_reset_is_never_asked_of_a_guest() -> None:
+    with pytest.raises(PlanError, match="SOFT_RESET"):
+        plan_shutdown_request(4, ShutdownReason.SOFT_RESET, hvm=False)
+    with pytest.raises(PlanError, match="SOFT_RESET"):
+        plan_hard_shutdown(1, ShutdownReason.SOFT_RESET)
 
 
 # -------------------------------------------------------------------------- destroy
@@ -339,22 +404,23 @@ def full_domain() -> ObservedDomain:
     )
 
 
-def is_op(op: str) -> object:
-    return lambda a: isinstance(a, HypervisorCall | HostAction) and a.op == op
+def is_a(kind: type) -> Callable[[Atomic], bool]:
+    return lambda a: isinstance(a, kind)
 
 
 def test_destroy_order_follows_the_original() -> None:
     plan = plan_domain_destroy(full_domain())
     assert plan.best_effort
-    pci_release = index(plan, is_op("pci_release"))
-    destroy = index(plan, lambda a: isinstance(a, HypervisorCall) and a.op == "domain_destroy")
+    pci_release = index(plan, lambda a: a == PciRelease(7, "0000:03:00.0", hvm=True,
+                                                        ignore_errors=True))
+    destroy = index(plan, lambda a: a == DestroyDomain(7))
     dm_agent = index(plan, lambda a: isinstance(a, Write) and a.path.endswith("/dms/7/destroy"))
     stub_halt = index(plan, lambda a: a == Write("/local/domain/8/control/shutdown", "halt"))
     stub_dead = index(plan, lambda a: isinstance(a, WaitDomain) and a.domid == 8)
-    qemu = index(plan, lambda a: isinstance(a, HostAction) and a.op == "kill_process")
+    qemu = index(plan, lambda a: a == KillProcess(4242, Timeouts().device_model_stop))
     vbd_down = index(plan, lambda a: isinstance(a, Transaction) and any(
         op.path == "/local/domain/0/backend/vbd/7/768/state" for op in a.ops))
-    flr = index(plan, is_op("pci_flr"))
+    flr = index(plan, lambda a: a == PciFlr("0000:03:00.0"))
     release = index(plan, lambda a: isinstance(a, IfAllSucceed) and a.then == (Rm("/xapi/7"),))
     rm_dom = index(plan, lambda a: a == Rm("/local/domain/7"))
     gone = index(plan, lambda a: isinstance(a, WaitDomain) and a.until == "gone")
@@ -366,15 +432,14 @@ def test_destroy_order_follows_the_original() -> None:
 def test_destroy_device_model_before_passthrough_reset() -> None:
     # PCI is released before the domain dies, and FLR comes only after qemu has stopped.
     plan = plan_domain_destroy(full_domain())
-    assert index(plan, is_op("kill_process")) < index(plan, is_op("pci_flr"))
+    assert index(plan, is_a(KillProcess)) < index(plan, is_a(PciFlr))
 
 
 def test_destroy_stubdom_without_flr_and_without_gone_wait() -> None:
     plan = plan_domain_destroy(full_domain())
-    destroys = [a.domid for a in plan.walk()
-                if isinstance(a, HypervisorCall) and a.op == "domain_destroy"]
+    destroys = [a.domid for a in plan.walk() if isinstance(a, DestroyDomain)]
     assert destroys == [7, 8]
-    assert len([a for a in plan.walk() if is_op("pci_flr")(a)]) == 1  # type: ignore[operator]
+    assert len([a for a in plan.walk() if isinstance(a, PciFlr)]) == 1
     gone = [a for a in plan.walk() if isinstance(a, WaitDomain) and a.until == "gone"]
     assert [g.domid for g in gone] == [7]
     assert gone[0].stuck_handle == stuck_handle(7) == "deadbeef-dead-beef-dead-beef00000007"
@@ -409,7 +474,7 @@ def test_destroy_waits_are_short_by_default() -> None:
 def test_destroy_of_a_bare_domain() -> None:
     plan = plan_domain_destroy(ObservedDomain(3))
     kinds = [type(a).__name__ for a in plan.steps]
-    assert kinds == ["HypervisorCall", "Rm", "IfAllSucceed", "Rm", "WaitDomain"]
+    assert kinds == ["DestroyDomain", "Rm", "IfAllSucceed", "Rm", "WaitDomain"]
 
 
 # ------------------------------------------------------------------ atomics, values
@@ -433,11 +498,7 @@ def test_bad_timeouts_are_rejected(timeout: float) -> None:
         Timeouts(hotplug=timeout)
 
 
-def test_unknown_ops_are_rejected() -> None:
-    with pytest.raises(PlanError):
-        HypervisorCall("domain_explode", 1)
-    with pytest.raises(PlanError):
-        HostAction("rm_rf")
+def test_an_empty_transaction_is_rejected() -> None:
     with pytest.raises(PlanError):
         Transaction(())
 

@@ -410,6 +410,20 @@ def test_halt_is_an_alias_of_watchdog() -> None:
     assert [int(r) for r in ShutdownReason] == [0, 1, 2, 3, 4, 5]
 
 
+def test_shutdown_reasons_have_the_original_control_words() -> None:
+    words = {r: r.control_word for r in ShutdownReason if r is not ShutdownReason.SOFT_RESET}
+    assert words == {ShutdownReason.POWEROFF: "poweroff", ShutdownReason.REBOOT: "reboot",
+                     ShutdownReason.SUSPEND: "suspend", ShutdownReason.CRASH: "crash",
+                     ShutdownReason.HALT: "halt"}
+    for reason, word in words.items():
+        assert ShutdownReason.from_control_word(word) is reason
+    with pytest.raises(ValueError, match="SOFT_RESET has no control/shutdown word"):
+        ShutdownReason.SOFT_RESET.control_word  # noqa: B018
+    for word in ("watchdog", "s3", "hibernate", "Poweroff", ""):
+        with pytest.raises(ValueError, match="unknown control/shutdown word"):
+            ShutdownReason.from_control_word(word)
+
+
 def test_domain_spec_validates_fields() -> None:
     with pytest.raises(InvalidArgument, match="max_vcpus"):
         DomainSpec(max_vcpus=0)

@@ -3,10 +3,11 @@
 Frozen dataclasses shaped like libxenctrl's: `DomainInfo` (xc_domaininfo_t, with the
 XEN_DOMINF_* flag word decoded into booleans and losslessly re-encoded by `DomainInfo.flags`),
 `PhysInfo` (xc_physinfo_t), `Version` (XENVER_version + XENVER_extraversion), `DomainSpec`
-(what a create needs); the enums `ShutdownReason`, `DomInfoFlag`, `PhysCap` and `HvmParam`
-(Xen 4.17's numbers); and the argument checks every backend runs before any call
-(`check_domid`, `check_range`, `check_hvm_param`), each raising `InvalidArgument` naming what
-was wrong. Memory is counted in 4 KiB pages as Xen reports it; the ``*_kib`` properties convert.
+(what a create needs); the enums `ShutdownReason` (with the ``control/shutdown`` words that
+ask a guest for each), `DomInfoFlag`, `PhysCap` and `HvmParam` (Xen 4.17's numbers); and the
+argument checks every backend runs before any call (`check_domid`, `check_range`,
+`check_hvm_param`), each raising `InvalidArgument` naming what was wrong. Memory is counted
+in 4 KiB pages as Xen reports it; the ``*_kib`` properties convert.
 
 Pure: no I/O.
 """
@@ -66,7 +67,14 @@ _DOMID_MAX = 0xFFFF
 
 
 class ShutdownReason(enum.IntEnum):
-    """Xen's SHUTDOWN_* codes (public/sched.h)."""
+    """Xen's SHUTDOWN_* codes (public/sched.h), and the words that ask a guest for them.
+
+    A toolstack asks a guest to shut down by writing a word to its ``control/shutdown``
+    xenstore node: `control_word` gives it, `from_control_word` reads one back. The words are
+    the original toolstack's: ``poweroff``, ``reboot``, ``suspend``, ``crash``, and ``halt``
+    for 4 (Linux's xenbus shutdown handler halts on it; Xen calls the code WATCHDOG).
+    SOFT_RESET has no word: it is the guest's own request (kexec), never asked of it.
+    """
 
     POWEROFF = 0
     REBOOT = 1
@@ -76,6 +84,33 @@ class ShutdownReason(enum.IntEnum):
     SOFT_RESET = 5
 
     HALT = 4  # the original toolstack's name for 4 (an alias of WATCHDOG)
+
+    @property
+    def control_word(self) -> str:
+        """The ``control/shutdown`` word asking for this; ValueError for SOFT_RESET."""
+        word = _CONTROL_WORDS.get(self)
+        if word is None:
+            raise ValueError(f"{self.name} has no control/shutdown word "
+                             f"(a guest is never asked for it)")
+        return word
+
+    @classmethod
+    def from_control_word(cls, word: str) -> ShutdownReason:
+        """The reason a ``control/shutdown`` word asks for; ValueError naming an unknown one."""
+        for reason, known in _CONTROL_WORDS.items():
+            if known == word:
+                return reason
+        raise ValueError(f"unknown control/shutdown word {word!r} "
+                         f"(known: {', '.join(_CONTROL_WORDS.values())})")
+
+
+_CONTROL_WORDS = {
+    ShutdownReason.POWEROFF: "poweroff",
+    ShutdownReason.REBOOT: "reboot",
+    ShutdownReason.SUSPEND: "suspend",
+    ShutdownReason.CRASH: "crash",
+    ShutdownReason.HALT: "halt",
+}
 
 
 class DomInfoFlag(enum.IntFlag):

@@ -56,7 +56,7 @@ _OPTIONS: dict[str, bool] = {
     "smp": True,
 }
 _REPEATABLE = frozenset({"net", "usbdevice", "pciemulation"})
-# extra-hvm keys the simulated qemu accepts (value optional): the ones §5.8 of the reference
+# extra-hvm keys the simulated qemu accepts (value optional): the ones the original's device model
 # names (display adapters and CD-ROM pass-through).
 KNOWN_EXTRAS = frozenset({"cdrom-pt", "std-vga", "xengfx", "vgpu", "gfx_passthru"})
 

@@ -5,8 +5,8 @@
 It takes what qemu-dm-wrapper takes (`xen.xenops._dmargs.qemu_argv` without the program
 path), checks the qemu arguments strictly (`xen.sim._qemuargs`: an unknown or malformed option
 exits 2 with one line on stderr naming it, so an argument-construction bug is caught in sim
-mode), then behaves towards xenstore as qemu-dm does in the original's direct mode (reference
-§5.8), as dom0 on the xenstored socket (``--xenstore``, else ``$XENSTORED_PATH``):
+mode), then behaves towards xenstore as qemu-dm does in the original's direct mode, as dom0
+on the xenstored socket (``--xenstore``, else ``$XENSTORED_PATH``):
 
 1. refuses to start (exit 1) if ``/local/domain/<d>`` does not exist or xenstored cannot be
    reached;

@@ -1,7 +1,7 @@
 """The atomic steps of xenops plans, and the Plan value that orders them.
 
 A plan is data: a tuple of frozen atomics that an executor runs in order against a xenstore
-client and a hypervisor backend, logging each as one line. Nothing here does I/O.
+client, a hypervisor backend and the host, logging each as one line. Nothing here does I/O.
 
 Xenstore steps: Mkdir (then set perms when given), Write, Rm (a missing node is not an error,
 as in xenstored's client), SetPerms, WriteIfEquals (compare-and-write; meant for use inside a
@@ -12,46 +12,42 @@ Waits: WaitFor(predicate) on xenstore with a timeout; if its `error` predicate h
 wait fails with the value found there (a device error). WaitDomain waits for a domain to die
 or to be gone; WaitFreeMemory for host memory.
 
-Calls: HypervisorCall and HostAction name an operation from a fixed table (HYPERVISOR_OPS,
-HOST_ACTIONS), so a typo fails when the plan is built, not when it runs. Introduce tells
-xenstored about a new domain.
+Calls: one frozen dataclass per hypervisor call (the HypervisorCall union: CreateDomain,
+ShutdownDomain, SetHvmParam, ...) and per host action (the HostAction union: KillProcess,
+LoopDetach, ...), defined in _calls with typed, checked fields. Introduce tells xenstored about
+a new domain.
 
 Error policy: in a plan with best_effort=False the first failing step aborts the plan, except
 steps marked ignore_errors (logged and skipped). In a best_effort plan every failure is logged
 and execution continues. IfAllSucceed runs `body` (best effort) and runs `then` only when no
 step of `body` failed. Every wait has a finite timeout > 0.
 
-Failure: constructing an atomic with a malformed path, an unknown op or a bad timeout raises
-PlanError (a ValueError).
+Failure: constructing an atomic with a malformed path, a bad argument or a bad timeout raises
+PlanError (a ValueError) naming what was wrong (see _checks).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from xen.xenops._calls import HostAction, HypervisorCall
+from xen.xenops._checks import PlanError, check_path, check_timeout
 from xen.xenops._layout import Perms
 
 __all__ = [
-    "HOST_ACTIONS",
-    "HYPERVISOR_OPS",
     "Appears",
     "Atomic",
     "Becomes",
     "Cleared",
     "Disappears",
-    "HostAction",
-    "HypervisorCall",
     "IfAllSucceed",
     "Introduce",
     "Mkdir",
     "Plan",
-    "PlanError",
     "Predicate",
     "Rm",
-    "Scalar",
     "SetPerms",
     "Transaction",
     "WaitDomain",
@@ -64,62 +60,6 @@ __all__ = [
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
-Scalar = int | float | str | bool
-
-#: Operations a HypervisorCall may name (the executor maps each to a backend method).
-HYPERVISOR_OPS = frozenset({
-    "domain_create",      # args: ssidref, flags ("hvm,hap"), handle (uuid); result: domid
-    "domain_destroy",
-    "domain_shutdown",    # args: reason (0 poweroff, 1 reboot, 2 suspend, 3 crash, 4 halt)
-    "domain_pause",
-    "domain_unpause",
-    "domain_sethandle",   # args: handle
-    "max_vcpus",          # args: vcpus
-    "setmaxmem",          # args: kib
-    "shadow_allocation",  # args: mib
-    "set_timer_mode",     # args: value
-    "set_hpet",           # args: value
-    "set_vpt_align",      # args: value
-    "pci_add",            # args: bdf, assign, permissive, flr, hvm, pvpci (sysfs + hypercalls)
-    "pci_release",        # args: bdf, hvm (deassign, unmap pirq, revoke BAR/irq grants)
-    "ioport_permission",  # args: first, count, allow
-    "iomem_permission",   # args: first_pfn, count, allow
-})
-
-#: Host-side actions a HostAction may name (sysfs, processes, dbus peers).
-HOST_ACTIONS = frozenset({
-    "pci_bind",                # args: bdf (unbind the current driver, bind to pciback)
-    "pci_flr",                 # args: bdf (pciback reset_device)
-    "loop_detach",             # args: device (losetup -d)
-    "kill_process",            # args: pid, timeout (SIGTERM, wait for /proc/<pid> to go)
-    "surfman_set_pv_display",  # args: domid
-    "input_attach_vkbd",       # args: domid
-    "input_detach_vkbd",       # args: domid
-})
-
-_MAX_PATH = 3072  # xenstore's absolute path limit (XENSTORE_ABS_PATH_MAX)
-
-
-class PlanError(ValueError):
-    """An atomic or plan that is malformed (bad path, unknown op, bad timeout)."""
-
-
-def _check_path(path: str) -> None:
-    if not isinstance(path, str) or not path or len(path) > _MAX_PATH:
-        raise PlanError(f"bad xenstore path {path!r}")
-    if path.startswith("@"):
-        return
-    if not path.startswith("/") or "//" in path or (path != "/" and path.endswith("/")):
-        raise PlanError(f"bad xenstore path {path!r}")
-    if "\0" in path:
-        raise PlanError(f"xenstore path contains NUL: {path!r}")
-
-
-def _check_timeout(timeout: float) -> None:
-    if not isinstance(timeout, int | float) or not timeout > 0 or math.isinf(timeout):
-        raise PlanError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
-
-
 # --------------------------------------------------------------------- predicates
 
 
@@ -130,7 +70,7 @@ class Appears:
     path: str
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +80,7 @@ class Disappears:
     path: str
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +91,7 @@ class Becomes:
     value: str
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +101,7 @@ class Cleared:
     path: str
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
 
 
 Predicate = Appears | Disappears | Becomes | Cleared
@@ -175,7 +115,7 @@ class Mkdir:
     perms: Perms | None = None
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +124,7 @@ class Write:
     value: str
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
         if not isinstance(self.value, str):
             raise PlanError(f"xenstore value for {self.path} must be a str, got {self.value!r}")
 
@@ -194,7 +134,7 @@ class Rm:
     path: str
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +143,7 @@ class SetPerms:
     perms: Perms
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +155,7 @@ class WriteIfEquals:
     value: str
 
     def __post_init__(self) -> None:
-        _check_path(self.path)
+        check_path(self.path)
 
 
 XsOp = Mkdir | Write | Rm | SetPerms | WriteIfEquals
@@ -230,7 +170,7 @@ class Transaction:
             raise PlanError("empty transaction")
 
 
-# ------------------------------------------------------------------ waits and calls
+# ------------------------------------------------------------------ waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +185,7 @@ class WaitFor:
     ignore_errors: bool = False
 
     def __post_init__(self) -> None:
-        _check_timeout(self.timeout)
+        check_timeout(self.timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +204,8 @@ class WaitDomain:
     ignore_errors: bool = False
 
     def __post_init__(self) -> None:
-        _check_timeout(self.timeout)
-        _check_timeout(self.poll)
+        check_timeout(self.timeout)
+        check_timeout(self.poll)
         if self.until not in ("dead", "gone"):
             raise PlanError(f"WaitDomain.until must be dead or gone, got {self.until!r}")
 
@@ -278,7 +218,7 @@ class WaitFreeMemory:
     timeout: float
 
     def __post_init__(self) -> None:
-        _check_timeout(self.timeout)
+        check_timeout(self.timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,41 +228,6 @@ class Introduce:
     domid: int
     mfn: int
     port: int
-
-
-@dataclass(frozen=True, slots=True)
-class HypervisorCall:
-    op: str
-    domid: int | None = None
-    args: tuple[tuple[str, Scalar], ...] = ()
-    ignore_errors: bool = False
-
-    def __post_init__(self) -> None:
-        if self.op not in HYPERVISOR_OPS:
-            raise PlanError(f"unknown hypervisor op {self.op!r}")
-
-    def arg(self, name: str) -> Scalar:
-        for key, value in self.args:
-            if key == name:
-                return value
-        raise KeyError(name)
-
-
-@dataclass(frozen=True, slots=True)
-class HostAction:
-    op: str
-    args: tuple[tuple[str, Scalar], ...] = ()
-    ignore_errors: bool = False
-
-    def __post_init__(self) -> None:
-        if self.op not in HOST_ACTIONS:
-            raise PlanError(f"unknown host action {self.op!r}")
-
-    def arg(self, name: str) -> Scalar:
-        for key, value in self.args:
-            if key == name:
-                return value
-        raise KeyError(name)
 
 
 @dataclass(frozen=True, slots=True)

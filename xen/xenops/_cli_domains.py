@@ -1,4 +1,4 @@
-"""The ``xenops`` command's domain and host commands (the original's xenops.ml, reference §8).
+"""The ``xenops`` command's domain and host commands (the original's xenops command).
 
 Each ``cmd_*`` takes the `Session` and the parsed arguments, prints its result on stdout and
 returns the exit status; failures raise (`CliError`, `HypervisorError`, `PlanFailed`, ...)
@@ -27,8 +27,15 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import TYPE_CHECKING
 
-from xen.hypervisor import HvmParam, NoSuchDomain, PhysCap, Unsupported, iter_domains
-from xen.xenops._atomics import HypervisorCall, Plan, WaitDomain, Write
+from xen.hypervisor import (
+    HvmParam,
+    NoSuchDomain,
+    PhysCap,
+    ShutdownReason,
+    Unsupported,
+    iter_domains,
+)
+from xen.xenops._atomics import Plan, WaitDomain, Write
 from xen.xenops._cli_env import CliError, UsageError
 from xen.xenops._executor import PlanFailed, WaitTimeout
 from xen.xenops._layout import domain_path
@@ -37,7 +44,6 @@ from xen.xenops._observe import observe_domain
 from xen.xenops._plan import (
     BuildResult,
     DomainSpec,
-    ShutdownReason,
     Timeouts,
     domain_create_call,
     plan_build_post,
@@ -111,11 +117,10 @@ def cmd_create(s: Session, a: Namespace) -> int:
     except MemoryModelError as exc:
         raise UsageError(str(exc)) from None
     spec = DomainSpec(uuid=vm_uuid, name=a.name or "", hvm=a.hvm)
-    call = domain_create_call(spec)
-    args = (*call.args, ("vcpus", a.vcpus), ("memory_kib", memory.target_kib),
-            ("max_memory_kib", memory.xen_max_kib))
+    call = domain_create_call(spec, vcpus=a.vcpus, memory_kib=memory.target_kib,
+                              max_memory_kib=memory.xen_max_kib)
     ex = s.executor()
-    domid = ex.run(Plan("domain-create", (HypervisorCall(call.op, None, args),))).domid
+    domid = ex.run(Plan("domain-create", (call,))).domid
     assert domid is not None
     try:
         ex.run(plan_domain_create(spec, domid))
@@ -178,7 +183,7 @@ def _hvm_shutdown_facts(s: Session, domid: int) -> tuple[bool, int, bool]:
 
 def cmd_shutdown(s: Session, a: Namespace) -> int:
     info = domain_info(s, a.domid)
-    reason = ShutdownReason(a.reason)
+    reason = ShutdownReason.from_control_word(a.reason)
     if info.dead:
         state = "dying" if info.dying else f"shut down (code {info.shutdown_code})"
         raise CliError(f"domain {a.domid} is already {state}")
@@ -193,7 +198,7 @@ def cmd_shutdown(s: Session, a: Namespace) -> int:
         ex.run(plan)
     except PlanFailed as exc:
         if isinstance(exc.cause, WaitTimeout):
-            raise CliError(f"domain {a.domid} did not acknowledge {reason.value} within "
+            raise CliError(f"domain {a.domid} did not acknowledge {a.reason} within "
                            f"{a.timeout:g} s") from exc
         raise
     print(f"shutdown domain: {a.domid}")
@@ -215,7 +220,7 @@ def cmd_shutdown(s: Session, a: Namespace) -> int:
 
 def cmd_hard_shutdown(s: Session, a: Namespace) -> int:
     domain_info(s, a.domid)
-    s.executor().run(plan_hard_shutdown(a.domid, ShutdownReason(a.reason)))
+    s.executor().run(plan_hard_shutdown(a.domid, ShutdownReason.from_control_word(a.reason)))
     print(f"shut down domain: {a.domid}")
     return 0
 

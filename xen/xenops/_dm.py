@@ -3,7 +3,7 @@
 What a VM monitor calls; the command line comes from `xen.xenops._dmargs` and the process is
 started by the host actions (`SimHostActions` runs the simulated device model
 ``python -m xen.sim.qemu_dm``, `Dom0HostActions` execs the configured qemu-dm-wrapper with the
-same argv). The sequence is the original's (reference §5.8):
+same argv). The sequence is the original's:
 
 `start_device_model(host, xs, domid, info, timeout)`:
   1. the argv (`qemu_argv`; a bad `DmInfo` raises `DmArgsError` before anything happens);
@@ -148,7 +148,7 @@ def _stop_pid(host: HostActions, pid: int, timeout: float) -> None:
         if stop is not None:
             stop(pid, timeout)
         else:
-            host.run("kill_process", {"pid": pid, "timeout": timeout})
+            host.kill_process(pid, timeout)
     except Exception as exc:
         logger.warning("stopping device model pid %d failed: %s", pid, exc)
 
@@ -164,7 +164,7 @@ def stop_device_model(host: HostActions, xs: XenstoreClient, domid: int,
         if stop is not None:
             stop(int(text), timeout)
         else:
-            host.run("kill_process", {"pid": int(text), "timeout": timeout})
+            host.kill_process(int(text), timeout)
         stopped = True
         logger.info("domain %d: device model (pid %s) stopped", domid, text)
     xs.rm(paths["pid"])

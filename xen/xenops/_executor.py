@@ -18,11 +18,16 @@ order, logging the plan at INFO and each step as one line at DEBUG (``<plan>: <s
   error). ``WaitDomain`` and ``WaitFreeMemory`` poll the hypervisor.
 * **Cancellation.** A :class:`CancelToken` is checked before every step; a cancelled plan stops
   with :class:`PlanCancelled` (teardown plans are normally run without one).
-* **Results.** ``domain_create`` returns the new domid in :attr:`PlanResult.domid`.
+* **Results.** ``CreateDomain`` returns the new domid in :attr:`PlanResult.domid`.
+* **Dispatch.** Each step type has one method, found by one lookup in a table; a value that
+  is not a plan step raises ``TypeError`` at once (a programming error, never logged and
+  skipped, even in a best-effort plan).
 
-Hypervisor operations map onto the `xen.hypervisor.Hypervisor` interface; host actions onto a
-:class:`HostActions` object (real sysfs / process actions on a dom0; a backend without a
-member answers a clear ``Unsupported``).
+Hypervisor calls map onto the `xen.hypervisor.Hypervisor` interface, one member each; PCI
+passthrough and I/O-space grants (``PciAdd``, ``PciRelease``, ``IoportPermission``,
+``IomemPermission``) have no backend member yet and fail with ``Unsupported("not implemented:
+...")``. Host actions map onto the typed methods of a :class:`HostActions` object (real sysfs /
+process actions on a dom0); the base class refuses each with a clear ``Unsupported``.
 """
 
 from __future__ import annotations
@@ -31,18 +36,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from xen.hypervisor import DomainSpec as HvDomainSpec
-from xen.hypervisor import HvmParam, HypervisorError, NoSuchDomain, ShutdownReason, Unsupported
+from xen.hypervisor import HypervisorError, NoSuchDomain, Unsupported
 from xen.xenops._atomics import (
     Appears,
     Becomes,
     Disappears,
-    HostAction,
-    HypervisorCall,
     IfAllSucceed,
     Introduce,
     Mkdir,
@@ -56,6 +59,31 @@ from xen.xenops._atomics import (
     WaitFreeMemory,
     Write,
     WriteIfEquals,
+)
+from xen.xenops._calls import (
+    CreateDomain,
+    DestroyDomain,
+    HostAction,
+    HypervisorCall,
+    InputAttachVkbd,
+    InputDetachVkbd,
+    IomemPermission,
+    IoportPermission,
+    KillProcess,
+    LoopDetach,
+    PauseDomain,
+    PciAdd,
+    PciBind,
+    PciFlr,
+    PciRelease,
+    SetDomainHandle,
+    SetHvmParam,
+    SetMaxMem,
+    SetMaxVcpus,
+    ShadowAllocation,
+    ShutdownDomain,
+    SurfmanSetPvDisplay,
+    UnpauseDomain,
 )
 
 if TYPE_CHECKING:
@@ -136,14 +164,28 @@ def describe(step: Atomic) -> str:
         return f"mkdir {step.path}{perms}"
     if isinstance(step, WaitFor):
         return f"wait {step.timeout:g}s for {step.what}"
-    if isinstance(step, HypervisorCall):
-        args = ", ".join(f"{k}={v}" for k, v in step.args)
-        return f"{step.op}(domid={step.domid}{', ' + args if args else ''})"
-    if isinstance(step, HostAction):
-        return f"host {step.op}({', '.join(f'{k}={v}' for k, v in step.args)})"
+    if isinstance(step, HypervisorCall | HostAction):
+        ignored = " (errors ignored)" if step.ignore_errors else ""
+        return f"{type(step).__name__}({', '.join(_arguments(step))}){ignored}"
     if isinstance(step, IfAllSucceed):
         return f"if all of {len(step.body)} steps succeed, {len(step.then)} more"
     return repr(step)
+
+
+def _arguments(value: Any) -> Iterator[str]:
+    """``name=value`` for each field of a call, a nested spec's fields inline, enums by name."""
+    for item in fields(value):
+        if item.name == "ignore_errors":
+            continue
+        arg = getattr(value, item.name)
+        if is_dataclass(arg) and not isinstance(arg, type):
+            yield from _arguments(arg)
+        elif isinstance(arg, Enum):
+            yield f"{item.name}={arg.name}"
+        elif isinstance(arg, float):
+            yield f"{item.name}={arg:g}"
+        else:
+            yield f"{item.name}={arg}"
 
 
 class _Pred:
@@ -179,15 +221,40 @@ class _Either:
 
 
 class HostActions:
-    """Host-side actions of the plans. The base class refuses each one clearly; a real dom0
-    subclass implements sysfs and process actions, the sim host needs none of them."""
+    """Host-side actions of the plans: one typed method per host action, and ``attach_file``
+    for a PV file disk. This base refuses each with ``Unsupported`` naming it; a real dom0
+    subclass implements sysfs and process actions, the sim host what it needs."""
 
-    def run(self, op: str, args: dict[str, Any]) -> None:
-        """Perform ``op`` or raise ``Unsupported`` naming it."""
-        method = getattr(self, op, None)
-        if method is None:
-            raise Unsupported(f"not implemented: host action {op}")
-        method(**args)
+    def _refuse(self, action: str) -> Unsupported:
+        return Unsupported(f"not implemented: host action {action} on {type(self).__name__}")
+
+    def pci_bind(self, bdf: str) -> None:
+        """Unbind the PCI function from its driver and bind it to pciback."""
+        raise self._refuse("pci_bind")
+
+    def pci_flr(self, bdf: str) -> None:
+        """Reset the PCI function (pciback ``reset_device``)."""
+        raise self._refuse("pci_flr")
+
+    def loop_detach(self, device: str) -> None:
+        """Free a loop device."""
+        raise self._refuse("loop_detach")
+
+    def kill_process(self, pid: int, timeout: float = 5.0) -> None:
+        """SIGTERM ``pid``, wait up to ``timeout`` s for it to go, then SIGKILL."""
+        raise self._refuse("kill_process")
+
+    def surfman_set_pv_display(self, domid: int) -> None:
+        """Tell surfman the domain's PV framebuffer is its display."""
+        raise self._refuse("surfman_set_pv_display")
+
+    def input_attach_vkbd(self, domid: int) -> None:
+        """Tell the input daemon to feed the domain's virtual keyboard."""
+        raise self._refuse("input_attach_vkbd")
+
+    def input_detach_vkbd(self, domid: int) -> None:
+        """Tell the input daemon the domain's virtual keyboard is gone."""
+        raise self._refuse("input_detach_vkbd")
 
     def attach_file(self, path: str) -> tuple[str, int, int]:
         """Attach a disk image to a loop device: (device, major, minor)."""
@@ -203,6 +270,24 @@ class PlanExecutor:
         self.xs = xenstore
         self.host = host or HostActions()
         self.poll = poll
+        # One method per step type; each returns the new domid (CreateDomain) or None.
+        self._methods: dict[type, Callable[[Any], int | None]] = {
+            Transaction: self._transaction,
+            Mkdir: self._xs_step, Write: self._xs_step, Rm: self._xs_step,
+            SetPerms: self._xs_step, WriteIfEquals: self._xs_step,
+            WaitFor: self._wait_for, WaitDomain: self._wait_domain,
+            WaitFreeMemory: self._wait_memory, Introduce: self._introduce,
+            CreateDomain: self._create_domain, DestroyDomain: self._destroy_domain,
+            ShutdownDomain: self._shutdown_domain, PauseDomain: self._pause_domain,
+            UnpauseDomain: self._unpause_domain, SetDomainHandle: self._set_domain_handle,
+            SetMaxVcpus: self._set_max_vcpus, SetMaxMem: self._set_max_mem,
+            ShadowAllocation: self._shadow_allocation, SetHvmParam: self._set_hvm_param,
+            PciAdd: self._not_implemented, PciRelease: self._not_implemented,
+            IoportPermission: self._not_implemented, IomemPermission: self._not_implemented,
+            PciBind: self._pci_bind, PciFlr: self._pci_flr, LoopDetach: self._loop_detach,
+            KillProcess: self._kill_process, SurfmanSetPvDisplay: self._surfman_set_pv_display,
+            InputAttachVkbd: self._input_attach_vkbd, InputDetachVkbd: self._input_detach_vkbd,
+        }
 
     def run(self, plan: Plan, cancel: CancelToken | None = None) -> PlanResult:
         """Run ``plan``; raises :class:`PlanFailed` / :class:`PlanCancelled` (not best effort)."""
@@ -225,9 +310,12 @@ class PlanExecutor:
                 else:
                     clean = False
                 continue
+            method = self._methods.get(type(step))
+            if method is None:
+                raise TypeError(f"{name}: not a plan step: {step!r}")
             logger.debug("%s: %s", name, describe(step))
             try:
-                self._one(step, result)
+                domid = method(step)
             except Exception as exc:
                 ignore = getattr(step, "ignore_errors", False)
                 if not (best_effort or ignore):
@@ -235,33 +323,23 @@ class PlanExecutor:
                 logger.warning("%s: %s failed (%s), going on", name, describe(step), exc)
                 result.failures.append((describe(step), str(exc)))
                 clean = False
+            else:
+                if domid is not None:
+                    result.domid = domid
         return clean
 
     # ------------------------------------------------------------------ one step
 
-    def _one(self, step: Atomic, result: PlanResult) -> None:
-        if isinstance(step, Transaction):
-            ops = step.ops
-            with _TRANSACTIONS:
-                self.xs.transaction(lambda t: [self._xs(t, op) for op in ops])
-        elif isinstance(step, Mkdir | Write | Rm | SetPerms | WriteIfEquals):
-            self._xs(self.xs, step)
-        elif isinstance(step, WaitFor):
-            self._wait_for(step)
-        elif isinstance(step, WaitDomain):
-            self._wait_domain(step)
-        elif isinstance(step, WaitFreeMemory):
-            self._wait_memory(step)
-        elif isinstance(step, Introduce):
-            self.xs.introduce(step.domid, step.mfn, step.port)
-        elif isinstance(step, HypervisorCall):
-            domid = self._hypercall(step)
-            if domid is not None:
-                result.domid = domid
-        elif isinstance(step, HostAction):
-            self.host.run(step.op, dict(step.args))
-        else:  # pragma: no cover - the Atomic union is closed
-            raise TypeError(f"unknown step {step!r}")
+    def _transaction(self, step: Transaction) -> None:
+        ops = step.ops
+        with _TRANSACTIONS:
+            self.xs.transaction(lambda t: [self._xs(t, op) for op in ops])
+
+    def _xs_step(self, step: Mkdir | Write | Rm | SetPerms | WriteIfEquals) -> None:
+        self._xs(self.xs, step)
+
+    def _introduce(self, step: Introduce) -> None:
+        self.xs.introduce(step.domid, step.mfn, step.port)
 
     @staticmethod
     def _xs(ops: NodeOps, step: Any) -> None:
@@ -321,47 +399,64 @@ class PlanExecutor:
                                       f"{info.free_kib} KiB free")
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
-    def _hypercall(self, step: HypervisorCall) -> int | None:
-        hv, op, domid = self.hv, step.op, step.domid
-        args = dict(step.args)
-        if op == "domain_create":
-            flags = str(args.get("flags", "")).split(",")
-            spec = HvDomainSpec(
-                handle=uuid.UUID(str(args["handle"])), hvm="hvm" in flags, hap="hap" in flags,
-                ssidref=int(args.get("ssidref", 0)), max_vcpus=int(args.get("vcpus", 1)),
-                memory_kib=int(args.get("memory_kib", 0)),
-                max_memory_kib=int(args.get("max_memory_kib", args.get("memory_kib", 0))))
-            return hv.create(spec)
-        if domid is None:
-            raise ValueError(f"{op} needs a domid")
-        if op == "domain_destroy":
-            hv.destroy(domid)
-        elif op == "domain_shutdown":
-            hv.shutdown(domid, ShutdownReason(int(args["reason"])))
-        elif op == "domain_pause":
-            hv.pause(domid)
-        elif op == "domain_unpause":
-            hv.unpause(domid)
-        elif op == "domain_sethandle":
-            hv.set_handle(domid, uuid.UUID(str(args["handle"])))
-        elif op == "setmaxmem":
-            hv.setmaxmem(domid, int(args["kib"]))
-        elif op == "max_vcpus":
-            hv.max_vcpus(domid, int(args["vcpus"]))
-        elif op == "shadow_allocation":
-            hv.shadow_allocation(domid, int(args["mib"]))
-        elif op in _HVM_PARAMS:
-            hv.set_hvm_param(domid, _HVM_PARAMS[op], int(args["value"]))
-        else:
-            raise Unsupported(f"not implemented: hypervisor op {op}")
-        return None
+    # ------------------------------------------------------------------ hypervisor calls
+
+    def _create_domain(self, step: CreateDomain) -> int:
+        return self.hv.create(step.spec)
+
+    def _destroy_domain(self, step: DestroyDomain) -> None:
+        self.hv.destroy(step.domid)
+
+    def _shutdown_domain(self, step: ShutdownDomain) -> None:
+        self.hv.shutdown(step.domid, step.reason)
+
+    def _pause_domain(self, step: PauseDomain) -> None:
+        self.hv.pause(step.domid)
+
+    def _unpause_domain(self, step: UnpauseDomain) -> None:
+        self.hv.unpause(step.domid)
+
+    def _set_domain_handle(self, step: SetDomainHandle) -> None:
+        self.hv.set_handle(step.domid, step.handle)
+
+    def _set_max_vcpus(self, step: SetMaxVcpus) -> None:
+        self.hv.max_vcpus(step.domid, step.vcpus)
+
+    def _set_max_mem(self, step: SetMaxMem) -> None:
+        self.hv.setmaxmem(step.domid, step.kib)
+
+    def _shadow_allocation(self, step: ShadowAllocation) -> None:
+        self.hv.shadow_allocation(step.domid, step.mib)
+
+    def _set_hvm_param(self, step: SetHvmParam) -> None:
+        self.hv.set_hvm_param(step.domid, step.param, step.value)
+
+    @staticmethod
+    def _not_implemented(step: PciAdd | PciRelease | IoportPermission | IomemPermission) -> None:
+        raise Unsupported(f"not implemented: hypervisor call {describe(step)}")
+
+    # ------------------------------------------------------------------ host actions
+
+    def _pci_bind(self, step: PciBind) -> None:
+        self.host.pci_bind(step.bdf)
+
+    def _pci_flr(self, step: PciFlr) -> None:
+        self.host.pci_flr(step.bdf)
+
+    def _loop_detach(self, step: LoopDetach) -> None:
+        self.host.loop_detach(step.device)
+
+    def _kill_process(self, step: KillProcess) -> None:
+        self.host.kill_process(step.pid, step.timeout)
+
+    def _surfman_set_pv_display(self, step: SurfmanSetPvDisplay) -> None:
+        self.host.surfman_set_pv_display(step.domid)
+
+    def _input_attach_vkbd(self, step: InputAttachVkbd) -> None:
+        self.host.input_attach_vkbd(step.domid)
+
+    def _input_detach_vkbd(self, step: InputDetachVkbd) -> None:
+        self.host.input_detach_vkbd(step.domid)
 
 
 _TRANSACTIONS = threading.Lock()
-
-_HVM_PARAMS = {
-    "set_timer_mode": HvmParam.TIMER_MODE,
-    "set_hpet": HvmParam.HPET_ENABLED,
-    "set_vpt_align": HvmParam.VPT_ALIGN,
-}
-

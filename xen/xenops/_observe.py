@@ -6,7 +6,9 @@ have made stale): every frontend under ``/local/domain/<d>/device/<kind>/<devid>
 backend its ``backend`` link names, every backend directory
 ``/local/domain/<be>/backend/<kind>/<d>`` whose ``frontend`` link points back (devices whose
 frontend is already gone), the ``vm``/``vss`` links, the stubdomain, qemu and dm-agents.
-Missing nodes are simply absent; malformed links are skipped with a warning.
+Missing nodes are simply absent; malformed links are skipped with a warning, and so are a
+stubdomain id that no domain can have and a qemu or helper pid below 2 (which would signal a
+process group or init), so a destroy plan can always be built from what is found.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from xen.hypervisor import DOMID_FIRST_RESERVED
 from xen.xenops._devid import XenbusState
 from xen.xenops._layout import Device, Endpoint, Kind, domain_path
 from xen.xenops._teardown import ObservedDevice, ObservedDomain
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 _BACKEND = re.compile(r"^/local/domain/(\d+)/backend/([a-z0-9]+)/(\d+)/(\d+)$")
 _KINDS = {k.value: k for k in Kind}
+_MAX_PID = 1 << 22  # Linux's PID_MAX_LIMIT
 
 
 def _kind(name: str) -> Kind | None:
@@ -96,6 +100,16 @@ def _orphan_backends(xs: NodeOps, domid: int, backend_domids: set[int],
     return dirs, orphans
 
 
+def _number(domid: int, what: str, text: str | None, low: int, high: int) -> int | None:
+    """``text`` as an int in low..high; None when missing, else a warning when malformed."""
+    if text is None:
+        return None
+    if text.isdigit() and low <= int(text) <= high:
+        return int(text)
+    logger.warning("domain %d: ignoring %s %r", domid, what, text)
+    return None
+
+
 def _list(xs: NodeOps, path: str) -> list[str]:
     try:
         return list(xs.directory(path)) if xs.exists(path) else []
@@ -111,15 +125,17 @@ def observe_domain(xs: NodeOps, domid: int, *, hvm: bool = False,
     bes = set(backend_domids) | {d.device.backend.domid for d in found.values()}
     dirs, orphans = _orphan_backends(xs, domid, bes, found)
     stubdom = None
-    stub_text = xs.try_read(f"{dom}/image/device-model-domid")
-    if stub_text and stub_text.isdigit() and int(stub_text) != domid:
-        stubdom = observe_domain(xs, int(stub_text), backend_domids=backend_domids)
-    qemu = xs.try_read(f"{dom}/qemu-pid")
-    helpers = _list(xs, f"/local/domain/0/device-model/{domid}/dm-helpers")
+    stub = _number(domid, "stubdomain id", xs.try_read(f"{dom}/image/device-model-domid"),
+                   1, DOMID_FIRST_RESERVED - 1)
+    if stub is not None and stub != domid:
+        stubdom = observe_domain(xs, stub, backend_domids=backend_domids)
+    qemu = _number(domid, "qemu pid", xs.try_read(f"{dom}/qemu-pid"), 2, _MAX_PID)
+    helpers = [_number(domid, "device-model helper pid", p, 2, _MAX_PID)
+               for p in _list(xs, f"/local/domain/0/device-model/{domid}/dm-helpers")]
     return ObservedDomain(
         domid=domid, hvm=hvm, devices=(*found.values(), *orphans),
         vm_path=xs.try_read(f"{dom}/vm"), vss_path=xs.try_read(f"{dom}/vss"),
-        stubdom=stubdom, qemu_pid=int(qemu) if qemu and qemu.isdigit() else None,
-        dm_helper_pids=tuple(int(p) for p in helpers if p.isdigit()),
+        stubdom=stubdom, qemu_pid=qemu,
+        dm_helper_pids=tuple(p for p in helpers if p is not None),
         backend_dirs=tuple(dirs),
     )

@@ -4,13 +4,15 @@ Each function returns a Plan (see _atomics) and does no I/O. Values produced by 
 (the new domid, the builder's store/console rings, the devices found under a domain) are
 arguments, so each phase of an operation is planned when its inputs are known:
 
-1. `domain_create_call(spec)` -> the hypervisor create; then `plan_domain_create(spec, domid)`
-   lays out /local/domain/<d>, /vm/<uuid> and /vss/<uuid> (one transaction, as the original).
+1. `domain_create_call(spec, vcpus=, memory_kib=)` -> the CreateDomain call; then
+   `plan_domain_create(spec, domid)` lays out /local/domain/<d>, /vm/<uuid> and /vss/<uuid>
+   (one transaction, as the original).
 2. `plan_build_pre(...)` -> memory wait, HVM params, vcpus, maxmem, shadow; the builder runs;
    then `plan_build_post(...)` writes memory/store/console keys and introduces the domain.
 3. `plan_device_add(spec)` per device: one transaction that recreates both ends and the
    hotplug dir, then waits for the hotplug script (and for vifs, the post-plug writes).
-4. Shutdown requests here; device removal and domain destroy in _teardown.
+4. Shutdown requests here (`xen.hypervisor.ShutdownReason`; the word written to
+   control/shutdown is its `control_word`); device removal and domain destroy in _teardown.
 
 Ordering rules (asserted in tests/xen/test_plan.py):
 - `order_devices`: read-write disks are plugged before read-only ones (ours, from xenopsd: a
@@ -26,20 +28,19 @@ Failure: bad specs raise LayoutError or PlanError (ValueErrors) at planning time
 
 from __future__ import annotations
 
-import enum
 import math
+import uuid as uuidlib
 from dataclasses import dataclass, fields
 
+from xen.hypervisor import DomainSpec as HvDomainSpec
+from xen.hypervisor import HvmParam, InvalidArgument, ShutdownReason
 from xen.xenops._atomics import (
     Appears,
     Atomic,
     Cleared,
-    HostAction,
-    HypervisorCall,
     Introduce,
     Mkdir,
     Plan,
-    PlanError,
     Rm,
     Transaction,
     WaitFor,
@@ -47,6 +48,18 @@ from xen.xenops._atomics import (
     Write,
     XsOp,
 )
+from xen.xenops._calls import (
+    CreateDomain,
+    PciAdd,
+    PciBind,
+    SetHvmParam,
+    SetMaxMem,
+    SetMaxVcpus,
+    ShadowAllocation,
+    ShutdownDomain,
+    SurfmanSetPvDisplay,
+)
+from xen.xenops._checks import PlanError
 from xen.xenops._devspec import (
     DeviceSpec,
     PciSpec,
@@ -71,7 +84,6 @@ __all__ = [
     "DEFAULT_TIMEOUTS",
     "BuildResult",
     "DomainSpec",
-    "ShutdownReason",
     "Timeouts",
     "device_name",
     "domain_create_call",
@@ -118,30 +130,6 @@ class Timeouts:
 DEFAULT_TIMEOUTS = Timeouts()
 
 
-class ShutdownReason(enum.Enum):
-    """What control/shutdown asks for; `code` is the hypercall reason (None: no hypercall)."""
-
-    POWEROFF = "poweroff"
-    REBOOT = "reboot"
-    SUSPEND = "suspend"
-    CRASH = "crash"
-    HALT = "halt"
-    S3 = "s3"
-    HIBERNATE = "hibernate"
-
-    @property
-    def code(self) -> int | None:
-        return _SHUTDOWN_CODES.get(self)
-
-
-_SHUTDOWN_CODES = {
-    ShutdownReason.POWEROFF: 0,
-    ShutdownReason.REBOOT: 1,
-    ShutdownReason.SUSPEND: 2,
-    ShutdownReason.CRASH: 3,
-    ShutdownReason.HALT: 4,
-}
-
 # ------------------------------------------------------------------ domain create/build
 
 
@@ -170,14 +158,25 @@ def domain_create_flags(spec: DomainSpec) -> tuple[str, ...]:
     return ("hvm", "hap") if spec.hap else ("hvm",)
 
 
-def domain_create_call(spec: DomainSpec) -> HypervisorCall:
-    """The hypervisor call that creates the domain (the executor gets the domid back)."""
-    return HypervisorCall(
-        "domain_create",
-        None,
-        (("ssidref", spec.ssidref), ("flags", ",".join(domain_create_flags(spec))),
-         ("handle", spec.uuid)),
-    )
+def domain_create_call(
+    spec: DomainSpec, *, vcpus: int, memory_kib: int, max_memory_kib: int | None = None
+) -> CreateDomain:
+    """The hypervisor call that creates the domain (the executor gets the domid back): the
+    VM's UUID as handle, `domain_create_flags`, the ssidref, ``vcpus``, the memory the domain
+    holds once created and its initial maxmem (default: ``memory_kib``). PlanError names a
+    bad UUID or value."""
+    try:
+        handle = uuidlib.UUID(spec.uuid)
+    except (TypeError, ValueError):
+        raise PlanError(f"DomainSpec.uuid must be a UUID, got {spec.uuid!r}") from None
+    flags = domain_create_flags(spec)
+    try:
+        hv_spec = HvDomainSpec(handle=handle, hvm="hvm" in flags, hap="hap" in flags,
+                               ssidref=spec.ssidref, max_vcpus=vcpus, memory_kib=memory_kib,
+                               max_memory_kib=max_memory_kib)
+    except InvalidArgument as exc:
+        raise PlanError(f"domain create: {exc}") from None
+    return CreateDomain(hv_spec)
 
 
 def plan_domain_create(spec: DomainSpec, domid: int) -> Plan:
@@ -214,14 +213,14 @@ def plan_build_pre(
     steps: list[Atomic] = [
         WaitFreeMemory(kib_of_mib(memory.required_host_free_mib), timeouts.free_memory)
     ]
-    for op, value in (("set_timer_mode", timer_mode), ("set_hpet", hpet),
-                      ("set_vpt_align", vpt_align)):
+    for param, value in ((HvmParam.TIMER_MODE, timer_mode), (HvmParam.HPET_ENABLED, hpet),
+                         (HvmParam.VPT_ALIGN, vpt_align)):
         if value is not None:
-            steps.append(HypervisorCall(op, domid, (("value", value),), ignore_errors=True))
+            steps.append(SetHvmParam(domid, param, value, ignore_errors=True))
     steps += [
-        HypervisorCall("max_vcpus", domid, (("vcpus", memory.vcpus),)),
-        HypervisorCall("setmaxmem", domid, (("kib", memory.xen_max_kib),)),
-        HypervisorCall("shadow_allocation", domid, (("mib", memory.shadow_mib),)),
+        SetMaxVcpus(domid, memory.vcpus),
+        SetMaxMem(domid, memory.xen_max_kib),
+        ShadowAllocation(domid, memory.shadow_mib),
     ]
     return Plan("build-pre", tuple(steps))
 
@@ -305,12 +304,9 @@ def plan_device_add(spec: DeviceSpec, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> 
     steps: list[Atomic] = []
     if isinstance(spec, PciSpec):
         if spec.bind:
-            steps += [HostAction("pci_bind", (("bdf", pci.bdf),)) for pci in spec.devs]
-        for pci in spec.devs:
-            steps.append(HypervisorCall("pci_add", fe_dom, (
-                ("bdf", pci.bdf), ("assign", spec.assign), ("permissive", spec.permissive),
-                ("flr", spec.flr), ("hvm", spec.hvm), ("pvpci", spec.pvpci),
-            )))
+            steps += [PciBind(pci.bdf) for pci in spec.devs]
+        steps += [PciAdd(fe_dom, pci.bdf, assign=spec.assign, permissive=spec.permissive,
+                         flr=spec.flr, hvm=spec.hvm, pvpci=spec.pvpci) for pci in spec.devs]
     if isinstance(spec, VbdSpec) and spec.loop_device is not None and not spec.hvm:
         steps.append(Write(f"{dev.hotplug_extra_path}/loop-device", spec.loop_device))
     ops: list[XsOp] = [
@@ -338,7 +334,7 @@ def plan_device_add(spec: DeviceSpec, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> 
             steps.append(Write(f"{dev.backend_path}/bridge", spec.network))
         steps.append(Write(dev.hotplug_connected_path, "connected"))
     if isinstance(spec, PvDeviceSpec) and spec.kind is Kind.VFB:
-        steps.append(HostAction("surfman_set_pv_display", (("domid", fe_dom),)))
+        steps.append(SurfmanSetPvDisplay(fe_dom))
     return Plan(f"device-add {device_name(dev)}", tuple(steps))
 
 
@@ -348,6 +344,13 @@ def device_name(dev: Device) -> str:
 
 
 # -------------------------------------------------------------------- shutdown/destroy
+
+
+def _control_word(reason: ShutdownReason) -> str:
+    try:
+        return reason.control_word
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def plan_shutdown_request(
@@ -361,27 +364,25 @@ def plan_shutdown_request(
     wait_ack: bool = True,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ) -> Plan:
-    """A clean shutdown request: write control/shutdown; HVM guests without a PV driver get
-    the ACPI power button (qemu, via control/hvm-shutdown) or, when sleeping or without the
-    power button, the hypercall. PV guests must acknowledge by clearing the node."""
+    """A clean shutdown request: write `reason.control_word` to control/shutdown; HVM guests
+    without a PV driver get the ACPI power button (qemu, via control/hvm-shutdown) or, when
+    sleeping or without the power button, the hypercall. PV guests must acknowledge by
+    clearing the node. PlanError for a reason no guest is asked for (SOFT_RESET)."""
+    word = _control_word(reason)
     control = f"{domain_path(domid)}/control"
-    steps: list[Atomic] = [Write(f"{control}/shutdown", reason.value)]
+    steps: list[Atomic] = [Write(f"{control}/shutdown", word)]
     if hvm:
         if (not has_pv_driver and acpi_s_state != 0) or not powerbutton_enabled:
-            if reason.code is None:
-                raise PlanError(f"{reason.value} has no shutdown hypercall for this HVM guest")
-            steps.append(HypervisorCall("domain_shutdown", domid, (("reason", reason.code),)))
+            steps.append(ShutdownDomain(domid, reason))
         elif not has_pv_driver:
-            steps.append(Write(f"{control}/hvm-shutdown", reason.value))
+            steps.append(Write(f"{control}/hvm-shutdown", word))
     elif wait_ack:
         steps.append(WaitFor(Cleared(f"{control}/shutdown"), timeouts.shutdown_ack,
-                             f"domain {domid} to acknowledge {reason.value}"))
-    return Plan(f"shutdown-request {reason.value}", tuple(steps))
+                             f"domain {domid} to acknowledge {word}"))
+    return Plan(f"shutdown-request {word}", tuple(steps))
 
 
 def plan_hard_shutdown(domid: int, reason: ShutdownReason) -> Plan:
-    """Shut the domain down by hypercall, whatever the guest does."""
-    if reason.code is None:
-        raise PlanError(f"{reason.value} cannot be a hard shutdown")
-    return Plan(f"hard-shutdown {reason.value}",
-                (HypervisorCall("domain_shutdown", domid, (("reason", reason.code),)),))
+    """Shut the domain down by hypercall, whatever the guest does. PlanError for a reason a
+    toolstack never imposes (SOFT_RESET, the guest's own request)."""
+    return Plan(f"hard-shutdown {_control_word(reason)}", (ShutdownDomain(domid, reason),))

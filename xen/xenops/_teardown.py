@@ -23,16 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from xen.hypervisor import ShutdownReason
 from xen.xenops._atomics import (
     Appears,
     Atomic,
     Becomes,
     Disappears,
-    HostAction,
-    HypervisorCall,
     IfAllSucceed,
     Plan,
-    PlanError,
     Rm,
     Transaction,
     WaitDomain,
@@ -41,9 +39,18 @@ from xen.xenops._atomics import (
     WriteIfEquals,
     XsOp,
 )
+from xen.xenops._calls import (
+    DestroyDomain,
+    InputDetachVkbd,
+    KillProcess,
+    LoopDetach,
+    PciFlr,
+    PciRelease,
+)
+from xen.xenops._checks import PlanError
 from xen.xenops._devid import XenbusState
 from xen.xenops._layout import Device, Kind, domain_path, private_path
-from xen.xenops._plan import DEFAULT_TIMEOUTS, ShutdownReason, Timeouts, device_name
+from xen.xenops._plan import DEFAULT_TIMEOUTS, Timeouts, device_name
 
 __all__ = [
     "ObservedDevice",
@@ -64,8 +71,9 @@ _CLOSED = XenbusState.CLOSED.to_xenstore()
 class ObservedDevice:
     """A device as found in xenstore before removal.
 
-    backend_state is None when the backend directory is missing. pci_bdfs are the `dev-<i>`
-    BDFs of a PCI backend; loop_device the loop device recorded under hotplug-extra.
+    backend_state is None when the backend directory is missing. pci_bdfs are the BDFs
+    (dddd:bb:ss.f, without the `@slot` a `dev-<i>` value may carry) of a PCI backend;
+    loop_device the loop device recorded under hotplug-extra.
     """
 
     device: Device
@@ -95,8 +103,7 @@ def _is_vbd(dev: Device) -> bool:
 
 def _pci_release(obs: ObservedDevice, hvm: bool) -> list[Atomic]:
     domid = obs.device.frontend.domid
-    return [HypervisorCall("pci_release", domid, (("bdf", bdf), ("hvm", hvm)), ignore_errors=True)
-            for bdf in obs.pci_bdfs]
+    return [PciRelease(domid, bdf, hvm=hvm, ignore_errors=True) for bdf in obs.pci_bdfs]
 
 
 def _clean_shutdown(obs: ObservedDevice, t: Timeouts, hvm: bool) -> list[Atomic]:
@@ -104,7 +111,7 @@ def _clean_shutdown(obs: ObservedDevice, t: Timeouts, hvm: bool) -> list[Atomic]
     if dev.backend.kind is Kind.PCI:
         return _pci_release(obs, hvm)
     if dev.backend.kind is Kind.VKBD:
-        return [HostAction("input_detach_vkbd", (("domid", dev.frontend.domid),))]
+        return [InputDetachVkbd(dev.frontend.domid)]
     if not (_is_vbd(dev) or _is_vif(dev)):
         return []
     if obs.backend_state is None:
@@ -129,7 +136,7 @@ def _hard_shutdown(obs: ObservedDevice, t: Timeouts, hvm: bool) -> list[Atomic]:
     if dev.backend.kind is Kind.PCI:
         return _pci_release(obs, hvm)
     if dev.backend.kind is Kind.VKBD:
-        return [HostAction("input_detach_vkbd", (("domid", dev.frontend.domid),))]
+        return [InputDetachVkbd(dev.frontend.domid)]
     if _is_vif(dev):
         steps: list[Atomic] = []
         if obs.backend_state is not None:
@@ -158,7 +165,7 @@ def _release(obs: ObservedDevice, t: Timeouts) -> list[Atomic]:
     steps.append(WaitFor(Disappears(dev.hotplug_status_path), t.hotplug,
                          f"hotplug release of {device_name(dev)}"))
     if obs.loop_device is not None:
-        steps.append(HostAction("loop_detach", (("device", obs.loop_device),)))
+        steps.append(LoopDetach(obs.loop_device))
     steps += [Rm(dev.hotplug_extra_path), Rm(dev.hotplug_path)]
     if _is_vbd(dev) and dev.frontend.domid == 0:
         steps.append(WaitFor(Disappears(dev.frontend_hotplug_path), t.hotplug,
@@ -227,29 +234,27 @@ def _destroy_steps(
     steps: list[Atomic] = []
     for device in pci:                                               # 2. PCI back to dom0
         steps += _hard_shutdown(device, t, obs.hvm)
-    steps.append(HypervisorCall("domain_destroy", domid))            # 3.
+    steps.append(DestroyDomain(domid))                               # 3.
     for agent in obs.dm_agents:                                      # 4. dm-agents
         dms = f"{domain_path(agent)}/dm-agent/dms/{domid}"
         steps += [Write(f"{dms}/destroy", "1"),
                   WaitFor(Disappears(dms), t.dm_agent_stop, f"dm-agent {agent} to stop {domid}")]
     if obs.stubdom is not None:                                      # 5. stubdomain
         stub = obs.stubdom.domid
-        steps += [Write(f"{domain_path(stub)}/control/shutdown", ShutdownReason.HALT.value),
+        steps += [Write(f"{domain_path(stub)}/control/shutdown",
+                        ShutdownReason.HALT.control_word),
                   WaitDomain(stub, "dead", t.stubdom_death, ignore_errors=True)]
         steps += _destroy_steps(obs.stubdom, t, preserve_vm=False, do_flr=False)
     dm = f"{domain_path(0)}/device-model/{domid}"                    # 6. qemu and helpers
     if obs.qemu_pid is not None:
-        steps += [HostAction("kill_process", (("pid", obs.qemu_pid),
-                                              ("timeout", t.device_model_stop))),
-                  Rm(f"{dom}/qemu-pid")]
+        steps += [KillProcess(obs.qemu_pid, t.device_model_stop), Rm(f"{dom}/qemu-pid")]
     for pid in obs.dm_helper_pids:
-        steps += [HostAction("kill_process", (("pid", pid), ("timeout", t.device_model_stop))),
-                  Rm(f"{dm}/dm-helpers/{pid}")]
+        steps += [KillProcess(pid, t.device_model_stop), Rm(f"{dm}/dm-helpers/{pid}")]
     steps.append(Rm(dm))
     for device in other:                                             # 7. other devices
         steps += _hard_shutdown(device, t, obs.hvm)
     if do_flr:                                                       # 8. FLR
-        steps += [HostAction("pci_flr", (("bdf", bdf),)) for d in pci for bdf in d.pci_bdfs]
+        steps += [PciFlr(bdf) for d in pci for bdf in d.pci_bdfs]
     releases: list[Atomic] = []                                      # 9. hotplug release
     for device in obs.devices:
         releases += _release(device, t)

@@ -2,7 +2,7 @@
 
 ``xenops [global options] <command> [flags]``; the command may also come from the program's
 name (a link called ``list_domains`` runs that command), as in the original. Commands, their
-aliases and flags follow the original (reference §8; flags are single-dash, double-dash works
+aliases and flags follow the original (flags are single-dash, double-dash works
 too; ``xenops help [command]`` lists them):
 
 =====================================  ===================================================

@@ -3,7 +3,7 @@
 A condition names the paths to watch (`Condition.paths`) and decides from fresh reads
 (`Condition.holds(read)`, where ``read(path)`` returns the value or None for a missing node).
 Watch events only say when to evaluate again; the decision always comes from reads, never from
-the event (§10 of the reference: the first evaluation comes from the event xenstored fires at
+the event (the first evaluation comes from the event xenstored fires at
 registration; a waiter also re-evaluates at least every ``poll`` seconds and once more at the
 timeout, in case an event was missed).
 

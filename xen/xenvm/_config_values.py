@@ -186,7 +186,7 @@ class Display:
 
 @dataclass(frozen=True, slots=True)
 class Notify:
-    """Where lifecycle notifications go (see the xenvm reference §1.3)."""
+    """Where lifecycle notifications go."""
 
     kind: Literal["unix", "tcp", "dbus"]
     path: str | None = None   # unix socket path, or the dbus object path

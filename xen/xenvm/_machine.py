@@ -34,7 +34,6 @@ from xen.hypervisor import DomainInfo, HypervisorError, NoSuchDomain, ShutdownRe
 from xen.xenops import (
     CancelToken,
     DeviceSpec,
-    HypervisorCall,
     PhysType,
     Plan,
     PlanFailed,
@@ -51,9 +50,6 @@ from xen.xenops import (
     plan_shutdown_request,
     plan_vcpus,
     start_device_model,
-)
-from xen.xenops import (
-    ShutdownReason as XsShutdownReason,
 )
 from xen.xenvm._config import VmConfig, required_to_boot_kib
 from xen.xenvm._config_devices import DiskConfig
@@ -195,11 +191,9 @@ class VmMachine:
     def _build(self, cfg: VmConfig) -> None:
         ex = self.env.executor()
         memory = config_build_memory(cfg)
-        call = domain_create_call(domain_spec(cfg, self.uuid))
-        args = (*call.args, ("vcpus", cfg.vcpus), ("memory_kib", memory.target_kib),
-                ("max_memory_kib", memory.xen_max_kib))
-        result = ex.run(Plan("domain-create", (HypervisorCall(call.op, None, args),)),
-                        self.cancel)
+        call = domain_create_call(domain_spec(cfg, self.uuid), vcpus=cfg.vcpus,
+                                  memory_kib=memory.target_kib, max_memory_kib=memory.xen_max_kib)
+        result = ex.run(Plan("domain-create", (call,)), self.cancel)
         assert result.domid is not None
         self.domid = result.domid
         self.on_change()
@@ -274,7 +268,7 @@ class VmMachine:
                 self.env.hypervisor().shutdown(domid, reason)
             else:
                 plan = plan_shutdown_request(
-                    domid, XsShutdownReason.REBOOT if reboot else XsShutdownReason.POWEROFF,
+                    domid, reason,
                     hvm=self.config.hvm, wait_ack=not self.config.hvm,
                     timeouts=self.env.timeouts)
                 self.env.executor().run(plan, self.cancel)

@@ -37,7 +37,6 @@ from xen.xenops import (
     plan_set_memory_target,
     plan_shutdown_request,
 )
-from xen.xenops import ShutdownReason as XsShutdownReason
 from xen.xenvm._config import VmConfig, add_entry, config_from_dict, config_to_dict, set_field
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._env import SimBuilder
@@ -71,7 +70,7 @@ def suspend(vm: VmMachine, file: str, timeout: float = 30.0) -> None:
     vm._go(lc.Suspend())
     domid = vm.domid
     try:
-        plan = plan_shutdown_request(domid, XsShutdownReason.SUSPEND, hvm=vm.config.hvm,
+        plan = plan_shutdown_request(domid, ShutdownReason.SUSPEND, hvm=vm.config.hvm,
                                      wait_ack=not vm.config.hvm, timeouts=vm.env.timeouts)
         ex = vm.env.executor()
         ex.run(plan, vm.cancel)
