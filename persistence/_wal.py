@@ -328,7 +328,7 @@ class ManifestRead:
     problems: tuple[str, ...]
 
 
-def _set_aside(path: str, stamp: str, fsync: Callable[[int], None]) -> str:
+def _set_aside(path: str, stamp: str) -> str:
     target = f"{path}.corrupt-{stamp}"
     n = 0
     while os.path.lexists(target):
@@ -336,7 +336,6 @@ def _set_aside(path: str, stamp: str, fsync: Callable[[int], None]) -> str:
         target = f"{path}.corrupt-{stamp}-{n}"
     try:
         os.rename(path, target)
-        _fsync_dir(os.path.dirname(path), fsync)
     except OSError as exc:
         return f"{path} could not be moved aside ({exc.strerror}); left in place"
     return f"{path} moved aside to {target}"
@@ -367,7 +366,11 @@ def read_manifest(
     # Set every manifest aside, so that an older one is not taken for the newest at the next
     # start; the whole log is replayed over the files.
     stamp = clock().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    actions = [_set_aside(_manifest_path(directory, n), stamp, fsync) for n in numbers]
+    actions = [_set_aside(_manifest_path(directory, n), stamp) for n in numbers]
+    try:
+        _fsync_dir(directory, fsync)
+    except OSError as exc:  # not durable: at worst reported again at the next start
+        log.warning("cannot fsync %s: %s", directory, exc.strerror)
     problem = (f"flush manifest {path}: {reason}; {'; '.join(actions)}; the whole log is "
                f"replayed over the files (key order may differ from before the crash)")
     log.error("write-ahead log: %s", problem)
