@@ -7,7 +7,7 @@ Public API::
     DbError and its subclasses, JsonFormatError                 # what refusals raise
     load_root, Loaded, LoadProblem, write_files, DbFlushError   # the files under a root
     WalWriter, WalMark, GroupCommitter, encode_record, replay,
-    apply_replay, WalError, WAL_DIR                             # the write-ahead log
+    apply_replay, recover, WalError, WAL_DIR                    # the write-ahead log
     DbStore, DbFlusher, DbService                               # the actors
     DbRead, DbWrite, ... , FlushNow, Reload, commit             # their messages
     db_specs, db_supervisor_spec, PERSISTENCE_FLAGS             # the subtree as child specs
@@ -98,8 +98,8 @@ if TYPE_CHECKING:
         RmOp,
         WriteOp,
     )
-    from persistence._wal import WAL_DIR, WalMark, WalWriter, replay
-    from persistence._walcodec import WalError, apply_replay, encode_record
+    from persistence._wal import WAL_DIR, WalWriter, recover, replay
+    from persistence._walcodec import WalError, WalMark, apply_replay, encode_record
 
 __all__ = [
     "DB_INTERFACE",
@@ -161,6 +161,7 @@ __all__ = [
     "db_supervisor_spec",
     "encode_record",
     "load_root",
+    "recover",
     "replay",
     "write_files",
 ]
@@ -191,10 +192,11 @@ _SOURCES: dict[str, str] = {
     "write_files": "persistence._layout",
     "WAL_DIR": "persistence._wal",
     "WalError": "persistence._walcodec",
-    "WalMark": "persistence._wal",
+    "WalMark": "persistence._walcodec",
     "WalWriter": "persistence._wal",
     "apply_replay": "persistence._walcodec",
     "encode_record": "persistence._walcodec",
+    "recover": "persistence._wal",
     "replay": "persistence._wal",
     "GroupCommitter": "persistence._groupcommit",
     "DbDump": "persistence._messages",

@@ -11,11 +11,16 @@ Semantics (docs/dbd.md):
   any flush that failed), rendered by the store in the original's pretty style, and the removal
   of the files of VMs (and domstores) that no longer exist.
 * **How.** Ask the store for a snapshot (:class:`TakeSnapshot`: rendered files plus a log
-  mark); wait until the mark is durable; write every file atomically (temporary file, fsync,
-  rename, fsync the directory: ``write_files``); then truncate the log through the mark and
-  confirm (:class:`FlushDone`). If any file fails, nothing is truncated or confirmed: the log
-  keeps every change, the store offers the same files again at the next flush, and the error is
-  logged. An answer to :class:`FlushNow` raises it (``DbFlushError``).
+  mark); wait until the mark is durable; then :func:`flush_files`: write the flush manifest
+  (the mark and every new file content, durable, in the log directory), write every file
+  atomically (temporary file, fsync, rename, fsync the directory: ``write_files``), truncate
+  the log through the mark, remove the manifest; then confirm (:class:`FlushDone`). A crash
+  between any two of these steps recovers exactly the acknowledged state (``_wal.recover``:
+  the manifest's contents stand in for the files, and only the records after the mark are
+  replayed). If the manifest or any file fails, nothing is truncated or confirmed: the log
+  (and the manifest, if written) keep every change, the store offers the same files again at
+  the next flush, whose manifest replaces this one, and the error is logged. An answer to
+  :class:`FlushNow` raises it (``DbFlushError`` or ``WalError``).
 * **Reload** (SIGHUP): a flush, then :class:`ReloadFromDisk` to the store; the answer is the
   tuple of problems found while loading.
 * A store that is restarting (its name does not resolve) is skipped until the next tick; the
@@ -41,11 +46,15 @@ from persistence._messages import (
     ReloadFromDisk,
     TakeSnapshot,
 )
+from persistence._wal import WAL_DIR, remove_manifest, write_manifest
+from persistence._walcodec import FlushManifest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-__all__ = ["DEFAULT_FLUSH_INTERVAL", "DbFlusher", "sibling"]
+    from persistence._walcodec import WalMark
+
+__all__ = ["DEFAULT_FLUSH_INTERVAL", "DbFlusher", "flush_files", "sibling"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,28 @@ def sibling(name: str, child_id: str) -> str:
     if not name.startswith("/"):
         raise ValueError(f"{name!r} is not a supervised child's name; pass the store's name")
     return f"{name.rsplit('/', 1)[0]}/{child_id}"
+
+
+def flush_files(
+    root: str,
+    files: Mapping[str, bytes | None],
+    mark: WalMark,
+    truncate: Callable[[WalMark], None],
+    *,
+    fsync: Callable[[int], None] = os.fsync,
+) -> None:
+    """Write a snapshot's files behind the log (docs/dbd-format.md §5): manifest, files,
+    ``truncate(mark)`` (which must make its deletions durable), manifest removal.
+
+    ``mark`` must be durable and cover every record whose effect is in ``files``. Raises what
+    failed (``WalError`` for the manifest, ``DbFlushError`` for files, ``OSError`` from the
+    truncation); the steps not reached are left to the next flush.
+    """
+    directory = os.path.join(root, WAL_DIR)
+    write_manifest(directory, FlushManifest(mark, files), fsync=fsync)
+    write_files(root, files, fsync=fsync)
+    truncate(mark)
+    remove_manifest(directory, mark)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +163,8 @@ class DbFlusher(Actor):
         if snapshot is None:
             return FlushResult(0, 0, 0.0)
         mark = snapshot.mark.result(self.timeout)
-        write_files(snapshot.root, snapshot.files, fsync=self._fsync)
-        snapshot.committer.truncate_through(mark)
+        flush_files(snapshot.root, snapshot.files, mark, snapshot.committer.truncate_through,
+                    fsync=self._fsync)
         tell(self.store, FlushDone(snapshot.serial))
         removed = sum(1 for data in snapshot.files.values() if data is None)
         result = FlushResult(len(snapshot.files) - removed, removed, time.monotonic() - started)

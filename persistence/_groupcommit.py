@@ -98,7 +98,8 @@ class GroupCommitter:
         return self._enqueue(_Item(None))
 
     def truncate_through(self, mark: WalMark) -> None:
-        """Delete the log segments up to ``mark`` (call once the snapshot's files are durable)."""
+        """Delete the log segments up to ``mark``: a step of ``_flusher.flush_files``, once the
+        snapshot's files are durable and while its manifest is in place."""
         self._writer.truncate_through(mark)
 
     def close(self, timeout: float = 5.0) -> None:

@@ -18,7 +18,13 @@ Loading (:func:`load_root`) never fails as a whole and never drops anything sile
   complete (a JSON value followed by the newline both writers end with) it replaces the file;
   when it is incomplete it is deleted if the file is sound, and moved aside and reported
   otherwise. The original's recovery was broken (it called link with swapped arguments);
-* set-aside files (``*.corrupt-<timestamp>``) are skipped, not exposed as binary nodes.
+* set-aside files (``*.corrupt-<timestamp>``) are skipped, not exposed as binary nodes;
+* an ``overlay`` (the file contents of an unfinished flush's manifest, by file key) replaces
+  what is on disk for its keys, whatever is there (old file, new file, leftover temporary,
+  nothing); ``None`` means the file does not exist. Those files and their temporaries are
+  neither read nor touched: the next flush rewrites or removes them. Loading the overlay is
+  the same code as loading the files, so the tree is the one the files would give once that
+  flush had finished.
 
 Writing (:func:`write_files`) replaces each file atomically: write ``<file>.tmp`` (created or
 truncated, mode 0644), fsync it, rename it over ``<file>``, fsync the directory (once per
@@ -136,6 +142,11 @@ def _read(path: str) -> _Read | None:
         return None
     except OSError as exc:
         return _Read(None, False, False, f"cannot read: {exc.strerror}")
+    return _parse(path, data)
+
+
+def _parse(path: str, data: bytes) -> _Read:
+    """Parse the content of one file (``path`` only names it in warnings)."""
     if len(data) > MAX_FILE_BYTES:
         return _Read(None, False, False, f"larger than {MAX_FILE_BYTES} bytes")
     if not data.strip(_WHITESPACE):
@@ -152,9 +163,15 @@ def _read(path: str) -> _Read | None:
 
 
 class _Loader:
-    def __init__(self, clock: Callable[[], datetime], fsync: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], datetime],
+        fsync: Callable[[int], None],
+        overlay: Mapping[str, bytes | None],
+    ) -> None:
         self.clock = clock
         self.fsync = fsync
+        self.overlay = overlay
         self.problems: list[LoadProblem] = []
 
     def report(self, path: str, problem: str, action: str) -> None:
@@ -175,8 +192,17 @@ class _Loader:
             return f"could not be moved aside ({exc.strerror}); left in place"
         return f"moved aside to {target}"
 
-    def load_file(self, path: str) -> tuple[bool, Node]:
-        """Recover ``path`` and its temporary file; return (found, node)."""
+    def load_file(self, path: str, key: str | None) -> tuple[bool, Node]:
+        """Recover ``path`` (file ``key``) and its temporary file; return (found, node)."""
+        if key is not None and key in self.overlay:
+            data = self.overlay[key]
+            if data is None:
+                return False, None
+            parsed = _parse(path, data)
+            if not parsed.ok:  # never written so: the manifest's CRC matched
+                self.report(path, f"flush manifest content {parsed.reason}", "not loaded")
+                return False, None
+            return True, parsed.node
         temp = path + TMP_SUFFIX
         main = _read(path)
         leftover = _read(temp)
@@ -215,15 +241,22 @@ class _Loader:
             self.report(path, str(exc), "not loaded")
 
     def load_dir(self, tree: DbTree, directory: str, segments: tuple[str, ...]) -> None:
+        # File keys exist only directly under vms/ and dom-store/ (not in subdirectories).
+        prefix = f"{PLACEMENTS[segments[0]]}/" if len(segments) == 1 else None
+        stems: set[str] = set()
+        if prefix is not None:
+            for key in self.overlay:
+                filename = key[len(prefix):] if key.startswith(prefix) else ""
+                if filename.endswith(".db") and "/" not in filename and len(filename) > 3:
+                    stems.add(filename[: -len(".db")])
         try:
             with os.scandir(directory) as listing:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except FileNotFoundError:
-            return
+            entries = []
         except OSError as exc:
             self.report(directory, f"cannot list: {exc.strerror}", "its nodes are not loaded")
-            return
-        stems: set[str] = set()
+            entries = []
         binaries: list[str] = []
         subdirs: list[str] = []
         for entry in entries:
@@ -246,7 +279,7 @@ class _Loader:
                 binaries.append(name)
         for stem in sorted(stems):
             path = os.path.join(directory, stem + ".db")
-            found, node = self.load_file(path)
+            found, node = self.load_file(path, None if prefix is None else f"{prefix}{stem}.db")
             if found:
                 self.graft(tree, (*segments, stem), node, path)
         for name in binaries:
@@ -267,11 +300,13 @@ def load_root(
     interior_write: InteriorWrite = InteriorWrite.IGNORE,
     clock: Callable[[], datetime] = _utcnow,
     fsync: Callable[[int], None] = os.fsync,
+    overlay: Mapping[str, bytes | None] | None = None,
 ) -> Loaded:
-    """Load the database under ``root`` (see the module docstring for recovery rules)."""
-    loader = _Loader(clock, fsync)
+    """Load the database under ``root`` (see the module docstring for recovery rules);
+    ``overlay`` maps file keys to contents that replace the disk's (``None``: no file)."""
+    loader = _Loader(clock, fsync, overlay or {})
     main_path = os.path.join(root, MAIN_FILE)
-    found, node = loader.load_file(main_path)
+    found, node = loader.load_file(main_path, MAIN_FILE)
     if not found and not loader.problems:
         log.info("no database file %s: starting with an empty database", main_path)
     tree = DbTree(node, limits=limits, interior_write=interior_write)

@@ -26,13 +26,15 @@ Semantics (docs/dbd.md; the record format and recovery rules are docs/dbd-format
   the records whose effects are in the snapshot. Files handed out stay "unconfirmed" until the
   flusher confirms them (:class:`FlushDone`) and are included again in every later snapshot
   until then, so a flusher that failed or died loses nothing.
-* **Start.** Load the root (corrupt files are set aside and reported with ``logging.error`` and
-  as ``db_problem`` events in the supervision event log; the rest loads), replay the log over
-  it (the files it touches become dirty), open a new log segment. The flusher flushes once
-  right after, which also deletes the segments present at start.
+* **Start.** Recover from disk (``_wal.recover``: the files, with the contents of an
+  unfinished flush's manifest in place of theirs, then the log records the files do not hold;
+  corrupt files are set aside and reported with ``logging.error`` and as ``db_problem`` events
+  in the supervision event log; the rest loads); the replayed files and the manifest's files
+  are dirty; open a new log segment. The flusher flushes once right after, which also deletes
+  the segments and the manifest present at start.
 * **Reload** (:class:`ReloadFromDisk`, sent by the flusher after a flush: SIGHUP): wait until
   every submitted record is durable (the only time the store waits for an fsync, bounded by
-  ``commit_timeout``), then load the files and replay the log again and replace the tree.
+  ``commit_timeout``), then recover from disk again and replace the tree.
 * **Orderly stop** (``on_stop``): flush whatever is still dirty (normally the flusher, stopped
   first, has done it), truncate the log, close it. A crash closes the log without flushing.
 """
@@ -46,8 +48,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actors import Actor, Target, ask, handles
+from persistence._flusher import flush_files
 from persistence._groupcommit import GroupCommitter
-from persistence._layout import load_root, write_files
 from persistence._limits import DEFAULT_LIMITS, Caller, Limits, confine_path
 from persistence._messages import (
     DbDump,
@@ -66,8 +68,8 @@ from persistence._messages import (
     TakeSnapshot,
 )
 from persistence._tree import DbTree, InteriorWrite
-from persistence._wal import WAL_DIR, WalError, WalWriter, replay
-from persistence._walcodec import apply_replay, encode_record
+from persistence._wal import WAL_DIR, WalError, WalWriter, recover
+from persistence._walcodec import encode_record
 from rpc.dbus import DBusJob
 
 if TYPE_CHECKING:
@@ -152,20 +154,16 @@ class DbStore(Actor):
                  self.name, self.root, len(self._dirty), self._seq)
 
     def _load(self) -> tuple[str, ...]:
-        loaded = load_root(self.root, limits=self.limits, interior_write=self.interior_write,
-                           fsync=self._fsync)
-        records = replay(os.path.join(self.root, WAL_DIR))
-        replayed = apply_replay(loaded.tree, records)
-        problems = [f"{p.path}: {p.problem}; {p.action}" for p in loaded.problems]
-        problems.extend(f"write-ahead log: {text}" for text in replayed.problems)
-        self._tree = loaded.tree
-        self._dirty = set(replayed.files)
+        recovered = recover(self.root, limits=self.limits, interior_write=self.interior_write,
+                            fsync=self._fsync)
+        self._tree = recovered.tree
+        self._dirty = set(recovered.dirty)
         self._unconfirmed = set()
-        self._seq = max(self._seq, replayed.last_seq)
-        if records.records:
-            log.info("%s: replayed %d log records", self.name, len(records.records))
-        self._report(problems)
-        return tuple(problems)
+        self._seq = max(self._seq, recovered.last_seq)
+        if recovered.replayed:
+            log.info("%s: replayed %d log records", self.name, recovered.replayed)
+        self._report(list(recovered.problems))
+        return recovered.problems
 
     def _report(self, problems: list[str]) -> None:
         if not problems:
@@ -199,8 +197,8 @@ class DbStore(Actor):
         snapshot = self._take_snapshot(force=True)
         try:
             mark = snapshot.mark.result(self.commit_timeout)
-            write_files(self.root, snapshot.files, fsync=self._fsync)
-            snapshot.committer.truncate_through(mark)
+            flush_files(self.root, snapshot.files, mark, snapshot.committer.truncate_through,
+                        fsync=self._fsync)
         except Exception:
             log.exception("%s: final flush failed; the write-ahead log keeps every change",
                           self.name)

@@ -1,6 +1,7 @@
 """The crash test: a ``dbd`` process under concurrent write load, killed with SIGKILL at random
-moments, dozens of times. After every restart each acknowledged write (and rm) is there,
-every database file parses, and nothing was set aside as corrupt."""
+moments, dozens of times. After every restart each acknowledged write (and rm) is there, in
+the acknowledged key order (a removed key written again goes to the end), every database file
+parses, and nothing was set aside as corrupt."""
 
 from __future__ import annotations
 
@@ -30,14 +31,15 @@ AREAS = ["/crash/w0", "/vm/w1", "/dom-store/w2", "/crash/w3", "/vm/w4"]
 
 
 class Writer(threading.Thread):
-    """Writes (and sometimes removes) keys in its area until a call fails."""
+    """Writes (and sometimes removes, or writes again after removing) keys in its area until a
+    call fails. The model keeps the acknowledged keys in the tree's order."""
 
-    def __init__(self, address: str, area: str, model: dict[str, str | None],
+    def __init__(self, address: str, area: str, model: dict[str, str],
                  counter: list[int], seed: int) -> None:
         super().__init__(name=f"writer{area}", daemon=True)
         self.address = address
         self.area = area
-        self.model = model  # acknowledged state: key -> value (None: removed)
+        self.model = model  # acknowledged state: key -> value, in the tree's order
         self.counter = counter
         self.random = random.Random(seed)
         self.in_flight: tuple[str, str | None] | None = None
@@ -48,8 +50,12 @@ class Writer(threading.Thread):
             db = RemoteObject(conn, DB_SERVICE, "/", timeout=T)
             while True:
                 n = self.counter[0]
-                if n > 3 and self.random.random() < 0.2:
+                chance = self.random.random()
+                gone = [f"k{i}" for i in range(n) if f"k{i}" not in self.model]
+                if n > 3 and chance < 0.2:
                     key, value = f"k{self.random.randrange(n - 3)}", None
+                elif gone and chance < 0.35:  # back, at the end of the keys
+                    key, value = self.random.choice(gone), f"again-{self.random.random():.6f}"
                 else:
                     key, value = f"k{n}", f"v{n}-{self.random.random():.6f}"
                     self.counter[0] += 1
@@ -61,7 +67,9 @@ class Writer(threading.Thread):
                         db.call(DB_INTERFACE, "write", "ss", f"{self.area}/{key}", value)
                 except DBusError:
                     return  # dbd died: this one is unknown
-                self.model[key] = value
+                self.model.pop(key, None)
+                if value is not None:
+                    self.model[key] = value
                 self.in_flight = None
                 self.acked += 1
 
@@ -90,9 +98,9 @@ def lookup(tree: Any, path: str) -> Any:
 
 
 def check_state(address: str, writers: list[Writer],
-                models: dict[str, dict[str, str | None]]) -> None:
-    """Everything acknowledged is there; an operation in flight at the kill either happened or
-    not (and the model learns which)."""
+                models: dict[str, dict[str, str]]) -> None:
+    """Everything acknowledged is there, in order; an operation in flight at the kill either
+    happened or not (and the model learns which)."""
     with BusConnection(address) as conn:
         tree = loads(RemoteObject(conn, DB_SERVICE, "/", timeout=T).call(
             DB_INTERFACE, "dump", "s", "/")[0])
@@ -106,9 +114,13 @@ def check_state(address: str, writers: list[Writer],
             want = model.get(key)
             if unsure is not None and key == unsure[0]:
                 assert got in (want, unsure[1]), (area, key, got, want, unsure)
-                model[key] = got  # settled now: either outcome is what later runs build on
+                if got != want:  # it happened: later runs build on it
+                    model.pop(key, None)
+                    if got is not None:
+                        model[key] = got
             else:
                 assert got == want, (area, key, got, want)
+        assert list(node) == list(model), (area, "key order", list(node), list(model))
 
 
 @pytest.fixture
@@ -126,7 +138,7 @@ def private_bus() -> Iterator[str]:
 def test_no_acknowledged_write_is_lost_across_sigkills(private_bus: str, tmp_path: Path) -> None:
     rnd = random.Random(os.getpid())
     root = tmp_path / "db"
-    models: dict[str, dict[str, str | None]] = {area: {} for area in AREAS}
+    models: dict[str, dict[str, str]] = {area: {} for area in AREAS}
     counters = {area: [0] for area in AREAS}
     writers: list[Writer] = []
     started = time.monotonic()

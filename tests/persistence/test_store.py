@@ -41,8 +41,11 @@ from persistence import (
     JsonFormatError,
     Reload,
     WalError,
+    WalWriter,
+    WriteOp,
     commit,
     current_store,
+    encode_record,
     replay,
 )
 from persistence._flusher import sibling
@@ -65,13 +68,16 @@ T = 5.0
 
 
 class Fsync:
-    """os.fsync that fails while ``failures`` > 0 (counting down)."""
+    """os.fsync that fails while ``failures`` > 0 (counting down), after ``skip`` more calls."""
 
     def __init__(self) -> None:
         self.failures = 0
+        self.skip = 0
 
     def __call__(self, fd: int) -> None:
-        if self.failures > 0:
+        if self.failures > 0 and self.skip > 0:
+            self.skip -= 1
+        elif self.failures > 0:
             self.failures -= 1
             raise OSError(5, "Input/output error")
         os.fsync(fd)
@@ -135,6 +141,10 @@ def db_factory(tmp_path: Path) -> Iterator[Callable[..., Db]]:
 
 def segments(root: Path) -> list[str]:
     return sorted(p.name for p in (root / WAL_DIR).iterdir() if p.name.endswith(".wal"))
+
+
+def manifests(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / WAL_DIR).iterdir() if ".flush" in p.name)
 
 
 # ------------------------------------------------------------------ semantics through messages
@@ -261,16 +271,76 @@ def test_a_failed_flush_keeps_the_log_and_retries_the_files(
     db = db_factory(flusher_fsync=fsync)
     db.flush()
     db.commit(DbWrite("/vm/a/name", "A"))
-    fsync.failures = 1
+    fsync.skip, fsync.failures = 2, 1  # the manifest and its directory pass, vms/a.db fails
     with pytest.raises(DbFlushError, match=r"vms/a\.db"):
         db.flush()
     assert len(replay(str(db.root / WAL_DIR)).records) == 1
+    assert manifests(db.root) == ["00000000000000000002.flush"]  # kept: the flush is unfinished
     assert db.status().unconfirmed_files == 2  # vms/a.db, and db (/vm is new)
     db.commit(DbWrite("/top", "t"))
     result = db.flush()
     assert result.written == 2  # the failed files again (db holds /top too)
     assert json.loads((db.root / "vms" / "a.db").read_text()) == {"name": "A"}
     assert replay(str(db.root / WAL_DIR)).records == ()
+    assert manifests(db.root) == []  # the new flush's replaced it, then was removed
+
+
+def test_a_failed_manifest_writes_no_file_and_keeps_the_log(
+        db_factory: Callable[..., Db]) -> None:
+    fsync = Fsync()
+    db = db_factory(flusher_fsync=fsync)
+    db.flush()
+    db.commit(DbWrite("/vm/a/name", "A"))
+    fsync.failures = 1  # the manifest's own fsync
+    with pytest.raises(WalError, match=r"cannot write the flush manifest.*Input/output error"):
+        db.flush()
+    assert not (db.root / "vms").exists()
+    assert len(replay(str(db.root / WAL_DIR)).records) == 1
+    assert db.flush().written == 2
+    assert manifests(db.root) == [] and replay(str(db.root / WAL_DIR)).records == ()
+
+
+def test_a_crash_after_a_partly_written_flush_keeps_the_key_order(
+        db_factory: Callable[..., Db]) -> None:
+    """db is written, vms/u1.db fails, the store dies: the files hold part of the log. The
+    manifest's contents stand in for the files and only later records are replayed (replaying
+    all of them moved b after a)."""
+    fsync = Fsync()
+    db = db_factory(flusher_fsync=fsync)
+    db.flush()
+    for msg in (DbWrite("/b", ""), DbRm("/b"), DbWrite("/b", ""), DbWrite("/a", ""),
+                DbWrite("/vm/u1/k", "v")):
+        db.commit(msg)
+    fsync.skip, fsync.failures = 2, 1  # the manifest passes, vms/u1.db fails, db is written
+    with pytest.raises(DbFlushError, match=r"vms/u1\.db"):
+        db.flush()
+    assert json.loads((db.root / "db").read_text()) == {"b": "", "a": ""}
+    assert len(replay(str(db.root / WAL_DIR)).records) == 5
+    old = actors.resolve(STORE)
+    actors.tell(STORE, actors.InjectCrash())
+    wait_until(lambda: _try(lambda: actors.resolve(STORE) != old and db.ask(GetDbStatus())))
+    assert db.ask(DbList("/")) == ["b", "a", "vm"]
+    assert db.ask(DbRead("/vm/u1/k")) == "v"
+    assert db.status().problems == ()
+    wait_until(lambda: manifests(db.root) == [] and (db.root / "vms" / "u1.db").exists())
+
+
+def test_a_corrupt_manifest_is_reported_at_start_and_the_log_replayed(
+        tmp_path: Path, db_factory: Callable[..., Db]) -> None:
+    wal = tmp_path / "db" / WAL_DIR
+    writer = WalWriter(str(wal))
+    writer.append([encode_record(1, WriteOp(("k",), "v"))])
+    writer.close()
+    (wal / "00000000000000000003.flush").write_bytes(b"garbage")
+    db = db_factory()
+    assert db.ask(DbRead("/k")) == "v"
+    problems = db.status().problems
+    assert len(problems) == 1 and "00000000000000000003.flush" in problems[0]
+    assert "moved aside" in problems[0] and "whole log is replayed" in problems[0]
+    reported = [e for e in db.events.tail(100) if e.kind == "db_problem"]
+    assert len(reported) == 1 and "flush manifest" in reported[0].detail["problem"]
+    set_aside = [p for p in os.listdir(wal) if ".corrupt-" in p]
+    assert len(set_aside) == 1 and set_aside[0].startswith("00000000000000000003.flush.corrupt-")
 
 
 def test_a_log_failure_fails_the_writer_and_restarts_the_store_from_disk(
