@@ -348,6 +348,7 @@ def test_a_log_failure_fails_the_writer_and_restarts_the_store_from_disk(
     fsync = Fsync()
     db = db_factory(fsync=fsync)
     db.commit(DbWrite("/kept", "1"))
+    db.flush()  # the flusher's start-up flush is done: the next fsync is the log append's
     old = actors.resolve(STORE)
     fsync.failures = 1
     with pytest.raises(WalError, match="Input/output error"):
