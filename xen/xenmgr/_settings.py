@@ -58,6 +58,11 @@ class ManagerSettings:
         return f"{self.branch}/vm-events"
 
     @property
+    def autostart_actor(self) -> str:
+        """The autostart's name."""
+        return f"{self.branch}/autostart"
+
+    @property
     def service(self) -> str:
         """The bus service's name."""
         return f"{self.branch}/service"

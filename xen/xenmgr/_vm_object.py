@@ -1,7 +1,8 @@
 """The objects of one VM: ``/vm/<u_>`` and its ``disk/<id>`` and ``nic/<id>``.
 
 ``/vm/<u_>`` serves the interfaces of ``xenmgr_vm.xml`` in its order, with every property
-(read from one ``dump`` of the VM's subtree per call) and these methods: the lifecycle
+(read from one ``dump`` of the VM's subtree per call; ``autostart-pending`` from the
+autostart's published list) and these methods: the lifecycle
 (``start shutdown destroy reboot pause unpause sleep resume hibernate``, ``_flows``),
 ``delete``, ``add_disk``, ``list_disks``, ``add_nic``, ``list_nics``, ``get_db_key``,
 ``set_db_key``, ``get_domstore_key``, ``set_domstore_key``, ``read_icon``. A call on the object
@@ -19,7 +20,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from actors import ActorDeadError, NoSuchActor, ServiceUnavailable, service
 from rpc.dbus import Call, dbus_method
+from xen.xenmgr._autostart import AutostartPending
 from xen.xenmgr._context import disk_path, nic_path
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_disk, read_disks, read_nic, read_nics
@@ -49,6 +52,14 @@ def _key(key: str) -> str:
     return "/".join(parts)
 
 
+def _autostart_pending(ctx: ServiceContext) -> tuple[str, ...]:
+    """The VMs the autostart has still to start (none when it does not run)."""
+    try:
+        return service(ctx.settings.autostart_actor, AutostartPending).uuids
+    except (NoSuchActor, ServiceUnavailable, ActorDeadError):
+        return ()
+
+
 class _VmScoped(PropertyObject):
     """An object whose properties read one VM's subtree."""
 
@@ -60,9 +71,10 @@ class _VmScoped(PropertyObject):
     def load_view(self) -> DbView:
         extra = None
         if self.target.disk is None and self.target.nic is None:
-            pending = self.ctx.db.tree("/xenmgr/autostart-pending-vms")
+            pending = _autostart_pending(self.ctx)
             if pending:
-                extra = {"xenmgr": {"autostart-pending-vms": pending}}
+                extra = {"xenmgr": {"autostart-pending-vms": {
+                    str(i): u for i, u in enumerate(pending)}}}
         view = self.ctx.db.vm_view(self.uuid, extra)
         if not view.is_node(f"/vm/{self.uuid}"):
             raise no_vm_with_uuid(self.uuid)
