@@ -53,6 +53,8 @@ flush_interval = 0.5
 [vms]
 intensity = 3
 period = 5
+[xenmgr]
+autostart = false
 """)
         self.proc: subprocess.Popen[str] | None = None
         self.info: dict[str, Any] = {}

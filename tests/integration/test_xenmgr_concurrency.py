@@ -227,3 +227,30 @@ def test_sigkill_during_create_leaves_a_complete_vm_or_none(tmp_path: Path) -> N
             assert vm.get(VM, "state") == "stopped"  # and a monitor
         assert len({uuid_of(p) for p in listed}) == len(listed)
         _ = uuidlib  # the uuids are the service's own
+
+
+def test_autostart_starts_start_on_boot_vms_at_start(tmp_path: Path) -> None:
+    with xenmgr_dom0(tmp_path / "a") as d:
+        db = RemoteObject(d.connection(), DB, "/")
+        for tag, uuid in (("uivm", "00000000-0000-0000-0000-000000000001"),
+                          ("ndvm", "00000000-0000-0000-0000-000000000002")):
+            db.call(DB, "write", "ss", f"/xenmgr/overwrite-{tag}-settings", "false")
+            db.call(DB, "write", "ss", f"/vm/{uuid}/start_on_boot", "false")
+        paths = []
+        for priority in ("10", "50"):
+            paths.append(str(d.root().call(
+                XENMGR, "create_vm_with_template_and_json", "ss", "new-vm-ndvm-pv",
+                json.dumps({"start_on_boot": "true", "start_on_boot_priority": priority,
+                            "slot": "-1", "config": {"memory": "64"}}))[0]))
+        stopped = str(d.root().call(XENMGR, "create_vm_with_template_and_json", "ss",
+                                    "new-vm-ndvm-pv", json.dumps({"config": {"memory": "64"}}))[0])
+        d.stop()
+        d.config.write_text(d.config.read_text().replace("autostart = false",
+                                                         "autostart = true"))
+        d.start()
+        for path in paths:
+            wait_until(lambda p=path: d.obj(p).get(VM, "state") == "running", timeout=30)
+            assert d.obj(path).get(VM, "autostart-pending") is False
+        assert d.obj(stopped).get(VM, "state") == "stopped"
+        for path in paths:
+            d.obj(path).call(VM, "destroy")

@@ -285,3 +285,13 @@ def test_domstore_and_db_keys(dom0: Xenmgr) -> None:
     assert info.value.name == "org.freedesktop.DBus.Error.NotSupported"
     assert info.value.message == "not implemented: com.citrix.xenclient.xenmgr.list_extension_packs"
     vm.call(VM, "delete")
+
+
+def test_setting_a_used_slot_swaps(dom0: Xenmgr) -> None:
+    a, b = create(dom0), create(dom0)
+    va, vb = dom0.obj(a), dom0.obj(b)
+    sa, sb = va.get(VM, "slot"), vb.get(VM, "slot")
+    va.set(VM, "slot", "i", sb)
+    assert (va.get(VM, "slot"), vb.get(VM, "slot")) == (sb, sa)
+    va.call(VM, "delete")
+    vb.call(VM, "delete")

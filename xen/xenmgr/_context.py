@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from actors import ActorDeadError, NoSuchActor, tell
+from actors import ActorDeadError, AskTimeout, NoSuchActor, ask, tell
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_disks, read_nics
+from xen.xenmgr._errors import error, plain
 from xen.xenmgr._uuids import vm_object_path
 
 if TYPE_CHECKING:
@@ -67,6 +68,15 @@ class ServiceContext:
         self.kinds = kinds  # "vm", "disk", "nic" -> (interfaces, factory)
         self._lock = threading.Lock()
         self._vms: dict[str, _Exported] = {}
+
+    def ask_creator(self, message: Any) -> Any:
+        """Ask the creation actor (bounded); its refusals are raised as they are."""
+        try:
+            return ask(self.settings.creator, message, timeout=self.settings.task_timeout)
+        except (NoSuchActor, ActorDeadError):
+            raise plain("xenmgr's creation actor is restarting: try again") from None
+        except AskTimeout:
+            raise error(199, "the creation actor did not answer in time") from None
 
     def tell_queue(self, message: Any) -> None:
         """Hand a signal or a config change to the notification queue (best effort)."""

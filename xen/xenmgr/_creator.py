@@ -9,6 +9,9 @@ subtree in one durable database step before answering. A refusal (policy 220, no
 nothing. Since the inject is one step, a crash (even a SIGKILL of the whole process) leaves
 either the complete VM or none; the service makes the monitor of every VM it finds.
 
+For :class:`SetSlot` (the ``slot`` property) it swaps: the VM that held the new slot gets the
+old one, so slots >= 0 stay unique (the original swapped under its slot lock).
+
 For :class:`RemoveVm` it plans the delete against every VM (``plan_delete``: policy 220, ``no
 vm with uuid X``, 204 while running), removes the VHD files the VM owns (never a shared one
 nor one outside the storage directory), then the VM's database nodes.
@@ -34,7 +37,7 @@ from xen.xenmgr._delete import DeletePlan, plan_delete
 from xen.xenmgr._errors import XenmgrError
 from xen.xenmgr._flows import config_text, internal_state
 from xen.xenmgr._jsontree import freeze, parse_db_bool, thaw
-from xen.xenmgr._messages import CreateVm, RemoveVm
+from xen.xenmgr._messages import CreateVm, RemoveVm, SetSlot
 from xen.xenmgr._planerror import PlanError
 from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._states import is_running
@@ -130,6 +133,27 @@ class VmCreator(Actor):
         self.db.inject(plan.db_path, tree)
         logger.info("VM %s created (%s, slot %d)", plan.uuid, plan.name, plan.slot)
         return plan
+
+    # ------------------------------------------------------------------ slots
+
+    @handles(SetSlot)
+    def _set_slot(self, msg: SetSlot) -> list[str]:
+        assert self.db is not None
+        vms = self.db.vms()
+        if msg.uuid not in vms:
+            return []
+        old = str(vms[msg.uuid].get("slot", "-1"))
+        if old.strip() == str(msg.slot):
+            return []
+        changed = []
+        if msg.slot >= 0:
+            for other, tree in sorted(vms.items()):
+                if other != msg.uuid and str(tree.get("slot", "")).strip() == str(msg.slot):
+                    self.db.write(f"/vm/{other}/slot", old)
+                    changed.append(other)
+        self.db.write(f"/vm/{msg.uuid}/slot", str(msg.slot))
+        changed.append(msg.uuid)
+        return changed
 
     # ------------------------------------------------------------------ delete
 

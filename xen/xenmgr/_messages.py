@@ -3,6 +3,7 @@
 * to the creation actor: :class:`CreateVm` (answers a ``CreatePlan`` once the VM is in the
   database, or raises ``CreateError``/``XenmgrError``), :class:`RemoveVm` (answers the
   ``DeletePlan`` carried out);
+* :class:`SetSlot` (a VM's slot set: the VM holding the new slot gets the old one);
 * to the notification queue: :class:`Emit` (a signal to send, in order), :class:`ConfigChanged`
   (a VM's settings changed: ``vm_config_changed`` after a quiet time), :class:`ServiceUp` (the
   bus service is (back) on the bus: send what waited);
@@ -19,7 +20,7 @@ from typing import Any
 from xen.xenmgr._create import CreateRequest
 
 __all__ = ["ConfigChanged", "CreateVm", "Emit", "FlushConfigChanged", "RemoveVm",
-           "ServiceUp", "VmEvent"]
+           "ServiceUp", "SetSlot", "VmEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,15 @@ class RemoveVm:
 
     uuid: str
     unrestricted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetSlot:
+    """Give VM ``uuid`` slot ``slot``; a VM holding it (slots >= 0) gets ``uuid``'s old slot.
+    Answers the uuids whose slot changed."""
+
+    uuid: str
+    slot: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ Setting: the value is checked and planned against a fresh view (``plan_set``: a 
 "property <name>: <value> <reason>", policy 202, read-only 214), the database operations are
 carried out in order (nothing is written when the value does not change), then the effects:
 ``vm_config_changed`` (debounced by the queue) when something was written to a VM, and the
-signals the binding names; effects we cannot carry out yet are logged. The framework then
+signals the binding names; effects we cannot carry out yet are logged. Setting ``slot`` goes
+through the creation actor, which gives the VM holding that slot the old one. The framework then
 emits ``PropertiesChanged``.
 """
 
@@ -27,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from xen.xenmgr._binding import Binding, Computed, Effect, Fixed, Scope, Stored, Value
 from xen.xenmgr._computed import computed_value
 from xen.xenmgr._dbview import DbView
-from xen.xenmgr._errors import XenmgrError
-from xen.xenmgr._messages import ConfigChanged, Emit
+from xen.xenmgr._errors import XenmgrError, plain
+from xen.xenmgr._messages import ConfigChanged, Emit, SetSlot
 from xen.xenmgr._properties import (
     BINDINGS,
     NeedsService,
@@ -131,7 +132,14 @@ class PropertyObject:
 
     def write_prop(self, b: Binding, call: Call, value: Any) -> None:
         view = self.load_view()
-        plan = plan_set(b, value, view, self.target)
+        try:
+            plan = plan_set(b, value, view, self.target)
+        except NeedsService as exc:
+            raise plain(f"property {b.name} cannot be set here: it is {exc.needs}") from None
+        if Effect.SLOT_SWAP in plan.effects and plan.changed and self.target.uuid:
+            for uuid in self.ctx.ask_creator(SetSlot(self.target.uuid, int(value))):
+                self.ctx.tell_queue(ConfigChanged(uuid))
+            return
         for op in plan.ops:
             if isinstance(op, Write):
                 self.ctx.db.write(op.path, op.value)

@@ -21,10 +21,11 @@ stopped, its objects go, and ``vm_deleted`` is queued.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from actors import ActorDeadError, AskTimeout, NoSuchActor, ask
+from actors import ask
 from rpc.dbus import Call, dbus_method
+from supervision import TerminateChild
 from xen.xenmgr._create import CreatePlan, CreateRequest, UiFields
 from xen.xenmgr._creator import template_store
 from xen.xenmgr._errors import error, no_vm_with_domid, no_vm_with_uuid, plain
@@ -62,15 +63,6 @@ def _flag(ctx: ServiceContext, path: str) -> bool:
         return False
 
 
-def _ask_creator(ctx: ServiceContext, message: object) -> Any:
-    try:
-        return ask(ctx.settings.creator, message, timeout=ctx.settings.task_timeout)
-    except (NoSuchActor, ActorDeadError):
-        raise plain("xenmgr's creation actor is restarting: try again") from None
-    except AskTimeout:
-        raise error(199, "the creation actor did not answer in time") from None
-
-
 def create(ctx: ServiceContext, template: str, *, uuid: str | None = None, json: str = "",
            ui: UiFields | None = None, unrestricted: bool = False) -> str:
     """The create flow (module docstring); the new VM's object path."""
@@ -80,7 +72,7 @@ def create(ctx: ServiceContext, template: str, *, uuid: str | None = None, json:
         raise plain(str(exc)) from None
     disallowed = not unrestricted and _flag(ctx, "/vm-create-disallowed")
     request = CreateRequest(resolved, uuid, json, ui, disallowed)
-    plan: CreatePlan = _ask_creator(ctx, CreateVm(request))
+    plan: CreatePlan = ctx.ask_creator(CreateVm(request))
     tree = thaw(plan.tree)
     ensure_monitor(ctx.settings, plan.uuid, config_text(plan.uuid, tree))
     ctx.export_vm(plan.uuid, tree)
@@ -103,9 +95,13 @@ def delete_vm(ctx: ServiceContext, uuid: str, *, unrestricted: bool) -> None:
     if is_running(internal_state(uuid)):
         raise error(204)
     ctx.flows.hooks("run-pre-delete", tree.get("run-pre-delete"), [uuid], fatal=True)
-    _ask_creator(ctx, RemoveVm(uuid, unrestricted))
+    ctx.ask_creator(RemoveVm(uuid, unrestricted))
     stop_monitor(ctx.settings, uuid)
     ctx.unexport_vm(uuid)
+    try:  # its event handler goes too (a late event of the VM finds it gone and ends)
+        ask(ctx.settings.vm_events, TerminateChild(uuid), timeout=ctx.settings.task_timeout)
+    except Exception as exc:
+        logger.debug("VM %s: event handler: %s", uuid, exc)
     ctx.tell_queue(Emit("/", XENMGR, "vm_deleted", (uuid, vm_object_path(uuid)), uuid))
 
 

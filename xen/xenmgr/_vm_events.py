@@ -58,8 +58,9 @@ class VmEventHandler(Actor):
         flows = VmFlows(self.settings, bus.db, bus.conn)
         try:
             tree = bus.db.vm_tree(self.uuid)
-            if not tree:
-                return  # deleted meanwhile
+            if not tree:  # deleted meanwhile: this handler is done (transient: not restarted)
+                self.actor_ref.stop(block=False)
+                return
             calls = state_hooks(state)
             if calls.state is not None:
                 flows.hooks("run-on-state-change", tree.get("run-on-state-change"),
