@@ -295,3 +295,16 @@ def test_setting_a_used_slot_swaps(dom0: Xenmgr) -> None:
     assert (va.get(VM, "slot"), vb.get(VM, "slot")) == (sb, sa)
     va.call(VM, "delete")
     vb.call(VM, "delete")
+
+
+def test_hibernate_then_start_restores(dom0: Xenmgr) -> None:
+    path = create(dom0, "new-vm-ndvm-pv", json.dumps({"config": {"memory": "64"}}))
+    vm = dom0.obj(path)
+    vm.call(VM, "start")
+    vm.call(VM, "hibernate")
+    assert vm.get(VM, "state") == "suspended" and vm.get(VM, "domid") == -1
+    assert vm.get(VM, "hibernated") is True
+    vm.call(VM, "start")  # restores from the image
+    assert vm.get(VM, "state") == "running" and vm.get(VM, "hibernated") is False
+    vm.call(VM, "destroy")
+    vm.call(VM, "delete")

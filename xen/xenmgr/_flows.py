@@ -6,15 +6,16 @@ is read at each call, so the monitor always boots what the database says:
 * **start**: a VM that does not exist: ``no vm with uuid X``. ``run-insteadof-start`` hooks,
   when configured, replace the start (they must succeed). A VM already running is left as it
   is (logged, as the original). Otherwise the config is translated from the database and
-  given to the monitor (``set-config``), ``hibernated`` is cleared, the ``run-pre-boot``
-  hooks run (a failure stops the start before any domain exists), and the monitor starts the
-  domain, or restores it from the hibernation image when one was written.
+  given to the monitor (``set-config``), the ``run-pre-boot`` hooks run (a failure stops the
+  start before any domain exists), and the monitor starts the domain, or restores a
+  hibernated VM from its image; then ``hibernated`` is cleared.
 * **shutdown**, **reboot** (the new config goes to the monitor first, so the restarted guest
   boots it), **destroy**, **pause**, **unpause**: the monitor's task; a refusal in the VM's
   state is error 102, a guest that does not shut down 104.
 * **hibernate**: the monitor saves the domain to ``<storage>/hibernate/<uuid>.img`` and
-  ``hibernated`` is set; the next start restores it. **sleep** and **resume** (ACPI S3) are
-  refused: our monitors cannot put a guest in S3.
+  ``hibernated`` is set; the next start restores it (the VM is ``suspended`` meanwhile); a
+  ``destroy`` discards the image, so the next start boots afresh. **sleep** and **resume**
+  (ACPI S3) are refused: our monitors cannot put a guest in S3.
 
 Each call is bounded (the settings' task and hook timeouts); errors are ``XenmgrError``.
 """
@@ -119,19 +120,21 @@ class VmFlows:
         if self.hooks("run-insteadof-start", tree.get("run-insteadof-start"), [uuid],
                       fatal=True):
             return
-        if is_running(internal_state(uuid)):
-            logger.warning("VM %s: start: already running", uuid)
+        state = internal_state(uuid)
+        image = self.hibernation_image(uuid)
+        resume = state is InternalState.SUSPENDED and os.path.exists(image)
+        if is_running(state) and not resume:
+            logger.warning("VM %s: start: already running (%s)", uuid, state.value)
             return
         text = config_text(uuid, tree)
         sync_config(self.settings, uuid, text)
-        if tree.get("hibernated") in ("true", "1", "yes"):
-            self.db.write(f"/vm/{uuid}/hibernated", "false")
         self.hooks("run-pre-boot", tree.get("run-pre-boot"), [uuid], fatal=True)
-        image = self.hibernation_image(uuid)
-        if os.path.exists(image):
+        if resume:
             run_task(self.settings, uuid, "restore", {"file": image, "delete": "true"})
         else:
             run_task(self.settings, uuid, "start")
+        if tree.get("hibernated") in ("true", "1", "yes"):
+            self.db.write(f"/vm/{uuid}/hibernated", "false")
 
     def shutdown(self, uuid: str) -> None:
         self.tree(uuid)
@@ -145,6 +148,17 @@ class VmFlows:
     def destroy(self, uuid: str) -> None:
         self.tree(uuid)
         run_task(self.settings, uuid, "destroy")
+        self._forget_image(uuid)
+
+    def _forget_image(self, uuid: str) -> None:
+        """A destroyed VM boots afresh: its hibernation image goes, ``hibernated`` false."""
+        try:
+            os.unlink(self.hibernation_image(uuid))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.warning("VM %s: cannot delete its hibernation image: %s", uuid, exc)
+        self.db.write(f"/vm/{uuid}/hibernated", "false")
 
     def pause(self, uuid: str) -> None:
         self.tree(uuid)
