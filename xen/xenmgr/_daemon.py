@@ -14,7 +14,8 @@ autostart with ``--no-autostart``, writes its pid to ``/var/run/xenmgr.pid`` (or
 VMs itself, this process holds the VM monitors: the tree is ``xen`` (hypervisor, xenstore,
 domain watcher), ``vms`` (one monitor per VM, resumed from their snapshots under the state
 directory), ``xenvm-bus`` and the ``manager`` branch (docs/xenmgr.md); dbd must be on the bus.
-It runs on the shared daemon runner (``supervision.run_daemon``): the state directory is
+At start it waits (bounded, 120 s) for dbd's name on the bus, as the original did. It runs on
+the shared daemon runner (``supervision.run_daemon``): the state directory is
 locked, SIGTERM stops in order, SIGHUP is accepted (nothing to reload), exit 1 when the tree
 gives up. Do not run it beside an ``oxt-supervisor`` that has its own manager branch.
 """
@@ -22,11 +23,13 @@ gives up. Do not run it beside an ``oxt-supervisor`` that has its own manager br
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rpc.dbus import resolve_address
+from rpc.dbus import BusConnection, ConnectionLost, DBusError, resolve_address
 from supervision import (
     Backoff,
     ChildSpec,
@@ -40,12 +43,16 @@ from supervision import (
     run_daemon,
     start_actor,
 )
+from xen.xenmgr._dbclient import DB_SERVICE
 from xen.xenmgr._settings import DEFAULT_STORAGE_DIR, ManagerSettings
 from xen.xenmgr._specs import manager_supervisor_spec
 
 __all__ = ["main", "parse_args"]
 
+log = logging.getLogger("xenmgr")
+
 DEFAULT_PIDFILE = "/var/run/xenmgr.pid"
+DB_WAIT = 120.0
 _IDENTS = (("xenmgr", "xenmgr"), ("xenvm", "xenvm"), ("xenops", "xenops"), ("xen", "xen"),
            ("rpc", "xenmgr"), ("supervision", "xenmgr"), ("actors", "xenmgr"))
 
@@ -104,9 +111,30 @@ def _specs(args: argparse.Namespace, address: str) -> list[ChildSpec]:
             manager_supervisor_spec(settings)]
 
 
+def wait_for_db(address: str, timeout: float = DB_WAIT) -> None:
+    """Wait until ``com.citrix.xenclient.db`` has an owner on the bus (polled every 0.2 s, as
+    the original polled every second); ``RuntimeError`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with BusConnection(address) as conn:
+                while True:
+                    if conn.bus_call("NameHasOwner", "s", (DB_SERVICE,))[0]:
+                        return
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
+        except (ConnectionLost, OSError, DBusError) as exc:
+            log.info("waiting for the bus at %s: %s", address, exc)
+            time.sleep(0.2)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{DB_SERVICE} did not appear on {address} within {timeout:g} s")
+
+
 def _start(args: argparse.Namespace, address: str) -> Callable[[Callable[[object], None]],
                                                                Started]:
     def start(on_escalate: Callable[[object], None]) -> Started:
+        wait_for_db(address)
         flags = SupFlags(Strategy.ONE_FOR_ONE, 10, 30.0, backoff=Backoff(0.1, 5.0))
         root = Supervisor.start_root(flags, _specs(args, address), events=EventLog(),
                                      snapshot_dir=Path(args.state) / "snapshots",
