@@ -37,6 +37,8 @@ syslog = false
 log_level = "warning"
 [sim]
 state_dir = "simhost"
+[xenmgr]
+autostart = false
 """
 
 

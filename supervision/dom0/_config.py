@@ -19,6 +19,12 @@ simulated host's for ``sim``; ``$XENSTORED_PATH`` or the system's for ``xc``).
 ``[xenvm_bus]`` ``enabled`` [true]. ``[identity]`` ``enabled`` [true].
 ``[control]`` ``socket`` [``run/control.sock``].
 
+``[xenmgr]`` ``enabled`` [true]: the VM manager branch (docs/xenmgr.md); ``storage``
+[``storage/disks``] (``/storage/disks`` on a real dom0): where ``create_vhd`` puts VHDs;
+``templates`` [``xenmgr/templates``] (``/config/xenmgr/templates`` on a dom0): the
+administrator's template directory; ``autostart`` [true]; ``workers`` [8]; ``hook_timeout``
+[30].
+
 ``[[proxy]]`` ``args``: one rpc-proxy instance in the original's option syntax (reserved: the
 proxy is not implemented yet; configured instances are reported and skipped, never faked).
 
@@ -85,6 +91,12 @@ class Dom0Config:
     xenvm_bus: bool = True
     identity: bool = True
     control_socket: Path = Path("run/control.sock")
+    xenmgr: bool = True
+    xenmgr_storage: Path = Path("storage/disks")
+    xenmgr_templates: Path = Path("xenmgr/templates")
+    xenmgr_autostart: bool = True
+    xenmgr_workers: int = 8
+    xenmgr_hook_timeout: float = 30.0
     proxies: tuple[ProxySpec, ...] = ()
     vm_entries: tuple[VmEntry, ...] = field(default=())
 
@@ -103,6 +115,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "xenvm_bus": {"enabled": bool},
     "identity": {"enabled": bool},
     "control": {"socket": str},
+    "xenmgr": {"enabled": bool, "storage": str, "templates": str, "autostart": bool,
+               "workers": int, "hook_timeout": (int, float)},
 }
 _LISTS = {"proxy": {"args": str}, "vm": {"uuid": str, "config": str}}
 
@@ -170,6 +184,8 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         path = Path(item["config"])
         vms.append(VmEntry(vm_uuid, path if path.is_absolute() or base is None
                            else base / path))
+    if get("xenmgr", "workers", 8) < 1 or get("xenmgr", "hook_timeout", 30) <= 0:
+        raise Dom0ConfigError("[xenmgr] workers must be >= 1 and hook_timeout > 0")
     return Dom0Config(
         state_dir=state, backend=backend, bus=get("supervisor", "bus", "private"),
         intensity=get("supervisor", "intensity", 10),
@@ -187,6 +203,12 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         xenvm_bus=get("xenvm_bus", "enabled", True), identity=get("identity", "enabled", True),
         control_socket=Path(get("control", "socket", "run/control.sock")),
         proxies=tuple(proxies), vm_entries=tuple(vms),
+        xenmgr=get("xenmgr", "enabled", True),
+        xenmgr_storage=Path(get("xenmgr", "storage", "storage/disks")),
+        xenmgr_templates=Path(get("xenmgr", "templates", "xenmgr/templates")),
+        xenmgr_autostart=get("xenmgr", "autostart", True),
+        xenmgr_workers=get("xenmgr", "workers", 8),
+        xenmgr_hook_timeout=float(get("xenmgr", "hook_timeout", 30.0)),
     )
 
 

@@ -9,6 +9,7 @@ The tree (children in start order; each can be disabled in the configuration)::
     ├── xen          hypervisor, xenstore, watcher (rest_for_one)
     ├── vms          one VM monitor per VM (simple_one_for_one, resume)
     ├── xenvm-bus    the monitors on DBus (org.xen.vm.uuid_*)
+    ├── manager      xenmgr: com.citrix.xenclient.xenmgr (docs/xenmgr.md)
     └── control      the control socket for oxt-shell
 
 Services on the bus crash when the bus goes away and come back (with backoff) when it is
@@ -35,6 +36,7 @@ __all__ = [
     "build_specs",
     "bus_address",
     "make_env",
+    "manager_spec",
     "sim_sockets",
     "vm_operations",
 ]
@@ -62,17 +64,30 @@ def sim_sockets(cfg: Dom0Config) -> tuple[str | None, str | None]:
 
 
 def make_env(cfg: Dom0Config) -> TreeEnv:
-    """The Xen environment VM monitors use (sim builder and host actions, or dom0's)."""
+    """The Xen environment VM monitors use (sim builder and host actions, or dom0's); their
+    notifications go to the xenvm bus service and, with xenmgr, to its notification queue."""
     from xen.xenops import Dom0HostActions, SimBuilder, SimHostActions, UnsupportedBuilder
-    from xen.xenvm import TreeEnv
+    from xen.xenvm import XENVM_BUS, TreeEnv
     ledger = ProcessLedger.of_state(cfg.state_dir)  # device models are recorded there
+    notify = (XENVM_BUS, *(("/manager/queue",) if cfg.xenmgr and cfg.persistence else ()))
     if cfg.backend == "sim":
         xs, _hv = sim_sockets(cfg)
         return TreeEnv(builder=SimBuilder(),
                        host=SimHostActions(xenstore_path=xs, ledger=ledger),
-                       state_dir=cfg.state_dir)
+                       state_dir=cfg.state_dir, notify=notify)
     return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(ledger=ledger),
-                   state_dir=cfg.state_dir)
+                   state_dir=cfg.state_dir, notify=notify)
+
+
+def manager_spec(cfg: Dom0Config, address: str) -> ChildSpec:
+    """xenmgr's branch (``/manager``): after dbd and the VM monitors, on the same bus."""
+    from xen.xenmgr import ManagerSettings, manager_supervisor_spec
+    settings = ManagerSettings(
+        address=address, storage_dir=str(cfg.under_state(cfg.xenmgr_storage).resolve()),
+        admin_templates=str(cfg.under_state(cfg.xenmgr_templates).resolve()),
+        workers=cfg.xenmgr_workers, hook_timeout=cfg.xenmgr_hook_timeout,
+        autostart=cfg.xenmgr_autostart, branch="/manager", vms="/vms")
+    return manager_supervisor_spec(settings)
 
 
 def build_specs(cfg: Dom0Config) -> list[ChildSpec]:
@@ -99,6 +114,8 @@ def build_specs(cfg: Dom0Config) -> list[ChildSpec]:
                               period=cfg.vms_period))
     if cfg.xenvm_bus and cfg.vms:
         specs.append(ChildSpec("xenvm-bus", start_actor(XenvmBus, address)))
+    if cfg.xenmgr and cfg.persistence and cfg.vms:
+        specs.append(manager_spec(cfg, address))
     for proxy in cfg.proxies:
         logger.warning("rpc-proxy instance %r configured but the proxy is not implemented "
                        "yet: not started", " ".join(proxy.argv))

@@ -21,7 +21,13 @@ Pure parts:
   templates and their rules (_templates), the create and delete plans (_planerror, _create,
   _delete).
 
-With I/O: the shipped and administrator template directories (_template_store).
+With I/O: the shipped and administrator template directories (_template_store); the
+manager branch (docs/xenmgr.md): its settings (_settings), the database client (_dbclient),
+the bridge to the VM monitors (_monitors), the VM flows (_flows), hooks (_hooks), VHDs
+(_vhd), the notification queue (_queue), the per-VM event handlers (_vm_events), the creation
+actor (_creator), the bus service and its objects (_service, _context, _props, _computed,
+_root, _vm_object), the autostart (_autostart, its pure order in _autostart_plan) and the
+branch's child specs (_specs).
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from typing import TYPE_CHECKING
 from actors import lazy_exports
 
 if TYPE_CHECKING:
+    from xen.xenmgr._autostart_plan import (
+        AUTOSTART_PENDING,
+        autostart_order,
+    )
     from xen.xenmgr._binding import (
         Binding,
         Codec,
@@ -44,6 +54,10 @@ if TYPE_CHECKING:
     )
     from xen.xenmgr._codecs import (
         SchemaError,
+    )
+    from xen.xenmgr._computed import (
+        COMPUTED,
+        vhd_virtual_size,
     )
     from xen.xenmgr._create import (
         GUEST_SLOTS,
@@ -90,6 +104,11 @@ if TYPE_CHECKING:
         no_vm_with_domid,
         no_vm_with_uuid,
         plain,
+    )
+    from xen.xenmgr._hooks import (
+        HookFailed,
+        parse_hooks,
+        run_hooks,
     )
     from xen.xenmgr._jsontree import (
         EMPTY_TREE,
@@ -145,6 +164,18 @@ if TYPE_CHECKING:
         next_id,
         next_virtual_device,
         vm_key,
+    )
+    from xen.xenmgr._service import (
+        XENMGR_NAME,
+        XenmgrService,
+    )
+    from xen.xenmgr._settings import (
+        DEFAULT_STORAGE_DIR,
+        ManagerSettings,
+    )
+    from xen.xenmgr._specs import (
+        manager_specs,
+        manager_supervisor_spec,
     )
     from xen.xenmgr._states import (
         MONITOR_STATES,
@@ -215,6 +246,10 @@ if TYPE_CHECKING:
         is_canonical_uuid,
         vm_object_path,
     )
+    from xen.xenmgr._vhd import (
+        MAX_VHD_MB,
+        create_vhd,
+    )
     from xen.xenmgr._vmconfig import (
         HostFacts,
         Line,
@@ -229,18 +264,22 @@ if TYPE_CHECKING:
         Rule,
     )
 
+
 __all__ = [
+    "AUTOSTART_PENDING",
     "BINDINGS",
     "CANNOT_REMOVE_RUNNING",
     "CD_DEVICE",
     "CHILD_PREFIX",
     "CODES",
+    "COMPUTED",
     "DBUS_ERROR_NAME",
     "DEFAULT_ADMIN_DIR",
     "DEFAULT_DISK_DIRS",
     "DEFAULT_FLAVOUR",
     "DEFAULT_NDVM_MODE",
     "DEFAULT_NETWORK",
+    "DEFAULT_STORAGE_DIR",
     "DEFAULT_USBVM_ENABLE",
     "EMPTY_TREE",
     "GUEST_SLOTS",
@@ -250,6 +289,7 @@ __all__ = [
     "MAX_NAME_CHARS",
     "MAX_TEMPLATE_FILES",
     "MAX_TREE_BYTES",
+    "MAX_VHD_MB",
     "MONITOR_STATES",
     "NDVM_MODE_PATH",
     "NDVM_UUID",
@@ -265,6 +305,7 @@ __all__ = [
     "USBVM_ENABLE_PATH",
     "USBVM_UUID",
     "VM_KEYS",
+    "XENMGR_NAME",
     "AcpiNotice",
     "Binding",
     "ChildParts",
@@ -284,6 +325,7 @@ __all__ = [
     "ExistingVm",
     "Fixed",
     "HookCalls",
+    "HookFailed",
     "HostFacts",
     "How",
     "InternalState",
@@ -291,6 +333,7 @@ __all__ = [
     "Key",
     "Kind",
     "Line",
+    "ManagerSettings",
     "NeedsService",
     "Nic",
     "PciRule",
@@ -321,12 +364,15 @@ __all__ = [
     "VmConfigError",
     "Write",
     "XenmgrError",
+    "XenmgrService",
     "acpi_state",
+    "autostart_order",
     "binding",
     "canonical_uuid",
     "check_template_name",
     "check_tree",
     "choose_slot",
+    "create_vhd",
     "crypto_mount_point",
     "deep_merge",
     "default_mac",
@@ -349,6 +395,8 @@ __all__ = [
     "list_templates",
     "list_ui_templates",
     "login_required",
+    "manager_specs",
+    "manager_supervisor_spec",
     "map_strings",
     "merge_json",
     "mounted_paths",
@@ -360,6 +408,7 @@ __all__ = [
     "notify_text",
     "overwrite_setting_path",
     "parse_db_bool",
+    "parse_hooks",
     "parse_internal_state",
     "parse_notify",
     "parse_template",
@@ -379,6 +428,7 @@ __all__ = [
     "read_pci_rules",
     "read_property",
     "resolve_template",
+    "run_hooks",
     "seamless_traffic",
     "select_service_vms",
     "shipped_templates_dir",
@@ -390,12 +440,14 @@ __all__ = [
     "tree_to_json",
     "unique_name",
     "vhd_siblings",
+    "vhd_virtual_size",
     "vm_key",
     "vm_object_path",
     "with_leaf",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "AUTOSTART_PENDING": "xen.xenmgr._autostart_plan",
     "AcpiNotice": "xen.xenmgr._states",
     "BINDINGS": "xen.xenmgr._properties",
     "Binding": "xen.xenmgr._binding",
@@ -403,6 +455,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "CD_DEVICE": "xen.xenmgr._schema",
     "CHILD_PREFIX": "xen.xenmgr._templates",
     "CODES": "xen.xenmgr._errors",
+    "COMPUTED": "xen.xenmgr._computed",
     "ChildParts": "xen.xenmgr._templates",
     "ChildPlan": "xen.xenmgr._create",
     "Codec": "xen.xenmgr._binding",
@@ -416,6 +469,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "DEFAULT_FLAVOUR": "xen.xenmgr._template_store",
     "DEFAULT_NDVM_MODE": "xen.xenmgr._templates",
     "DEFAULT_NETWORK": "xen.xenmgr._schema",
+    "DEFAULT_STORAGE_DIR": "xen.xenmgr._settings",
     "DEFAULT_USBVM_ENABLE": "xen.xenmgr._templates",
     "DbView": "xen.xenmgr._dbview",
     "DbViewError": "xen.xenmgr._dbview",
@@ -429,6 +483,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Fixed": "xen.xenmgr._binding",
     "GUEST_SLOTS": "xen.xenmgr._create",
     "HookCalls": "xen.xenmgr._states",
+    "HookFailed": "xen.xenmgr._hooks",
     "HostFacts": "xen.xenmgr._vmconfig",
     "How": "xen.xenmgr._vmconfig_keys",
     "InternalState": "xen.xenmgr._states",
@@ -442,7 +497,9 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "MAX_NAME_CHARS": "xen.xenmgr._create",
     "MAX_TEMPLATE_FILES": "xen.xenmgr._template_store",
     "MAX_TREE_BYTES": "xen.xenmgr._jsontree",
+    "MAX_VHD_MB": "xen.xenmgr._vhd",
     "MONITOR_STATES": "xen.xenmgr._states",
+    "ManagerSettings": "xen.xenmgr._settings",
     "NDVM_MODE_PATH": "xen.xenmgr._templates",
     "NDVM_UUID": "xen.xenmgr._uuids",
     "NIL_UUID": "xen.xenmgr._uuids",
@@ -486,13 +543,17 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "VM_KEYS": "xen.xenmgr._schema",
     "VmConfigError": "xen.xenmgr._vmconfig",
     "Write": "xen.xenmgr._properties",
+    "XENMGR_NAME": "xen.xenmgr._service",
     "XenmgrError": "xen.xenmgr._errors",
+    "XenmgrService": "xen.xenmgr._service",
     "acpi_state": "xen.xenmgr._states",
+    "autostart_order": "xen.xenmgr._autostart_plan",
     "binding": "xen.xenmgr._properties",
     "canonical_uuid": "xen.xenmgr._uuids",
     "check_template_name": "xen.xenmgr._templates",
     "check_tree": "xen.xenmgr._jsontree",
     "choose_slot": "xen.xenmgr._create",
+    "create_vhd": "xen.xenmgr._vhd",
     "crypto_mount_point": "xen.xenmgr._states",
     "deep_merge": "xen.xenmgr._jsontree",
     "default_mac": "xen.xenmgr._schema",
@@ -515,6 +576,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "list_templates": "xen.xenmgr._templates",
     "list_ui_templates": "xen.xenmgr._templates",
     "login_required": "xen.xenmgr._states",
+    "manager_specs": "xen.xenmgr._specs",
+    "manager_supervisor_spec": "xen.xenmgr._specs",
     "map_strings": "xen.xenmgr._jsontree",
     "merge_json": "xen.xenmgr._templates",
     "mounted_paths": "xen.xenmgr._states",
@@ -526,6 +589,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "notify_text": "xen.xenmgr._states",
     "overwrite_setting_path": "xen.xenmgr._templates",
     "parse_db_bool": "xen.xenmgr._jsontree",
+    "parse_hooks": "xen.xenmgr._hooks",
     "parse_internal_state": "xen.xenmgr._states",
     "parse_notify": "xen.xenmgr._states",
     "parse_template": "xen.xenmgr._templates",
@@ -545,6 +609,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "read_pci_rules": "xen.xenmgr._devices",
     "read_property": "xen.xenmgr._properties",
     "resolve_template": "xen.xenmgr._templates",
+    "run_hooks": "xen.xenmgr._hooks",
     "seamless_traffic": "xen.xenmgr._properties",
     "select_service_vms": "xen.xenmgr._templates",
     "shipped_templates_dir": "xen.xenmgr._template_store",
@@ -556,6 +621,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "tree_to_json": "xen.xenmgr._jsontree",
     "unique_name": "xen.xenmgr._create",
     "vhd_siblings": "xen.xenmgr._delete",
+    "vhd_virtual_size": "xen.xenmgr._computed",
     "vm_key": "xen.xenmgr._schema",
     "vm_object_path": "xen.xenmgr._uuids",
     "with_leaf": "xen.xenmgr._jsontree",

@@ -79,6 +79,11 @@ def _set(vm: VmMachine, call: TaskCall) -> str:
     return ""
 
 
+def _set_config(vm: VmMachine, call: TaskCall) -> str:
+    vm.replace_config(call.text("config"))
+    return ""
+
+
 def _disk_add(vm: VmMachine, call: TaskCall) -> str:
     fields = (call.text(k) for k in ("path", "type", "device", "mode", "devtype"))
     vm.add_device("disk", ":".join((*fields, "none")))
@@ -124,6 +129,7 @@ OPERATIONS: Mapping[str, OperationHandler] = MappingProxyType({
     "suspend": _suspend,
     "restore": _restore,
     "set": _set,
+    "set-config": _set_config,
     "disk-add": _disk_add,
     "disk-del": _disk_del,
     "nic-add": _nic_add,

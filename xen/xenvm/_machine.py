@@ -48,7 +48,13 @@ from typing import IO, TYPE_CHECKING
 import xen.xenvm._lifecycle as lc
 from xen.hypervisor import DomainInfo, HypervisorError, ShutdownReason
 from xen.xenops import CancelToken, PlanFailed
-from xen.xenvm._config import VmConfig, add_entry, required_to_boot_kib, set_field
+from xen.xenvm._config import (
+    VmConfig,
+    add_entry,
+    parse_config,
+    required_to_boot_kib,
+    set_field,
+)
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._domain import DomainActions, death_cause
 from xen.xenvm._hotplug import DeviceKey, added, removed
@@ -325,6 +331,25 @@ class VmMachine:
             self.next_config = changed
         else:
             self.config, self.next_config = changed, None
+        self._on_change()
+
+    def replace_config(self, text: str) -> None:
+        """Replace the whole config with ``text`` (the file format): applied at once when no
+        domain exists, else pending for the next start (a reboot's restart takes it too).
+
+        A config that does not parse, or that names another VM's uuid, is refused
+        (``TaskError``) and changes nothing.
+        """
+        try:
+            cfg = parse_config(text, source="set-config", strict=True)
+        except ConfigError as exc:
+            raise TaskError(f"set-config: {exc}") from None
+        if cfg.uuid is not None and cfg.uuid.lower() != self.uuid.lower():
+            raise TaskError(f"set-config: the config is VM {cfg.uuid}'s, not {self.uuid}'s")
+        if self.state.has_domain:
+            self.next_config = cfg
+        else:
+            self.config, self.next_config = cfg, None
         self._on_change()
 
     def add_device(self, key: DeviceKey, entry: str) -> None:

@@ -76,6 +76,8 @@ _SPECS = (
        Arg("delete", "bool", default=True)),
     _t("set", "op", "change a config field (applied at the next start)",
        Arg("field", required=True), Arg("value", required=True)),
+    _t("set-config", "op", "replace the whole config (file text; pending while a domain exists)",
+       Arg("config", required=True)),
     _t("disk-add", "op", "add a disk to the config (and plug it if the VM runs)",
        Arg("path", required=True), Arg("device", required=True), Arg("type", default="phy"),
        Arg("mode", default="w"), Arg("devtype", default="disk")),

@@ -1,0 +1,184 @@
+"""What xenmgr does to one VM: start, stop and the other lifecycle operations, hooks first.
+
+Every operation drives the VM only through its monitor's tasks (``_monitors``); the database
+is read at each call, so the monitor always boots what the database says:
+
+* **start**: a VM that does not exist: ``no vm with uuid X``. ``run-insteadof-start`` hooks,
+  when configured, replace the start (they must succeed). A VM already running is left as it
+  is (logged, as the original). Otherwise the config is translated from the database and
+  given to the monitor (``set-config``), the ``run-pre-boot`` hooks run (a failure stops the
+  start before any domain exists), and the monitor starts the domain, or restores a
+  hibernated VM from its image; then ``hibernated`` is cleared.
+* **shutdown**, **reboot** (the new config goes to the monitor first, so the restarted guest
+  boots it), **destroy**, **pause**, **unpause**: the monitor's task; a refusal in the VM's
+  state is error 102, a guest that does not shut down 104.
+* **hibernate**: the monitor saves the domain to ``<storage>/hibernate/<uuid>.img`` and
+  ``hibernated`` is set; the next start restores it (the VM is ``suspended`` meanwhile); a
+  ``destroy`` discards the image, so the next start boots afresh. **sleep** and **resume**
+  (ACPI S3) are refused: our monitors cannot put a guest in S3.
+
+Each call is bounded (the settings' task and hook timeouts); errors are ``XenmgrError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from rpc.dbus import BusConnection
+from xen.xenmgr._codecs import SchemaError
+from xen.xenmgr._dbclient import DbClient
+from xen.xenmgr._dbview import DbView
+from xen.xenmgr._devices import read_nics, read_pci_rules
+from xen.xenmgr._errors import XenmgrError, no_vm_with_uuid, plain
+from xen.xenmgr._hooks import run_hooks
+from xen.xenmgr._monitors import monitor_view, run_task, sync_config
+from xen.xenmgr._schema import LEGACY_NETWORKS
+from xen.xenmgr._settings import ManagerSettings
+from xen.xenmgr._states import InternalState, from_monitor_state, is_running
+from xen.xenmgr._vmconfig import HostFacts, VmConfigError, translate
+
+__all__ = ["VmFlows", "bridge_of", "config_text", "internal_state"]
+
+logger = logging.getLogger("xenmgr")
+
+
+def internal_state(uuid: str) -> InternalState:
+    """VM ``uuid``'s internal state from its monitor (no monitor: ``shutdown``)."""
+    view = monitor_view(uuid)
+    if view is None:
+        return InternalState.SHUTDOWN
+    return from_monitor_state(view.state.value)
+
+
+def bridge_of(network: str) -> str:
+    """The bridge of a network object path: the original's names for its four networks
+    (``/wired/0/bridged`` is ``brbridged``...), else ``br`` and the path's letters and digits
+    (at most 15 characters, Linux's limit). The network daemon is not built yet; it will say."""
+    for bridge, path in LEGACY_NETWORKS.items():
+        if path == network:
+            return bridge
+    return ("br" + "".join(c for c in network if c.isalnum()))[:15]
+
+
+def config_text(uuid: str, tree: dict[str, Any]) -> str:
+    """The monitor config of VM ``uuid`` from its database subtree (``XenmgrError`` naming
+    the database key the monitor would refuse)."""
+    vm = DbView(tree)
+    # This host has no PCI devices to match class rules against (the simulated host has none;
+    # on a dom0 the PCI inventory is not read yet): class rules match nothing.
+    matches = {rule.id: () for rule in read_pci_rules(vm) if rule.bdf is None}
+    try:
+        bridges = {nic.network: bridge_of(nic.network) for nic in read_nics(vm)}
+    except SchemaError as exc:
+        raise plain(f"VM {uuid}: {exc}") from None
+    try:
+        return translate(vm, uuid, HostFacts(bridges=bridges, pci_matches=matches)).text
+    except VmConfigError as exc:
+        raise plain(f"VM {uuid}: {exc}") from None
+
+
+class VmFlows:
+    """The operations on VMs (see the module docstring); thread-safe, stateless."""
+
+    def __init__(self, settings: ManagerSettings, db: DbClient,
+                 conn: BusConnection | None) -> None:
+        self.settings = settings
+        self.db = db
+        self.conn = conn
+
+    # ------------------------------------------------------------------ helpers
+
+    def tree(self, uuid: str) -> dict[str, Any]:
+        """VM ``uuid``'s subtree (``no vm with uuid X`` when it does not exist)."""
+        tree = self.db.vm_tree(uuid)
+        if not tree:
+            raise no_vm_with_uuid(uuid)
+        return tree
+
+    def hooks(self, hook: str, value: object, args: list[str], *, fatal: bool) -> int:
+        """Run hook ``hook`` (its stored ``value``); raise when ``fatal``, else only log."""
+        if not isinstance(value, str) or not value.strip():
+            return 0
+        try:
+            return run_hooks(hook, value, args, timeout=self.settings.hook_timeout,
+                             conn=self.conn)
+        except XenmgrError as exc:
+            if fatal:
+                raise
+            logger.warning("%s", exc.message)
+            return 0
+
+    def hibernation_image(self, uuid: str) -> str:
+        return os.path.join(self.settings.storage_dir, "hibernate", f"{uuid}.img")
+
+    # ------------------------------------------------------------------ operations
+
+    def start(self, uuid: str) -> None:
+        tree = self.tree(uuid)
+        if self.hooks("run-insteadof-start", tree.get("run-insteadof-start"), [uuid],
+                      fatal=True):
+            return
+        state = internal_state(uuid)
+        image = self.hibernation_image(uuid)
+        resume = state is InternalState.SUSPENDED and os.path.exists(image)
+        if is_running(state) and not resume:
+            logger.warning("VM %s: start: already running (%s)", uuid, state.value)
+            return
+        text = config_text(uuid, tree)
+        sync_config(self.settings, uuid, text)
+        self.hooks("run-pre-boot", tree.get("run-pre-boot"), [uuid], fatal=True)
+        if resume:
+            run_task(self.settings, uuid, "restore", {"file": image, "delete": "true"})
+        else:
+            run_task(self.settings, uuid, "start")
+        if tree.get("hibernated") in ("true", "1", "yes"):
+            self.db.write(f"/vm/{uuid}/hibernated", "false")
+
+    def shutdown(self, uuid: str) -> None:
+        self.tree(uuid)
+        run_task(self.settings, uuid, "shutdown")
+
+    def reboot(self, uuid: str) -> None:
+        tree = self.tree(uuid)
+        sync_config(self.settings, uuid, config_text(uuid, tree))
+        run_task(self.settings, uuid, "reboot")
+
+    def destroy(self, uuid: str) -> None:
+        self.tree(uuid)
+        run_task(self.settings, uuid, "destroy")
+        self._forget_image(uuid)
+
+    def _forget_image(self, uuid: str) -> None:
+        """A destroyed VM boots afresh: its hibernation image goes, ``hibernated`` false."""
+        try:
+            os.unlink(self.hibernation_image(uuid))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            logger.warning("VM %s: cannot delete its hibernation image: %s", uuid, exc)
+        self.db.write(f"/vm/{uuid}/hibernated", "false")
+
+    def pause(self, uuid: str) -> None:
+        self.tree(uuid)
+        run_task(self.settings, uuid, "pause")
+
+    def unpause(self, uuid: str) -> None:
+        self.tree(uuid)
+        run_task(self.settings, uuid, "unpause")
+
+    def hibernate(self, uuid: str) -> None:
+        self.tree(uuid)
+        image = self.hibernation_image(uuid)
+        os.makedirs(os.path.dirname(image), exist_ok=True)
+        run_task(self.settings, uuid, "suspend", {"file": image})
+        self.db.write(f"/vm/{uuid}/hibernated", "true")
+
+    def sleep(self, uuid: str) -> None:
+        self.tree(uuid)
+        raise plain("sleep is not supported: our VM monitors cannot put a guest in ACPI S3")
+
+    def resume(self, uuid: str) -> None:
+        self.tree(uuid)
+        raise plain("resume is not supported: our VM monitors cannot put a guest in ACPI S3")

@@ -1,0 +1,34 @@
+"""What the xenmgr bus service publishes for the rest of the branch (``ManagerBus``).
+
+The notification queue sends every signal through :meth:`ManagerBus.emit` (the service's
+connection owns ``com.citrix.xenclient.xenmgr``, so clients matching on that sender get
+them); the per-VM event handlers and the autostart reach the database and the hook targets
+through ``db`` and ``conn``. Resolve it at each use (``actors.service(settings.service,
+ManagerBus)``): after a restart of the service there is a new one and the old one's
+connection is closed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rpc.dbus import BusConnection, ObjectTable
+    from xen.xenmgr._dbclient import DbClient
+
+__all__ = ["ManagerBus"]
+
+
+class ManagerBus:
+    """The live service's connection, objects and database client (thread-safe)."""
+
+    __slots__ = ("conn", "db", "objects")
+
+    def __init__(self, conn: BusConnection, objects: ObjectTable, db: DbClient) -> None:
+        self.conn = conn
+        self.objects = objects
+        self.db = db
+
+    def emit(self, path: str, interface: str, member: str, args: tuple[Any, ...]) -> None:
+        """Send one signal declared in the interface files (raises if the bus is gone)."""
+        self.objects.emit(path, interface, member, *args)

@@ -1,0 +1,68 @@
+"""The settings of the manager branch, and the names of its actors.
+
+One frozen value, built by the composition root (``supervision.dom0``) or the standalone
+``xenmgr`` script and passed to every actor of the branch, so nothing reads a global. Paths
+are absolute by the time they reach here. The actors find each other by name under
+``settings.branch`` (``/manager`` in the dom0 tree): ``queue``, ``creator``, ``vm-events``,
+``service``, ``autostart``; the VM monitors under ``settings.vms`` (``/vms``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_STORAGE_DIR", "ManagerSettings"]
+
+DEFAULT_STORAGE_DIR = "/storage/disks"
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerSettings:
+    """What the manager branch needs to know (see the module docstring).
+
+    ``address``: the bus (dbd is reached there, xenmgr owns its name there); ``storage_dir``:
+    where ``create_vhd`` puts new VHDs, and the only directory whose VHDs a delete removes;
+    ``admin_templates``: the administrator's template directory (``None``: none);
+    ``workers``: threads serving calls in parallel; ``hook_timeout``: the bound of one hook
+    script; ``task_timeout``: the bound of one VM monitor operation; ``autostart``: start the
+    ``start_on_boot`` VMs when the branch starts; ``config_debounce``: the quiet time before
+    ``vm_config_changed`` is sent.
+    """
+
+    address: str
+    storage_dir: str = DEFAULT_STORAGE_DIR
+    admin_templates: str | None = "/config/xenmgr/templates"
+    flavour: str = "default"
+    workers: int = 8
+    hook_timeout: float = 30.0
+    task_timeout: float = 120.0
+    db_timeout: float = 10.0
+    autostart: bool = True
+    config_debounce: float = 0.5
+    branch: str = "/manager"
+    vms: str = "/vms"
+
+    @property
+    def queue(self) -> str:
+        """The notification queue's name."""
+        return f"{self.branch}/queue"
+
+    @property
+    def creator(self) -> str:
+        """The creation actor's name."""
+        return f"{self.branch}/creator"
+
+    @property
+    def vm_events(self) -> str:
+        """The supervisor of the per-VM event handlers."""
+        return f"{self.branch}/vm-events"
+
+    @property
+    def autostart_actor(self) -> str:
+        """The autostart's name."""
+        return f"{self.branch}/autostart"
+
+    @property
+    def service(self) -> str:
+        """The bus service's name."""
+        return f"{self.branch}/service"

@@ -1,0 +1,84 @@
+"""One event handler per VM: the VM's monitor notifications, one at a time, in order.
+
+A dynamic child of the ``vm-events`` supervisor (child id = the VM's uuid), started by the
+notification queue at the VM's first event. For each state change (the signals are already
+sent by the queue) it runs, in the order the changes happened:
+
+* the state hooks: ``run-on-state-change [uuid, public state]`` and, for ``running``,
+  ``suspended`` and ``shutdown``, ``run-on-acpi-state-change [uuid, 0|3|5]`` (failures are
+  only logged, as the original);
+* ``keep-alive``: a VM that reached ``shutdown`` and has ``keep-alive`` true is started again
+  (a rebooting guest is restarted by its monitor, never here).
+
+It reads the database through the bus service (``ManagerBus``); while the service restarts,
+the reactions of that moment are skipped and logged. Each hook is bounded by the hook timeout,
+so a hanging hook delays only this VM's later reactions, never another VM's nor any signal.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from actors import Actor, ActorDeadError, NoSuchActor, ServiceUnavailable, handles, service
+from xen.xenmgr._errors import XenmgrError
+from xen.xenmgr._flows import VmFlows
+from xen.xenmgr._handle import ManagerBus
+from xen.xenmgr._jsontree import parse_db_bool
+from xen.xenmgr._messages import VmEvent
+from xen.xenmgr._settings import ManagerSettings
+from xen.xenmgr._states import InternalState, StateError, from_monitor_notify, state_hooks
+
+__all__ = ["VmEventHandler"]
+
+logger = logging.getLogger("xenmgr")
+
+
+class VmEventHandler(Actor):
+    """See the module docstring."""
+
+    def __init__(self, settings: ManagerSettings, uuid: str) -> None:
+        super().__init__()
+        self.settings = settings
+        self.uuid = uuid
+
+    @handles(VmEvent)
+    def _event(self, msg: VmEvent) -> None:
+        try:
+            state = from_monitor_notify(msg.text)
+        except StateError:
+            return
+        if state is None:
+            return
+        try:
+            bus = service(self.settings.service, ManagerBus)
+        except (NoSuchActor, ServiceUnavailable, ActorDeadError):
+            logger.warning("VM %s: %s: the bus service is not running, reactions skipped",
+                           self.uuid, msg.text)
+            return
+        flows = VmFlows(self.settings, bus.db, bus.conn)
+        try:
+            tree = bus.db.vm_tree(self.uuid)
+            if not tree:  # deleted meanwhile: this handler is done (transient: not restarted)
+                self.actor_ref.stop(block=False)
+                return
+            calls = state_hooks(state)
+            if calls.state is not None:
+                flows.hooks("run-on-state-change", tree.get("run-on-state-change"),
+                            [self.uuid, calls.state], fatal=False)
+            if calls.acpi is not None:
+                flows.hooks("run-on-acpi-state-change", tree.get("run-on-acpi-state-change"),
+                            [self.uuid, str(calls.acpi)], fatal=False)
+            if state is InternalState.SHUTDOWN and _true(tree.get("keep-alive")):
+                logger.info("VM %s: keep-alive: starting it again", self.uuid)
+                flows.start(self.uuid)
+        except XenmgrError as exc:
+            logger.warning("VM %s: reacting to %s: %s", self.uuid, msg.text, exc.message)
+
+
+def _true(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return parse_db_bool(value, what="keep-alive")
+    except Exception:
+        return False
