@@ -54,7 +54,7 @@ __all__ = ["main"]
 
 logger = logging.getLogger("oxt-supervisor")
 
-IDENTS = (("persistence", "dbd"), ("xen.xenvm", "xenvm"), ("xenvm", "xenvm"),
+IDENTS = (("persistence", "dbd"), ("xen.xenmgr", "xenmgr"), ("xen.xenvm", "xenvm"), ("xenvm", "xenvm"),
           ("xen.xenops", "xenops"), ("xenops", "xenops"), ("rpc", "rpc"),
           ("xen", "xen"), ("supervision", "oxt-supervisor"), ("actors", "oxt-supervisor"))
 _SIMHOST = "simhost"

@@ -145,6 +145,9 @@ def test_a_process_started_with_die_with_parent_goes_with_its_parent() -> None:
     pid = int(parent.stdout.readline())
     start = process_start_time(pid)
     assert start is not None
+    # setpriv sets the signal, then execs: kill the parent only once it has (before that, no
+    # tool can tell the parent died; the process ledger is the net for that window)
+    wait_until(lambda: Path(f"/proc/{pid}/comm").read_text().strip() == "sleep", timeout=10)
     parent.kill()
     parent.wait(10)
     parent.stdout.close()
