@@ -84,11 +84,6 @@ class Interrupts:
         self._stop: Stop | None = None
         self._kicker: _Kicker | None = None
 
-    @property
-    def active(self) -> bool:
-        """Whether the handler is installed (else SIGINT behaves as Python's default)."""
-        return self._installed
-
     @contextmanager
     def installed(self, *, kick: bool = False) -> Iterator[Interrupts]:
         """Install the handler (and the kicker with ``kick``) until the block ends.
@@ -135,18 +130,19 @@ class Interrupts:
 
     def read_line(self, prompt: str) -> str | None:
         """``input(prompt)`` in an armed region: the line, or None at the end of input."""
-        with self.armed():
-            self._prompt = sys._getframe()
-            try:
-                return input(prompt)
-            except EOFError:
-                return None
-            except SystemError as exc:  # CPython's second look at signals (module docstring)
-                if isinstance(exc.__cause__, KeyboardInterrupt):
-                    raise KeyboardInterrupt from None
-                raise
-            finally:
-                self._prompt = None
+        self._prompt = sys._getframe()
+        try:
+            with self.armed():
+                try:
+                    return input(prompt)
+                except EOFError:
+                    return None
+                except SystemError as exc:  # CPython's second look (module docstring)
+                    if isinstance(exc.__cause__, KeyboardInterrupt):
+                        raise KeyboardInterrupt from None
+                    raise
+        finally:
+            self._prompt = None
 
     # ------------------------------------------------------------------ the handler
 

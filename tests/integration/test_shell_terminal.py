@@ -157,15 +157,30 @@ def test_ctrl_c_at_the_prompt_clears_the_line(shell: pexpect.spawn) -> None:
     shell.expect_exact(PROMPT)
 
 
+def _ctrl_c_right_after(child: pexpect.spawn, line: str, rounds: int = 8) -> None:
+    """Type ``line`` and Ctrl-C at once (in the same write, then 50 ms later), ``rounds``
+    times: each time the prompt comes back and the next command works."""
+    for i in range(rounds):
+        if i % 2:
+            child.send(line + "\r")
+            child.sendintr()  # pexpect waits 50 ms before each write
+        else:
+            child.send(line + "\r\x03")
+        _next_command_works(child)
+
+
 # ------------------------------------------------------------------ top
 
 @pytest.mark.parametrize("moment", ["immediately", "first-frame", "between-frames",
                                     "request-in-flight"])
 def test_ctrl_c_ends_top(shell: pexpect.spawn, gates: dict[str, Gate], moment: str) -> None:
+    if moment == "immediately":
+        _ctrl_c_right_after(shell, "top -d 0.1 -n 3")
+        _terminal_is_cooked_again(shell)
+        return
     shell.send("top -d 0.1 -n 3\r")
-    if moment != "immediately":
-        shell.expect_exact(FRAME_END)
-        assert not _lflag(shell) & termios.ICANON  # keys one by one while top runs
+    shell.expect_exact(FRAME_END)
+    assert not _lflag(shell) & termios.ICANON  # keys one by one while top runs
     if moment == "between-frames":
         shell.expect_exact(FRAME_END)
     if moment == "request-in-flight":
@@ -193,6 +208,9 @@ def test_q_ends_top(shell: pexpect.spawn, moment: str) -> None:
                                     "mid-stream"])
 def test_ctrl_c_ends_log_follow(shell: pexpect.spawn, gates: dict[str, Gate],
                                 moment: str) -> None:
+    if moment == "immediately":
+        _ctrl_c_right_after(shell, "log -n 1 -f /sub")
+        return
     if moment == "tail-in-flight":
         gates["log.tail"].hold()
     shell.send("log -n 1 -f /sub\r")
@@ -213,6 +231,9 @@ def test_ctrl_c_ends_log_follow(shell: pexpect.spawn, gates: dict[str, Gate],
 @pytest.mark.parametrize("moment", ["immediately", "request-in-flight", "first-entries",
                                     "mid-stream"])
 def test_ctrl_c_ends_trace(shell: pexpect.spawn, gates: dict[str, Gate], moment: str) -> None:
+    if moment == "immediately":
+        _ctrl_c_right_after(shell, "trace /busy -n 100000 -t 30")
+        return
     if moment == "request-in-flight":
         gates["trace"].hold()
     shell.send("trace /busy -n 100000 -t 30\r")
@@ -224,8 +245,7 @@ def test_ctrl_c_ends_trace(shell: pexpect.spawn, gates: dict[str, Gate], moment:
         for _ in range(20):
             shell.expect_exact(" Tick ")
     shell.sendintr()
-    if moment != "immediately":  # the trace ended early, and says so
-        shell.expect(r"-- \d+ messages, interrupted --")
+    shell.expect(r"-- \d+ messages, interrupted --")  # it ended early, and says so
     _next_command_works(shell)
     wait_until(lambda: not any(t.name == "control-trace" for t in threading.enumerate()))
 
