@@ -127,15 +127,21 @@ def control_tree(extra_ops: Mapping[str, Operation] | None = None) -> Iterator[C
 
 
 def spawn_shell(ctl: Ctl, history: Path | None = None, timeout: float = 5) -> pexpect.spawn:
-    """``oxt-shell`` on ``ctl``'s socket in a 50x200 pseudo-terminal, at its first prompt."""
+    """``oxt-shell`` on ``ctl``'s socket in a 50x200 pseudo-terminal, at its first prompt
+    (within twice ``timeout``: a loaded machine starts an interpreter slowly); ``timeout``
+    is the child's default for each later ``expect``."""
     script = Path(sys.executable).with_name("oxt-shell")
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "supervision.shell"]
     env = dict(os.environ, OXT_SHELL_HISTORY=str(history or ctl.home / "history"),
                TERM="xterm")
     child = pexpect.spawn(argv[0], [*argv[1:], "--socket", ctl.socket], env=env,
                           encoding="utf-8", timeout=timeout, dimensions=(50, 200))
-    child.expect_exact("help lists the commands")
-    child.expect_exact(PROMPT)
+    try:
+        child.expect_exact("help lists the commands", timeout=2 * timeout)
+        child.expect_exact(PROMPT)
+    except BaseException:
+        child.close(force=True)
+        raise
     return child
 
 
