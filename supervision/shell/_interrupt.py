@@ -129,20 +129,26 @@ class Interrupts:
             self._stop = outer
 
     def read_line(self, prompt: str) -> str | None:
-        """``input(prompt)`` in an armed region: the line, or None at the end of input."""
-        self._prompt = sys._getframe()
+        """``input(prompt)`` in an armed region: the line, or None at the end of input.
+
+        While ``input`` runs, the only Python code in this thread is the prompt's frame
+        (where readline looks at signals) or a readline callback: no helper is called
+        between marking the prompt and ``input``, nor after."""
+        was = self._enter_armed()
         try:
-            with self.armed():
-                try:
-                    return input(prompt)
-                except EOFError:
-                    return None
-                except SystemError as exc:  # CPython's second look (module docstring)
-                    if isinstance(exc.__cause__, KeyboardInterrupt):
-                        raise KeyboardInterrupt from None
-                    raise
+            self._prompt = sys._getframe()
+            try:
+                return input(prompt)
+            finally:
+                self._prompt = None
+        except EOFError:
+            return None
+        except SystemError as exc:  # CPython's second look at signals (module docstring)
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            raise
         finally:
-            self._prompt = None
+            self._armed = was
 
     # ------------------------------------------------------------------ the handler
 
