@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -140,9 +141,18 @@ def spawn_shell(ctl: Ctl, history: Path | None = None, timeout: float = 5) -> pe
         child.expect_exact("help lists the commands", timeout=2 * timeout)
         child.expect_exact(PROMPT)
     except BaseException:
-        child.close(force=True)
+        close_shell(child)
         raise
     return child
+
+
+def close_shell(child: pexpect.spawn) -> None:
+    """Kill the shell if it still runs and reap it (pexpect's own forced close gives up
+    after 0.1 s waits, too short on a loaded machine)."""
+    if child.isalive():
+        child.kill(signal.SIGKILL)
+    child.wait()
+    child.close()
 
 
 def end_shell(child: pexpect.spawn) -> int:

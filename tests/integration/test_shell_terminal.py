@@ -10,7 +10,10 @@ Every wait is an ``expect`` with a bounded timeout or an event set by the server
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import termios
+import textwrap
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +29,7 @@ from tests.integration.shell_fixtures import (
     PROMPT,
     Block,
     Ctl,
+    close_shell,
     control_tree,
     end_shell,
     spawn_shell,
@@ -75,7 +79,7 @@ def shell(ctl: Ctl) -> Iterator[pexpect.spawn]:
     try:
         yield child
     finally:
-        child.close(force=True)
+        close_shell(child)
 
 
 def _lflag(child: pexpect.spawn) -> int:
@@ -282,7 +286,7 @@ def test_a_stream_whose_server_ignores_the_cancel() -> None:
             _next_command_works(child, timeout=CANCEL_GRACE - 0.5)
         finally:
             released.set()
-            child.close(force=True)
+            close_shell(child)
 
 
 def test_ctrl_c_during_a_plain_request(ctl: Ctl, shell: pexpect.spawn) -> None:
@@ -292,3 +296,40 @@ def test_ctrl_c_during_a_plain_request(ctl: Ctl, shell: pexpect.spawn) -> None:
     shell.sendintr()
     shell.expect_exact("error (interrupted): state interrupted")
     _next_command_works(shell)
+
+
+# ------------------------------------------------------------------ the kick
+
+KICK_SCRIPT = textwrap.dedent("""
+    import readline, signal, threading
+    from supervision.shell._interrupt import Interrupts
+
+    interrupts = Interrupts()
+    with interrupts.installed(kick=True):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+        def receiver():  # takes the process's SIGINT: the prompt's select never sees EINTR
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+            threading.Event().wait(30)
+
+        threading.Thread(target=receiver, daemon=True).start()
+        try:
+            interrupts.read_line("p> ")
+        except KeyboardInterrupt:
+            print("interrupted at the prompt")
+""")
+
+
+def test_a_sigint_the_prompt_did_not_see_still_interrupts_it() -> None:
+    """CPython's readline looks at signals only when its select is interrupted; a SIGINT
+    handled elsewhere (here: by another thread, as when it lands while readline is busy)
+    would wait for the next key. The kicker interrupts the select."""
+    child = pexpect.spawn(sys.executable, ["-c", KICK_SCRIPT], encoding="utf-8", timeout=5,
+                          env=dict(os.environ, TERM="xterm"))
+    try:
+        child.expect_exact("p> ")
+        os.kill(child.pid, signal.SIGINT)
+        child.expect_exact("interrupted at the prompt")
+        child.expect(pexpect.EOF)
+    finally:
+        close_shell(child)
