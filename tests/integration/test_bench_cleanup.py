@@ -141,11 +141,14 @@ SCRIPT = textwrap.dedent("""
     def main() -> int:
         with cleaning_up() as procs:
             procs.spawn(["sleep", "60"])
+            r, w = os.pipe()  # close-on-exec: EOF once the daemon has exec'd
             if os.fork() == 0:  # a daemon: its own session, its parent gone at once
                 if os.fork() == 0:
                     os.setsid()
                     os.execvp("sleep", ["sleep", "61"])
                 os._exit(0)
+            os.close(w)
+            os.read(r, 1)
             os.wait()
             print("READY", flush=True)
             time.sleep(60)
