@@ -211,8 +211,8 @@ def test_log_follow_streams_until_ctrl_c(ctl: Ctl, monkeypatch: pytest.MonkeyPat
 
     thread = threading.Thread(target=interrupt_when_followed)
     thread.start()
-    try:
-        assert ctl.run("log -n 0 -f /sub") == 0
+    try:  # -n 1: the follow starts after the tail's last event, however late its thread runs
+        assert ctl.run("log -n 1 -f /sub") == 0
     finally:
         thread.join(10)
     text = out.getvalue()
