@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import shutil
 import signal
@@ -134,16 +135,32 @@ def spawn_shell(ctl: Ctl, history: Path | None = None, timeout: float = 5) -> pe
     script = Path(sys.executable).with_name("oxt-shell")
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "supervision.shell"]
     env = dict(os.environ, OXT_SHELL_HISTORY=str(history or ctl.home / "history"),
-               TERM="xterm")
+               TERM="xterm", PYTHONFAULTHANDLER="1")
     child = pexpect.spawn(argv[0], [*argv[1:], "--socket", ctl.socket], env=env,
                           encoding="utf-8", timeout=timeout, dimensions=(50, 200))
     try:
         child.expect_exact("help lists the commands", timeout=2 * timeout)
         child.expect_exact(PROMPT)
+    except pexpect.TIMEOUT:
+        faulthandler.dump_traceback(all_threads=True)  # this process: the server's side
+        raise AssertionError(f"the shell did not start; its threads:\n{_stacks(child)}"
+                             ) from None
     except BaseException:
         close_shell(child)
         raise
     return child
+
+
+def _stacks(child: pexpect.spawn) -> str:
+    """What the shell prints when SIGABRT makes its fault handler dump every thread."""
+    child.kill(signal.SIGABRT)
+    try:
+        child.expect(pexpect.EOF, timeout=5)
+    except pexpect.TIMEOUT:
+        pass
+    finally:
+        close_shell(child)
+    return str(child.before)
 
 
 def close_shell(child: pexpect.spawn) -> None:
