@@ -8,7 +8,8 @@ Figures (issue 2's targets in brackets):
 * 1,000 supervised children: start time, and memory per child [<= 50 KB].
 
 Rounds alternate ours/baseline and the median round is reported, because these machines are
-shared and noisy. Run: ``.venv/bin/python benchmarks/actors.py [--quick]``.
+shared and noisy. Run: ``.venv/bin/python benchmarks/actors.py [--quick]``. Everything runs in
+this process; interrupted (Ctrl-C, SIGTERM), it ends at once (benchmarks/_cleanup.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import actors
 from actors import Actor, handles
+from benchmarks._cleanup import cleaning_up, run
 from supervision import (
     ChildSpec,
     EventLog,
@@ -155,13 +157,14 @@ def main() -> int:
     n = 20_000 if args.quick else 100_000
     rounds = 3 if args.quick else 5
 
-    tell_ours, tell_base = paired(lambda: tell_rate(Ours, n), lambda: tell_rate(Plain, n), rounds)
-    ask_n = n // 10
-    ask_ours, ask_base = paired(lambda: ask_rate(Ours, ask_n, True),
-                                lambda: ask_rate(Plain, ask_n, False), rounds)
-    crashes = crash_latency(50 if args.quick else 300)
-    children = 1000
-    start_time, kb_per_child, stop_time = thousand_children(children)
+    with cleaning_up():
+        tell_ours, tell_base = paired(lambda: tell_rate(Ours, n), lambda: tell_rate(Plain, n),
+                                      rounds)
+        ask_n = n // 10
+        ask_ours, ask_base = paired(lambda: ask_rate(Ours, ask_n, True),
+                                    lambda: ask_rate(Plain, ask_n, False), rounds)
+        crashes = crash_latency(50 if args.quick else 300)
+        start_time, kb_per_child, stop_time = thousand_children(1000)
 
     crash_med = statistics.median(crashes) * 1000
     figures = {
@@ -190,4 +193,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

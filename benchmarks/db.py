@@ -11,7 +11,8 @@ and flushing a 1,000-VM database. Ratios are taken within one run (shared, noisy
 
 dbd and the echo each run in their own process; rounds alternate and the median is reported.
 The read rounds run before the write rounds, whose dirty files keep dbd's flusher busy.
-Run: ``.venv/bin/python benchmarks/db.py [--quick]``.
+Run: ``.venv/bin/python benchmarks/db.py [--quick]``. Interrupted (Ctrl-C, SIGTERM), it stops
+the bus, dbd and the echo it started (benchmarks/_cleanup.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._cleanup import Processes, cleaning_up, run
 
 ECHO = "org.openxt.bench.Echo"
 DB = "com.citrix.xenclient.db"
@@ -94,45 +97,40 @@ def concurrent(address: str, make_msg: Any, n: int, clients: int = 8) -> float:
     return rate
 
 
-def bus_benchmarks(quick: bool, directory: Path) -> dict[str, float]:
+def bus_benchmarks(procs: Processes, quick: bool, directory: Path) -> dict[str, float]:
     from rpc.dbus import BusConnection, method_call, start_bus
 
     n = 1500 if quick else 5000
     rounds = 3 if quick else 5
-    bus, address = start_bus(directory / "bus", ("org.openxt", "com.citrix.xenclient"))
-    echo = subprocess.Popen([sys.executable, __file__, "--serve-bare", address],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
-    dbd = subprocess.Popen([str(Path(sys.executable).parent / "dbd"), "--root",
-                            str(directory / "db"), "--bus", address, "--foreground"],
-                           stdin=subprocess.DEVNULL)
+    bus, address = procs.adopt(*start_bus(directory / "bus",
+                                          ("org.openxt", "com.citrix.xenclient")))
+    echo = procs.spawn([sys.executable, __file__, "--serve-bare", address],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    dbd = procs.spawn([str(Path(sys.executable).parent / "dbd"), "--root",
+                       str(directory / "db"), "--bus", address, "--foreground"],
+                      grace=30.0, stdin=subprocess.DEVNULL)
     results: dict[str, list[float]] = {"echo": [], "read": [], "echo8": [], "write8": []}
-    try:
-        assert echo.stdout is not None and echo.stdout.readline().startswith("READY")
-        wait_for_name(address, DB)
-        conn = BusConnection(address)
-        echo_msg = method_call(ECHO, "/", "org.openxt.Bench", "Echo", "s", ("/xenmgr/x",))
-        read_msg = method_call(DB, "/", DB, "read", "s", ("/xenmgr/x",))
-        conn.call(method_call(DB, "/", DB, "write", "ss", ("/xenmgr/x", "a value")), 10.0)
-        sequential(conn, echo_msg, 300)
-        sequential(conn, read_msg, 300)
-        for _ in range(rounds):  # reads first: the writes below keep the flusher busy
-            results["echo"].append(sequential(conn, echo_msg, n))
-            results["read"].append(sequential(conn, read_msg, n))
-        for _ in range(rounds):
-            results["echo8"].append(concurrent(address, lambda _i, _k: echo_msg, n // 8))
-            results["write8"].append(concurrent(
-                address, lambda i, k: method_call(DB, "/", DB, "write", "ss",
-                                                  (f"/vm/w{i}/k{k % 50}", f"v{k}")), n // 8))
-        conn.close()
-    finally:
-        dbd.terminate()
-        dbd.wait(30)
-        echo.terminate()
-        echo.wait(10)
-        bus.terminate()
-        bus.wait(10)
-        if bus.stderr is not None:
-            bus.stderr.close()
+    assert echo.stdout is not None and echo.stdout.readline().startswith("READY")
+    wait_for_name(address, DB)
+    conn = BusConnection(address)
+    echo_msg = method_call(ECHO, "/", "org.openxt.Bench", "Echo", "s", ("/xenmgr/x",))
+    read_msg = method_call(DB, "/", DB, "read", "s", ("/xenmgr/x",))
+    conn.call(method_call(DB, "/", DB, "write", "ss", ("/xenmgr/x", "a value")), 10.0)
+    sequential(conn, echo_msg, 300)
+    sequential(conn, read_msg, 300)
+    for _ in range(rounds):  # reads first: the writes below keep the flusher busy
+        results["echo"].append(sequential(conn, echo_msg, n))
+        results["read"].append(sequential(conn, read_msg, n))
+    for _ in range(rounds):
+        results["echo8"].append(concurrent(address, lambda _i, _k: echo_msg, n // 8))
+        results["write8"].append(concurrent(
+            address, lambda i, k: method_call(DB, "/", DB, "write", "ss",
+                                              (f"/vm/w{i}/k{k % 50}", f"v{k}")), n // 8))
+    conn.close()
+    for proc in (dbd, echo, bus):
+        procs.stop(proc)
+    if bus.stderr is not None:
+        bus.stderr.close()
     return {k: statistics.median(v) for k, v in results.items()}
 
 
@@ -207,8 +205,9 @@ def main() -> int:
         return 0
     directory = Path(tempfile.mkdtemp(prefix="oxt-bench-db-"))
     try:
-        bus = bus_benchmarks(args.quick, directory)
-        local = in_process(args.quick, directory)
+        with cleaning_up() as procs:
+            bus = bus_benchmarks(procs, args.quick, directory)
+            local = in_process(args.quick, directory)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     echo = bus["echo"]
@@ -228,4 +227,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

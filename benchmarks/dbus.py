@@ -8,7 +8,8 @@ Both services run in their own process on one private dbus-daemon; one client pr
 * ours with handlers on a worker pool (``parallel=4``) for comparison.
 
 Rounds alternate the services; the median round is reported. The xec start-up figure is in
-benchmarks/xec.py. Run: ``.venv/bin/python benchmarks/dbus.py [--quick]``.
+benchmarks/xec.py. Run: ``.venv/bin/python benchmarks/dbus.py [--quick]``. Interrupted (Ctrl-C,
+SIGTERM), it stops the bus and the services it started (benchmarks/_cleanup.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._cleanup import Processes, cleaning_up, run
 
 PAYLOAD = "x" * 32
 IFACE = "org.openxt.Bench"
@@ -74,8 +77,9 @@ def serve_ours(address: str, name: str, parallel: int) -> None:
     ref.stop(block=True, timeout=5)
 
 
-def spawn(kind: str, address: str, name: str, parallel: int = 0) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
+def spawn(procs: Processes, kind: str, address: str, name: str, parallel: int = 0
+          ) -> subprocess.Popen[str]:
+    proc = procs.spawn(
         [sys.executable, __file__, "--serve", kind, address, name, str(parallel)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -134,33 +138,33 @@ def main() -> int:
     from rpc.dbus import BusConnection, start_bus
     n = 2000 if args.quick else 10000
     rounds = 3 if args.quick else 5
-    directory = Path(tempfile.mkdtemp(prefix="oxt-bench-"))
-    bus, address = start_bus(directory, ("org.openxt",))
-    procs = [spawn("bare", address, "org.openxt.bench.Bare"),
-             spawn("ours", address, "org.openxt.bench.Ours"),
-             spawn("ours", address, "org.openxt.bench.Pool", 4)]
     results: dict[str, dict[str, list[float]]] = {
         k: {"seq": [], "par": []} for k in ("Bare", "Ours", "Pool")}
+    directory = Path(tempfile.mkdtemp(prefix="oxt-bench-"))
     try:
-        conn = BusConnection(address)
-        for kind in results:  # warm-up
-            sequential(conn, f"org.openxt.bench.{kind}", 500)
-        for _ in range(rounds):
-            for kind in results:
-                name = f"org.openxt.bench.{kind}"
-                results[kind]["seq"].append(sequential(conn, name, n))
-                results[kind]["par"].append(in_flight(conn, name, n))
-        conn.close()
+        with cleaning_up() as procs:
+            bus, address = procs.adopt(*start_bus(directory, ("org.openxt",)))
+            services = [spawn(procs, "bare", address, "org.openxt.bench.Bare"),
+                        spawn(procs, "ours", address, "org.openxt.bench.Ours"),
+                        spawn(procs, "ours", address, "org.openxt.bench.Pool", 4)]
+            conn = BusConnection(address)
+            for kind in results:  # warm-up
+                sequential(conn, f"org.openxt.bench.{kind}", 500)
+            for _ in range(rounds):
+                for kind in results:
+                    name = f"org.openxt.bench.{kind}"
+                    results[kind]["seq"].append(sequential(conn, name, n))
+                    results[kind]["par"].append(in_flight(conn, name, n))
+            conn.close()
+            for proc in services:
+                assert proc.stdin is not None
+                proc.stdin.close()  # ours end on it; the bare one on SIGTERM
+                procs.stop(proc)
+            procs.stop(bus)
+            if bus.stderr is not None:
+                bus.stderr.close()
     finally:
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            proc.terminate()
-            proc.wait(10)
-        bus.terminate()
-        bus.wait(10)
-        if bus.stderr is not None:
-            bus.stderr.close()
+        shutil.rmtree(directory, ignore_errors=True)
     med = {k: {m: statistics.median(v) for m, v in r.items()} for k, r in results.items()}
     bare = med["Bare"]
     print(f"round trip, 1 in flight   bare {bare['seq']:8,.0f}/s ({1e6 / bare['seq']:.0f} µs)")
@@ -174,9 +178,8 @@ def main() -> int:
         m = med[kind]
         print(f"                          {label:<16} {m['par']:8,.0f}/s  "
               f"ratio {m['par'] / bare['par']:.2f}")
-    shutil.rmtree(directory, ignore_errors=True)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

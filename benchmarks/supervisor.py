@@ -5,7 +5,8 @@
 * memory (RSS) of the whole tree with 100 running sim VMs, and per VM;
 * control-socket request round trip (``stats``) vs a bare unix-socket echo in the same run.
 
-Run: ``.venv/bin/python benchmarks/supervisor.py [--quick]``.
+Run: ``.venv/bin/python benchmarks/supervisor.py [--quick]``. Interrupted (Ctrl-C, SIGTERM), it
+stops the supervisor and the simulated host it started (benchmarks/_cleanup.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._cleanup import Processes, cleaning_up, run  # noqa: E402
 from supervision.control import ControlClient  # noqa: E402
 from tests.integration.xen_fixtures import vm_config  # noqa: E402
 
@@ -42,19 +44,36 @@ autostart = false
 """
 
 
-def start_dom0(state: Path) -> tuple[subprocess.Popen[bytes], float, dict[str, str]]:
+def start_dom0(procs: Processes, state: Path
+               ) -> tuple[subprocess.Popen[bytes], float, dict[str, str]]:
     ready = state / "ready.json"
     ready.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "supervision.dom0", "--config",
-                             str(state / "oxt.toml"), "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = procs.spawn([sys.executable, "-m", "supervision.dom0", "--config",
+                        str(state / "oxt.toml"), "--ready-file", str(ready)], grace=20.0,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
     while not ready.exists():
         if proc.poll() is not None or time.perf_counter() - t0 > 120:
             raise SystemExit("the supervisor did not start")
         time.sleep(0.005)
     return proc, time.perf_counter() - t0, json.loads(ready.read_text())
+
+
+def start_simhost(procs: Processes, sim_dir: Path, memory_mib: int) -> subprocess.Popen[bytes]:
+    """The simulated host in the foreground of its own process (the supervisor adopts it)."""
+    info = sim_dir / "simhost.json"
+    with open(f"{sim_dir}.log", "wb") as log:
+        proc = procs.spawn([sys.executable, "-m", "xen.sim.simhost", "--state", str(sim_dir),
+                            "--foreground", "--memory-mib", str(memory_mib)], grace=30.0,
+                           stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not info.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = Path(f"{sim_dir}.log").read_text(errors="replace")[-2000:]
+            raise SystemExit(f"oxt-simhost did not start:\n{tail}")
+        time.sleep(0.01)
+    return proc
 
 
 def rss_mib(pid: int) -> float:
@@ -99,42 +118,34 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     n_vms = 30 if args.quick else 100
-    with tempfile.TemporaryDirectory() as tmp:
+    with cleaning_up() as procs, tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         (state / "oxt.toml").write_text(CONFIG.format(state=state))
-        sim = subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state",
-                              str(state / "simhost"), "--memory-mib", str(n_vms * 40 + 2048)],
-                             capture_output=True, cwd=ROOT, timeout=60)
-        if sim.returncode != 0:
-            raise SystemExit(f"oxt-simhost: {sim.stderr.decode()}")
-        try:
-            proc, cold0, info = start_dom0(state)
-            base_rss = rss_mib(proc.pid)
-            with ControlClient(info["control"], timeout=120) as ctl:
-                for i in range(n_vms):
-                    vm = f"00000000-0000-4000-8000-{i:012x}"
-                    ctl.call("vm.add", uuid=vm, config=vm_config(f"vm{i}", memory=32))
-                    ctl.call("vm.task", uuid=vm, task="start", params={}, timeout=120, wait=130)
-                time.sleep(1.0)
-                full_rss = rss_mib(proc.pid)
-                rtts = []
-                for _ in range(300 if args.quick else 2000):
-                    t0 = time.perf_counter()
-                    ctl.call("stats", path="/vms")
-                    rtts.append(time.perf_counter() - t0)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(120)
-            proc, cold_n, _ = start_dom0(state)  # every monitor resumes and adopts
-            with ControlClient(info["control"]) as ctl:
-                tree = ctl.call("tree")
-            vms = next(c for c in tree["children"] if c["id"] == "vms")["tree"]["children"]
-            assert len(vms) == n_vms, len(vms)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(120)
-        finally:
-            subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state",
-                            str(state / "simhost"), "--stop"], capture_output=True, timeout=60,
-                           cwd=ROOT)
+        simhost = start_simhost(procs, state / "simhost", n_vms * 40 + 2048)
+        proc, cold0, info = start_dom0(procs, state)
+        base_rss = rss_mib(proc.pid)
+        with ControlClient(info["control"], timeout=120) as ctl:
+            for i in range(n_vms):
+                vm = f"00000000-0000-4000-8000-{i:012x}"
+                ctl.call("vm.add", uuid=vm, config=vm_config(f"vm{i}", memory=32))
+                ctl.call("vm.task", uuid=vm, task="start", params={}, timeout=120, wait=130)
+            time.sleep(1.0)
+            full_rss = rss_mib(proc.pid)
+            rtts = []
+            for _ in range(300 if args.quick else 2000):
+                t0 = time.perf_counter()
+                ctl.call("stats", path="/vms")
+                rtts.append(time.perf_counter() - t0)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+        proc, cold_n, _ = start_dom0(procs, state)  # every monitor resumes and adopts
+        with ControlClient(info["control"]) as ctl:
+            tree = ctl.call("tree")
+        vms = next(c for c in tree["children"] if c["id"] == "vms")["tree"]["children"]
+        assert len(vms) == n_vms, len(vms)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+        procs.stop(simhost)
         echo = echo_rtt(2000)
     ctl_rtt = statistics.median(rtts)
     print(f"cold start to ready   0 VMs {cold0:6.2f} s   {n_vms} VMs defined {cold_n:6.2f} s "
@@ -147,4 +158,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -5,7 +5,9 @@
 * monitor crash -> domain re-adopted latency;
 * 200 VMs booted concurrently: wall time; memory per idle monitor.
 
-Run: ``.venv/bin/python benchmarks/vms.py [--quick]``.
+Run: ``.venv/bin/python benchmarks/vms.py [--quick]``. Everything runs in this process;
+interrupted (Ctrl-C, SIGTERM), it stops the tree and the simulated host on the way out
+(benchmarks/_cleanup.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import actors
+from benchmarks._cleanup import cleaning_up, run
 from supervision import StartChild
 from tests.integration.xen_fixtures import vm_config, xen_tree
 from xen.hypervisor import DomainSpec
@@ -42,7 +45,7 @@ def main() -> int:
     logging.disable(logging.CRITICAL)
     rounds = 10 if args.quick else 40
     n_boot = 50 if args.quick else 200
-    with tempfile.TemporaryDirectory() as tmp, xen_tree(
+    with cleaning_up(), tempfile.TemporaryDirectory() as tmp, xen_tree(
             Path(tmp), memory_mib=n_boot * 40 + 4096, intensity=10_000, backoff=None) as tree:
         hv = tree.hv
         bare, ours = [], []
@@ -93,4 +96,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -8,7 +8,8 @@ script runs) and the same environment: ``.pyc`` files are written to a private c
 directory (``PYTHONPYCACHEPREFIX``) during warm-up runs, so the measured runs load compiled
 code. The median of each is reported and their ratio [target <= 2.0x].
 
-Run: ``.venv/bin/python benchmarks/xec.py [--quick] [--json]``.
+Run: ``.venv/bin/python benchmarks/xec.py [--quick] [--json]``. Interrupted (Ctrl-C, SIGTERM),
+it stops the bus and the command it was timing (benchmarks/_cleanup.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._cleanup import cleaning_up, run  # noqa: E402
 
 
 def wall(argv: list[str], env: dict[str, str]) -> float:
@@ -57,8 +60,8 @@ def main() -> int:
     from rpc.dbus import start_bus
     from tests.integration.dbus_test_service import PATH, SERVICE, EchoService
 
-    with tempfile.TemporaryDirectory(prefix="xec-bench-") as tmp:
-        proc, address = start_bus(Path(tmp), own_prefixes=("org.test",))
+    with cleaning_up() as procs, tempfile.TemporaryDirectory(prefix="xec-bench-") as tmp:
+        proc, address = procs.adopt(*start_bus(Path(tmp), own_prefixes=("org.test",)))
         ref = EchoService.start(address)
         try:
             if not actors.actor_of(ref).wait_started(5):
@@ -78,8 +81,7 @@ def main() -> int:
                 xec_times.append(wall(xec, env))
         finally:
             ref.stop(block=True, timeout=5)
-            proc.terminate()
-            proc.wait(5)
+            procs.stop(proc)
             if proc.stderr is not None:
                 proc.stderr.close()
 
@@ -96,4 +98,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

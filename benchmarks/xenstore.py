@@ -12,7 +12,8 @@
   and after.
 
 Run: ``.venv/bin/python benchmarks/xenstore.py [--quick]``. Without libxenstore.so.4 (Debian
-package libxenstore4) the C baseline is skipped with a note.
+package libxenstore4) the C baseline is skipped with a note. Interrupted (Ctrl-C, SIGTERM), it
+stops the processes it started (benchmarks/_cleanup.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import ctypes.util
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks._cleanup import Processes, cleaning_up, run
 from xen.hypervisor import DomainSpec, SimBackend
 from xen.xenops import DomainSpec as XsDomainSpec
 from xen.xenops import (
@@ -68,22 +69,17 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) ->
 
 
 @contextmanager
-def process(cmd: list[str], ready: Callable[[], bool], what: str
+def process(procs: Processes, cmd: list[str], ready: Callable[[], bool], what: str
             ) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = procs.spawn(cmd, grace=15.0, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: ready() or proc.poll() is not None, what)
         if proc.poll() is not None:
             raise SystemExit(f"benchmark: {what} exited with status {proc.returncode}")
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        procs.stop(proc)
 
 
 def rate(n: int, fn: Callable[[int], object]) -> float:
@@ -145,12 +141,12 @@ class CXenstore:
         self.lib.xs_close(self.handle)
 
 
-def bench_xenstore(tmp: Path, n: int) -> None:
+def bench_xenstore(procs: Processes, tmp: Path, n: int) -> None:
     sock = tmp / "xenstored.sock"
     cmd = [sys.executable, "-m", "xen.sim.xenstored", "--socket", str(sock)]
     paths = [f"/bench/k{i}" for i in range(PATHS)]
     bpaths = [p.encode() for p in paths]
-    with process(cmd, sock.exists, "xenstored") as server:
+    with process(procs, cmd, sock.exists, "xenstored") as server:
         results: dict[str, dict[str, float]] = {}
         with XenstoreClient(str(sock), timeout=10.0) as xs:
             value = VALUE.decode()
@@ -185,13 +181,13 @@ def bench_xenstore(tmp: Path, n: int) -> None:
         print(f"  {name:18s} write {r['write']:9.0f}/s  read {r['read']:9.0f}/s{ratio}")
 
 
-def bench_simhost(tmp: Path, n: int) -> None:
+def bench_simhost(procs: Processes, tmp: Path, n: int) -> None:
     state = tmp / "host"
     info = state / "simhost.json"
     memory_mib = n * 16 + 4096
     cmd = [sys.executable, "-m", "xen.sim.simhost", "--state", str(state), "--foreground",
            "--memory-mib", str(memory_mib)]
-    with process(cmd, info.exists, "simulated host") as host:
+    with process(procs, cmd, info.exists, "simulated host") as host:
         doc = json.loads(info.read_text())
         hv = SimBackend(doc["hypervisor_socket"], timeout=10.0)
         xs = XenstoreClient(doc["xenstored_socket"], timeout=10.0).connect()
@@ -250,11 +246,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer operations and domains")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="bench-xs-") as tmp:
-        bench_xenstore(Path(tmp), 3000 if args.quick else 20000)
-        bench_simhost(Path(tmp), 200 if args.quick else 1000)
+    with cleaning_up() as procs, tempfile.TemporaryDirectory(prefix="bench-xs-") as tmp:
+        bench_xenstore(procs, Path(tmp), 3000 if args.quick else 20000)
+        bench_simhost(procs, Path(tmp), 200 if args.quick else 1000)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -1,10 +1,14 @@
 """A blocking client of the control socket (used by the shell and the tests).
 
 ``ControlClient(path).call(op, wait=None, **args)`` sends one request and waits (bounded by
-``wait`` or the client's timeout) for its answer; ``stream(op, **args)`` yields the streamed
-events and ends with the final answer (``cancel()`` from another thread, or closing, stops
-it). Errors come back as :class:`ControlError` with the protocol's ``kind``. Only light
-modules are imported: the shell must start fast.
+``wait`` or the client's timeout) for its answer; ``stream(op, cancelled=None, **args)``
+yields the streamed events and ends with the final answer. Only the calling thread touches
+the socket: ``cancelled`` (a predicate, e.g. ``threading.Event().is_set`` or a flag a signal
+handler sets) is polled every :data:`STREAM_POLL` seconds while the stream waits; once it is
+true the client sends ``cancel`` itself and the server has ``grace`` seconds to end the
+stream, else the stream raises ``ControlError`` kind ``timeout`` (close the client then: the
+stream may still be running). Errors come back as :class:`ControlError` with the protocol's
+``kind``. Only light modules are imported: the shell must start fast.
 """
 
 from __future__ import annotations
@@ -12,13 +16,17 @@ from __future__ import annotations
 import itertools
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from supervision.control._proto import PROTOCOL_VERSION, FrameParser, frame
 
-__all__ = ["ControlClient", "ControlError"]
+__all__ = ["STREAM_POLL", "ControlClient", "ControlError"]
+
+STREAM_POLL = 0.1
+"""Seconds between two looks at a stream's ``cancelled`` predicate while it waits."""
 
 
 class ControlError(Exception):
@@ -40,7 +48,6 @@ class ControlClient:
         self._parser = FrameParser()
         self._pending: list[Any] = []
         self._lock = threading.Lock()
-        self._stream_id: int | None = None
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
@@ -87,39 +94,37 @@ class ControlClient:
                     return msg.get("result")
                 raise ControlError(str(msg.get("error")), str(msg.get("kind", "failed")))
 
-    def stream(self, op: str, **args: Any) -> Iterator[Any]:
-        """Yield the events of a streamed operation until it ends."""
+    def stream(self, op: str, *, cancelled: Callable[[], bool] | None = None,
+               grace: float = 2.0, **args: Any) -> Iterator[Any]:
+        """Yield the events of a streamed operation until it ends (its final answer).
+
+        Once ``cancelled()`` is true the stream is cancelled on the server, which must end it
+        within ``grace`` seconds (else ``ControlError`` kind ``timeout``); the events it sends
+        meanwhile are still yielded."""
         with self._lock:
             rid = self._send(op, args)
-            self._stream_id = rid
-            try:
-                while True:
-                    try:
-                        msg = self._next(1.0)
-                    except ControlError as exc:
-                        if exc.kind == "timeout":
-                            continue
-                        raise
-                    if msg.get("id") != rid:
+            deadline: float | None = None
+            while True:
+                if deadline is None and cancelled is not None and cancelled():
+                    self._send("cancel", {"request": rid})
+                    deadline = time.monotonic() + grace
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ControlError(f"{op} did not end within {grace:g} s of its cancel",
+                                       "timeout")
+                try:
+                    msg = self._next(STREAM_POLL)
+                except ControlError as exc:
+                    if exc.kind == "timeout":
                         continue
-                    if msg.get("more"):
-                        yield msg.get("event")
-                        continue
-                    if not msg.get("ok"):
-                        raise ControlError(str(msg.get("error")), str(msg.get("kind")))
-                    return
-            finally:
-                self._stream_id = None
-
-    def cancel(self) -> None:
-        """Cancel the running stream (safe from another thread or a signal handler)."""
-        rid = self._stream_id
-        if rid is not None:
-            try:
-                self._sock.sendall(frame({"id": next(self._ids), "op": "cancel",
-                                          "args": {"request": rid}}))
-            except OSError:
-                pass
+                    raise
+                if msg.get("id") != rid:
+                    continue
+                if msg.get("more"):
+                    yield msg.get("event")
+                    continue
+                if not msg.get("ok"):
+                    raise ControlError(str(msg.get("error")), str(msg.get("kind")))
+                return
 
     def close(self) -> None:
         """Close the connection."""

@@ -2,7 +2,9 @@
 
 Pure parts: command parsing and completion (`_commands`), rendering (`_view`), the ``top``
 model (`_top`); the session (`_session`) runs commands through a `ControlClient`, the terminal
-glue (`_tty`) reads keys. The shell process imports none of the actor runtime.
+glue (`_tty`) reads keys and sets terminal modes, `_interrupt` decides where Ctrl-C takes
+effect (at any moment it brings the prompt back). The shell process imports none of the actor
+runtime.
 """
 
 from __future__ import annotations

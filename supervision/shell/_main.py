@@ -4,7 +4,10 @@
 
 * At a terminal, without ``-c``: an interactive prompt with tab completion of commands and
   actor paths, history kept in ``$OXT_SHELL_HISTORY`` (default ``~/.oxt_shell_history``),
-  Ctrl-C to end a ``top``, ``log -f`` or ``trace``, Ctrl-D or ``quit`` to leave. Exit status 0.
+  Ctrl-D or ``quit`` to leave. Exit status 0. Ctrl-C at any moment returns to the prompt
+  with the terminal restored: it clears the line at the prompt, ends a ``top``, ``log -f``
+  or ``trace`` and interrupts any other command (:mod:`supervision.shell._interrupt` says
+  where it takes effect; a Ctrl-C is never lost nor leaves the shell).
 * ``-c "CMD; CMD"`` (repeatable): run the commands in order, every one even after a failure,
   then exit 0 if all succeeded, 1 if any failed. Without ``-c`` and with standard input not a
   terminal, the lines of standard input are run the same way.
@@ -25,12 +28,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from supervision.control import ControlError
 from supervision.shell._session import Session
-from supervision.shell._tty import TtyKeys, history_path, save_history, setup_readline
+from supervision.shell._tty import (
+    TtyKeys,
+    discard_typeahead,
+    history_path,
+    save_history,
+    setup_readline,
+    typeahead_kept,
+)
 from supervision.shell._view import fmt_duration
 
 __all__ = ["PROMPT", "default_socket", "main"]
@@ -79,11 +90,26 @@ def _run_lines(session: Session, lines: Iterable[str]) -> int:
     return 0 if ok else 1
 
 
+def _script(session: Session, source: TextIO) -> Iterator[str]:
+    """The lines of ``source``; Ctrl-C while waiting for one ends the script."""
+    while True:
+        with session.interrupts.armed():
+            line = source.readline()
+        if not line:
+            return
+        yield line
+
+
 def _banner(session: Session) -> None:
     try:
-        info = session.client().server
+        with session.interrupts.armed():
+            info = session.client().server
     except ControlError as exc:
         session.error(exc.kind, f"{exc} (commands will try again)")
+        return
+    except KeyboardInterrupt:
+        session.drop()
+        session.error("interrupted", "not connected (commands will try again)")
         return
     uptime = info.get("uptime") if isinstance(info, dict) else None
     pid = info.get("pid", "?") if isinstance(info, dict) else "?"
@@ -93,19 +119,25 @@ def _banner(session: Session) -> None:
 
 
 def _interactive(session: Session) -> int:
+    # SIGINT raises only inside armed regions (the prompt, a command's waits) and raising
+    # disarms: this loop, outside them, cannot be interrupted (supervision.shell._interrupt).
     history = history_path()
     readline = setup_readline(session, history, session.err)
     _banner(session)
+    terminal = sys.stdin.fileno()
     try:
         while True:
             try:
-                line = input(PROMPT)
-            except EOFError:
+                with typeahead_kept(terminal):
+                    line = session.interrupts.read_line(PROMPT)
+            except KeyboardInterrupt:  # Ctrl-C at the prompt: a new line
+                discard_typeahead(terminal)
+                session.out.write("\n")
+                session.out.flush()
+                continue
+            if line is None:
                 session.out.write("\n")
                 break
-            except KeyboardInterrupt:
-                session.out.write("\n")
-                continue
             if session.run_line(line).quit:
                 break
     finally:
@@ -122,11 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                       timeout=args.timeout, interactive=interactive,
                       keys=TtyKeys() if sys.stdin.isatty() else None)
     try:
-        if args.commands:
-            return _run_lines(session, args.commands)
-        if interactive:
-            return _interactive(session)
-        return _run_lines(session, sys.stdin)
+        with session.interrupts.installed(kick=interactive):
+            if args.commands:
+                return _run_lines(session, args.commands)
+            if interactive:
+                return _interactive(session)
+            return _run_lines(session, _script(session, sys.stdin))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. piped into head: nothing more to say

@@ -7,11 +7,15 @@ it and again after a connection error. Guarantees:
   by default or ``-t``; child operations 30 s; VM tasks 120 s or ``-t``) and the client waits
   that long plus a margin, other requests the client's timeout (``--timeout``, 10 s). A stuck
   actor makes its command print a ``timeout`` error; the shell goes on.
-* Streams (``log -f``, ``trace``) and ``top`` end on Ctrl-C. The first Ctrl-C cancels the
-  stream on the server and waits for its end; a second one, or no end within
-  :data:`CANCEL_GRACE` seconds, drops the connection (the next command reconnects). Ctrl-C
-  during a plain request drops the connection too (a late answer cannot be mistaken for the
-  next one's).
+* Ctrl-C (through :class:`Interrupts`, once installed) interrupts a command only where it
+  waits: a request, a key of ``top``, a stream; anywhere else it waits for the next such
+  place, so clean-up (the terminal mode, the connection) always completes. ``top`` ends on
+  Ctrl-C at any moment, like on ``q``. Streams (``log -f``, ``trace``): the first Ctrl-C, at
+  any moment of the command, asks for the end; the stream cancels itself on the server and
+  waits for its end; a second Ctrl-C, or no end within :data:`CANCEL_GRACE` seconds, drops
+  the connection (the next command reconnects). Ctrl-C during a plain request drops the
+  connection too (a late answer cannot be mistaken for the next one's) and the command
+  fails with kind ``interrupted``.
 * A command never raises: usage errors, server errors (``error (<kind>): <text>``), connection
   errors, local errors (an unreadable file) and anything unexpected (kind ``internal``; the
   connection is dropped) are printed and make :meth:`Session.run` return False.
@@ -23,13 +27,10 @@ from __future__ import annotations
 
 import glob
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any, Protocol, TextIO
 
 from supervision.control import ControlClient, ControlError
@@ -41,6 +42,7 @@ from supervision.shell._commands import (
     parse_line,
     parse_task_table,
 )
+from supervision.shell._interrupt import Interrupts, Stop
 from supervision.shell._top import TopModel, render_top
 from supervision.shell._view import (
     render_actors,
@@ -114,7 +116,7 @@ class Session:
 
     def __init__(self, socket_path: str, *, out: TextIO, err: TextIO, json_mode: bool = False,
                  timeout: float = 10.0, interactive: bool = False,
-                 keys: KeyReader | None = None) -> None:
+                 keys: KeyReader | None = None, interrupts: Interrupts | None = None) -> None:
         self.socket_path = socket_path
         self.out = out
         self.err = err
@@ -122,6 +124,7 @@ class Session:
         self.timeout = timeout
         self.interactive = interactive
         self.keys: KeyReader = keys or NoKeys()
+        self.interrupts = interrupts or Interrupts()
         self._client: ControlClient | None = None
         self._sources = CompletionSources(files=complete_file)
         self._sources_at = float("-inf")
@@ -137,18 +140,21 @@ class Session:
 
     def drop(self) -> None:
         """Close the connection; the next request opens a new one."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     close = drop
 
     def call(self, op: str, args: dict[str, Any] | None = None,
              wait: float | None = None) -> Any:
-        """One request; its result, or ``ControlError``. ``wait``: the client's bound."""
-        client = self.client()
+        """One request; its result, or ``ControlError``. ``wait``: the client's bound.
+
+        Ctrl-C while it waits (connecting included) drops the connection and raises
+        ``KeyboardInterrupt``."""
         try:
-            return client.call(op, wait=wait, **(args or {}))
+            with self.interrupts.armed():
+                return self.client().call(op, wait=wait, **(args or {}))
         except ControlError as exc:
             if exc.kind == "connection":
                 self.drop()
@@ -157,44 +163,32 @@ class Session:
             self.drop()
             raise
 
-    def stream(self, op: str, args: dict[str, Any], each: Callable[[Any], None]) -> bool:
-        """Run a streamed request, calling ``each`` per event; False if Ctrl-C ended it."""
-        client = self.client()
-        hits = [0]
-        in_main = threading.current_thread() is threading.main_thread()
+    def stream(self, op: str, args: dict[str, Any], each: Callable[[Any], None],
+               stop: Stop) -> bool:
+        """Run a streamed request, calling ``each`` per event; False if Ctrl-C ended it.
 
-        def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
-            hits[0] += 1
-            if hits[0] > 1:
-                raise KeyboardInterrupt
-            client.cancel()
-            signal.setitimer(signal.ITIMER_REAL, CANCEL_GRACE)
-
-        def on_alarm(_signum: int, _frame: FrameType | None) -> None:
-            raise KeyboardInterrupt
-
-        old_int = old_alarm = None
-        if in_main:
-            old_int = signal.signal(signal.SIGINT, on_interrupt)
-            old_alarm = signal.signal(signal.SIGALRM, on_alarm)
-        try:
-            for item in client.stream(op, **args):
-                each(item)
-        except KeyboardInterrupt:
-            self.drop()
-            hits[0] += 1
-        except ControlError as exc:
-            if exc.kind == "connection":
-                self.drop()
-            raise
-        finally:
-            if in_main:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, old_alarm or signal.SIG_DFL)
-                signal.signal(signal.SIGINT, old_int or signal.default_int_handler)
-        if hits[0]:
+        ``stop`` (from :meth:`Interrupts.stopping`) set, before or during the stream, cancels
+        it on the server; a ``KeyboardInterrupt`` (a second Ctrl-C) or a server that does not
+        end it within :data:`CANCEL_GRACE` s drops the connection."""
+        if stop.requested:
             self.note("")  # the terminal echoed ^C without a newline
-        return hits[0] == 0
+            return False
+        try:
+            with self.interrupts.armed():
+                for item in self.client().stream(op, cancelled=stop, grace=CANCEL_GRACE,
+                                                 **args):
+                    each(item)
+        except KeyboardInterrupt:
+            self.drop()
+            stop.set()
+        except ControlError as exc:
+            if exc.kind == "connection" or stop.requested:
+                self.drop()
+            if not (stop.requested and exc.kind == "timeout"):
+                raise
+        if stop.requested:
+            self.note("")
+        return not stop.requested
 
     # ------------------------------------------------------------------ output
 
@@ -267,7 +261,8 @@ class Session:
     # ------------------------------------------------------------------ completion data
 
     def completion_sources(self) -> CompletionSources:
-        """Paths, VMs and tasks for completion (refreshed when stale; never raises)."""
+        """Paths, VMs and tasks for completion (refreshed when stale; never raises; runs in
+        readline's completer, where Ctrl-C is ignored: the requests are bounded to 1 s)."""
         now = time.monotonic()
         if now - self._sources_at < COMPLETION_TTL:
             return self._sources
@@ -319,8 +314,15 @@ def _stats(s: Session, cmd: Command) -> None:
 def _log(s: Session, cmd: Command) -> None:
     prefix = cmd.args["prefix"] or ""
     tb = bool(cmd.args["tracebacks"])
-    events = list(s.call("log.tail", {"n": cmd.args["n"], "prefix": prefix}))
-    if not cmd.args["follow"]:
+    follow = bool(cmd.args["follow"])
+    try:
+        events = list(s.call("log.tail", {"n": cmd.args["n"], "prefix": prefix}))
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        s.note("")  # Ctrl-C is how a follow ends: not an error, even this early
+        return
+    if not follow:
         s.show(events, lambda evs: "\n".join(render_event(e, tb) for e in evs)
                or "(no events)")
         return
@@ -329,8 +331,11 @@ def _log(s: Session, cmd: Command) -> None:
     args: dict[str, Any] = {"prefix": prefix}
     if events and isinstance(events[-1].get("seq"), int):
         args["since"] = events[-1]["seq"]
-    s.note("-- following the log (Ctrl-C to stop) --")
-    s.stream("log.follow", args, lambda e: s.show_item(e, lambda ev: render_event(ev, tb)))
+    with s.interrupts.stopping() as stop:
+        if not stop.requested:
+            s.note("-- following the log (Ctrl-C to stop) --")
+        s.stream("log.follow", args, lambda e: s.show_item(e, lambda ev: render_event(ev, tb)),
+                 stop)
 
 
 def _trace(s: Session, cmd: Command) -> None:
@@ -341,8 +346,10 @@ def _trace(s: Session, cmd: Command) -> None:
         count[0] += 1
         s.show_item(entry, render_trace_entry)
 
-    s.note(f"-- tracing {path}: at most {n} messages or {secs:g} s (Ctrl-C to stop) --")
-    finished = s.stream("trace", {"path": path, "max_messages": n, "max_seconds": secs}, each)
+    with s.interrupts.stopping() as stop:
+        s.note(f"-- tracing {path}: at most {n} messages or {secs:g} s (Ctrl-C to stop) --")
+        finished = s.stream("trace", {"path": path, "max_messages": n, "max_seconds": secs},
+                            each, stop)
     s.note(f"-- {count[0]} messages{'' if finished else ', interrupted'} --")
 
 
@@ -399,11 +406,13 @@ def _top(s: Session, cmd: Command) -> None:
     model = TopModel()
     clear = not s.json_mode and count is None and s.out.isatty()
     frames = 0
-    model.feed(s.call("actors"), s.call("tree"), time.monotonic())
-    try:
+    try:  # Ctrl-C raises only in s.call and in the armed key wait: the terminal is restored
+        model.feed(s.call("actors"), s.call("tree"), time.monotonic())
         with s.keys as keys:
             while count is None or frames < count:
-                if keys.wait(delay) in ("q", "Q"):
+                with s.interrupts.armed():
+                    key = keys.wait(delay)
+                if key in ("q", "Q"):
                     break
                 frame = model.feed(s.call("actors"), s.call("tree"), time.monotonic())
                 assert frame is not None

@@ -8,8 +8,17 @@ and loads the history file; :func:`save_history` writes it back (bounded to
 on stderr and otherwise ignored. A completer never raises (readline would swallow it) and
 never blocks for long: the data comes from bounded requests, cached for a few seconds.
 
+:func:`typeahead_kept` sets ``NOFLSH`` while the prompt reads a line: the kernel then does not
+discard typed-ahead input when it turns Ctrl-C into SIGINT. That discard can fall between
+readline's ``select`` (input ready) and its ``read``, which then blocks, retried on EINTR,
+until the next key, deaf to Ctrl-C; the shell discards the typeahead itself
+(:func:`discard_typeahead`) once it has handled the interrupt.
+
 :class:`TtyKeys` puts the terminal in cbreak mode while ``top`` runs (keys arrive one by one,
-Ctrl-C still interrupts) and restores it on exit, whatever happens.
+keys typed ahead included; Ctrl-C still sends SIGINT) and restores it on exit, whatever
+happens. Both switches take effect at once (``TCSANOW``: nothing to drain, no blocking call
+a signal could cut short) and are made where the shell's Ctrl-C handling does not interrupt
+(:mod:`supervision.shell._interrupt`), so the terminal is never left in cbreak mode.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import sys
 import termios
 import time
 import tty
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -28,7 +39,8 @@ from supervision.shell._commands import complete
 if TYPE_CHECKING:
     from supervision.shell._session import Session
 
-__all__ = ["HISTORY_LENGTH", "TtyKeys", "history_path", "save_history", "setup_readline"]
+__all__ = ["HISTORY_LENGTH", "TtyKeys", "discard_typeahead", "history_path", "save_history",
+           "setup_readline", "typeahead_kept"]
 
 HISTORY_LENGTH = 2000
 
@@ -86,6 +98,34 @@ def save_history(readline: Any, history: Path, err: TextIO) -> None:
         err.write(f"oxt-shell: cannot write the history {history}: {exc.strerror}\n")
 
 
+@contextmanager
+def typeahead_kept(fd: int) -> Iterator[None]:
+    """``NOFLSH`` on the terminal ``fd`` while entered (module docstring); no-op if not one."""
+    try:
+        saved = termios.tcgetattr(fd)
+        mode = list(saved)
+        mode[3] |= termios.NOFLSH
+        termios.tcsetattr(fd, termios.TCSANOW, mode)
+    except termios.error:
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            termios.tcsetattr(fd, termios.TCSANOW, saved)
+        except termios.error:  # the terminal is gone
+            pass
+
+
+def discard_typeahead(fd: int) -> None:
+    """Drop what was typed on the terminal ``fd`` and not read yet (as Ctrl-C would)."""
+    try:
+        termios.tcflush(fd, termios.TCIFLUSH)
+    except termios.error:
+        pass
+
+
 class TtyKeys:
     """Single keys from a terminal on ``fd`` (cbreak mode while entered)."""
 
@@ -96,16 +136,20 @@ class TtyKeys:
 
     def __enter__(self) -> TtyKeys:
         try:
-            self._saved = termios.tcgetattr(self.fd)
-            tty.setcbreak(self.fd)
-        except termios.error:
-            self._saved = None
+            saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd, termios.TCSANOW)
+        except termios.error:  # not a terminal (any more): keys are just not read
+            return self
+        self._saved = saved
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._saved is not None:
-            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
-            self._saved = None
+        saved, self._saved = self._saved, None
+        if saved is not None:
+            try:
+                termios.tcsetattr(self.fd, termios.TCSANOW, saved)
+            except termios.error:  # the terminal is gone: nothing to restore
+                pass
 
     def wait(self, timeout: float) -> str | None:
         """Wait up to ``timeout`` s for one key (Ctrl-C interrupts)."""

@@ -100,3 +100,12 @@ def test_a_stuck_actor_never_hangs_the_socket(sock: Path) -> None:
             assert ctl.call("tree")["children"][0]["id"] == "stuck"
     finally:
         release.set()
+
+
+def test_a_stream_ends_when_its_cancelled_predicate_turns_true(sock: Path) -> None:
+    stop = threading.Event()
+    with ControlClient(sock) as ctl:
+        threading.Timer(0.2, stop.set).start()  # from another thread, while it waits
+        # ends with the server's final answer (else: ControlError timeout after the grace)
+        assert list(ctl.stream("log.follow", cancelled=stop.is_set)) == []
+        assert ctl.call("stats", path="/stuck")["alive"]  # the connection goes on

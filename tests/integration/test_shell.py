@@ -1,126 +1,32 @@
-"""oxt-shell against a live tree with a control socket: ``-c`` and ``--json`` in process, and
-the interactive shell in a real pseudo-terminal (pexpect) as a user would type."""
+"""oxt-shell against a live tree with a control socket, in process: ``-c``, standard input and
+``--json`` (the interactive shell in a pseudo-terminal: test_shell_terminal.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pexpect
 import pytest
 
 import actors
-from actors import Actor, handles
-from supervision import ChildKind, ChildSpec, EventLog, Supervisor, SupFlags, start_actor
-from supervision.control._ops import OpContext, Operation
-from supervision.control._server import ControlActor
 from supervision.shell import main
 from tests.helpers import wait_until
+from tests.integration.shell_fixtures import Block, Ctl, control_tree
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """The ticker's periodic message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """Makes the stuck actor wait until the test releases it."""
-
-
-class Ticker(Actor):
-    """A busy worker: handles a Tick every 5 ms."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ticks = 0
-
-    def on_start(self) -> None:
-        self.send_every(0.005, Tick())
-
-    @handles(Tick)
-    def _tick(self, _msg: Tick) -> None:
-        self.ticks += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"ticks": self.ticks}
-
-
-class Stuck(Actor):
-    """Blocks in its handler until ``release`` is set (at most 10 s)."""
-
-    def __init__(self, release: threading.Event) -> None:
-        super().__init__()
-        self.release = release
-
-    @handles(Block)
-    def _block(self, _msg: Block) -> None:
-        self.release.wait(10)
-
-
-class Leaf(Actor):
-    """A quiet worker with a state."""
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"leaf": True, "items": [1, 2]}
-
-
-def _echo(ctx: OpContext, args: dict[str, Any]) -> Any:
-    return {"echo": args}
-
-
-VM_OPS: dict[str, Operation] = {"vm.add": _echo, "vm.task": _echo}
-
-
-@dataclass
-class Ctl:
-    """A running tree with a control socket."""
-
-    socket: str
-    events: EventLog
-    release: threading.Event
-    home: Path
-
-    def run(self, *commands: str, json_mode: bool = False) -> int:
-        argv = ["--socket", self.socket, *(["--json"] if json_mode else [])]
-        for command in commands:
-            argv += ["-c", command]
-        return main(argv)
-
-
 @pytest.fixture
 def ctl() -> Iterator[Ctl]:
-    home = Path(tempfile.mkdtemp(prefix="oxtsh-"))  # short: unix socket paths are bounded
-    sock = str(home / "control.sock")
-    events = EventLog()
-    release = threading.Event()
-    specs = [
-        ChildSpec("busy", start_actor(Ticker)),
-        ChildSpec("stuck", start_actor(Stuck, release)),
-        ChildSpec("sub", start_actor(Supervisor, SupFlags(intensity=5, period=5),
-                                     [ChildSpec("leaf", start_actor(Leaf))]),
-                  kind=ChildKind.SUPERVISOR),
-        ChildSpec("control", start_actor(ControlActor, sock, VM_OPS)),
-    ]
-    ref = Supervisor.start_root(SupFlags(intensity=10, period=5), specs, events=events)
-    try:
-        yield Ctl(sock, events, release, home)
-    finally:
-        release.set()
-        ref.stop(block=True, timeout=10)
-        shutil.rmtree(home, ignore_errors=True)
+    with control_tree() as tree:
+        yield tree
 
 
 def _docs(text: str) -> list[Any]:
@@ -274,7 +180,6 @@ def test_errors_are_one_line_and_set_the_status(ctl: Ctl,
 
 def test_commands_from_standard_input(ctl: Ctl, capsys: pytest.CaptureFixture[str],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
     monkeypatch.setattr(sys, "stdin", io.StringIO("# a script\nstats /busy\nquit\ntree\n"))
     assert main(["--socket", ctl.socket]) == 0
     out = capsys.readouterr().out
@@ -294,104 +199,30 @@ def test_top_in_scripts(ctl: Ctl, capsys: pytest.CaptureFixture[str]) -> None:
     assert "by mailbox depth (top 10):" in out and "/busy" in out and "MSG/S" in out
 
 
-def test_log_follow_streams_until_ctrl_c(ctl: Ctl, capsys: pytest.CaptureFixture[str]) -> None:
-    def interrupt_when_following() -> None:
+def test_log_follow_streams_until_ctrl_c(ctl: Ctl, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+
+    def interrupt_when_followed() -> None:
         wait_until(lambda: any(t.name == "control-log.follow" for t in threading.enumerate()))
-        since = ctl.events.last_seq
         actors.tell("/sub/leaf", actors.InjectCrash("followed"))
-        ctl.events.wait_for(lambda e: e.kind == "restarted", 5, since=since)
+        wait_until(lambda: "restarted   /sub/leaf" in out.getvalue())  # streamed, shown
         os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: cancels the stream
 
-    thread = threading.Thread(target=interrupt_when_following)
+    thread = threading.Thread(target=interrupt_when_followed)
     thread.start()
-    try:
-        assert ctl.run("log -n 0 -f /sub") == 0
+    try:  # -n 1: the follow starts after the tail's last event, however late its thread runs
+        assert ctl.run("log -n 1 -f /sub") == 0
     finally:
         thread.join(10)
-    out = capsys.readouterr().out
-    assert "crashed     /sub/leaf reason=crashed error=InjectedCrash: followed" in out
-    assert "restarted   /sub/leaf" in out and "/busy" not in out
+    text = out.getvalue()
+    assert "crashed     /sub/leaf reason=crashed error=InjectedCrash: followed" in text
+    assert "restarted   /sub/leaf" in text and "/busy" not in text
     wait_until(lambda: not any(t.name == "control-log.follow" for t in threading.enumerate()))
-
-
-# ------------------------------------------------------------------ a real terminal
-
-def _spawn(ctl: Ctl, history: Path) -> pexpect.spawn:
-    script = Path(sys.executable).with_name("oxt-shell")
-    argv = [str(script)] if script.exists() else [sys.executable, "-m", "supervision.shell"]
-    env = dict(os.environ, OXT_SHELL_HISTORY=str(history), TERM="xterm")
-    child = pexpect.spawn(argv[0], [*argv[1:], "--socket", ctl.socket], env=env,
-                          encoding="utf-8", timeout=5, dimensions=(50, 200))
-    child.expect_exact("help lists the commands")
-    child.expect_exact("oxt> ")
-    return child
-
-
-def _end(child: pexpect.spawn) -> int:
-    child.expect(pexpect.EOF)
-    child.close()
-    return int(child.exitstatus or 0)
-
-
-def test_terminal_prompt_tree_and_completion(ctl: Ctl) -> None:
-    child = _spawn(ctl, ctl.home / "history")
-    child.send("tre\t")
-    child.expect_exact("tree ")  # the command completed
-    child.send("\r")
-    child.expect_exact("├── busy  running  Ticker")
-    child.expect_exact("oxt> ")
-    child.send("stats /sub/l\t")
-    child.expect_exact("eaf ")  # the path completed from the tree
-    child.send("\r")
-    child.expect_exact("actor_class: Leaf")
-    child.expect_exact("oxt> ")
-    child.send("frobnicate\r")
-    child.expect_exact("error (usage): unknown command 'frobnicate'")
-    child.expect_exact("oxt> ")
-    child.send("quit\r")
-    assert _end(child) == 0
-
-
-def test_terminal_log_follow_ctrl_c_and_history(ctl: Ctl) -> None:
-    history = ctl.home / "history"
-    history.write_text("stats /busy\n")
-    child = _spawn(ctl, history)
-    child.send("log -n 1 -f\r")
-    child.expect_exact("-- following the log (Ctrl-C to stop) --")
-    actors.tell("/sub/leaf", actors.InjectCrash("seen from the terminal"))
-    child.expect_exact("InjectedCrash: seen from the terminal")
-    child.sendintr()
-    child.expect_exact("oxt> ")
-    child.send("\x1b[A\x1b[A")  # up twice: back past "log -n 1 -f" to the saved history
-    child.expect_exact("stats /busy")
-    child.send("\r")
-    child.expect_exact("actor_class: Ticker")
-    child.expect_exact("oxt> ")
-    child.sendeof()
-    assert _end(child) == 0
-    assert history.read_text().splitlines()[-3:] == ["stats /busy", "log -n 1 -f",
-                                                     "stats /busy"]
-    wait_until(lambda: not any(t.name == "control-log.follow" for t in threading.enumerate()))
-
-
-def test_terminal_top_quits_on_q(ctl: Ctl) -> None:
-    child = _spawn(ctl, ctl.home / "history")
-    child.send("top -d 0.1 -n 2\r")
-    child.expect_exact("by mailbox depth (top 2):")
-    child.expect_exact("(q or Ctrl-C: back to the prompt)")
-    child.send("q")
-    child.expect_exact("oxt> ")
-    child.send("top -d 0.1\r")
-    child.expect_exact("(q or Ctrl-C: back to the prompt)")
-    child.sendintr()
-    child.expect_exact("oxt> ")
-    child.send("quit\r")
-    assert _end(child) == 0
 
 
 def test_an_unexpected_failure_is_one_line_too(ctl: Ctl, monkeypatch: pytest.MonkeyPatch
                                                ) -> None:
-    import io
 
     import supervision.shell._session as shellrun
 
