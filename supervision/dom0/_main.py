@@ -54,8 +54,8 @@ __all__ = ["main"]
 
 logger = logging.getLogger("oxt-supervisor")
 
-IDENTS = (("persistence", "dbd"), ("xen.xenmgr", "xenmgr"), ("xen.xenvm", "xenvm"), ("xenvm", "xenvm"),
-          ("xen.xenops", "xenops"), ("xenops", "xenops"), ("rpc", "rpc"),
+IDENTS = (("persistence", "dbd"), ("xen.xenmgr", "xenmgr"), ("xen.xenvm", "xenvm"),
+          ("xenvm", "xenvm"), ("xen.xenops", "xenops"), ("xenops", "xenops"), ("rpc", "rpc"),
           ("xen", "xen"), ("supervision", "oxt-supervisor"), ("actors", "oxt-supervisor"))
 _SIMHOST = "simhost"
 
