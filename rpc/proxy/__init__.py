@@ -2,6 +2,21 @@
 
 Being built (see docs/rpc-proxy.md as it grows). The pure cores (rules, wire checks, name
 rewriting, JSON) come first; the actors that run listeners and client connections on them next.
+
+Public API::
+
+    # the rules engine (pure; docs/rpc-proxy.md "## Rules")
+    Rule, Action, Subject, Direction, MessageKind, NamePattern, PropertyTest   # the rules
+    MessageFacts, properties_target, PROPERTIES_INTERFACE, PROPERTIES_MEMBERS  # a message
+    DomainFacts, no_properties                                                 # its source
+    Verdict, VerdictReason                                                     # the answer
+    parse_rules, parse_rule, vm_rules_from_db                                  # text/db -> rules
+    RulesError, RulesSyntaxError, RulesDbError                                 # what they raise
+    format_rule, format_rules, check_rules_text                                # rules -> text
+    RuleSet, compile_rules, evaluate, deny_log_line                            # checking
+
+    # running it (docs/rpc-proxy.md "## Running")
+    ProxyOptions, Channel, parse_options, parse_channel, OptionsError, USAGE   # command line
 """
 
 from __future__ import annotations
@@ -22,20 +37,78 @@ if TYPE_CHECKING:
         parse_channel,
         parse_options,
     )
+    from rpc.proxy._rules_eval import RuleSet, compile_rules, deny_log_line, evaluate
+    from rpc.proxy._rules_format import check_rules_text, format_rule, format_rules
+    from rpc.proxy._rules_model import (
+        PROPERTIES_INTERFACE,
+        PROPERTIES_MEMBERS,
+        Action,
+        Direction,
+        DomainFacts,
+        MessageFacts,
+        MessageKind,
+        NamePattern,
+        PropertyTest,
+        Rule,
+        Subject,
+        Verdict,
+        VerdictReason,
+        no_properties,
+        properties_target,
+    )
+    from rpc.proxy._rules_parse import (
+        RulesDbError,
+        RulesError,
+        RulesSyntaxError,
+        parse_rule,
+        parse_rules,
+        vm_rules_from_db,
+    )
 
 __all__ = [
+    # running it
     "DEFAULT_INCOMING",
     "DEFAULT_OUTGOING",
     "DEFAULT_RULES",
+    # the rules engine
+    "PROPERTIES_INTERFACE",
+    "PROPERTIES_MEMBERS",
     "USAGE",
+    "Action",
     "Channel",
+    "Direction",
+    "DomainFacts",
+    "MessageFacts",
+    "MessageKind",
+    "NamePattern",
     "OptionsError",
+    "PropertyTest",
     "ProxyOptions",
+    "Rule",
+    "RuleSet",
+    "RulesDbError",
+    "RulesError",
+    "RulesSyntaxError",
+    "Subject",
+    "Verdict",
+    "VerdictReason",
+    "check_rules_text",
+    "compile_rules",
+    "deny_log_line",
+    "evaluate",
+    "format_rule",
+    "format_rules",
+    "no_properties",
     "parse_channel",
     "parse_options",
+    "parse_rule",
+    "parse_rules",
+    "properties_target",
+    "vm_rules_from_db",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    # running it
     "DEFAULT_INCOMING": "rpc.proxy._options",
     "DEFAULT_OUTGOING": "rpc.proxy._options",
     "DEFAULT_RULES": "rpc.proxy._options",
@@ -45,4 +118,33 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "ProxyOptions": "rpc.proxy._options",
     "parse_channel": "rpc.proxy._options",
     "parse_options": "rpc.proxy._options",
+    # the rules engine
+    "PROPERTIES_INTERFACE": "rpc.proxy._rules_model",
+    "PROPERTIES_MEMBERS": "rpc.proxy._rules_model",
+    "Action": "rpc.proxy._rules_model",
+    "Direction": "rpc.proxy._rules_model",
+    "DomainFacts": "rpc.proxy._rules_model",
+    "MessageFacts": "rpc.proxy._rules_model",
+    "MessageKind": "rpc.proxy._rules_model",
+    "NamePattern": "rpc.proxy._rules_model",
+    "PropertyTest": "rpc.proxy._rules_model",
+    "Rule": "rpc.proxy._rules_model",
+    "RuleSet": "rpc.proxy._rules_eval",
+    "RulesDbError": "rpc.proxy._rules_parse",
+    "RulesError": "rpc.proxy._rules_parse",
+    "RulesSyntaxError": "rpc.proxy._rules_parse",
+    "Subject": "rpc.proxy._rules_model",
+    "Verdict": "rpc.proxy._rules_model",
+    "VerdictReason": "rpc.proxy._rules_model",
+    "check_rules_text": "rpc.proxy._rules_format",
+    "compile_rules": "rpc.proxy._rules_eval",
+    "deny_log_line": "rpc.proxy._rules_eval",
+    "evaluate": "rpc.proxy._rules_eval",
+    "format_rule": "rpc.proxy._rules_format",
+    "format_rules": "rpc.proxy._rules_format",
+    "no_properties": "rpc.proxy._rules_model",
+    "parse_rule": "rpc.proxy._rules_parse",
+    "parse_rules": "rpc.proxy._rules_parse",
+    "properties_target": "rpc.proxy._rules_model",
+    "vm_rules_from_db": "rpc.proxy._rules_parse",
 })
