@@ -88,8 +88,8 @@ class Channel:
         return f"argo-uuid:{self.port}:{self.uuid}"
 
 
-def _port(text: str, spec: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 1 << 32:
+def _port(text: str, spec: str, *, zero: bool = False) -> int:
+    if not text.isdigit() or not (0 if zero else 1) <= int(text) < 1 << 32:
         raise OptionsError(f"bad port {text!r} in channel {spec!r}")
     return int(text)
 
@@ -117,10 +117,11 @@ def parse_channel(spec: str, *, outgoing: bool) -> Channel:
             raise OptionsError(f"bad channel {spec!r}: argo:PORT")
         return Channel(kind, port=_port(parts[0], spec))
     if kind == "tcp":
+        # port 0: the system picks one (tests)
         if len(parts) == 1:
-            return Channel(kind, port=_port(parts[0], spec))
+            return Channel(kind, port=_port(parts[0], spec, zero=True))
         if len(parts) == 2 and parts[0]:
-            port = _port(parts[1], spec)
+            port = _port(parts[1], spec, zero=True)
             if port > 0xFFFF:
                 raise OptionsError(f"bad port {parts[1]!r} in channel {spec!r}")
             return Channel(kind, port=port, host=parts[0])

@@ -9,6 +9,9 @@ private dbus-daemon, wired together as on a real dom0, all state under one direc
 - ``hypervisor/socket``: a `HypervisorServer` (``xen.hypervisor.SimBackend`` talks to it);
 - ``dbus/`` with ``with_dbus``: a private ``dbus-daemon`` (``rpc.dbus.start_bus``), its address
   in ``dbus/address`` as `rpc.dbus.BusDaemon` writes it;
+- ``argo/``: the Argo stand-in (`ArgoStandIn`): guests connect to ``argo/socket`` as their
+  domain, listeners bind ``argo/listen/<domid>.<port>`` and get each stream with its peer's
+  domid, as the Argo kernel gives it (``rpc.proxy``'s ``argo:`` channel with ``argo_dir``);
 - ``simhost.json``: the pid, socket paths and bus address, written last, once everything
   accepts connections (its presence means "ready"), removed by `close`.
 
@@ -45,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from xen.hypervisor import NoSuchDomain
+from xen.sim._argo import ArgoStandIn
 from xen.sim._backends import SimBackends
 from xen.sim._control import (
     BEHAVIOUR_ROOT,
@@ -113,6 +117,7 @@ class SimHost:
         self._timeout = timeout
         self.xenstored = XenstoredServer(self.state_dir / "xenstored" / "socket", seed_dom0=True)
         self.hypervisor = HypervisorServer(self.state_dir / "hypervisor" / "socket", self._model)
+        self.argo = ArgoStandIn(self.state_dir / "argo", self._domain_exists)
         self._client: XenstoreClient | None = None
         self._backends: SimBackends | None = None
         self._subscription: Subscription | None = None
@@ -136,6 +141,14 @@ class SimHost:
     @property
     def hypervisor_path(self) -> str:
         return self.hypervisor.socket_path
+
+    @property
+    def argo_dir(self) -> str:
+        """The Argo stand-in's directory (``argo:`` channels on this host)."""
+        return str(self.argo.directory)
+
+    def _domain_exists(self, domid: int) -> bool:
+        return domid == 0 or self.hypervisor.inspect(lambda model: domid in model.domids())
 
     @property
     def info_path(self) -> Path:
@@ -174,6 +187,7 @@ class SimHost:
         client.watch("@introduceDomain", "sim-introduce", self._on_introduce)
         client.watch(BEHAVIOUR_ROOT, "sim-behaviour", self._on_behaviour)
         self._backends = SimBackends(client, self.hypervisor, self.behaviour).start()
+        self.argo.start()
         if self._with_dbus:
             self._start_bus()
         self._write_info()
@@ -207,6 +221,7 @@ class SimHost:
             "state_dir": str(self.state_dir),
             "xenstored_socket": self.xenstore_path,
             "hypervisor_socket": self.hypervisor_path,
+            "argo_dir": self.argo_dir,
             "dbus_address": self.dbus_address,
             "dbus_pid": self._bus.pid if self._bus is not None else None,
             "behaviour_root": BEHAVIOUR_ROOT,
@@ -242,6 +257,7 @@ class SimHost:
         if self._client is not None:
             client = self._client
             self._collect(stuck, "simhost-xs", lambda: client.close(timeout))
+        self._collect(stuck, "sim-argo", lambda: self.argo.close(timeout))
         self._collect(stuck, "hypervisor", lambda: self.hypervisor.close(timeout))
         self._collect(stuck, "xenstored", lambda: self.xenstored.close(timeout))
         self._stop_bus(timeout)
