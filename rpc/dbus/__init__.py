@@ -9,7 +9,7 @@ Public API::
     BusService, NameTaken                 # a supervised service actor
     BusDaemon, start_bus, bus_config      # the private dbus-daemon
     RemoteObject                          # calling methods and properties of a remote object
-    CallerIdentity, caller_identity       # unique bus name -> domid
+    CallerIdentity, Identity, caller_identity   # unique bus name -> domid
     DBusError, CallTimeout, ConnectionLost and the standard error names
     resolve_address                       # which bus to use
 """
@@ -79,6 +79,7 @@ if TYPE_CHECKING:
         IDENTITY_NAME,
         IDENTITY_PATH,
         CallerIdentity,
+        Identity,
         IdentityService,
         caller_identity,
     )
@@ -128,6 +129,7 @@ __all__ = [
     "DBusJob",
     "Dispatcher",
     "ExportedObject",
+    "Identity",
     "IdentityService",
     "NameTaken",
     "ObjectTable",
@@ -159,6 +161,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Call": "rpc.dbus._export",
     "CallTimeout": "rpc.dbus._errors",
     "CallerIdentity": "rpc.dbus._identity",
+    "Identity": "rpc.dbus._identity",
     "ConnectionLost": "rpc.dbus._errors",
     "DBusError": "rpc.dbus._errors",
     "DBusJob": "rpc.dbus._dispatch",

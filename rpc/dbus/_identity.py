@@ -13,9 +13,9 @@ of every connection they forward and register its unique bus name in a
 In one process, services use the process-wide :data:`caller_identity`. For services in other
 processes, :class:`IdentityService` exports the registry on the bus as
 ``org.openxt.toolstack.identity`` (interface ``org.openxt.toolstack.CallerIdentity`` at
-``/org/openxt/toolstack/identity``: ``register``, ``unregister``, ``get_domid``,
-``get_identity``); only uid-0 connections may register. Names are dropped when their connection
-leaves the bus (``NameOwnerChanged``).
+``/org/openxt/toolstack/identity``: ``register``, ``register_domain`` (with the stubdomain
+flag), ``unregister``, ``get_domid``, ``get_identity``); only uid-0 connections may register.
+Names are dropped when their connection leaves the bus (``NameOwnerChanged``).
 """
 
 from __future__ import annotations
@@ -41,10 +41,12 @@ IDENTITY_INTERFACE = "org.openxt.toolstack.CallerIdentity"
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """The domain a connection speaks for (``uuid`` is "" for dom0 or when unknown)."""
+    """The domain a connection speaks for (``uuid`` is "" for dom0 or when unknown;
+    ``stubdom``: the domain is a stubdomain, a device model's domain, not a VM)."""
 
     domid: int
     uuid: str = ""
+    stubdom: bool = False
 
 
 class CallerIdentity:
@@ -55,14 +57,15 @@ class CallerIdentity:
         self._names: dict[str, Identity] = {}
         self._uids: dict[str, int] = {}
 
-    def register(self, unique_name: str, domid: int, uuid: str = "") -> None:
+    def register(self, unique_name: str, domid: int, uuid: str = "",
+                 stubdom: bool = False) -> None:
         """Record that ``unique_name`` carries calls from domain ``domid``."""
         if not unique_name.startswith(":"):
             raise ValueError(f"not a unique bus name: {unique_name!r}")
         if domid < 0:
             raise ValueError(f"bad domid {domid}")
         with self._lock:
-            self._names[unique_name] = Identity(domid, uuid)
+            self._names[unique_name] = Identity(domid, uuid, stubdom)
 
     def unregister(self, unique_name: str) -> None:
         """Forget ``unique_name`` (when its connection closed)."""
@@ -133,6 +136,15 @@ class IdentityService(BusService):
         self._require_root(call)
         try:
             self.registry.register(name, domid, uuid)
+        except ValueError as exc:
+            raise DBusError("org.freedesktop.DBus.Error.InvalidArgs", str(exc)) from None
+
+    @dbus_method(IDENTITY_INTERFACE, "register_domain")
+    def _register_domain(self, call: Call, name: str, domid: int, uuid: str,
+                         stubdom: bool) -> None:
+        self._require_root(call)
+        try:
+            self.registry.register(name, domid, uuid, stubdom)
         except ValueError as exc:
             raise DBusError("org.freedesktop.DBus.Error.InvalidArgs", str(exc)) from None
 

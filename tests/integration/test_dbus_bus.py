@@ -18,6 +18,7 @@ from rpc.dbus import (
     BusDaemon,
     CallerIdentity,
     DBusError,
+    Identity,
     IdentityService,
     RemoteObject,
     address_file,
@@ -118,6 +119,9 @@ def test_identity_service_over_the_bus(bus_address: str) -> None:
             ident.call(IDENTITY_INTERFACE, "register", "sis", other.unique_name, 5, "u5")
             assert ident.call(IDENTITY_INTERFACE, "get_identity", "s", other.unique_name) == \
                 (5, "u5")
+            ident.call(IDENTITY_INTERFACE, "register_domain", "sisb", other.unique_name, 6,
+                       "u6", True)
+            assert registry.lookup(other.unique_name) == Identity(6, "u6", stubdom=True)
             gone = other.unique_name
             other.close()  # NameOwnerChanged drops it
             wait_until(lambda: registry.lookup(gone) is None)

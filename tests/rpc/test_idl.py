@@ -69,7 +69,7 @@ EXPECTED_FILES = {
 # (methods, properties, readable-only properties, signals) per interface, from the fact sheet.
 COUNTS = {
     "com.citrix.xenclient.db": (8, 0, 0, 0),
-    "org.openxt.toolstack.CallerIdentity": (4, 0, 0, 0),
+    "org.openxt.toolstack.CallerIdentity": (5, 0, 0, 0),
     "com.citrix.xenclient.policy": (2, 0, 0, 0),
     "com.citrix.xenclient.xenmgr": (14, 0, 0, 11),
     "com.citrix.xenclient.xenmgr.config": (0, 23, 5, 0),
