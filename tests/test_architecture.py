@@ -263,6 +263,8 @@ def test_the_core_modules_declare_themselves_pure() -> None:
         "supervision.control._proto",
         "rpc.dbus._messages", "rpc.dbus._errors", "rpc.idl._model", "rpc.idl._signature",
         "rpc.proxy._options", "rpc.proxy._argo_sim",
+        "rpc.proxy._limits", "rpc.proxy._signature", "rpc.proxy._message", "rpc.proxy._frames",
+        "rpc.proxy._auth", "rpc.proxy._calls", "rpc.proxy._names", "rpc.proxy._security",
         "persistence._tree", "persistence._jsonfmt", "persistence._limits",
         "persistence._walcodec",
         "xen.hypervisor._interface", "xen.hypervisor._values", "xen.hypervisor._errors",

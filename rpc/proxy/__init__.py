@@ -3,20 +3,21 @@
 Being built (see docs/rpc-proxy.md as it grows). The pure cores (rules, wire checks, name
 rewriting, JSON) come first; the actors that run listeners and client connections on them next.
 
-Public API::
+The wire and security core (docs/rpc-proxy-wire.md), all pure:
 
-    # the rules engine (pure; docs/rpc-proxy.md "## Rules")
-    Rule, Action, Subject, Direction, MessageKind, NamePattern, PropertyTest   # the rules
-    MessageFacts, properties_target, PROPERTIES_INTERFACE, PROPERTIES_MEMBERS  # a message
-    DomainFacts, no_properties                                                 # its source
-    Verdict, VerdictReason                                                     # the answer
-    parse_rules, parse_rule, vm_rules_from_db                                  # text/db -> rules
-    RulesError, RulesSyntaxError, RulesDbError                                 # what they raise
-    format_rule, format_rules, check_rules_text                                # rules -> text
-    RuleSet, compile_rules, evaluate, deny_log_line                            # checking
-
-    # running it (docs/rpc-proxy.md "## Running")
-    ProxyOptions, Channel, parse_options, parse_channel, OptionsError, USAGE   # command line
+* framing: :class:`MessageSplitter` (``feed(bytes) -> list[WireMessage]``), bounded by
+  :class:`WireLimits` (:data:`CLIENT_LIMITS`, :data:`BUS_LIMITS`), failing with
+  :class:`WireError` (a :class:`WireReason`); :func:`parse_message`, :func:`message_size`;
+* messages: :class:`WireMessage` (bytes + header facts), :class:`MessageType`,
+  :func:`rewrite` (serial, reply serial, sender, destination), :func:`decode_body`,
+  :func:`with_body`, :func:`build_message`, :func:`error_reply`, :func:`encode_values`;
+* auth: :class:`ServerAuth` (client-facing SASL, ``auto`` for ``--auto-auth``),
+  :class:`BusAuth` and :func:`bus_auth_line` (bus-facing), :class:`AuthError`;
+* calls: :class:`CallTable` (serial remapping, pending calls, reply routing) with
+  :class:`CallLimits` and the decisions :class:`Forward`, :class:`Refuse`, :class:`OwnReply`;
+* names: :func:`rewrite_request_name`, :func:`request_name_for`,
+  :class:`AnonymousDestinations`, :class:`OwnerNames`;
+* security: :func:`always_denied`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,42 @@ if TYPE_CHECKING:
         parse_argo_answer,
         parse_connect_line,
     )
+    from rpc.proxy._auth import (
+        AuthError,
+        AuthResult,
+        AuthState,
+        BusAuth,
+        IllegalTransition,
+        ServerAuth,
+        bus_auth_line,
+    )
+    from rpc.proxy._calls import CallLimits, CallTable, Forward, OwnReply, Refuse
+    from rpc.proxy._frames import MessageSplitter
+    from rpc.proxy._limits import (
+        BUS_LIMITS,
+        CLIENT_LIMITS,
+        ProxyProtocolError,
+        WireError,
+        WireLimits,
+        WireReason,
+    )
+    from rpc.proxy._message import (
+        MessageType,
+        WireMessage,
+        build_message,
+        decode_body,
+        error_reply,
+        message_size,
+        parse_message,
+        rewrite,
+        with_body,
+    )
+    from rpc.proxy._names import (
+        AnonymousDestinations,
+        OwnerNames,
+        request_name_for,
+        rewrite_request_name,
+    )
     from rpc.proxy._options import (
         DEFAULT_INCOMING,
         DEFAULT_OUTGOING,
@@ -50,8 +87,17 @@ if TYPE_CHECKING:
         parse_channel,
         parse_options,
     )
-    from rpc.proxy._rules_eval import RuleSet, compile_rules, deny_log_line, evaluate
-    from rpc.proxy._rules_format import check_rules_text, format_rule, format_rules
+    from rpc.proxy._rules_eval import (
+        RuleSet,
+        compile_rules,
+        deny_log_line,
+        evaluate,
+    )
+    from rpc.proxy._rules_format import (
+        check_rules_text,
+        format_rule,
+        format_rules,
+    )
     from rpc.proxy._rules_model import (
         PROPERTIES_INTERFACE,
         PROPERTIES_MEMBERS,
@@ -77,6 +123,8 @@ if TYPE_CHECKING:
         parse_rules,
         vm_rules_from_db,
     )
+    from rpc.proxy._security import always_denied
+    from rpc.proxy._signature import encode_values
     from rpc.proxy._transports import (
         ARGO_DEVICE,
         Accepted,
@@ -92,72 +140,133 @@ __all__ = [
     "ARGO_DEVICE",
     "ARGO_HEADER_SIZE",
     "ARGO_MAX_LINE",
-    # running it
+    "BUS_LIMITS",
+    "CLIENT_LIMITS",
     "DEFAULT_INCOMING",
     "DEFAULT_OUTGOING",
     "DEFAULT_RULES",
-    # the rules engine
     "PROPERTIES_INTERFACE",
     "PROPERTIES_MEMBERS",
     "USAGE",
     "Accepted",
     "Action",
+    "AnonymousDestinations",
     "ArgoPeer",
     "ArgoSimError",
+    "AuthError",
+    "AuthResult",
+    "AuthState",
+    "BusAuth",
+    "CallLimits",
+    "CallTable",
     "Channel",
     "Direction",
     "DomainDirectory",
     "DomainFacts",
+    "Forward",
+    "IllegalTransition",
     "Listener",
     "MessageFacts",
     "MessageKind",
+    "MessageSplitter",
+    "MessageType",
     "NamePattern",
     "OptionsError",
+    "OwnReply",
+    "OwnerNames",
     "PropertyTest",
     "ProxyOptions",
+    "ProxyProtocolError",
+    "Refuse",
     "Rule",
     "RuleSet",
     "RulesDbError",
     "RulesError",
     "RulesSyntaxError",
+    "ServerAuth",
     "Subject",
     "TransportError",
     "Verdict",
     "VerdictReason",
+    "WireError",
+    "WireLimits",
+    "WireMessage",
+    "WireReason",
+    "always_denied",
     "argo_connect",
     "argo_connect_line",
     "argo_listen_path",
     "argo_standin_path",
+    "build_message",
+    "bus_auth_line",
     "check_rules_text",
     "compile_rules",
     "connect_outgoing",
     "decode_argo_header",
+    "decode_body",
     "deny_log_line",
     "encode_argo_header",
+    "encode_values",
+    "error_reply",
     "evaluate",
     "format_rule",
     "format_rules",
+    "message_size",
     "no_properties",
     "open_listener",
     "parse_argo_answer",
     "parse_channel",
     "parse_connect_line",
+    "parse_message",
     "parse_options",
     "parse_rule",
     "parse_rules",
     "properties_target",
+    "request_name_for",
+    "rewrite",
+    "rewrite_request_name",
     "vm_rules_from_db",
+    "with_body",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
-    "ARGO_DEVICE": "rpc.proxy._transports",
-    "Accepted": "rpc.proxy._transports",
-    "DomainDirectory": "rpc.proxy._transports",
-    "Listener": "rpc.proxy._transports",
-    "TransportError": "rpc.proxy._transports",
-    "argo_connect": "rpc.proxy._transports",
-    "connect_outgoing": "rpc.proxy._transports",
-    "open_listener": "rpc.proxy._transports",
+    "check_rules_text": "rpc.proxy._rules_format",
+    "format_rule": "rpc.proxy._rules_format",
+    "format_rules": "rpc.proxy._rules_format",
+    "RulesDbError": "rpc.proxy._rules_parse",
+    "RulesError": "rpc.proxy._rules_parse",
+    "RulesSyntaxError": "rpc.proxy._rules_parse",
+    "parse_rule": "rpc.proxy._rules_parse",
+    "parse_rules": "rpc.proxy._rules_parse",
+    "vm_rules_from_db": "rpc.proxy._rules_parse",
+    "RuleSet": "rpc.proxy._rules_eval",
+    "compile_rules": "rpc.proxy._rules_eval",
+    "deny_log_line": "rpc.proxy._rules_eval",
+    "evaluate": "rpc.proxy._rules_eval",
+    "PROPERTIES_INTERFACE": "rpc.proxy._rules_model",
+    "PROPERTIES_MEMBERS": "rpc.proxy._rules_model",
+    "Action": "rpc.proxy._rules_model",
+    "Direction": "rpc.proxy._rules_model",
+    "DomainFacts": "rpc.proxy._rules_model",
+    "MessageFacts": "rpc.proxy._rules_model",
+    "MessageKind": "rpc.proxy._rules_model",
+    "NamePattern": "rpc.proxy._rules_model",
+    "PropertyTest": "rpc.proxy._rules_model",
+    "Rule": "rpc.proxy._rules_model",
+    "Subject": "rpc.proxy._rules_model",
+    "Verdict": "rpc.proxy._rules_model",
+    "VerdictReason": "rpc.proxy._rules_model",
+    "no_properties": "rpc.proxy._rules_model",
+    "properties_target": "rpc.proxy._rules_model",
+    "DEFAULT_INCOMING": "rpc.proxy._options",
+    "DEFAULT_OUTGOING": "rpc.proxy._options",
+    "DEFAULT_RULES": "rpc.proxy._options",
+    "USAGE": "rpc.proxy._options",
+    "Channel": "rpc.proxy._options",
+    "OptionsError": "rpc.proxy._options",
+    "ProxyOptions": "rpc.proxy._options",
+    "parse_channel": "rpc.proxy._options",
+    "parse_options": "rpc.proxy._options",
     "ARGO_HEADER_SIZE": "rpc.proxy._argo_sim",
     "ARGO_MAX_LINE": "rpc.proxy._argo_sim",
     "ArgoPeer": "rpc.proxy._argo_sim",
@@ -169,43 +278,26 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "encode_argo_header": "rpc.proxy._argo_sim",
     "parse_argo_answer": "rpc.proxy._argo_sim",
     "parse_connect_line": "rpc.proxy._argo_sim",
-    # running it
-    "DEFAULT_INCOMING": "rpc.proxy._options",
-    "DEFAULT_OUTGOING": "rpc.proxy._options",
-    "DEFAULT_RULES": "rpc.proxy._options",
-    "USAGE": "rpc.proxy._options",
-    "Channel": "rpc.proxy._options",
-    "OptionsError": "rpc.proxy._options",
-    "ProxyOptions": "rpc.proxy._options",
-    "parse_channel": "rpc.proxy._options",
-    "parse_options": "rpc.proxy._options",
-    # the rules engine
-    "PROPERTIES_INTERFACE": "rpc.proxy._rules_model",
-    "PROPERTIES_MEMBERS": "rpc.proxy._rules_model",
-    "Action": "rpc.proxy._rules_model",
-    "Direction": "rpc.proxy._rules_model",
-    "DomainFacts": "rpc.proxy._rules_model",
-    "MessageFacts": "rpc.proxy._rules_model",
-    "MessageKind": "rpc.proxy._rules_model",
-    "NamePattern": "rpc.proxy._rules_model",
-    "PropertyTest": "rpc.proxy._rules_model",
-    "Rule": "rpc.proxy._rules_model",
-    "RuleSet": "rpc.proxy._rules_eval",
-    "RulesDbError": "rpc.proxy._rules_parse",
-    "RulesError": "rpc.proxy._rules_parse",
-    "RulesSyntaxError": "rpc.proxy._rules_parse",
-    "Subject": "rpc.proxy._rules_model",
-    "Verdict": "rpc.proxy._rules_model",
-    "VerdictReason": "rpc.proxy._rules_model",
-    "check_rules_text": "rpc.proxy._rules_format",
-    "compile_rules": "rpc.proxy._rules_eval",
-    "deny_log_line": "rpc.proxy._rules_eval",
-    "evaluate": "rpc.proxy._rules_eval",
-    "format_rule": "rpc.proxy._rules_format",
-    "format_rules": "rpc.proxy._rules_format",
-    "no_properties": "rpc.proxy._rules_model",
-    "parse_rule": "rpc.proxy._rules_parse",
-    "parse_rules": "rpc.proxy._rules_parse",
-    "properties_target": "rpc.proxy._rules_model",
-    "vm_rules_from_db": "rpc.proxy._rules_parse",
+    "ARGO_DEVICE": "rpc.proxy._transports",
+    "Accepted": "rpc.proxy._transports",
+    "DomainDirectory": "rpc.proxy._transports",
+    "Listener": "rpc.proxy._transports",
+    "TransportError": "rpc.proxy._transports",
+    "argo_connect": "rpc.proxy._transports",
+    "connect_outgoing": "rpc.proxy._transports",
+    "open_listener": "rpc.proxy._transports",
+    **dict.fromkeys(("AuthError", "AuthResult", "AuthState", "BusAuth", "IllegalTransition",
+                     "ServerAuth", "bus_auth_line"), "rpc.proxy._auth"),
+    **dict.fromkeys(("CallLimits", "CallTable", "Forward", "OwnReply", "Refuse"),
+                    "rpc.proxy._calls"),
+    "MessageSplitter": "rpc.proxy._frames",
+    **dict.fromkeys(("BUS_LIMITS", "CLIENT_LIMITS", "ProxyProtocolError", "WireError",
+                     "WireLimits", "WireReason"), "rpc.proxy._limits"),
+    **dict.fromkeys(("MessageType", "WireMessage", "build_message", "decode_body",
+                     "error_reply", "message_size", "parse_message", "rewrite", "with_body"),
+                    "rpc.proxy._message"),
+    **dict.fromkeys(("AnonymousDestinations", "OwnerNames", "request_name_for",
+                     "rewrite_request_name"), "rpc.proxy._names"),
+    "always_denied": "rpc.proxy._security",
+    "encode_values": "rpc.proxy._signature",
 })

@@ -1,0 +1,393 @@
+"""One DBus message on the wire: parse its header, rewrite a few fields, build new ones (pure).
+
+The proxy's per-message path is :func:`parse_message` (header only: the body is neither
+decoded nor copied) and, for serial remapping, :func:`rewrite` with a new ``serial`` or
+``reply_serial``, which patches four bytes in place. A changed ``sender`` or ``destination``
+re-lays the header fields (copying the untouched fields' bytes as they are) and keeps the body
+bytes and the message's byte order.
+
+:func:`parse_message` enforces what the DBus specification requires of a header, and the
+:class:`~rpc.proxy._limits.WireLimits`: byte order ``l``/``B``, a known message type, protocol
+version 1, a non-zero serial, well-formed fields (each code at most once, the signature the
+spec gives each known code, unknown codes skipped after their value is validated), valid
+object paths, interface, member, error and bus names, a valid body signature, the fields each
+type requires (call: path, member; signal: path, interface, member; error: error name, reply
+serial; return: reply serial), zero padding, no reserved ``org.freedesktop.DBus.Local``
+path/interface, and a body length matching the message. Any violation raises
+:class:`~rpc.proxy._limits.WireError` and nothing else.
+
+:func:`decode_body` decodes the body on demand, strictly (``_signature``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from typing import Any, NamedTuple
+
+from rpc.proxy._limits import CLIENT_LIMITS, WireError, WireLimits, WireReason
+from rpc.proxy._signature import (
+    check_signature,
+    decode_values,
+    encode_values,
+    is_object_path,
+    skip_value,
+)
+
+__all__ = ["FLAG_NO_AUTO_START", "FLAG_NO_REPLY_EXPECTED", "Field", "MessageType",
+           "WireMessage", "build_message", "decode_body", "error_reply", "message_size",
+           "parse_message", "rewrite", "with_body"]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
+FLAG_NO_REPLY_EXPECTED = 0x1
+FLAG_NO_AUTO_START = 0x2
+FLAG_ALLOW_INTERACTIVE_AUTHORIZATION = 0x4
+
+
+class MessageType(enum.IntEnum):
+    """The DBus message types (byte 1 of the header)."""
+
+    METHOD_CALL = 1
+    METHOD_RETURN = 2
+    ERROR = 3
+    SIGNAL = 4
+
+
+class Field(enum.IntEnum):
+    """Header field codes."""
+
+    PATH = 1
+    INTERFACE = 2
+    MEMBER = 3
+    ERROR_NAME = 4
+    REPLY_SERIAL = 5
+    DESTINATION = 6
+    SENDER = 7
+    SIGNATURE = 8
+    UNIX_FDS = 9
+
+
+_FIELD_SIG = {1: "o", 2: "s", 3: "s", 4: "s", 5: "u", 6: "s", 7: "s", 8: "g", 9: "u"}
+_FIELD_NAME = {1: "path", 2: "interface", 3: "member", 4: "error name", 6: "destination",
+               7: "sender"}
+_TYPES = {t.value: t for t in MessageType}
+_U32 = {False: struct.Struct("<I"), True: struct.Struct(">I")}
+_FIXED = {False: struct.Struct("<4xIII"), True: struct.Struct(">4xIII")}
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
+_INTERFACE = re.compile(_DOTTED)
+_MEMBER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BUS_NAME = re.compile(r":[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+"
+                       r"|[A-Za-z_-][A-Za-z0-9_-]*(?:\.[A-Za-z_-][A-Za-z0-9_-]*)+")
+_CHECK = {2: _INTERFACE, 3: _MEMBER, 4: _INTERFACE, 6: _BUS_NAME, 7: _BUS_NAME}
+_LOCAL_PATH = "/org/freedesktop/DBus/Local"
+_LOCAL_INTERFACE = "org.freedesktop.DBus.Local"
+
+
+class WireMessage(NamedTuple):
+    """A complete message: its bytes (``data``) and the facts of its header.
+
+    A NamedTuple, not a dataclass: one is built per message on the hot path, and a tuple is
+    several times cheaper to build than a frozen dataclass (and as immutable). Absent string
+    fields are ``None``; ``reply_serial`` is ``None`` when absent; ``signature`` is ``""`` for
+    an empty body. ``body_offset``/``body_length`` locate the body in ``data``;
+    ``reply_serial_at`` is where the reply serial's four bytes sit (-1 when absent).
+    """
+
+    data: bytes
+    big: bool
+    type: MessageType
+    flags: int
+    serial: int
+    reply_serial: int | None
+    path: str | None
+    interface: str | None
+    member: str | None
+    error_name: str | None
+    destination: str | None
+    sender: str | None
+    signature: str
+    unix_fds: int
+    body_offset: int
+    body_length: int
+    reply_serial_at: int
+
+    @property
+    def expects_reply(self) -> bool:
+        """A method call without the NO_REPLY_EXPECTED flag."""
+        return self.type == MessageType.METHOD_CALL and not self.flags & FLAG_NO_REPLY_EXPECTED
+
+    @property
+    def body(self) -> bytes:
+        """The body bytes (a copy)."""
+        return self.data[self.body_offset:self.body_offset + self.body_length]
+
+
+def message_size(prefix: bytes, limits: WireLimits = CLIENT_LIMITS) -> int:
+    """The total size of the message whose first 16 bytes are ``prefix`` (header checks that
+    need only those bytes included); :class:`WireError` when it cannot be or is too large."""
+    if len(prefix) < 16:
+        raise WireError(WireReason.TRUNCATED, f"{len(prefix)} bytes, a header needs 16")
+    endian = prefix[0]
+    if endian == 0x6C:
+        big = False
+    elif endian == 0x42:
+        big = True
+    else:
+        raise WireError(WireReason.BAD_FIXED_HEADER, f"byte order {endian:#04x} is not 'l'/'B'")
+    if prefix[3] != 1:
+        raise WireError(WireReason.BAD_FIXED_HEADER, f"protocol version {prefix[3]} is not 1")
+    body_len, _serial, fields_len = _FIXED[big].unpack_from(prefix, 0)
+    header = 16 + fields_len + (-fields_len % 8)
+    if header > limits.max_header_size:
+        raise WireError(WireReason.TOO_LARGE, f"header of {header} bytes is over the "
+                        f"{limits.max_header_size}-byte limit")
+    total = header + body_len
+    if total > limits.max_message_size:
+        raise WireError(WireReason.TOO_LARGE, f"message of {total} bytes is over the "
+                        f"{limits.max_message_size}-byte limit")
+    return total
+
+
+def _field_error(code: int, why: str) -> WireError:
+    return WireError(WireReason.BAD_HEADER_FIELD, f"field {code}: {why}")
+
+
+def parse_message(data: bytes, limits: WireLimits = CLIENT_LIMITS) -> WireMessage:
+    """Parse and validate the header of the complete message ``data`` (see the module
+    docstring); :class:`WireError` on any violation. The body is not decoded."""
+    total = message_size(data, limits)
+    if len(data) != total:
+        raise WireError(WireReason.TRUNCATED, f"message claims {total} bytes, has {len(data)}")
+    big = data[0] == 0x42
+    mtype = _TYPES.get(data[1])
+    if mtype is None:
+        raise WireError(WireReason.BAD_FIXED_HEADER, f"message type {data[1]} is not 1..4")
+    body_len, serial, fields_len = _FIXED[big].unpack_from(data, 0)
+    if serial == 0:
+        raise WireError(WireReason.BAD_FIXED_HEADER, "serial 0")
+    u32 = _U32[big].unpack_from
+    end = 16 + fields_len
+    values: dict[int, Any] = {}
+    reply_at = -1
+    pos = 16
+    while pos < end:
+        if pos & 7:
+            pad = (pos + 7) & -8
+            if pad > end or any(data[pos:pad]):
+                raise _field_error(0, "bad padding between fields")
+            pos = pad
+        code = data[pos]
+        if pos + 2 > end:
+            raise _field_error(code, "truncated")
+        slen = data[pos + 1]
+        sig_end = pos + 2 + slen
+        if sig_end >= end or data[sig_end] != 0:
+            raise _field_error(code, "truncated signature")
+        sig = data[pos + 2:sig_end].decode("ascii", "replace")
+        pos = sig_end + 1
+        if code == 0:
+            raise _field_error(code, "code 0 is invalid")
+        if code in values:
+            raise _field_error(code, "appears twice")
+        if len(values) >= limits.max_header_fields:
+            raise WireError(WireReason.TOO_LARGE,
+                            f"more than {limits.max_header_fields} header fields")
+        expected = _FIELD_SIG.get(code)
+        if expected is None:  # unknown: validate and skip its value
+            try:
+                check_signature(sig, limits, single=True)
+                pos = skip_value(sig, data, pos, end, big, limits)
+            except WireError as exc:
+                raise _field_error(code, f"unknown field's value: {exc.detail}") from None
+            values[code] = None
+            continue
+        if sig != expected:
+            raise _field_error(code, f"signature {sig!r}, the spec says {expected!r}")
+        if expected == "u":
+            pos = (pos + 3) & -4
+            if pos + 4 > end or any(data[sig_end + 1:pos]):
+                raise _field_error(code, "truncated or bad padding")
+            if code == 5:
+                reply_at = pos
+            values[code] = u32(data, pos)[0]
+            pos += 4
+            continue
+        if expected == "g":
+            n = data[pos]
+            start = pos + 1
+        else:
+            pos2 = (pos + 3) & -4
+            if pos2 + 4 > end or any(data[pos:pos2]):
+                raise _field_error(code, "truncated or bad padding")
+            n = u32(data, pos2)[0]
+            start = pos2 + 4
+        stop = start + n
+        if stop >= end or data[stop] != 0:
+            raise _field_error(code, "truncated or not NUL-terminated")
+        try:
+            text = data[start:stop].decode("ascii")
+        except UnicodeDecodeError:
+            raise WireError(WireReason.BAD_NAME,
+                            f"{_FIELD_NAME.get(code, 'signature')} is not ASCII") from None
+        pos = stop + 1
+        if code == 1:
+            if not is_object_path(text):
+                raise WireError(WireReason.BAD_NAME, f"invalid object path {text[:80]!r}")
+        elif code == 8:
+            check_signature(text, limits)
+        elif len(text) > 255 or _CHECK[code].fullmatch(text) is None:
+            raise WireError(WireReason.BAD_NAME, f"invalid {_FIELD_NAME[code]} {text[:80]!r}")
+        values[code] = text
+    header_end = (end + 7) & -8
+    if any(data[end:header_end]):
+        raise _field_error(0, "non-zero padding after the fields")
+    get = values.get
+    sig_text = get(8, "")
+    if body_len and not sig_text:
+        raise WireError(WireReason.BAD_HEADER_FIELD, f"{body_len}-byte body without a signature")
+    fds = get(9, 0)
+    if fds > limits.max_unix_fds:
+        raise WireError(WireReason.UNIX_FDS, f"{fds} file descriptors (limit "
+                        f"{limits.max_unix_fds})")
+    for code in _REQUIRED[mtype]:
+        if code not in values:
+            raise WireError(WireReason.MISSING_FIELD,
+                            f"{mtype.name} without {Field(code).name}")
+    reply_serial = get(5)
+    if reply_serial == 0:
+        raise _field_error(5, "reply serial 0")
+    if get(1) == _LOCAL_PATH or get(2) == _LOCAL_INTERFACE:
+        raise WireError(WireReason.BAD_NAME, "the org.freedesktop.DBus.Local path and "
+                        "interface are reserved")
+    return WireMessage(data, big, mtype, data[2], serial, reply_serial, get(1), get(2), get(3),
+                       get(4), get(6), get(7), sig_text, fds, header_end, body_len, reply_at)
+
+
+_REQUIRED = {MessageType.METHOD_CALL: (1, 3), MessageType.SIGNAL: (1, 2, 3),
+             MessageType.ERROR: (4, 5), MessageType.METHOD_RETURN: (5,)}
+
+
+def rewrite(msg: WireMessage, *, serial: int | None = None, reply_serial: int | None = None,
+            sender: str | None = None, destination: str | None = None) -> WireMessage:
+    """``msg`` with the given header values changed (``None`` keeps a value).
+
+    ``serial`` and ``reply_serial`` (which must already be present) patch four bytes; a new
+    ``sender`` or ``destination`` re-lays the header fields. The body bytes, the byte order and
+    every other field are kept. ``ValueError`` for an invalid value or a missing reply serial.
+    """
+    if sender is not None or destination is not None:
+        return _relay(msg, serial, reply_serial, sender, destination)
+    if serial is None and reply_serial is None:
+        return msg
+    buf = bytearray(msg.data)
+    pack = _U32[msg.big].pack_into
+    if serial is not None:
+        if not 0 < serial < 1 << 32:
+            raise ValueError(f"serial {serial} is not 1..2**32-1")
+        pack(buf, 8, serial)
+    if reply_serial is not None:
+        if msg.reply_serial_at < 0:
+            raise ValueError(f"a {msg.type.name} has no reply serial to rewrite")
+        if not 0 < reply_serial < 1 << 32:
+            raise ValueError(f"reply serial {reply_serial} is not 1..2**32-1")
+        pack(buf, msg.reply_serial_at, reply_serial)
+    return msg._replace(data=bytes(buf),
+                        serial=msg.serial if serial is None else serial,
+                        reply_serial=msg.reply_serial if reply_serial is None else reply_serial)
+
+
+def _relay(msg: WireMessage, serial: int | None, reply_serial: int | None,
+           sender: str | None, destination: str | None) -> WireMessage:
+    for text in (sender, destination):
+        if text is not None and (len(text) > 255 or _BUS_NAME.fullmatch(text) is None):
+            raise ValueError(f"invalid bus name {text!r}")
+    data = build_message(
+        msg.type, serial=msg.serial if serial is None else serial,
+        reply_serial=msg.reply_serial if reply_serial is None else reply_serial,
+        path=msg.path, interface=msg.interface, member=msg.member, error_name=msg.error_name,
+        destination=msg.destination if destination is None else destination,
+        sender=msg.sender if sender is None else sender, signature=msg.signature,
+        body=msg.body, flags=msg.flags, unix_fds=msg.unix_fds, big=msg.big)
+    return parse_message(data, _NO_LIMITS)
+
+
+_NO_LIMITS = WireLimits(max_message_size=128 << 20, max_header_size=1 << 30,
+                        max_header_fields=1 << 30, max_unix_fds=1 << 30)
+
+
+def build_message(mtype: MessageType, *, serial: int, body: bytes = b"", signature: str = "",
+                  path: str | None = None, interface: str | None = None,
+                  member: str | None = None, error_name: str | None = None,
+                  reply_serial: int | None = None, destination: str | None = None,
+                  sender: str | None = None, flags: int = 0, unix_fds: int = 0,
+                  big: bool = False) -> bytes:
+    """The bytes of a message with these header values and ``body`` (already marshalled for
+    ``signature``, in the byte order ``big``). Fields are laid out in code order. Values are
+    not validated here beyond what the wire needs; :func:`parse_message` checks the result."""
+    u32 = _U32[big].pack
+    parts: list[bytes] = []
+    length = 0
+
+    def add(code: int, sig: bytes, value: bytes) -> None:
+        nonlocal length
+        pad = -length % 8
+        chunk = b"\0" * pad + bytes((code, len(sig))) + sig + b"\0"
+        if sig != b"g":
+            chunk += b"\0" * (-(length + len(chunk)) % 4)
+        parts.append(chunk + value)
+        length += len(chunk) + len(value)
+
+    def text(code: int, sig: bytes, value: str | None) -> None:
+        if value is not None:
+            raw = value.encode("utf-8")
+            add(code, sig, (bytes((len(raw),)) if sig == b"g" else u32(len(raw))) + raw + b"\0")
+
+    text(1, b"o", path)
+    text(2, b"s", interface)
+    text(3, b"s", member)
+    text(4, b"s", error_name)
+    if reply_serial is not None:
+        add(5, b"u", u32(reply_serial))
+    text(6, b"s", destination)
+    text(7, b"s", sender)
+    if signature:
+        text(8, b"g", signature)
+    if unix_fds:
+        add(9, b"u", u32(unix_fds))
+    fields = b"".join(parts)
+    fixed = (b"B" if big else b"l") + bytes((int(mtype), flags, 1))
+    fixed += u32(len(body)) + u32(serial) + u32(len(fields))
+    return fixed + fields + b"\0" * (-len(fields) % 8) + body
+
+
+def decode_body(msg: WireMessage, limits: WireLimits = CLIENT_LIMITS) -> list[Any]:
+    """The body's values (see ``_signature`` for the Python shapes); :class:`WireError`
+    ``BAD_BODY`` when the body does not match its signature."""
+    return decode_values(msg.signature, msg.data, msg.body_offset,
+                         msg.body_offset + msg.body_length, msg.big, limits)
+
+
+def with_body(msg: WireMessage, signature: str, values: list[Any] | tuple[Any, ...]
+              ) -> WireMessage:
+    """``msg`` with a new body (marshalled in ``msg``'s byte order), all header values kept."""
+    body = encode_values(signature, values, msg.big)
+    data = build_message(msg.type, serial=msg.serial, body=body, signature=signature,
+                         path=msg.path, interface=msg.interface, member=msg.member,
+                         error_name=msg.error_name, reply_serial=msg.reply_serial,
+                         destination=msg.destination, sender=msg.sender, flags=msg.flags,
+                         unix_fds=msg.unix_fds, big=msg.big)
+    return parse_message(data, _NO_LIMITS)
+
+
+def error_reply(call: WireMessage, name: str, text: str, *, serial: int,
+                sender: str | None = None) -> bytes:
+    """An error reply to ``call`` (name ``name``, one string ``text``), addressed back to the
+    caller, in ``call``'s byte order."""
+    if _INTERFACE.fullmatch(name) is None:
+        raise ValueError(f"invalid error name {name!r}")
+    return build_message(MessageType.ERROR, serial=serial, reply_serial=call.serial,
+                         error_name=name, destination=call.sender, sender=sender,
+                         signature="s", body=encode_values("s", [text], call.big),
+                         flags=FLAG_NO_REPLY_EXPECTED, big=call.big)
