@@ -50,7 +50,18 @@ if TYPE_CHECKING:
         bus_auth_line,
     )
     from rpc.proxy._calls import CallLimits, CallTable, Forward, OwnReply, Refuse
+    from rpc.proxy._client import (
+        ProxyClient,
+        ProxyContext,
+    )
     from rpc.proxy._frames import MessageSplitter
+    from rpc.proxy._instance import (
+        ListenerActor,
+        PolicyActor,
+        Reload,
+        policy_of,
+        proxy_instance_spec,
+    )
     from rpc.proxy._json import (
         MAX_JSON_BYTES,
         IntrospectionError,
@@ -114,6 +125,20 @@ if TYPE_CHECKING:
         parse_channel,
         parse_options,
     )
+    from rpc.proxy._policy import (
+        DB_SERVICE,
+        XENMGR_SERVICE,
+        XENMGR_VM_UNRESTRICTED,
+        PolicyError,
+        ProxyPolicy,
+        SourceDomain,
+        message_facts,
+    )
+    from rpc.proxy._registrar import (
+        BusRegistrar,
+        IdentityRegistrar,
+        LocalRegistrar,
+    )
     from rpc.proxy._rules_eval import (
         RuleSet,
         compile_rules,
@@ -151,6 +176,11 @@ if TYPE_CHECKING:
         vm_rules_from_db,
     )
     from rpc.proxy._security import always_denied
+    from rpc.proxy._service import (
+        RPC_PROXY_INTERFACE,
+        RPC_PROXY_SERVICE,
+        RpcProxyService,
+    )
     from rpc.proxy._signature import encode_values
     from rpc.proxy._transports import (
         ARGO_DEVICE,
@@ -180,6 +210,7 @@ __all__ = [
     "ARGO_MAX_LINE",
     "BUS_LIMITS",
     "CLIENT_LIMITS",
+    "DB_SERVICE",
     "DEFAULT_INCOMING",
     "DEFAULT_OUTGOING",
     "DEFAULT_RULES",
@@ -188,7 +219,11 @@ __all__ = [
     "MAX_WEBSOCKET_MESSAGE",
     "PROPERTIES_INTERFACE",
     "PROPERTIES_MEMBERS",
+    "RPC_PROXY_INTERFACE",
+    "RPC_PROXY_SERVICE",
     "USAGE",
+    "XENMGR_SERVICE",
+    "XENMGR_VM_UNRESTRICTED",
     "Accepted",
     "Action",
     "AnonymousDestinations",
@@ -198,6 +233,7 @@ __all__ = [
     "AuthResult",
     "AuthState",
     "BusAuth",
+    "BusRegistrar",
     "CallLimits",
     "CallTable",
     "Channel",
@@ -205,6 +241,7 @@ __all__ = [
     "DomainDirectory",
     "DomainFacts",
     "Forward",
+    "IdentityRegistrar",
     "IllegalTransition",
     "IntrospectionError",
     "Json",
@@ -215,6 +252,8 @@ __all__ = [
     "JsonOutputError",
     "JsonStreamError",
     "Listener",
+    "ListenerActor",
+    "LocalRegistrar",
     "MessageFacts",
     "MessageKind",
     "MessageSplitter",
@@ -224,16 +263,24 @@ __all__ = [
     "OptionsError",
     "OwnReply",
     "OwnerNames",
+    "PolicyActor",
+    "PolicyError",
     "PropertyTest",
+    "ProxyClient",
+    "ProxyContext",
     "ProxyOptions",
+    "ProxyPolicy",
     "ProxyProtocolError",
     "Refuse",
+    "Reload",
+    "RpcProxyService",
     "Rule",
     "RuleSet",
     "RulesDbError",
     "RulesError",
     "RulesSyntaxError",
     "ServerAuth",
+    "SourceDomain",
     "Subject",
     "TransportError",
     "Verdict",
@@ -274,6 +321,7 @@ __all__ = [
     "guess_signature",
     "json_to_dbus",
     "json_to_dbus_value",
+    "message_facts",
     "message_size",
     "no_properties",
     "nul_frame",
@@ -288,7 +336,9 @@ __all__ = [
     "parse_options",
     "parse_rule",
     "parse_rules",
+    "policy_of",
     "properties_target",
+    "proxy_instance_spec",
     "request_name_for",
     "rewrite",
     "rewrite_request_name",
@@ -298,6 +348,26 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "RPC_PROXY_INTERFACE": "rpc.proxy._service",
+    "RPC_PROXY_SERVICE": "rpc.proxy._service",
+    "RpcProxyService": "rpc.proxy._service",
+    "ListenerActor": "rpc.proxy._instance",
+    "PolicyActor": "rpc.proxy._instance",
+    "Reload": "rpc.proxy._instance",
+    "proxy_instance_spec": "rpc.proxy._instance",
+    "policy_of": "rpc.proxy._instance",
+    "ProxyClient": "rpc.proxy._client",
+    "ProxyContext": "rpc.proxy._client",
+    "BusRegistrar": "rpc.proxy._registrar",
+    "IdentityRegistrar": "rpc.proxy._registrar",
+    "LocalRegistrar": "rpc.proxy._registrar",
+    "DB_SERVICE": "rpc.proxy._policy",
+    "XENMGR_SERVICE": "rpc.proxy._policy",
+    "XENMGR_VM_UNRESTRICTED": "rpc.proxy._policy",
+    "PolicyError": "rpc.proxy._policy",
+    "ProxyPolicy": "rpc.proxy._policy",
+    "SourceDomain": "rpc.proxy._policy",
+    "message_facts": "rpc.proxy._policy",
     "MAX_WEBSOCKET_MESSAGE": "rpc.proxy._websocket",
     "WebSocketClosed": "rpc.proxy._websocket",
     "WebSocketError": "rpc.proxy._websocket",

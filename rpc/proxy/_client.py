@@ -1,0 +1,411 @@
+"""One client connection of a proxy instance: an actor that owns the client's stream, its own
+connection to dom0's bus, and the two threads that pump messages between them.
+
+Life of a client (guarantees in order):
+
+1. **Setup** (the actor's first message, so its supervisor is never blocked by a slow bus):
+   the source domain is the transport's peer domid (``-d N`` overrides it); with the firewall
+   on, its VM uuid and stubdomain flag are read from the domain directory (xenstore). The
+   actor connects to the outgoing channel, authenticates to the bus itself (pipelined SASL,
+   EXTERNAL with the proxy's uid), says ``Hello``, and **registers the unique name it got with
+   the caller-identity registry** (domid, uuid, stubdomain) before the client may send
+   anything. Any failure here (bus down, registration refused) closes the client: a
+   connection whose identity is not established is never forwarded, so no service can take it
+   for dom0.
+2. **Client handshake**: the client's SASL is answered locally (``ServerAuth``: EXTERNAL or
+   ANONYMOUS accepted, nothing else; ``--auto-auth``: none; ``-u``: ``DATA <uuid>``).
+   The client's ``Hello`` is answered locally with the unique name from step 1; the bus's
+   ``NameAcquired`` follows it, as from a real bus. A second ``Hello`` gets the bus's error.
+3. **Client -> bus**, per message in order: the always-denied checks (eavesdropping,
+   monitors, forged reply serials, fds), then the rules (``policy.check``: denied ->
+   dropped, nothing is sent back, logged as ``DENY``; ``-v`` logs ``ALLOW``), then the
+   ``-n`` RequestName rewrite, then the call table (serial remapping; replies only to calls
+   this client received).
+4. **Bus -> client**: the call table routes replies back to the caller's own serial and drops
+   replies nobody asked for; signals and calls pass (the outgoing firewall's source is dom0,
+   always allowed, as in the original).
+5. **End**: the client closing, or a malformed stream, ends this client only: the bus
+   connection is closed and the name unregistered. The bus closing (dbus-daemon restarted)
+   closes the client cleanly. An unexpected error in a pump thread crashes this actor (and
+   only it): ``on_failure`` closes both streams and unregisters.
+
+Threads: two daemon threads per client (``proxy-c<id>-in``/``-out``), owned by the actor,
+woken by closing the sockets and joined (bounded) when it stops. Sends to the client come from
+both threads and take a lock; sends to the bus come only from the client thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from actors import Actor, handles, service
+from rpc.dbus import CallerIdentity
+from rpc.proxy._auth import AuthError, BusAuth, ServerAuth, bus_auth_line
+from rpc.proxy._calls import CallTable, Forward, Refuse
+from rpc.proxy._frames import MessageSplitter
+from rpc.proxy._limits import BUS_LIMITS, CLIENT_LIMITS, ProxyProtocolError
+from rpc.proxy._message import (
+    MessageType,
+    WireMessage,
+    build_message,
+    decode_body,
+    error_reply,
+    parse_message,
+)
+from rpc.proxy._names import rewrite_request_name
+from rpc.proxy._options import ProxyOptions
+from rpc.proxy._policy import PolicyError, ProxyPolicy, SourceDomain, message_facts
+from rpc.proxy._registrar import BusRegistrar, IdentityRegistrar, LocalRegistrar
+from rpc.proxy._rules_eval import deny_log_line
+from rpc.proxy._security import always_denied
+from rpc.proxy._signature import encode_values
+from rpc.proxy._transports import Accepted, connect_outgoing
+
+if TYPE_CHECKING:
+    from rpc.proxy._rules_model import DomainFacts
+
+__all__ = ["ProxyClient", "ProxyContext"]
+
+log = logging.getLogger("rpc.proxy")
+
+BUS_NAME = "org.freedesktop.DBus"
+BUS_PATH = "/org/freedesktop/DBus"
+_SETUP_TIMEOUT = 5.0
+_JOIN_TIMEOUT = 2.0
+_RECV = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyContext:
+    """What every client of one instance shares: its options, the dom0 bus address, the names
+    of its sibling actors, and where identities are registered (``registry`` for the
+    in-process registry, ``None`` for the bus identity service)."""
+
+    options: ProxyOptions
+    address: str
+    policy: str
+    argo_dir: str | None = None
+    registry: CallerIdentity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """Connect, authenticate and register (the actor's first message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """A pump ended normally (EOF, a refused stream): stop this client."""
+
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class _PumpFailed:
+    """A pump hit an unexpected error: crash this client."""
+
+    error: str
+
+
+class ClientCrash(RuntimeError):
+    """A pump thread failed unexpectedly (the client actor crashes with this)."""
+
+
+class ProxyClient(Actor):
+    """One client connection (see the module docstring)."""
+
+    def __init__(self, context: ProxyContext, accepted: Accepted) -> None:
+        super().__init__()
+        self.ctx = context
+        self.opts = context.options
+        self.client = accepted.sock
+        self.peer = accepted.peer
+        domid = self.opts.incoming_domid
+        self.source = SourceDomain(accepted.domid if domid is None else domid)
+        self.upstream: socket.socket | None = None
+        self.unique_name: str | None = None
+        self.calls = CallTable()
+        self._calls_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._early: list[WireMessage] = []
+        self._bus_splitter = MessageSplitter(BUS_LIMITS)
+        self._hello_done = False
+        self._threads: list[threading.Thread] = []
+        self._registrar: IdentityRegistrar | None = None
+        self._policy: ProxyPolicy | None = None
+        self._domain: DomainFacts | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ setup
+
+    def on_start(self) -> None:
+        """Queue the setup (so that the supervisor's start of this child returns at once)."""
+        self._tell_self(_Setup())
+
+    @handles(_Setup)
+    def _setup(self, _msg: _Setup) -> None:
+        try:
+            policy = service(self.ctx.policy, ProxyPolicy)
+            self._policy = policy
+            if self.opts.firewall and self.source.domid != 0:
+                self.source = policy.source(self.source.domid)
+            self._domain = policy.facts(self.source)
+            self.upstream = connect_outgoing(self.opts.outgoing, argo_dir=self.ctx.argo_dir,
+                                             domains=policy.domains, timeout=_SETUP_TIMEOUT)
+            self.unique_name = self._bus_hello(self.upstream)
+            self._registrar = (LocalRegistrar(self.ctx.registry)
+                               if self.ctx.registry is not None
+                               else BusRegistrar(policy.connection))
+            self._registrar.register(self.unique_name, self.source.domid,
+                                     self.source.uuid or "", self.source.stubdom)
+        except Exception as exc:
+            log.warning("client %s (domain %d) refused: %s", self.peer, self.source.domid, exc)
+            self._registrar = None
+            self.request_stop()
+            return
+        log.info("client %s: domain %d%s as %s", self.peer, self.source.domid,
+                 f" (vm {self.source.uuid})" if self.source.uuid else "", self.unique_name)
+        for target, suffix in ((self._client_pump, "in"), (self._bus_pump, "out")):
+            thread = threading.Thread(target=target, name=f"proxy-{self.name}-{suffix}",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _bus_hello(self, sock: socket.socket) -> str:
+        """Authenticate to the bus and say Hello; keep what the bus sent after the reply."""
+        sock.settimeout(_SETUP_TIMEOUT)
+        auth = BusAuth(bus_auth_line(uid=os.geteuid()))
+        hello = build_message(MessageType.METHOD_CALL, serial=1, path=BUS_PATH,
+                              interface=BUS_NAME, member="Hello", destination=BUS_NAME)
+        sock.sendall(auth.start() + hello)
+        rest = b""
+        while True:
+            data = sock.recv(_RECV)
+            if not data:
+                raise ConnectionError("the bus closed the connection during authentication")
+            result = auth.feed(data)
+            if result.done:
+                rest = result.leftover
+                break
+        name: str | None = None
+        while name is None:
+            for msg in self._bus_splitter.feed(rest):
+                if msg.reply_serial == 1 and name is None:
+                    if msg.type != MessageType.METHOD_RETURN:
+                        raise ConnectionError(f"Hello refused: {msg.error_name}")
+                    name = self._hello_name(msg)
+                else:
+                    self._early.append(msg)
+            if name is None:
+                rest = sock.recv(_RECV)
+                if not rest:
+                    raise ConnectionError("the bus closed the connection before Hello")
+        sock.settimeout(None)
+        return name
+
+    @staticmethod
+    def _hello_name(msg: WireMessage) -> str:
+        body = decode_body(msg, BUS_LIMITS)
+        if not body or not isinstance(body[0], str) or not body[0].startswith(":"):
+            raise ConnectionError("the bus answered Hello without a unique name")
+        return body[0]
+
+    # ------------------------------------------------------------------ client -> bus
+
+    def _client_pump(self) -> None:
+        why = "client closed the connection"
+        try:
+            why = self._client_loop()
+        except (ProxyProtocolError, OSError) as exc:
+            why = f"client stream refused: {exc}"
+        except Exception as exc:
+            log.exception("client %s: the client pump failed", self.peer)
+            self._tell_self(_PumpFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        self._tell_self(_Ended(why))
+
+    def _client_loop(self) -> str:
+        client = self.client
+        auth = ServerAuth(os.urandom(16).hex(), auto=self.opts.auto_auth,
+                          announce_uuid=self.source.uuid if self.opts.send_uuid else None)
+        splitter = MessageSplitter(CLIENT_LIMITS)
+        authenticated = self.opts.auto_auth
+        while True:
+            data = client.recv(_RECV)
+            if not data:
+                return "client closed the connection"
+            if not authenticated:
+                try:
+                    result = auth.feed(data)
+                except AuthError as exc:
+                    return f"authentication failed: {exc}"
+                if result.send:
+                    self._to_client(result.send)
+                if not result.done:
+                    continue
+                authenticated = True
+                data = result.leftover
+                if not data:
+                    continue
+            for msg in splitter.feed(data):
+                if not self._from_client(msg):
+                    return "client broke the protocol"
+
+    def _from_client(self, msg: WireMessage) -> bool:
+        """Handle one client message; False to end the connection."""
+        if not self._hello_done:
+            if msg.type != MessageType.METHOD_CALL or msg.member != "Hello" \
+                    or msg.destination != BUS_NAME:
+                log.warning("client %s: first message is not Hello", self.peer)
+                return False
+            self._answer_hello(msg)
+            return True
+        if msg.member == "Hello" and msg.destination == BUS_NAME \
+                and msg.type == MessageType.METHOD_CALL:
+            self._error_to_client(msg, "org.freedesktop.DBus.Error.Failed",
+                                  "Already handled an Hello message")
+            return True
+        denied = always_denied(msg)
+        if denied is not None:
+            log.warning("(%d->0) DENY %s from %s: %s", self.source.domid,
+                        msg.member or msg.type.name, self.peer, denied)
+            return True
+        if self.opts.firewall and not self._allowed(msg):
+            return True
+        if self.opts.request_name and self.source.uuid:
+            msg = rewrite_request_name(msg, self.opts.request_name, self.source.uuid)
+        assert self.upstream is not None
+        with self._calls_lock:
+            decision = self.calls.from_client(msg)
+        if isinstance(decision, Forward):
+            self.upstream.sendall(decision.message.data)
+        elif isinstance(decision, Refuse):
+            log.info("client %s: %s", self.peer, decision.reason)
+            if decision.error is not None:
+                self._to_client(decision.error)
+        return True
+
+    def _allowed(self, msg: WireMessage) -> bool:
+        assert self._policy is not None and self._domain is not None
+        try:
+            verdict = self._policy.check(msg, self._domain)
+        except PolicyError as exc:
+            log.error("(%d->0) rules unusable, message not forwarded: %s",
+                      self.source.domid, exc)
+            return False
+        if not verdict.allowed or self.opts.verbose:
+            line = deny_log_line(message_facts(msg), self._domain, verdict)
+            (log.warning if not verdict.allowed else log.info)("%s", line)
+        return verdict.allowed
+
+    def _answer_hello(self, msg: WireMessage) -> None:
+        assert self.unique_name is not None
+        with self._calls_lock:
+            serial = self.calls.synthetic_serial()
+        reply = build_message(MessageType.METHOD_RETURN, serial=serial, reply_serial=msg.serial,
+                              destination=self.unique_name, sender=BUS_NAME, signature="s",
+                              body=encode_values("s", [self.unique_name], msg.big), big=msg.big)
+        with self._send_lock:  # against the bus pump holding early messages
+            early, self._early = self._early, []
+            self._hello_done = True
+            self.client.sendall(reply + b"".join(m.data for m in early))
+
+    def _error_to_client(self, msg: WireMessage, name: str, text: str) -> None:
+        with self._calls_lock:
+            serial = self.calls.synthetic_serial()
+        self._to_client(error_reply(msg, name, text, serial=serial, sender=BUS_NAME))
+
+    def _to_client(self, data: bytes) -> None:
+        with self._send_lock:
+            self.client.sendall(data)
+
+    # ------------------------------------------------------------------ bus -> client
+
+    def _bus_pump(self) -> None:
+        try:
+            why = self._bus_loop()
+        except (ProxyProtocolError, OSError) as exc:
+            why = f"bus stream ended: {exc}"
+        except Exception as exc:
+            log.exception("client %s: the bus pump failed", self.peer)
+            self._tell_self(_PumpFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        self._tell_self(_Ended(why))
+
+    def _bus_loop(self) -> str:
+        upstream = self.upstream
+        assert upstream is not None
+        splitter = self._bus_splitter
+        calls = self.calls
+        lock = self._calls_lock
+        while True:
+            data = upstream.recv(_RECV)
+            if not data:
+                return "the bus closed the connection"
+            out: list[bytes] = []
+            for msg in splitter.feed(data):
+                with lock:
+                    decision = calls.from_bus(msg)
+                if isinstance(decision, Forward):
+                    out.append(decision.message.data)
+                elif isinstance(decision, Refuse):
+                    log.debug("client %s: from the bus: %s", self.peer, decision.reason)
+            if out:
+                if not self._hello_done:  # the client has not said Hello yet: hold them
+                    self._hold(out)
+                else:
+                    self._to_client(b"".join(out))
+
+    def _hold(self, data: list[bytes]) -> None:
+        with self._send_lock:
+            if not self._hello_done:
+                self._early.extend(parse_message(d, BUS_LIMITS) for d in data)
+                return
+        self._to_client(b"".join(data))
+
+    # ------------------------------------------------------------------ end
+
+    @handles(_Ended)
+    def _ended(self, msg: _Ended) -> None:
+        log.info("client %s (domain %d): %s", self.peer, self.source.domid, msg.why)
+        self.request_stop()
+
+    @handles(_PumpFailed)
+    def _pump_failed(self, msg: _PumpFailed) -> None:
+        raise ClientCrash(msg.error)
+
+    def on_stop(self) -> None:
+        """Close both streams, join the pumps, unregister the name."""
+        self._close()
+
+    def on_failure(self, *_exc: object) -> None:
+        """Same as a stop: this client only is disconnected."""
+        self._close()
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for sock in (self.client, self.upstream):
+            if sock is None:
+                continue
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        me = threading.current_thread()
+        for thread in self._threads:
+            if thread is not me:
+                thread.join(_JOIN_TIMEOUT)
+        for sock in (self.client, self.upstream):
+            if sock is not None:
+                sock.close()
+        if self._registrar is not None and self.unique_name is not None:
+            self._registrar.unregister(self.unique_name)
+        with self._calls_lock:
+            self.calls.close()
