@@ -89,14 +89,14 @@ def make_world(tmp_path: Path, address: str, host: SimHost, argv: list[str],
     rules_file = tmp_path / "rpc-proxy.rules"
     rules_file.write_text(rules)
     sock = str(tmp_path / "proxy.sock")
-    full = ["-i", f"unix:{sock}", "-r", str(rules_file), *argv]
+    full = [*([] if "-i" in argv else ["-i", f"unix:{sock}"]), "-r", str(rules_file), *argv]
     options = forwarding_to(parse_options(full), address)
     (tmp_path / "db").mkdir(exist_ok=True)
     specs = [db_supervisor_spec(str(tmp_path / "db"), address, 0.0, registry=registry),
              proxy_instance_spec("proxy", options, address, registry=registry,
                                  domains=XenstoreDomains(lambda: host.xenstore),
                                  argo_dir=host.argo_dir, supervisor_path="/proxy")]
-    root = Supervisor.start_root(SupFlags(Strategy.ONE_FOR_ONE, intensity=0), specs)
+    root = Supervisor.start_root(SupFlags(Strategy.ONE_FOR_ONE, intensity=3), specs)
     return World(root, registry, address, sock, host)
 
 

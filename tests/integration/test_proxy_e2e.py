@@ -10,9 +10,9 @@ import pytest
 import actors
 from rpc.dbus import CallTimeout, DBusError, RemoteObject
 from tests.integration.proxy_fixtures import (
-    T,
     UUID5,
     UUID6,
+    T,
     World,
     db_call,
     host,  # noqa: F401  (fixture)
