@@ -25,8 +25,8 @@ simulated host's for ``sim``; ``$XENSTORED_PATH`` or the system's for ``xc``).
 administrator's template directory; ``autostart`` [true]; ``workers`` [8]; ``hook_timeout``
 [30].
 
-``[[proxy]]`` ``args``: one rpc-proxy instance in the original's option syntax (reserved: the
-proxy is not implemented yet; configured instances are reported and skipped, never faked).
+``[[proxy]]`` ``args``: one rpc-proxy instance in the original's option syntax (``rpc-proxy
+-h``); checked at load (a bad command line is a :class:`Dom0ConfigError`).
 
 ``[[vm]]`` ``uuid``, ``config`` (a xenvm config file): VMs to monitor; added at start when
 no monitor for the uuid exists yet.
@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rpc.proxy import parse_options
+
 __all__ = ["Dom0Config", "Dom0ConfigError", "ProxySpec", "VmEntry", "load_config",
            "parse_config"]
 
@@ -54,7 +56,7 @@ class Dom0ConfigError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ProxySpec:
-    """One rpc-proxy instance, as its command line (reserved)."""
+    """One rpc-proxy instance, as its command line (``rpc.proxy.parse_options`` accepts it)."""
 
     argv: tuple[str, ...]
 
@@ -169,7 +171,9 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
     proxies = []
     for item in doc.get("proxy", []):
         try:
-            proxies.append(ProxySpec(tuple(shlex.split(item.get("args", "")))))
+            argv = tuple(shlex.split(item.get("args", "")))
+            parse_options(argv)  # OptionsError (a ValueError) names what is wrong
+            proxies.append(ProxySpec(argv))
         except ValueError as exc:
             raise Dom0ConfigError(f"[[proxy]] args: {exc}") from None
     vms = []

@@ -10,13 +10,15 @@ The tree (children in start order; each can be disabled in the configuration)::
     ├── vms          one VM monitor per VM (simple_one_for_one, resume)
     ├── xenvm-bus    the monitors on DBus (org.xen.vm.uuid_*)
     ├── manager      xenmgr: com.citrix.xenclient.xenmgr (docs/xenmgr.md)
+    ├── proxies      one rpc-proxy instance per [[proxy]] entry (docs/rpc-proxy-runtime.md)
     └── control      the control socket for oxt-shell
 
 Services on the bus crash when the bus goes away and come back (with backoff) when it is
-back, so the root can be ``one_for_one``. Proxy instances from the configuration are reported
-and skipped: the proxy is not implemented yet. The root's escalation ends the process with
-status 1 (a service manager restarts it; the next start resumes every VM monitor from its
-snapshot and adopts its domain).
+back, so the root can be ``one_for_one``. Each ``[[proxy]]`` entry is an rpc-proxy instance
+(``proxies/proxy<n>``: policy, clients, listener) forwarding to the tree's bus and registering
+its clients' identities in the registry dbd and the identity service share. The root's
+escalation ends the process with status 1 (a service manager restarts it; the next start
+resumes every VM monitor from its snapshot and adopts its domain).
 """
 
 from __future__ import annotations
@@ -116,12 +118,27 @@ def build_specs(cfg: Dom0Config) -> list[ChildSpec]:
         specs.append(ChildSpec("xenvm-bus", start_actor(XenvmBus, address)))
     if cfg.xenmgr and cfg.persistence and cfg.vms:
         specs.append(manager_spec(cfg, address))
-    for proxy in cfg.proxies:
-        logger.warning("rpc-proxy instance %r configured but the proxy is not implemented "
-                       "yet: not started", " ".join(proxy.argv))
+    if cfg.proxies:
+        specs.append(_proxies_spec(cfg, address))
     specs.append(ChildSpec("control", start_actor(
         ControlActor, str(cfg.under_state(cfg.control_socket)), vm_operations())))
     return specs
+
+
+def _proxies_spec(cfg: Dom0Config, address: str) -> ChildSpec:
+    """The ``proxies`` branch: one rpc-proxy instance per ``[[proxy]]`` entry, with the domain
+    directory on the tree's xenstore client and, on the simulated host, its Argo stand-in."""
+    from actors import service
+    from supervision.dom0._proxies import proxy_specs
+    from xen.xenstore import XenstoreClient
+
+    def xenstore() -> XenstoreClient:
+        return service("/xen/xenstore", XenstoreClient)
+
+    argo_dir = (str(cfg.under_state(cfg.sim_state_dir).resolve() / "argo")
+                if cfg.backend == "sim" else None)
+    return proxy_specs([p.argv for p in cfg.proxies], address,
+                       xenstore=xenstore if cfg.xen else None, argo_dir=argo_dir)
 
 
 def root_flags(cfg: Dom0Config) -> SupFlags:
