@@ -137,7 +137,7 @@ def _properties_hold(tests: Sequence[PropertyTest], domain: DomainFacts) -> bool
         if value is None:
             return False
         if isinstance(test.expected, bool):
-            word = value.strip().lower()
+            word = value.lower()
             if word not in (TRUE_WORDS if test.expected else FALSE_WORDS):
                 return False
         elif value != test.expected:
