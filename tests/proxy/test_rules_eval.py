@@ -32,6 +32,7 @@ from rpc.proxy import (
     properties_target,
     vm_rules_from_db,
 )
+from rpc.proxy._rules_eval import MEMO_SIZE
 
 T = TypeVar("T")
 CALL = MessageKind.METHOD_CALL
@@ -348,20 +349,38 @@ def a_message(draw: st.DrawFn) -> MessageFacts:
         properties_interface=draw(name))
 
 
+DOMAINS = st.builds(
+    lambda domid, uuid, stubdom, props: DomainFacts(domid, uuid, stubdom, property=props.get),
+    st.sampled_from([0, 1, 2, 2, 3, 3]), st.none() | st.sampled_from(["u1", "u2"]),
+    st.booleans(),
+    st.fixed_dictionaries({k: st.none() | st.sampled_from(v) for k, v in PROPS.items()}))
+
+
 @given(st.lists(a_rule(), max_size=12), st.lists(a_rule(), max_size=4), a_message(),
-       st.sampled_from([0, 1, 2, 2, 3, 3]), st.none() | st.sampled_from(["u1", "u2"]),
-       st.booleans(),
-       st.fixed_dictionaries({k: st.none() | st.sampled_from(v) for k, v in PROPS.items()}))
+       st.lists(DOMAINS, min_size=1, max_size=3))
 def test_engine_agrees_with_the_reference(global_rules: list[Rule], vm_rules: list[Rule],
-                                          message: MessageFacts, domid: int, uuid: str | None,
-                                          stubdom: bool, props: dict[str, str | None]) -> None:
-    domain = DomainFacts(domid, uuid, stubdom, property=props.get)
-    verdict = evaluate(compile_rules(global_rules), message, domain,
-                       vm_rules=compile_rules(vm_rules))
-    expected_allowed, expected_rule = reference(global_rules + vm_rules, message, domain,
-                                                props.get)
-    assert verdict.allowed == expected_allowed
-    assert verdict.rule is expected_rule
-    reason = (VerdictReason.DOM0 if domid == 0 else
-              VerdictReason.RULE if expected_rule is not None else VerdictReason.DEFAULT)
-    assert verdict.reason is reason
+                                          message: MessageFacts,
+                                          domains: list[DomainFacts]) -> None:
+    compiled, compiled_vm = compile_rules(global_rules), compile_rules(vm_rules)
+    # the same message from several sources: later checks are answered through the memo
+    for domain in domains:
+        verdict = evaluate(compiled, message, domain, vm_rules=compiled_vm)
+        expected_allowed, expected_rule = reference(global_rules + vm_rules, message, domain,
+                                                    domain.property)
+        assert verdict.allowed == expected_allowed
+        assert verdict.rule is expected_rule
+        reason = (VerdictReason.DOM0 if domain.domid == 0 else
+                  VerdictReason.RULE if expected_rule is not None else VerdictReason.DEFAULT)
+        assert verdict.reason is reason
+
+
+def test_the_memo_is_bounded_and_never_changes_an_answer() -> None:
+    ruleset = rules("deny\nallow sender :1.7\nallow member m* stubdom true")
+    for i in range(MEMO_SIZE + 50):
+        msg = call(f"n{i}", sender=f":1.{i}")
+        assert allowed(ruleset, msg) == (i == 7)
+        assert not allowed(ruleset, msg, guest(stubdom=True))
+    assert 0 < len(ruleset._memo) <= MEMO_SIZE
+    assert allowed(ruleset, call("m1", sender=":1.99"), guest(stubdom=True))
+    assert not allowed(ruleset, call("m1", sender=":1.99"), guest())
+    assert allowed(ruleset, call("m1"), guest())  # no sender: "sender :1.7" matches
