@@ -15,10 +15,12 @@ Semantics (the original's, docs/rpc-proxy.md "## Rules"):
   and VM-property tests call ``domain.property`` (only after everything else matched, and
   never without a uuid; ``None`` fails the test).
 
-Speed: :func:`compile_rules` indexes the rules once by (direction, kind) and by exact member
-name, precompiles each pattern to the cheapest test (equality, prefix, suffix, regex), and
-orders each candidate list from last to first, so a check visits only the rules that could
-match and stops at the first hit. ``benchmarks/proxy_rules.py`` measures it.
+Speed: :func:`compile_rules` indexes the rules once by (direction, kind), by exact member
+name and by exact destination, precompiles each pattern to the cheapest test (equality,
+prefix, suffix, regex), and orders each candidate list from last to first. A check first
+takes the rules whose message fields match (remembered per message shape in a bounded memo,
+see :class:`RuleSet`), then walks them from the last and stops at the first whose source
+conditions hold. ``benchmarks/proxy_rules.py`` measures it against a linear scan.
 
 Errors: evaluation never raises on its own; an exception from ``domain.property`` propagates
 to the caller (the I/O side decides; the original blocked and retried).
@@ -47,7 +49,7 @@ from rpc.proxy._rules_model import (
 
 __pure__ = True
 
-__all__ = ["RuleSet", "compile_rules", "deny_log_line", "evaluate"]
+__all__ = ["MEMO_SIZE", "RuleSet", "compile_rules", "deny_log_line", "evaluate"]
 
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
@@ -98,14 +100,8 @@ class _Compiled:
         self.stubdom = rule.stubdom
         self.properties = rule.properties
 
-    def matches(self, message: MessageFacts, domain: DomainFacts) -> bool:
-        """Whether the rule matches (the subject was checked by the index)."""
-        if self.stubdom is not domain.is_stubdom:
-            return False
-        if self.dom_id is not None and self.dom_id != domain.domid:
-            return False
-        if self.dom_uuid is not None and self.dom_uuid != domain.uuid:
-            return False
+    def message_matches(self, message: MessageFacts) -> bool:
+        """Whether the message's fields match (the subject was checked by the index)."""
         value = message.member
         if self.member is not None and value is not None and not self.member(value):
             return False
@@ -126,6 +122,16 @@ class _Compiled:
                     or message.member not in PROPERTIES_MEMBERS
                     or not self.interface(target)):
                 return False
+        return True
+
+    def domain_matches(self, domain: DomainFacts) -> bool:
+        """Whether the source matches; VM properties are asked last, only if all else holds."""
+        if self.stubdom is not domain.is_stubdom:
+            return False
+        if self.dom_id is not None and self.dom_id != domain.domid:
+            return False
+        if self.dom_uuid is not None and self.dom_uuid != domain.uuid:
+            return False
         return not self.properties or _properties_hold(self.properties, domain)
 
 
@@ -137,7 +143,7 @@ def _properties_hold(tests: Sequence[PropertyTest], domain: DomainFacts) -> bool
         if value is None:
             return False
         if isinstance(test.expected, bool):
-            word = value.strip().lower()
+            word = value.lower()
             if word not in (TRUE_WORDS if test.expected else FALSE_WORDS):
                 return False
         elif value != test.expected:
@@ -145,36 +151,68 @@ def _properties_hold(tests: Sequence[PropertyTest], domain: DomainFacts) -> bool
     return True
 
 
-class _Bucket:
-    """The rules of one (direction, kind), last first, with an index by exact member."""
+class _Index:
+    """Rules (last first) by the exact value of one field; rules without one are generic."""
 
-    __slots__ = ("by_member", "everything", "generic")
+    __slots__ = ("by_value", "everything", "generic")
+
+    def __init__(self, everything: tuple[_Compiled, ...],
+                 field: Callable[[Rule], NamePattern | None]) -> None:
+        self.everything = everything
+        self.generic = tuple(c for c in everything
+                             if (p := field(c.rule)) is None or not p.is_exact)
+        exact: dict[str, list[_Compiled]] = {}
+        for c in everything:
+            pattern = field(c.rule)
+            if pattern is not None and pattern.is_exact:
+                exact.setdefault(pattern.text, []).append(c)
+        order = {id(c): position for position, c in enumerate(everything)}
+        self.by_value = {value: tuple(sorted((*self.generic, *own), key=lambda c: order[id(c)]))
+                         for value, own in exact.items()}
+
+    def candidates(self, value: str | None) -> tuple[_Compiled, ...]:
+        if value is None:  # a message without the field matches every rule on it
+            return self.everything
+        return self.by_value.get(value, self.generic)
+
+
+class _Bucket:
+    """The rules of one (direction, kind), indexed by exact member and exact destination."""
+
+    __slots__ = ("by_destination", "by_member")
 
     def __init__(self, rules: Sequence[_Compiled]) -> None:
-        self.everything = tuple(reversed(rules))
-        self.generic = tuple(c for c in self.everything
-                             if c.rule.member is None or not c.rule.member.is_exact)
-        names = {c.rule.member.text for c in rules
-                 if c.rule.member is not None and c.rule.member.is_exact}
-        self.by_member = {
-            name: tuple(c for c in self.everything if c.rule.member is None
-                        or not c.rule.member.is_exact or c.rule.member.text == name)
-            for name in names
-        }
+        everything = tuple(reversed(rules))
+        self.by_member = _Index(everything, lambda rule: rule.member)
+        self.by_destination = _Index(everything, lambda rule: rule.destination)
 
-    def candidates(self, member: str | None) -> tuple[_Compiled, ...]:
-        if member is None:
-            return self.everything
-        return self.by_member.get(member, self.generic)
+    def candidates(self, message: MessageFacts) -> tuple[_Compiled, ...]:
+        """The shorter of the two candidate lists (each is a superset of the matches)."""
+        by_member = self.by_member.candidates(message.member)
+        by_destination = self.by_destination.candidates(message.destination)
+        return by_member if len(by_member) <= len(by_destination) else by_destination
+
+
+MEMO_SIZE = 4096
+"""Distinct message shapes remembered per rule set; when full the memo starts afresh, so a
+client sending ever new names costs memory bounded by this and falls back to the index."""
+
+_MessageKey = tuple[Direction, MessageKind, "str | None", "str | None", "str | None",
+                    "str | None", "str | None", "str | None"]
 
 
 class RuleSet:
-    """Rules compiled for fast checks (indexed by direction, kind and exact member).
+    """Rules compiled for fast checks.
 
-    Immutable once built; ``rules`` keeps them in their original order.
+    The rules are indexed by (direction, kind), exact member and exact destination. On top,
+    the rules whose message fields match a given message shape (all header fields but the
+    serials) are remembered, last first, in a memo bounded by :data:`MEMO_SIZE`, so a
+    repeated call costs only the source checks of those few rules. The rules never change
+    once built (``rules`` keeps them in their original order); the memo is one dict whose
+    updates are atomic, so a rule set may be shared between threads.
     """
 
-    __slots__ = ("_buckets", "rules")
+    __slots__ = ("_buckets", "_memo", "rules")
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
@@ -184,6 +222,7 @@ class RuleSet:
                                         if c.rule.subject.covers(direction, kind)])
             for direction in Direction for kind in MessageKind
         }
+        self._memo: dict[_MessageKey, tuple[_Compiled, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -191,11 +230,23 @@ class RuleSet:
     def __repr__(self) -> str:
         return f"RuleSet({len(self.rules)} rules)"
 
+    def _candidates(self, message: MessageFacts) -> tuple[_Compiled, ...]:
+        key = (message.direction, message.kind, message.destination, message.sender,
+               message.path, message.interface, message.member, message.properties_interface)
+        found = self._memo.get(key)
+        if found is None:
+            bucket = self._buckets[message.direction, message.kind]
+            found = tuple(c for c in bucket.candidates(message)
+                          if c.message_matches(message))
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = found
+        return found
+
     def last_match(self, message: MessageFacts, domain: DomainFacts) -> Rule | None:
         """The last rule that matches ``message`` from ``domain``, or ``None``."""
-        bucket = self._buckets[message.direction, message.kind]
-        for candidate in bucket.candidates(message.member):
-            if candidate.matches(message, domain):
+        for candidate in self._candidates(message):
+            if candidate.domain_matches(domain):
                 return candidate.rule
         return None
 
