@@ -108,13 +108,13 @@ def _one(sig: str) -> str:
     if c == "a":
         return "a" + _one(sig[1:])
     if c in "({":
-        depth, i = 0, 0
-        for i, ch in enumerate(sig):
+        depth = 0
+        for end, ch in enumerate(sig, 1):
             depth += ch in "({"
             depth -= ch in ")}"
             if depth == 0:
-                break
-        return sig[:i + 1]
+                return sig[:end]
+        return sig
     return c
 
 

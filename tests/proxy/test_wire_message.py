@@ -119,7 +119,7 @@ def test_required_fields_per_type(mtype: JMessageType, fields: dict[HeaderFields
     (HeaderFields.sender, "1a.b"), (HeaderFields.interface, "é.b"),
 ])
 def test_invalid_names_are_refused(field: HeaderFields, value: str) -> None:
-    values = {"path": "/p", "member": "M", field.name: value}
+    values: dict[str, Any] = {"path": "/p", "member": "M", field.name: value}
     with pytest.raises(WireError) as info:
         parse_message(build_message(MessageType.METHOD_CALL, serial=1, **values))
     assert info.value.reason is WireReason.BAD_NAME
