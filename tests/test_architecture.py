@@ -262,6 +262,8 @@ def test_the_core_modules_declare_themselves_pure() -> None:
         "supervision._spec", "supervision._intensity", "supervision._strategy",
         "supervision.control._proto",
         "rpc.dbus._messages", "rpc.dbus._errors", "rpc.idl._model", "rpc.idl._signature",
+        "rpc.proxy._json", "rpc.proxy._jsonvalues", "rpc.proxy._jsonstream",
+        "rpc.proxy._websocket",
         "persistence._tree", "persistence._jsonfmt", "persistence._limits",
         "persistence._walcodec",
         "xen.hypervisor._interface", "xen.hypervisor._values", "xen.hypervisor._errors",
