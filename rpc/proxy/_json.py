@@ -139,9 +139,11 @@ def _reject_constant(name: str) -> None:
 
 
 def _load(data: str | bytes) -> object:
-    if len(data) > MAX_JSON_BYTES:
-        raise JsonMessageError("", f"JSON text of {len(data)} bytes is larger than "
-                                   f"{MAX_JSON_BYTES}")
+    size = len(data)
+    if isinstance(data, str) and size * 4 > MAX_JSON_BYTES:  # count UTF-8 bytes only if needed
+        size = len(data.encode("utf-8", "surrogatepass"))
+    if size > MAX_JSON_BYTES:
+        raise JsonMessageError("", f"JSON text of {size} bytes is larger than {MAX_JSON_BYTES}")
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
     except UnicodeDecodeError as exc:

@@ -365,3 +365,10 @@ def test_json_message_is_a_frozen_value() -> None:
     with pytest.raises(AttributeError):
         parsed.id = 6  # type: ignore[misc]
     assert not MessageFlag.no_reply_expected & json_to_dbus(_text()).header.flags
+
+
+def test_the_size_limit_counts_utf8_bytes_of_a_str() -> None:
+    text = '{"args": ["' + "é" * (MAX_JSON_BYTES // 2) + '"]}'  # fewer characters than the limit
+    assert len(text) < MAX_JSON_BYTES
+    with pytest.raises(JsonMessageError, match="larger than"):
+        parse_json_message(text)
