@@ -28,6 +28,7 @@ from actors import lazy_exports
 if TYPE_CHECKING:
     from rpc.proxy._json import (
         MAX_JSON_BYTES,
+        Introspected,
         IntrospectionError,
         JsonMessage,
         dbus_to_json,
@@ -67,6 +68,7 @@ _WS = "rpc.proxy._websocket"
 
 _SOURCES: dict[str, str] = {
     "MAX_JSON_BYTES": _JSON,
+    "Introspected": _JSON,
     "IntrospectionError": _JSON,
     "JsonMessage": _JSON,
     "dbus_to_json": _JSON,
@@ -102,6 +104,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_WEBSOCKET_MESSAGE",
+    "Introspected",
     "IntrospectionError",
     "Json",
     "JsonError",

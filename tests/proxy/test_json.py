@@ -372,3 +372,10 @@ def test_the_size_limit_counts_utf8_bytes_of_a_str() -> None:
     assert len(text) < MAX_JSON_BYTES
     with pytest.raises(JsonMessageError, match="larger than"):
         parse_json_message(text)
+
+
+def test_introspection_may_be_given_as_the_in_signature() -> None:
+    parsed = parse_json_message(_text(method="set", args=[7, {"k": "v"}]))
+    assert wire(to_dbus_message(parsed, "ya{sv}")).body == (7, {"k": ("s", "v")})
+    with pytest.raises(JsonMessageError, match="introspected"):
+        to_dbus_message(parsed, "a{")
