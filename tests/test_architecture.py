@@ -265,6 +265,8 @@ def test_the_core_modules_declare_themselves_pure() -> None:
         "rpc.proxy._options", "rpc.proxy._argo_sim",
         "rpc.proxy._limits", "rpc.proxy._signature", "rpc.proxy._message", "rpc.proxy._frames",
         "rpc.proxy._auth", "rpc.proxy._calls", "rpc.proxy._names", "rpc.proxy._security",
+        "rpc.proxy._json", "rpc.proxy._jsonvalues", "rpc.proxy._jsonstream",
+        "rpc.proxy._websocket",
         "persistence._tree", "persistence._jsonfmt", "persistence._limits",
         "persistence._walcodec",
         "xen.hypervisor._interface", "xen.hypervisor._values", "xen.hypervisor._errors",

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     )
     from rpc.proxy._json import (
         MAX_JSON_BYTES,
+        Introspected,
         IntrospectionError,
         JsonMessage,
         dbus_to_json,
@@ -243,6 +244,7 @@ __all__ = [
     "Forward",
     "IdentityRegistrar",
     "IllegalTransition",
+    "Introspected",
     "IntrospectionError",
     "Json",
     "JsonError",
@@ -348,6 +350,7 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "Introspected": "rpc.proxy._json",
     "RPC_PROXY_INTERFACE": "rpc.proxy._service",
     "RPC_PROXY_SERVICE": "rpc.proxy._service",
     "RpcProxyService": "rpc.proxy._service",

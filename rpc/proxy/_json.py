@@ -39,7 +39,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from jeepney.low_level import Endianness, Header, HeaderFields, Message, MessageType
 
@@ -57,6 +57,7 @@ from rpc.proxy._jsonvalues import (
 
 __all__ = [
     "MAX_JSON_BYTES",
+    "Introspected",
     "IntrospectionError",
     "JsonMessage",
     "dbus_to_json",
@@ -81,6 +82,11 @@ _WELL_KNOWN = re.compile(r"[A-Za-z_-][A-Za-z0-9_-]*(\.[A-Za-z_-][A-Za-z0-9_-]*)+
 _KINDS = {"request": MessageType.method_call, "signal": MessageType.signal,
           "response": MessageType.method_return, "error": MessageType.error}
 _NAMES = {v: k for k, v in _KINDS.items()}
+
+
+#: What types a request's arguments from introspection: the `parse_introspection` mapping of
+#: its (destination, path), or the method's ``in`` signature, or None.
+Introspected: TypeAlias = "Mapping[tuple[str, str], str] | str | None"
 
 
 class IntrospectionError(ValueError):
@@ -139,9 +145,11 @@ def _reject_constant(name: str) -> None:
 
 
 def _load(data: str | bytes) -> object:
-    if len(data) > MAX_JSON_BYTES:
-        raise JsonMessageError("", f"JSON text of {len(data)} bytes is larger than "
-                                   f"{MAX_JSON_BYTES}")
+    size = len(data)
+    if isinstance(data, str) and size * 4 > MAX_JSON_BYTES:  # count UTF-8 bytes only if needed
+        size = len(data.encode("utf-8", "surrogatepass"))
+    if size > MAX_JSON_BYTES:
+        raise JsonMessageError("", f"JSON text of {size} bytes is larger than {MAX_JSON_BYTES}")
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
     except UnicodeDecodeError as exc:
@@ -265,24 +273,28 @@ def parse_introspection(xml: str | bytes) -> dict[tuple[str, str], str]:
             for interface in node.interfaces for method in interface.methods}
 
 
-def _types(msg: JsonMessage, introspected: Mapping[tuple[str, str], str] | None) -> list[str]:
+def _types(msg: JsonMessage, introspected: Introspected) -> list[str]:
     if msg.signature is not None:
         return [t.signature for t in parse_signature(msg.signature)]
     if msg.kind == "request" and introspected is not None:
         assert msg.interface is not None and msg.member is not None
-        found = introspected.get((msg.interface, msg.member))
+        found = (introspected if isinstance(introspected, str)
+                 else introspected.get((msg.interface, msg.member)))
         if found is not None:
-            types = [t.signature for t in parse_signature(found)]
+            try:
+                types = [t.signature for t in parse_signature(found)]
+            except SignatureError as exc:
+                raise JsonMessageError("dbus-signature", f"introspected: {exc}") from None
             if len(types) == len(msg.args):
                 return types
     return [guess_signature(a, f"args[{i}]") for i, a in enumerate(msg.args)]
 
 
-def to_dbus_message(msg: JsonMessage,
-                    introspected: Mapping[tuple[str, str], str] | None = None) -> Message:
+def to_dbus_message(msg: JsonMessage, introspected: Introspected = None) -> Message:
     """Type ``msg``'s arguments and build the DBus message (serial = the JSON ``id``).
 
-    ``introspected`` is `parse_introspection` of the request's destination and path (or None).
+    ``introspected`` is `parse_introspection` of the request's destination and path, or the
+    method's ``in`` signature itself (a ``str``), or None.
     An introspected signature whose argument count differs from ``args`` is not used (the
     arguments are guessed, and the service answers a type error). Raises `JsonMessageError`
     naming ``args[i]...`` when an argument does not fit its type.
@@ -310,8 +322,7 @@ def to_dbus_message(msg: JsonMessage,
     return Message(header, body)
 
 
-def json_to_dbus(data: str | bytes,
-                 introspected: Mapping[tuple[str, str], str] | None = None) -> Message:
+def json_to_dbus(data: str | bytes, introspected: Introspected = None) -> Message:
     """`parse_json_message` then `to_dbus_message`, for callers that need no introspection."""
     return to_dbus_message(parse_json_message(data), introspected)
 

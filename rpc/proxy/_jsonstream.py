@@ -93,6 +93,6 @@ class NulSplitter:
     def _fail(self, size: int) -> list[bytes]:
         self._buffer.clear()
         self._scanned = 0
-        self._error = JsonFrameTooLarge(f"a JSON text of more than {size - 1} bytes without its "
-                                        f"NUL is larger than the limit of {self.max_message}")
+        self._error = JsonFrameTooLarge(f"a JSON text of {size} bytes or more is larger than "
+                                        f"the limit of {self.max_message} bytes")
         raise self._error

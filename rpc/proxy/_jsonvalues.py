@@ -275,6 +275,8 @@ def _common(values: list[Any], field: str, number: str, depth: int) -> str:
     """The one signature that types every value of ``values`` (``v`` when none does)."""
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         if any(isinstance(v, float) for v in values):
+            for i, v in enumerate(values):
+                _double(v, f"{field}[{i}]")
             return "d"
         return _int_code(min(values), max(values), number, field)
     guesses = {guess_signature(v, f"{field}[{i}]", number=number, _depth=depth)

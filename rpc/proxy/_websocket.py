@@ -65,6 +65,7 @@ __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 #: Largest message accepted (bytes): the original's received-frame limit, 1 MiB.
 MAX_WEBSOCKET_MESSAGE = 1 << 20
 _MESSAGE_TOO_BIG = 1009
+_EOF_REASON = "the stream ended without a close"
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -198,6 +199,9 @@ class WebSocketServer:
             self._ws.receive_data(data if data else None)
             return self._drain(eof=not data)
         except RemoteProtocolError as exc:
+            if not data:  # the peer is gone mid-request: nobody to answer
+                self._done = True
+                return [WebSocketClosed(1006, _EOF_REASON)]
             return self._refuse(exc)
 
     def send_text(self, text: str) -> bytes:
@@ -243,10 +247,11 @@ class WebSocketServer:
                 elif self._ws.state is ConnectionState.OPEN:  # wsproto found a bad frame
                     self._outbox += self._ws.send(CloseConnection(event.code, event.reason))
                 self._done = True
-                out.append(WebSocketClosed(int(event.code), event.reason or ""))
+                reason = event.reason or (_EOF_REASON if eof else "")
+                out.append(WebSocketClosed(int(event.code), reason))
         if eof and not self._done:
             self._done = True
-            out.append(WebSocketClosed(1006, "the stream ended without a close"))
+            out.append(WebSocketClosed(1006, _EOF_REASON))
         return out
 
     def _handshake(self, request: Request) -> WebSocketEvent:
