@@ -3,7 +3,7 @@ PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
-DEBS     := dbus xenstore-utils libxenstore4 libxen-dev qemu-utils
+DEBS     := dbus xenstore-utils libxenstore4 libxen-dev qemu-utils xdg-dbus-proxy
 STATE    ?= $(CURDIR)/state
 PYTEST_ARGS ?=
 
