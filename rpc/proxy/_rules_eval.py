@@ -49,7 +49,7 @@ from rpc.proxy._rules_model import (
 
 __pure__ = True
 
-__all__ = ["MEMO_SIZE", "RuleSet", "compile_rules", "deny_log_line", "evaluate"]
+__all__ = ["MEMO_KEY_CHARS", "MEMO_SIZE", "RuleSet", "compile_rules", "deny_log_line", "evaluate"]
 
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
@@ -197,6 +197,10 @@ MEMO_SIZE = 4096
 """Distinct message shapes remembered per rule set; when full the memo starts afresh, so a
 client sending ever new names costs memory bounded by this and falls back to the index."""
 
+MEMO_KEY_CHARS = 2048
+"""Messages whose header fields are longer than this in total (paths and the Properties
+argument are unbounded in DBus) are checked without the memo, so it stays small in bytes."""
+
 _MessageKey = tuple[Direction, MessageKind, "str | None", "str | None", "str | None",
                     "str | None", "str | None", "str | None"]
 
@@ -238,9 +242,10 @@ class RuleSet:
             bucket = self._buckets[message.direction, message.kind]
             found = tuple(c for c in bucket.candidates(message)
                           if c.message_matches(message))
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = found
+            if sum(len(part) for part in key[2:] if part is not None) <= MEMO_KEY_CHARS:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[key] = found
         return found
 
     def last_match(self, message: MessageFacts, domain: DomainFacts) -> Rule | None:

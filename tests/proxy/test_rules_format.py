@@ -51,6 +51,9 @@ def test_origins_are_printed_as_comments_the_parser_ignores() -> None:
     assert format_rules(rules, origins=True) == "allow inc-any member a  # f:3\n"
     assert parse_rules(format_rules(rules, origins=True)) == rules
     assert format_rules([]) == ""
+    odd = parse_rules("allow", source="a\nb")
+    assert format_rules(odd, origins=True) == "allow inc-any all  # a\\nb:1\n"
+    assert parse_rules(format_rules(odd, origins=True)) == odd
 
 
 def test_check_rules_ok_prints_the_rules_as_understood() -> None:
