@@ -49,7 +49,7 @@ from rpc.proxy._rules_model import (
 
 __pure__ = True
 
-__all__ = ["MEMO_SIZE", "RuleSet", "compile_rules", "deny_log_line", "evaluate"]
+__all__ = ["MEMO_KEY_CHARS", "MEMO_SIZE", "RuleSet", "compile_rules", "deny_log_line", "evaluate"]
 
 TRUE_WORDS = frozenset({"true", "yes", "1"})
 FALSE_WORDS = frozenset({"false", "no", "0"})
@@ -84,12 +84,14 @@ def _test(pattern: NamePattern | None) -> _Test | None:
 class _Compiled:
     """One rule with its patterns turned into tests."""
 
-    __slots__ = ("allow", "destination", "dom_id", "dom_uuid", "interface", "member", "path",
-                 "properties", "rule", "sender", "stubdom")
+    __slots__ = ("destination", "dom_id", "dom_uuid", "interface", "member", "path",
+                 "position", "properties", "rule", "sender", "stubdom", "verdict")
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, position: int) -> None:
         self.rule = rule
-        self.allow = rule.action is Action.ALLOW
+        self.position = position  # in the rule list; a higher position wins
+        # built once: a frozen dataclass costs microseconds to make, a check should not
+        self.verdict = Verdict(rule.action is Action.ALLOW, VerdictReason.RULE, rule)
         self.destination = _test(rule.destination)
         self.sender = _test(rule.sender)
         self.interface = _test(rule.interface)
@@ -152,28 +154,29 @@ def _properties_hold(tests: Sequence[PropertyTest], domain: DomainFacts) -> bool
 
 
 class _Index:
-    """Rules (last first) by the exact value of one field; rules without one are generic."""
+    """Rules by the exact value of one field; rules without one (or with a pattern) are generic.
+
+    Memory and build time are linear in the number of rules: a lookup returns the rules of
+    that exact value and the generic ones as two tuples, and the caller orders the matches.
+    """
 
     __slots__ = ("by_value", "everything", "generic")
 
-    def __init__(self, everything: tuple[_Compiled, ...],
+    def __init__(self, rules: Sequence[_Compiled],
                  field: Callable[[Rule], NamePattern | None]) -> None:
-        self.everything = everything
-        self.generic = tuple(c for c in everything
-                             if (p := field(c.rule)) is None or not p.is_exact)
+        self.everything = tuple(rules)
+        self.generic = tuple(c for c in rules if (p := field(c.rule)) is None or not p.is_exact)
         exact: dict[str, list[_Compiled]] = {}
-        for c in everything:
+        for c in rules:
             pattern = field(c.rule)
             if pattern is not None and pattern.is_exact:
                 exact.setdefault(pattern.text, []).append(c)
-        order = {id(c): position for position, c in enumerate(everything)}
-        self.by_value = {value: tuple(sorted((*self.generic, *own), key=lambda c: order[id(c)]))
-                         for value, own in exact.items()}
+        self.by_value = {value: tuple(own) for value, own in exact.items()}
 
-    def candidates(self, value: str | None) -> tuple[_Compiled, ...]:
+    def candidates(self, value: str | None) -> tuple[tuple[_Compiled, ...], ...]:
         if value is None:  # a message without the field matches every rule on it
-            return self.everything
-        return self.by_value.get(value, self.generic)
+            return (self.everything,)
+        return (self.by_value.get(value, ()), self.generic)
 
 
 class _Bucket:
@@ -182,20 +185,29 @@ class _Bucket:
     __slots__ = ("by_destination", "by_member")
 
     def __init__(self, rules: Sequence[_Compiled]) -> None:
-        everything = tuple(reversed(rules))
-        self.by_member = _Index(everything, lambda rule: rule.member)
-        self.by_destination = _Index(everything, lambda rule: rule.destination)
+        self.by_member = _Index(rules, lambda rule: rule.member)
+        self.by_destination = _Index(rules, lambda rule: rule.destination)
 
-    def candidates(self, message: MessageFacts) -> tuple[_Compiled, ...]:
-        """The shorter of the two candidate lists (each is a superset of the matches)."""
+    def candidates(self, message: MessageFacts) -> tuple[tuple[_Compiled, ...], ...]:
+        """The shorter of the two candidate sets (each a superset of the matches)."""
         by_member = self.by_member.candidates(message.member)
         by_destination = self.by_destination.candidates(message.destination)
-        return by_member if len(by_member) <= len(by_destination) else by_destination
+        if sum(map(len, by_member)) <= sum(map(len, by_destination)):
+            return by_member
+        return by_destination
+
+
+def _by_position(rule: _Compiled) -> int:
+    return rule.position
 
 
 MEMO_SIZE = 4096
 """Distinct message shapes remembered per rule set; when full the memo starts afresh, so a
 client sending ever new names costs memory bounded by this and falls back to the index."""
+
+MEMO_KEY_CHARS = 2048
+"""Messages whose header fields are longer than this in total (paths and the Properties
+argument are unbounded in DBus) are checked without the memo, so it stays small in bytes."""
 
 _MessageKey = tuple[Direction, MessageKind, "str | None", "str | None", "str | None",
                     "str | None", "str | None", "str | None"]
@@ -216,7 +228,7 @@ class RuleSet:
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
-        compiled = [_Compiled(rule) for rule in self.rules]
+        compiled = [_Compiled(rule, position) for position, rule in enumerate(self.rules)]
         self._buckets = {
             (direction, kind): _Bucket([c for c in compiled
                                         if c.rule.subject.covers(direction, kind)])
@@ -236,18 +248,26 @@ class RuleSet:
         found = self._memo.get(key)
         if found is None:
             bucket = self._buckets[message.direction, message.kind]
-            found = tuple(c for c in bucket.candidates(message)
-                          if c.message_matches(message))
-            if len(self._memo) >= MEMO_SIZE:
-                self._memo.clear()
-            self._memo[key] = found
+            matches = [c for group in bucket.candidates(message) for c in group
+                       if c.message_matches(message)]
+            matches.sort(key=_by_position, reverse=True)  # the last rule first
+            found = tuple(matches)
+            if sum(len(part) for part in key[2:] if part is not None) <= MEMO_KEY_CHARS:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                self._memo[key] = found
         return found
 
     def last_match(self, message: MessageFacts, domain: DomainFacts) -> Rule | None:
         """The last rule that matches ``message`` from ``domain``, or ``None``."""
+        verdict = self.decide(message, domain)
+        return None if verdict is None else verdict.rule
+
+    def decide(self, message: MessageFacts, domain: DomainFacts) -> Verdict | None:
+        """The verdict of the last rule that matches, or ``None`` (no dom0 special case)."""
         for candidate in self._candidates(message):
             if candidate.domain_matches(domain):
-                return candidate.rule
+                return candidate.verdict
         return None
 
 
@@ -265,13 +285,15 @@ def evaluate(rules: RuleSet, message: MessageFacts, domain: DomainFacts, *,
     ``Verdict(allowed, RULE, rule)`` when a rule matched; ``Verdict(False, DEFAULT)`` else.
     """
     if dom0_bypass and domain.domid == 0:
-        return Verdict(True, VerdictReason.DOM0)
-    rule = vm_rules.last_match(message, domain) if vm_rules is not None else None
-    if rule is None:
-        rule = rules.last_match(message, domain)
-    if rule is None:
-        return Verdict(False, VerdictReason.DEFAULT)
-    return Verdict(rule.action is Action.ALLOW, VerdictReason.RULE, rule)
+        return _DOM0
+    verdict = vm_rules.decide(message, domain) if vm_rules is not None else None
+    if verdict is None:
+        verdict = rules.decide(message, domain)
+    return _DEFAULT_DENY if verdict is None else verdict
+
+
+_DOM0 = Verdict(True, VerdictReason.DOM0)
+_DEFAULT_DENY = Verdict(False, VerdictReason.DEFAULT)
 
 
 _MAX_LOGGED = 256  # characters of one field in a log line (DBus names are at most 255)

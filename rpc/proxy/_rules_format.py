@@ -56,7 +56,8 @@ def format_rules(rules: Iterable[Rule], *, origins: bool = False) -> str:
     for rule in rules:
         text = format_rule(rule)
         if origins and rule.origin:
-            text = f"{text}  # {rule.origin}"
+            origin = rule.origin.replace("\r", "\\r").replace("\n", "\\n")
+            text = f"{text}  # {origin}"
         lines.append(text + "\n")
     return "".join(lines)
 

@@ -32,7 +32,7 @@ from rpc.proxy import (
     properties_target,
     vm_rules_from_db,
 )
-from rpc.proxy._rules_eval import MEMO_SIZE
+from rpc.proxy._rules_eval import MEMO_KEY_CHARS, MEMO_SIZE
 
 T = TypeVar("T")
 CALL = MessageKind.METHOD_CALL
@@ -53,6 +53,10 @@ def call(member: str | None = "read", destination: str | None = "com.citrix.xenc
 def guest(domid: int = 5, uuid: str | None = UUID, stubdom: bool = False,
           **props: str) -> DomainFacts:
     return DomainFacts(domid, uuid, stubdom, property=lambda name: props.get(name))
+
+
+def vm(props: dict[str, str], stubdom: bool = False) -> DomainFacts:
+    return DomainFacts(5, UUID, stubdom, property=props.get)
 
 
 def allowed(ruleset: RuleSet, message: MessageFacts, domain: DomainFacts | None = None,
@@ -384,3 +388,37 @@ def test_the_memo_is_bounded_and_never_changes_an_answer() -> None:
     assert allowed(ruleset, call("m1", sender=":1.99"), guest(stubdom=True))
     assert not allowed(ruleset, call("m1", sender=":1.99"), guest())
     assert allowed(ruleset, call("m1"), guest())  # no sender: "sender :1.7" matches
+
+
+def test_huge_messages_are_not_remembered() -> None:
+    ruleset = rules("allow object-path /a/*")
+    long_path = "/a/" + "x" * MEMO_KEY_CHARS
+    assert allowed(ruleset, call(path=long_path))
+    assert not allowed(ruleset, call(path="/b/" + "x" * MEMO_KEY_CHARS))
+    assert ruleset._memo == {}
+    assert allowed(ruleset, call(path="/a/b")) and len(ruleset._memo) == 1
+
+
+def test_the_example_file_in_action() -> None:
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "examples" / "rpc-proxy.rules").read_text()
+    example = rules(text)
+    reader = vm({"domstore-read-access": "true"})
+    writer = vm({"domstore-read-access": "true", "domstore-write-access": "true"})
+    nobody = guest()
+    hello = call("Hello", "org.freedesktop.DBus", "org.freedesktop.DBus")
+    assert allowed(example, hello, reader) and not allowed(example, hello, nobody)
+    assert allowed(example, call("read"), reader) and not allowed(example, call("write"), reader)
+    assert allowed(example, call("write"), writer)
+    usb = call("list_devices", "com.citrix.xenclient.usbdaemon", "com.citrix.xenclient.usb")
+    assert allowed(example, usb, vm({"usb-control": "true"}))
+    assert not allowed(example, usb, vm({"usb-control": "false"}))
+    syncvm = guest(type="syncvm")
+    get = call("Get", "com.citrix.xenclient.xenmgr", PROPERTIES_INTERFACE, "/vm/abc",
+               properties_interface="com.citrix.xenclient.xenmgr.vm")
+    assert allowed(example, get, syncvm) and not allowed(example, get, guest(type="uivm"))
+    start = call("start", "com.citrix.xenclient.xenmgr", "com.citrix.xenclient.xenmgr.vm", "/vm/a")
+    assert allowed(example, start, syncvm)
+    assert not allowed(example, call("read"), vm({"domstore-read-access": "true"}, True))
+    back = MessageFacts(MessageKind.METHOD_RETURN, Direction.OUTGOING, reply_serial=1)
+    assert allowed(example, back, nobody)

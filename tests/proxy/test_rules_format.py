@@ -51,6 +51,9 @@ def test_origins_are_printed_as_comments_the_parser_ignores() -> None:
     assert format_rules(rules, origins=True) == "allow inc-any member a  # f:3\n"
     assert parse_rules(format_rules(rules, origins=True)) == rules
     assert format_rules([]) == ""
+    odd = parse_rules("allow", source="a\nb")
+    assert format_rules(odd, origins=True) == "allow inc-any all  # a\\nb:1\n"
+    assert parse_rules(format_rules(odd, origins=True)) == odd
 
 
 def test_check_rules_ok_prints_the_rules_as_understood() -> None:
@@ -136,3 +139,14 @@ def test_round_trip_through_the_printer(text: str) -> None:
     assert parse_rules(printed) == rules
     assert format_rules(parse_rules(printed)) == printed  # canonical: a fixed point
     assert len(printed.splitlines()) == len(rules)
+
+
+def test_the_docs_examples_parse_and_the_check_output_shown_is_current() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "rpc-proxy.md").read_text()
+    section = doc[doc.index("### Examples"):]
+    block = section.split("```\n")[1]
+    assert len(parse_rules(block, source="docs")) == 7
+    shown = doc[doc.index("$ rpc-proxy --check-rules examples/rpc-proxy.rules\n"):]
+    shown_lines = shown.splitlines()[1:4]
+    ok, output = check_rules_text(EXAMPLE.read_text(), source="examples/rpc-proxy.rules")
+    assert ok and output.splitlines()[:3] == shown_lines
