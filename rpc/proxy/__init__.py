@@ -10,7 +10,8 @@ The wire and security core (docs/rpc-proxy-wire.md), all pure:
   :class:`WireError` (a :class:`WireReason`); :func:`parse_message`, :func:`message_size`;
 * messages: :class:`WireMessage` (bytes + header facts), :class:`MessageType`,
   :func:`rewrite` (serial, reply serial, sender, destination), :func:`decode_body`,
-  :func:`with_body`, :func:`build_message`, :func:`error_reply`, :func:`encode_values`;
+  :func:`with_body`, :func:`build_message`, :func:`error_reply`, :func:`encode_values`,
+  :class:`HeaderCache` (per-connection memo of parsed header fields);
 * auth: :class:`ServerAuth` (client-facing SASL, ``auto`` for ``--auto-auth``),
   :class:`BusAuth` and :func:`bus_auth_line` (bus-facing), :class:`AuthError`;
 * calls: :class:`CallTable` (serial remapping, pending calls, reply routing) with
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     )
     from rpc.proxy._calls import CallLimits, CallTable, Forward, OwnReply, Refuse
     from rpc.proxy._frames import MessageSplitter
+    from rpc.proxy._header import HeaderCache
     from rpc.proxy._limits import (
         BUS_LIMITS,
         CLIENT_LIMITS,
@@ -68,8 +70,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUS_LIMITS", "CLIENT_LIMITS", "AnonymousDestinations", "AuthError", "AuthResult",
-    "AuthState", "BusAuth", "CallLimits", "CallTable", "Forward", "IllegalTransition",
-    "MessageSplitter", "MessageType", "OwnReply", "OwnerNames", "ProxyProtocolError", "Refuse",
+    "AuthState", "BusAuth", "CallLimits", "CallTable", "Forward", "HeaderCache",
+    "IllegalTransition", "MessageSplitter", "MessageType", "OwnReply", "OwnerNames",
+    "ProxyProtocolError", "Refuse",
     "ServerAuth", "WireError", "WireLimits", "WireMessage", "WireReason", "always_denied",
     "build_message", "bus_auth_line", "decode_body", "encode_values", "error_reply",
     "message_size", "parse_message", "request_name_for", "rewrite", "rewrite_request_name",
@@ -82,6 +85,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     **dict.fromkeys(("CallLimits", "CallTable", "Forward", "OwnReply", "Refuse"),
                     "rpc.proxy._calls"),
     "MessageSplitter": "rpc.proxy._frames",
+    "HeaderCache": "rpc.proxy._header",
     **dict.fromkeys(("BUS_LIMITS", "CLIENT_LIMITS", "ProxyProtocolError", "WireError",
                      "WireLimits", "WireReason"), "rpc.proxy._limits"),
     **dict.fromkeys(("MessageType", "WireMessage", "build_message", "decode_body",
