@@ -102,8 +102,9 @@ def parse_fields(data: bytes, big: bool, mtype: int, end: int, limits: WireLimit
     while pos < end:
         if pos & 7:
             pad = (pos + 7) & -8
-            if pad > end or data.count(0, pos, pad) != pad - pos:
-                raise _field_error(0, "bad padding between fields")
+            if pad >= end or data.count(0, pos, pad) != pad - pos:
+                raise _field_error(0, "bad padding between fields (or after the last one, "
+                                   "inside the array's length)")
             pos = pad
         code = data[pos]
         if pos + 2 > end:
