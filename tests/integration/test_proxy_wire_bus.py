@@ -58,7 +58,6 @@ def test_a_client_session_through_the_wire_core(bus_address: str) -> None:
     try:
         auth = BusAuth(bus_auth_line(uid=os.getuid()))
         sock.sendall(auth.start())
-        leftover = b""
         deadline = time.monotonic() + 5
         while not (step := auth.feed(sock.recv(4096))).done:
             assert time.monotonic() < deadline
@@ -82,9 +81,9 @@ def test_a_client_session_through_the_wire_core(bus_address: str) -> None:
         while table.pending:
             assert time.monotonic() < deadline + 5, "the bus did not answer"
             for msg in incoming:
-                decision = table.from_bus(msg)
-                if isinstance(decision, Forward):
-                    to_client.append(decision.message)
+                back = table.from_bus(msg)
+                if isinstance(back, Forward):
+                    to_client.append(back.message)
             if table.pending:
                 incoming = splitter.feed(sock.recv(65536))
     finally:
