@@ -10,7 +10,8 @@ The wire and security core (docs/rpc-proxy-wire.md), all pure:
   :class:`WireError` (a :class:`WireReason`); :func:`parse_message`, :func:`message_size`;
 * messages: :class:`WireMessage` (bytes + header facts), :class:`MessageType`,
   :func:`rewrite` (serial, reply serial, sender, destination), :func:`decode_body`,
-  :func:`with_body`, :func:`build_message`, :func:`error_reply`, :func:`encode_values`,
+  :func:`first_string_arg`, :func:`properties_interface` (the Properties calls' interface
+  argument), :func:`with_body`, :func:`build_message`, :func:`error_reply`, :func:`encode_values`,
   :class:`HeaderCache` (per-connection memo of parsed header fields);
 * auth: :class:`ServerAuth` (client-facing SASL, ``auto`` for ``--auto-auth``),
   :class:`BusAuth` and :func:`bus_auth_line` (bus-facing), :class:`AuthError`;
@@ -54,8 +55,10 @@ if TYPE_CHECKING:
         build_message,
         decode_body,
         error_reply,
+        first_string_arg,
         message_size,
         parse_message,
+        properties_interface,
         rewrite,
         with_body,
     )
@@ -72,11 +75,10 @@ __all__ = [
     "BUS_LIMITS", "CLIENT_LIMITS", "AnonymousDestinations", "AuthError", "AuthResult",
     "AuthState", "BusAuth", "CallLimits", "CallTable", "Forward", "HeaderCache",
     "IllegalTransition", "MessageSplitter", "MessageType", "OwnReply", "OwnerNames",
-    "ProxyProtocolError", "Refuse",
-    "ServerAuth", "WireError", "WireLimits", "WireMessage", "WireReason", "always_denied",
-    "build_message", "bus_auth_line", "decode_body", "encode_values", "error_reply",
-    "message_size", "parse_message", "request_name_for", "rewrite", "rewrite_request_name",
-    "with_body",
+    "ProxyProtocolError", "Refuse", "ServerAuth", "WireError", "WireLimits", "WireMessage",
+    "WireReason", "always_denied", "build_message", "bus_auth_line", "decode_body",
+    "encode_values", "error_reply", "first_string_arg", "message_size", "parse_message",
+    "properties_interface", "request_name_for", "rewrite", "rewrite_request_name", "with_body",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
@@ -89,7 +91,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     **dict.fromkeys(("BUS_LIMITS", "CLIENT_LIMITS", "ProxyProtocolError", "WireError",
                      "WireLimits", "WireReason"), "rpc.proxy._limits"),
     **dict.fromkeys(("MessageType", "WireMessage", "build_message", "decode_body",
-                     "error_reply", "message_size", "parse_message", "rewrite", "with_body"),
+                     "error_reply", "first_string_arg", "message_size", "parse_message",
+                     "properties_interface", "rewrite", "with_body"),
                     "rpc.proxy._message"),
     **dict.fromkeys(("AnonymousDestinations", "OwnerNames", "request_name_for",
                      "rewrite_request_name"), "rpc.proxy._names"),

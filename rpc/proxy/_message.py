@@ -27,11 +27,11 @@ from typing import Any, NamedTuple
 
 from rpc.proxy._header import HeaderCache, is_bus_name, is_interface_name, parse_fields
 from rpc.proxy._limits import CLIENT_LIMITS, WireError, WireLimits, WireReason
-from rpc.proxy._signature import decode_values, encode_values
+from rpc.proxy._signature import decode_values, encode_values, skip_value
 
 __all__ = ["FLAG_NO_AUTO_START", "FLAG_NO_REPLY_EXPECTED", "Field", "MessageType",
-           "WireMessage", "build_message", "decode_body", "error_reply", "message_size",
-           "parse_message", "rewrite", "with_body"]
+           "WireMessage", "build_message", "decode_body", "error_reply", "first_string_arg",
+           "message_size", "parse_message", "properties_interface", "rewrite", "with_body"]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
@@ -269,6 +269,35 @@ def decode_body(msg: WireMessage, limits: WireLimits = CLIENT_LIMITS) -> list[An
     ``BAD_BODY`` when the body does not match its signature."""
     return decode_values(msg.signature, msg.data, msg.body_offset,
                          msg.body_offset + msg.body_length, msg.big, limits)
+
+
+PROPERTIES = "org.freedesktop.DBus.Properties"
+
+
+def first_string_arg(msg: WireMessage, limits: WireLimits = CLIENT_LIMITS) -> str | None:
+    """The body's first argument when it is a string (``s``) or object path, decoding
+    nothing else; ``None`` when the body starts with another type.
+    :class:`WireError` ``BAD_BODY`` when that argument is malformed."""
+    sig = msg.signature
+    if not sig or sig[0] not in "so":
+        return None
+    start = msg.body_offset
+    end = skip_value(sig[0], msg.data, start, start + msg.body_length, msg.big, limits)
+    value: str = decode_values(sig[0], msg.data, start, end, msg.big, limits)[0]
+    return value
+
+
+def properties_interface(msg: WireMessage) -> str | None:
+    """For a call of ``org.freedesktop.DBus.Properties.Get/Set/GetAll``, the interface named
+    by its first argument (what the rules' ``interface`` specifier also matches); otherwise,
+    or when that argument is missing or malformed, ``None``."""
+    if msg.type != MessageType.METHOD_CALL or msg.interface != PROPERTIES \
+            or msg.member not in ("Get", "Set", "GetAll") or not msg.signature.startswith("s"):
+        return None
+    try:
+        return first_string_arg(msg)
+    except WireError:
+        return None
 
 
 def with_body(msg: WireMessage, signature: str, values: list[Any] | tuple[Any, ...]
