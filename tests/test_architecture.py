@@ -264,6 +264,8 @@ def test_the_core_modules_declare_themselves_pure() -> None:
         "rpc.dbus._messages", "rpc.dbus._errors", "rpc.idl._model", "rpc.idl._signature",
         "rpc.proxy._options", "rpc.proxy._argo_sim",
         "rpc.proxy._limits", "rpc.proxy._signature", "rpc.proxy._message", "rpc.proxy._frames",
+        "rpc.proxy._limits", "rpc.proxy._signature", "rpc.proxy._header", "rpc.proxy._message",
+        "rpc.proxy._frames",
         "rpc.proxy._auth", "rpc.proxy._calls", "rpc.proxy._names", "rpc.proxy._security",
         "rpc.proxy._json", "rpc.proxy._jsonvalues", "rpc.proxy._jsonstream",
         "rpc.proxy._websocket",

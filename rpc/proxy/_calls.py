@@ -30,7 +30,7 @@ Decisions are values: :class:`Forward` (send ``message`` on), :class:`Refuse` (d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rpc.proxy._message import MessageType, WireMessage, error_reply, rewrite
 
@@ -80,8 +80,9 @@ class OwnReply:
     message: WireMessage
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
+class _Pending(NamedTuple):
+    """One call awaiting its reply (a tuple: built once per call on the hot path)."""
+
     client_serial: int  # 0 for the proxy's own calls
     destination: str | None
     token: Any = None

@@ -4,6 +4,9 @@
 ``feed(data) -> list[WireMessage]`` returns every message completed by ``data``, in order,
 each parsed and validated by :func:`~rpc.proxy._message.parse_message` (header only).
 
+Headers are parsed with a per-splitter :class:`~rpc.proxy._header.HeaderCache`, so repeated
+calls cost a lookup instead of a field walk.
+
 Bounds and failures:
 
 * the size a message announces is checked against ``limits.max_message_size`` (and its header
@@ -19,6 +22,7 @@ Bounds and failures:
 
 from __future__ import annotations
 
+from rpc.proxy._header import HeaderCache
 from rpc.proxy._limits import CLIENT_LIMITS, WireError, WireLimits, WireReason
 from rpc.proxy._message import WireMessage, message_size, parse_message
 
@@ -30,13 +34,14 @@ __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 class MessageSplitter:
     """Incremental, bounded DBus message reader (see the module docstring)."""
 
-    __slots__ = ("_buf", "_error", "_need", "limits")
+    __slots__ = ("_buf", "_cache", "_error", "_need", "limits")
 
     def __init__(self, limits: WireLimits = CLIENT_LIMITS) -> None:
         self.limits = limits
         self._buf = bytearray()
         self._need = 0  # total size of the message at the head of _buf, once known
         self._error: WireError | None = None
+        self._cache = HeaderCache()
 
     @property
     def buffered(self) -> int:
@@ -67,7 +72,7 @@ class MessageSplitter:
                 need = self._need
                 if avail < need:
                     break
-                out.append(parse_message(bytes(buf[pos:pos + need]), limits))
+                out.append(parse_message(bytes(buf[pos:pos + need]), limits, self._cache))
                 pos += need
                 self._need = 0
         except WireError as exc:

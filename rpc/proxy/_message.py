@@ -22,22 +22,16 @@ path/interface, and a body length matching the message. Any violation raises
 from __future__ import annotations
 
 import enum
-import re
 import struct
 from typing import Any, NamedTuple
 
+from rpc.proxy._header import HeaderCache, is_bus_name, is_interface_name, parse_fields
 from rpc.proxy._limits import CLIENT_LIMITS, WireError, WireLimits, WireReason
-from rpc.proxy._signature import (
-    check_signature,
-    decode_values,
-    encode_values,
-    is_object_path,
-    skip_value,
-)
+from rpc.proxy._signature import decode_values, encode_values, skip_value
 
 __all__ = ["FLAG_NO_AUTO_START", "FLAG_NO_REPLY_EXPECTED", "Field", "MessageType",
-           "WireMessage", "build_message", "decode_body", "error_reply", "message_size",
-           "parse_message", "rewrite", "with_body"]
+           "WireMessage", "build_message", "decode_body", "error_reply", "first_string_arg",
+           "message_size", "parse_message", "properties_interface", "rewrite", "with_body"]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
@@ -69,20 +63,9 @@ class Field(enum.IntEnum):
     UNIX_FDS = 9
 
 
-_FIELD_SIG = {1: "o", 2: "s", 3: "s", 4: "s", 5: "u", 6: "s", 7: "s", 8: "g", 9: "u"}
-_FIELD_NAME = {1: "path", 2: "interface", 3: "member", 4: "error name", 6: "destination",
-               7: "sender"}
 _TYPES = {t.value: t for t in MessageType}
 _U32 = {False: struct.Struct("<I"), True: struct.Struct(">I")}
 _FIXED = {False: struct.Struct("<4xIII"), True: struct.Struct(">4xIII")}
-_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
-_INTERFACE = re.compile(_DOTTED)
-_MEMBER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BUS_NAME = re.compile(r":[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+"
-                       r"|[A-Za-z_-][A-Za-z0-9_-]*(?:\.[A-Za-z_-][A-Za-z0-9_-]*)+")
-_CHECK = {2: _INTERFACE, 3: _MEMBER, 4: _INTERFACE, 6: _BUS_NAME, 7: _BUS_NAME}
-_LOCAL_PATH = "/org/freedesktop/DBus/Local"
-_LOCAL_INTERFACE = "org.freedesktop.DBus.Local"
 
 
 class WireMessage(NamedTuple):
@@ -150,123 +133,39 @@ def message_size(prefix: bytes, limits: WireLimits = CLIENT_LIMITS) -> int:
     return total
 
 
-def _field_error(code: int, why: str) -> WireError:
-    return WireError(WireReason.BAD_HEADER_FIELD, f"field {code}: {why}")
-
-
-def parse_message(data: bytes, limits: WireLimits = CLIENT_LIMITS) -> WireMessage:
+def parse_message(data: bytes, limits: WireLimits = CLIENT_LIMITS,
+                  cache: HeaderCache | None = None) -> WireMessage:
     """Parse and validate the header of the complete message ``data`` (see the module
-    docstring); :class:`WireError` on any violation. The body is not decoded."""
+    docstring); :class:`WireError` on any violation. The body is not decoded.
+
+    ``cache`` (one per connection, used with the same ``limits``) remembers the parsed fields
+    of recent headers: a message whose byte order, type and header fields repeat those of an
+    earlier one (a client calling the same method again) skips the field parse."""
     total = message_size(data, limits)
     if len(data) != total:
         raise WireError(WireReason.TRUNCATED, f"message claims {total} bytes, has {len(data)}")
     big = data[0] == 0x42
-    mtype = _TYPES.get(data[1])
+    mtype = _TYPES.get(data[1])  # an IntEnum member: parse_fields takes it as an int
     if mtype is None:
         raise WireError(WireReason.BAD_FIXED_HEADER, f"message type {data[1]} is not 1..4")
     body_len, serial, fields_len = _FIXED[big].unpack_from(data, 0)
     if serial == 0:
         raise WireError(WireReason.BAD_FIXED_HEADER, "serial 0")
-    u32 = _U32[big].unpack_from
     end = 16 + fields_len
-    values: dict[int, Any] = {}
-    reply_at = -1
-    pos = 16
-    while pos < end:
-        if pos & 7:
-            pad = (pos + 7) & -8
-            if pad > end or any(data[pos:pad]):
-                raise _field_error(0, "bad padding between fields")
-            pos = pad
-        code = data[pos]
-        if pos + 2 > end:
-            raise _field_error(code, "truncated")
-        slen = data[pos + 1]
-        sig_end = pos + 2 + slen
-        if sig_end >= end or data[sig_end] != 0:
-            raise _field_error(code, "truncated signature")
-        sig = data[pos + 2:sig_end].decode("ascii", "replace")
-        pos = sig_end + 1
-        if code == 0:
-            raise _field_error(code, "code 0 is invalid")
-        if code in values:
-            raise _field_error(code, "appears twice")
-        if len(values) >= limits.max_header_fields:
-            raise WireError(WireReason.TOO_LARGE,
-                            f"more than {limits.max_header_fields} header fields")
-        expected = _FIELD_SIG.get(code)
-        if expected is None:  # unknown: validate and skip its value
-            try:
-                check_signature(sig, limits, single=True)
-                pos = skip_value(sig, data, pos, end, big, limits)
-            except WireError as exc:
-                raise _field_error(code, f"unknown field's value: {exc.detail}") from None
-            values[code] = None
-            continue
-        if sig != expected:
-            raise _field_error(code, f"signature {sig!r}, the spec says {expected!r}")
-        if expected == "u":
-            pos = (pos + 3) & -4
-            if pos + 4 > end or any(data[sig_end + 1:pos]):
-                raise _field_error(code, "truncated or bad padding")
-            if code == 5:
-                reply_at = pos
-            values[code] = u32(data, pos)[0]
-            pos += 4
-            continue
-        if expected == "g":
-            n = data[pos]
-            start = pos + 1
-        else:
-            pos2 = (pos + 3) & -4
-            if pos2 + 4 > end or any(data[pos:pos2]):
-                raise _field_error(code, "truncated or bad padding")
-            n = u32(data, pos2)[0]
-            start = pos2 + 4
-        stop = start + n
-        if stop >= end or data[stop] != 0:
-            raise _field_error(code, "truncated or not NUL-terminated")
-        try:
-            text = data[start:stop].decode("ascii")
-        except UnicodeDecodeError:
-            raise WireError(WireReason.BAD_NAME,
-                            f"{_FIELD_NAME.get(code, 'signature')} is not ASCII") from None
-        pos = stop + 1
-        if code == 1:
-            if not is_object_path(text):
-                raise WireError(WireReason.BAD_NAME, f"invalid object path {text[:80]!r}")
-        elif code == 8:
-            check_signature(text, limits)
-        elif len(text) > 255 or _CHECK[code].fullmatch(text) is None:
-            raise WireError(WireReason.BAD_NAME, f"invalid {_FIELD_NAME[code]} {text[:80]!r}")
-        values[code] = text
     header_end = (end + 7) & -8
-    if any(data[end:header_end]):
-        raise _field_error(0, "non-zero padding after the fields")
-    get = values.get
-    sig_text = get(8, "")
-    if body_len and not sig_text:
+    fields = None
+    if cache is not None:
+        key = data[:2] + data[12:header_end]
+        fields = cache.get(key)
+    if fields is None:
+        fields = parse_fields(data, big, mtype, end, limits)
+        if cache is not None:
+            cache.put(key, fields)
+    if body_len and not fields[7]:
         raise WireError(WireReason.BAD_HEADER_FIELD, f"{body_len}-byte body without a signature")
-    fds = get(9, 0)
-    if fds > limits.max_unix_fds:
-        raise WireError(WireReason.UNIX_FDS, f"{fds} file descriptors (limit "
-                        f"{limits.max_unix_fds})")
-    for code in _REQUIRED[mtype]:
-        if code not in values:
-            raise WireError(WireReason.MISSING_FIELD,
-                            f"{mtype.name} without {Field(code).name}")
-    reply_serial = get(5)
-    if reply_serial == 0:
-        raise _field_error(5, "reply serial 0")
-    if get(1) == _LOCAL_PATH or get(2) == _LOCAL_INTERFACE:
-        raise WireError(WireReason.BAD_NAME, "the org.freedesktop.DBus.Local path and "
-                        "interface are reserved")
-    return WireMessage(data, big, mtype, data[2], serial, reply_serial, get(1), get(2), get(3),
-                       get(4), get(6), get(7), sig_text, fds, header_end, body_len, reply_at)
-
-
-_REQUIRED = {MessageType.METHOD_CALL: (1, 3), MessageType.SIGNAL: (1, 2, 3),
-             MessageType.ERROR: (4, 5), MessageType.METHOD_RETURN: (5,)}
+    return WireMessage(data, big, mtype, data[2], serial, fields[4], fields[0], fields[1],
+                       fields[2], fields[3], fields[5], fields[6], fields[7], fields[8],
+                       header_end, body_len, fields[9])
 
 
 def rewrite(msg: WireMessage, *, serial: int | None = None, reply_serial: int | None = None,
@@ -281,27 +180,30 @@ def rewrite(msg: WireMessage, *, serial: int | None = None, reply_serial: int | 
         return _relay(msg, serial, reply_serial, sender, destination)
     if serial is None and reply_serial is None:
         return msg
-    buf = bytearray(msg.data)
-    pack = _U32[msg.big].pack_into
+    data = msg.data
+    pack = _U32[msg.big].pack
+    fields = list(msg)
     if serial is not None:
         if not 0 < serial < 1 << 32:
             raise ValueError(f"serial {serial} is not 1..2**32-1")
-        pack(buf, 8, serial)
+        data = data[:8] + pack(serial) + data[12:]
+        fields[4] = serial
     if reply_serial is not None:
-        if msg.reply_serial_at < 0:
+        at = msg.reply_serial_at
+        if at < 0:
             raise ValueError(f"a {msg.type.name} has no reply serial to rewrite")
         if not 0 < reply_serial < 1 << 32:
             raise ValueError(f"reply serial {reply_serial} is not 1..2**32-1")
-        pack(buf, msg.reply_serial_at, reply_serial)
-    return msg._replace(data=bytes(buf),
-                        serial=msg.serial if serial is None else serial,
-                        reply_serial=msg.reply_serial if reply_serial is None else reply_serial)
+        data = data[:at] + pack(reply_serial) + data[at + 4:]
+        fields[5] = reply_serial
+    fields[0] = data
+    return WireMessage._make(fields)
 
 
 def _relay(msg: WireMessage, serial: int | None, reply_serial: int | None,
            sender: str | None, destination: str | None) -> WireMessage:
     for text in (sender, destination):
-        if text is not None and (len(text) > 255 or _BUS_NAME.fullmatch(text) is None):
+        if text is not None and not is_bus_name(text):
             raise ValueError(f"invalid bus name {text!r}")
     data = build_message(
         msg.type, serial=msg.serial if serial is None else serial,
@@ -369,6 +271,35 @@ def decode_body(msg: WireMessage, limits: WireLimits = CLIENT_LIMITS) -> list[An
                          msg.body_offset + msg.body_length, msg.big, limits)
 
 
+PROPERTIES = "org.freedesktop.DBus.Properties"
+
+
+def first_string_arg(msg: WireMessage, limits: WireLimits = CLIENT_LIMITS) -> str | None:
+    """The body's first argument when it is a string (``s``) or object path, decoding
+    nothing else; ``None`` when the body starts with another type.
+    :class:`WireError` ``BAD_BODY`` when that argument is malformed."""
+    sig = msg.signature
+    if not sig or sig[0] not in "so":
+        return None
+    start = msg.body_offset
+    end = skip_value(sig[0], msg.data, start, start + msg.body_length, msg.big, limits)
+    value: str = decode_values(sig[0], msg.data, start, end, msg.big, limits)[0]
+    return value
+
+
+def properties_interface(msg: WireMessage) -> str | None:
+    """For a call of ``org.freedesktop.DBus.Properties.Get/Set/GetAll``, the interface named
+    by its first argument (what the rules' ``interface`` specifier also matches); otherwise,
+    or when that argument is missing or malformed, ``None``."""
+    if msg.type != MessageType.METHOD_CALL or msg.interface != PROPERTIES \
+            or msg.member not in ("Get", "Set", "GetAll") or not msg.signature.startswith("s"):
+        return None
+    try:
+        return first_string_arg(msg)
+    except WireError:
+        return None
+
+
 def with_body(msg: WireMessage, signature: str, values: list[Any] | tuple[Any, ...]
               ) -> WireMessage:
     """``msg`` with a new body (marshalled in ``msg``'s byte order), all header values kept."""
@@ -385,7 +316,7 @@ def error_reply(call: WireMessage, name: str, text: str, *, serial: int,
                 sender: str | None = None) -> bytes:
     """An error reply to ``call`` (name ``name``, one string ``text``), addressed back to the
     caller, in ``call``'s byte order."""
-    if _INTERFACE.fullmatch(name) is None:
+    if not is_interface_name(name):
         raise ValueError(f"invalid error name {name!r}")
     return build_message(MessageType.ERROR, serial=serial, reply_serial=call.serial,
                          error_name=name, destination=call.sender, sender=sender,

@@ -147,7 +147,7 @@ def random_message(rng: random.Random) -> bytes:
 
 def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
     """``data`` broken in one of several ways."""
-    how = rng.randrange(9)
+    how = rng.randrange(10)
     buf = bytearray(data)
     if how == 0:
         return bytes(buf[:rng.randrange(len(buf))])
@@ -181,6 +181,11 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
         field = bytes((8, 1)) + b"g\0" + bytes((len(sig),)) + sig + b"\0"
         fixed = b"l\x01\x00\x01" + struct.pack("<III", 0, 1, len(field))
         return fixed + field + b"\0" * (-len(field) % 8)
+    if how == 8 and len(buf) >= 16:  # field array length rounded up over its padding
+        fmt = "<I" if buf[0] == 0x6C else ">I"
+        (fields_len,) = struct.unpack_from(fmt, buf, 12)
+        struct.pack_into(fmt, buf, 12, fields_len + (-fields_len % 8))
+        return bytes(buf)
     i = rng.randrange(len(buf))
     del buf[i:i + rng.randint(1, 8)]
     return bytes(buf)

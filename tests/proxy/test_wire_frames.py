@@ -7,7 +7,15 @@ import struct
 
 import pytest
 
-from rpc.proxy import CLIENT_LIMITS, MessageSplitter, WireError, WireLimits, WireReason
+from rpc.proxy import (
+    CLIENT_LIMITS,
+    HeaderCache,
+    MessageSplitter,
+    WireError,
+    WireLimits,
+    WireReason,
+    parse_message,
+)
 from tests.fuzz.fuzz_wire import random_message
 
 LIMITS = WireLimits(max_message_size=1 << 16)
@@ -78,3 +86,19 @@ def test_limits_validate_themselves() -> None:
                 {"max_header_fields": 0}, {"max_unix_fds": -1}):
         with pytest.raises(ValueError):
             WireLimits(**bad)
+
+
+def test_header_cache_gives_the_same_messages_and_stays_bounded() -> None:
+    cache = HeaderCache(max_entries=4, max_key=512)
+    msgs = stream(50, seed=11)
+    for raw in msgs + msgs:
+        assert parse_message(raw, LIMITS, cache) == parse_message(raw, LIMITS)
+        assert len(cache) <= 4
+    repeat = msgs[0]
+    parse_message(repeat, LIMITS, cache)
+    order = ">I" if repeat[0:1] == b"B" else "<I"
+    again = repeat[:8] + struct.pack(order, 9) + repeat[12:]  # same fields, another serial
+    assert parse_message(again, LIMITS, cache).serial == 9
+    small = HeaderCache(max_key=8)
+    parse_message(repeat, LIMITS, small)
+    assert len(small) == 0

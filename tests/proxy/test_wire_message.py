@@ -25,8 +25,10 @@ from rpc.proxy import (
     decode_body,
     encode_values,
     error_reply,
+    first_string_arg,
     message_size,
     parse_message,
+    properties_interface,
     rewrite,
     with_body,
 )
@@ -345,3 +347,25 @@ def test_encode_values_refuses_values_that_do_not_fit() -> None:
                         ("u", [-1]), ("(ii)", [(1,)]), ("v", [("yy", 1)]), ("ss", ["a"])):
         with pytest.raises((ValueError, TypeError)):
             encode_values(sig, values)
+
+
+def test_properties_interface_decodes_only_the_first_argument() -> None:
+    props = DBusAddress("/vm/x", bus_name="com.citrix.xenclient.xenmgr",
+                        interface="org.freedesktop.DBus.Properties")
+    get = parse_message(new_method_call(props, "Get", "ss", ("com.x.vm", "name"))
+                        .serialise(serial=1))
+    assert properties_interface(get) == "com.x.vm"
+    set_ = parse_message(new_method_call(props, "Set", "ssv", ("com.x.vm", "n", ("s", "v")))
+                         .serialise(serial=1))
+    assert properties_interface(set_) == "com.x.vm"
+    assert properties_interface(parse_message(new_method_call(
+        props, "GetAll", "s", ("com.y",)).serialise(serial=1))) == "com.y"
+    other = parse_message(new_method_call(BUS, "Get", "ss", ("a", "b")).serialise(serial=1))
+    assert properties_interface(other) is None
+    broken = build_message(MessageType.METHOD_CALL, serial=1, path="/", member="Get",
+                           interface="org.freedesktop.DBus.Properties", signature="ss",
+                           body=struct.pack("<I", 99) + b"x\0\0\0")
+    assert properties_interface(parse_message(broken)) is None
+    with pytest.raises(WireError):
+        first_string_arg(parse_message(broken))
+    assert first_string_arg(parse_message(GOLDEN)) is None
