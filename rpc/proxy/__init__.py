@@ -74,6 +74,7 @@ if TYPE_CHECKING:
         parse_json_message,
         to_dbus_message,
     )
+    from rpc.proxy._jsonclient import INTROSPECT_TIMEOUT, JsonProxyClient
     from rpc.proxy._jsonstream import (
         JsonFrameTooLarge,
         JsonStreamError,
@@ -215,6 +216,7 @@ __all__ = [
     "DEFAULT_INCOMING",
     "DEFAULT_OUTGOING",
     "DEFAULT_RULES",
+    "INTROSPECT_TIMEOUT",
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_WEBSOCKET_MESSAGE",
@@ -252,6 +254,7 @@ __all__ = [
     "JsonMessage",
     "JsonMessageError",
     "JsonOutputError",
+    "JsonProxyClient",
     "JsonStreamError",
     "Listener",
     "ListenerActor",
@@ -361,6 +364,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "policy_of": "rpc.proxy._instance",
     "ProxyClient": "rpc.proxy._client",
     "ProxyContext": "rpc.proxy._client",
+    "JsonProxyClient": "rpc.proxy._jsonclient",
+    "INTROSPECT_TIMEOUT": "rpc.proxy._jsonclient",
     "BusRegistrar": "rpc.proxy._registrar",
     "IdentityRegistrar": "rpc.proxy._registrar",
     "LocalRegistrar": "rpc.proxy._registrar",

@@ -313,7 +313,7 @@ class ProxyClient(Actor):
         with self._send_lock:  # against the bus pump holding early messages
             early, self._early = self._early, []
             self._hello_done = True
-            self.client.sendall(reply + b"".join(m.data for m in early))
+            self._write_client(reply + b"".join(m.data for m in early))
 
     def _error_to_client(self, msg: WireMessage, name: str, text: str) -> None:
         with self._calls_lock:
@@ -322,7 +322,12 @@ class ProxyClient(Actor):
 
     def _to_client(self, data: bytes) -> None:
         with self._send_lock:
-            self.client.sendall(data)
+            self._write_client(data)
+
+    def _write_client(self, data: bytes) -> None:
+        """Send whole DBus messages to the client (the send lock is held). The JSON client
+        (``_jsonclient``) overrides this to write them as JSON."""
+        self.client.sendall(data)
 
     # ------------------------------------------------------------------ bus -> client
 

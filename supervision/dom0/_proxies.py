@@ -16,8 +16,9 @@ entries of ``oxt-supervisor``, and the ``rpc-proxy`` console script.
   ``argo:`` channels use the simulated host's Argo stand-in when ``$OXT_ARGO_SIM`` names its
   directory. Exit status 2 for a bad command line.
 
-The JSON and WebSocket modes (``--json-in``, ``--json-out``, ``--websockets-in``) are parsed but
-not run yet: such an instance is reported and not started (the console script exits 2).
+JSON and WebSocket clients (``--json-in``, ``--websockets-in``) are served. ``--json-out`` (the
+bus side speaking JSON) is parsed but not run yet: such an instance is reported and not started
+(the console script exits 2).
 """
 
 from __future__ import annotations
@@ -120,12 +121,12 @@ def proxy_specs(entries: Sequence[Sequence[str]], address: str, *,
                      kind=ChildKind.SUPERVISOR, shutdown=60.0)
 
 
-_NO_JSON = ("--json-in, --json-out and --websockets-in are not wired into the runtime yet "
-            "(the JSON and WebSocket cores are; see docs/rpc-proxy-runtime.md)")
+_NO_JSON = ("--json-out (the outgoing side speaking JSON) is not wired into the runtime yet "
+            "(see docs/rpc-proxy.md)")
 
 
 def _json_modes(options: ProxyOptions) -> bool:
-    return options.json_in or options.json_out or options.websockets_in
+    return options.json_out
 
 
 def _xenstore_client() -> Callable[[], XenstoreClient]:
