@@ -158,3 +158,30 @@ def test_websocket_origins(tmp_path: Path, bus_address: str, host: SimHost) -> N
         for c in clients:
             c.close()
         w.stop()
+
+
+def test_arguments_are_typed_by_introspection(tmp_path: Path, bus_address: str,
+                                              host: SimHost) -> None:  # noqa: F811
+    import actors
+    from tests.integration.dbus_test_service import IFACE, PATH, SERVICE, EchoService
+    from tests.integration.proxy_fixtures import RULES
+    ref = EchoService.start(bus_address)
+    assert actors.actor_of(ref).wait_started(5)
+    w = make_world(tmp_path, bus_address, host, ["-d", "5", "--json-in"],
+                   rules=RULES + "allow destination org.test.Service\n")
+    client = NulClient(connect_unix(w.proxy_socket))
+    try:
+        client.hello()
+        values = [255, True, -5, 6, -7, 8, -9, 10, 1.5, "s", "/a/b", "a{sv}"]  # "ybnqiuxtdsog"
+        echoed = client.call(SERVICE, PATH, IFACE, "echo_basic", *values)
+        assert echoed is not None and echoed["type"] == "response", echoed
+        assert echoed["args"] == values
+        # cached now; an explicit signature still wins (and the service refuses it)
+        wrong = client.call(SERVICE, PATH, IFACE, "divmod", 7, 2, **{"dbus-signature": "uu"})
+        assert wrong is not None and wrong["type"] == "error"
+        right = client.call(SERVICE, PATH, IFACE, "divmod", 7, -2)
+        assert right is not None and right["args"] == list(divmod(7, -2))
+    finally:
+        client.close()
+        w.stop()
+        ref.stop(block=True, timeout=5)
