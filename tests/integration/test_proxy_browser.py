@@ -192,6 +192,7 @@ def _chromium(url: str, profile: Path) -> Iterator[subprocess.Popen[bytes]]:
         assert _session_pids(proc.pid) == [], "chromium left processes behind"
 
 
+@pytest.mark.timeout(PAGE_TIMEOUT + 60)
 @pytest.mark.skipif(_browser() is None,
                     reason="no chromium found (Debian: apt-get install chromium)")
 def test_a_browser_page_talks_to_dbd_through_the_websocket_proxy(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,7 +178,8 @@ def test_arguments_are_typed_by_introspection(tmp_path: Path, bus_address: str,
         assert echoed is not None and echoed["type"] == "response", echoed
         assert echoed["args"] == values
         # cached now; an explicit signature still wins (and the service refuses it)
-        wrong = client.call(SERVICE, PATH, IFACE, "divmod", 7, 2, **{"dbus-signature": "uu"})
+        extra: dict[str, Any] = {"dbus-signature": "uu"}
+        wrong = client.call(SERVICE, PATH, IFACE, "divmod", 7, 2, **extra)
         assert wrong is not None and wrong["type"] == "error"
         right = client.call(SERVICE, PATH, IFACE, "divmod", 7, -2)
         assert right is not None and right["args"] == list(divmod(7, -2))
