@@ -75,6 +75,7 @@ if TYPE_CHECKING:
         to_dbus_message,
     )
     from rpc.proxy._jsonclient import INTROSPECT_TIMEOUT, JsonProxyClient
+    from rpc.proxy._jsonout import JsonInOutProxyClient, JsonOutProxyClient
     from rpc.proxy._jsonstream import (
         JsonFrameTooLarge,
         JsonStreamError,
@@ -251,8 +252,10 @@ __all__ = [
     "Json",
     "JsonError",
     "JsonFrameTooLarge",
+    "JsonInOutProxyClient",
     "JsonMessage",
     "JsonMessageError",
+    "JsonOutProxyClient",
     "JsonOutputError",
     "JsonProxyClient",
     "JsonStreamError",
@@ -365,6 +368,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "ProxyClient": "rpc.proxy._client",
     "ProxyContext": "rpc.proxy._client",
     "JsonProxyClient": "rpc.proxy._jsonclient",
+    "JsonOutProxyClient": "rpc.proxy._jsonout",
+    "JsonInOutProxyClient": "rpc.proxy._jsonout",
     "INTROSPECT_TIMEOUT": "rpc.proxy._jsonclient",
     "BusRegistrar": "rpc.proxy._registrar",
     "IdentityRegistrar": "rpc.proxy._registrar",

@@ -158,11 +158,10 @@ class ProxyClient(Actor):
             self.upstream = connect_outgoing(self.opts.outgoing, argo_dir=self.ctx.argo_dir,
                                              domains=policy.domains, timeout=_SETUP_TIMEOUT)
             self.unique_name = self._bus_hello(self.upstream)
-            self._registrar = (LocalRegistrar(self.ctx.registry)
-                               if self.ctx.registry is not None
-                               else BusRegistrar(policy.connection))
-            self._registrar.register(self.unique_name, self.source.domid,
-                                     self.source.uuid or "", self.source.stubdom)
+            self._registrar = self._identity_registrar(policy)
+            if self._registrar is not None:
+                self._registrar.register(self.unique_name, self.source.domid,
+                                         self.source.uuid or "", self.source.stubdom)
         except Exception as exc:
             log.warning("client %s (domain %d) refused: %s", self.peer, self.source.domid, exc)
             self._registrar = None
@@ -175,6 +174,11 @@ class ProxyClient(Actor):
                                       daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def _identity_registrar(self, policy: ProxyPolicy) -> IdentityRegistrar | None:
+        """Where the client's bus name is registered (``_jsonout``: nowhere, no bus there)."""
+        return (LocalRegistrar(self.ctx.registry) if self.ctx.registry is not None
+                else BusRegistrar(policy.connection))
 
     def _bus_hello(self, sock: socket.socket) -> str:
         """Authenticate to the bus and say Hello; keep what the bus sent after the reply."""
@@ -283,12 +287,17 @@ class ProxyClient(Actor):
         with self._calls_lock:
             decision = self.calls.from_client(msg)
         if isinstance(decision, Forward):
-            self.upstream.sendall(decision.message.data)
+            self._to_bus(decision.message.data)
         elif isinstance(decision, Refuse):
             log.info("client %s: %s", self.peer, decision.reason)
             if decision.error is not None:
                 self._to_client(decision.error)
         return True
+
+    def _to_bus(self, data: bytes) -> None:
+        """Send one checked DBus message to the bus (``_jsonout`` writes it as JSON)."""
+        assert self.upstream is not None
+        self.upstream.sendall(data)
 
     def _allowed(self, msg: WireMessage) -> bool:
         assert self._policy is not None and self._domain is not None
@@ -345,7 +354,6 @@ class ProxyClient(Actor):
     def _bus_loop(self) -> str:
         upstream = self.upstream
         assert upstream is not None
-        splitter = self._bus_splitter
         calls = self.calls
         lock = self._calls_lock
         while True:
@@ -353,7 +361,7 @@ class ProxyClient(Actor):
             if not data:
                 return "the bus closed the connection"
             out: list[bytes] = []
-            for msg in splitter.feed(data):
+            for msg in self._bus_messages(data):
                 with lock:
                     decision = calls.from_bus(msg)
                 if isinstance(decision, Forward):
@@ -365,6 +373,10 @@ class ProxyClient(Actor):
                     self._hold(out)
                 else:
                     self._to_client(b"".join(out))
+
+    def _bus_messages(self, data: bytes) -> list[WireMessage]:
+        """The bus's messages that ``data`` completes (``_jsonout`` reads JSON texts)."""
+        return self._bus_splitter.feed(data)
 
     def _hold(self, data: list[bytes]) -> None:
         with self._send_lock:

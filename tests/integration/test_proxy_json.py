@@ -187,3 +187,42 @@ def test_arguments_are_typed_by_introspection(tmp_path: Path, bus_address: str,
         client.close()
         w.stop()
         ref.stop(block=True, timeout=5)
+
+
+def test_json_out_chains_a_dbus_client_through_a_json_in_proxy(
+        tmp_path: Path, bus_address: str, host: SimHost) -> None:  # noqa: F811
+    """guest (DBus) -> rpc-proxy --json-out (a process) -> rpc-proxy --json-in -d 5 -> dbd."""
+    import subprocess
+    import sys
+    import time
+
+    from rpc.dbus import CallTimeout
+    from tests.integration.proxy_fixtures import db_call
+    w = make_world(tmp_path, bus_address, host, ["-d", "5", "--json-in"])
+    front = tmp_path / "front.sock"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rpc-proxy"), "-i",
+                             f"unix:{front}", "-o", f"unix:{w.proxy_socket}", "--json-out",
+                             "-w", "-d", "0"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while not front.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "no --json-out proxy"
+            time.sleep(0.05)
+        with BusConnection(f"unix:path={front}", label="chained") as guest:
+            ident = w.registry.lookup(guest.unique_name)  # the name the JSON-in proxy got
+            assert ident is not None and (ident.domid, ident.uuid) == (5, UUID5)
+            db = w.db(guest)
+            db_call(db, "write", "/chained", "yes")
+            assert db_call(db, "read", "/chained") == "yes"
+            with pytest.raises(CallTimeout):  # denied by the JSON-in proxy's rules
+                db.call("com.citrix.xenclient.db", "rm", "s", "/chained", timeout=0.5)
+            assert db_call(db, "read", "/chained") == "yes"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        w.stop()

@@ -29,7 +29,7 @@ def test_proxy_specs_make_one_instance_per_entry() -> None:
                        "unix:path=/run/bus", xenstore=None)
     assert spec.id == "proxies" and spec.kind is ChildKind.SUPERVISOR
     _flags, children = spec.start.args  # type: ignore[attr-defined]
-    assert [c.id for c in children] == ["proxy0", "proxy1", "proxy2"]  # --json-out: skipped
+    assert [c.id for c in children] == ["proxy0", "proxy1", "proxy2", "proxy3"]
     _flags0, grandchildren = children[0].start.args
     assert [c.id for c in grandchildren] == ["policy", "service", "clients", "listener"]
 
