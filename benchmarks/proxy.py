@@ -10,7 +10,9 @@ paths, medians reported:
 * added median round-trip latency over the direct path: ours vs xdg [target <= 2x];
 * proxy CPU per call (utime + stime of the proxy process): ours vs xdg [target <= 2x];
 * calls/s with 32 in flight through each;
-* JSON/WebSocket round trip vs raw: not measured (the JSON path is not wired into the runtime).
+* JSON round trip vs raw through rpc-proxy: two more rpc-proxy processes, ``--json-in`` (NUL
+  framed) and ``--websockets-in``, the same echo call sent as JSON (with ``dbus-signature``, so
+  no introspection) by a minimal blocking client, one call at a time.
 
 Prints the target beside each figure; exits non-zero only when it cannot run (xdg-dbus-proxy
 missing is reported and its figures skipped). Run: ``.venv/bin/python benchmarks/proxy.py
@@ -32,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._cleanup import cleaning_up, run
-from benchmarks.dbus import in_flight, sequential
+from benchmarks.dbus import IFACE, PAYLOAD, in_flight, sequential
 
 ECHO = "org.openxt.bench.Echo"
 HERE = Path(__file__).resolve().parent
@@ -52,6 +54,72 @@ def wait_socket(path: Path, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+class JsonEcho:
+    """A minimal blocking JSON client of rpc-proxy (NUL-framed, or WebSocket via wsproto)."""
+
+    def __init__(self, path: Path, websocket: bool) -> None:
+        import socket
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(10.0)
+        self.sock.connect(str(path))
+        self.ws = None
+        self.buf = b""
+        self.serial = 0
+        if websocket:
+            from wsproto import ConnectionType, WSConnection
+            from wsproto.events import Request
+            self.ws = WSConnection(ConnectionType.CLIENT)
+            from wsproto.events import AcceptConnection
+            self.sock.sendall(self.ws.send(Request(host="localhost", target="/")))
+            accepted = False
+            while not accepted:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise RuntimeError("the proxy refused the WebSocket")
+                self.ws.receive_data(data)
+                accepted = any(isinstance(e, AcceptConnection) for e in self.ws.events())
+        self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                  "Hello", [], "")
+
+    def _texts(self) -> list[str]:
+        data = self.sock.recv(65536)
+        if not data:
+            raise RuntimeError("the proxy closed the JSON connection")
+        if self.ws is None:
+            self.buf += data
+            *texts, self.buf = self.buf.split(b"\0")
+            return [t.decode() for t in texts]
+        from wsproto.events import TextMessage
+        self.ws.receive_data(data)
+        return [e.data for e in self.ws.events() if isinstance(e, TextMessage)]
+
+    def call(self, dest: str, path: str, iface: str, method: str, args: list[object],
+             signature: str) -> dict[str, object]:
+        import json
+        self.serial += 1
+        text = json.dumps({"id": self.serial, "destination": dest, "path": path,
+                           "interface": iface, "method": method, "args": args,
+                           "dbus-signature": signature})
+        if self.ws is None:
+            self.sock.sendall(text.encode() + b"\0")
+        else:
+            from wsproto.events import TextMessage
+            self.sock.sendall(self.ws.send(TextMessage(data=text)))
+        want = str(self.serial)
+        while True:
+            for t in self._texts():
+                msg = json.loads(t)
+                if msg.get("response-to") == want:
+                    return dict(msg)
+
+    def rate(self, n: int) -> float:
+        """Echo calls per second, one at a time."""
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self.call(ECHO, "/bench", IFACE, "Echo", [PAYLOAD], "s")
+        return n / (time.perf_counter() - t0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -65,7 +133,8 @@ def main() -> int:
     ours_bin = Path(sys.executable).parent / "rpc-proxy"
     directory = Path(tempfile.mkdtemp(prefix="oxt-bench-proxy-"))
     paths = ["direct", "ours", *(["xdg"] if xdg else [])]
-    lat: dict[str, list[float]] = {p: [] for p in paths}
+    json_paths = ["json", "websocket"]
+    lat: dict[str, list[float]] = {p: [] for p in [*paths, *json_paths]}
     par: dict[str, list[float]] = {p: [] for p in paths}
     cpus: dict[str, list[float]] = {p: [] for p in paths if p != "direct"}
     ident = None
@@ -89,9 +158,17 @@ def main() -> int:
                 proxies["xdg"] = procs.spawn([xdg, address, str(xdg_sock)], text=True)
                 wait_socket(xdg_sock)
                 socks["xdg"] = f"unix:path={xdg_sock}"
+            for p, flag in (("json", "--json-in"), ("websocket", "--websockets-in")):
+                sock = directory / f"{p}.sock"
+                proxies[p] = procs.spawn([str(ours_bin), "-i", f"unix:{sock}", "-o",
+                                          f"unix:{bus_path}", "-w", "-d", "0", flag], text=True)
+                wait_socket(sock)
+            jsons = {p: JsonEcho(directory / f"{p}.sock", p == "websocket") for p in json_paths}
             conns = {p: BusConnection(socks[p]) for p in paths}
             for p in paths:
                 sequential(conns[p], ECHO, 300)  # warm-up
+            for p in json_paths:
+                jsons[p].rate(300)
             for _ in range(rounds):
                 for p in paths:
                     pid = proxies[p].pid if p in proxies else None
@@ -101,6 +178,10 @@ def main() -> int:
                         cpus[p].append((cpu(pid) - before) / n)
                     lat[p].append(1e6 / rate)
                     par[p].append(in_flight(conns[p], ECHO, n))
+                for p in json_paths:
+                    lat[p].append(1e6 / jsons[p].rate(n))
+            for j in jsons.values():
+                j.sock.close()
             for conn in conns.values():
                 conn.close()
             ident.stop(block=True, timeout=5)  # before the bus goes
@@ -128,7 +209,10 @@ def main() -> int:
         print("xdg-dbus-proxy not installed (Makefile DEBS): no comparison")
     for p in paths:
         print(f"32 in flight  {p:<7}     {statistics.median(par[p]):8,.0f} calls/s")
-    print("JSON/WebSocket vs raw     not measured: the JSON path is not wired into the runtime")
+    for p in json_paths:
+        m = statistics.median(lat[p])
+        print(f"{p:<9} round trip       {m:7.0f} µs   vs raw through ours {med['ours']:.0f} µs: "
+              f"{m / med['ours']:.2f}x   (added over direct {m - med['direct']:.0f} µs)")
     return 0
 
 

@@ -87,6 +87,14 @@ if TYPE_CHECKING:
         parse_json_message,
         to_dbus_message,
     )
+    from rpc.proxy._jsonclient import (
+        INTROSPECT_TIMEOUT,
+        JsonProxyClient,
+    )
+    from rpc.proxy._jsonout import (
+        JsonInOutProxyClient,
+        JsonOutProxyClient,
+    )
     from rpc.proxy._jsonstream import (
         JsonFrameTooLarge,
         JsonStreamError,
@@ -234,6 +242,7 @@ __all__ = [
     "DEFAULT_INCOMING",
     "DEFAULT_OUTGOING",
     "DEFAULT_RULES",
+    "INTROSPECT_TIMEOUT",
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_WEBSOCKET_MESSAGE",
@@ -269,9 +278,12 @@ __all__ = [
     "Json",
     "JsonError",
     "JsonFrameTooLarge",
+    "JsonInOutProxyClient",
     "JsonMessage",
     "JsonMessageError",
+    "JsonOutProxyClient",
     "JsonOutputError",
+    "JsonProxyClient",
     "JsonStreamError",
     "Listener",
     "ListenerActor",
@@ -401,6 +413,12 @@ __getattr__, __dir__ = lazy_exports(__name__, {
         "encode_json", "json_to_dbus", "parse_introspection", "parse_json_message",
         "to_dbus_message",
     ), "rpc.proxy._json"),
+    **dict.fromkeys((
+        "INTROSPECT_TIMEOUT", "JsonProxyClient",
+    ), "rpc.proxy._jsonclient"),
+    **dict.fromkeys((
+        "JsonInOutProxyClient", "JsonOutProxyClient",
+    ), "rpc.proxy._jsonout"),
     **dict.fromkeys((
         "JsonFrameTooLarge", "JsonStreamError", "NulSplitter", "nul_frame",
     ), "rpc.proxy._jsonstream"),

@@ -158,11 +158,10 @@ class ProxyClient(Actor):
             self.upstream = connect_outgoing(self.opts.outgoing, argo_dir=self.ctx.argo_dir,
                                              domains=policy.domains, timeout=_SETUP_TIMEOUT)
             self.unique_name = self._bus_hello(self.upstream)
-            self._registrar = (LocalRegistrar(self.ctx.registry)
-                               if self.ctx.registry is not None
-                               else BusRegistrar(policy.connection))
-            self._registrar.register(self.unique_name, self.source.domid,
-                                     self.source.uuid or "", self.source.stubdom)
+            self._registrar = self._identity_registrar(policy)
+            if self._registrar is not None:
+                self._registrar.register(self.unique_name, self.source.domid,
+                                         self.source.uuid or "", self.source.stubdom)
         except Exception as exc:
             log.warning("client %s (domain %d) refused: %s", self.peer, self.source.domid, exc)
             self._registrar = None
@@ -175,6 +174,11 @@ class ProxyClient(Actor):
                                       daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def _identity_registrar(self, policy: ProxyPolicy) -> IdentityRegistrar | None:
+        """Where the client's bus name is registered (``_jsonout``: nowhere, no bus there)."""
+        return (LocalRegistrar(self.ctx.registry) if self.ctx.registry is not None
+                else BusRegistrar(policy.connection))
 
     def _bus_hello(self, sock: socket.socket) -> str:
         """Authenticate to the bus and say Hello; keep what the bus sent after the reply."""
@@ -283,12 +287,17 @@ class ProxyClient(Actor):
         with self._calls_lock:
             decision = self.calls.from_client(msg)
         if isinstance(decision, Forward):
-            self.upstream.sendall(decision.message.data)
+            self._to_bus(decision.message.data)
         elif isinstance(decision, Refuse):
             log.info("client %s: %s", self.peer, decision.reason)
             if decision.error is not None:
                 self._to_client(decision.error)
         return True
+
+    def _to_bus(self, data: bytes) -> None:
+        """Send one checked DBus message to the bus (``_jsonout`` writes it as JSON)."""
+        assert self.upstream is not None
+        self.upstream.sendall(data)
 
     def _allowed(self, msg: WireMessage) -> bool:
         assert self._policy is not None and self._domain is not None
@@ -313,7 +322,7 @@ class ProxyClient(Actor):
         with self._send_lock:  # against the bus pump holding early messages
             early, self._early = self._early, []
             self._hello_done = True
-            self.client.sendall(reply + b"".join(m.data for m in early))
+            self._write_client(reply + b"".join(m.data for m in early))
 
     def _error_to_client(self, msg: WireMessage, name: str, text: str) -> None:
         with self._calls_lock:
@@ -322,7 +331,12 @@ class ProxyClient(Actor):
 
     def _to_client(self, data: bytes) -> None:
         with self._send_lock:
-            self.client.sendall(data)
+            self._write_client(data)
+
+    def _write_client(self, data: bytes) -> None:
+        """Send whole DBus messages to the client (the send lock is held). The JSON client
+        (``_jsonclient``) overrides this to write them as JSON."""
+        self.client.sendall(data)
 
     # ------------------------------------------------------------------ bus -> client
 
@@ -340,7 +354,6 @@ class ProxyClient(Actor):
     def _bus_loop(self) -> str:
         upstream = self.upstream
         assert upstream is not None
-        splitter = self._bus_splitter
         calls = self.calls
         lock = self._calls_lock
         while True:
@@ -348,7 +361,7 @@ class ProxyClient(Actor):
             if not data:
                 return "the bus closed the connection"
             out: list[bytes] = []
-            for msg in splitter.feed(data):
+            for msg in self._bus_messages(data):
                 with lock:
                     decision = calls.from_bus(msg)
                 if isinstance(decision, Forward):
@@ -360,6 +373,10 @@ class ProxyClient(Actor):
                     self._hold(out)
                 else:
                     self._to_client(b"".join(out))
+
+    def _bus_messages(self, data: bytes) -> list[WireMessage]:
+        """The bus's messages that ``data`` completes (``_jsonout`` reads JSON texts)."""
+        return self._bus_splitter.feed(data)
 
     def _hold(self, data: list[bytes]) -> None:
         with self._send_lock:

@@ -8,6 +8,10 @@
     ├── clients    simple_one_for_one: one temporary ProxyClient per accepted connection
     └── listener   listens on the incoming channel, starts a client per accepted stream
 
+A client is a ``ProxyClient``, or with ``--json-in`` / ``--websockets-in`` a ``JsonProxyClient``
+(the same actor speaking JSON to its client; ``--websockets-in`` implies JSON); with
+``--json-out`` its outgoing side speaks JSON (``_jsonout``).
+
 Guarantees: the listener starts last, so no client is accepted before the policy is up. A
 listener that cannot listen (socket in use, no Argo) fails its start and is retried with the
 instance's backoff; a listener crash restarts only the listener (it listens again; connected
@@ -30,6 +34,8 @@ from dataclasses import dataclass
 from actors import Actor, ask, handles, service
 from rpc.dbus import CallerIdentity, caller_identity
 from rpc.proxy._client import ProxyClient, ProxyContext
+from rpc.proxy._jsonclient import JsonProxyClient
+from rpc.proxy._jsonout import JsonInOutProxyClient, JsonOutProxyClient
 from rpc.proxy._options import ProxyOptions
 from rpc.proxy._policy import ProxyPolicy
 from rpc.proxy._transports import DomainDirectory, Listener, TransportError, open_listener
@@ -166,7 +172,11 @@ def proxy_instance_spec(instance_id: str, options: ProxyOptions, address: str, *
     local = (registry or caller_identity) if local_identity else None
     context = ProxyContext(options, address, policy=f"{base}/policy", argo_dir=argo_dir,
                            registry=local)
-    client = ChildSpec("client", start_actor(ProxyClient, context),
+    json_in = options.json_in or options.websockets_in
+    kind: type[ProxyClient] = ((JsonInOutProxyClient if json_in else JsonOutProxyClient)
+                               if options.json_out else
+                               JsonProxyClient if json_in else ProxyClient)
+    client = ChildSpec("client", start_actor(kind, context),
                        restart=Restart.TEMPORARY, shutdown=3.0)
     children = [ChildSpec("policy", start_actor(PolicyActor, options, address, domains))]
     if options.server:

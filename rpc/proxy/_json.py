@@ -1,4 +1,4 @@
-"""JSON messages <-> DBus messages: the rpc-proxy's JSON protocol (docs/rpc-proxy-json.md).
+"""JSON messages <-> DBus messages: the rpc-proxy JSON protocol (docs/rpc-proxy.md, JSON section).
 
 An incoming JSON text is one object; its ``type`` picks the kind (missing means ``request``):
 

@@ -1,4 +1,4 @@
-"""DBus values <-> JSON values for the proxy's JSON path (docs/rpc-proxy-json.md).
+"""DBus values <-> JSON values for the proxy's JSON path (docs/rpc-proxy.md, "JSON and WebSocket").
 
 A DBus value is what jeepney's ``low_level`` serialiser takes and gives: ``int`` for the integer
 codes ``y n q i u x t``, ``float`` for ``d``, ``bool`` for ``b``, ``str`` for ``s o g``, ``bytes``

@@ -21,6 +21,8 @@ Options (docs/rpc-proxy-runtime.md)::
     -u, --uuid                   send DATA <vm-uuid> during the auth
     --owner-name, --translate-anonymous-dests, --json-in, --json-out, --websockets-in,
     --auto-auth
+    --allow-origin ORIGIN        (ours) a WebSocket Origin allowed (repeatable; ``null`` for a
+                                 ``file:`` page, ``*`` for any); default: same host only
     --check-rules FILE           (ours) parse FILE, print the rules, exit
     -h, --help                   usage on stdout, exit 0
 
@@ -158,6 +160,8 @@ class ProxyOptions:
     json_out: bool = False
     websockets_in: bool = False
     auto_auth: bool = False
+    #: ``--allow-origin`` values, in order (empty: same-host origins only)
+    allow_origins: tuple[str, ...] = ()
     check_rules: str | None = None
     help: bool = False
     #: the command line these options came from (for logs and the shell)
@@ -173,7 +177,7 @@ _SHORT = "i:l:o:f:d:vr:n:swuh"
 _LONG = ["incoming-channel=", "listen-channel=", "outgoing-channel=", "forward-channel=",
          "incoming-domid=", "verbose", "rules=", "request-name=", "server", "no-firewall",
          "uuid", "owner-name", "translate-anonymous-dests", "json-in", "json-out",
-         "websockets-in", "auto-auth", "check-rules=", "help"]
+         "websockets-in", "auto-auth", "allow-origin=", "check-rules=", "help"]
 
 _FLAGS = {
     "-v": "verbose", "--verbose": "verbose", "-s": "server", "--server": "server",
@@ -205,6 +209,8 @@ Usage: rpc-proxy [OPTION...]
                 --json-out            the bus side speaks JSON
                 --websockets-in       clients speak WebSocket
                 --auto-auth           authenticate to the bus for the client
+                --allow-origin=ORIGIN WebSocket origin allowed (repeatable; null: file:
+                                      pages; *: any); default same host only
                 --check-rules=FILE    parse FILE, print its rules and exit (1 if malformed)
   -h            --help                this text
 """
@@ -237,6 +243,11 @@ def parse_options(argv: Sequence[str]) -> ProxyOptions:
             if not value:
                 raise OptionsError(f"{opt} needs a bus name")
             out = replace(out, request_name=value)
+        elif opt == "--allow-origin":
+            if not value.strip():
+                raise OptionsError("--allow-origin needs an origin (scheme://host[:port], "
+                                   "null or *)")
+            out = replace(out, allow_origins=(*out.allow_origins, value.strip()))
         elif opt == "--check-rules":
             out = replace(out, check_rules=value)
     return out

@@ -16,8 +16,8 @@ entries of ``oxt-supervisor``, and the ``rpc-proxy`` console script.
   ``argo:`` channels use the simulated host's Argo stand-in when ``$OXT_ARGO_SIM`` names its
   directory. Exit status 2 for a bad command line.
 
-The JSON and WebSocket modes (``--json-in``, ``--json-out``, ``--websockets-in``) are parsed but
-not run yet: such an instance is reported and not started (the console script exits 2).
+JSON and WebSocket clients (``--json-in``, ``--websockets-in``) and a JSON outgoing side
+(``--json-out``) are served (docs/rpc-proxy.md, "JSON and WebSocket").
 """
 
 from __future__ import annotations
@@ -108,9 +108,6 @@ def proxy_specs(entries: Sequence[Sequence[str]], address: str, *,
     children = []
     for n, argv in enumerate(entries):
         options = forwarding_to(parse_options(argv), address)
-        if _json_modes(options):
-            log.error("rpc-proxy instance %r: %s; not started", " ".join(argv), _NO_JSON)
-            continue
         domains = XenstoreDomains(xenstore) if xenstore is not None else None
         children.append(proxy_instance_spec(
             f"proxy{n}", options, address, domains=domains, argo_dir=argo_dir,
@@ -118,14 +115,6 @@ def proxy_specs(entries: Sequence[Sequence[str]], address: str, *,
     flags = SupFlags(Strategy.ONE_FOR_ONE, intensity=10, period=30.0, backoff=Backoff(0.1, 5.0))
     return ChildSpec("proxies", start_actor(Supervisor, flags, children),
                      kind=ChildKind.SUPERVISOR, shutdown=60.0)
-
-
-_NO_JSON = ("--json-in, --json-out and --websockets-in are not wired into the runtime yet "
-            "(the JSON and WebSocket cores are; see docs/rpc-proxy-runtime.md)")
-
-
-def _json_modes(options: ProxyOptions) -> bool:
-    return options.json_in or options.json_out or options.websockets_in
 
 
 def _xenstore_client() -> Callable[[], XenstoreClient]:
@@ -152,9 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if options.check_rules is not None:
         return _check_rules(options.check_rules)
-    if _json_modes(options):
-        sys.stderr.write(f"rpc-proxy: {_NO_JSON}\n")
-        return 2
     from rpc.dbus import resolve_address
     if options.outgoing.kind == "unix":
         address = f"unix:path={os.path.abspath(options.outgoing.path)}"

@@ -100,3 +100,12 @@ def test_flag_order_does_not_matter_when_pairs_stay_together(words: list[str]) -
     assert opts.verbose and opts.server and opts.no_firewall and opts.send_uuid
     assert opts.json_in and opts.auto_auth and opts.owner_name
     assert opts.incoming.path == "/in" and opts.rules == "/rules"
+
+
+def test_allow_origin_is_repeatable_and_needs_a_value() -> None:
+    opts = parse_options(["--websockets-in", "--allow-origin", "null",
+                          "--allow-origin=http://ui.local:8080"])
+    assert opts.allow_origins == ("null", "http://ui.local:8080")
+    assert parse_options([]).allow_origins == ()
+    with pytest.raises(OptionsError, match="allow-origin"):
+        parse_options(["--allow-origin", " "])

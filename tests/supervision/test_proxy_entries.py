@@ -24,11 +24,12 @@ def test_proxy_entries_are_checked_at_load(tmp_path: Path) -> None:
 
 
 def test_proxy_specs_make_one_instance_per_entry() -> None:
-    spec = proxy_specs([["-s"], ["-i", "tcp:8080"], ["-i", "tcp:8081", "--json-in"]],
+    spec = proxy_specs([["-s"], ["-i", "tcp:8080"], ["-i", "tcp:8081", "--json-in"],
+                        ["-i", "tcp:8082", "--json-out"]],
                        "unix:path=/run/bus", xenstore=None)
     assert spec.id == "proxies" and spec.kind is ChildKind.SUPERVISOR
     _flags, children = spec.start.args  # type: ignore[attr-defined]
-    assert [c.id for c in children] == ["proxy0", "proxy1"]  # JSON: not run yet, skipped
+    assert [c.id for c in children] == ["proxy0", "proxy1", "proxy2", "proxy3"]
     _flags0, grandchildren = children[0].start.args
     assert [c.id for c in grandchildren] == ["policy", "service", "clients", "listener"]
 
