@@ -261,7 +261,7 @@ def test_the_core_modules_declare_themselves_pure() -> None:
         "actors._codec", "actors._exits", "actors._frames",
         "supervision._spec", "supervision._intensity", "supervision._strategy",
         "supervision.control._proto",
-        "rpc.dbus._messages", "rpc.dbus._errors", "rpc.idl._model", "rpc.idl._signature",
+        "rpc.dbus._messages", "rpc.dbus._wire", "rpc.dbus._marshal", "rpc.dbus._errors", "rpc.idl._model", "rpc.idl._signature",
         "persistence._tree", "persistence._jsonfmt", "persistence._limits",
         "persistence._walcodec",
         "xen.hypervisor._interface", "xen.hypervisor._values", "xen.hypervisor._errors",
