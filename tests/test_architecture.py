@@ -272,6 +272,7 @@ def test_the_core_modules_declare_themselves_pure() -> None:
         "xen.xenmgr._errors", "xen.xenmgr._states", "xen.xenmgr._dbview", "xen.xenmgr._codecs",
         "xen.xenmgr._schema", "xen.xenmgr._devices", "xen.xenmgr._binding",
         "xen.xenmgr._vm_properties", "xen.xenmgr._object_properties", "xen.xenmgr._properties",
+        "xen.xenmgr._readers",
         "xen.xenmgr._vmconfig", "xen.xenmgr._vmconfig_keys", "xen.xenmgr._autostart_plan",
     }
     assert expected - set(PURE) == set()
