@@ -98,8 +98,9 @@ class PropertyObject:
 
     # ------------------------------------------------------------------ views
 
-    def load_view(self) -> DbView:
-        """A view of what this object's properties read (subclasses for VMs and devices)."""
+    def load_view(self, cached: bool = False) -> DbView:
+        """A view of what this object's properties read (subclasses for VMs and devices);
+        ``cached``: for reading only, a VM's subtree may come from the cache (``_dbcache``)."""
         root: dict[str, Any] = {}
         for node in HOST_NODES:
             value = self.ctx.db.tree(f"/{node}")
@@ -112,7 +113,7 @@ class PropertyObject:
         cache = _CACHE
         if cache.call is call and cache.view is not None:
             return cache.view
-        view = self.load_view()
+        view = self.load_view(cached=True)
         cache.call, cache.view = call, view
         return view
 
@@ -136,7 +137,7 @@ class PropertyObject:
         """Every property ``reader`` reads, by name, from one view (``GetAll``): a value that
         cannot be read is logged and answered with its binding's default."""
         try:
-            view = self.load_view()
+            view = self.load_view(cached=True)
         except Exception as exc:
             text = exc.message if isinstance(exc, XenmgrError) else str(exc)
             logger.warning("GetAll %s: %s", call.path, text)

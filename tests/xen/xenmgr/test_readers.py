@@ -20,7 +20,7 @@ KEYS = sorted({b.source.key for b in VM_BINDINGS if isinstance(b.source, Stored)
 TEXTS = st.sampled_from(["", "true", "false", "yes", "0", "1", "no", "abc", "12", " 7 ",
                          "-3", "99999999999", "hvm", "pv", "svm", "pvm", "a b", "ide",
                          "windows", "seabios"])
-LEAVES = st.one_of(TEXTS, st.integers(-5, 5), st.booleans(), st.just({}),
+LEAVES: st.SearchStrategy[Any] = st.one_of(TEXTS, st.integers(-5, 5), st.booleans(), st.just({}),
                    st.dictionaries(st.sampled_from(["0", "1", "x"]), TEXTS, max_size=2))
 
 
