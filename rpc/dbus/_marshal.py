@@ -4,7 +4,11 @@
 compares them on generated messages), ten times faster on big bodies: each signature is
 compiled once into small closures (cached), the whole message is built in one ``bytearray``,
 ``a{sv}`` and arrays of strings and object paths have inline loops, and an object path is
-checked with one regular expression instead of a Python loop over its characters.
+checked with one regular expression instead of a Python loop over its characters. The
+encoded entries of ``a{sv}`` dictionaries with plain values (``str``, ``int``, ``bool``) are
+memoised by (name, (signature, value)): values equal for Python give the same bytes there
+(``True`` and ``1`` encode alike in every integer type), and a value that did not encode is
+never kept.
 
 Failure behaviour: it is never more lenient than jeepney. Anything the fast path does not take
 (a big-endian header, file descriptors, a value of another type than the plain one: a
@@ -206,6 +210,7 @@ def _array_encoder(elem: str) -> Encoder:
         key_t, value_t = inner(elem)
         key, value = _encoder(key_t), _encoder(value_t)
         string_key, zeros, pack_u = key_t == "s", _ZEROS, U32.pack
+        memo_ok = string_key and value_t == "v"
 
         def dictionary(buf: bytearray, v: Any) -> None:
             if isinstance(v, dict):
@@ -226,7 +231,9 @@ def _array_encoder(elem: str) -> Encoder:
             if extra:
                 buf.extend(bytes(extra))
             start = len(buf)
-            if string_key:
+            if memo_ok:
+                _sv_entries(buf, items, value)
+            elif string_key:
                 for k, val in items:
                     buf += zeros[-len(buf) % 8]
                     if type(k) is not str:
@@ -276,6 +283,42 @@ def _array_encoder(elem: str) -> Encoder:
     def array(buf: bytearray, v: Any) -> None:
         _generic(buf, v, enc, is_dict=False, align=align)
     return array
+
+
+#: Encoded ``a{sv}`` entries by (name, (signature, value)) for plain values: properties
+#: repeat (defaults, and the same object read again). Bounded: emptied when full; only short
+#: entries are kept.
+_MEMO: dict[tuple[str, tuple[str, Any]], bytes] = {}
+MAX_MEMO = 8192
+MAX_MEMO_ENTRY = 256
+_PLAIN = frozenset((str, int, bool))
+
+
+def _sv_entries(buf: bytearray, items: Any, value: Encoder) -> None:
+    """The entries of an ``a{sv}`` (``buf`` is 8-aligned, so each entry's bytes are the same
+    wherever it lands: an entry starts 8-aligned and aligns only within itself)."""
+    zeros, pack_u, memo = _ZEROS, U32.pack, _MEMO
+    for k, val in items:
+        buf += zeros[-len(buf) % 8]
+        if type(k) is not str:
+            raise _Refused
+        plain = (type(val) is tuple and len(val) == 2 and type(val[0]) is str
+                 and type(val[1]) in _PLAIN)
+        if plain:
+            frag = memo.get((k, val))
+            if frag is not None:
+                buf += frag
+                continue
+        mark = len(buf)
+        data = k.encode("utf-8")
+        buf += pack_u(len(data))
+        buf += data
+        buf += b"\0"
+        value(buf, val)
+        if plain and len(buf) - mark <= MAX_MEMO_ENTRY:
+            if len(memo) >= MAX_MEMO:
+                memo.clear()
+            memo[(k, val)] = bytes(buf[mark:])
 
 
 def _generic(buf: bytearray, v: Any, enc: Encoder, *, is_dict: bool, align: int = 1) -> None:

@@ -63,3 +63,21 @@ def test_a_missing_vm_and_a_bad_uuid_read_as_read_property() -> None:
                          (DbView({"vm": {}}), Target("a/b")), (DbView({}), Target())):
         for b, value in Reader(VM_BINDINGS).read(view, target):
             assert _outcome(value) == _expected(b, view, target), b.name
+
+
+def test_answers_are_remembered_only_for_the_very_same_subtree_and_nodes() -> None:
+    reader = Reader(VM_BINDINGS)
+    target = Target(UUID)
+
+    def value(view: DbView, name: str) -> Any:
+        return next(v for b, v in reader.read(view, target) if b.name == name)
+
+    tree = {"description": "one"}
+    assert value(DbView({"vm": {UUID: tree}}), "description") == "one"
+    assert value(DbView({"vm": {UUID: tree}}), "description") == "one"  # remembered
+    assert value(DbView({"vm": {UUID: {"description": "two"}}}), "description") == "two"
+    pending = {"autostart-pending-vms": {"0": UUID}}
+    assert value(DbView({"vm": {UUID: tree}, "xenmgr": pending}), "autostart-pending") is True
+    assert value(DbView({"vm": {UUID: tree}}), "autostart-pending") is False
+    assert value(DbView({"vm": {UUID: tree}}), "uuid") == UUID
+    assert value(DbView({"vm": {"other": tree}}), "uuid") == UUID  # no subtree: read
