@@ -8,7 +8,7 @@ checked with one regular expression instead of a Python loop over its characters
 encoded entries of ``a{sv}`` dictionaries with plain values (``str``, ``int``, ``bool``) are
 memoised by (name, (signature, value)): values equal for Python give the same bytes there
 (``True`` and ``1`` encode alike in every integer type), and a value that did not encode is
-never kept.
+never kept; so are the last arrays of strings and object paths (``list_vms``), by their items.
 
 Failure behaviour: it is never more lenient than jeepney. Anything the fast path does not take
 (a big-endian header, file descriptors, a value of another type than the plain one: a
@@ -257,10 +257,17 @@ def _array_encoder(elem: str) -> Encoder:
         check = elem == "o"
         zeros, pack_u = _ZEROS, U32.pack
 
+        memo: dict[tuple[str, ...], bytes] = {}
+
         def strings(buf: bytearray, v: Any) -> None:
             if type(v) is not list:
                 raise _Refused
             buf += zeros[-len(buf) % 4]
+            key = tuple(v)
+            frag = memo.get(key)
+            if frag is not None:  # the same list again (list_vms): same bytes
+                buf += frag
+                return
             at = len(buf)
             buf += b"\0\0\0\0"
             for x in v:
@@ -277,6 +284,10 @@ def _array_encoder(elem: str) -> Encoder:
             if size > MAX_ARRAY:
                 raise _Refused
             pack_into(buf, at, size)
+            if size <= MAX_MEMO_LIST:
+                if len(memo) >= MAX_MEMO_LISTS:
+                    memo.clear()
+                memo[key] = bytes(buf[at:])
         return strings
     enc = _encoder(elem)
 
@@ -291,6 +302,9 @@ def _array_encoder(elem: str) -> Encoder:
 _MEMO: dict[tuple[str, tuple[str, Any]], bytes] = {}
 MAX_MEMO = 8192
 MAX_MEMO_ENTRY = 256
+#: Encoded arrays of strings or object paths, by their items (per signature), as above.
+MAX_MEMO_LISTS = 32
+MAX_MEMO_LIST = 1 << 16
 _PLAIN = frozenset((str, int, bool))
 
 

@@ -206,6 +206,21 @@ def _array_decoder(elem: str, e: str) -> Decoder:
                 raise WireError("array entries run past the array")
             return out, pos
         return dictionary
+    if elem in "so":
+        def strings(buf: bytes, pos: int) -> tuple[Any, int]:
+            pos, end = bounds(buf, pos)
+            out = []
+            while pos < end:
+                pos += -pos % 4
+                stop = pos + 4 + unpack_u(buf, pos)[0]
+                if buf[stop] != 0:
+                    raise WireError("string without its NUL")
+                out.append(buf[pos + 4:stop].decode("utf-8"))
+                pos = stop + 1
+            if pos != end:
+                raise WireError("array elements run past the array")
+            return out, pos
+        return strings
     dec = _decoder(elem, e)
 
     def array(buf: bytes, pos: int) -> tuple[Any, int]:
