@@ -2,7 +2,9 @@
 
 jeepney's codec walks a tree of type objects for every value; a 145-entry ``a{sv}`` costs it
 milliseconds each way. This module compiles each signature once into a chain of small closures
-(cached per signature); ``a{sv}`` has an inline loop for the common variant types. Building
+(cached per signature); ``a{sv}`` has an inline loop for the common variant types, and the
+last :data:`MAX_MEMO_REGIONS` dictionaries are remembered by their bytes (a property poll
+reads the same bytes again; each answer is a new dictionary, mutable values copied). Building
 messages is in ``_marshal``. It reads exactly jeepney's values: a dict
 for ``a{..}``, ``(signature, value)`` for a variant, ``bytes`` for ``ay``, a list for other
 arrays, a tuple for a struct, ``bool`` for ``b``, ``str`` for ``s``, ``o`` and ``g``.
@@ -20,6 +22,7 @@ Pure: no I/O, no threads.
 
 from __future__ import annotations
 
+import copy
 import re
 import struct
 from collections.abc import Callable
@@ -38,6 +41,9 @@ __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 MAX_MESSAGE = 1 << 27
 #: Arrays are limited to 64 MiB by the spec (jeepney checks the same).
 MAX_ARRAY = 1 << 26
+#: ``a{sv}`` dictionaries remembered by their bytes (each at most MAX_MEMO_REGION bytes).
+MAX_MEMO_REGIONS = 32
+MAX_MEMO_REGION = 1 << 16
 #: Compiled signatures kept per table (variants bring remote signatures; the table is cleared
 #: past this, so a peer cannot grow it without bound).
 MAX_CACHED = 512
@@ -236,13 +242,26 @@ def _array_decoder(elem: str, e: str) -> Decoder:
 
 
 def _sv_decoder(bounds: Callable[[bytes, int], tuple[int, int]], e: str) -> Decoder:
-    """``a{sv}``, the properties' dictionary, with the common variant types inline."""
+    """``a{sv}``, the properties' dictionary, with the common variant types inline. A
+    dictionary is remembered by its bytes (properties are read again and again): the same
+    bytes give an equal, new dictionary (values of other types than strings, booleans and
+    integers copied)."""
     unpack_u = struct.Struct(e + "I").unpack_from
     unpack_i = struct.Struct(e + "i").unpack_from
     variant = _decoder("v", e)
 
+    memo: dict[bytes, tuple[dict[str, Any], tuple[str, ...]]] = {}
+
     def sv(buf: bytes, pos: int) -> tuple[Any, int]:
         pos, end = bounds(buf, pos)
+        region = buf[pos:end]  # starts 8-aligned: the same bytes read the same anywhere
+        known = memo.get(region)
+        if known is not None:
+            again = dict(known[0])
+            for k in known[1]:  # values that could be changed by the caller: fresh copies
+                again[k] = copy.deepcopy(again[k])
+            return again, end
+        mutable: list[str] = []
         out: dict[str, Any] = {}
         while pos < end:
             pos += -pos % 8
@@ -273,10 +292,19 @@ def _sv_decoder(bounds: Callable[[bytes, int], tuple[int, int]], e: str) -> Deco
                     pos += 4
                     continue
             out[k], pos = variant(buf, at)
+            mutable.append(k)
         if pos != end:
             raise WireError("array entries run past the array")
+        if len(region) <= MAX_MEMO_REGION:
+            if len(memo) >= MAX_MEMO_REGIONS:
+                memo.clear()
+            kept = dict(out)
+            for k in mutable:
+                kept[k] = copy.deepcopy(kept[k])
+            memo[region] = (kept, tuple(mutable))
         return out, pos
     return sv
+
 
 _ENDIAN = {ord("l"): ("<", Endianness.little), ord("B"): (">", Endianness.big)}
 

@@ -155,3 +155,16 @@ def test_an_oversize_message_is_refused_before_it_is_buffered() -> None:
 def test_garbage_is_a_wire_error(data: bytes) -> None:
     with pytest.raises(WireError):
         WireParser().feed(data)
+
+
+def test_remembered_dictionaries_come_back_equal_and_independent() -> None:
+    props = {"a": ("s", "x"), "b": ("b", True), "l": ("as", ["p"]), "d": ("a{ss}", {"k": "v"})}
+    data = serialise(method_call("org.x.Y", "/", "org.x.I", "M", "a{sv}", (props,)), 3)
+    first = parse_message(data).body[0]
+    first["l"][1].append("changed")
+    first["d"][1]["k"] = "changed"
+    first["new"] = ("s", "y")
+    again = parse_message(data).body[0]
+    assert again == props and again is not first
+    again["l"][1].append("changed")
+    assert parse_message(data).body[0] == props
