@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         Reload,
         ReloadFromDisk,
         TakeSnapshot,
+        WatchChanges,
     )
     from persistence._service import (
         DB_INTERFACE,
@@ -152,6 +153,7 @@ __all__ = [
     "WalError",
     "WalMark",
     "WalWriter",
+    "WatchChanges",
     "WriteOp",
     "apply_replay",
     "commit",
@@ -216,6 +218,7 @@ _SOURCES: dict[str, str] = {
     "Reload": "persistence._messages",
     "ReloadFromDisk": "persistence._messages",
     "TakeSnapshot": "persistence._messages",
+    "WatchChanges": "persistence._messages",
     "DbStore": "persistence._store",
     "commit": "persistence._store",
     "current_store": "persistence._store",

@@ -25,7 +25,8 @@ durable) and :class:`Reload` (flush, then make the store re-read everything from
 SIGHUP of the original; acknowledged writes are kept, see docs/dbd.md).
 
 Between them (not for other callers): :class:`TakeSnapshot` -> :class:`FlushSnapshot` or
-``None``, :class:`FlushDone`, :class:`ReloadFromDisk`.
+``None``, :class:`FlushDone`, :class:`ReloadFromDisk`. From the db service to the store:
+:class:`WatchChanges` (tell the service of every change, in the store's thread).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from concurrent.futures import Future
 
     from persistence._groupcommit import GroupCommitter
@@ -58,6 +59,7 @@ __all__ = [
     "Reload",
     "ReloadFromDisk",
     "TakeSnapshot",
+    "WatchChanges",
 ]
 
 
@@ -213,3 +215,14 @@ class FlushDone:
 @dataclass(frozen=True, slots=True)
 class ReloadFromDisk:
     """-> ``tuple[str, ...]`` of problems: re-load the files and replay the log (flush first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchChanges:
+    """From ``owner`` (the db service): call ``watcher(path)`` in the store's thread after
+    every change of the tree at or below ``path`` (``"/"``: everything, after a reload), before
+    the change is acknowledged; ``None`` stops it. One watcher per owner (a restarted owner
+    replaces its own)."""
+
+    owner: str
+    watcher: Callable[[str], None] | None

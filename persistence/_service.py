@@ -27,12 +27,19 @@ Semantics (docs/dbd.md):
   (``Failed`` "failed to resolve domid N to uuid" / "failed to get the domid given message
   sender (...)"). Calls from a sender are queued behind its identification, so they keep their
   order. Identities are forgotten when their connection leaves the bus.
+* **Change notifications** (not in the original; ``rpc/idl/toolstack_db.xml``). After every
+  mutation that changed the tree (from the bus or in-process) and after a reload from disk, in
+  the store's thread and so before the writer is answered, the service broadcasts
+  ``org.openxt.toolstack.DbChanges.changed(s path, t seq)`` from ``/``: ``path`` is the
+  written, injected or removed path (``/`` after a reload), ``seq`` counts this connection's
+  signals from 1. A client that copies parts of the tree (xenmgr) drops its copies on them.
 * **Failure.** When the bus goes away the service crashes (``BusService``) and is restarted by
   the supervisor; the store and its tree are untouched.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -41,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from actors import ActorDeadError, NoSuchActor, handles, resolve
 from persistence._flusher import sibling
 from persistence._limits import Caller, DbError, confine_path
+from persistence._messages import WatchChanges
 from persistence._store import current_store
 from rpc.dbus import (
     ACCESS_DENIED,
@@ -73,13 +81,15 @@ if TYPE_CHECKING:
 
     from rpc.dbus import BusConnection
 
-__all__ = ["DB_INTERFACE", "DB_PATH", "DB_SERVICE", "CallerCache", "DbObject", "DbService"]
+__all__ = ["CHANGES_INTERFACE", "DB_INTERFACE", "DB_PATH", "DB_SERVICE", "CallerCache",
+           "DbObject", "DbService"]
 
 log = logging.getLogger(__name__)
 
 DB_SERVICE = "com.citrix.xenclient.db"
 DB_INTERFACE = "com.citrix.xenclient.db"
 DB_PATH = "/"
+CHANGES_INTERFACE = "org.openxt.toolstack.DbChanges"
 _UNIDENTIFIED = "failed to get the domid given message sender"
 _NOC_RULE = ("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
              "member='NameOwnerChanged'")
@@ -300,11 +310,26 @@ class DbService(BusService):
         return self._store_name
 
     def setup(self) -> None:
-        """Export ``/`` and follow connections leaving the bus."""
+        """Export ``/``, follow connections leaving the bus, watch the store's changes."""
         self.objects.export(DB_PATH, [package_interface(DB_INTERFACE)], DbObject(self.callers),
                             _StoreDispatcher(self))
         self.bus.on_signal = self._on_signal
         self.bus.add_match(_NOC_RULE)
+        signature = package_interface(CHANGES_INTERFACE).signal("changed")
+        assert signature is not None
+        objects, seqs, sig = self.objects, itertools.count(1), signature.signature
+
+        def changed(path: str) -> None:  # in the store's thread
+            objects.emit(DB_PATH, CHANGES_INTERFACE, "changed", path, next(seqs), signature=sig)
+        resolve(self.store).tell(WatchChanges(self.name, changed))
+
+    def teardown(self) -> None:
+        """Stop watching the store's changes (the base class closes the connection)."""
+        try:
+            resolve(self.store).tell(WatchChanges(self.name, None))
+        except (NoSuchActor, ActorDeadError):
+            pass
+        super().teardown()
 
     def _on_signal(self, msg: Message) -> None:
         body = tuple(msg.body)

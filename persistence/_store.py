@@ -66,6 +66,7 @@ from persistence._messages import (
     GetDbStatus,
     ReloadFromDisk,
     TakeSnapshot,
+    WatchChanges,
 )
 from persistence._tree import DbTree, InteriorWrite
 from persistence._wal import WAL_DIR, WalError, WalWriter, recover
@@ -139,6 +140,7 @@ class DbStore(Actor):
         self._serial = 0
         self._reloads = 0
         self._poisoned: str | None = None
+        self._watchers: dict[str, Callable[[str], None]] = {}
         self._problems: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ lifecycle
@@ -226,19 +228,34 @@ class DbStore(Actor):
     def write(self, path: str, value: str) -> Future[object]:
         """Write; the future completes when durable (see the module docstring)."""
         self._check_usable()
-        return self._log(self._tree.write(path, value))
+        return self._log(self._tree.write(path, value), path)
 
     def inject(self, path: str, text: str) -> Future[object]:
         """Inject; the future completes when durable."""
         self._check_usable()
-        return self._log(self._tree.inject(path, text))
+        return self._log(self._tree.inject(path, text), path)
 
     def rm(self, path: str) -> Future[object]:
         """Remove; the future completes when durable."""
         self._check_usable()
-        return self._log(self._tree.rm(path))
+        return self._log(self._tree.rm(path), path)
 
-    def _log(self, change: Change) -> Future[object]:
+    def _changed(self, path: str) -> None:
+        """Tell the watchers (in this thread, before the change can be acknowledged)."""
+        for owner, watcher in list(self._watchers.items()):
+            try:
+                watcher(path)
+            except Exception as exc:  # a watcher whose connection is gone: it restarts
+                log.debug("%s: change watcher of %s failed: %s", self.name, owner, exc)
+
+    @handles(WatchChanges)
+    def _watch_changes(self, msg: WatchChanges) -> None:
+        if msg.watcher is None:
+            self._watchers.pop(msg.owner, None)
+        else:
+            self._watchers[msg.owner] = msg.watcher
+
+    def _log(self, change: Change, path: str) -> Future[object]:
         self._dirty |= change.files
         frames: tuple[bytes, ...] = ()
         if change.op is not None:
@@ -249,6 +266,8 @@ class DbStore(Actor):
         except WalError as exc:
             self._poison(str(exc))
             raise
+        if change.op is not None and self._watchers:
+            self._changed(path)
         future.add_done_callback(self._watch)
         return future
 
@@ -370,5 +389,6 @@ class DbStore(Actor):
             raise
         self._problems = self._load()
         self._reloads += 1
+        self._changed("/")
         log.info("%s: database re-read from %s", self.name, self.root)
         return self._problems

@@ -5,6 +5,7 @@ Public API::
     BusConnection                         # a bus connection with a reader thread
     ObjectTable, Call, DEFERRED           # exporting objects from the interface model
     dbus_method, dbus_getter, dbus_setter # marking handlers
+    dbus_all_getter                       # a bulk getter: GetAll of an interface in one call
     ActorDispatcher, PoolDispatcher       # where handlers run
     BusService, NameTaken                 # a supervised service actor
     BusDaemon, start_bus, bus_config      # the private dbus-daemon
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
         Dispatcher,
         ExportedObject,
         ObjectTable,
+        dbus_all_getter,
         dbus_getter,
         dbus_method,
         dbus_setter,
@@ -138,6 +140,7 @@ __all__ = [
     "address_file",
     "bus_config",
     "caller_identity",
+    "dbus_all_getter",
     "dbus_getter",
     "dbus_method",
     "dbus_setter",
@@ -194,6 +197,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "address_file": "rpc.dbus._address",
     "bus_config": "rpc.dbus._daemon",
     "caller_identity": "rpc.dbus._identity",
+    "dbus_all_getter": "rpc.dbus._export",
     "dbus_getter": "rpc.dbus._export",
     "dbus_method": "rpc.dbus._export",
     "dbus_setter": "rpc.dbus._export",

@@ -25,11 +25,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from jeepney.io.blocking import prep_socket
-from jeepney.low_level import HeaderFields, Message, MessageType, Parser
+from jeepney.low_level import HeaderFields, Message, MessageType
 
 from rpc.dbus._address import socket_path
 from rpc.dbus._errors import CallTimeout, ConnectionLost, DBusError
+from rpc.dbus._marshal import serialise
 from rpc.dbus._messages import method_call
+from rpc.dbus._wire import WireParser
 
 __all__ = ["BusConnection", "CallHandler", "SignalHandler"]
 
@@ -64,7 +66,7 @@ class BusConnection:
         self.on_signal = on_signal
         self.on_lost = on_lost
         self.label = label or address
-        self._parser = Parser()
+        self._parser = WireParser()
         try:
             self._sock = prep_socket(socket_path(address), timeout=auth_timeout)
         except (OSError, ValueError, TimeoutError) as exc:
@@ -90,7 +92,7 @@ class BusConnection:
     def _hello(self, timeout: float) -> str:
         """Say Hello synchronously; keep any message that came after the reply."""
         sock = self._sock
-        sock.sendall(method_call(BUS_NAME, BUS_PATH, BUS_NAME, "Hello").serialise(serial=1))
+        sock.sendall(serialise(method_call(BUS_NAME, BUS_PATH, BUS_NAME, "Hello"), 1))
         deadline = time.monotonic() + timeout
         name: str | None = None
         try:
@@ -127,7 +129,7 @@ class BusConnection:
         if self._closed.is_set():
             raise ConnectionLost(f"connection {self.label} is closed")
         serial = next(self._serials)
-        data = msg.serialise(serial=serial)
+        data = serialise(msg, serial)
         try:
             with self._send_lock:
                 self._sock.sendall(data)
@@ -164,7 +166,7 @@ class BusConnection:
             self._pending[serial] = future
         future.add_done_callback(lambda _f: self._forget(serial))
         try:
-            data = msg.serialise(serial=serial)
+            data = serialise(msg, serial)
             with self._send_lock:
                 self._sock.sendall(data)
         except OSError as exc:

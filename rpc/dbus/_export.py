@@ -51,6 +51,7 @@ from rpc.dbus._errors import (
 )
 from rpc.dbus._handlers import (
     DEFERRED,
+    dbus_all_getter,
     dbus_getter,
     dbus_method,
     dbus_setter,
@@ -75,6 +76,7 @@ __all__ = [
     "ExportedObject",
     "InlineDispatcher",
     "ObjectTable",
+    "dbus_all_getter",
     "dbus_getter",
     "dbus_method",
     "dbus_setter",
@@ -140,6 +142,10 @@ class _Route:
     dispatcher: Dispatcher
 
 
+_GetAllPlan = tuple[Callable[..., Any] | None,
+                    tuple[tuple[str, str, Callable[..., Any] | None], ...]]
+
+
 @dataclass(slots=True)
 class ExportedObject:
     """One object path: its interfaces in order, its implementation, its dispatcher."""
@@ -149,6 +155,18 @@ class ExportedObject:
     impl: object
     dispatcher: Dispatcher
     handlers: dict[tuple[str, str, str], Callable[..., Any]]
+    getall_plans: dict[str, _GetAllPlan] = field(default_factory=dict)
+
+    def getall_plan(self, iface: Interface) -> _GetAllPlan:
+        """What ``GetAll`` of ``iface`` reads: its bulk getter, then each readable property in
+        declared order with its type and getter (made once per interface)."""
+        plan = self.getall_plans.get(iface.name)
+        if plan is None:
+            props = tuple((p.name, p.type, self.handlers.get(("get", iface.name, p.name)))
+                          for p in iface.properties if p.readable)
+            plan = self.getall_plans[iface.name] = (
+                self.handlers.get(("getall", iface.name, "")), props)
+        return plan
 
     def interface(self, name: str) -> Interface | None:
         for iface in self.interfaces:
@@ -406,13 +424,19 @@ class ObjectTable:
             self._refuse(msg, UNKNOWN_INTERFACE, f"{obj.path} has no interface {iface_name}")
             return
         if member == "GetAll":
-            getters = [(p, obj.handlers.get(("get", iface.name, p.name)))
-                       for p in iface.properties if p.readable]
+            bulk, props = obj.getall_plan(iface)
             call = self._call(msg, obj.path, iface.name, "GetAll", "a{sv}", 1)
 
-            def get_all() -> dict[str, tuple[str, Any]]:
-                return {p.name: (p.type, g(call)) for p, g in getters if g is not None}
-            obj.dispatcher.submit(call, lambda: self._run(call, lambda _c: get_all(), ()))
+            def get_all(_call: Call) -> dict[str, tuple[str, Any]]:
+                values = bulk(call) if bulk is not None else {}
+                out: dict[str, tuple[str, Any]] = {}
+                for name, ptype, getter in props:
+                    if name in values:
+                        out[name] = (ptype, values[name])
+                    elif getter is not None:
+                        out[name] = (ptype, getter(call))
+                return out
+            obj.dispatcher.submit(call, lambda: self._run(call, get_all, ()))
             return
         prop = iface.property(msg.body[1])
         if prop is None:

@@ -2,7 +2,11 @@
 
 An implementation object (often the service actor itself) marks its methods with
 :func:`dbus_method`, :func:`dbus_getter` and :func:`dbus_setter`; :func:`handler_table` finds
-them. A handler may return :data:`DEFERRED` and answer later through its ``Call``.
+them. :func:`dbus_all_getter` marks an optional bulk getter: ``GetAll`` of that interface then
+calls it once and takes each property it answers from its mapping (the other readable
+properties from their own getters), so an object that reads one snapshot for all its
+properties does so once per ``GetAll``. A handler may return :data:`DEFERRED` and answer
+later through its ``Call``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["DEFERRED", "dbus_getter", "dbus_method", "dbus_setter", "handler_table"]
+__all__ = ["DEFERRED", "dbus_all_getter", "dbus_getter", "dbus_method", "dbus_setter",
+           "handler_table"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +46,12 @@ def dbus_method(interface: str, member: str) -> Callable[[F], F]:
 def dbus_getter(interface: str, prop: str) -> Callable[[F], F]:
     """Mark ``func(self, call)`` as the getter of property ``prop``."""
     return _mark("get", interface, prop)
+
+
+def dbus_all_getter(interface: str) -> Callable[[F], F]:
+    """Mark ``func(self, call) -> Mapping[str, Any]`` as the bulk getter of ``interface``:
+    ``GetAll`` answers each readable property found in the mapping with that value."""
+    return _mark("getall", interface, "")
 
 
 def dbus_setter(interface: str, prop: str) -> Callable[[F], F]:

@@ -250,7 +250,10 @@ def test_autostart_starts_start_on_boot_vms_at_start(tmp_path: Path) -> None:
         d.start()
         for path in paths:
             wait_until(lambda p=path: d.obj(p).get(VM, "state") == "running", timeout=30)
-            assert d.obj(path).get(VM, "autostart-pending") is False
+            # the autostart drops the VM from its pending list when the monitor's start task
+            # has answered, a moment after the state reads running: wait for it, bounded
+            wait_until(lambda p=path: d.obj(p).get(VM, "autostart-pending") is False,
+                       timeout=10)
         assert d.obj(stopped).get(VM, "state") == "stopped"
         for path in paths:
             d.obj(path).call(VM, "destroy")

@@ -308,3 +308,30 @@ def test_hibernate_then_start_restores(dom0: Xenmgr) -> None:
     assert vm.get(VM, "state") == "running" and vm.get(VM, "hibernated") is False
     vm.call(VM, "destroy")
     vm.call(VM, "delete")
+
+
+def test_direct_database_writes_show_at_once(dom0: Xenmgr) -> None:
+    """Property reads may come from copies that dbd's change signals keep current: a write to
+    dbd by another connection shows in the very next read, with no wait."""
+    path = create(dom0)
+    uuid = uuid_of(path)
+    writer = RemoteObject(dom0.connection(), DB, "/")
+    heard: list[tuple[str, int]] = []
+    listener = dom0.connection()
+    listener.on_signal = lambda msg: heard.append(tuple(msg.body))
+    listener.add_match("type='signal',interface='org.openxt.toolstack.DbChanges'")
+    vm = dom0.obj(path)
+    for i in range(20):
+        vm.get_all(VM)  # a copy may be kept from here
+        writer.call(DB, "write", "ss", f"/vm/{uuid}/description", f"d{i}")
+        assert vm.get_all(VM)["description"] == f"d{i}"
+        writer.call(DB, "write", "ss", f"/vm/{uuid}/config/memory", str(100 + i))
+        assert vm.get(VM, "memory") == 100 + i
+    writer.call(DB, "rm", "s", f"/vm/{uuid}/description")
+    assert vm.get_all(VM)["description"] == ""  # the default again
+    writer.call(DB, "inject", "ss", f"/vm/{uuid}/policies", '{"cd-access": "false"}')
+    assert vm.get_all(VM)["policy-cd-access"] is False
+    wait_until(lambda: any(p == f"/vm/{uuid}/policies" for p, _s in heard))
+    seqs = [s for _p, s in heard]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # one connection, no gap
+    vm.call(VM, "delete")

@@ -42,6 +42,7 @@ from persistence import (
     Reload,
     WalError,
     WalWriter,
+    WatchChanges,
     WriteOp,
     commit,
     current_store,
@@ -526,3 +527,22 @@ def test_restart_from_disk_matches_a_model(tmp_path: Path, ops: list[tuple[str, 
         assert again.status().problems == ()
     finally:
         again.stop()
+
+
+def test_watchers_hear_every_change_before_it_is_acknowledged(
+        db_factory: Callable[..., Db]) -> None:
+    db = db_factory()
+    heard: list[str] = []
+    actors.tell(STORE, WatchChanges("me", heard.append))
+    db.commit(DbWrite("/vm/u1/name", "n"))
+    assert heard == ["/vm/u1/name"]  # already there when the write is acknowledged
+    db.commit(DbWrite("/vm/u1/name", "n"))  # changes nothing: not heard
+    db.commit(DbRm("/missing"))
+    db.commit(DbInject("/vm/u2", '{"a": "b"}'))
+    db.commit(DbRm("/vm/u1"))
+    assert heard == ["/vm/u1/name", "/vm/u2", "/vm/u1"]
+    actors.ask(FLUSHER, Reload(), timeout=T)
+    assert heard[-1] == "/"
+    actors.tell(STORE, WatchChanges("me", None))
+    db.commit(DbWrite("/k", "v"))
+    assert heard[-1] == "/"

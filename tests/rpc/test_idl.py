@@ -27,6 +27,7 @@ IDL_DIR = Path(idl.__file__).parent
 
 EXPECTED_FILES = {
     "db": ("/", ["com.citrix.xenclient.db"]),
+    "toolstack_db": ("/", ["org.openxt.toolstack.DbChanges"]),
     "toolstack_identity": ("/org/openxt/toolstack/identity",
                            ["org.openxt.toolstack.CallerIdentity"]),
     "xenmgr": (
@@ -70,6 +71,7 @@ EXPECTED_FILES = {
 COUNTS = {
     "com.citrix.xenclient.db": (8, 0, 0, 0),
     "org.openxt.toolstack.CallerIdentity": (5, 0, 0, 0),
+    "org.openxt.toolstack.DbChanges": (0, 0, 0, 1),
     "com.citrix.xenclient.policy": (2, 0, 0, 0),
     "com.citrix.xenclient.xenmgr": (14, 0, 0, 11),
     "com.citrix.xenclient.xenmgr.config": (0, 23, 5, 0),

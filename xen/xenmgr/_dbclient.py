@@ -1,8 +1,11 @@
 """xenmgr's client of the config database (dbd, ``com.citrix.xenclient.db``) over DBus.
 
-The database is the source of truth for every VM's settings, as in the original: xenmgr keeps
-no copy that could go stale, it reads what it needs at each call (one ``dump`` of a VM's
-subtree answers every property of that VM). Every call is bounded by the client's timeout.
+The database is the source of truth for every VM's settings, as in the original: xenmgr reads
+what it needs at each call (one ``dump`` of a VM's subtree answers every property of that VM).
+Property reads (:meth:`DbClient.cached_vm_view`) may use a copy of the subtree from a
+:class:`~xen.xenmgr._dbcache.VmTreeCache`, which keeps copies only while dbd's change
+notifications say they are current (see there); everything else, setters included, reads the
+database. Every call is bounded by the client's timeout.
 
 Failure behaviour: whatever goes wrong between us and dbd (an error reply, a timeout, the
 connection lost) is raised as :class:`DbUnavailable` (a plain ``XenmgrError`` whose text says
@@ -16,6 +19,7 @@ import json
 from typing import Any
 
 from rpc.dbus import BusConnection, CallTimeout, ConnectionLost, DBusError, RemoteObject
+from xen.xenmgr._dbcache import VmTreeCache
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._errors import XenmgrError
 
@@ -32,8 +36,10 @@ class DbUnavailable(XenmgrError):
 class DbClient:
     """The database over one bus connection (thread-safe: the connection is)."""
 
-    def __init__(self, conn: BusConnection, *, timeout: float = 10.0) -> None:
+    def __init__(self, conn: BusConnection, *, timeout: float = 10.0,
+                 cache: VmTreeCache | None = None) -> None:
         self._db = RemoteObject(conn, DB_SERVICE, "/", timeout=timeout)
+        self.cache = cache
 
     def _call(self, member: str, signature: str, *args: Any) -> tuple[Any, ...]:
         try:
@@ -86,6 +92,24 @@ class DbClient:
         tree = self.tree("/vm")
         return {k: v for k, v in tree.items() if isinstance(v, dict)} if isinstance(
             tree, dict) else {}
+
+    def cached_vm_view(self, uuid: str, extra: dict[str, Any] | None = None) -> DbView:
+        """:meth:`vm_view`, from the cache's copy of the subtree when it keeps one."""
+        cache = self.cache
+        if cache is None or not cache.active or not uuid:
+            return self.vm_view(uuid, extra)
+        tree = cache.get(uuid)
+        if tree is None:
+            token = cache.token()
+            tree = self.vm_tree(uuid)
+            DbView(tree)  # checked once, here (DbViewError as vm_view would raise)
+            if tree:
+                cache.put(uuid, tree, token)
+        root: dict[str, Any] = {"vm": {uuid: tree}}
+        if extra:
+            DbView(extra)
+            root.update(extra)
+        return DbView(root, checked=True)
 
     def vm_view(self, uuid: str, extra: dict[str, Any] | None = None) -> DbView:
         """A view rooted at ``/`` holding ``/vm/<uuid>`` (and the ``extra`` top-level nodes)."""

@@ -2,9 +2,10 @@
 set) per binding, generated for each kind of object from :data:`BINDINGS`.
 
 Reading: an object loads one view of the database per call (a VM's whole subtree in one
-``dump``; host-wide objects the top-level nodes their properties read), and ``GetAll`` loads it
-once for all its properties (the view is kept for the call in the worker thread). Stored and
-derived properties come from ``read_property``; computed ones from ``_computed``. ``GetAll``
+``dump``; host-wide objects the top-level nodes their properties read). ``GetAll`` loads it
+once and reads every property of the interface in one pass (``_readers.Reader``, made once per
+interface: the framework's bulk getter). Stored and derived properties come from
+``read_property`` (or its compiled equivalent); computed ones from ``_computed``. ``GetAll``
 answers every readable property: a value that cannot be read (a stored value that does not fit
 its key, a monitor that is restarting) is logged and answered with the binding's default,
 never an error for one key; ``Get`` of that one property answers the error.
@@ -40,6 +41,7 @@ from xen.xenmgr._properties import (
     read_property,
 )
 from xen.xenmgr._queue import XENMGR
+from xen.xenmgr._readers import Reader
 from xen.xenmgr._uuids import vm_object_path
 
 if TYPE_CHECKING:
@@ -96,8 +98,9 @@ class PropertyObject:
 
     # ------------------------------------------------------------------ views
 
-    def load_view(self) -> DbView:
-        """A view of what this object's properties read (subclasses for VMs and devices)."""
+    def load_view(self, cached: bool = False) -> DbView:
+        """A view of what this object's properties read (subclasses for VMs and devices);
+        ``cached``: for reading only, a VM's subtree may come from the cache (``_dbcache``)."""
         root: dict[str, Any] = {}
         for node in HOST_NODES:
             value = self.ctx.db.tree(f"/{node}")
@@ -110,7 +113,7 @@ class PropertyObject:
         cache = _CACHE
         if cache.call is call and cache.view is not None:
             return cache.view
-        view = self.load_view()
+        view = self.load_view(cached=True)
         cache.call, cache.view = call, view
         return view
 
@@ -129,6 +132,29 @@ class PropertyObject:
             text = exc.message if isinstance(exc, XenmgrError) else str(exc)
             logger.warning("GetAll %s: property %s: %s", call.path, b.name, text)
             return fallback(b)
+
+    def read_all(self, reader: Reader, call: Call) -> dict[str, Any]:
+        """Every property ``reader`` reads, by name, from one view (``GetAll``): a value that
+        cannot be read is logged and answered with its binding's default."""
+        try:
+            view = self.load_view(cached=True)
+        except Exception as exc:
+            text = exc.message if isinstance(exc, XenmgrError) else str(exc)
+            logger.warning("GetAll %s: %s", call.path, text)
+            return {b.name: fallback(b) for b in reader.bindings}
+        out: dict[str, Any] = {}
+        for b, value in reader.read(view, self.target):
+            if isinstance(value, BaseException):
+                try:
+                    if not isinstance(value, NeedsService):
+                        raise value
+                    value = computed_value(self.ctx, b, view, self.target)
+                except Exception as exc:
+                    text = exc.message if isinstance(exc, XenmgrError) else str(exc)
+                    logger.warning("GetAll %s: property %s: %s", call.path, b.name, text)
+                    value = fallback(b)
+            out[b.name] = value
+        return out
 
     def write_prop(self, b: Binding, call: Call, value: Any) -> None:
         view = self.load_view()
@@ -181,12 +207,24 @@ def _setter(b: Binding) -> Callable[..., Any]:
     return set_
 
 
+def _all_getter(interface: str, reader: Reader) -> Callable[..., Any]:
+    def get_all(self: PropertyObject, call: Call) -> dict[str, Any]:
+        return self.read_all(reader, call)
+    get_all._dbus = [("getall", interface, "")]  # type: ignore[attr-defined]
+    return get_all
+
+
 def with_properties(base: type[PropertyObject], interfaces: Sequence[Interface]
                     ) -> type[PropertyObject]:
-    """``base`` with a getter for every readable property of ``interfaces`` and a setter for
-    every writable one (each from its binding)."""
+    """``base`` with a getter for every readable property of ``interfaces``, a setter for
+    every writable one (each from its binding), and a bulk getter per interface."""
     namespace: dict[str, Any] = {}
     for iface in interfaces:
+        readable = [BINDINGS[(iface.name, p.name)] for p in iface.properties
+                    if p.readable and (iface.name, p.name) in BINDINGS]
+        if readable:
+            key = iface.name.replace(".", "_")
+            namespace[f"_get_all_{key}"] = _all_getter(iface.name, Reader(readable))
         for prop in iface.properties:
             b = BINDINGS.get((iface.name, prop.name))
             if b is None:

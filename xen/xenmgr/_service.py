@@ -4,7 +4,9 @@ A ``BusService`` (docs/dbus.md). At each start (a fresh process, or a restart af
 or after the bus went away) it rebuilds what it knows from the database and the monitors: it
 exports ``/`` and ``/host``, then for every VM in the database its objects, starting the VM's
 monitor if none runs (with the config translated from the database), then tells the
-notification queue it is up. It keeps nothing else: the database is the source of truth.
+notification queue it is up. It keeps nothing else: the database is the source of truth
+(property reads may use copies of VMs' subtrees that dbd's change notifications keep current,
+``_dbcache``).
 
 Calls run in parallel on one bounded pool of ``workers`` threads shared by every object, so a
 slow call (a start waiting for its domain) never blocks others beyond the pool's size. Calls
@@ -23,6 +25,7 @@ from typing import Any
 from rpc.dbus import BusService, PoolDispatcher
 from rpc.idl import Interface, load_package
 from xen.xenmgr._context import ServiceContext
+from xen.xenmgr._dbcache import VmTreeCache, match_rules
 from xen.xenmgr._dbclient import DbClient
 from xen.xenmgr._errors import XenmgrError
 from xen.xenmgr._flows import VmFlows, config_text
@@ -70,7 +73,11 @@ class XenmgrService(BusService):
     def setup(self) -> None:
         """Export ``/``, ``/host`` and every VM found in the database (module docstring)."""
         s = self.settings
-        db = DbClient(self.bus, timeout=s.db_timeout)
+        cache = VmTreeCache()
+        self.bus.on_signal = cache.on_signal  # in the reader thread, before later calls
+        for rule in match_rules():
+            self.bus.add_match(rule)
+        db = DbClient(self.bus, timeout=s.db_timeout, cache=cache)
         self.pool = PoolDispatcher(s.workers, name=f"{self.name}-pool")
         kinds: dict[str, Any] = {
             "vm": (interfaces_of("xenmgr_vm"), _VM.make),  # type: ignore[attr-defined]

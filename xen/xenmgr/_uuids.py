@@ -11,6 +11,7 @@ nothing else here can fail.
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = [
@@ -50,6 +51,8 @@ def canonical_uuid(text: str, *, what: str = "uuid") -> str:
     return lowered
 
 
+@functools.lru_cache(maxsize=4096)
 def vm_object_path(uuid: str) -> str:
-    """The D-Bus object path of a VM: ``/vm/<uuid with every - replaced by _>``."""
+    """The D-Bus object path of a VM: ``/vm/<uuid with every - replaced by _>`` (remembered:
+    ``list_vms`` asks for every VM's at each call); ValueError as :func:`canonical_uuid`."""
     return "/vm/" + canonical_uuid(uuid).replace("-", "_")

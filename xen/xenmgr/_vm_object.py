@@ -68,14 +68,15 @@ class _VmScoped(PropertyObject):
         assert self.target.uuid is not None
         return self.target.uuid
 
-    def load_view(self) -> DbView:
+    def load_view(self, cached: bool = False) -> DbView:
         extra = None
         if self.target.disk is None and self.target.nic is None:
             pending = _autostart_pending(self.ctx)
             if pending:
                 extra = {"xenmgr": {"autostart-pending-vms": {
                     str(i): u for i, u in enumerate(pending)}}}
-        view = self.ctx.db.vm_view(self.uuid, extra)
+        db = self.ctx.db
+        view = db.cached_vm_view(self.uuid, extra) if cached else db.vm_view(self.uuid, extra)
         if not view.is_node(f"/vm/{self.uuid}"):
             raise no_vm_with_uuid(self.uuid)
         return view
