@@ -188,6 +188,10 @@ class ObjectTable:
         self._routes: dict[tuple[str, str | None, str], _Route] = {}
         self._lock = threading.Lock()
         self._send: Callable[[Message], Any] | None = None
+        #: Where the ``PropertiesChanged`` of a successful ``Set`` goes: called with (path,
+        #: interface, {name: value}) after the setter returned. None: emitted at once. A
+        #: service that keeps its signals in order through a queue sets this.
+        self.properties_changed: Callable[[str, str, dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------------ exporting
 
@@ -471,7 +475,11 @@ class ObjectTable:
 
         def set_value(c: Call) -> None:
             setter(c, value)
-            self.emit_properties_changed(path, iface.name, {name: value})
+            sink = self.properties_changed
+            if sink is not None:
+                sink(path, iface.name, {name: value})
+            else:
+                self.emit_properties_changed(path, iface.name, {name: value})
         obj.dispatcher.submit(call, lambda: self._run(call, set_value, ()))
 
 

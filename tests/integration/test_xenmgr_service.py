@@ -152,7 +152,17 @@ def test_setters_write_only_on_change_and_signal_once(dom0: Xenmgr) -> None:
         rec.wait_for("vm_config_changed", uuid)
         assert rec.count("vm_name_changed", uuid) == 1
         assert rec.count("vm_config_changed", uuid) == 1  # debounced
-    assert ok(dom0.xec("-o", path, "get", "name")).strip() == "renamed"
+        changed = rec.wait_for("PropertiesChanged", VM, n=3)  # name, 512, 768: once each
+        assert [args[1] for args in changed] == [{"name": ("s", "renamed")},
+                                                 {"memory": ("i", 512)}, {"memory": ("i", 768)}]
+        members = [m for m, _ in rec.signals]  # through the queue: after vm_name_changed
+        assert members.index("vm_name_changed") < members.index("PropertiesChanged")
+        vm.set(VM, "memory", "i", 768)  # unchanged: no signal
+        vm.set(VM, "name", "s", "renamed-again")
+        rec.wait_for("PropertiesChanged", VM, n=4)
+        assert len(rec.of("PropertiesChanged", VM)) == 4
+        assert rec.of("PropertiesChanged", VM)[3][1] == {"name": ("s", "renamed-again")}
+    assert ok(dom0.xec("-o", path, "get", "name")).strip() == "renamed-again"
     with pytest.raises(DBusError) as info:  # the wrong type: the framework names it
         vm.set(VM, "memory", "s", "lots")
     assert info.value.name == "org.freedesktop.DBus.Error.InvalidArgs"

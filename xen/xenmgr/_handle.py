@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from rpc.dbus import BusConnection, ObjectTable
     from xen.xenmgr._dbclient import DbClient
 
-__all__ = ["ManagerBus"]
+__all__ = ["PROPERTIES", "ManagerBus"]
+
+PROPERTIES = "org.freedesktop.DBus.Properties"
 
 
 class ManagerBus:
@@ -30,5 +32,9 @@ class ManagerBus:
         self.db = db
 
     def emit(self, path: str, interface: str, member: str, args: tuple[Any, ...]) -> None:
-        """Send one signal declared in the interface files (raises if the bus is gone)."""
-        self.objects.emit(path, interface, member, *args)
+        """Send one signal declared in the interface files, or ``PropertiesChanged`` with
+        ``args`` = (interface, {name: value}) (raises if the bus is gone)."""
+        if interface == PROPERTIES and member == "PropertiesChanged":
+            self.objects.emit_properties_changed(path, args[0], args[1])
+        else:
+            self.objects.emit(path, interface, member, *args)

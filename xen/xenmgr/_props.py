@@ -15,8 +15,9 @@ Setting: the value is checked and planned against a fresh view (``plan_set``: a 
 carried out in order (nothing is written when the value does not change), then the effects:
 ``vm_config_changed`` (debounced by the queue) when something was written to a VM, and the
 signals the binding names; effects we cannot carry out yet are logged. Setting ``slot`` goes
-through the creation actor, which gives the VM holding that slot the old one. The framework then
-emits ``PropertiesChanged``.
+through the creation actor, which gives the VM holding that slot the old one. When a value
+changed, ``PropertiesChanged`` goes out last, through the notification queue like every other
+signal (the framework's own emission is turned off for xenmgr's objects).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from xen.xenmgr._binding import Binding, Computed, Effect, Fixed, Scope, Stored,
 from xen.xenmgr._computed import computed_value
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._errors import XenmgrError, plain
+from xen.xenmgr._handle import PROPERTIES
 from xen.xenmgr._messages import ConfigChanged, Emit, SetSlot
 from xen.xenmgr._properties import (
     BINDINGS,
@@ -165,6 +167,7 @@ class PropertyObject:
         if Effect.SLOT_SWAP in plan.effects and plan.changed and self.target.uuid:
             for uuid in self.ctx.ask_creator(SetSlot(self.target.uuid, int(value))):
                 self.ctx.tell_queue(ConfigChanged(uuid))
+            self._properties_changed(b, call, value)
             return
         for op in plan.ops:
             if isinstance(op, Write):
@@ -176,6 +179,13 @@ class PropertyObject:
             self.ctx.tell_queue(ConfigChanged(uuid))
         for effect in plan.effects:
             self._effect(effect, plan.changed)
+        if plan.changed:
+            self._properties_changed(b, call, value)
+
+    def _properties_changed(self, b: Binding, call: Call, value: Any) -> None:
+        """``PropertiesChanged`` through the queue, after the signals this Set queued."""
+        self.ctx.tell_queue(Emit(call.path, PROPERTIES, "PropertiesChanged",
+                                 (call.interface, {b.name: value}), self.target.uuid))
 
     def _effect(self, effect: Effect, changed: bool) -> None:
         uuid = self.target.uuid

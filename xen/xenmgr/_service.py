@@ -87,6 +87,9 @@ class XenmgrService(BusService):
         ctx = ServiceContext(s, db, VmFlows(s, db, self.bus), self.bus, self.objects,
                              self.pool, kinds)
         self.ctx = ctx
+        # PropertiesChanged goes out through the notification queue, only when a value
+        # changed (PropertyObject.write_prop), not from the framework after every Set.
+        self.objects.properties_changed = _queued_by_the_setter
         self.objects.export("/", interfaces_of("xenmgr"), _ROOT(ctx, Target()), self.pool)
         self.objects.export("/host", interfaces_of("xenmgr_host"), _HOST(ctx, Target()),
                             self.pool)
@@ -117,3 +120,7 @@ class XenmgrService(BusService):
         if self.pool is not None:
             self.pool.close(timeout=2.0)
             self.pool = None
+
+
+def _queued_by_the_setter(_path: str, _interface: str, _changed: dict[str, Any]) -> None:
+    """The framework's ``PropertiesChanged`` hook: nothing to do, the setter queued it."""
