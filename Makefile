@@ -4,6 +4,8 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 DEBS     := dbus xenstore-utils libxenstore4 libxen-dev qemu-utils xdg-dbus-proxy
+# Wanted but not required: the browser test of rpc-proxy's WebSocket path skips without it.
+OPTIONAL_DEBS := chromium
 STATE    ?= $(CURDIR)/state
 PYTEST_ARGS ?=
 
@@ -31,6 +33,12 @@ debs:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@for p in $(OPTIONAL_DEBS); do dpkg -s $$p >/dev/null 2>&1 && continue; \
+	  echo "installing optional Debian package $$p"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$p >/dev/null 2>&1 \
+	    || echo "could not install $$p: the tests that need it are skipped"; \
+	done
 
 venv: $(STAMP)
 
