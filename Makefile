@@ -36,7 +36,7 @@ debs:
 	@for p in $(OPTIONAL_DEBS); do dpkg -s $$p >/dev/null 2>&1 && continue; \
 	  echo "installing optional Debian package $$p"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$p >/dev/null 2>&1 \
+	  { $$SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$p; } >/dev/null 2>&1 \
 	    || echo "could not install $$p: the tests that need it are skipped"; \
 	done
 
