@@ -23,6 +23,11 @@ it when it stops).
   first need with a bounded wait (the original retried every second forever, blocking the
   client) and cached per client connection (:meth:`ProxyPolicy.properties_for`). A failed
   fetch answers "unknown" (the specifier does not match) and is not cached.
+* **Anonymous destinations** (``--translate-anonymous-dests``): the instance's table unique
+  name -> well-known name (:attr:`ProxyPolicy.anonymous`, shared by its clients; the original
+  shared one per process), filled by :meth:`ProxyPolicy.refresh_names` from ``ListNames`` and
+  ``GetNameOwner`` over the policy's connection (newer entries override older; each call
+  bounded by ``timeout``; one refresh at a time).
 * **Domains**: the source VM's uuid and stubdomain flag come from the
   :class:`~rpc.proxy._transports.DomainDirectory` (xenstore); with ``-w`` none are looked up.
 
@@ -43,6 +48,7 @@ from dataclasses import dataclass
 from rpc.dbus import BusConnection, CallTimeout, ConnectionLost, DBusError, RemoteObject
 from rpc.proxy._limits import WireError
 from rpc.proxy._message import MessageType, WireMessage, decode_body
+from rpc.proxy._names import AnonymousDestinations
 from rpc.proxy._options import ProxyOptions
 from rpc.proxy._rules_eval import RuleSet, compile_rules, evaluate
 from rpc.proxy._rules_model import (
@@ -123,6 +129,8 @@ class ProxyPolicy:
         self._vm_rules: dict[str, RuleSet | None] = {}
         self._conn: BusConnection | None = None
         self._closed = False
+        self.anonymous = AnonymousDestinations()
+        self._names_lock = threading.Lock()
 
     # ------------------------------------------------------------------ sources
 
@@ -272,6 +280,29 @@ class ProxyPolicy:
             cache[name] = text
             return text
         return prop
+
+    def refresh_names(self) -> int:
+        """Refill :attr:`anonymous` from the bus (``ListNames``, then ``GetNameOwner`` of each
+        well-known name); how many names it learnt. A failure is logged and learns nothing
+        more (the table keeps what it had)."""
+        with self._names_lock:
+            learnt: dict[str, str] = {}
+            try:
+                conn = self.connection()
+                (names,) = conn.bus_call("ListNames", timeout=self.timeout)
+                for name in names:
+                    if name.startswith(":") or name == "org.freedesktop.DBus":
+                        continue
+                    try:
+                        (owner,) = conn.bus_call("GetNameOwner", "s", (name,),
+                                                 timeout=self.timeout)
+                    except DBusError:
+                        continue  # it went meanwhile
+                    learnt[owner] = name
+            except (DBusError, ConnectionLost) as exc:
+                log.warning("anonymous destinations: the bus did not answer: %s", exc)
+            self.anonymous.learn_all(learnt)
+            return len(learnt)
 
     # ------------------------------------------------------------------ checks
 
