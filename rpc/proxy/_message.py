@@ -180,8 +180,8 @@ def parse_sized(data: bytes, limits: WireLimits, total: int) -> WireMessage:
     while pos < end:
         if pos & 7:
             pad = (pos + 7) & -8
-            if pad > end or data[pos:pad] != _ZEROS[pad - pos]:
-                raise _field_error(0, "bad padding between fields")
+            if pad >= end or data[pos:pad] != _ZEROS[pad - pos]:
+                raise _field_error(0, "bad padding between fields (or after the last)")
             pos = pad
         code = data[pos]
         if pos + 4 <= end and data[pos + 1] == 1 and data[pos + 3] == 0 \
