@@ -20,7 +20,7 @@ Bounds and failures:
 from __future__ import annotations
 
 from rpc.proxy._limits import CLIENT_LIMITS, WireError, WireLimits, WireReason
-from rpc.proxy._message import WireMessage, message_size, parse_sized
+from rpc.proxy._message import WireMessage, message_size, parse_message
 
 __all__ = ["MessageSplitter"]
 
@@ -52,28 +52,22 @@ class MessageSplitter:
         """Add ``data``; return every message it completes (see the module docstring)."""
         if self._error is not None:
             raise WireError(WireReason.POISONED, f"stream unusable after: {self._error}")
-        if self._buf:
-            self._buf += data
-            source: bytes | bytearray = self._buf
-        else:
-            source = data  # the usual case: whole messages, parsed without a copy
+        buf = self._buf
+        buf += data
         out: list[WireMessage] = []
         limits = self.limits
-        size = len(source)
         pos = 0
         try:
             while True:
-                avail = size - pos
+                avail = len(buf) - pos
                 if not self._need:
                     if avail < 16:
                         break
-                    self._need = message_size(bytes(source[pos:pos + 16]), limits)
+                    self._need = message_size(bytes(buf[pos:pos + 16]), limits)
                 need = self._need
                 if avail < need:
                     break
-                chunk = source if (need == size and type(source) is bytes) \
-                    else bytes(source[pos:pos + need])
-                out.append(parse_sized(chunk, limits, need))
+                out.append(parse_message(bytes(buf[pos:pos + need]), limits))
                 pos += need
                 self._need = 0
         except WireError as exc:
@@ -81,11 +75,8 @@ class MessageSplitter:
             self._buf = bytearray()
             exc.messages = tuple(out)
             raise
-        if source is data:
-            if pos < size:
-                self._buf = bytearray(data[pos:])
-        elif pos:
-            del self._buf[:pos]
+        if pos:
+            del buf[:pos]
         return out
 
     def take_rest(self) -> bytes:

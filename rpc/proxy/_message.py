@@ -37,7 +37,7 @@ from rpc.proxy._signature import (
 
 __all__ = ["FLAG_NO_AUTO_START", "FLAG_NO_REPLY_EXPECTED", "Field", "MessageType",
            "WireMessage", "build_message", "decode_body", "error_reply", "message_size",
-           "parse_message", "parse_sized", "rewrite", "with_body"]
+           "parse_message", "rewrite", "with_body"]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
@@ -157,11 +157,7 @@ def _field_error(code: int, why: str) -> WireError:
 def parse_message(data: bytes, limits: WireLimits = CLIENT_LIMITS) -> WireMessage:
     """Parse and validate the header of the complete message ``data`` (see the module
     docstring); :class:`WireError` on any violation. The body is not decoded."""
-    return parse_sized(data, limits, message_size(data, limits))
-
-
-def parse_sized(data: bytes, limits: WireLimits, total: int) -> WireMessage:
-    """:func:`parse_message` of ``data`` whose size ``message_size`` gave as ``total``."""
+    total = message_size(data, limits)
     if len(data) != total:
         raise WireError(WireReason.TRUNCATED, f"message claims {total} bytes, has {len(data)}")
     big = data[0] == 0x42
@@ -176,54 +172,74 @@ def parse_sized(data: bytes, limits: WireLimits, total: int) -> WireMessage:
     values: dict[int, Any] = {}
     reply_at = -1
     pos = 16
-    known = _KNOWN
     while pos < end:
         if pos & 7:
             pad = (pos + 7) & -8
-            if pad >= end or data[pos:pad] != _ZEROS[pad - pos]:
+            if pad >= end or any(data[pos:pad]):
                 raise _field_error(0, "bad padding between fields (or after the last)")
             pos = pad
         code = data[pos]
-        if pos + 4 <= end and data[pos + 1] == 1 and data[pos + 3] == 0 \
-                and _FIELD_CHAR.get(code) == data[pos + 2] and code not in values:
-            # the fast path: a known field with its one-letter signature
-            if len(values) >= limits.max_header_fields:
-                raise WireError(WireReason.TOO_LARGE,
-                                f"more than {limits.max_header_fields} header fields")
-            pos += 4
-            if code == 5 or code == 9:
-                if pos + 4 > end:
-                    raise _field_error(code, "truncated or bad padding")
-                if code == 5:
-                    reply_at = pos
-                values[code] = u32(data, pos)[0]
-                pos += 4
-                continue
-            if code == 8:
-                n = data[pos]
-                start = pos + 1
-            else:
-                if pos + 4 > end:
-                    raise _field_error(code, "truncated or bad padding")
-                n = u32(data, pos)[0]
-                start = pos + 4
-            stop = start + n
-            if stop >= end or data[stop] != 0:
-                raise _field_error(code, "truncated or not NUL-terminated")
-            raw = data[start:stop]
-            pos = stop + 1
-            key = (code, raw) if code != 8 else (raw, limits)  # signatures: per limits
-            text = known.get(key)
-            if text is None:
-                text = _check_text(code, raw, limits)
-                if len(known) >= _KNOWN_SIZE:
-                    known.clear()
-                known[key] = text
-            values[code] = text
+        if pos + 2 > end:
+            raise _field_error(code, "truncated")
+        slen = data[pos + 1]
+        sig_end = pos + 2 + slen
+        if sig_end >= end or data[sig_end] != 0:
+            raise _field_error(code, "truncated signature")
+        sig = data[pos + 2:sig_end].decode("ascii", "replace")
+        pos = sig_end + 1
+        if code == 0:
+            raise _field_error(code, "code 0 is invalid")
+        if code in values:
+            raise _field_error(code, "appears twice")
+        if len(values) >= limits.max_header_fields:
+            raise WireError(WireReason.TOO_LARGE,
+                            f"more than {limits.max_header_fields} header fields")
+        expected = _FIELD_SIG.get(code)
+        if expected is None:  # unknown: validate and skip its value
+            try:
+                check_signature(sig, limits, single=True)
+                pos = skip_value(sig, data, pos, end, big, limits)
+            except WireError as exc:
+                raise _field_error(code, f"unknown field's value: {exc.detail}") from None
+            values[code] = None
             continue
-        pos = _slow_field(data, pos, end, big, code, values, limits)
-        if code == 5:
-            reply_at = pos - 4
+        if sig != expected:
+            raise _field_error(code, f"signature {sig!r}, the spec says {expected!r}")
+        if expected == "u":
+            pos = (pos + 3) & -4
+            if pos + 4 > end or any(data[sig_end + 1:pos]):
+                raise _field_error(code, "truncated or bad padding")
+            if code == 5:
+                reply_at = pos
+            values[code] = u32(data, pos)[0]
+            pos += 4
+            continue
+        if expected == "g":
+            n = data[pos]
+            start = pos + 1
+        else:
+            pos2 = (pos + 3) & -4
+            if pos2 + 4 > end or any(data[pos:pos2]):
+                raise _field_error(code, "truncated or bad padding")
+            n = u32(data, pos2)[0]
+            start = pos2 + 4
+        stop = start + n
+        if stop >= end or data[stop] != 0:
+            raise _field_error(code, "truncated or not NUL-terminated")
+        try:
+            text = data[start:stop].decode("ascii")
+        except UnicodeDecodeError:
+            raise WireError(WireReason.BAD_NAME,
+                            f"{_FIELD_NAME.get(code, 'signature')} is not ASCII") from None
+        pos = stop + 1
+        if code == 1:
+            if not is_object_path(text):
+                raise WireError(WireReason.BAD_NAME, f"invalid object path {text[:80]!r}")
+        elif code == 8:
+            check_signature(text, limits)
+        elif len(text) > 255 or _CHECK[code].fullmatch(text) is None:
+            raise WireError(WireReason.BAD_NAME, f"invalid {_FIELD_NAME[code]} {text[:80]!r}")
+        values[code] = text
     header_end = (end + 7) & -8
     if any(data[end:header_end]):
         raise _field_error(0, "non-zero padding after the fields")
@@ -247,86 +263,6 @@ def parse_sized(data: bytes, limits: WireLimits, total: int) -> WireMessage:
                         "interface are reserved")
     return WireMessage(data, big, mtype, data[2], serial, reply_serial, get(1), get(2), get(3),
                        get(4), get(6), get(7), sig_text, fds, header_end, body_len, reply_at)
-
-
-_FIELD_CHAR = {code: ord(sig) for code, sig in _FIELD_SIG.items()}
-_ZEROS = [b"\0" * n for n in range(8)]
-_KNOWN: dict[tuple[Any, bytes] | tuple[bytes, WireLimits], str] = {}
-"""Header names and paths already validated, by (field code, raw bytes), and signatures by
-(raw bytes, limits): names repeat from
-message to message, so most fields skip the decode and the regular expression. A memo of
-pure results (the same bytes always give the same answer), cleared past ``_KNOWN_SIZE``."""
-_KNOWN_SIZE = 4096
-
-
-def _check_text(code: int, raw: bytes, limits: WireLimits) -> str:
-    """The text of string field ``code`` (``raw`` its bytes), validated."""
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise WireError(WireReason.BAD_NAME,
-                        f"{_FIELD_NAME.get(code, 'signature')} is not ASCII") from None
-    if code == 1:
-        if not is_object_path(text):
-            raise WireError(WireReason.BAD_NAME, f"invalid object path {text[:80]!r}")
-    elif code == 8:
-        check_signature(text, limits)
-    elif len(text) > 255 or _CHECK[code].fullmatch(text) is None:
-        raise WireError(WireReason.BAD_NAME, f"invalid {_FIELD_NAME[code]} {text[:80]!r}")
-    return text
-
-
-def _slow_field(data: bytes, pos: int, end: int, big: bool, code: int,
-                values: dict[int, Any], limits: WireLimits) -> int:
-    """Parse the field at ``pos`` the general way (unknown codes, odd signatures, the error
-    cases); store its value in ``values``; the position after it."""
-    u32 = _U32[big].unpack_from
-    if pos + 2 > end:
-        raise _field_error(code, "truncated")
-    slen = data[pos + 1]
-    sig_end = pos + 2 + slen
-    if sig_end >= end or data[sig_end] != 0:
-        raise _field_error(code, "truncated signature")
-    sig = data[pos + 2:sig_end].decode("ascii", "replace")
-    pos = sig_end + 1
-    if code == 0:
-        raise _field_error(code, "code 0 is invalid")
-    if code in values:
-        raise _field_error(code, "appears twice")
-    if len(values) >= limits.max_header_fields:
-        raise WireError(WireReason.TOO_LARGE,
-                        f"more than {limits.max_header_fields} header fields")
-    expected = _FIELD_SIG.get(code)
-    if expected is None:  # unknown: validate and skip its value
-        try:
-            check_signature(sig, limits, single=True)
-            pos = skip_value(sig, data, pos, end, big, limits)
-        except WireError as exc:
-            raise _field_error(code, f"unknown field's value: {exc.detail}") from None
-        values[code] = None
-        return pos
-    if sig != expected:
-        raise _field_error(code, f"signature {sig!r}, the spec says {expected!r}")
-    if expected == "u":
-        pos = (pos + 3) & -4
-        if pos + 4 > end or any(data[sig_end + 1:pos]):
-            raise _field_error(code, "truncated or bad padding")
-        values[code] = u32(data, pos)[0]
-        return pos + 4
-    if expected == "g":
-        n = data[pos]
-        start = pos + 1
-    else:
-        pos2 = (pos + 3) & -4
-        if pos2 + 4 > end or any(data[pos:pos2]):
-            raise _field_error(code, "truncated or bad padding")
-        n = u32(data, pos2)[0]
-        start = pos2 + 4
-    stop = start + n
-    if stop >= end or data[stop] != 0:
-        raise _field_error(code, "truncated or not NUL-terminated")
-    values[code] = _check_text(code, data[start:stop], limits)
-    return stop + 1
 
 
 _REQUIRED = {MessageType.METHOD_CALL: (1, 3), MessageType.SIGNAL: (1, 2, 3),
@@ -357,9 +293,9 @@ def rewrite(msg: WireMessage, *, serial: int | None = None, reply_serial: int | 
         if not 0 < reply_serial < 1 << 32:
             raise ValueError(f"reply serial {reply_serial} is not 1..2**32-1")
         pack(buf, msg.reply_serial_at, reply_serial)
-    return WireMessage(bytes(buf), msg.big, msg.type, msg.flags,
-                       msg.serial if serial is None else serial,
-                       msg.reply_serial if reply_serial is None else reply_serial, *msg[6:])
+    return msg._replace(data=bytes(buf),
+                        serial=msg.serial if serial is None else serial,
+                        reply_serial=msg.reply_serial if reply_serial is None else reply_serial)
 
 
 def _relay(msg: WireMessage, serial: int | None, reply_serial: int | None,
