@@ -20,8 +20,14 @@ Life of a client (guarantees in order):
    monitors, forged reply serials, fds), then the rules (``policy.check``: denied ->
    dropped, nothing is sent back, logged as ``DENY``; ``-v`` logs ``ALLOW``), then the
    ``-n`` RequestName rewrite, then the call table (serial remapping; replies only to calls
-   this client received).
-4. **Bus -> client**: the call table routes replies back to the caller's own serial and drops
+   this client received). With ``--translate-anonymous-dests`` a method call to a unique name
+   the instance's table knows is first sent to that name's well-known name instead (before
+   every check, so the rules see the well-known name; an unknown one refreshes the table once,
+   then goes unchanged with a warning). With ``--owner-name`` the bus serial of each
+   ``GetNameOwner`` call to the bus driver is noted with the name asked for.
+4. **Bus -> client**: with ``--owner-name`` a reply of the bus driver to a noted
+   ``GetNameOwner`` carries the name asked for instead of the owner's unique name. The call
+   table routes replies back to the caller's own serial and drops
    replies nobody asked for; signals and calls pass (the outgoing firewall's source is dom0,
    always allowed, as in the original).
 5. **End**: the client closing, or a malformed stream, ends this client only: the bus
@@ -48,7 +54,7 @@ from rpc.dbus import CallerIdentity
 from rpc.proxy._auth import AuthError, BusAuth, ServerAuth, bus_auth_line
 from rpc.proxy._calls import CallTable, Forward, Refuse
 from rpc.proxy._frames import MessageSplitter
-from rpc.proxy._limits import BUS_LIMITS, CLIENT_LIMITS, ProxyProtocolError
+from rpc.proxy._limits import BUS_LIMITS, CLIENT_LIMITS, ProxyProtocolError, WireError
 from rpc.proxy._message import (
     MessageType,
     WireMessage,
@@ -57,7 +63,7 @@ from rpc.proxy._message import (
     error_reply,
     parse_message,
 )
-from rpc.proxy._names import rewrite_request_name
+from rpc.proxy._names import OwnerNames, rewrite_request_name
 from rpc.proxy._options import ProxyOptions
 from rpc.proxy._policy import PolicyError, ProxyPolicy, SourceDomain, message_facts
 from rpc.proxy._registrar import BusRegistrar, IdentityRegistrar, LocalRegistrar
@@ -140,6 +146,7 @@ class ProxyClient(Actor):
         self._policy: ProxyPolicy | None = None
         self._domain: DomainFacts | None = None
         self._closed = False
+        self._owner_names = OwnerNames() if self.opts.owner_name else None
 
     # ------------------------------------------------------------------ setup
 
@@ -274,6 +281,8 @@ class ProxyClient(Actor):
             self._error_to_client(msg, "org.freedesktop.DBus.Error.Failed",
                                   "Already handled an Hello message")
             return True
+        if self.opts.translate_anonymous_dests:
+            msg = self._translate_destination(msg)
         denied = always_denied(msg)
         if denied is not None:
             log.warning("(%d->0) DENY %s from %s: %s", self.source.domid,
@@ -286,6 +295,8 @@ class ProxyClient(Actor):
         assert self.upstream is not None
         with self._calls_lock:
             decision = self.calls.from_client(msg)
+            if self._owner_names is not None and isinstance(decision, Forward):
+                self._note_owner_call(decision.message)
         if isinstance(decision, Forward):
             self._to_bus(decision.message.data)
         elif isinstance(decision, Refuse):
@@ -363,6 +374,8 @@ class ProxyClient(Actor):
             out: list[bytes] = []
             for msg in self._bus_messages(data):
                 with lock:
+                    if self._owner_names is not None:
+                        msg = self._spoof_owner_reply(msg)
                     decision = calls.from_bus(msg)
                 if isinstance(decision, Forward):
                     out.append(decision.message.data)
@@ -384,6 +397,42 @@ class ProxyClient(Actor):
                 self._early.extend(parse_message(d, BUS_LIMITS) for d in data)
                 return
         self._to_client(b"".join(data))
+
+    # ------------------------------------------------------------------ name rewriting
+    # (--translate-anonymous-dests, --owner-name; reference §2.7)
+
+    def _translate_destination(self, msg: WireMessage) -> WireMessage:
+        """``msg`` sent to the well-known name of its ``:x.y`` destination, when known."""
+        if msg.type != MessageType.METHOD_CALL or not (msg.destination or "").startswith(":"):
+            return msg
+        assert self._policy is not None
+        table = self._policy.anonymous
+        found = table.translate(msg)
+        if found is None:
+            self._policy.refresh_names()
+            found = table.translate(msg)
+        if found is None:
+            log.warning("client %s: no well-known name owned by %s; sent unchanged",
+                        self.peer, msg.destination)
+            return msg
+        return found
+
+    def _note_owner_call(self, sent: WireMessage) -> None:
+        """Note a GetNameOwner call as it goes to the bus (call with the calls lock)."""
+        assert self._owner_names is not None
+        try:
+            self._owner_names.note_call(sent)
+        except (WireError, ValueError) as exc:  # a body the bus will refuse anyway
+            log.info("client %s: GetNameOwner not noted: %s", self.peer, exc)
+
+    def _spoof_owner_reply(self, msg: WireMessage) -> WireMessage:
+        """The bus driver's reply to a noted GetNameOwner with the name asked for (call with
+        the calls lock; only the driver's own replies are touched, so a forged reply cannot
+        consume the note)."""
+        assert self._owner_names is not None
+        if msg.sender != BUS_NAME or msg.reply_serial is None:
+            return msg
+        return self._owner_names.spoof_reply(msg)
 
     # ------------------------------------------------------------------ end
 
@@ -426,3 +475,5 @@ class ProxyClient(Actor):
             self._registrar.unregister(self.unique_name)
         with self._calls_lock:
             self.calls.close()
+            if self._owner_names is not None:
+                self._owner_names.forget_all()

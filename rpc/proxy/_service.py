@@ -11,9 +11,15 @@ same rules the proxy applies (reference §2.9):
   property specifiers are not resolved (they never match) and domid 0 is not special-cased,
   as in the original. A denial is logged (``DENY UID ...``). Rules that cannot be used answer
   ``Failed`` with the reason.
-* ``list_rules -> as``: the global rules as understood, one canonical line each (the original
-  declared it and did not provide it). ``add_rule``/``delete_rule`` are declared and not
-  provided, as in the original (``NotSupported``).
+* ``list_rules -> as``: the global rules as understood, one canonical line each, the file's
+  then the added ones (the original declared it and did not provide it).
+* ``add_rule(s rule)``: one rule in the rules grammar, appended after the others (so it wins
+  over them); a rule that does not parse answers ``InvalidArgs`` with ``add_rule:LINE:COLUMN:
+  reason``. ``delete_rule(s rule)``: the rule's text (any spelling that parses to the same
+  rule) or its 0-based index in ``list_rules``; every equal rule goes. No such rule ->
+  ``InvalidArgs``. Both take effect for the next message of every client of the instance, and
+  are kept across a reload (SIGHUP): they are a layer on top of the file
+  (:class:`~rpc.proxy._policy.ProxyPolicy`). The original declared both and built neither.
 
 Calls run in this actor's mailbox, in order; a db lookup for per-VM rules is bounded.
 """
@@ -23,11 +29,12 @@ from __future__ import annotations
 import logging
 
 from actors import service
-from rpc.dbus import FAILED, BusService, Call, DBusError, dbus_method
+from rpc.dbus import FAILED, INVALID_ARGS, BusService, Call, DBusError, dbus_method
 from rpc.idl import package_interface
-from rpc.proxy._policy import PolicyError, ProxyPolicy
+from rpc.proxy._policy import NoSuchRule, PolicyError, ProxyPolicy
 from rpc.proxy._rules_format import format_rule
 from rpc.proxy._rules_model import Direction, DomainFacts, MessageFacts, MessageKind
+from rpc.proxy._rules_parse import RulesError
 
 __all__ = ["RPC_PROXY_INTERFACE", "RPC_PROXY_SERVICE", "RpcProxyService"]
 
@@ -96,5 +103,24 @@ class RpcProxyService(BusService):
     def _list_rules(self, _call: Call) -> list[str]:
         try:
             return [format_rule(rule) for rule in self._policy().rules().rules]
+        except PolicyError as exc:
+            raise DBusError(FAILED, str(exc)) from None
+
+    @dbus_method(RPC_PROXY_INTERFACE, "add_rule")
+    def _add_rule(self, _call: Call, rule: str) -> None:
+        try:
+            self._policy().add_rule(rule)
+        except RulesError as exc:
+            raise DBusError(INVALID_ARGS, str(exc)) from None
+
+    @dbus_method(RPC_PROXY_INTERFACE, "delete_rule")
+    def _delete_rule(self, _call: Call, rule: str) -> None:
+        policy = self._policy()
+        try:
+            policy.delete_rule(rule)
+        except RulesError as exc:
+            raise DBusError(INVALID_ARGS, str(exc)) from None
+        except NoSuchRule as exc:
+            raise DBusError(INVALID_ARGS, str(exc)) from None
         except PolicyError as exc:
             raise DBusError(FAILED, str(exc)) from None

@@ -369,3 +369,17 @@ def test_properties_interface_decodes_only_the_first_argument() -> None:
     with pytest.raises(WireError):
         first_string_arg(parse_message(broken))
     assert first_string_arg(parse_message(GOLDEN)) is None
+
+
+def test_padding_after_the_last_field_is_a_wire_error_not_a_crash() -> None:
+    # found by tests/fuzz/fuzz_wire.py --count 1000000: the fields' length counts the padding
+    # after the last field, so the padding runs to the end of the fields
+    data = bytes.fromhex(
+        "6c04030100000000c709d58e7000000001016f00090000002f612f625f632f44390000000000000002017"
+        "300140000006f72672e667265656465736b746f702e4442757300000000030173000c0000004765744e61"
+        "6d654f776e657200000000060173000b0000006f72672e785f792e5a2d7100000000000801670001740000"
+        "e66fa388f4041570")
+    from rpc.proxy._frames import MessageSplitter
+    for parse in (lambda d: parse_message(d), lambda d: MessageSplitter().feed(d)):
+        with pytest.raises(WireError):
+            parse(data)
