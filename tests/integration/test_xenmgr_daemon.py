@@ -61,6 +61,8 @@ def test_standalone_xenmgr_serves_and_stops(tmp_path: Path) -> None:
                         return xenmgr.poll() is not None
                 wait_until(answers, timeout=40)
                 assert xenmgr.poll() is None, (tmp_path / "daemons.log").read_text()
+                # the runner writes the pidfile once the service is up (it may answer first)
+                wait_until(pidfile.exists, timeout=20)
                 assert pidfile.read_text().strip() == str(xenmgr.pid)
                 path = str(root.call(XENMGR, "create_vm_with_template", "s", "new-vm-empty")[0])
                 vm = RemoteObject(conn, XENMGR, path, timeout=30)
