@@ -5,7 +5,7 @@ options), long options may be abbreviated to any unambiguous prefix, and a later
 an earlier one. The same parser serves the ``rpc-proxy`` console script and the ``[[proxy]]``
 entries of ``oxt-supervisor``'s configuration.
 
-Options (docs/rpc-proxy-runtime.md)::
+Options (docs/rpc-proxy.md, "Running it")::
 
     -i, -l, --incoming-channel, --listen-channel CH   unix:PATH | tcp:PORT | tcp:HOST:PORT |
                                                       argo:PORT | serial:DEV  (argo:5555)

@@ -26,7 +26,8 @@ administrator's template directory; ``autostart`` [true]; ``workers`` [8]; ``hoo
 [30].
 
 ``[[proxy]]`` ``args``: one rpc-proxy instance in the original's option syntax (``rpc-proxy
--h``); checked at load (a bad command line is a :class:`Dom0ConfigError`).
+-h``); checked at load (a bad command line is a :class:`Dom0ConfigError`); a relative
+rules path (``-r``) is relative to the configuration file's directory.
 
 ``[[vm]]`` ``uuid``, ``config`` (a xenvm config file): VMs to monitor; added at start when
 no monitor for the uuid exists yet.
@@ -37,6 +38,7 @@ naming the section, key and value).
 
 from __future__ import annotations
 
+import os
 import shlex
 import tomllib
 import uuid as uuidlib
@@ -138,8 +140,38 @@ def _check(section: str, table: Any, schema: dict[str, type | tuple[type, ...]])
             raise Dom0ConfigError(f"[{section}] {key} = {value!r}: wrong type")
 
 
+def _rules_beside(argv: tuple[str, ...], base: Path | None) -> tuple[str, ...]:
+    """``argv`` with a relative rules path (``-r P``, ``-rP``, ``--rules P``, ``--rules=P``)
+    made relative to ``base``, the configuration file's directory."""
+    if base is None:
+        return argv
+
+    def beside(path: str) -> str:
+        return path if not path or os.path.isabs(path) else str(base / path)
+    out: list[str] = []
+    take = False
+    for arg in argv:
+        if take:
+            out.append(beside(arg))
+            take = False
+        elif arg == "--":
+            out.append(arg)
+            take = False
+        elif arg in ("-r", "--rules"):
+            out.append(arg)
+            take = True
+        elif arg.startswith("--rules="):
+            out.append("--rules=" + beside(arg[len("--rules="):]))
+        elif arg.startswith("-r") and not arg.startswith("--"):
+            out.append("-r" + beside(arg[2:]))
+        else:
+            out.append(arg)
+    return tuple(out)
+
+
 def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
-    """Check a TOML document; ``base`` resolves relative ``[[vm]] config`` paths."""
+    """Check a TOML document; ``base`` resolves relative ``[[vm]] config`` paths and the
+    relative rules paths of ``[[proxy]]`` entries."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -171,7 +203,7 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
     proxies = []
     for item in doc.get("proxy", []):
         try:
-            argv = tuple(shlex.split(item.get("args", "")))
+            argv = _rules_beside(tuple(shlex.split(item.get("args", ""))), base)
             parse_options(argv)  # OptionsError (a ValueError) names what is wrong
             proxies.append(ProxySpec(argv))
         except ValueError as exc:

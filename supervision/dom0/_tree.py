@@ -10,7 +10,7 @@ The tree (children in start order; each can be disabled in the configuration)::
     ├── vms          one VM monitor per VM (simple_one_for_one, resume)
     ├── xenvm-bus    the monitors on DBus (org.xen.vm.uuid_*)
     ├── manager      xenmgr: com.citrix.xenclient.xenmgr (docs/xenmgr.md)
-    ├── proxies      one rpc-proxy instance per [[proxy]] entry (docs/rpc-proxy-runtime.md)
+    ├── proxies      one rpc-proxy instance per [[proxy]] entry (docs/rpc-proxy.md)
     └── control      the control socket for oxt-shell
 
 Services on the bus crash when the bus goes away and come back (with backoff) when it is

@@ -23,6 +23,29 @@ def test_proxy_entries_are_checked_at_load(tmp_path: Path) -> None:
         load_config(bad)
 
 
+def test_relative_rules_paths_are_beside_the_config_file(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "conf" / "dom0.toml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text('[[proxy]]\nargs = "-i argo:1 -r guest.rules"\n'
+                        '[[proxy]]\nargs = "-i argo:2 --rules=sub/x.rules -v"\n'
+                        '[[proxy]]\nargs = "-i argo:3 -r/etc/abs.rules"\n'
+                        '[[proxy]]\nargs = "-i argo:4 -n rules"\n')
+    argvs = [p.argv for p in load_config(cfg_file).proxies]
+    base = str(cfg_file.parent)
+    assert argvs == [("-i", "argo:1", "-r", f"{base}/guest.rules"),
+                     ("-i", "argo:2", f"--rules={base}/sub/x.rules", "-v"),
+                     ("-i", "argo:3", "-r/etc/abs.rules"),
+                     ("-i", "argo:4", "-n", "rules")]
+    assert parse_options(argvs[0]).rules == f"{base}/guest.rules"
+
+
+def test_the_embedded_default_runs_a_guest_proxy_with_the_example_rules() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "oxt-supervisor.toml"
+    [entry] = [p for p in load_config(example).proxies if "argo:5556" in p.argv]
+    rules = Path(parse_options(entry.argv).rules)
+    assert rules == example.parent / "rpc-proxy.rules" and rules.is_file()
+
+
 def test_proxy_specs_make_one_instance_per_entry() -> None:
     spec = proxy_specs([["-s"], ["-i", "tcp:8080"], ["-i", "tcp:8081", "--json-in"],
                         ["-i", "tcp:8082", "--json-out"]],
