@@ -47,6 +47,7 @@ from rpc.dbus._errors import (
     UNKNOWN_METHOD,
     UNKNOWN_OBJECT,
     UNKNOWN_PROPERTY,
+    ConnectionLost,
     DBusError,
 )
 from rpc.dbus._handlers import (
@@ -390,7 +391,10 @@ class ObjectTable:
 
     def _refuse(self, msg: Message, name: str, text: str) -> None:
         if not no_reply_expected(msg) and self._send is not None:
-            self._send(error_reply(msg, name, text))
+            try:
+                self._send(error_reply(msg, name, text))
+            except ConnectionLost:  # the service is going away: the caller sees the bus error
+                logger.debug("error %s not sent: the connection is closed", name)
 
     # ------------------------------------------------------------------ standard interfaces
 

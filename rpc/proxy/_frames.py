@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from rpc.proxy._header import HeaderCache
 from rpc.proxy._limits import CLIENT_LIMITS, WireError, WireLimits, WireReason
-from rpc.proxy._message import WireMessage, message_size, parse_message
+from rpc.proxy._message import WireMessage, message_size, parse_sized
 
 __all__ = ["MessageSplitter"]
 
@@ -57,6 +57,8 @@ class MessageSplitter:
         """Add ``data``; return every message it completes (see the module docstring)."""
         if self._error is not None:
             raise WireError(WireReason.POISONED, f"stream unusable after: {self._error}")
+        if not self._buf:
+            return self._feed_fresh(data)
         buf = self._buf
         buf += data
         out: list[WireMessage] = []
@@ -72,7 +74,7 @@ class MessageSplitter:
                 need = self._need
                 if avail < need:
                     break
-                out.append(parse_message(bytes(buf[pos:pos + need]), limits, self._cache))
+                out.append(parse_sized(bytes(buf[pos:pos + need]), limits, self._cache))
                 pos += need
                 self._need = 0
         except WireError as exc:
@@ -82,6 +84,32 @@ class MessageSplitter:
             raise
         if pos:
             del buf[:pos]
+        return out
+
+    def _feed_fresh(self, data: bytes) -> list[WireMessage]:
+        """:meth:`feed` with nothing buffered: messages are cut from ``data`` itself (one whole
+        message, the usual case, is used without a copy); only a partial tail is buffered."""
+        out: list[WireMessage] = []
+        limits = self.limits
+        cache = self._cache
+        pos = 0
+        size = len(data)
+        try:
+            while size - pos >= 16:
+                need = message_size(data[pos:pos + 16] if pos else data, limits)
+                if size - pos < need:
+                    self._need = need
+                    break
+                out.append(parse_sized(data if need == size else data[pos:pos + need],
+                                       limits, cache))
+                pos += need
+        except WireError as exc:
+            self._error = exc
+            self._need = 0
+            exc.messages = tuple(out)
+            raise
+        if pos < size:
+            self._buf += data[pos:]
         return out
 
     def take_rest(self) -> bytes:

@@ -10,9 +10,15 @@ nesting, file descriptors). It raises :class:`~rpc.proxy._limits.WireError` and 
 
 :class:`HeaderCache` is a small per-connection memo: a client calling the same method again
 sends the same header fields byte for byte (only the serial, in the fixed part, changes), so
-the proxy can skip the walk. Bounded: at most ``max_entries`` headers of at most ``max_key``
-bytes each (it empties itself when full), so a client sending ever-new headers costs at most
-``max_entries * max_key`` bytes.
+the proxy can skip the walk. Replies and errors differ from one another in one more place, the
+reply serial's four bytes inside the fields; the cache keys them without those bytes, at the
+offset where the last parsed message of the same type and field length had its reply serial
+(a *hint*). That is sound: a message equal to a validated one everywhere but in the value of
+its reply serial is valid exactly when that value is not zero (the only check the walk makes
+of it), and an entry is used only when it was stored for the same offset. Bounded: at most
+``max_entries`` headers of at most ``max_key`` bytes each (it empties itself when full), so a
+client sending ever-new headers costs at most ``max_entries * max_key`` bytes (and as many
+hints).
 """
 
 from __future__ import annotations
@@ -64,12 +70,13 @@ def is_interface_name(text: str) -> bool:
 class HeaderCache:
     """Recently parsed header fields of one connection (see the module docstring)."""
 
-    __slots__ = ("_entries", "max_entries", "max_key")
+    __slots__ = ("_entries", "_hints", "max_entries", "max_key")
 
     def __init__(self, max_entries: int = 256, max_key: int = 512) -> None:
         self.max_entries = max_entries
         self.max_key = max_key
         self._entries: dict[bytes, Fields] = {}
+        self._hints: dict[int, int] = {}  # (type << 32 | fields length) -> reply serial offset
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -84,7 +91,21 @@ class HeaderCache:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
+            self._hints.clear()
         self._entries[key] = fields
+
+    def reply_hint(self, shape: int) -> int:
+        """Where the last message of ``shape`` (``type << 32 | fields length``) had its reply
+        serial, or -1."""
+        return self._hints.get(shape, -1)
+
+    def put_reply(self, shape: int, key: bytes, fields: Fields) -> None:
+        """Remember ``fields`` of a message with a reply serial under ``key`` (its header
+        without the reply serial's bytes), and its offset as the hint for ``shape``."""
+        if len(key) > self.max_key:
+            return
+        self.put(key, fields)
+        self._hints[shape] = fields[9]
 
 
 def _field_error(code: int, why: str) -> WireError:

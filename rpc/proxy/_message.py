@@ -31,7 +31,8 @@ from rpc.proxy._signature import decode_values, encode_values, skip_value
 
 __all__ = ["FLAG_NO_AUTO_START", "FLAG_NO_REPLY_EXPECTED", "Field", "MessageType",
            "WireMessage", "build_message", "decode_body", "error_reply", "first_string_arg",
-           "message_size", "parse_message", "properties_interface", "rewrite", "with_body"]
+           "message_size", "parse_message", "parse_sized", "properties_interface", "rewrite",
+           "with_body"]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
@@ -144,6 +145,12 @@ def parse_message(data: bytes, limits: WireLimits = CLIENT_LIMITS,
     total = message_size(data, limits)
     if len(data) != total:
         raise WireError(WireReason.TRUNCATED, f"message claims {total} bytes, has {len(data)}")
+    return parse_sized(data, limits, cache)
+
+
+def parse_sized(data: bytes, limits: WireLimits, cache: HeaderCache | None) -> WireMessage:
+    """:func:`parse_message` of ``data`` whose length :func:`message_size` has already found
+    right (with the same ``limits``): the incremental splitter's path."""
     big = data[0] == 0x42
     mtype = _TYPES.get(data[1])  # an IntEnum member: parse_fields takes it as an int
     if mtype is None:
@@ -153,14 +160,28 @@ def parse_message(data: bytes, limits: WireLimits = CLIENT_LIMITS,
         raise WireError(WireReason.BAD_FIXED_HEADER, "serial 0")
     end = 16 + fields_len
     header_end = (end + 7) & -8
-    fields = None
-    if cache is not None:
-        key = data[:2] + data[12:header_end]
-        fields = cache.get(key)
-    if fields is None:
+    if cache is None:
         fields = parse_fields(data, big, mtype, end, limits)
-        if cache is not None:
+    elif mtype == 2 or mtype == 3:  # has a reply serial: see HeaderCache
+        shape = mtype << 32 | fields_len
+        at = cache.reply_hint(shape)
+        hit = None
+        if at > 0:
+            hit = cache.get(data[:2] + data[12:at] + data[at + 4:header_end])
+        if hit is not None and hit[9] == at and (reply := _U32[big].unpack_from(data, at)[0]):
+            fields = (*hit[:4], reply, *hit[5:])
+        else:
+            fields = parse_fields(data, big, mtype, end, limits)
+            at = fields[9]
+            cache.put_reply(shape, data[:2] + data[12:at] + data[at + 4:header_end], fields)
+    else:
+        key = data[:2] + data[12:header_end]
+        cached = cache.get(key)
+        if cached is None:
+            fields = parse_fields(data, big, mtype, end, limits)
             cache.put(key, fields)
+        else:
+            fields = cached
     if body_len and not fields[7]:
         raise WireError(WireReason.BAD_HEADER_FIELD, f"{body_len}-byte body without a signature")
     return WireMessage(data, big, mtype, data[2], serial, fields[4], fields[0], fields[1],

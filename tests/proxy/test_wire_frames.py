@@ -102,3 +102,69 @@ def test_header_cache_gives_the_same_messages_and_stays_bounded() -> None:
     small = HeaderCache(max_key=8)
     parse_message(repeat, LIMITS, small)
     assert len(small) == 0
+
+
+def _reply(reply_serial: int, *, sender: str = ":1.7", error: bool = False,
+           big: bool = False) -> bytes:
+    from rpc.proxy import MessageType, build_message
+    return build_message(MessageType.ERROR if error else MessageType.METHOD_RETURN,
+                         serial=5, reply_serial=reply_serial, destination=":1.3", sender=sender,
+                         error_name="org.example.Error.Bad" if error else None,
+                         signature="s", body=(b"\0\0\0\x03" if big else b"\x03\0\0\0")
+                         + b"abc\0", big=big)
+
+
+@pytest.mark.parametrize("error", [False, True])
+@pytest.mark.parametrize("big", [False, True])
+def test_replies_differing_only_in_their_reply_serial_share_one_cache_entry(
+        error: bool, big: bool) -> None:
+    cache = HeaderCache()
+    for serial in (1, 2, 0xFFFF_FFFF, 77):
+        raw = _reply(serial, error=error, big=big)
+        got = parse_message(raw, LIMITS, cache)
+        assert got == parse_message(raw, LIMITS)
+        assert got.reply_serial == serial
+    assert len(cache) == 1  # one shape: every later reply was a hit
+
+
+def test_a_cached_reply_shape_still_refuses_reply_serial_zero() -> None:
+    cache = HeaderCache()
+    parse_message(_reply(9), LIMITS, cache)
+    with pytest.raises(WireError) as info:
+        parse_message(_reply(0), LIMITS, cache)
+    assert "reply serial 0" in str(info.value)
+
+
+def test_a_reply_with_other_field_bytes_misses_the_cache() -> None:
+    cache = HeaderCache()
+    parse_message(_reply(9, sender=":1.7"), LIMITS, cache)
+    other = parse_message(_reply(10, sender=":1.8"), LIMITS, cache)  # same length, new sender
+    assert other.sender == ":1.8" and other.reply_serial == 10
+    assert len(cache) == 2
+
+
+def test_reply_serial_mutations_through_the_cache_match_an_uncached_parse() -> None:
+    """Random messages, each re-sent with random bytes where its reply serial sits: the
+    cached parse and the plain parse agree (same message or the same error)."""
+    rng = random.Random(5)
+    cache = HeaderCache()
+    for raw in stream(400, seed=21):
+        try:
+            first = parse_message(raw, LIMITS, cache)
+        except WireError:
+            continue
+        at = first.reply_serial_at
+        variants = [raw]
+        if at > 0:
+            variants += [raw[:at] + bytes(rng.choice((0, rng.randrange(256))) for _ in range(4))
+                         + raw[at + 4:] for _ in range(4)]
+        for variant in variants:
+            try:
+                plain: object = parse_message(variant, LIMITS)
+            except WireError as exc:
+                plain = str(exc)
+            try:
+                cached: object = parse_message(variant, LIMITS, cache)
+            except WireError as exc:
+                cached = str(exc)
+            assert cached == plain
