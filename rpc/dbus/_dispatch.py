@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from actors import ActorDeadError, NoSuchActor, Target, resolve
-from rpc.dbus._errors import FAILED, DBusError
+from rpc.dbus._errors import FAILED, ConnectionLost, DBusError
 from rpc.dbus._export import Dispatcher
 
 if TYPE_CHECKING:
@@ -52,7 +52,11 @@ class ActorDispatcher(Dispatcher):
         try:
             resolve(self.target).tell(DBusJob(job))
         except (NoSuchActor, ActorDeadError):
-            call.fail(DBusError(FAILED, f"service unavailable: {self.target} is restarting"))
+            try:
+                call.fail(DBusError(FAILED, f"service unavailable: {self.target} is restarting"))
+            except ConnectionLost:  # the service's own connection is closing too
+                logger.debug("%s: the refusal was not sent: the connection is closed",
+                             self.target)
 
 
 class PoolDispatcher(Dispatcher):

@@ -47,7 +47,6 @@ from rpc.dbus._errors import (
     UNKNOWN_METHOD,
     UNKNOWN_OBJECT,
     UNKNOWN_PROPERTY,
-    ConnectionLost,
     DBusError,
 )
 from rpc.dbus._handlers import (
@@ -391,10 +390,7 @@ class ObjectTable:
 
     def _refuse(self, msg: Message, name: str, text: str) -> None:
         if not no_reply_expected(msg) and self._send is not None:
-            try:
-                self._send(error_reply(msg, name, text))
-            except ConnectionLost:  # the service is going away: the caller sees the bus error
-                logger.debug("error %s not sent: the connection is closed", name)
+            self._send(error_reply(msg, name, text))
 
     # ------------------------------------------------------------------ standard interfaces
 

@@ -88,7 +88,8 @@ def manager_spec(cfg: Dom0Config, address: str) -> ChildSpec:
         address=address, storage_dir=str(cfg.under_state(cfg.xenmgr_storage).resolve()),
         admin_templates=str(cfg.under_state(cfg.xenmgr_templates).resolve()),
         workers=cfg.xenmgr_workers, hook_timeout=cfg.xenmgr_hook_timeout,
-        autostart=cfg.xenmgr_autostart, branch="/manager", vms="/vms")
+        autostart=cfg.xenmgr_autostart, branch="/manager", vms="/vms",
+        argo_table="sim" if cfg.backend == "sim" else "viptables")
     return manager_supervisor_spec(settings)
 
 

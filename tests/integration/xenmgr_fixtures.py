@@ -51,6 +51,7 @@ workers = 16
 {extra}
 """)
         self.proc: subprocess.Popen[str] | None = None
+        self.host: SimHost | None = None  # the simulated host, set by xenmgr_dom0
         self.info: dict[str, Any] = {}
         self._conns: list[BusConnection] = []
 
@@ -125,8 +126,9 @@ workers = 16
 def xenmgr_dom0(state: Path, **kwargs: Any) -> Iterator[Xenmgr]:
     """A simulated host and a supervisor with xenmgr (module docstring)."""
     state.mkdir(parents=True, exist_ok=True)
-    with SimHost(state / "simhost", memory_mib=16384, with_dbus=False):
+    with SimHost(state / "simhost", memory_mib=16384, with_dbus=False) as host:
         dom0 = Xenmgr(state, **kwargs)
+        dom0.host = host
         try:
             dom0.start()
             yield dom0

@@ -68,6 +68,12 @@ class ServiceContext:
         self.kinds = kinds  # "vm", "disk", "nic" -> (interfaces, factory)
         self._lock = threading.Lock()
         self._vms: dict[str, _Exported] = {}
+        self._vm_locks: dict[str, threading.Lock] = {}
+
+    def vm_lock(self, uuid: str) -> threading.Lock:
+        """The lock serialising read-modify-write edits of one VM's db lists."""
+        with self._lock:
+            return self._vm_locks.setdefault(uuid, threading.Lock())
 
     def ask_creator(self, message: Any) -> Any:
         """Ask the creation actor (bounded); its refusals are raised as they are."""

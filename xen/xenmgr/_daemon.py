@@ -96,7 +96,8 @@ def _specs(args: argparse.Namespace, address: str) -> list[ChildSpec]:
     ledger = ProcessLedger.of_state(state)
     settings = ManagerSettings(address=address, storage_dir=args.storage,
                                admin_templates=args.templates,
-                               autostart=not args.no_autostart)
+                               autostart=not args.no_autostart,
+                               argo_table="sim" if args.backend == "sim" else "viptables")
     notify = (XENVM_BUS, settings.queue)
     if args.backend == "sim":
         env = TreeEnv(builder=SimBuilder(), host=SimHostActions(

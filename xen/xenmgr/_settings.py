@@ -26,7 +26,9 @@ class ManagerSettings:
     ``workers``: threads serving calls in parallel; ``hook_timeout``: the bound of one hook
     script; ``task_timeout``: the bound of one VM monitor operation; ``autostart``: start the
     ``start_on_boot`` VMs when the branch starts; ``config_debounce``: the quiet time before
-    ``vm_config_changed`` is sent.
+    ``vm_config_changed`` is sent; ``argo_table``: where the Argo firewall applies its rules
+    (``sim``: the simulated host's xenstore, reached through the ``xenstore_service`` actor;
+    ``viptables``: a real dom0's tool; ``none``: computed and logged only).
     """
 
     address: str
@@ -41,6 +43,8 @@ class ManagerSettings:
     config_debounce: float = 0.5
     branch: str = "/manager"
     vms: str = "/vms"
+    argo_table: str = "none"
+    xenstore_service: str = "/xen/xenstore"
 
     @property
     def queue(self) -> str:
@@ -61,6 +65,11 @@ class ManagerSettings:
     def autostart_actor(self) -> str:
         """The autostart's name."""
         return f"{self.branch}/autostart"
+
+    @property
+    def argo_firewall(self) -> str:
+        """The Argo firewall actor's name."""
+        return f"{self.branch}/argo-firewall"
 
     @property
     def service(self) -> str:

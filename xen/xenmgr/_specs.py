@@ -7,6 +7,7 @@
     ├── vm-events  simple_one_for_one  one VmEventHandler per VM (child id = uuid)
     ├── creator    VmCreator           uuids, slots, names; the only writer of new/deleted VMs
     ├── service    XenmgrService       com.citrix.xenclient.xenmgr, calls on a worker pool
+    ├── argo-firewall  ArgoFirewall    the host's Argo rule table follows the running VMs
     └── autostart  Autostart           temporary: the start_on_boot VMs, once
 
 Children restart on their own (one_for_one): the service restarting rebuilds its objects from
@@ -28,6 +29,7 @@ from supervision import (
     SupFlags,
     start_actor,
 )
+from xen.xenmgr._argo_firewall import ArgoFirewall
 from xen.xenmgr._autostart import Autostart
 from xen.xenmgr._creator import VmCreator
 from xen.xenmgr._queue import NotificationQueue
@@ -51,6 +53,7 @@ def manager_specs(settings: ManagerSettings) -> list[ChildSpec]:
                   start_timeout=60.0),
         ChildSpec("service", start_actor(XenmgrService, settings), shutdown=10.0,
                   start_timeout=120.0),
+        ChildSpec("argo-firewall", start_actor(ArgoFirewall, settings), shutdown=10.0),
         ChildSpec("autostart", start_actor(Autostart, settings), restart=Restart.TEMPORARY,
                   shutdown=settings.task_timeout + 5),
     ]

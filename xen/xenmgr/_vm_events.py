@@ -7,6 +7,8 @@ sent by the queue) it runs, in the order the changes happened:
 * the state hooks: ``run-on-state-change [uuid, public state]`` and, for ``running``,
   ``suspended`` and ``shutdown``, ``run-on-acpi-state-change [uuid, 0|3|5]`` (failures are
   only logged, as the original);
+* the Argo firewall is told to recompute when a VM gets or loses its domain
+  (``creating-devices``, ``running``, ``shutdown``, ``rebooted``, ``suspended``);
 * ``keep-alive``: a VM that reached ``shutdown`` and has ``keep-alive`` true is started again
   (a rebooting guest is restarted by its monitor, never here).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 
 from actors import Actor, ActorDeadError, NoSuchActor, ServiceUnavailable, handles, service
+from xen.xenmgr._argo_firewall import recompute_argo
 from xen.xenmgr._errors import XenmgrError
 from xen.xenmgr._flows import VmFlows
 from xen.xenmgr._handle import ManagerBus
@@ -31,6 +34,10 @@ from xen.xenmgr._states import InternalState, StateError, from_monitor_notify, s
 __all__ = ["VmEventHandler"]
 
 logger = logging.getLogger("xenmgr")
+
+_ARGO_STATES = frozenset({InternalState.CREATING_DEVICES, InternalState.RUNNING,
+                          InternalState.SHUTDOWN, InternalState.REBOOTED,
+                          InternalState.SUSPENDED})
 
 
 class VmEventHandler(Actor):
@@ -55,6 +62,8 @@ class VmEventHandler(Actor):
             logger.warning("VM %s: %s: the bus service is not running, reactions skipped",
                            self.uuid, msg.text)
             return
+        if state in _ARGO_STATES:
+            recompute_argo(self.settings, f"VM {self.uuid} {state.value}")
         flows = VmFlows(self.settings, bus.db, bus.conn)
         try:
             tree = bus.db.vm_tree(self.uuid)

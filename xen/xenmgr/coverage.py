@@ -58,9 +58,6 @@ WHY = {
 }
 WHY_MEMBER = {
     "list_extension_packs": "extension packs are not supported",
-    "add_argo_firewall_rule": "Argo firewall rules are not applied yet (no viptables)",
-    "delete_argo_firewall_rule": "Argo firewall rules are not applied yet (no viptables)",
-    "list_argo_firewall_rules": "Argo firewall rules are not applied yet (no viptables)",
     "add_net_firewall_rule": "network firewall rules need the network daemon",
     "delete_net_firewall_rule": "network firewall rules need the network daemon",
     "list_net_firewall_rules": "network firewall rules need the network daemon",

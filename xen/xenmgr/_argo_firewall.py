@@ -1,0 +1,259 @@
+"""The Argo firewall: one actor keeps the host's Argo rule table equal to what the running VMs'
+rules say (the original's ``applyFirewallRules``/``unapply`` on VM state changes).
+
+:class:`ArgoFirewall` is a child of the manager branch. It is told :class:`RecomputeArgo` by
+the per-VM event handlers (a VM reached ``running``, or stopped) and by the rule methods
+(``add_argo_firewall_rule``/``delete_argo_firewall_rule``); then it reads every VM's rules from
+the database and the running VMs (domid, stub domain) from their monitors, computes the table
+(:func:`~xen.xenmgr._argo_rules.table`) and applies only the difference to the table it last
+applied. At start it resets the host's table (default deny, dom0 to dom0 allowed) and applies
+the whole table. With db ``/xenmgr/argo-firewall`` false nothing is applied (and a table
+applied earlier is reset to allow everything, as the original's flag did at boot).
+
+Where the table lives (:class:`ArgoTable`):
+
+* :class:`XenstoreArgoTable`, the simulated host's: ``/sim/argo-firewall/policy``
+  (``default-deny`` or ``allow-all``) and one node per rule under
+  ``/sim/argo-firewall/rules/`` (name ``<src>_<sport>_<dst>_<dport>``, ``any`` for any; value
+  the rule's text), each change in one transaction: the host's state that tests read;
+* :class:`ViptablesArgoTable`, a real OpenXT dom0's ``viptables`` (``-I 1 ... -j ACCEPT`` and
+  ``-D ...``), bounded by a timeout per command; without the tool each apply is logged as not
+  done (not proven here: this project has no Argo kernel);
+* :class:`NoArgoTable`: rules are computed and logged only.
+
+A rule text that does not parse is skipped with a warning naming the VM and the rule (the
+methods refuse to store one). A failure to apply is logged and retried at the next change
+from scratch (the actor forgets what it applied).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from actors import (
+    Actor,
+    ActorDeadError,
+    NoSuchActor,
+    ServiceUnavailable,
+    handles,
+    service,
+    tell,
+)
+from xen.xenmgr._argo_rules import (
+    ArgoRule,
+    ArgoRuleError,
+    EffectiveRule,
+    RunningVm,
+    diff,
+    parse_rule,
+    table,
+    viptables_args,
+)
+from xen.xenmgr._handle import ManagerBus
+from xen.xenmgr._jsontree import parse_db_bool
+from xen.xenmgr._monitors import monitor_view
+from xen.xenmgr._settings import ManagerSettings
+from xen.xenstore import Transaction, XenstoreClient
+
+__all__ = ["ArgoFirewall", "ArgoTable", "NoArgoTable", "RecomputeArgo", "ViptablesArgoTable",
+           "XenstoreArgoTable", "argo_table", "recompute_argo", "rule_texts"]
+
+logger = logging.getLogger("xenmgr")
+
+SIM_ROOT = "/sim/argo-firewall"
+
+
+@dataclass(frozen=True, slots=True)
+class RecomputeArgo:
+    """Recompute the table and apply the difference (``why`` is logged)."""
+
+    why: str = ""
+
+
+class ArgoTable(Protocol):
+    """Where effective rules are applied."""
+
+    def reset(self, deny: bool) -> None:
+        """Empty the table; default deny (dom0 to dom0 allowed) or allow everything."""
+        ...
+
+    def apply(self, remove: list[EffectiveRule], add: list[EffectiveRule]) -> None:
+        """Remove then add these rules."""
+        ...
+
+
+class NoArgoTable:
+    """Computes only (see the module docstring)."""
+
+    def reset(self, deny: bool) -> None:
+        logger.debug("argo firewall: reset (%s), not applied", "deny" if deny else "allow")
+
+    def apply(self, remove: list[EffectiveRule], add: list[EffectiveRule]) -> None:
+        logger.debug("argo firewall: -%d +%d rules, not applied", len(remove), len(add))
+
+
+def _node(rule: EffectiveRule) -> str:
+    def part(value: int | None) -> str:
+        return "any" if value is None else str(value)
+    return "_".join(part(v) for v in (rule.source, rule.source_port, rule.destination,
+                                      rule.destination_port))
+
+
+class XenstoreArgoTable:
+    """The simulated host's table, in xenstore (see the module docstring)."""
+
+    def __init__(self, xenstore_service: str) -> None:
+        self.xenstore_service = xenstore_service
+
+    def _client(self) -> XenstoreClient:
+        return service(self.xenstore_service, XenstoreClient)
+
+    def reset(self, deny: bool) -> None:
+        def body(t: Transaction) -> None:
+            t.rm(SIM_ROOT)
+            t.write(f"{SIM_ROOT}/policy", "default-deny" if deny else "allow-all")
+            t.mkdir(f"{SIM_ROOT}/rules")
+        self._client().transaction(body)
+
+    def apply(self, remove: list[EffectiveRule], add: list[EffectiveRule]) -> None:
+        def body(t: Transaction) -> None:
+            for rule in remove:
+                t.rm(f"{SIM_ROOT}/rules/{_node(rule)}")
+            for rule in add:
+                t.write(f"{SIM_ROOT}/rules/{_node(rule)}", rule.text())
+        self._client().transaction(body)
+
+
+class ViptablesArgoTable:
+    """A real dom0's ``viptables`` (see the module docstring)."""
+
+    def __init__(self, program: str = "viptables", timeout: float = 10.0) -> None:
+        self.program = program
+        self.timeout = timeout
+
+    def _run(self, *args: str) -> None:
+        if shutil.which(self.program) is None:
+            raise RuntimeError(f"{self.program} is not installed: Argo rules not applied")
+        subprocess.run([self.program, *args], check=True, timeout=self.timeout,
+                       capture_output=True)
+
+    def reset(self, deny: bool) -> None:
+        self._run("-F")
+        if deny:
+            self._run("-A", "--dom-in", "0", "--dom-out", "0", "-j", "ACCEPT")
+            self._run("-A", "-j", "REJECT")
+
+    def apply(self, remove: list[EffectiveRule], add: list[EffectiveRule]) -> None:
+        for rule in remove:
+            self._run("-D", *viptables_args(rule), "-j", "ACCEPT")
+        for rule in add:
+            self._run("-I", "1", *viptables_args(rule), "-j", "ACCEPT")
+
+
+def recompute_argo(settings: ManagerSettings, why: str) -> None:
+    """Tell the Argo firewall to recompute (best effort: a restarting one recomputes anyway)."""
+    try:
+        tell(settings.argo_firewall, RecomputeArgo(why))
+    except (NoSuchActor, ActorDeadError):
+        logger.info("argo firewall not running: %s not applied now", why)
+
+
+def argo_table(settings: ManagerSettings) -> ArgoTable:
+    """The table ``settings.argo_table`` names: ``sim``, ``viptables`` or ``none``."""
+    if settings.argo_table == "sim":
+        return XenstoreArgoTable(settings.xenstore_service)
+    if settings.argo_table == "viptables":
+        return ViptablesArgoTable()
+    return NoArgoTable()
+
+
+def rule_texts(tree: dict[str, Any]) -> list[str]:
+    """A VM's rule texts, in list order (the db list ``argo-firewall-rules/<n>``)."""
+    rules = tree.get("argo-firewall-rules")
+    if not isinstance(rules, dict):
+        return []
+    keys = sorted((k for k in rules if k.isdigit()), key=int)
+    return [str(rules[k]) for k in keys if isinstance(rules[k], str)]
+
+
+def _flag(text: object, default: bool) -> bool:
+    if not isinstance(text, str) or not text:
+        return default
+    try:
+        return parse_db_bool(text, what="flag")
+    except ValueError:
+        return default
+
+
+class ArgoFirewall(Actor):
+    """See the module docstring."""
+
+    def __init__(self, settings: ManagerSettings, table_: ArgoTable | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.table = table_ if table_ is not None else argo_table(settings)
+        self.applied: frozenset[EffectiveRule] | None = None  # None: reset at the next pass
+        self.enabled: bool | None = None
+
+    def on_start(self) -> None:
+        self.actor_ref.tell(RecomputeArgo("start"))
+
+    @handles(RecomputeArgo)
+    def _recompute(self, msg: RecomputeArgo) -> None:
+        try:
+            bus = service(self.settings.service, ManagerBus)
+        except (NoSuchActor, ServiceUnavailable, ActorDeadError):
+            logger.info("argo firewall: the bus service is not running yet (%s)", msg.why)
+            self.applied = None
+            return
+        try:
+            vms = bus.db.vms()
+            enabled = _flag(bus.db.read("/xenmgr/argo-firewall"), True)
+        except Exception as exc:  # the db is away: try again at the next change
+            logger.warning("argo firewall: cannot read the database (%s): %s", msg.why, exc)
+            self.applied = None
+            return
+        try:
+            self._apply(vms, enabled, msg.why)
+        except Exception as exc:
+            logger.error("argo firewall: applying the rules failed (%s): %s", msg.why, exc)
+            self.applied = None
+
+    def _apply(self, vms: dict[str, Any], enabled: bool, why: str) -> None:
+        if not enabled:
+            if self.enabled is not False:
+                self.table.reset(deny=False)
+                logger.info("argo firewall: disabled (/xenmgr/argo-firewall is false)")
+            self.enabled, self.applied = False, None
+            return
+        running: list[RunningVm] = []
+        rules: dict[str, list[ArgoRule]] = {}
+        for uuid, tree in vms.items():
+            view = monitor_view(uuid)
+            if not isinstance(tree, dict) or view is None or view.domid < 0:
+                continue
+            running.append(RunningVm(uuid, view.domid, view.stubdom_domid,
+                                     str(tree.get("type") or "svm"), str(tree.get("name") or ""),
+                                     _flag(tree.get("seamless-traffic"), False)))
+            rules[uuid] = []
+            for text in rule_texts(tree):
+                try:
+                    rules[uuid].append(parse_rule(text))
+                except ArgoRuleError as exc:
+                    logger.warning("argo firewall: VM %s: rule skipped: %s", uuid, exc)
+        new = table(rules, running)
+        if self.applied is None or self.enabled is not True:
+            self.table.reset(deny=True)
+            remove: list[EffectiveRule] = []
+            add = sorted(new, key=EffectiveRule.sort_key)
+        else:
+            remove, add = diff(self.applied, new)
+        if remove or add:
+            self.table.apply(remove, add)
+            logger.info("argo firewall (%s): -%d +%d rules, %d in force", why, len(remove),
+                        len(add), len(new))
+        self.enabled, self.applied = True, new
