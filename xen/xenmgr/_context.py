@@ -21,6 +21,7 @@ from actors import ActorDeadError, AskTimeout, NoSuchActor, ask, tell
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_disks, read_nics
 from xen.xenmgr._errors import error, plain
+from xen.xenmgr._testing import ScriptQueue
 from xen.xenmgr._uuids import vm_object_path
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class ServiceContext:
         self._lock = threading.Lock()
         self._vms: dict[str, _Exported] = {}
         self._vm_locks: dict[str, threading.Lock] = {}
+        self.scripts = ScriptQueue()  # the testing interface's FIFO (_testing)
 
     def vm_lock(self, uuid: str) -> threading.Lock:
         """The lock serialising read-modify-write edits of one VM's db lists."""

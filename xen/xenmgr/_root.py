@@ -30,6 +30,7 @@ from xen.xenmgr._create import CreatePlan, CreateRequest, UiFields
 from xen.xenmgr._creator import template_store
 from xen.xenmgr._errors import error, no_vm_with_domid, no_vm_with_uuid, plain
 from xen.xenmgr._flows import config_text, internal_state
+from xen.xenmgr._host_methods import HostMethods
 from xen.xenmgr._jsontree import parse_db_bool, thaw
 from xen.xenmgr._messages import CreateVm, Emit, RemoveVm
 from xen.xenmgr._monitors import ensure_monitor, monitor_view, stop_monitor
@@ -43,6 +44,7 @@ from xen.xenmgr._templates import (
     list_ui_templates,
     resolve_template,
 )
+from xen.xenmgr._testing import TestingMethods
 from xen.xenmgr._uuids import canonical_uuid, vm_object_path
 from xen.xenmgr._vhd import create_vhd
 
@@ -105,7 +107,7 @@ def delete_vm(ctx: ServiceContext, uuid: str, *, unrestricted: bool) -> None:
     ctx.tell_queue(Emit("/", XENMGR, "vm_deleted", (uuid, vm_object_path(uuid)), uuid))
 
 
-class RootObject(PropertyObject):
+class RootObject(TestingMethods, PropertyObject):
     """``/`` (see the module docstring)."""
 
     @dbus_method(XENMGR, "list_vms")
@@ -190,6 +192,6 @@ class RootObject(PropertyObject):
         return create_vhd(self.ctx.settings.storage_dir, size_mb)
 
 
-class HostObject(PropertyObject):
-    """``/host``: the properties of ``host``, ``installer`` and ``powersettings``; no method
-    is implemented yet (each answers NotSupported)."""
+class HostObject(HostMethods, PropertyObject):
+    """``/host``: the properties of ``host``, ``installer`` and ``powersettings``, and the
+    methods of :mod:`xen.xenmgr._host_methods`; the others answer NotSupported."""

@@ -117,6 +117,8 @@ class XenmgrService(BusService):
     def teardown(self) -> None:
         """Stop the pool (the connection is closed by the base class)."""
         self.handle = None
+        if self.ctx is not None:
+            self.ctx.scripts.close()
         if self.pool is not None:
             self.pool.close(timeout=2.0)
             self.pool = None

@@ -28,7 +28,8 @@ class ManagerSettings:
     ``start_on_boot`` VMs when the branch starts; ``config_debounce``: the quiet time before
     ``vm_config_changed`` is sent; ``argo_table``: where the Argo firewall applies its rules
     (``sim``: the simulated host's xenstore, reached through the ``xenstore_service`` actor;
-    ``viptables``: a real dom0's tool; ``none``: computed and logged only).
+    ``viptables``: a real dom0's tool; ``none``: computed and logged only); ``eula``: the file
+    ``get_eula`` answers with.
     """
 
     address: str
@@ -44,6 +45,7 @@ class ManagerSettings:
     branch: str = "/manager"
     vms: str = "/vms"
     argo_table: str = "none"
+    eula: str = "/usr/share/xenclient/EULA"
     xenstore_service: str = "/xen/xenstore"
 
     @property

@@ -79,9 +79,10 @@ class ArgoRuleMethods:
             if len(kept) == len(rules):
                 raise plain(f"VM {self.uuid} has no Argo firewall rule {rule.strip()!r}")
             base = f"/vm/{self.uuid}/argo-firewall-rules"
-            self.ctx.db.rm(base)
-            if kept:
+            if kept:  # the whole list replaced in one durable step
                 self.ctx.db.inject(base, {str(i): r for i, r in enumerate(kept)})
+            else:
+                self.ctx.db.rm(base)
         self._rules_changed("rule deleted")
 
     def _rules_changed(self, why: str) -> None:

@@ -44,15 +44,11 @@ WHY = {
     "com.citrix.xenclient.policy": "policy documents are not stored yet",
     "com.citrix.xenclient.xenmgr.diag": "status reports and their upload need the diagnostic "
                                         "tools of a dom0",
-    "com.citrix.xenclient.xenmgr.testing": "the UI test queue is not built yet",
     "com.citrix.xenclient.xenmgr.guestreq": "guest requests need the guest agents' bus",
     "com.citrix.xenclient.xenmgr.host": "host power, CD, GPU, sound and PCI inventory need "
                                         "a dom0's devices and daemons",
-    "com.citrix.xenclient.xenmgr.installer": "the installer's state is not kept yet",
-    "com.citrix.xenclient.xenmgr.powersettings": "power settings need xcpmd",
     "com.citrix.xenclient.xenmgr.vm.auth": "authentication needs the input daemon",
     "com.citrix.xenclient.xenmgr.vm.pci": "PCI passthrough rules are not edited here yet",
-    "com.citrix.xenclient.xenmgr.vm.product": "OVF product properties are not kept yet",
     "com.citrix.xenclient.vmdisk": "disk encryption and mounting need vhd-util and tapdisk",
     "com.citrix.xenclient.vmnic": "",
 }

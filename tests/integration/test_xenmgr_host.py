@@ -1,0 +1,133 @@
+"""xenmgr end to end: the host's clock, services, ISO library, power settings and installer
+state, the testing script queue, and a VM's product properties (one supervisor for the
+module, on the simulated host)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rpc.dbus import DBusError, RemoteObject
+from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
+
+pytestmark = pytest.mark.integration
+
+HOST = "com.citrix.xenclient.xenmgr.host"
+POWER = "com.citrix.xenclient.xenmgr.powersettings"
+INSTALLER = "com.citrix.xenclient.xenmgr.installer"
+TESTING = "com.citrix.xenclient.xenmgr.testing"
+PRODUCT = "com.citrix.xenclient.xenmgr.vm.product"
+DB = "com.citrix.xenclient.db"
+
+
+@pytest.fixture(scope="module")
+def dom0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xenmgr]:
+    with xenmgr_dom0(tmp_path_factory.mktemp("xenmgr-host")) as d:
+        yield d
+
+
+@pytest.fixture(autouse=True)
+def _close(dom0: Xenmgr) -> Iterator[None]:
+    yield
+    dom0.close_connections()
+
+
+def failure(call: object, *args: object) -> str:
+    with pytest.raises(DBusError) as info:
+        call(*args)  # type: ignore[operator]
+    assert info.value.name == "org.freedesktop.DBus.Error.Failed", info.value
+    return info.value.message
+
+
+def db(dom0: Xenmgr) -> RemoteObject:
+    return RemoteObject(dom0.connection(), DB, "/")
+
+
+def test_clock_and_services(dom0: Xenmgr) -> None:
+    host = dom0.obj("/host")
+    assert abs(host.call(HOST, "get_seconds_from_epoch")[0] - time.time()) < 5
+    assert host.call(HOST, "is_service_running", "s", "db")[0] is True
+    assert host.call(HOST, "is_service_running", "s", XENMGR)[0] is True
+    assert host.call(HOST, "is_service_running", "s", "networkdaemon")[0] is False
+    assert "not a service name" in failure(host.call, HOST, "is_service_running", "s", "a..b")
+
+
+def test_iso_library(dom0: Xenmgr, tmp_path: Path) -> None:
+    host = dom0.obj("/host")
+    for name in ("b.ISO", "a.iso", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "dir.iso").mkdir()
+    db(dom0).call(DB, "write", "ss", "/xenmgr/isos", str(tmp_path))
+    assert host.call(HOST, "list_isos")[0] == [str(tmp_path / "a.iso"), str(tmp_path / "b.ISO")]
+    db(dom0).call(DB, "write", "ss", "/xenmgr/isos", str(tmp_path / "missing"))
+    assert host.call(HOST, "list_isos")[0] == []
+
+
+def test_power_settings(dom0: Xenmgr) -> None:
+    host = dom0.obj("/host")
+    assert host.call(POWER, "get_ac_lid_close_action")[0] == "nothing"
+    assert host.call(POWER, "get_battery_lid_close_action")[0] == "sleep"
+    host.call(POWER, "set_ac_lid_close_action", "s", "hibernate")
+    host.call(POWER, "set_battery_lid_close_action", "s", "shutdown")
+    assert host.call(POWER, "get_ac_lid_close_action")[0] == "hibernate"
+    assert host.call(POWER, "get_battery_lid_close_action")[0] == "shutdown"
+    assert db(dom0).call(DB, "read", "s", "/power-management/lid-close-ac-action")[0] \
+        == "hibernate"
+    assert "'explode' is not one of" in failure(host.call, POWER, "set_ac_lid_close_action",
+                                                 "s", "explode")
+    assert host.call(POWER, "get_ac_lid_close_action")[0] == "hibernate"
+
+
+def test_installer_state(dom0: Xenmgr) -> None:
+    host = dom0.obj("/host")
+    assert "no EULA" in failure(host.call, INSTALLER, "get_eula")
+    assert host.call(INSTALLER, "get_installstate")[0] == {}
+    host.call(INSTALLER, "progress_installstate", "s", "eula-accepted")
+    assert host.call(INSTALLER, "get_installstate")[0] == {"eula-accepted": "true"}
+    assert "is not a word" in failure(host.call, INSTALLER, "progress_installstate", "s",
+                                      "../x")
+
+
+def test_script_queue_is_a_fifo_and_a_waiting_dequeue_is_served(dom0: Xenmgr) -> None:
+    root = dom0.root()
+    for script in ("one", "two"):
+        root.call(TESTING, "script_queue", "s", script)
+    assert [root.call(TESTING, "script_dequeue")[0] for _ in range(2)] == ["one", "two"]
+    got: list[str] = []
+    waiting = dom0.obj("/", dom0.connection())
+    waiter = threading.Thread(target=lambda: got.append(
+        waiting.call(TESTING, "script_dequeue", timeout=15)[0]))
+    waiter.start()
+    time.sleep(0.5)  # the dequeue is waiting (nothing queued): then a script arrives
+    assert not got
+    root.call(TESTING, "script_queue", "s", "three")
+    waiter.join(15)
+    assert got == ["three"]
+
+
+def test_product_properties(dom0: Xenmgr) -> None:
+    path = str(dom0.root().call(XENMGR, "create_vm_with_template", "s", "new-vm-empty")[0])
+    vm = dom0.obj(path)
+    uuid = path.rsplit("/", 1)[1].replace("_", "-")
+    assert vm.call(PRODUCT, "list_product_properties")[0] == []
+    assert "has no product property 'app.name'" in failure(vm.call, PRODUCT,
+                                                          "get_product_property", "s",
+                                                          "app.name")
+    vm.call(PRODUCT, "set_product_property", "ss", "app.name", "<web & co>")
+    assert vm.call(PRODUCT, "get_product_property", "s", "app.name")[0] == "<web & co>"
+    db(dom0).call(DB, "inject", "ss", f"/vm/{uuid}/productproperty/fixed",
+                  '{"key": "fixed.key", "value": "1", "userConfigurable": "false"}')
+    assert "not user configurable" in failure(vm.call, PRODUCT, "set_product_property", "ss",
+                                              "fixed", "2")
+    listed = vm.call(PRODUCT, "list_product_properties")[0]
+    assert [p["id"] for p in listed] == ["app.name", "fixed"]
+    env = ET.fromstring(vm.call(PRODUCT, "get_ovf_env_xml")[0])
+    ns = "{http://schemas.dmtf.org/ovf/environment/1}"
+    values = {p.get(f"{ns}key"): p.get(f"{ns}value") for p in env.iter(f"{ns}Property")}
+    assert values == {"app.name": "<web & co>", "fixed.key": "1"}
+    vm.call(VM, "delete")
