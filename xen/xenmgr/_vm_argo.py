@@ -15,15 +15,11 @@ a running VM). Edits of one VM's list are serialised (``ServiceContext.vm_lock``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from rpc.dbus import Call, dbus_method
 from xen.xenmgr._argo_firewall import recompute_argo, rule_texts
 from xen.xenmgr._argo_rules import ArgoRule, ArgoRuleError, parse_rule
 from xen.xenmgr._errors import plain
-
-if TYPE_CHECKING:
-    from xen.xenmgr._context import ServiceContext
+from xen.xenmgr._vm_mixin import VmMixin
 
 __all__ = ["ArgoRuleMethods"]
 
@@ -39,16 +35,8 @@ def _same(text: str, rule: str, parsed: ArgoRule) -> bool:
         return False
 
 
-class ArgoRuleMethods:
+class ArgoRuleMethods(VmMixin):
     """See the module docstring (mixed into the VM object, which provides the rest)."""
-
-    ctx: ServiceContext
-
-    if TYPE_CHECKING:
-        @property
-        def uuid(self) -> str: ...
-        def tree(self) -> dict[str, Any]: ...
-        def changed(self) -> None: ...
 
     @dbus_method(VM, "list_argo_firewall_rules")
     def list_argo_firewall_rules(self, call: Call) -> list[str]:

@@ -21,14 +21,12 @@ any word without ``/``).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from rpc.dbus import Call, dbus_method
 from xen.xenmgr._errors import plain
-
-if TYPE_CHECKING:
-    from xen.xenmgr._context import ServiceContext
+from xen.xenmgr._vm_mixin import VmMixin
 
 __all__ = ["ProductMethods", "ovf_environment"]
 
@@ -59,16 +57,8 @@ def ovf_environment(vm_uuid: str, properties: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-class ProductMethods:
+class ProductMethods(VmMixin):
     """See the module docstring (mixed into the VM object, which provides the rest)."""
-
-    ctx: ServiceContext
-
-    if TYPE_CHECKING:
-        @property
-        def uuid(self) -> str: ...
-        def tree(self) -> dict[str, Any]: ...
-        def changed(self) -> None: ...
 
     @dbus_method(PRODUCT, "list_product_properties")
     def list_product_properties(self, call: Call) -> list[dict[str, str]]:
