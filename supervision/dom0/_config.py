@@ -23,7 +23,7 @@ simulated host's for ``sim``; ``$XENSTORED_PATH`` or the system's for ``xc``).
 [``storage/disks``] (``/storage/disks`` on a real dom0): where ``create_vhd`` puts VHDs;
 ``templates`` [``xenmgr/templates``] (``/config/xenmgr/templates`` on a dom0): the
 administrator's template directory; ``autostart`` [true]; ``workers`` [8]; ``hook_timeout``
-[30].
+[30]; ``shutdown_timeout`` [30]: how long a host shutdown or reboot waits for each guest.
 
 ``[[proxy]]`` ``args``: one rpc-proxy instance in the original's option syntax (``rpc-proxy
 -h``); checked at load (a bad command line is a :class:`Dom0ConfigError`); a relative
@@ -101,6 +101,7 @@ class Dom0Config:
     xenmgr_autostart: bool = True
     xenmgr_workers: int = 8
     xenmgr_hook_timeout: float = 30.0
+    xenmgr_shutdown_timeout: float = 30.0
     proxies: tuple[ProxySpec, ...] = ()
     vm_entries: tuple[VmEntry, ...] = field(default=())
 
@@ -120,7 +121,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "identity": {"enabled": bool},
     "control": {"socket": str},
     "xenmgr": {"enabled": bool, "storage": str, "templates": str, "autostart": bool,
-               "workers": int, "hook_timeout": (int, float)},
+               "workers": int, "hook_timeout": (int, float),
+               "shutdown_timeout": (int, float)},
 }
 _LISTS = {"proxy": {"args": str}, "vm": {"uuid": str, "config": str}}
 
@@ -220,8 +222,10 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         path = Path(item["config"])
         vms.append(VmEntry(vm_uuid, path if path.is_absolute() or base is None
                            else base / path))
-    if get("xenmgr", "workers", 8) < 1 or get("xenmgr", "hook_timeout", 30) <= 0:
-        raise Dom0ConfigError("[xenmgr] workers must be >= 1 and hook_timeout > 0")
+    if get("xenmgr", "workers", 8) < 1 or get("xenmgr", "hook_timeout", 30) <= 0 \
+            or get("xenmgr", "shutdown_timeout", 30) <= 0:
+        raise Dom0ConfigError("[xenmgr] workers must be >= 1, hook_timeout and "
+                              "shutdown_timeout > 0")
     return Dom0Config(
         state_dir=state, backend=backend, bus=get("supervisor", "bus", "private"),
         intensity=get("supervisor", "intensity", 10),
@@ -245,6 +249,7 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         xenmgr_autostart=get("xenmgr", "autostart", True),
         xenmgr_workers=get("xenmgr", "workers", 8),
         xenmgr_hook_timeout=float(get("xenmgr", "hook_timeout", 30.0)),
+        xenmgr_shutdown_timeout=float(get("xenmgr", "shutdown_timeout", 30.0)),
     )
 
 

@@ -89,7 +89,9 @@ def manager_spec(cfg: Dom0Config, address: str) -> ChildSpec:
         admin_templates=str(cfg.under_state(cfg.xenmgr_templates).resolve()),
         workers=cfg.xenmgr_workers, hook_timeout=cfg.xenmgr_hook_timeout,
         autostart=cfg.xenmgr_autostart, branch="/manager", vms="/vms",
-        argo_table="sim" if cfg.backend == "sim" else "viptables")
+        argo_table="sim" if cfg.backend == "sim" else "viptables",
+        host_power="sim" if cfg.backend == "sim" else "dom0",
+        vm_shutdown_timeout=cfg.xenmgr_shutdown_timeout)
     return manager_supervisor_spec(settings)
 
 

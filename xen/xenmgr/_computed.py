@@ -26,6 +26,7 @@ from xen.xenmgr._codecs import decode_bool
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_disk, read_disks
 from xen.xenmgr._flows import internal_state
+from xen.xenmgr._host_power import host_state_node
 from xen.xenmgr._monitors import monitor_view
 from xen.xenmgr._properties import Target, portica_enabled, seamless_traffic
 from xen.xenmgr._states import (
@@ -224,5 +225,5 @@ COMPUTED: dict[str, Getter] = {
 def computed_value(ctx: ServiceContext, b: Binding, view: DbView, target: Target) -> Any:
     """The value of computed property ``b`` (see the module docstring)."""
     if b.name == "state" and b.scope is Scope.HOST:
-        return host_public_state(None)  # xenmgr drives no host power transitions yet
+        return host_public_state(host_state_node(ctx))
     return COMPUTED[b.name](ctx, view, target)

@@ -71,6 +71,7 @@ class ServiceContext:
         self._vms: dict[str, _Exported] = {}
         self._vm_locks: dict[str, threading.Lock] = {}
         self.scripts = ScriptQueue()  # the testing interface's FIFO (_testing)
+        self.host_transition = threading.Lock()  # one host shutdown/reboot at a time
 
     def vm_lock(self, uuid: str) -> threading.Lock:
         """The lock serialising read-modify-write edits of one VM's db lists."""

@@ -97,7 +97,8 @@ def _specs(args: argparse.Namespace, address: str) -> list[ChildSpec]:
     settings = ManagerSettings(address=address, storage_dir=args.storage,
                                admin_templates=args.templates,
                                autostart=not args.no_autostart,
-                               argo_table="sim" if args.backend == "sim" else "viptables")
+                               argo_table="sim" if args.backend == "sim" else "viptables",
+                               host_power="sim" if args.backend == "sim" else "dom0")
     notify = (XENVM_BUS, settings.queue)
     if args.backend == "sim":
         env = TreeEnv(builder=SimBuilder(), host=SimHostActions(

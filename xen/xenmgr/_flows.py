@@ -136,9 +136,15 @@ class VmFlows:
         if tree.get("hibernated") in ("true", "1", "yes"):
             self.db.write(f"/vm/{uuid}/hibernated", "false")
 
-    def shutdown(self, uuid: str) -> None:
+    def shutdown(self, uuid: str, timeout: float | None = None) -> None:
+        """Ask the guest to power off and wait (``timeout``: the guest's bound, else the
+        monitor's default)."""
         self.tree(uuid)
-        run_task(self.settings, uuid, "shutdown")
+        if timeout is None:
+            run_task(self.settings, uuid, "shutdown")
+        else:
+            run_task(self.settings, uuid, "shutdown", {"timeout": str(timeout)},
+                     timeout=timeout + self.settings.task_timeout)
 
     def reboot(self, uuid: str) -> None:
         tree = self.tree(uuid)

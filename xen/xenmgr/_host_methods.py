@@ -3,6 +3,8 @@ library, the power settings (``com.citrix.xenclient.xenmgr.powersettings``) and 
 state (``com.citrix.xenclient.xenmgr.installer``), backed by the database (a mixin of the host
 object).
 
+* ``shutdown``/``reboot``: every running VM shut down by ``shutdown-priority`` group, then the
+  host's power action (:mod:`xen.xenmgr._host_power`);
 * ``get_seconds_from_epoch``: the host's clock, whole seconds;
 * ``is_service_running(service)``: whether the bus name has an owner; a bare word ``w`` means
   ``com.citrix.xenclient.w`` (``networkdaemon``, ``input``, ``usbdaemon``...), as OpenXT's
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from rpc.dbus import Call, dbus_method
 from xen.xenmgr._errors import plain
+from xen.xenmgr._host_power import power_off_host, running_priorities
 from xen.xenmgr._object_properties import PM_ACTIONS
 
 if TYPE_CHECKING:
@@ -66,6 +69,14 @@ class HostMethods:
             raise plain(f"not a service name: {name!r}")
         return bool(self.ctx.conn.bus_call("NameHasOwner", "s", (bus_name,),
                                            timeout=self.ctx.settings.db_timeout)[0])
+
+    @dbus_method(HOST, "shutdown")
+    def shutdown(self, call: Call) -> None:
+        power_off_host(self.ctx, "shutdown", lambda: running_priorities(self.ctx))
+
+    @dbus_method(HOST, "reboot")
+    def reboot(self, call: Call) -> None:
+        power_off_host(self.ctx, "reboot", lambda: running_priorities(self.ctx))
 
     @dbus_method(HOST, "list_isos")
     def list_isos(self, call: Call) -> list[str]:

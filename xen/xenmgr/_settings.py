@@ -29,7 +29,9 @@ class ManagerSettings:
     ``vm_config_changed`` is sent; ``argo_table``: where the Argo firewall applies its rules
     (``sim``: the simulated host's xenstore, reached through the ``xenstore_service`` actor;
     ``viptables``: a real dom0's tool; ``none``: computed and logged only); ``eula``: the file
-    ``get_eula`` answers with.
+    ``get_eula`` answers with; ``host_power``: what a host shutdown or reboot does once every
+    VM is down (``sim``: recorded in the simulated host's xenstore; ``dom0``: ``systemctl``;
+    ``none``: logged); ``vm_shutdown_timeout``: how long a host shutdown waits for each guest.
     """
 
     address: str
@@ -46,6 +48,8 @@ class ManagerSettings:
     vms: str = "/vms"
     argo_table: str = "none"
     eula: str = "/usr/share/xenclient/EULA"
+    host_power: str = "none"
+    vm_shutdown_timeout: float = 30.0
     xenstore_service: str = "/xen/xenstore"
 
     @property

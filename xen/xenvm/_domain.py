@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import uuid as uuidlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING
 
 from xen.hypervisor import DomainInfo, NoSuchDomain, ShutdownReason
@@ -205,13 +206,16 @@ class DomainActions:
     def shutdown(self, domid: int, reason: ShutdownReason, *, force: bool, hvm: bool,
                  timeout: float, cancel: CancelToken) -> None:
         """Ask for a shutdown for ``reason`` (the guest, or with ``force`` the hypervisor),
-        then wait up to ``timeout`` s for the domain to die."""
+        then wait up to ``timeout`` s for the domain to die. A PV guest's acknowledgement is
+        awaited at most ``timeout`` s too (and at most the environment's ``shutdown_ack``)."""
         if force:
             self.env.hypervisor().shutdown(domid, reason)
         else:
+            timeouts = self.env.timeouts
+            ack = min(timeouts.shutdown_ack, max(0.1, timeout))
             self.env.executor().run(plan_shutdown_request(
                 domid, reason, hvm=hvm, wait_ack=not hvm,
-                timeouts=self.env.timeouts), cancel)
+                timeouts=replace(timeouts, shutdown_ack=ack)), cancel)
         name = "wait-suspend" if reason is ShutdownReason.SUSPEND else "wait-death"
         self.env.executor().run(Plan(name, (
             WaitDomain(domid, "dead", max(0.1, timeout), poll=0.05),)), cancel)
