@@ -131,3 +131,44 @@ def test_product_properties(dom0: Xenmgr) -> None:
     values = {p.get(f"{ns}key"): p.get(f"{ns}value") for p in env.iter(f"{ns}Property")}
     assert values == {"app.name": "<web & co>", "fixed.key": "1"}
     vm.call(VM, "delete")
+
+
+def test_request_attention_from_a_guest_connection(dom0: Xenmgr) -> None:
+    from rpc.dbus import IDENTITY_INTERFACE, IDENTITY_NAME, IDENTITY_PATH
+    from tests.integration.xenmgr_signals import SignalRecorder
+    guestreq = "com.citrix.xenclient.xenmgr.guestreq"
+    path = str(dom0.root().call(XENMGR, "create_vm_with_template", "s", "new-vm-linux")[0])
+    vm = dom0.obj(path)
+    uuid = path.rsplit("/", 1)[1].replace("_", "-")
+    vm.call(VM, "start")
+    identity = RemoteObject(dom0.connection(), IDENTITY_NAME, IDENTITY_PATH)
+    guest = dom0.connection()  # stands for a connection rpc-proxy forwards for the guest
+    identity.call(IDENTITY_INTERFACE, "register", "sis", guest.unique_name,
+                  vm.get(VM, "domid"), uuid)
+    stranger = dom0.connection()
+    identity.call(IDENTITY_INTERFACE, "register", "sis", stranger.unique_name, 77, "")
+    with SignalRecorder(dom0.address) as rec:
+        RemoteObject(guest, XENMGR, "/").call(guestreq, "request_attention")
+        assert rec.wait_for("requested_attention")[0] == (uuid, path)
+    assert "the caller is dom0" in failure(dom0.root().call, guestreq, "request_attention")
+    assert "no VM runs in domain 77" in failure(RemoteObject(stranger, XENMGR, "/").call,
+                                                guestreq, "request_attention")
+    vm.call(VM, "shutdown")
+    vm.call(VM, "delete")
+
+
+def test_suspend_to_a_file_and_resume_from_it(dom0: Xenmgr, tmp_path: Path) -> None:
+    path = str(dom0.root().call(XENMGR, "create_vm_with_template", "s", "new-vm-linux")[0])
+    vm = dom0.obj(path)
+    vm.call(VM, "start_internal")
+    assert vm.get(VM, "state") == "running"
+    assert "not an absolute path" in failure(vm.call, VM, "suspend_to_file", "s", "rel.save")
+    image = tmp_path / "vm.save"
+    vm.call(VM, "suspend_to_file", "s", str(image))
+    assert vm.get(VM, "state") == "suspended" and image.stat().st_size > 0
+    assert "no save file" in failure(vm.call, VM, "resume_from_file", "s",
+                                     str(tmp_path / "nope"))
+    vm.call(VM, "resume_from_file", "s", str(image))
+    assert vm.get(VM, "state") == "running" and image.exists()  # kept
+    vm.call(VM, "shutdown")
+    vm.call(VM, "delete")

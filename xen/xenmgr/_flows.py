@@ -181,6 +181,23 @@ class VmFlows:
         run_task(self.settings, uuid, "suspend", {"file": image})
         self.db.write(f"/vm/{uuid}/hibernated", "true")
 
+    def suspend_to_file(self, uuid: str, path: str) -> None:
+        """Save the running VM to ``path`` (absolute, in an existing directory) and stop it;
+        the VM is then ``suspended`` (not ``hibernated``: its next plain start boots afresh)."""
+        self.tree(uuid)
+        if not os.path.isabs(path) or not os.path.isdir(os.path.dirname(path)):
+            raise plain(f"suspend_to_file: {path!r} is not an absolute path in an existing "
+                        "directory")
+        run_task(self.settings, uuid, "suspend", {"file": path})
+
+    def resume_from_file(self, uuid: str, path: str) -> None:
+        """Start the VM from the save file ``path`` (kept afterwards)."""
+        tree = self.tree(uuid)
+        if not os.path.isfile(path):
+            raise plain(f"resume_from_file: no save file at {path!r}")
+        sync_config(self.settings, uuid, config_text(uuid, tree))
+        run_task(self.settings, uuid, "restore", {"file": path, "delete": "false"})
+
     def sleep(self, uuid: str) -> None:
         self.tree(uuid)
         raise plain("sleep is not supported: our VM monitors cannot put a guest in ACPI S3")

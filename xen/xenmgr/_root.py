@@ -30,6 +30,7 @@ from xen.xenmgr._create import CreatePlan, CreateRequest, UiFields
 from xen.xenmgr._creator import template_store
 from xen.xenmgr._errors import error, no_vm_with_domid, no_vm_with_uuid, plain
 from xen.xenmgr._flows import config_text, internal_state
+from xen.xenmgr._guestreq import GuestRequestMethods
 from xen.xenmgr._host_methods import HostMethods
 from xen.xenmgr._jsontree import parse_db_bool, thaw
 from xen.xenmgr._messages import CreateVm, Emit, RemoveVm
@@ -107,7 +108,7 @@ def delete_vm(ctx: ServiceContext, uuid: str, *, unrestricted: bool) -> None:
     ctx.tell_queue(Emit("/", XENMGR, "vm_deleted", (uuid, vm_object_path(uuid)), uuid))
 
 
-class RootObject(TestingMethods, PropertyObject):
+class RootObject(TestingMethods, GuestRequestMethods, PropertyObject):
     """``/`` (see the module docstring)."""
 
     @dbus_method(XENMGR, "list_vms")

@@ -109,6 +109,18 @@ class VmObject(ArgoRuleMethods, ProductMethods, _VmScoped):
     def shutdown(self, call: Call) -> None:
         self.ctx.flows.shutdown(self.uuid)
 
+    @dbus_method(VM, "start_internal")
+    def start_internal(self, call: Call) -> None:
+        self.ctx.flows.start(self.uuid)
+
+    @dbus_method(VM, "suspend_to_file")
+    def suspend_to_file(self, call: Call, file: str) -> None:
+        self.ctx.flows.suspend_to_file(self.uuid, file)
+
+    @dbus_method(VM, "resume_from_file")
+    def resume_from_file(self, call: Call, file: str) -> None:
+        self.ctx.flows.resume_from_file(self.uuid, file)
+
     @dbus_method(VM, "destroy")
     def destroy(self, call: Call) -> None:
         self.ctx.flows.destroy(self.uuid)

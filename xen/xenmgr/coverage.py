@@ -44,7 +44,6 @@ WHY = {
     "com.citrix.xenclient.policy": "policy documents are not stored yet",
     "com.citrix.xenclient.xenmgr.diag": "status reports and their upload need the diagnostic "
                                         "tools of a dom0",
-    "com.citrix.xenclient.xenmgr.guestreq": "guest requests need the guest agents' bus",
     "com.citrix.xenclient.xenmgr.host": "host power, CD, GPU, sound and PCI inventory need "
                                         "a dom0's devices and daemons",
     "com.citrix.xenclient.xenmgr.vm.auth": "authentication needs the input daemon",
@@ -58,9 +57,6 @@ WHY_MEMBER = {
     "delete_net_firewall_rule": "network firewall rules need the network daemon",
     "list_net_firewall_rules": "network firewall rules need the network daemon",
     "create_child_service_vm": "no child service VM template is shipped yet",
-    "resume_from_file": "restoring from an arbitrary file is not offered yet",
-    "suspend_to_file": "saving to an arbitrary file is not offered yet",
-    "start_internal": "the original's internal start is the same as start here",
     "switch": "switching the display needs the input daemon",
 }
 
