@@ -172,3 +172,27 @@ def test_suspend_to_a_file_and_resume_from_it(dom0: Xenmgr, tmp_path: Path) -> N
     assert vm.get(VM, "state") == "running" and image.exists()  # kept
     vm.call(VM, "shutdown")
     vm.call(VM, "delete")
+
+
+def test_pci_passthrough_rules(dom0: Xenmgr) -> None:
+    pci = "com.citrix.xenclient.xenmgr.vm.pci"
+    path = str(dom0.root().call(XENMGR, "create_vm_with_template", "s", "new-vm-empty")[0])
+    vm = dom0.obj(path)
+    uuid = path.rsplit("/", 1)[1].replace("_", "-")
+    vm.call(pci, "add_pt_rule", "sss", "0x0200", "8086", "any")
+    vm.call(pci, "add_pt_rule", "sss", "200", "0x8086", "")  # the same rule: stored once
+    vm.call(pci, "add_pt_rule_bdf", "s", "3:00.1")
+    assert vm.call(pci, "list_pt_rules")[0] == [
+        {"id": "0", "class": "0x0200", "vendor": "0x8086"},
+        {"id": "1", "bdf": "0000:03:00.1"}]
+    assert db(dom0).call(DB, "read", "s", f"/vm/{uuid}/config/pci/1/bdf")[0] == "0000:03:00.1"
+    assert "not a 16-bit hex number" in failure(vm.call, pci, "add_pt_rule", "sss", "0x12345",
+                                                "", "")
+    assert "matching every device" in failure(vm.call, pci, "add_pt_rule", "sss", "", "*", "any")
+    assert "is not DDDD:BB:SS.F" in failure(vm.call, pci, "add_pt_rule_bdf", "s", "00:3f.0")
+    vm.call(pci, "delete_pt_rule_bdf", "s", "0000:03:00.1")
+    vm.call(pci, "delete_pt_rule", "sss", "0x200", "0x8086", "*")
+    assert vm.call(pci, "list_pt_rules")[0] == []
+    assert "has no PCI passthrough rule" in failure(vm.call, pci, "delete_pt_rule_bdf", "s",
+                                                    "0000:03:00.1")
+    vm.call(VM, "delete")
