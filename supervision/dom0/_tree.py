@@ -91,7 +91,8 @@ def manager_spec(cfg: Dom0Config, address: str) -> ChildSpec:
         autostart=cfg.xenmgr_autostart, branch="/manager", vms="/vms",
         argo_table="sim" if cfg.backend == "sim" else "viptables",
         host_power="sim" if cfg.backend == "sim" else "dom0",
-        vm_shutdown_timeout=cfg.xenmgr_shutdown_timeout)
+        vm_shutdown_timeout=cfg.xenmgr_shutdown_timeout,
+        diag_dir=str((cfg.state_dir / "diag").resolve()))
     return manager_supervisor_spec(settings)
 
 

@@ -4,6 +4,7 @@ module, on the simulated host)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -196,3 +197,37 @@ def test_pci_passthrough_rules(dom0: Xenmgr) -> None:
     assert "has no PCI passthrough rule" in failure(vm.call, pci, "delete_pt_rule_bdf", "s",
                                                     "0000:03:00.1")
     vm.call(VM, "delete")
+
+
+def test_diagnostics_gathering_and_status_report(dom0: Xenmgr) -> None:
+    import tarfile
+    from tests.integration.xenmgr_signals import SignalRecorder
+    diag = "com.citrix.xenclient.xenmgr.diag"
+    root = dom0.root()
+    assert "no diagnostics gathering" in failure(root.call, diag, "gather", "ss", "x", "y")
+    helper = dom0.obj("/", dom0.connection())  # another service answering the request
+    with SignalRecorder(dom0.address) as rec:
+        saved: list[str] = []
+        saver = threading.Thread(target=lambda: saved.append(
+            root.call(diag, "save", "s", "support", timeout=20)[0]))
+        saver.start()
+        assert rec.wait_for("gather_request")[0] == ("support",)
+        helper.call(diag, "gather", "ss", "netdaemon", "links: 2 up")
+        assert "not a word" in failure(helper.call, diag, "gather", "ss", "../x", "y")
+        saver.join(20)
+    out = Path(saved[0])
+    assert out.name.startswith("support-") and out.parent == dom0.state / "diag"
+    assert (out / "gathered" / "netdaemon").read_text() == "links: 2 up"
+    vms = (out / "vms.txt").read_text()
+    assert "00000000-0000-0000-0000-000000000001" in vms  # the UI VM, stopped
+    assert "vm" in json.loads((out / "db.json").read_text())
+    report = root.call(diag, "create_status_report", "bbssss", True, True, "it broke",
+                       "details", "1. start", "T-1", timeout=20)[0]
+    with tarfile.open(report) as tar:
+        names = tar.getnames()
+        text = tar.extractfile(next(n for n in names if n.endswith("report.txt")))
+        assert text is not None
+        body = text.read().decode()
+    assert "summary: it broke" in body and "ticket: T-1" in body
+    assert "screenshots: not included" in body
+    assert any("/guests/" in n for n in names) and any(n.endswith("db.json") for n in names)

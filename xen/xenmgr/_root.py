@@ -28,6 +28,7 @@ from rpc.dbus import Call, dbus_method
 from supervision import TerminateChild
 from xen.xenmgr._create import CreatePlan, CreateRequest, UiFields
 from xen.xenmgr._creator import template_store
+from xen.xenmgr._diag import DiagMethods
 from xen.xenmgr._errors import error, no_vm_with_domid, no_vm_with_uuid, plain
 from xen.xenmgr._flows import config_text, internal_state
 from xen.xenmgr._guestreq import GuestRequestMethods
@@ -108,7 +109,7 @@ def delete_vm(ctx: ServiceContext, uuid: str, *, unrestricted: bool) -> None:
     ctx.tell_queue(Emit("/", XENMGR, "vm_deleted", (uuid, vm_object_path(uuid)), uuid))
 
 
-class RootObject(TestingMethods, GuestRequestMethods, PropertyObject):
+class RootObject(TestingMethods, GuestRequestMethods, DiagMethods, PropertyObject):
     """``/`` (see the module docstring)."""
 
     @dbus_method(XENMGR, "list_vms")

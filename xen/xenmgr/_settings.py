@@ -31,7 +31,9 @@ class ManagerSettings:
     ``viptables``: a real dom0's tool; ``none``: computed and logged only); ``eula``: the file
     ``get_eula`` answers with; ``host_power``: what a host shutdown or reboot does once every
     VM is down (``sim``: recorded in the simulated host's xenstore; ``dom0``: ``systemctl``;
-    ``none``: logged); ``vm_shutdown_timeout``: how long a host shutdown waits for each guest.
+    ``none``: logged); ``vm_shutdown_timeout``: how long a host shutdown waits for each guest;
+    ``diag_dir``: where diagnostics and status reports are written; ``diag_wait``: how long a
+    gathering waits for contributions.
     """
 
     address: str
@@ -50,6 +52,8 @@ class ManagerSettings:
     eula: str = "/usr/share/xenclient/EULA"
     host_power: str = "none"
     vm_shutdown_timeout: float = 30.0
+    diag_dir: str = "/storage/diag"
+    diag_wait: float = 2.0
     xenstore_service: str = "/xen/xenstore"
 
     @property

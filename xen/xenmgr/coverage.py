@@ -42,8 +42,8 @@ SENT = {
 #: Why a group of members is not implemented yet (by interface, then by member).
 WHY = {
     "com.citrix.xenclient.policy": "policy documents are not stored yet",
-    "com.citrix.xenclient.xenmgr.diag": "status reports and their upload need the diagnostic "
-                                        "tools of a dom0",
+    "com.citrix.xenclient.xenmgr.diag": "uploads need Citrix's upload service, the report "
+                                        "screen is the UI's",
     "com.citrix.xenclient.xenmgr.host": "host power, CD, GPU, sound and PCI inventory need "
                                         "a dom0's devices and daemons",
     "com.citrix.xenclient.xenmgr.vm.auth": "authentication needs the input daemon",
