@@ -5,6 +5,7 @@ module, on the simulated host)."""
 from __future__ import annotations
 
 import json
+import tarfile
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rpc.dbus import DBusError, RemoteObject
+from rpc.dbus import IDENTITY_INTERFACE, IDENTITY_NAME, IDENTITY_PATH, DBusError, RemoteObject
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
+from tests.integration.xenmgr_signals import SignalRecorder
 
 pytestmark = pytest.mark.integration
 
@@ -135,8 +137,6 @@ def test_product_properties(dom0: Xenmgr) -> None:
 
 
 def test_request_attention_from_a_guest_connection(dom0: Xenmgr) -> None:
-    from rpc.dbus import IDENTITY_INTERFACE, IDENTITY_NAME, IDENTITY_PATH
-    from tests.integration.xenmgr_signals import SignalRecorder
     guestreq = "com.citrix.xenclient.xenmgr.guestreq"
     path = str(dom0.root().call(XENMGR, "create_vm_with_template", "s", "new-vm-linux")[0])
     vm = dom0.obj(path)
@@ -200,8 +200,6 @@ def test_pci_passthrough_rules(dom0: Xenmgr) -> None:
 
 
 def test_diagnostics_gathering_and_status_report(dom0: Xenmgr) -> None:
-    import tarfile
-    from tests.integration.xenmgr_signals import SignalRecorder
     diag = "com.citrix.xenclient.xenmgr.diag"
     root = dom0.root()
     assert "no diagnostics gathering" in failure(root.call, diag, "gather", "ss", "x", "y")
