@@ -229,3 +229,29 @@ def test_diagnostics_gathering_and_status_report(dom0: Xenmgr) -> None:
     assert "summary: it broke" in body and "ticket: T-1" in body
     assert "screenshots: not included" in body
     assert any("/guests/" in n for n in names) and any(n.endswith("db.json") for n in names)
+
+
+def test_policy_documents(dom0: Xenmgr) -> None:
+    policy = "com.citrix.xenclient.policy"
+    root = dom0.root()
+    path = str(root.call(XENMGR, "create_vm_with_template", "s", "new-vm-empty")[0])
+    vm = dom0.obj(path)
+    uuid = path.rsplit("/", 1)[1].replace("_", "-")
+    got = json.loads(root.call(policy, "retrieve", "s", uuid)[0])
+    assert got["cd-access"] is True and got["print-screen-disallowed"] is False and len(got) == 8
+    root.call(policy, "enforce", "ss", uuid, '{"cd-access": false, "audio-rec": true}')
+    assert json.loads(root.call(policy, "retrieve", "s", uuid)[0])["cd-access"] is False
+    assert vm.get(VM, "policy-cd-access") is False  # the property reads the same key
+    for bad, why in (('{"cd-access": 1}', "must be true or false"),
+                     ('{"nope": true}', "unknown policy 'nope'"),
+                     ("[1]", "not a JSON object"), ("{", "not JSON")):
+        assert why in failure(root.call, policy, "enforce", "ss", uuid, bad)
+    assert "no vm with uuid" in failure(root.call, policy, "retrieve", "s",
+                                        "12345678-1234-1234-1234-123456789abc")
+    root.call(policy, "enforce", "ss", "", '{"vm-create-disallowed": true}')
+    assert failure(root.call, XENMGR, "create_vm").startswith("220:")
+    root.call(policy, "enforce", "ss", "", '{"vm-create-disallowed": false}')
+    assert json.loads(root.call(policy, "retrieve", "s", "")[0]) == {
+        "ota-upgrades-disallowed": False, "vm-create-disallowed": False,
+        "vm-delete-disallowed": False}
+    vm.call(VM, "delete")

@@ -36,6 +36,7 @@ from xen.xenmgr._host_methods import HostMethods
 from xen.xenmgr._jsontree import parse_db_bool, thaw
 from xen.xenmgr._messages import CreateVm, Emit, RemoveVm
 from xen.xenmgr._monitors import ensure_monitor, monitor_view, stop_monitor
+from xen.xenmgr._policy import PolicyMethods
 from xen.xenmgr._props import PropertyObject
 from xen.xenmgr._queue import XENMGR
 from xen.xenmgr._states import is_running
@@ -109,7 +110,8 @@ def delete_vm(ctx: ServiceContext, uuid: str, *, unrestricted: bool) -> None:
     ctx.tell_queue(Emit("/", XENMGR, "vm_deleted", (uuid, vm_object_path(uuid)), uuid))
 
 
-class RootObject(TestingMethods, GuestRequestMethods, DiagMethods, PropertyObject):
+class RootObject(TestingMethods, GuestRequestMethods, DiagMethods, PolicyMethods,
+                 PropertyObject):
     """``/`` (see the module docstring)."""
 
     @dbus_method(XENMGR, "list_vms")

@@ -41,7 +41,6 @@ SENT = {
 
 #: Why a group of members is not implemented yet (by interface, then by member).
 WHY = {
-    "com.citrix.xenclient.policy": "policy documents are not stored yet",
     "com.citrix.xenclient.xenmgr.diag": "uploads need Citrix's upload service, the report "
                                         "screen is the UI's",
     "com.citrix.xenclient.xenmgr.host": "host power, CD, GPU, sound and PCI inventory need "
