@@ -23,7 +23,9 @@ simulated host's for ``sim``; ``$XENSTORED_PATH`` or the system's for ``xc``).
 [``storage/disks``] (``/storage/disks`` on a real dom0): where ``create_vhd`` puts VHDs;
 ``templates`` [``xenmgr/templates``] (``/config/xenmgr/templates`` on a dom0): the
 administrator's template directory; ``autostart`` [true]; ``workers`` [8]; ``hook_timeout``
-[30]; ``shutdown_timeout`` [30]: how long a host shutdown or reboot waits for each guest.
+[30]; ``shutdown_timeout`` [30]: how long a host shutdown or reboot waits for each guest;
+``storage_low_percent`` [10]: ``storage_space_low`` under this much free storage, checked
+every ``storage_check`` [30] seconds.
 
 ``[[proxy]]`` ``args``: one rpc-proxy instance in the original's option syntax (``rpc-proxy
 -h``); checked at load (a bad command line is a :class:`Dom0ConfigError`); a relative
@@ -102,6 +104,8 @@ class Dom0Config:
     xenmgr_workers: int = 8
     xenmgr_hook_timeout: float = 30.0
     xenmgr_shutdown_timeout: float = 30.0
+    xenmgr_storage_low_percent: int = 10
+    xenmgr_storage_check: float = 30.0
     proxies: tuple[ProxySpec, ...] = ()
     vm_entries: tuple[VmEntry, ...] = field(default=())
 
@@ -122,7 +126,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "control": {"socket": str},
     "xenmgr": {"enabled": bool, "storage": str, "templates": str, "autostart": bool,
                "workers": int, "hook_timeout": (int, float),
-               "shutdown_timeout": (int, float)},
+               "shutdown_timeout": (int, float), "storage_low_percent": int,
+               "storage_check": (int, float)},
 }
 _LISTS = {"proxy": {"args": str}, "vm": {"uuid": str, "config": str}}
 
@@ -223,9 +228,12 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         vms.append(VmEntry(vm_uuid, path if path.is_absolute() or base is None
                            else base / path))
     if get("xenmgr", "workers", 8) < 1 or get("xenmgr", "hook_timeout", 30) <= 0 \
-            or get("xenmgr", "shutdown_timeout", 30) <= 0:
+            or get("xenmgr", "shutdown_timeout", 30) <= 0 \
+            or not 0 <= get("xenmgr", "storage_low_percent", 10) <= 101 \
+            or get("xenmgr", "storage_check", 30) <= 0:
         raise Dom0ConfigError("[xenmgr] workers must be >= 1, hook_timeout and "
-                              "shutdown_timeout > 0")
+                              "shutdown_timeout > 0, storage_low_percent 0..101, "
+                              "storage_check > 0")
     return Dom0Config(
         state_dir=state, backend=backend, bus=get("supervisor", "bus", "private"),
         intensity=get("supervisor", "intensity", 10),
@@ -250,6 +258,8 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         xenmgr_workers=get("xenmgr", "workers", 8),
         xenmgr_hook_timeout=float(get("xenmgr", "hook_timeout", 30.0)),
         xenmgr_shutdown_timeout=float(get("xenmgr", "shutdown_timeout", 30.0)),
+        xenmgr_storage_low_percent=get("xenmgr", "storage_low_percent", 10),
+        xenmgr_storage_check=float(get("xenmgr", "storage_check", 30.0)),
     )
 
 

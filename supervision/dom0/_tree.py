@@ -92,7 +92,9 @@ def manager_spec(cfg: Dom0Config, address: str) -> ChildSpec:
         argo_table="sim" if cfg.backend == "sim" else "viptables",
         host_power="sim" if cfg.backend == "sim" else "dom0",
         vm_shutdown_timeout=cfg.xenmgr_shutdown_timeout,
-        diag_dir=str((cfg.state_dir / "diag").resolve()))
+        diag_dir=str((cfg.state_dir / "diag").resolve()),
+        storage_low_percent=cfg.xenmgr_storage_low_percent,
+        storage_check=cfg.xenmgr_storage_check)
     return manager_supervisor_spec(settings)
 
 

@@ -79,3 +79,14 @@ def test_a_guest_that_does_not_stop_stops_the_sequence(dom0: Xenmgr) -> None:
     assert last.get(VM, "state") == "running"  # type: ignore[attr-defined]  # never asked
     with XenstoreClient(dom0.host.xenstore_path, timeout=5.0) as xs:
         assert xs.try_read("/sim/host/power") is None
+
+
+def test_storage_space_low_is_signalled(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with xenmgr_dom0(tmp_path_factory.mktemp("xenmgr-storage"),
+                     extra="storage_low_percent = 101\nstorage_check = 2.0") as d:
+        try:
+            with SignalRecorder(d.address) as rec:
+                got = rec.wait_for("storage_space_low", timeout=20)
+            assert 0 <= got[0][0] <= 100
+        finally:
+            d.close_connections()

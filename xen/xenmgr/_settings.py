@@ -33,7 +33,8 @@ class ManagerSettings:
     VM is down (``sim``: recorded in the simulated host's xenstore; ``dom0``: ``systemctl``;
     ``none``: logged); ``vm_shutdown_timeout``: how long a host shutdown waits for each guest;
     ``diag_dir``: where diagnostics and status reports are written; ``diag_wait``: how long a
-    gathering waits for contributions.
+    gathering waits for contributions; ``storage_check``, ``storage_low_percent``: the period
+    of the storage check and its threshold (``_storage_watch``).
     """
 
     address: str
@@ -54,6 +55,8 @@ class ManagerSettings:
     vm_shutdown_timeout: float = 30.0
     diag_dir: str = "/storage/diag"
     diag_wait: float = 2.0
+    storage_check: float = 30.0
+    storage_low_percent: int = 10
     xenstore_service: str = "/xen/xenstore"
 
     @property

@@ -8,6 +8,7 @@
     ├── creator    VmCreator           uuids, slots, names; the only writer of new/deleted VMs
     ├── service    XenmgrService       com.citrix.xenclient.xenmgr, calls on a worker pool
     ├── argo-firewall  ArgoFirewall    the host's Argo rule table follows the running VMs
+    ├── storage-watch  StorageWatch    storage_space_low when the storage runs out
     └── autostart  Autostart           temporary: the start_on_boot VMs, once
 
 Children restart on their own (one_for_one): the service restarting rebuilds its objects from
@@ -35,6 +36,7 @@ from xen.xenmgr._creator import VmCreator
 from xen.xenmgr._queue import NotificationQueue
 from xen.xenmgr._service import XenmgrService
 from xen.xenmgr._settings import ManagerSettings
+from xen.xenmgr._storage_watch import StorageWatch
 from xen.xenmgr._vm_events import VmEventHandler
 
 __all__ = ["manager_specs", "manager_supervisor_spec"]
@@ -54,6 +56,7 @@ def manager_specs(settings: ManagerSettings) -> list[ChildSpec]:
         ChildSpec("service", start_actor(XenmgrService, settings), shutdown=10.0,
                   start_timeout=120.0),
         ChildSpec("argo-firewall", start_actor(ArgoFirewall, settings), shutdown=10.0),
+        ChildSpec("storage-watch", start_actor(StorageWatch, settings)),
         ChildSpec("autostart", start_actor(Autostart, settings), restart=Restart.TEMPORARY,
                   shutdown=settings.task_timeout + 5),
     ]

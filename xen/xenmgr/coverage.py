@@ -37,7 +37,13 @@ SENT = {
     "vm_transfer_changed": "`download-progress` was set",
     "config_changed": "a host-wide setting was set",
     "language_changed": "`language` was set (it cannot be yet: never in practice)",
+    "requested_attention": "a guest called `request_attention`",
+    "gather_request": "`save` or `create_status_report` began a gathering",
+    "state_changed": "a host shutdown or reboot began, or failed and went back to idle",
+    "storage_space_low": "the storage's free space fell under the threshold (checked every 30 s)",
 }
+#: Signals of ``/host`` among SENT.
+HOST_SENT = ("state_changed", "storage_space_low")
 
 #: Why a group of members is not implemented yet (by interface, then by member).
 WHY = {
@@ -123,7 +129,8 @@ def render() -> str:
                           f"): {_source(b)}") if b is not None else "no binding"
                 out.append(f"| `{prop.name}` | property | {_cell(status)} |")
             for sig in iface.signals:
-                status = (f"sent: {SENT[sig.name]}" if sig.name in SENT and path == "/"
+                status = (f"sent: {SENT[sig.name]}" if sig.name in SENT
+                          and (path == "/" or sig.name in HOST_SENT)
                           else "never sent: nothing here causes it yet")
                 out.append(f"| `{sig.name}` | signal | {_cell(status)} |")
             out.append("")
