@@ -255,3 +255,29 @@ def test_policy_documents(dom0: Xenmgr) -> None:
         "ota-upgrades-disallowed": False, "vm-create-disallowed": False,
         "vm-delete-disallowed": False}
     vm.call(VM, "delete")
+
+
+def test_tracked_dependencies_start_first_and_cycles_are_refused(dom0: Xenmgr) -> None:
+    root = dom0.root()
+
+    def make(name: str, backend: str) -> RemoteObject:
+        spec = {"name": name, "track-dependencies": "true",
+                "config": {"nic": {"0": {"id": "0", "backend-name": backend}}}}
+        return dom0.obj(str(root.call(XENMGR, "create_vm_with_template_and_json", "ss",
+                                      "new-vm-linux", json.dumps(spec))[0]))
+    net = make("netvm", "")
+    net.set(VM, "provides-network-backend", "b", True)
+    guest = make("guestvm", "netvm")
+    guest.call(VM, "start")
+    assert net.get(VM, "state") == "running" and guest.get(VM, "state") == "running"
+    # netvm's own nic names no backend: it is served by the default backend, the service
+    # NDVM, started first of all
+    ndvm = dom0.obj("/vm/00000000_0000_0000_0000_000000000002")
+    assert ndvm.get(VM, "state") == "running"
+    for vm in (guest, net, ndvm):
+        vm.call(VM, "shutdown")
+    one, two = make("loop-one", "loop-two"), make("loop-two", "loop-one")
+    assert "dependency cycle" in failure(one.call, VM, "start")
+    assert one.get(VM, "state") == "stopped" and two.get(VM, "state") == "stopped"
+    for vm in (guest, net, one, two):
+        vm.call(VM, "delete")

@@ -30,6 +30,7 @@ from rpc.dbus import BusConnection
 from xen.xenmgr._codecs import SchemaError
 from xen.xenmgr._dbclient import DbClient
 from xen.xenmgr._dbview import DbView
+from xen.xenmgr._depgraph import DependencyCycle, start_order
 from xen.xenmgr._devices import read_nics, read_pci_rules
 from xen.xenmgr._errors import XenmgrError, no_vm_with_uuid, plain
 from xen.xenmgr._hooks import run_hooks
@@ -120,6 +121,28 @@ class VmFlows:
         if self.hooks("run-insteadof-start", tree.get("run-insteadof-start"), [uuid],
                       fatal=True):
             return
+        if str(tree.get("track-dependencies", "")).lower() in ("true", "yes", "1"):
+            self._start_dependencies(uuid)
+        self._start(uuid, tree)
+
+    def _start_dependencies(self, uuid: str) -> None:
+        """Start the VMs ``uuid`` depends on that do not run, each after its own (without
+        their hooks' ``run-insteadof-start`` replacing them); an error naming those still not
+        running after that, or the cycle."""
+        try:
+            order = start_order(uuid, self.db.vms())
+        except DependencyCycle as exc:
+            raise plain(f"VM {uuid}: {exc}") from None
+        for dep in order:
+            if not is_running(internal_state(dep)):
+                logger.info("VM %s: starting its dependency %s first", uuid, dep)
+                self._start(dep, self.tree(dep))
+        missing = [dep for dep in order if not is_running(internal_state(dep))]
+        if missing:
+            raise plain(f"VM {uuid}: the VMs it depends on are not running: "
+                        f"{', '.join(missing)}")
+
+    def _start(self, uuid: str, tree: dict[str, Any]) -> None:
         state = internal_state(uuid)
         image = self.hibernation_image(uuid)
         resume = state is InternalState.SUSPENDED and os.path.exists(image)

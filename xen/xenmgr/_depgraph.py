@@ -1,0 +1,85 @@
+"""VM dependencies (pure): which VMs must run before a VM can (its network backends).
+
+A VM depends on the VM serving each of its enabled nics: the nic's ``backend-uuid`` if set,
+else the VM whose ``name`` is the nic's ``backend-name``, else the VM with
+``provides-default-network-backend`` true (the original asked the network daemon first; this
+project has none). A backend that names no VM, or the VM itself, adds no edge.
+
+:func:`direct_dependencies` gives a VM's direct dependencies (sorted); :func:`start_order` all
+its dependencies, transitively, in an order where each comes after what it depends on (ties
+by uuid); a cycle raises :class:`DependencyCycle` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from xen.xenmgr._dbview import DbView
+from xen.xenmgr._devices import read_nics
+
+__all__ = ["DependencyCycle", "direct_dependencies", "start_order"]
+
+__pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
+
+
+class DependencyCycle(ValueError):
+    """The VMs depend on each other in a cycle (``cycle`` lists it, first repeated last)."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        super().__init__("VM dependency cycle: " + " -> ".join(cycle))
+        self.cycle = cycle
+
+
+def _true(value: object) -> bool:
+    return isinstance(value, str) and value.strip().lower() in ("true", "yes", "1")
+
+
+def direct_dependencies(uuid: str, vms: Mapping[str, Any]) -> list[str]:
+    """The VMs ``uuid`` depends on directly (module docstring)."""
+    tree = vms.get(uuid)
+    if not isinstance(tree, dict):
+        return []
+    default = sorted(u for u, t in vms.items() if isinstance(t, dict)
+                     and _true(t.get("provides-default-network-backend")))
+    by_name = {t.get("name"): u for u, t in sorted(vms.items()) if isinstance(t, dict)}
+    try:
+        nics = read_nics(DbView(tree))
+    except ValueError:
+        return []
+    deps: set[str] = set()
+    for nic in nics:
+        if not nic.enabled:
+            continue
+        if nic.backend_uuid:
+            backend = nic.backend_uuid if nic.backend_uuid in vms else None
+        elif nic.backend_name:
+            backend = by_name.get(nic.backend_name)
+        else:
+            backend = default[0] if default else None
+        if backend is not None and backend != uuid:
+            deps.add(backend)
+    return sorted(deps)
+
+
+def start_order(uuid: str, vms: Mapping[str, Any]) -> list[str]:
+    """Every VM ``uuid`` depends on, each after its own dependencies (module docstring)."""
+    order: list[str] = []
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        if node in path:
+            raise DependencyCycle([*path[path.index(node):], node])
+        if node in done:
+            return
+        path.append(node)
+        for dep in direct_dependencies(node, vms):
+            visit(dep)
+        path.pop()
+        done.add(node)
+        if node != uuid:
+            order.append(node)
+
+    visit(uuid)
+    return order
