@@ -5,6 +5,8 @@ module, on the simulated host)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rpc.dbus import IDENTITY_INTERFACE, IDENTITY_NAME, IDENTITY_PATH, DBusError, RemoteObject
+from tests.helpers import wait_until
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
 from tests.integration.xenmgr_signals import SignalRecorder
 
@@ -281,3 +284,36 @@ def test_tracked_dependencies_start_first_and_cycles_are_refused(dom0: Xenmgr) -
     assert one.get(VM, "state") == "stopped" and two.get(VM, "state") == "stopped"
     for vm in (guest, net, one, two):
         vm.call(VM, "delete")
+
+
+def test_temporary_disk_snapshot_lives_while_the_vm_runs(dom0: Xenmgr) -> None:
+    assert dom0.host is not None
+    root = dom0.root()
+    vhd = str(root.call(XENMGR, "create_vhd", "i", 8)[0])
+    spec = {"config": {"disk": {"0": {"path": vhd, "type": "vhd", "mode": "w",
+                                      "device": "xvda", "devtype": "disk",
+                                      "snapshot": "temporary"}}}}
+    path = str(root.call(XENMGR, "create_vm_with_template_and_json", "ss", "new-vm-linux",
+                         json.dumps(spec))[0])
+    vm = dom0.obj(path)
+    overlay = Path(vhd).parent / f"snap_{Path(vhd).name}.snap.tmp.qcow2"
+    vm.call(VM, "start")
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(overlay)], check=True,
+                          capture_output=True, text=True).stdout
+    assert json.loads(info)["backing-filename"] == vhd  # the overlay sits on the disk
+    uuid = path.rsplit("/", 1)[1].replace("_", "-")
+    monitor = subprocess.run([sys.executable, "-m", "xen.xenvm.cmd", "--bus", dom0.address,
+                              uuid, "get-config"], capture_output=True, text=True,
+                             env=dom0.env(), timeout=30, check=True).stdout
+    assert f"disk = {overlay}:qcow:xvda:w:disk" in monitor, monitor  # the monitor boots it
+    vm.call(VM, "shutdown")
+    wait_until(lambda: not overlay.exists(), timeout=10)
+    assert Path(vhd).exists()
+    missing = dict(spec)
+    missing["config"] = {"disk": {"0": {**spec["config"]["disk"]["0"],
+                                        "path": str(Path(vhd).parent / "gone.vhd")}}}
+    other = dom0.obj(str(root.call(XENMGR, "create_vm_with_template_and_json", "ss",
+                                   "new-vm-linux", json.dumps(missing))[0]))
+    assert "no disk file at" in failure(other.call, VM, "start")
+    for v in (vm, other):
+        v.call(VM, "delete")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from rpc.dbus import BusConnection
@@ -37,6 +38,7 @@ from xen.xenmgr._hooks import run_hooks
 from xen.xenmgr._monitors import monitor_view, run_task, sync_config
 from xen.xenmgr._schema import LEGACY_NETWORKS
 from xen.xenmgr._settings import ManagerSettings
+from xen.xenmgr._snapshots import make_temporary_snapshots, remove_files
 from xen.xenmgr._states import InternalState, from_monitor_state, is_running
 from xen.xenmgr._vmconfig import HostFacts, VmConfigError, translate
 
@@ -63,9 +65,11 @@ def bridge_of(network: str) -> str:
     return ("br" + "".join(c for c in network if c.isalnum()))[:15]
 
 
-def config_text(uuid: str, tree: dict[str, Any]) -> str:
+def config_text(uuid: str, tree: dict[str, Any],
+                snapshots: Mapping[int, str] | None = None) -> str:
     """The monitor config of VM ``uuid`` from its database subtree (``XenmgrError`` naming
-    the database key the monitor would refuse)."""
+    the database key the monitor would refuse); ``snapshots``: the temporary snapshots' overlays
+    to boot from."""
     vm = DbView(tree)
     # This host has no PCI devices to match class rules against (the simulated host has none;
     # on a dom0 the PCI inventory is not read yet): class rules match nothing.
@@ -75,7 +79,8 @@ def config_text(uuid: str, tree: dict[str, Any]) -> str:
     except SchemaError as exc:
         raise plain(f"VM {uuid}: {exc}") from None
     try:
-        return translate(vm, uuid, HostFacts(bridges=bridges, pci_matches=matches)).text
+        return translate(vm, uuid, HostFacts(bridges=bridges, pci_matches=matches,
+                                             snapshots=snapshots or {})).text
     except VmConfigError as exc:
         raise plain(f"VM {uuid}: {exc}") from None
 
@@ -149,13 +154,18 @@ class VmFlows:
         if is_running(state) and not resume:
             logger.warning("VM %s: start: already running (%s)", uuid, state.value)
             return
-        text = config_text(uuid, tree)
-        sync_config(self.settings, uuid, text)
-        self.hooks("run-pre-boot", tree.get("run-pre-boot"), [uuid], fatal=True)
-        if resume:
-            run_task(self.settings, uuid, "restore", {"file": image, "delete": "true"})
-        else:
-            run_task(self.settings, uuid, "start")
+        overlays = {} if resume else make_temporary_snapshots(uuid, tree)
+        try:
+            sync_config(self.settings, uuid, config_text(uuid, tree, overlays))
+            self.hooks("run-pre-boot", tree.get("run-pre-boot"), [uuid], fatal=True)
+            if resume:
+                run_task(self.settings, uuid, "restore", {"file": image, "delete": "true"})
+            else:
+                run_task(self.settings, uuid, "start")
+        except BaseException:
+            if not is_running(internal_state(uuid)):  # nothing boots from them
+                remove_files(overlays.values())
+            raise
         if tree.get("hibernated") in ("true", "1", "yes"):
             self.db.write(f"/vm/{uuid}/hibernated", "false")
 

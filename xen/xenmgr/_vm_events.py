@@ -9,6 +9,7 @@ sent by the queue) it runs, in the order the changes happened:
   only logged, as the original);
 * the Argo firewall is told to recompute when a VM gets or loses its domain
   (``creating-devices``, ``running``, ``shutdown``, ``rebooted``, ``suspended``);
+* a VM that reached ``shutdown``: its temporary disk snapshots are deleted (``_snapshots``);
 * ``keep-alive``: a VM that reached ``shutdown`` and has ``keep-alive`` true is started again
   (a rebooting guest is restarted by its monitor, never here).
 
@@ -29,6 +30,7 @@ from xen.xenmgr._handle import ManagerBus
 from xen.xenmgr._jsontree import parse_db_bool
 from xen.xenmgr._messages import VmEvent
 from xen.xenmgr._settings import ManagerSettings
+from xen.xenmgr._snapshots import remove_temporary_snapshots
 from xen.xenmgr._states import InternalState, StateError, from_monitor_notify, state_hooks
 
 __all__ = ["VmEventHandler"]
@@ -77,6 +79,8 @@ class VmEventHandler(Actor):
             if calls.acpi is not None:
                 flows.hooks("run-on-acpi-state-change", tree.get("run-on-acpi-state-change"),
                             [self.uuid, str(calls.acpi)], fatal=False)
+            if state is InternalState.SHUTDOWN:
+                remove_temporary_snapshots(tree)
             if state is InternalState.SHUTDOWN and _true(tree.get("keep-alive")):
                 logger.info("VM %s: keep-alive: starting it again", self.uuid)
                 flows.start(self.uuid)

@@ -97,7 +97,9 @@ class HostFacts:
     directories of disk keys (the VM's crypto user's, its ``crypto-key-dirs``, the platform's);
     ``disk_paths``: disk id -> the path to boot from instead (a temporary snapshot xenmgr
     made); ``qemu_dm_path``: the device model for HVM guests that do not name one;
-    ``stubdom_uuid``: the stub domain's uuid (unset: :func:`stubdom_uuid`).
+    ``stubdom_uuid``: the stub domain's uuid (unset: :func:`stubdom_uuid`);
+    ``snapshots``: disk id -> the qcow2 overlay of a temporary snapshot to boot from
+    (``_snapshots``).
     """
 
     bridges: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -107,6 +109,7 @@ class HostFacts:
     amt_devices: tuple[str, ...] = ()
     key_dirs: tuple[str, ...] = ()
     disk_paths: Mapping[int, str] = field(default_factory=lambda: _EMPTY)
+    snapshots: Mapping[int, str] = field(default_factory=lambda: _EMPTY)
     qemu_dm_path: str = DEFAULT_QEMU_DM_PATH
     stubdom_uuid: str | None = None
 
@@ -327,7 +330,9 @@ class _Builder:
                 raise VmConfigError(f"{base}/type", "vdi", "is no longer supported")
             phystype = "file" if disk.type == "raw" else disk.type
             snapshot = disk.snapshot or "none"
-            if disk.snapshot is not None and disk.id not in self.facts.disk_paths:
+            if disk.id in self.facts.snapshots:  # boot from xenmgr's overlay
+                path, phystype, snapshot = self.facts.snapshots[disk.id], "qcow", "none"
+            elif disk.snapshot is not None and disk.id not in self.facts.disk_paths:
                 self.note(f"{base}/snapshot = {disk.snapshot!r}: xenmgr makes the snapshot "
                           "before the start (HostFacts.disk_paths)")
             spec = f"{path}:{phystype}:{disk.device}:{disk.mode}:{disk.devtype}:{snapshot}"

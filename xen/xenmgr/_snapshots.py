@@ -1,0 +1,100 @@
+"""Temporary disk snapshots: a disk with ``snapshot`` = ``temporary`` boots from a throw-away
+overlay, so nothing the guest writes to it survives the VM's stop.
+
+At a start (not a resume from hibernation) :func:`make_temporary_snapshots` creates, for each
+enabled such disk, ``snap_<file name>.snap.tmp.qcow2`` beside the disk's file: a qcow2 overlay
+whose backing file is the disk (``qemu-img create -f qcow2 -F vpc|raw -b <disk>``, bounded by
+60 s; a stale overlay from a crash is replaced), and the monitor's config names the overlay
+(``qcow``) instead of the disk. When the VM reaches ``shutdown`` (not a reboot: the guest
+reboots on the same overlay), :func:`remove_temporary_snapshots` deletes them.
+
+Only VHD and raw (``file``/``raw``) disks can be overlaid; ``temporary-encrypted`` needs
+OpenXT's VHD encryption, which this project does not have: both are refused with a clear
+error before anything is created. A disk file that does not exist is refused naming it. The
+original made VHD snapshots with ``vhd-util snapshot``; qemu cannot write a differencing VHD,
+hence the qcow2 overlay.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from typing import Any
+
+from xen.xenmgr._dbview import DbView
+from xen.xenmgr._devices import read_disks
+from xen.xenmgr._errors import plain
+
+__all__ = ["make_temporary_snapshots", "overlay_path", "remove_temporary_snapshots"]
+
+logger = logging.getLogger("xenmgr")
+
+_FORMATS = {"vhd": "vpc", "file": "raw", "raw": "raw"}
+
+
+def overlay_path(disk_path: str) -> str:
+    """Where the overlay of ``disk_path`` goes."""
+    base = os.path.basename(disk_path)
+    return os.path.join(os.path.dirname(disk_path), f"snap_{base}.snap.tmp.qcow2")
+
+
+def _temporary_disks(tree: dict[str, Any]) -> list[tuple[int, str, str]]:
+    """(disk id, path, type) of the enabled disks with a temporary snapshot mode."""
+    out = []
+    for disk in read_disks(DbView(tree)):
+        if disk.enabled and disk.snapshot in ("temporary", "temporary-encrypted"):
+            if disk.snapshot == "temporary-encrypted":
+                raise plain(f"disk {disk.id}: snapshot temporary-encrypted needs VHD "
+                            "encryption, which this host does not have")
+            if disk.type not in _FORMATS or not disk.path:
+                raise plain(f"disk {disk.id}: a temporary snapshot needs a vhd or raw disk "
+                            f"file, not {disk.type!r}")
+            out.append((disk.id, disk.path, disk.type))
+    return out
+
+
+def make_temporary_snapshots(uuid: str, tree: dict[str, Any]) -> dict[int, str]:
+    """Create the overlays of VM ``uuid`` (module docstring); disk id -> overlay path."""
+    disks = _temporary_disks(tree)
+    for ident, path, _type in disks:
+        if not os.path.isfile(path):
+            raise plain(f"VM {uuid}: disk {ident}: no disk file at {path!r}")
+    made: dict[int, str] = {}
+    for ident, path, kind in disks:
+        overlay = overlay_path(path)
+        try:
+            os.unlink(overlay)
+        except FileNotFoundError:
+            pass
+        try:
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", _FORMATS[kind],
+                            "-b", os.path.abspath(path), overlay],
+                           check=True, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError) as exc:
+            detail = getattr(exc, "stderr", None) or str(exc)
+            remove_files(made.values())
+            raise plain(f"VM {uuid}: disk {ident}: cannot make its temporary snapshot: "
+                        f"{detail.strip()}") from None
+        made[ident] = overlay
+    return made
+
+
+def remove_files(paths: Any) -> None:
+    """Delete these files, logging (not raising) what cannot be."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.warning("cannot delete temporary snapshot %s: %s", path, exc.strerror)
+
+
+def remove_temporary_snapshots(tree: dict[str, Any]) -> None:
+    """Delete the overlays of the VM's temporary disks (what exists of them)."""
+    try:
+        disks = _temporary_disks(tree)
+    except Exception:
+        return
+    remove_files(overlay_path(path) for _id, path, _type in disks)
