@@ -309,11 +309,12 @@ def test_temporary_disk_snapshot_lives_while_the_vm_runs(dom0: Xenmgr) -> None:
     vm.call(VM, "shutdown")
     wait_until(lambda: not overlay.exists(), timeout=10)
     assert Path(vhd).exists()
-    missing = dict(spec)
-    missing["config"] = {"disk": {"0": {**spec["config"]["disk"]["0"],
-                                        "path": str(Path(vhd).parent / "gone.vhd")}}}
+    encrypted = dict(spec)
+    encrypted["config"] = {"disk": {"0": {**spec["config"]["disk"]["0"],
+                                          "snapshot": "temporary-encrypted"}}}
     other = dom0.obj(str(root.call(XENMGR, "create_vm_with_template_and_json", "ss",
-                                   "new-vm-linux", json.dumps(missing))[0]))
-    assert "no disk file at" in failure(other.call, VM, "start")
+                                   "new-vm-linux", json.dumps(encrypted))[0]))
+    assert "needs VHD encryption" in failure(other.call, VM, "start")
+    assert other.get(VM, "state") == "stopped" and not overlay.exists()
     for v in (vm, other):
         v.call(VM, "delete")

@@ -10,7 +10,9 @@ reboots on the same overlay), :func:`remove_temporary_snapshots` deletes them.
 
 Only VHD and raw (``file``/``raw``) disks can be overlaid; ``temporary-encrypted`` needs
 OpenXT's VHD encryption, which this project does not have: both are refused with a clear
-error before anything is created. A disk file that does not exist is refused naming it. The
+error before anything is created. A disk whose file does not exist gets no overlay (logged):
+the monitor boots what the config names and refuses what it cannot (the simulated host's
+service VMs name files that do not exist). The
 original made VHD snapshots with ``vhd-util snapshot``; qemu cannot write a differencing VHD,
 hence the qcow2 overlay.
 """
@@ -56,12 +58,12 @@ def _temporary_disks(tree: dict[str, Any]) -> list[tuple[int, str, str]]:
 
 def make_temporary_snapshots(uuid: str, tree: dict[str, Any]) -> dict[int, str]:
     """Create the overlays of VM ``uuid`` (module docstring); disk id -> overlay path."""
-    disks = _temporary_disks(tree)
-    for ident, path, _type in disks:
-        if not os.path.isfile(path):
-            raise plain(f"VM {uuid}: disk {ident}: no disk file at {path!r}")
     made: dict[int, str] = {}
-    for ident, path, kind in disks:
+    for ident, path, kind in _temporary_disks(tree):
+        if not os.path.isfile(path):  # the monitor refuses what it cannot boot (not the sim)
+            logger.warning("VM %s: disk %d: no disk file at %s: no temporary snapshot",
+                           uuid, ident, path)
+            continue
         overlay = overlay_path(path)
         try:
             os.unlink(overlay)
