@@ -318,7 +318,13 @@ def test_replaying_the_log_over_a_later_snapshot_gives_the_same_tree(
         again.apply(op)
     for op in logged:
         again.apply(op)
-    assert again.dump("/") == live.dump("/")
+    # The same contents always. The same key order too when the snapshot held none of the
+    # records (recovery's normal case: the manifest's mark says where to start); replayed
+    # over a later snapshot (only after a manifest was lost) an rm and re-create can move a
+    # key, as the recovery docstring says ("key order may be off").
+    assert json.loads(again.dump("/")) == json.loads(live.dump("/"))
+    if m == 0:
+        assert again.dump("/") == live.dump("/")
 
 
 ENDINGS = ["no-flush", "manifest", "mid-flush", "before-truncate", "mid-truncate",
