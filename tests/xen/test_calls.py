@@ -12,7 +12,9 @@ import pytest
 from xen.hypervisor import MAX_SHADOW_MIB, DomainSpec, HvmParam, ShutdownReason
 from xen.xenops import Atomic, PlanError
 from xen.xenops._calls import (
+    AssignDevice,
     CreateDomain,
+    DeassignDevice,
     DestroyDomain,
     HostAction,
     HypervisorCall,
@@ -20,8 +22,10 @@ from xen.xenops._calls import (
     InputDetachVkbd,
     IomemPermission,
     IoportPermission,
+    IrqPermission,
     KillProcess,
     LoopDetach,
+    MapPirq,
     PauseDomain,
     PciAdd,
     PciBind,
@@ -34,6 +38,7 @@ from xen.xenops._calls import (
     ShadowAllocation,
     ShutdownDomain,
     SurfmanSetPvDisplay,
+    UnmapPirq,
     UnpauseDomain,
 )
 
@@ -56,6 +61,11 @@ GOOD: list[HypervisorCall | HostAction] = [
     PciRelease(3, "0000:FF:1f.7", hvm=False),
     IoportPermission(3, 0xFFF0, 16, allow=True),
     IomemPermission(3, 0xFEBF0, 1, allow=False),
+    AssignDevice(3, BDF),
+    DeassignDevice(3, BDF),
+    IrqPermission(3, 16, allow=True),
+    MapPirq(3, 16),
+    UnmapPirq(3, (1 << 31) - 1),
     PciBind(BDF),
     PciFlr(BDF),
     LoopDetach("/dev/loop0"),
@@ -107,6 +117,12 @@ BAD: list[tuple[Callable[[], object], str]] = [
     (lambda: IoportPermission(3, 0xFFFF, 2, allow=True), "IoportPermission.count"),
     (lambda: IomemPermission(3, -1, 1, allow=True), "IomemPermission.first_pfn"),
     (lambda: IomemPermission(3, 0, 0, allow=True), "IomemPermission.count"),
+    (lambda: AssignDevice(3, "0000:03:00"), "AssignDevice.bdf"),
+    (lambda: DeassignDevice(-1, BDF), "DeassignDevice.domid"),
+    (lambda: IrqPermission(3, -1, allow=True), "IrqPermission.pirq"),
+    (lambda: IrqPermission(3, 16, allow=1), "IrqPermission.allow"),  # type: ignore[arg-type]
+    (lambda: MapPirq(3, 1 << 31), "MapPirq.gsi"),
+    (lambda: UnmapPirq(3, True), "UnmapPirq.pirq"),
     (lambda: PciBind("0000:03:00.8"), "PciBind.bdf"),
     (lambda: PciFlr(""), "PciFlr.bdf"),
     (lambda: LoopDetach(""), "LoopDetach.device"),

@@ -64,6 +64,7 @@ from xen.hypervisor.wire import (
 )
 from xen.sim._serving import free_socket_path, send_pending
 from xen.sim.hypervisor._model import HypervisorEvent, SimHypervisor
+from xen.sim.hypervisor._pciops import PCI_OPS, execute_pci
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -277,6 +278,8 @@ class HypervisorServer:
             got = [k for k, _ in req.args]
             raise InvalidArgument(f"{req.op} takes arguments {names}, got {got}")
         op = req.op
+        if op in PCI_OPS:  # no events: nothing on a real host reacts to these
+            return self.inspect(lambda m: execute_pci(m, req))
         if op == "getinfolist":
             first, count = _int(req, "first"), _int(req, "max_domains")
             return encode_value(self.inspect(
