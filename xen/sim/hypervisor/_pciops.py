@@ -1,13 +1,13 @@
 """The simulated hypervisor server's PCI requests: argument checks and dispatch to the bus
 model (pure; the server calls `execute_pci` with the model lock held).
 
-The `xen.hypervisor.PciOps` operations check their domain first (it must exist and not be
-dom0; granting and assigning also need it alive, while revoking and deassigning work on a
-dying domain, as a teardown needs), then their arguments with the same checks as the client
-(`xen.hypervisor._pci`), then act on `SimHypervisor.pci`. ``sysfs_read`` / ``sysfs_write``
-are the dom0 sysfs stand-in and ``pci_state`` the inspection of the whole bus; they are the
-simulated host's, not the hypervisor's, and travel on this socket only because the simulated
-host is one process (docs/simhost.md).
+The `xen.hypervisor.PciOps` operations check their domain first: it must exist and, but for
+``test_assign_device``, not be dom0; granting and assigning also need it alive, while revoking
+and deassigning work on a dying domain, as a teardown needs. Then their arguments, with the
+client's checks (`xen.hypervisor._pci`); then they act on `SimHypervisor.pci`.
+``sysfs_read`` / ``sysfs_write`` are the dom0 sysfs stand-in and ``pci_state`` the inspection
+of the whole bus; they are the simulated host's, not the hypervisor's, and travel on this
+socket only because the simulated host is one process (docs/simhost.md).
 """
 
 from __future__ import annotations
@@ -68,13 +68,14 @@ def execute_pci(model: SimHypervisor, req: Request) -> Any:
         return None
     domid = _int(req, "domid")
     check_domid(domid)
+    if op == "test_assign_device":  # any existing domain, dom0 included (as Xen)
+        model.getinfo(domid)
+        return bus.test_assign(domid, str(parse_bdf(op, domid, _str(req, "bdf"))))
     granting = op in ("assign_device", "map_pirq") or (
         op.endswith("_permission") and req.arg("allow") is True)
     model.check_guest(domid, op, live=granting)
-    if op in ("test_assign_device", "assign_device", "deassign_device"):
+    if op in ("assign_device", "deassign_device"):
         bdf = str(parse_bdf(op, domid, _str(req, "bdf")))
-        if op == "test_assign_device":
-            return bus.test_assign(domid, bdf)
         if op == "assign_device":
             bus.assign(domid, bdf)
         else:
