@@ -34,6 +34,7 @@ from xen.xenops import (
     PciBind,
     PciFlr,
     PciHostDevice,
+    PciPermissive,
     PciRelease,
     Plan,
     PlanExecutor,
@@ -99,6 +100,7 @@ HYPERCALLS: list[tuple[HypervisorCall, str, tuple[object, ...]]] = [
 ACTIONS: list[tuple[HostAction, str, tuple[object, ...]]] = [
     (PciBind(BDF), "pci_bind", (BDF,)),
     (PciFlr(BDF), "pci_flr", (BDF,)),
+    (PciPermissive(BDF), "pci_permissive", (BDF,)),
     (LoopDetach("/dev/loop3"), "loop_detach", ("/dev/loop3",)),
     (KillProcess(4242, 2.5), "kill_process", (4242, 2.5)),
     (SurfmanSetPvDisplay(3), "surfman_set_pv_display", (3,)),

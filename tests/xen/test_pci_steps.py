@@ -24,6 +24,7 @@ from xen.xenops import (
     PciDeviceMissing,
     PciFlr,
     PciHostDevice,
+    PciPermissive,
     PciRelease,
     PlanError,
     Rm,
@@ -54,6 +55,11 @@ def test_add_resets_assigns_then_grants_bars_and_the_irq() -> None:
         IomemPermission(3, 0xF7F00, 3, allow=True),  # 0xf7f00800..0xf7f027ff spans 3 pages
         IoportPermission(3, 0xE000, 0x20, allow=True),
         MapPirq(3, 16), IrqPermission(3, 16, allow=True))
+
+
+def test_a_permissive_add_asks_pciback_before_the_assignment() -> None:
+    steps = pci_add_steps(add(permissive=True), DEV)
+    assert steps[:2] == (PciPermissive(BDF), AssignDevice(3, BDF))
 
 
 def test_add_assigns_only_for_hvm_or_pv_pci_and_maps_no_irq_without_one() -> None:

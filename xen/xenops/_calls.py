@@ -31,8 +31,8 @@ allow=)``
 the host (``HostActions.pci_device``) and runs the steps `xen.xenops._pci` expands them into.
 
 Host actions (the `HostAction` union), each one method of the executor's ``HostActions``:
-`PciBind`, `PciFlr`, `LoopDetach`, `KillProcess`, `SurfmanSetPvDisplay`, `InputAttachVkbd`,
-`InputDetachVkbd`.
+`PciBind`, `PciFlr`, `PciPermissive`, `LoopDetach`, `KillProcess`, `SurfmanSetPvDisplay`,
+`InputAttachVkbd`, `InputDetachVkbd`.
 
 Each value has ``ignore_errors``: when set, its failure is logged and the plan goes on. Domain
 ids are 0..0x7FEF; counts and sizes are non-negative ints within what Xen accepts (a vcpu count
@@ -76,6 +76,7 @@ __all__ = [
     "PciAdd",
     "PciBind",
     "PciFlr",
+    "PciPermissive",
     "PciRelease",
     "SetDomainHandle",
     "SetHvmParam",
@@ -402,6 +403,18 @@ class PciFlr:
 
 
 @dataclass(frozen=True, slots=True)
+class PciPermissive:
+    """Let the guest write the PCI function's config space through pciback (``permissive``;
+    a device model in a stub domain needs it)."""
+
+    bdf: str
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_bdf(self)
+
+
+@dataclass(frozen=True, slots=True)
 class LoopDetach:
     """Free a loop device (``losetup -d``)."""
 
@@ -460,6 +473,6 @@ class InputDetachVkbd:
 
 
 HostAction = (
-    PciBind | PciFlr | LoopDetach | KillProcess | SurfmanSetPvDisplay | InputAttachVkbd
-    | InputDetachVkbd
+    PciBind | PciFlr | PciPermissive | LoopDetach | KillProcess | SurfmanSetPvDisplay
+    | InputAttachVkbd | InputDetachVkbd
 )

@@ -236,6 +236,10 @@ class HostActions:
         """Reset the PCI function (pciback ``reset_device``)."""
         raise self._refuse("pci_flr")
 
+    def pci_permissive(self, bdf: str) -> None:
+        """Let the guest write the function's config space (pciback ``permissive``)."""
+        raise self._refuse("pci_permissive")
+
     def pci_device(self, bdf: str) -> PciHostDevice:
         """The PCI function as dom0 sees it (ids, IRQ, BARs, driver); an OSError naming a
         BDF the host does not have."""

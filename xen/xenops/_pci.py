@@ -7,7 +7,8 @@ file, the bound driver). The executor reads it when it meets a `PciAdd` or `PciR
 runs the steps these functions give, each logged as one line:
 
 * `pci_add_steps` (the original's pci_add): FLR first when asked (the host action skips
-  network controllers, class 0x020000 and 0x028000, as the original did); the IOMMU
+  network controllers, class 0x020000 and 0x028000, as the original did); pciback's
+  ``permissive`` when asked (a stub domain's device model writes config space); the IOMMU
   assignment when the guest is HVM or has a PV-PCI frontend; for each memory BAR an
   iomem grant of its pages, for each I/O BAR an ioport grant of its ports; with an IRQ, the
   GSI mapped as a pirq of the same number and the IRQ granted.
@@ -38,6 +39,7 @@ from xen.xenops._calls import (
     MapPirq,
     PciAdd,
     PciFlr,
+    PciPermissive,
     PciRelease,
     UnmapPirq,
 )
@@ -139,6 +141,8 @@ def pci_add_steps(step: PciAdd, dev: PciHostDevice) -> tuple[Atomic, ...]:
     steps: list[Atomic] = []
     if step.flr:
         steps.append(PciFlr(step.bdf))
+    if step.permissive:
+        steps.append(PciPermissive(step.bdf))
     if step.assign and (step.hvm or step.pvpci):
         steps.append(AssignDevice(domid, step.bdf))
     steps += _bar_grants(domid, dev, allow=True, ignore=False)

@@ -2,7 +2,8 @@
 
 `pci_methods` gives the executor one function per PCI step type: the plain hypervisor calls
 (`AssignDevice`, `DeassignDevice`, `IomemPermission`, `IoportPermission`, `IrqPermission`,
-`MapPirq`, `UnmapPirq`) call their `xen.hypervisor.PciOps` member; the composite ones read the
+`MapPirq`, `UnmapPirq`) call their `xen.hypervisor.PciOps` member, the host action
+`PciPermissive` its ``HostActions`` method; the composite ones read the
 device from the host (``HostActions.pci_device``) and run the steps ``xen.xenops._pci``
 expands them into through the executor (so each is logged as one line):
 
@@ -27,6 +28,7 @@ from xen.xenops._calls import (
     IrqPermission,
     MapPirq,
     PciAdd,
+    PciPermissive,
     PciRelease,
     UnmapPirq,
 )
@@ -83,4 +85,5 @@ def pci_methods(hv: Callable[[], Hypervisor], host: HostActions,
         IrqPermission: lambda s: hv().irq_permission(s.domid, s.pirq, s.allow),
         MapPirq: lambda s: _ignore(hv().map_pirq(s.domid, s.gsi)),
         UnmapPirq: lambda s: hv().unmap_pirq(s.domid, s.pirq),
+        PciPermissive: lambda s: host.pci_permissive(s.bdf),
     }

@@ -171,6 +171,10 @@ class PciSysfsActions:
         """Reset the PCI function (pciback ``reset_device``; network controllers skipped)."""
         reset_device(self.pci_sysfs(), bdf)
 
+    def pci_permissive(self, bdf: str) -> None:
+        """pciback passes the guest's config-space writes through (``permissive``)."""
+        self.pci_sysfs().write(f"drivers/{PCIBACK}/permissive", bdf)
+
     def pci_device(self, bdf: str) -> PciHostDevice:
         """The PCI function as dom0 sees it; `PciDeviceMissing` for an unknown BDF."""
         return read_pci_device(self.pci_sysfs(), bdf)

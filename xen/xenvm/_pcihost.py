@@ -13,6 +13,8 @@ through, and touches nothing:
   named when a PCI backend in xenstore says which domain has it). A device held by the VM's
   own domain (``own_domid``: a preserved dead domain about to be destroyed, or the running
   domain a group is re-plugged into) is fine.
+* an HVM guest on a host without the ``directio`` capability (xc_physinfo: no IOMMU), as the
+  original checked;
 * a host that cannot do PCI at all (a backend or host actions without PCI): "PCI passthrough
   is not available here: ...".
 
@@ -87,6 +89,9 @@ def check_pci(env: XenEnv, cfg: VmConfig, *, own_domid: int = -1,
         seen.add(pci.bdf)
     try:
         hv = env.hypervisor()
+        if cfg.hvm and not hv.physinfo().directio:
+            raise TaskError("an HVM guest with PCI devices needs the directio capability "
+                            "(an IOMMU), which this host does not have")
         holders: dict[str, int] | None = None
         for pci in entries:
             try:
