@@ -5,6 +5,11 @@ name and errno, argument checks before anything is sent, and no events."""
 from __future__ import annotations
 
 import errno
+import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,3 +128,40 @@ def test_sysfs_and_host_actions_over_the_socket(
         assert host.pci_device(USB).driver == "pciback"
     finally:
         host.close()
+
+
+def _cli(state: Path, *args: str, pci: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    env.pop("OXT_SIMHOST_PCI", None)
+    if pci is not None:
+        env["OXT_SIMHOST_PCI"] = pci
+    return subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state", str(state),
+                           *args], env=env, capture_output=True, text=True, timeout=20)
+
+
+def test_the_command_line_takes_devices_and_shows_the_bus(tmp_path: Path) -> None:
+    doc = [{"bdf": "0000:0a:00.0", "class": "0x030000", "vendor": "0x10de", "device": "0x1c82",
+            "irq": 11, "driver": "nouveau",
+            "bars": [{"type": "mem", "start": "0xe0000000", "size": "0x1000000"}]}]
+    (tmp_path / "pci.json").write_text(json.dumps(doc))
+    state = tmp_path / "s"
+    started = _cli(state, "--memory-mib", "512", "--pci", str(tmp_path / "pci.json"))
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(started.stdout)["pid"]
+    try:
+        shown = _cli(state, "--pci-state")
+        assert shown.returncode == 0, shown.stderr
+        bus = json.loads(shown.stdout)
+        assert list(bus["devices"]) == ["0000:0a:00.0"]
+        assert bus["devices"]["0000:0a:00.0"]["driver"] == "nouveau" and bus["grants"] == {}
+        assert _cli(state, "--stop").returncode == 0
+    finally:
+        if (state / "simhost.json").exists():
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_bad_device_document_refuses_to_start(tmp_path: Path) -> None:
+    done = _cli(tmp_path / "s", "--foreground", pci='[{"bdf": "0000:00:14.0", "class": 1}]')
+    assert done.returncode == 2
+    assert "bad PCI devices: PCI device entry 0: vendor must be a number" in done.stderr
+    assert _cli(tmp_path / "none", "--pci-state").returncode == 1  # no host recorded there
