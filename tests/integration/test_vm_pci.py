@@ -215,3 +215,33 @@ def test_a_device_assigned_to_another_vm_is_refused_naming_the_holder(
     tree.task(first, "destroy")
     tree.task(second, "start")  # free now
     assert devices(host)[NIC]["assigned"] == domid_of(tree, second)
+
+
+HVM = "hvm = true\nqemu-dm-path = /usr/lib/xen/bin/qemu-dm\nqemu-dm-timeout = 10\n"
+
+
+def test_an_hvm_guest_with_a_device_model_and_pci(env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("hvmpci") + HVM + f"pci = 0,bind,{USB}\n")
+    tree.task(vm, "start")
+    domid = domid_of(tree, vm)
+    assert tree.xs.exists(f"/local/domain/{domid}/device-misc/dm-ready")
+    assert devices(host)[USB]["assigned"] == domid
+    tree.task(vm, "destroy")
+    wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
+    assert_released(tree, host, domid)
+
+
+def test_a_start_failing_after_the_assignment_gives_the_devices_back(
+        env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    # the device model refuses an option it does not know: the start fails after PCI
+    vm = tree.add_vm(vm_config("dmfails") + HVM + "extra-hvm = no-such-option\n" + PCI)
+    with pytest.raises(TaskError, match="start failed"):
+        tree.task(vm, "start")
+    assert tree.task(vm, "get-status") == "shutdown"
+    wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
+    assert all(d["assigned"] is None for d in devices(host).values())
+    assert grants(host) == {}
+    assert list(tree.xs.directory("/local/domain/0/backend/pci")) == []
+    assert devices(host)[USB]["resets"] == 2  # before the assignment and after the destroy
