@@ -23,6 +23,7 @@ USB = "0000:00:14.0"      # xhci_hcd at boot, class 0x0c0330 (reset), BAR 0xf7f0
 NIC = "0000:04:00.0"      # pciback at boot, class 0x020000 (never reset), mem + io BARs, irq 19
 HOST_NIC = "0000:03:00.0"  # e1000e at boot
 PCI = f"pci = 0,{NIC}\npci = 1,bind,{USB}\n"
+USB_NODE = "0000-00-14-0"  # its name under /sim/pci
 
 
 @pytest.fixture
@@ -80,12 +81,19 @@ def test_start_passes_devices_through_and_destroy_gives_them_back(
                timeout=5)
     assert tree.task(vm, "pci-list") == (f"0 {NIC} msitranslate=1 power_mgmt=1\n"
                                          f"1 {USB} msitranslate=1 power_mgmt=1 bind")
+    # the simulated host mirrors its bus into /sim/pci
+    wait_until(lambda: tree.xs.try_read(f"/sim/pci/{USB_NODE}/assigned") == str(domid), timeout=5)
+    assert tree.xs.read(f"/sim/pci/{USB_NODE}/driver") == "pciback"
+    assert tree.xs.read(f"/sim/pci/grants/{domid}/pirq") == "16:16 19:19"
     tree.task(vm, "destroy")
     assert tree.task(vm, "get-status") == "shutdown"
     wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
     assert_released(tree, host, domid)
     assert devices(host)[USB]["resets"] == 2  # FLR after the destroy
     assert devices(host)[USB]["driver"] == "pciback"  # stays with pciback, ready for a start
+    wait_until(lambda: tree.xs.try_read(f"/sim/pci/{USB_NODE}/resets") == "2", timeout=5)
+    assert tree.xs.read(f"/sim/pci/{USB_NODE}/assigned") == ""
+    assert not tree.xs.exists("/sim/pci/grants")
 
 
 def test_a_crash_of_the_guest_releases_the_devices(env: tuple[XenTree, Any]) -> None:

@@ -23,8 +23,8 @@ fires. Each domain gets a `SimGuest` when first unpaused; pausing and unpausing 
 stops when its domain shuts down, dies or goes. `SimBackends` serves dom0's backends.
 
 The PCI bus (``pci_devices``, default `DEFAULT_PCI_DEVICES`) is the hypervisor model's: its
-dom0 sysfs stand-in and passthrough state are served on the hypervisor socket, and
-`pci_state` shows it.
+dom0 sysfs stand-in and passthrough state are served on the hypervisor socket; `pci_state`
+shows it, and ``/sim/pci`` mirrors it after every change (`_pcimirror`).
 
 Behaviours (crash, hang, ignore-shutdown, reboot-by-itself, stop states, backend failures, slow
 hotplug) are read from the ``/sim/behaviour`` area on demand (see `_control`); ``behaviour``
@@ -64,6 +64,7 @@ from xen.sim._control import (
     status_path,
 )
 from xen.sim._guests import SimGuest
+from xen.sim._pcimirror import write_pci_mirror
 from xen.sim.hypervisor import (
     DEFAULT_PCI_DEVICES,
     DomainDying,
@@ -73,6 +74,7 @@ from xen.sim.hypervisor import (
     DomainUnpaused,
     HypervisorEvent,
     HypervisorServer,
+    PciChanged,
     SimHypervisor,
     SimPciDevice,
     Subscription,
@@ -196,6 +198,7 @@ class SimHost:
         client.watch("@introduceDomain", "sim-introduce", self._on_introduce)
         client.watch(BEHAVIOUR_ROOT, "sim-behaviour", self._on_behaviour)
         self._backends = SimBackends(client, self.hypervisor, self.behaviour).start()
+        write_pci_mirror(client, self.pci_state())
         self.argo.start()
         if self._with_dbus:
             self._start_bus()
@@ -418,6 +421,8 @@ class SimHost:
         elif isinstance(event, DomainGone):
             self._stop_guest(event.domid, forget=True)
             self._xenstore_side(lambda: self._release(event.domid))
+        elif isinstance(event, PciChanged):
+            self._xenstore_side(lambda: write_pci_mirror(self.xenstore, self.pci_state()))
 
     def _guest_runs(self, domid: int) -> None:
         with self._lock:

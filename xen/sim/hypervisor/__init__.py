@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         HypervisorEvent,
         MaxMemChanged,
         MemoryChanged,
+        PciChanged,
     )
     from xen.sim.hypervisor._model import (
         DEFAULT_CAPABILITIES,
@@ -59,6 +60,7 @@ __all__ = [
     "HypervisorServer",
     "MaxMemChanged",
     "MemoryChanged",
+    "PciChanged",
     "SimHypervisor",
     "SimPciBus",
     "SimPciDevice",
@@ -82,6 +84,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "HypervisorServer": "xen.sim.hypervisor._server",
     "MaxMemChanged": "xen.sim.hypervisor._events",
     "MemoryChanged": "xen.sim.hypervisor._events",
+    "PciChanged": "xen.sim.hypervisor._events",
     "SimHypervisor": "xen.sim.hypervisor._model",
     "SimPciBus": "xen.sim.hypervisor._pci",
     "SimPciDevice": "xen.sim.hypervisor._pci",

@@ -96,6 +96,7 @@ from xen.sim.hypervisor._events import (
     HypervisorEvent,
     MaxMemChanged,
     MemoryChanged,
+    PciChanged,
 )
 from xen.sim.hypervisor._params import DEFAULTS as _PARAM_DEFAULTS
 from xen.sim.hypervisor._params import check_get, check_set
@@ -312,10 +313,11 @@ class SimHypervisor:
         if dom.dying:
             return []
         dom.dying = True
-        self.pci.release_domain(domid)
+        released = self.pci.release_domain(domid)
         self._free_pages += dom.shadow_mib * _PAGES_PER_MIB  # domain_kill frees the pool
         dom.shadow_mib = 0
         events: list[HypervisorEvent] = [DomainDying(domid)]
+        events += [PciChanged(f"release of domain {domid}")] if released else []
         if dom.holds == 0:
             events += self._remove(dom)
         return events
