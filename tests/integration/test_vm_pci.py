@@ -188,6 +188,7 @@ def test_pci_add_and_del_while_running_plug_and_unplug(env: tuple[XenTree, Any])
 @pytest.mark.parametrize(("entry", "message"), [
     ("pci = 0,0000:07:00.0", "no PCI device 0000:07:00.0 on this host"),
     (f"pci = 0,{HOST_NIC}", f"pci {HOST_NIC} is bound to the dom0 driver e1000e, not pciback"),
+    (f"pci = 0,bind,{NIC}\npci = 1,{HOST_NIC}", f"pci {HOST_NIC} is bound to the dom0 driver"),
     (f"pci = 0,{NIC}\npci = 1,{NIC}", f"pci {NIC} is listed twice"),
 ])
 def test_a_bad_pci_config_is_refused_before_anything_is_touched(

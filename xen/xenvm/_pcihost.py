@@ -7,8 +7,8 @@ through, and touches nothing:
 
 * a BDF listed twice in the config;
 * a BDF the host does not have ("no PCI device 0000:07:00.0 on this host");
-* a device bound to a dom0 driver other than pciback when its entry does not ask to bind it
-  (``<group>,bind,<bdf>``);
+* a device bound to a dom0 driver other than pciback when no entry of its group asks to bind
+  (``<group>,bind,<bdf>``: a group binds all its devices, as the original);
 * a device assigned to another domain (the hypervisor's ``test_assign_device``; the holder is
   named when a PCI backend in xenstore says which domain has it). A device held by the VM's
   own domain (``own_domid``: a preserved dead domain about to be destroyed, or the running
@@ -51,6 +51,7 @@ __all__ = ["check_pci", "pci_holders", "replug_group", "unplug_group"]
 logger = logging.getLogger("xenvm")
 
 _PCI_BACKENDS = "/local/domain/0/backend/pci"
+_MAX_DEVS = 256  # dev-<i> nodes read per backend at most (a PCI bus has 256 functions)
 
 
 def pci_holders(env: XenEnv) -> dict[str, int]:
@@ -61,7 +62,7 @@ def pci_holders(env: XenEnv) -> dict[str, int]:
         for devid in _listing(xs, f"{_PCI_BACKENDS}/{fe}"):
             base = f"{_PCI_BACKENDS}/{fe}/{devid}"
             count = xs.try_read(f"{base}/num_devs") or "0"
-            for i in range(int(count) if count.isdigit() else 0):
+            for i in range(min(int(count), _MAX_DEVS) if count.isdigit() else 0):
                 value = xs.try_read(f"{base}/dev-{i}")
                 if value and fe.isdigit():
                     found[value.split("@")[0]] = int(fe)
@@ -83,10 +84,13 @@ def check_pci(env: XenEnv, cfg: VmConfig, *, own_domid: int = -1,
     if not entries:
         return
     seen: set[str] = set()
+    binds: set[int] = set()
     for pci in cfg.pcis:
         if pci.bdf in seen:
             raise TaskError(f"pci {pci.bdf} is listed twice in the config")
         seen.add(pci.bdf)
+        if pci.bind:
+            binds.add(pci.group)
     try:
         hv = env.hypervisor()
         if cfg.hvm and not hv.physinfo().directio:
@@ -98,10 +102,10 @@ def check_pci(env: XenEnv, cfg: VmConfig, *, own_domid: int = -1,
                 device = env.host_actions.pci_device(pci.bdf)
             except OSError as exc:
                 raise TaskError(f"pci {pci.bdf}: {exc.strerror or exc}") from None
-            if device.driver != PCIBACK and not pci.bind:
+            if device.driver != PCIBACK and pci.group not in binds:
                 raise TaskError(
                     f"pci {pci.bdf} is bound to the dom0 driver {device.driver or '(none)'}, "
-                    f"not {PCIBACK}, and its config entry does not ask to bind it "
+                    f"not {PCIBACK}, and no entry of its group asks to bind "
                     f"({pci.group},bind,{pci.bdf})")
             if hv.test_assign_device(max(own_domid, 0), pci.bdf):
                 continue
