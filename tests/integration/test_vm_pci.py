@@ -254,3 +254,26 @@ def test_a_start_failing_after_the_assignment_gives_the_devices_back(
     assert grants(host) == {}
     assert list(tree.xs.directory("/local/domain/0/backend/pci")) == []
     assert devices(host)[USB]["resets"] == 2  # before the assignment and after the destroy
+
+
+def test_a_preserved_dead_domain_keeps_its_devices_until_destroyed(
+        env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("kept", on_crash="preserve") + PCI)
+    tree.task(vm, "start")
+    domid = domid_of(tree, vm)
+    host.hypervisor.crash(domid)
+    wait_until(lambda: tree.task(vm, "get-status") == "preserved", timeout=10)
+    before = host.pci_state()
+    assert before["devices"][NIC]["assigned"] == domid  # a dead domain still holds them
+    with pytest.raises(TaskError, match="pci-add is not allowed in state preserved"):
+        tree.task(vm, "pci-add", id="2", domain="0", bus="0", slot="31", func="3")
+    with pytest.raises(TaskError, match="pci-del is not allowed in state preserved"):
+        tree.task(vm, "pci-del", domain="0", bus="4", slot="0", func="0")
+    assert host.pci_state() == before
+    tree.task(vm, "start")  # its own dead domain's devices do not block the new start
+    new = domid_of(tree, vm)
+    assert new != domid and devices(host)[NIC]["assigned"] == new
+    tree.task(vm, "destroy")
+    wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
+    assert_released(tree, host, new)

@@ -117,7 +117,15 @@ def _bdf(call: TaskCall) -> str:
     return "{:04x}:{:02x}:{:02x}.{:x}".format(*parts)
 
 
+def _pci_state_check(vm: VmMachine, call: TaskCall) -> None:
+    """PCI changes touch a live domain or only the config; a dead domain kept for inspection
+    (preserved) or a state mid-operation takes neither: refused before anything changes."""
+    if vm.state.keeps_dead_domain or vm.state.mid_operation:
+        raise TaskError(f"{call.name} is not allowed in state {vm.state.value}")
+
+
 def _pci_add(vm: VmMachine, call: TaskCall) -> str:
+    _pci_state_check(vm, call)
     parts = [str(call.integer("id"))] + (["bind"] if call.flag("bind") else []) + [_bdf(call)]
     parts += [f"{k}={call.integer(k)}" for k in ("msitranslate", "power_mgmt")
               if call.integer(k) >= 0]
@@ -126,6 +134,7 @@ def _pci_add(vm: VmMachine, call: TaskCall) -> str:
 
 
 def _pci_del(vm: VmMachine, call: TaskCall) -> str:
+    _pci_state_check(vm, call)
     vm.remove_device("pci", _bdf(call))
     return ""
 
