@@ -277,3 +277,15 @@ def test_a_preserved_dead_domain_keeps_its_devices_until_destroyed(
     tree.task(vm, "destroy")
     wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
     assert_released(tree, host, new)
+
+
+def test_raw_io_grants_of_the_config_and_their_release(env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("rawio") + "passthrough-io = 0x3f8-0x3ff\n"
+                     "passthrough-mmio = 0xfed00-0xfed00\n")
+    tree.task(vm, "start")
+    domid = domid_of(tree, vm)
+    assert grants(host)[str(domid)]["ioport"] == [[0x3F8, 8]]
+    assert grants(host)[str(domid)]["iomem"] == [[0xFED00, 1]]
+    tree.task(vm, "destroy")
+    assert grants(host) == {}  # Xen takes them back with the domain

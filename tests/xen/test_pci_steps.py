@@ -33,6 +33,7 @@ from xen.xenops import (
     parse_resource,
     pci_add_steps,
     pci_release_steps,
+    plan_io_grants,
     plan_pci_remove,
     read_pci_device,
     reset_device,
@@ -163,3 +164,10 @@ def test_a_network_controller_is_never_reset(tmp_path: Path) -> None:
     (tmp_path / "devices" / BDF / "class").write_text("0x020000\n")
     reset_device(sysfs, BDF)
     assert not (tmp_path / "drivers/pciback/reset_device").exists()
+
+
+def test_raw_io_grants_are_inclusive_ranges() -> None:
+    plan = plan_io_grants(3, ((0x3F8, 0x3FF),), ((0xFED00, 0xFED01),))
+    assert plan.steps == (IoportPermission(3, 0x3F8, 8, allow=True),
+                          IomemPermission(3, 0xFED00, 2, allow=True))
+    assert not plan.best_effort

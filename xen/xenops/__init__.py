@@ -182,6 +182,7 @@ if TYPE_CHECKING:
         parse_resource,
         pci_add_steps,
         pci_release_steps,
+        plan_io_grants,
         plan_pci_remove,
     )
     from xen.xenops._plan import (
@@ -370,6 +371,7 @@ __all__ = [
     "plan_domain_create",
     "plan_domain_destroy",
     "plan_hard_shutdown",
+    "plan_io_grants",
     "plan_pci_remove",
     "plan_set_memory_target",
     "plan_shutdown_request",
@@ -409,6 +411,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "parse_resource": "xen.xenops._pci",
     "pci_add_steps": "xen.xenops._pci",
     "pci_release_steps": "xen.xenops._pci",
+    "plan_io_grants": "xen.xenops._pci",
     "plan_pci_remove": "xen.xenops._pci",
     "HostPciSysfs": "xen.xenops._sysfs",
     "PciDeviceMissing": "xen.xenops._sysfs",

@@ -14,6 +14,9 @@ runs the steps these functions give, each logged as one line:
   GSI mapped as a pirq of the same number and the IRQ granted.
 * `pci_release_steps`: the reverse, in the original's order: deassign, unmap the pirq,
   revoke the IRQ, revoke the BARs. Run best effort (each failure logged).
+* `plan_io_grants`: the config's raw I/O-space grants (``passthrough-io`` port ranges,
+  ``passthrough-mmio`` machine-frame ranges, both inclusive), given at start as the original
+  did; Xen takes them back when the domain is destroyed.
 * `plan_pci_remove`: a whole group out of a running domain (``pci-del``): release each
   device, remove both ends and the private dirs, then FLR each device (after the release,
   as a destroy does).
@@ -55,6 +58,7 @@ __all__ = [
     "parse_resource",
     "pci_add_steps",
     "pci_release_steps",
+    "plan_io_grants",
     "plan_pci_remove",
 ]
 
@@ -174,3 +178,11 @@ def plan_pci_remove(observed: ObservedDevice, *, hvm: bool) -> Plan:
               Rm(dev.hotplug_extra_path), Rm(dev.hotplug_path)]
     steps += [PciFlr(bdf, ignore_errors=True) for bdf in observed.pci_bdfs]
     return Plan(f"pci-remove {device_name(dev)}", tuple(steps), best_effort=True)
+
+
+def plan_io_grants(domid: int, ports: tuple[tuple[int, int], ...],
+                   frames: tuple[tuple[int, int], ...]) -> Plan:
+    """Grant the inclusive I/O-port ranges ``ports`` and machine-frame ranges ``frames``."""
+    steps: list[Atomic] = [IoportPermission(domid, a, b - a + 1, allow=True) for a, b in ports]
+    steps += [IomemPermission(domid, a, b - a + 1, allow=True) for a, b in frames]
+    return Plan(f"io-grants of domain {domid}", tuple(steps))

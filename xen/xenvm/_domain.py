@@ -46,6 +46,7 @@ from xen.xenops import (
     plan_device_remove,
     plan_domain_create,
     plan_domain_destroy,
+    plan_io_grants,
     plan_set_memory_target,
     plan_shutdown_request,
     plan_vcpus,
@@ -157,6 +158,8 @@ class DomainActions:
         specs += list(pci_specs(cfg, domid))
         for spec in order_devices(specs):
             ex.run(plan_device_add(spec, self.env.timeouts), cancel)
+        if cfg.passthrough_io or cfg.passthrough_mmio:
+            ex.run(plan_io_grants(domid, cfg.passthrough_io, cfg.passthrough_mmio), cancel)
         ex.run(plan_vcpus(domid, cfg.vcpus), cancel)
         if cfg.hvm and cfg.qemu_dm_path:
             start_device_model(self.env.host_actions, self.env.xenstore(), domid,
