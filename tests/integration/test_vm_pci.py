@@ -59,6 +59,13 @@ def assert_released(tree: XenTree, host: Any, domid: int) -> None:
     assert not xs.exists(f"/xapi/{domid}")
 
 
+def destroy_and_check(tree: XenTree, host: Any, vm: str, domid: int) -> None:
+    """Destroy the VM, wait (bounded) for its domain to go, check nothing of it is left."""
+    tree.task(vm, "destroy")
+    wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
+    assert_released(tree, host, domid)
+
+
 def test_start_passes_devices_through_and_destroy_gives_them_back(
         env: tuple[XenTree, Any]) -> None:
     tree, host = env
@@ -134,9 +141,7 @@ def test_a_monitor_crash_adopts_the_domain_with_its_devices_assigned_once(
                                 10, since=seq)
     assert tree.task(vm, "get-status") == "running" and domid_of(tree, vm) == domid
     assert host.pci_state() == before  # nothing assigned again, reset or granted twice
-    tree.task(vm, "destroy")
-    wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
-    assert_released(tree, host, domid)
+    destroy_and_check(tree, host, vm, domid)
 
 
 def test_pci_add_del_list_while_stopped_change_the_config_only(
@@ -180,9 +185,7 @@ def test_pci_add_and_del_while_running_plug_and_unplug(env: tuple[XenTree, Any])
     tree.task(vm, "pci-del", domain="0", bus="4", slot="0", func="0")
     assert not tree.xs.exists(be) and str(domid) not in grants(host)
     assert tree.task(vm, "pci-list") == ""
-    tree.task(vm, "destroy")
-    wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
-    assert_released(tree, host, domid)
+    destroy_and_check(tree, host, vm, domid)
 
 
 @pytest.mark.parametrize(("entry", "message"), [
@@ -236,9 +239,7 @@ def test_an_hvm_guest_with_a_device_model_and_pci(env: tuple[XenTree, Any]) -> N
     domid = domid_of(tree, vm)
     assert tree.xs.exists(f"/local/domain/{domid}/device-misc/dm-ready")
     assert devices(host)[USB]["assigned"] == domid
-    tree.task(vm, "destroy")
-    wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
-    assert_released(tree, host, domid)
+    destroy_and_check(tree, host, vm, domid)
 
 
 def test_a_start_failing_after_the_assignment_gives_the_devices_back(
@@ -274,9 +275,7 @@ def test_a_preserved_dead_domain_keeps_its_devices_until_destroyed(
     tree.task(vm, "start")  # its own dead domain's devices do not block the new start
     new = domid_of(tree, vm)
     assert new != domid and devices(host)[NIC]["assigned"] == new
-    tree.task(vm, "destroy")
-    wait_until(lambda: not tree.hv.find_by_handle(uuidlib.UUID(vm)), timeout=5)
-    assert_released(tree, host, new)
+    destroy_and_check(tree, host, vm, new)
 
 
 def test_raw_io_grants_of_the_config_and_their_release(env: tuple[XenTree, Any]) -> None:
