@@ -288,3 +288,17 @@ def test_raw_io_grants_of_the_config_and_their_release(env: tuple[XenTree, Any])
     assert grants(host)[str(domid)]["iomem"] == [[0xFED00, 1]]
     tree.task(vm, "destroy")
     assert grants(host) == {}  # Xen takes them back with the domain
+
+
+def test_a_reboot_moves_the_devices_to_the_new_domain(env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(vm_config("rebooter") + PCI)
+    tree.task(vm, "start")
+    old = domid_of(tree, vm)
+    tree.task(vm, "reboot")  # through the guest, then started again (auto-start)
+    new = domid_of(tree, vm)
+    assert new != old and tree.task(vm, "get-status") == "running"
+    assert {devices(host)[b]["assigned"] for b in (NIC, USB)} == {new}
+    assert str(old) not in grants(host) and str(new) in grants(host)
+    assert devices(host)[USB]["resets"] == 3  # start, after the old domain, start again
+    destroy_and_check(tree, host, vm, new)
