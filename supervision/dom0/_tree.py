@@ -73,9 +73,9 @@ def make_env(cfg: Dom0Config) -> TreeEnv:
     ledger = ProcessLedger.of_state(cfg.state_dir)  # device models are recorded there
     notify = (XENVM_BUS, *(("/manager/queue",) if cfg.xenmgr and cfg.persistence else ()))
     if cfg.backend == "sim":
-        xs, _hv = sim_sockets(cfg)
+        xs, hv = sim_sockets(cfg)
         return TreeEnv(builder=SimBuilder(),
-                       host=SimHostActions(xenstore_path=xs, ledger=ledger),
+                       host=SimHostActions(xenstore_path=xs, ledger=ledger, hypervisor_path=hv),
                        state_dir=cfg.state_dir, notify=notify)
     return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(ledger=ledger),
                    state_dir=cfg.state_dir, notify=notify)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -296,3 +297,32 @@ def test_hvm_params_are_refused_on_a_pv_domain(hv: Harness) -> None:
     with pytest.raises(InvalidArgument):
         hv.backend.get_hvm_param(domid, HvmParam.HPET_ENABLED)
     hv.backend.destroy(domid)
+
+
+# --- PCI passthrough and I/O-space grants (no device is needed for these) ------------------------
+
+
+@pytest.mark.parametrize("call", [
+    lambda b, d: b.assign_device(d, "03:00.0"),
+    lambda b, d: b.deassign_device(d, "0000:03:20.0"),
+    lambda b, d: b.test_assign_device(d, ""),
+    lambda b, d: b.ioport_permission(d, 0xFFFF, 2, True),
+    lambda b, d: b.iomem_permission(d, 0, 0, True),
+    lambda b, d: b.irq_permission(d, -1, False),
+    lambda b, d: b.irq_permission(d, 5, "yes"),
+    lambda b, d: b.map_pirq(d, 1 << 31),
+    lambda b, d: b.unmap_pirq(d, -1),
+], ids=["bdf", "slot", "empty", "ports", "frames", "pirq", "allow", "gsi", "unmap"])
+def test_pci_arguments_are_refused_before_any_call(hv: Harness, call: Any) -> None:
+    with pytest.raises(InvalidArgument):
+        call(hv.backend, 0x7FEE)  # no such domain either: the argument is checked first
+
+
+def test_io_grants_on_a_domain_and_an_unknown_one(hv: Harness) -> None:
+    domid = hv.new_domain()
+    hv.backend.ioport_permission(domid, 0x3F8, 8, True)
+    hv.backend.ioport_permission(domid, 0x3F8, 8, False)
+    hv.backend.iomem_permission(domid, 0xFEBF0, 1, True)
+    hv.backend.iomem_permission(domid, 0xFEBF0, 1, False)
+    with pytest.raises(NoSuchDomain):
+        hv.backend.ioport_permission(0x7FEE, 0x3F8, 8, True)

@@ -258,3 +258,25 @@ def test_the_command_imports_no_actor_runtime() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_pci_add_del_and_bind(cli: Cli) -> None:
+    domid = cli.domain()
+    usb, nic = "0000:00:14.0", "0000:04:00.0"
+    err = cli.fails(1, "add_pci", "-domid", str(domid), "-pci", "0000:07:00.0")
+    assert "no PCI device 0000:07:00.0 on this host" in err
+    assert cli.fails(2, "add_pci", "-domid", str(domid), "-pci", "00:14.0")  # not a BDF
+    out = cli.ok("add_pci", "-domid", str(domid), "-pci", f"{usb},{nic}", "-devid", "1",
+                 "-bind")
+    assert out.strip() == f"added pci/1 ({usb},{nic}) to domain {domid}"
+    bus = cli.hv.pci_state()
+    assert bus["devices"][usb]["assigned"] == domid and bus["devices"][nic]["assigned"] == domid
+    assert cli.xs.read(f"/local/domain/0/backend/pci/{domid}/1/num_devs") == "2"
+    assert "pci[1]" in cli.ok("list_devices", "-domid", str(domid))
+    out = cli.ok("del_pci", "-domid", str(domid), "-devid", "1")
+    assert out.strip() == f"removed pci/1 ({usb},{nic}) from domain {domid}"
+    bus = cli.hv.pci_state()
+    assert bus["devices"][usb]["assigned"] is None and bus["grants"] == {}
+    assert "no pci group 1" in cli.fails(1, "del_pci", "-domid", str(domid), "-devid", "1")
+    assert cli.ok("pci-bind", "-pci", "0000:00:1f.3").strip() == "0000:00:1f.3 bound to pciback"
+    assert cli.hv.pci_state()["devices"]["0000:00:1f.3"]["driver"] == "pciback"

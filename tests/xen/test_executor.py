@@ -12,8 +12,10 @@ import pytest
 
 from xen.hypervisor import DomainSpec, HvmParam, ShutdownReason, Unsupported
 from xen.xenops import (
+    AssignDevice,
     Atomic,
     CreateDomain,
+    DeassignDevice,
     DestroyDomain,
     HostAction,
     HostActions,
@@ -22,12 +24,17 @@ from xen.xenops import (
     InputDetachVkbd,
     IomemPermission,
     IoportPermission,
+    IrqPermission,
     KillProcess,
     LoopDetach,
+    MapPirq,
     PauseDomain,
     PciAdd,
+    PciBar,
     PciBind,
     PciFlr,
+    PciHostDevice,
+    PciPermissive,
     PciRelease,
     Plan,
     PlanExecutor,
@@ -39,6 +46,7 @@ from xen.xenops import (
     ShadowAllocation,
     ShutdownDomain,
     SurfmanSetPvDisplay,
+    UnmapPirq,
     UnpauseDomain,
     Write,
 )
@@ -79,12 +87,20 @@ HYPERCALLS: list[tuple[HypervisorCall, str, tuple[object, ...]]] = [
     (SetMaxMem(3, 1024), "setmaxmem", (3, 1024)),
     (ShadowAllocation(3, 10), "shadow_allocation", (3, 10)),
     (SetHvmParam(3, HvmParam.TIMER_MODE, 1), "set_hvm_param", (3, HvmParam.TIMER_MODE, 1)),
+    (IoportPermission(3, 0x3F8, 8, allow=True), "ioport_permission", (3, 0x3F8, 8, True)),
+    (IomemPermission(3, 0xFEBF0, 1, allow=False), "iomem_permission", (3, 0xFEBF0, 1, False)),
+    (AssignDevice(3, BDF), "assign_device", (3, BDF)),
+    (DeassignDevice(3, BDF), "deassign_device", (3, BDF)),
+    (IrqPermission(3, 16, allow=True), "irq_permission", (3, 16, True)),
+    (MapPirq(3, 16), "map_pirq", (3, 16)),
+    (UnmapPirq(3, 16), "unmap_pirq", (3, 16)),
 ]
 
 #: Each host action, and the HostActions method it must reach with these arguments.
 ACTIONS: list[tuple[HostAction, str, tuple[object, ...]]] = [
     (PciBind(BDF), "pci_bind", (BDF,)),
     (PciFlr(BDF), "pci_flr", (BDF,)),
+    (PciPermissive(BDF), "pci_permissive", (BDF,)),
     (LoopDetach("/dev/loop3"), "loop_detach", ("/dev/loop3",)),
     (KillProcess(4242, 2.5), "kill_process", (4242, 2.5)),
     (SurfmanSetPvDisplay(3), "surfman_set_pv_display", (3,)),
@@ -92,17 +108,17 @@ ACTIONS: list[tuple[HostAction, str, tuple[object, ...]]] = [
     (InputDetachVkbd(3), "input_detach_vkbd", (3,)),
 ]
 
-#: Calls no backend implements yet.
-UNSUPPORTED: list[HypervisorCall] = [
+#: The composite PCI steps (the host describes the device; see test_pci_* below).
+COMPOSITE: list[HypervisorCall] = [
     PciAdd(3, BDF, assign=True, permissive=False, flr=False, hvm=True, pvpci=True),
     PciRelease(3, BDF, hvm=True),
-    IoportPermission(3, 0x3F8, 8, allow=True),
-    IomemPermission(3, 0xFEBF0, 1, allow=True),
 ]
+DEVICE = PciHostDevice(BDF, 0x0C0330, 0x8086, 0xA12F, 16,
+                       (PciBar("mem", 0xF7F00000, 0x10000), PciBar("io", 0xE000, 0x20)))
 
 
 def test_every_call_and_action_is_covered_here() -> None:
-    covered = {type(c) for c, _, _ in HYPERCALLS + ACTIONS} | {type(c) for c in UNSUPPORTED}
+    covered = {type(c) for c, _, _ in HYPERCALLS + ACTIONS} | {type(c) for c in COMPOSITE}
     covered.add(CreateDomain)
     assert covered == set(typing.get_args(HypervisorCall)) | set(typing.get_args(HostAction))
 
@@ -133,16 +149,63 @@ def test_create_domain_gives_the_plan_its_domid() -> None:
     assert result.domid == 9
 
 
-@pytest.mark.parametrize("call", UNSUPPORTED, ids=lambda c: type(c).__name__)
-def test_unimplemented_calls_fail_clearly_or_are_skipped_when_ignored(
-        call: HypervisorCall) -> None:
-    ex, hv, _, _ = executor()
+def _pci_executor(hv: Any) -> tuple[PlanExecutor, Recorder]:
+    host = Recorder(pci_device=DEVICE)
+    return PlanExecutor(hv, Recorder(), host), host  # type: ignore[arg-type]
+
+
+def test_pci_add_asks_the_host_then_assigns_and_grants_in_order() -> None:
+    hv = Recorder(map_pirq=16)
+    ex, host = _pci_executor(hv)
+    add = PciAdd(3, BDF, assign=True, permissive=False, flr=True, hvm=True, pvpci=False)
+    assert ex.run(Plan("p", (add,))).ok
+    assert host.calls == [("pci_device", (BDF,)), ("pci_flr", (BDF,))]
+    assert hv.calls == [("assign_device", (3, BDF)),
+                        ("iomem_permission", (3, 0xF7F00, 16, True)),
+                        ("ioport_permission", (3, 0xE000, 0x20, True)),
+                        ("map_pirq", (3, 16)), ("irq_permission", (3, 16, True))]
+
+
+class FailingAt(Recorder):
+    """A recorder whose member ``bad`` raises."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def __getattr__(self, name: str) -> Any:
+        member = super().__getattr__(name)
+        if name != self.bad:
+            return member
+
+        def failing(*args: object) -> object:
+            member(*args)
+            raise Unsupported(f"{name} refused")
+        return failing
+
+
+def test_a_pci_add_that_fails_half_way_releases_what_it_asked_for() -> None:
+    hv = FailingAt("ioport_permission")
+    ex, _ = _pci_executor(hv)
+    add = PciAdd(3, BDF, assign=True, permissive=False, flr=False, hvm=True, pvpci=True)
     with pytest.raises(PlanFailed) as failed:
-        ex.run(Plan("p", (call,)))
-    assert isinstance(failed.value.cause, Unsupported)
-    assert f"not implemented: hypervisor call {type(call).__name__}(domid=3" in str(failed.value)
-    result = ex.run(Plan("p", (call, PauseDomain(3)), best_effort=True))
-    assert hv.calls == [("pause", (3,))] and len(result.failures) == 1
+        ex.run(Plan("p", (add,)))
+    assert "ioport_permission refused" in str(failed.value)
+    names = [name for name, _ in hv.calls]
+    assert names[:3] == ["assign_device", "iomem_permission", "ioport_permission"]
+    assert names[3:] == ["deassign_device", "unmap_pirq", "irq_permission",
+                         "iomem_permission", "ioport_permission"]  # the rollback, in order
+
+
+def test_pci_release_runs_every_step_and_reports_the_failures() -> None:
+    hv = FailingAt("deassign_device")
+    ex, _ = _pci_executor(hv)
+    with pytest.raises(PlanFailed, match="deassign_device refused"):
+        ex.run(Plan("p", (PciRelease(3, BDF, hvm=True),)))
+    assert [name for name, _ in hv.calls] == [
+        "deassign_device", "unmap_pirq", "irq_permission", "iomem_permission",
+        "ioport_permission"]
+    assert ("irq_permission", (3, 16, False)) in hv.calls
 
 
 def test_a_value_that_is_not_a_step_is_a_type_error_even_in_a_best_effort_plan() -> None:
@@ -155,6 +218,8 @@ def test_a_value_that_is_not_a_step_is_a_type_error_even_in_a_best_effort_plan()
 
 def test_the_base_host_actions_refuse_each_action_by_name() -> None:
     ex = PlanExecutor(Recorder(), Recorder(), HostActions())  # type: ignore[arg-type]
+    with pytest.raises(Unsupported, match="host action pci_device on HostActions"):
+        HostActions().pci_device(BDF)
     for action, method, _ in ACTIONS:
         with pytest.raises(PlanFailed) as failed:
             ex.run(Plan("p", (action,)))
@@ -170,7 +235,7 @@ def test_describe_is_one_line_per_call_with_its_arguments() -> None:
     assert describe(CreateDomain(SPEC)) == (
         f"CreateDomain(handle={HANDLE}, hvm=True, hap=True, ssidref=0, max_vcpus=2, "
         f"memory_kib=65536, max_memory_kib=None)")
-    every: list[Atomic] = [c for c, _, _ in HYPERCALLS + ACTIONS] + UNSUPPORTED
+    every: list[Atomic] = [c for c, _, _ in HYPERCALLS + ACTIONS] + COMPOSITE
     assert all("\n" not in describe(step) for step in every)
 
 

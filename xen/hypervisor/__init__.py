@@ -1,7 +1,7 @@
 """The hypervisor interface and its client side: what the toolstack calls to talk to Xen.
 
-* the interface: `Hypervisor` (`HostOps` + `DomainOps` + `close`), `UnimplementedHypervisor`
-  (the template for a new backend), `iter_domains`;
+* the interface: `Hypervisor` (`HostOps` + `DomainOps` + `PciOps` + `close`),
+  `UnimplementedHypervisor` (the template for a new backend), `iter_domains`;
 * its values (`DomainInfo`, `PhysInfo`, `Version`, `DomainSpec`, `ShutdownReason`, `HvmParam`,
   ...) and argument checks, and its errors (`HypervisorError` and subclasses);
 * `SimBackend`, the client of the simulated hypervisor's socket (the real backend is
@@ -35,8 +35,18 @@ if TYPE_CHECKING:
         DomainOps,
         HostOps,
         Hypervisor,
+        PciOps,
         UnimplementedHypervisor,
         iter_domains,
+    )
+    from xen.hypervisor._pci import (
+        MAX_PIRQ,
+        PciAddress,
+        check_allow,
+        check_iomem,
+        check_ioport,
+        check_pirq,
+        parse_bdf,
     )
     from xen.hypervisor._simclient import (
         SimBackend,
@@ -65,6 +75,7 @@ __all__ = [
     "DOMID_FIRST_RESERVED",
     "ERRORS",
     "INVALID_MAX_VCPU_ID",
+    "MAX_PIRQ",
     "MAX_SHADOW_MIB",
     "NULL_HANDLE",
     "PAGE_KIB",
@@ -81,6 +92,8 @@ __all__ = [
     "InvalidArgument",
     "NoSuchDomain",
     "OutOfMemory",
+    "PciAddress",
+    "PciOps",
     "PermissionDenied",
     "PhysCap",
     "PhysInfo",
@@ -90,14 +103,25 @@ __all__ = [
     "UnimplementedHypervisor",
     "Unsupported",
     "Version",
+    "check_allow",
     "check_domid",
     "check_hvm_param",
+    "check_iomem",
+    "check_ioport",
+    "check_pirq",
     "check_range",
     "error_for_errno",
     "iter_domains",
+    "parse_bdf",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "MAX_PIRQ": "xen.hypervisor._pci",
+    "check_allow": "xen.hypervisor._pci",
+    "check_iomem": "xen.hypervisor._pci",
+    "check_ioport": "xen.hypervisor._pci",
+    "check_pirq": "xen.hypervisor._pci",
+    "parse_bdf": "xen.hypervisor._pci",
     "DOMID_FIRST_RESERVED": "xen.hypervisor._values",
     "DomInfoFlag": "xen.hypervisor._values",
     "DomainInfo": "xen.hypervisor._values",
@@ -116,6 +140,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "NoSuchDomain": "xen.hypervisor._errors",
     "OutOfMemory": "xen.hypervisor._errors",
     "PAGE_KIB": "xen.hypervisor._values",
+    "PciAddress": "xen.hypervisor._pci",
+    "PciOps": "xen.hypervisor._interface",
     "PermissionDenied": "xen.hypervisor._errors",
     "PhysCap": "xen.hypervisor._values",
     "PhysInfo": "xen.hypervisor._values",

@@ -5,10 +5,12 @@ Two backends implement it: `xen.hypervisor.SimBackend` (the simulated host's soc
 `xen.xc.XcBackend` (libxenctrl through cffi). `UnimplementedHypervisor` is the template for
 further ones: every member raises `Unsupported` naming the member.
 
-The interface is grouped by object: `HostOps` (version, physinfo) and `DomainOps` (create,
+The interface is grouped by object: `HostOps` (version, physinfo), `DomainOps` (create,
 pause, unpause, shutdown, destroy, getinfolist, getinfo, setmaxmem, set_handle,
 find_by_handle, and the domain-build steps max_vcpus, shadow_allocation, set_hvm_param,
-get_hvm_param); `Hypervisor` is both plus `close`.
+get_hvm_param) and `PciOps` (PCI passthrough and I/O-space grants: test_assign_device,
+assign_device, deassign_device, iomem_permission, ioport_permission, irq_permission,
+map_pirq, unmap_pirq); `Hypervisor` is all three plus `close`.
 
 Values (in `xen.hypervisor._values`) are frozen dataclasses shaped like
 libxenctrl's: `DomainInfo` (xc_domaininfo_t, with the XEN_DOMINF_* flag word decoded into
@@ -54,6 +56,7 @@ __all__ = [
     "DomainOps",
     "HostOps",
     "Hypervisor",
+    "PciOps",
     "UnimplementedHypervisor",
     "iter_domains",
 ]
@@ -148,9 +151,56 @@ class DomainOps(Protocol):
         ...
 
 
+class PciOps(Protocol):
+    """PCI passthrough and I/O-space grants (libxenctrl's xc_*assign_device,
+    xc_domain_{iomem,ioport,irq}_permission, xc_physdev_{map,unmap}_pirq). ``bdf`` is a PCI
+    address ``DDDD:BB:SS.F`` (hex); a malformed one is `InvalidArgument`. Every member raises
+    `NoSuchDomain` for a domid that does not exist."""
+
+    def test_assign_device(self, domid: int, bdf: str) -> bool:
+        """True when the device could be assigned to ``domid`` (not assigned to another
+        domain); False when it is busy (EBUSY). Other failures raise."""
+        ...
+
+    def assign_device(self, domid: int, bdf: str) -> None:
+        """Assign the device to ``domid`` in the IOMMU (XEN_DOMCTL_assign_device, flag
+        RDM_RELAXED as libxl's default); a device assigned elsewhere is `HypervisorError`
+        EBUSY, an unknown one `HypervisorError` ENODEV."""
+        ...
+
+    def deassign_device(self, domid: int, bdf: str) -> None:
+        """Give the device back from ``domid`` (XEN_DOMCTL_deassign_device)."""
+        ...
+
+    def iomem_permission(self, domid: int, first_mfn: int, nr_mfns: int,
+                         allow: bool) -> None:
+        """Grant (``allow``) or revoke ``domid``'s access to ``nr_mfns`` machine frames from
+        ``first_mfn`` (a BAR's pages)."""
+        ...
+
+    def ioport_permission(self, domid: int, first_port: int, nr_ports: int,
+                          allow: bool) -> None:
+        """Grant or revoke ``domid``'s access to ``nr_ports`` I/O ports from ``first_port``."""
+        ...
+
+    def irq_permission(self, domid: int, pirq: int, allow: bool) -> None:
+        """Grant or revoke ``domid``'s access to the physical IRQ ``pirq``."""
+        ...
+
+    def map_pirq(self, domid: int, gsi: int, pirq: int | None = None) -> int:
+        """Map the host interrupt ``gsi`` into ``domid`` (PHYSDEVOP_map_pirq, type GSI) as
+        ``pirq`` (None: the same number, as libxenctrl does for a negative one); returns the
+        pirq Xen chose."""
+        ...
+
+    def unmap_pirq(self, domid: int, pirq: int) -> None:
+        """Undo `map_pirq` (PHYSDEVOP_unmap_pirq)."""
+        ...
+
+
 @runtime_checkable
-class Hypervisor(HostOps, DomainOps, Protocol):
-    """A hypervisor backend: host and domain operations, then `close`."""
+class Hypervisor(HostOps, DomainOps, PciOps, Protocol):
+    """A hypervisor backend: host, domain and PCI operations, then `close`."""
 
     name: str
 
@@ -225,6 +275,32 @@ class UnimplementedHypervisor:
 
     def get_hvm_param(self, domid: int, param: HvmParam) -> int:
         raise self._no("get_hvm_param")
+
+    def test_assign_device(self, domid: int, bdf: str) -> bool:
+        raise self._no("test_assign_device")
+
+    def assign_device(self, domid: int, bdf: str) -> None:
+        raise self._no("assign_device")
+
+    def deassign_device(self, domid: int, bdf: str) -> None:
+        raise self._no("deassign_device")
+
+    def iomem_permission(self, domid: int, first_mfn: int, nr_mfns: int,
+                         allow: bool) -> None:
+        raise self._no("iomem_permission")
+
+    def ioport_permission(self, domid: int, first_port: int, nr_ports: int,
+                          allow: bool) -> None:
+        raise self._no("ioport_permission")
+
+    def irq_permission(self, domid: int, pirq: int, allow: bool) -> None:
+        raise self._no("irq_permission")
+
+    def map_pirq(self, domid: int, gsi: int, pirq: int | None = None) -> int:
+        raise self._no("map_pirq")
+
+    def unmap_pirq(self, domid: int, pirq: int) -> None:
+        raise self._no("unmap_pirq")
 
     def close(self) -> None:
         raise self._no("close")

@@ -32,6 +32,14 @@ from xen.hypervisor._errors import (
     InvalidArgument,
     Unavailable,
 )
+from xen.hypervisor._pci import (
+    MAX_PIRQ,
+    check_allow,
+    check_iomem,
+    check_ioport,
+    check_pirq,
+    parse_bdf,
+)
 from xen.hypervisor._values import (
     MAX_SHADOW_MIB,
     DomainInfo,
@@ -186,6 +194,68 @@ class SimBackend:
         index = check_hvm_param(what, param)
         return self._int_reply(self._call("get_hvm_param", domid=domid, param=int(index)),
                                what, _U64_MAX)
+
+    # --- PCI passthrough -----------------------------------------------------------------------
+
+    def test_assign_device(self, domid: int, bdf: str) -> bool:
+        address = parse_bdf("test_assign_device", domid, bdf)
+        return self._call("test_assign_device", domid=domid, bdf=str(address)) is True
+
+    def assign_device(self, domid: int, bdf: str) -> None:
+        self._call("assign_device", domid=domid, bdf=str(parse_bdf("assign_device", domid, bdf)))
+
+    def deassign_device(self, domid: int, bdf: str) -> None:
+        address = parse_bdf("deassign_device", domid, bdf)
+        self._call("deassign_device", domid=domid, bdf=str(address))
+
+    def iomem_permission(self, domid: int, first_mfn: int, nr_mfns: int,
+                         allow: bool) -> None:
+        check_iomem("iomem_permission", domid, first_mfn, nr_mfns)
+        self._call("iomem_permission", domid=domid, first_mfn=first_mfn, nr_mfns=nr_mfns,
+                   allow=check_allow("iomem_permission", domid, allow))
+
+    def ioport_permission(self, domid: int, first_port: int, nr_ports: int,
+                          allow: bool) -> None:
+        check_ioport("ioport_permission", domid, first_port, nr_ports)
+        self._call("ioport_permission", domid=domid, first_port=first_port, nr_ports=nr_ports,
+                   allow=check_allow("ioport_permission", domid, allow))
+
+    def irq_permission(self, domid: int, pirq: int, allow: bool) -> None:
+        check_pirq("irq_permission", domid, "pirq", pirq)
+        self._call("irq_permission", domid=domid, pirq=pirq,
+                   allow=check_allow("irq_permission", domid, allow))
+
+    def map_pirq(self, domid: int, gsi: int, pirq: int | None = None) -> int:
+        check_pirq("map_pirq", domid, "gsi", gsi)
+        if pirq is not None:
+            check_pirq("map_pirq", domid, "pirq", pirq)
+        return self._int_reply(self._call("map_pirq", domid=domid, gsi=gsi, pirq=pirq),
+                               f"map_pirq of domain {domid}", MAX_PIRQ)
+
+    def unmap_pirq(self, domid: int, pirq: int) -> None:
+        check_pirq("unmap_pirq", domid, "pirq", pirq)
+        self._call("unmap_pirq", domid=domid, pirq=pirq)
+
+    # --- sim only: the simulated host's dom0 sysfs and PCI bus (not in `Hypervisor`) ------------
+
+    def sysfs_read(self, path: str) -> str:
+        """The text of ``/sys/bus/pci/<path>`` on the simulated host (`HypervisorError` with
+        the errno a real sysfs read would fail with)."""
+        value = self._call("sysfs_read", path=path)
+        if not isinstance(value, str):
+            raise HypervisorError(f"sysfs_read {path}: the simulated host answered {value!r:.40}")
+        return value
+
+    def sysfs_write(self, path: str, value: str) -> None:
+        """Write ``value`` to ``/sys/bus/pci/<path>`` on the simulated host."""
+        self._call("sysfs_write", path=path, value=value)
+
+    def pci_state(self) -> dict[str, Any]:
+        """The simulated PCI bus as plain data (`xen.sim.hypervisor.SimPciBus.state`)."""
+        value = self._call("pci_state")
+        if not isinstance(value, dict):
+            raise HypervisorError(f"pci_state: the simulated host answered {value!r:.40}")
+        return value
 
     # --- lifecycle -----------------------------------------------------------------------------
 

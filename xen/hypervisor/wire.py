@@ -111,6 +111,19 @@ OPS: Mapping[str, tuple[str, ...]] = {
     "shadow_allocation": ("domid", "mib"),  # reply: the pool now held, in MiB
     "set_hvm_param": ("domid", "param", "value"),  # param: the HVM_PARAM_* number
     "get_hvm_param": ("domid", "param"),  # reply: the value (0..2**64-1)
+    # added with PCI passthrough (bdf: "DDDD:BB:SS.F"; allow: a bool)
+    "test_assign_device": ("domid", "bdf"),  # reply: a bool
+    "assign_device": ("domid", "bdf"),
+    "deassign_device": ("domid", "bdf"),
+    "iomem_permission": ("domid", "first_mfn", "nr_mfns", "allow"),
+    "ioport_permission": ("domid", "first_port", "nr_ports", "allow"),
+    "irq_permission": ("domid", "pirq", "allow"),
+    "map_pirq": ("domid", "gsi", "pirq"),  # pirq: an int or nil; reply: the pirq mapped
+    "unmap_pirq": ("domid", "pirq"),
+    # sim only: the simulated host's stand-in for dom0's /sys/bus/pci (path relative to it)
+    "sysfs_read": ("path",),  # reply: the text
+    "sysfs_write": ("path", "value"),
+    "pci_state": (),  # reply: the simulated PCI bus, for tests and inspection
 }
 
 Value = Any  # what msgpack can carry: None, bool, int, str, bytes, lists and str-keyed maps

@@ -1,8 +1,10 @@
-"""Simulated dom0 backend drivers (blkback, blktap, netback, console) and their hotplug scripts.
+"""Simulated dom0 backend drivers (blkback, blktap, netback, console, pciback) and their hotplug
+scripts.
 
 `SimBackends` is one thread (``sim-backends``) over a dom0 xenstore client. It watches
 ``/local/domain/0/backend`` and, for each device directory ``<kind>/<fe>/<devid>`` of the kinds
-vbd, tap, vif and console, plays the backend half of the xenbus handshake (`backend_next`),
+vbd, tap, vif, console and pci (a PV-PCI backend, one with a ``state``; pciback has no hotplug
+script), plays the backend half of the xenbus handshake (`backend_next`),
 re-evaluating a device whenever its backend or frontend nodes change ("look again"):
 
 - a new device (state Initialising) is probed: InitWait, and its hotplug script runs (vbd, tap,
@@ -62,7 +64,7 @@ __all__ = ["BACKEND_KINDS", "SimBackends"]
 
 log = logging.getLogger(__name__)
 
-BACKEND_KINDS = ("vbd", "tap", "vif", "console")
+BACKEND_KINDS = ("vbd", "tap", "vif", "console", "pci")
 _HOTPLUG_KINDS = ("vbd", "tap", "vif")
 _BACKEND_ROOT = "/local/domain/0/backend"
 _S = XenbusState
@@ -70,6 +72,7 @@ _CONNECT_KEYS = {
     "vbd": (("sectors", "2097152"), ("sector-size", "512"), ("info", "0"),
             ("feature-flush-cache", "1")),
     "vif": (("feature-sg", "1"), ("feature-rx-copy", "1"), ("feature-gso-tcpv4", "1")),
+    "pci": (("root_num", "1"), ("root-0", "0000:00")),  # pciback's virtual root bus
 }
 _CONNECT_KEYS["tap"] = _CONNECT_KEYS["vbd"]
 

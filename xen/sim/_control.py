@@ -361,6 +361,8 @@ def frontend_ring_keys(kind: str, domid: int, devid: int) -> tuple[tuple[str, st
                 ("event-channel", port), ("request-rx-copy", "1"), ("feature-rx-notify", "1"))
     if kind == "console":
         return (("ring-ref", ref), ("port", port))
+    if kind == "pci":  # pcifront: its shared page, event channel and XEN_PCI_MAGIC
+        return (("pci-op-ref", ref), ("event-channel", port), ("magic", "7"))
     return (("ring-ref", ref), ("event-channel", port), ("protocol", "x86_64-abi"))
 
 

@@ -22,6 +22,10 @@ xenstore connection closed, ``@releaseDomain`` fired) if it was introduced, else
 fires. Each domain gets a `SimGuest` when first unpaused; pausing and unpausing pause it; it
 stops when its domain shuts down, dies or goes. `SimBackends` serves dom0's backends.
 
+The PCI bus (``pci_devices``, default `DEFAULT_PCI_DEVICES`) is the hypervisor model's: its
+dom0 sysfs stand-in and passthrough state are served on the hypervisor socket; `pci_state`
+shows it, and ``/sim/pci`` mirrors it after every change (`_pcimirror`).
+
 Behaviours (crash, hang, ignore-shutdown, reboot-by-itself, stop states, backend failures, slow
 hotplug) are read from the ``/sim/behaviour`` area on demand (see `_control`); ``behaviour``
 seeds it at start. Each guest's status is published at ``/sim/status/<domid>/guest``.
@@ -43,7 +47,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,7 +64,9 @@ from xen.sim._control import (
     status_path,
 )
 from xen.sim._guests import SimGuest
+from xen.sim._pcimirror import write_pci_mirror
 from xen.sim.hypervisor import (
+    DEFAULT_PCI_DEVICES,
     DomainDying,
     DomainGone,
     DomainPaused,
@@ -68,7 +74,9 @@ from xen.sim.hypervisor import (
     DomainUnpaused,
     HypervisorEvent,
     HypervisorServer,
+    PciChanged,
     SimHypervisor,
+    SimPciDevice,
     Subscription,
 )
 from xen.sim.xenstored import XenstoredServer
@@ -106,13 +114,16 @@ class SimHost:
         with_dbus: bool = False,
         behaviour: Mapping[str, object] | None = None,
         timeout: float = 5.0,
+        pci_devices: Iterable[SimPciDevice] | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.memory_mib = memory_mib
         self._seed = seed_entries(behaviour or {})  # BehaviourError now, not half-way up
         self._model = SimHypervisor(memory_mib * 1024,
                                     dom0_kib=None if dom0_mib is None else dom0_mib * 1024,
-                                    nr_cpus=cpus)
+                                    nr_cpus=cpus,
+                                    pci_devices=DEFAULT_PCI_DEVICES if pci_devices is None
+                                    else pci_devices)
         self._with_dbus = with_dbus
         self._timeout = timeout
         self.xenstored = XenstoredServer(self.state_dir / "xenstored" / "socket", seed_dom0=True)
@@ -187,6 +198,7 @@ class SimHost:
         client.watch("@introduceDomain", "sim-introduce", self._on_introduce)
         client.watch(BEHAVIOUR_ROOT, "sim-behaviour", self._on_behaviour)
         self._backends = SimBackends(client, self.hypervisor, self.behaviour).start()
+        write_pci_mirror(client, self.pci_state())
         self.argo.start()
         if self._with_dbus:
             self._start_bus()
@@ -346,6 +358,10 @@ class SimHost:
             return f"{BEHAVIOUR_ROOT}/name/{name}"
         return f"{BEHAVIOUR_ROOT}/default"
 
+    def pci_state(self) -> dict[str, object]:
+        """The PCI bus (drivers, pciback slots, resets, assignments, grants; `SimPciBus`)."""
+        return self.hypervisor.inspect(lambda m: m.pci.state())
+
     def guest_status(self, domid: int) -> str | None:
         """The status of the guest of ``domid`` (None: it has none, or it stopped)."""
         with self._lock:
@@ -405,6 +421,8 @@ class SimHost:
         elif isinstance(event, DomainGone):
             self._stop_guest(event.domid, forget=True)
             self._xenstore_side(lambda: self._release(event.domid))
+        elif isinstance(event, PciChanged):
+            self._xenstore_side(lambda: write_pci_mirror(self.xenstore, self.pci_state()))
 
     def _guest_runs(self, domid: int) -> None:
         with self._lock:

@@ -1,7 +1,7 @@
 """Command line of the simulated Xen host (console script ``oxt-simhost``).
 
 ``python -m xen.sim.simhost --state DIR [--memory-mib N] [--dom0-mib N] [--cpus N]
-[--with-dbus] [--behaviour FILE] [--foreground] [--stop] [-v]``
+[--with-dbus] [--behaviour FILE] [--pci FILE] [--foreground] [--stop] [--pci-state] [-v]``
 
 - ``--foreground``: run a `SimHost` in this process until SIGTERM or SIGINT, then stop it
   (bounded) and exit 0.
@@ -13,6 +13,13 @@
 Behaviour defaults: the JSON document in ``$OXT_SIMHOST_BEHAVIOUR`` and then ``--behaviour
 FILE`` (same shape, later wins key by key): ``{"default": {"hang": 1}, "name": {"vm1":
 {"crash": 2}}, "uuid": {...}, "domain": {...}}``, written into ``/sim/behaviour`` at start.
+
+PCI devices: the JSON list in ``$OXT_SIMHOST_PCI`` or, instead, ``--pci FILE``
+(``[{"bdf": "0000:03:00.0", "class": "0x020000", "vendor": "0x8086", "device": "0x10d3",
+"irq": 18, "driver": "e1000e", "bars": [{"type": "mem", "start": "0xf7c00000", "size":
+"0x20000"}]}]``, see `xen.sim.hypervisor.pci_devices_from_doc`); without either, the default
+set. ``--pci-state`` prints the PCI bus of the host running in DIR (drivers, assignments,
+resets, grants) as JSON, asked over its hypervisor socket.
 
 Exit status: 0 on success, 1 if the host cannot start (or stop), 2 for bad arguments or a bad
 behaviour document (the reason is logged).
@@ -33,15 +40,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from xen.hypervisor import HypervisorError
+from xen.hypervisor import HypervisorError, SimBackend
 from xen.sim._control import BehaviourError
 from xen.sim._host import SimHost
+from xen.sim.hypervisor import SimPciDevice, pci_devices_from_doc
 
 __all__ = ["main"]
 
 log = logging.getLogger("xen.sim.simhost")
 
 BEHAVIOUR_ENV = "OXT_SIMHOST_BEHAVIOUR"
+PCI_ENV = "OXT_SIMHOST_PCI"
 _READY_TIMEOUT = 20.0
 _STOP_TIMEOUT = 15.0
 
@@ -58,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="also run the private dbus-daemon (address in DIR/dbus/address)")
     parser.add_argument("--behaviour", type=Path, default=None,
                         help="JSON file of behaviour defaults (after $" + BEHAVIOUR_ENV + ")")
+    parser.add_argument("--pci", type=Path, default=None,
+                        help="JSON file of the PCI devices (instead of $" + PCI_ENV + ")")
+    parser.add_argument("--pci-state", action="store_true",
+                        help="print the PCI bus of the host running in DIR")
     parser.add_argument("--foreground", action="store_true",
                         help="run in this process until SIGTERM/SIGINT")
     parser.add_argument("--stop", action="store_true", help="stop the host running in DIR")
@@ -73,10 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     state: Path = args.state.resolve()
     if args.stop:
         return _stop(state)
+    if args.pci_state:
+        return _pci_state(state)
     try:
         behaviour = _behaviour(args.behaviour)
     except (OSError, ValueError) as exc:
         log.error("bad behaviour defaults: %s", exc)
+        return 2
+    try:
+        args.pci_devices = _pci_devices(args.pci)
+    except (OSError, ValueError) as exc:
+        log.error("bad PCI devices: %s", exc)
         return 2
     if not args.foreground:
         return _background(state, argv if argv is not None else sys.argv[1:])
@@ -101,6 +121,31 @@ def _behaviour(path: Path | None) -> dict[str, object]:
     return merged
 
 
+def _pci_devices(path: Path | None) -> tuple[SimPciDevice, ...] | None:
+    text = path.read_text() if path is not None else os.environ.get(PCI_ENV, "")
+    if not text.strip():
+        return None
+    try:
+        return pci_devices_from_doc(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+
+
+def _pci_state(state: Path) -> int:
+    info = _read_info(state / "simhost.json")
+    path = info.get("hypervisor_socket") if info is not None else None
+    if not isinstance(path, str):
+        log.error("no simulated host is recorded in %s", state / "simhost.json")
+        return 1
+    try:
+        with SimBackend(path) as backend:
+            print(json.dumps(backend.pci_state(), indent=2, sort_keys=True), flush=True)
+    except HypervisorError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
 def _merge(into: dict[str, object], doc: Mapping[str, object]) -> None:
     for key, value in doc.items():
         old = into.get(key)
@@ -120,7 +165,8 @@ def _foreground(state: Path, args: argparse.Namespace, behaviour: dict[str, obje
     signal.signal(signal.SIGINT, on_signal)
     try:
         host = SimHost(state, memory_mib=args.memory_mib, dom0_mib=args.dom0_mib,
-                       cpus=args.cpus, with_dbus=args.with_dbus, behaviour=behaviour)
+                       cpus=args.cpus, with_dbus=args.with_dbus, behaviour=behaviour,
+                       pci_devices=args.pci_devices)
     except (BehaviourError, HypervisorError) as exc:
         log.error("bad host: %s", exc)
         return 2

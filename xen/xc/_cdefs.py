@@ -2,7 +2,10 @@
 
 Only what `xen.xc._xc` calls is declared: libxenctrl's interface open/close, xc_version,
 xc_physinfo, xc_domain_getinfolist, pause/unpause/shutdown/destroy, setmaxmem, sethandle,
-max_vcpus, xc_shadow_control, xc_hvm_param_set/get and the last-error record, and
+max_vcpus, xc_shadow_control, xc_hvm_param_set/get, the PCI passthrough calls
+(xc_test_assign_device, xc_assign_device, xc_deassign_device, xc_domain_iomem_permission,
+xc_domain_ioport_permission, xc_domain_irq_permission, xc_physdev_map_pirq/unmap_pirq) and
+the last-error record, and
 libxentoollog's stdio logger (used to silence libxenctrl's own stderr logging; its errors
 reach us through errno and xc_get_last_error instead). `FUNCTIONS` names every function by
 library; `CONSTANTS` the header macros we copy.
@@ -30,6 +33,7 @@ __all__ = [
     "STRUCTS",
     "XENVER_EXTRAVERSION",
     "XENVER_VERSION",
+    "XEN_DOMCTL_DEV_RDM_RELAXED",
     "XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION",
     "XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION",
     "XEN_EXTRAVERSION_LEN",
@@ -56,6 +60,8 @@ XTL_STDIOSTREAM_PROGRESS_NO_CR = 0o20
 #: xc_shadow_control ``sop`` values (public/domctl.h): read / set the shadow or HAP pool, MiB.
 XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION = 30
 XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION = 31
+#: xc_assign_device ``flag``: reserved device memory conflicts are warnings (libxl's default).
+XEN_DOMCTL_DEV_RDM_RELAXED = 1
 
 #: Struct type names whose layout the gcc test checks.
 STRUCTS = ("xc_domaininfo_t", "xc_physinfo_t", "xc_error")
@@ -68,6 +74,7 @@ CONSTANTS = {
     "XEN_EXTRAVERSION_LEN": XEN_EXTRAVERSION_LEN,
     "XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION": XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION,
     "XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION": XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION,
+    "XEN_DOMCTL_DEV_RDM_RELAXED": XEN_DOMCTL_DEV_RDM_RELAXED,
     "XTL_NUM_LEVELS": XTL_NUM_LEVELS,
     "XTL_STDIOSTREAM_PROGRESS_NO_CR": XTL_STDIOSTREAM_PROGRESS_NO_CR,
 }
@@ -80,7 +87,9 @@ FUNCTIONS = {
         "xc_version", "xc_physinfo", "xc_domain_getinfolist", "xc_domain_pause",
         "xc_domain_unpause", "xc_domain_shutdown", "xc_domain_destroy", "xc_domain_setmaxmem",
         "xc_domain_sethandle", "xc_domain_max_vcpus", "xc_shadow_control", "xc_hvm_param_set",
-        "xc_hvm_param_get",
+        "xc_hvm_param_get", "xc_test_assign_device", "xc_assign_device", "xc_deassign_device",
+        "xc_domain_iomem_permission", "xc_domain_ioport_permission", "xc_domain_irq_permission",
+        "xc_physdev_map_pirq", "xc_physdev_unmap_pirq",
     ),
 }
 
@@ -175,4 +184,17 @@ int xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int sop, unsig
                       unsigned int mode);
 int xc_hvm_param_set(xc_interface *handle, uint32_t dom, uint32_t param, uint64_t value);
 int xc_hvm_param_get(xc_interface *handle, uint32_t dom, uint32_t param, uint64_t *value);
+
+/* PCI passthrough and I/O-space grants */
+int xc_test_assign_device(xc_interface *xch, uint32_t domid, uint32_t machine_sbdf);
+int xc_assign_device(xc_interface *xch, uint32_t domid, uint32_t machine_sbdf, uint32_t flag);
+int xc_deassign_device(xc_interface *xch, uint32_t domid, uint32_t machine_sbdf);
+int xc_domain_iomem_permission(xc_interface *xch, uint32_t domid, unsigned long first_mfn,
+                               unsigned long nr_mfns, uint8_t allow_access);
+int xc_domain_ioport_permission(xc_interface *xch, uint32_t domid, uint32_t first_port,
+                                uint32_t nr_ports, uint32_t allow_access);
+int xc_domain_irq_permission(xc_interface *xch, uint32_t domid, uint32_t pirq,
+                             bool allow_access);
+int xc_physdev_map_pirq(xc_interface *xch, uint32_t domid, int index, int *pirq);
+int xc_physdev_unmap_pirq(xc_interface *xch, uint32_t domid, int pirq);
 """

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from cffi import FFI
 
-from xen.hypervisor import (
+from xen.hypervisor import (  # PCI argument checks
     DOMID_FIRST_RESERVED,
     MAX_SHADOW_MIB,
     DomainInfo,
@@ -53,17 +53,23 @@ from xen.hypervisor import (
     Unavailable,
     Unsupported,
     Version,
+    check_allow,
     check_domid,
     check_hvm_param,
+    check_iomem,
+    check_ioport,
+    check_pirq,
     check_range,
     error_for_errno,
     iter_domains,
+    parse_bdf,
 )
 from xen.xc._cdefs import (
     CDEFS,
     LIBXENCTRL,
     LIBXENTOOLLOG,
     PRIVCMD,
+    XEN_DOMCTL_DEV_RDM_RELAXED,
     XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION,
     XEN_EXTRAVERSION_LEN,
     XENVER_EXTRAVERSION,
@@ -264,6 +270,58 @@ class XcBackend:
         self._domain_call("xc_hvm_param_get", domid, int(index), value,
                           what=f"HVM_PARAM_{index.name}")
         return int(value[0])
+
+    # --- PCI passthrough (not proven: needs a host with an IOMMU and a device to give) --------
+
+    def test_assign_device(self, domid: int, bdf: str) -> bool:
+        sbdf = parse_bdf("test_assign_device", domid, bdf).sbdf
+        with self._lock:
+            rc = self._lib.xc_test_assign_device(self._handle("test_assign_device"), domid, sbdf)
+            if rc < 0 and ffi.errno == errno.EBUSY:
+                return False
+            self._check(rc, f"xc_test_assign_device(domain {domid}, {bdf})")
+        return True
+
+    def assign_device(self, domid: int, bdf: str) -> None:
+        sbdf = parse_bdf("assign_device", domid, bdf).sbdf
+        self._domain_call("xc_assign_device", domid, sbdf, XEN_DOMCTL_DEV_RDM_RELAXED,
+                          what=bdf)
+
+    def deassign_device(self, domid: int, bdf: str) -> None:
+        sbdf = parse_bdf("deassign_device", domid, bdf).sbdf
+        self._domain_call("xc_deassign_device", domid, sbdf, what=bdf)
+
+    def iomem_permission(self, domid: int, first_mfn: int, nr_mfns: int,
+                         allow: bool) -> None:
+        check_iomem("iomem_permission", domid, first_mfn, nr_mfns)
+        grant = check_allow("iomem_permission", domid, allow)
+        self._domain_call("xc_domain_iomem_permission", domid, first_mfn, nr_mfns, int(grant),
+                          what=f"mfn {first_mfn:#x}+{nr_mfns}, allow={grant}")
+
+    def ioport_permission(self, domid: int, first_port: int, nr_ports: int,
+                          allow: bool) -> None:
+        check_ioport("ioport_permission", domid, first_port, nr_ports)
+        grant = check_allow("ioport_permission", domid, allow)
+        self._domain_call("xc_domain_ioport_permission", domid, first_port, nr_ports,
+                          int(grant), what=f"port {first_port:#x}+{nr_ports}, allow={grant}")
+
+    def irq_permission(self, domid: int, pirq: int, allow: bool) -> None:
+        check_pirq("irq_permission", domid, "pirq", pirq)
+        grant = check_allow("irq_permission", domid, allow)
+        self._domain_call("xc_domain_irq_permission", domid, pirq, grant,
+                          what=f"pirq {pirq}, allow={grant}")
+
+    def map_pirq(self, domid: int, gsi: int, pirq: int | None = None) -> int:
+        check_pirq("map_pirq", domid, "gsi", gsi)
+        if pirq is not None:
+            check_pirq("map_pirq", domid, "pirq", pirq)
+        out = ffi.new("int *", -1 if pirq is None else pirq)
+        self._domain_call("xc_physdev_map_pirq", domid, gsi, out, what=f"GSI {gsi}")
+        return int(out[0])
+
+    def unmap_pirq(self, domid: int, pirq: int) -> None:
+        check_pirq("unmap_pirq", domid, "pirq", pirq)
+        self._domain_call("xc_physdev_unmap_pirq", domid, pirq, what=f"pirq {pirq}")
 
     # --- lifecycle -----------------------------------------------------------------------------
 

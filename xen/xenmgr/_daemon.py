@@ -102,7 +102,8 @@ def _specs(args: argparse.Namespace, address: str) -> list[ChildSpec]:
     notify = (XENVM_BUS, settings.queue)
     if args.backend == "sim":
         env = TreeEnv(builder=SimBuilder(), host=SimHostActions(
-            xenstore_path=args.xenstore_socket, ledger=ledger), state_dir=state, notify=notify)
+            xenstore_path=args.xenstore_socket, ledger=ledger,
+            hypervisor_path=args.hypervisor_socket), state_dir=state, notify=notify)
     else:
         env = TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(ledger=ledger),
                       state_dir=state, notify=notify)

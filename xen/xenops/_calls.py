@@ -18,15 +18,21 @@ Hypervisor calls (the `HypervisorCall` union), each one member of `xen.hyperviso
 ``SetMaxMem(domid, kib)``                       ``setmaxmem``
 ``ShadowAllocation(domid, mib)``                ``shadow_allocation``
 ``SetHvmParam(domid, param, value)``            ``set_hvm_param`` (an `HvmParam`)
+``AssignDevice(domid, bdf)``, ``DeassignDevice``  ``assign_device``, ``deassign_device``
+``IomemPermission(domid, first_pfn, count,      ``iomem_permission``
+allow=)``
+``IoportPermission(domid, first, count, allow=)``  ``ioport_permission``
+``IrqPermission(domid, pirq, allow=)``          ``irq_permission``
+``MapPirq(domid, gsi)``                         ``map_pirq`` (asking for pirq = the GSI)
+``UnmapPirq(domid, pirq)``                      ``unmap_pirq``
 ==============================================  ============================================
 
-PCI passthrough and I/O-space grants (`PciAdd`, `PciRelease`, `IoportPermission`,
-`IomemPermission`) are planned where the original did them, but no backend implements them
-yet: the executor refuses each with ``Unsupported("not implemented: ...")``.
+`PciAdd` and `PciRelease` are composite: the executor reads the device (its BARs and IRQ) from
+the host (``HostActions.pci_device``) and runs the steps `xen.xenops._pci` expands them into.
 
 Host actions (the `HostAction` union), each one method of the executor's ``HostActions``:
-`PciBind`, `PciFlr`, `LoopDetach`, `KillProcess`, `SurfmanSetPvDisplay`, `InputAttachVkbd`,
-`InputDetachVkbd`.
+`PciBind`, `PciFlr`, `PciPermissive`, `LoopDetach`, `KillProcess`, `SurfmanSetPvDisplay`,
+`InputAttachVkbd`, `InputDetachVkbd`.
 
 Each value has ``ignore_errors``: when set, its failure is logged and the plan goes on. Domain
 ids are 0..0x7FEF; counts and sizes are non-negative ints within what Xen accepts (a vcpu count
@@ -52,7 +58,9 @@ from xen.xenops._checks import (
 )
 
 __all__ = [
+    "AssignDevice",
     "CreateDomain",
+    "DeassignDevice",
     "DestroyDomain",
     "HostAction",
     "HypervisorCall",
@@ -60,12 +68,15 @@ __all__ = [
     "InputDetachVkbd",
     "IomemPermission",
     "IoportPermission",
+    "IrqPermission",
     "KillProcess",
     "LoopDetach",
+    "MapPirq",
     "PauseDomain",
     "PciAdd",
     "PciBind",
     "PciFlr",
+    "PciPermissive",
     "PciRelease",
     "SetDomainHandle",
     "SetHvmParam",
@@ -74,6 +85,7 @@ __all__ = [
     "ShadowAllocation",
     "ShutdownDomain",
     "SurfmanSetPvDisplay",
+    "UnmapPirq",
     "UnpauseDomain",
 ]
 
@@ -82,6 +94,7 @@ __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 _U32 = (1 << 32) - 1
 _U64 = (1 << 64) - 1
 _IOPORTS = 0x10000  # x86 I/O space: ports 0..0xFFFF
+_MAX_PIRQ = (1 << 31) - 1  # a C int
 
 # ------------------------------------------------------------------ hypervisor calls
 
@@ -288,10 +301,80 @@ class IomemPermission:
         check_bool(self, "allow")
 
 
+@dataclass(frozen=True, slots=True)
+class AssignDevice:
+    """Assign a PCI function to a domain in the IOMMU (XEN_DOMCTL_assign_device)."""
+
+    domid: int
+    bdf: str
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_domid(self)
+        check_bdf(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeassignDevice:
+    """Take a PCI function back from a domain (XEN_DOMCTL_deassign_device)."""
+
+    domid: int
+    bdf: str
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_domid(self)
+        check_bdf(self)
+
+
+@dataclass(frozen=True, slots=True)
+class IrqPermission:
+    """Grant (``allow``) or revoke a domain's access to a physical IRQ
+    (XEN_DOMCTL_irq_permission)."""
+
+    domid: int
+    pirq: int
+    _: KW_ONLY
+    allow: bool
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_domid(self)
+        check_int(self, "pirq", 0, _MAX_PIRQ)
+        check_bool(self, "allow")
+
+
+@dataclass(frozen=True, slots=True)
+class MapPirq:
+    """Map a host GSI into a domain as the pirq of the same number (PHYSDEVOP_map_pirq)."""
+
+    domid: int
+    gsi: int
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_domid(self)
+        check_int(self, "gsi", 0, _MAX_PIRQ)
+
+
+@dataclass(frozen=True, slots=True)
+class UnmapPirq:
+    """Unmap a domain's pirq (PHYSDEVOP_unmap_pirq)."""
+
+    domid: int
+    pirq: int
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_domid(self)
+        check_int(self, "pirq", 0, _MAX_PIRQ)
+
+
 HypervisorCall = (
     CreateDomain | DestroyDomain | ShutdownDomain | PauseDomain | UnpauseDomain
     | SetDomainHandle | SetMaxVcpus | SetMaxMem | ShadowAllocation | SetHvmParam | PciAdd
-    | PciRelease | IoportPermission | IomemPermission
+    | PciRelease | IoportPermission | IomemPermission | AssignDevice | DeassignDevice
+    | IrqPermission | MapPirq | UnmapPirq
 )
 
 # ---------------------------------------------------------------------- host actions
@@ -311,6 +394,18 @@ class PciBind:
 @dataclass(frozen=True, slots=True)
 class PciFlr:
     """Reset a PCI function (pciback's ``reset_device``)."""
+
+    bdf: str
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_bdf(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PciPermissive:
+    """Let the guest write the PCI function's config space through pciback (``permissive``;
+    a device model in a stub domain needs it)."""
 
     bdf: str
     ignore_errors: bool = False
@@ -378,6 +473,6 @@ class InputDetachVkbd:
 
 
 HostAction = (
-    PciBind | PciFlr | LoopDetach | KillProcess | SurfmanSetPvDisplay | InputAttachVkbd
-    | InputDetachVkbd
+    PciBind | PciFlr | PciPermissive | LoopDetach | KillProcess | SurfmanSetPvDisplay
+    | InputAttachVkbd | InputDetachVkbd
 )

@@ -154,7 +154,8 @@ class Session:
         if self._host is None:
             from xen.xenops._host import Dom0HostActions, SimHostActions
 
-            self._host = (SimHostActions(xenstore_path=self.target.xenstore_socket)
+            self._host = (SimHostActions(xenstore_path=self.target.xenstore_socket,
+                                         hypervisor_path=self.target.hypervisor_socket)
                           if self.sim else Dom0HostActions())
         return self._host
 

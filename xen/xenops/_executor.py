@@ -23,11 +23,13 @@ order, logging the plan at INFO and each step as one line at DEBUG (``<plan>: <s
   is not a plan step raises ``TypeError`` at once (a programming error, never logged and
   skipped, even in a best-effort plan).
 
-Hypervisor calls map onto the `xen.hypervisor.Hypervisor` interface, one member each; PCI
-passthrough and I/O-space grants (``PciAdd``, ``PciRelease``, ``IoportPermission``,
-``IomemPermission``) have no backend member yet and fail with ``Unsupported("not implemented:
-...")``. Host actions map onto the typed methods of a :class:`HostActions` object (real sysfs /
-process actions on a dom0); the base class refuses each with a clear ``Unsupported``.
+Hypervisor calls map onto the `xen.hypervisor.Hypervisor` interface, one member each. The
+composite ``PciAdd`` and ``PciRelease`` read the device from the host (``pci_device``) and run
+the steps ``xen.xenops._pci`` expands them into, each logged; a ``PciAdd`` that fails half-way
+releases what it asked for (best effort) before it fails, and a ``PciRelease`` runs best
+effort and fails at the end if any step did. Host actions map onto the typed methods of a
+:class:`HostActions` object (real sysfs / process actions on a dom0); the base class refuses
+each with a clear ``Unsupported``.
 """
 
 from __future__ import annotations
@@ -67,15 +69,11 @@ from xen.xenops._calls import (
     HypervisorCall,
     InputAttachVkbd,
     InputDetachVkbd,
-    IomemPermission,
-    IoportPermission,
     KillProcess,
     LoopDetach,
     PauseDomain,
-    PciAdd,
     PciBind,
     PciFlr,
-    PciRelease,
     SetDomainHandle,
     SetHvmParam,
     SetMaxMem,
@@ -85,6 +83,8 @@ from xen.xenops._calls import (
     SurfmanSetPvDisplay,
     UnpauseDomain,
 )
+from xen.xenops._pci import PciHostDevice
+from xen.xenops._pciexec import pci_methods
 
 if TYPE_CHECKING:
     from xen.hypervisor import Hypervisor
@@ -236,6 +236,15 @@ class HostActions:
         """Reset the PCI function (pciback ``reset_device``)."""
         raise self._refuse("pci_flr")
 
+    def pci_permissive(self, bdf: str) -> None:
+        """Let the guest write the function's config space (pciback ``permissive``)."""
+        raise self._refuse("pci_permissive")
+
+    def pci_device(self, bdf: str) -> PciHostDevice:
+        """The PCI function as dom0 sees it (ids, IRQ, BARs, driver); an OSError naming a
+        BDF the host does not have."""
+        raise self._refuse("pci_device")
+
     def loop_detach(self, device: str) -> None:
         """Free a loop device."""
         raise self._refuse("loop_detach")
@@ -282,12 +291,11 @@ class PlanExecutor:
             UnpauseDomain: self._unpause_domain, SetDomainHandle: self._set_domain_handle,
             SetMaxVcpus: self._set_max_vcpus, SetMaxMem: self._set_max_mem,
             ShadowAllocation: self._shadow_allocation, SetHvmParam: self._set_hvm_param,
-            PciAdd: self._not_implemented, PciRelease: self._not_implemented,
-            IoportPermission: self._not_implemented, IomemPermission: self._not_implemented,
             PciBind: self._pci_bind, PciFlr: self._pci_flr, LoopDetach: self._loop_detach,
             KillProcess: self._kill_process, SurfmanSetPvDisplay: self._surfman_set_pv_display,
             InputAttachVkbd: self._input_attach_vkbd, InputDetachVkbd: self._input_detach_vkbd,
         }
+        self._methods.update(pci_methods(lambda: self.hv, self.host, self._run_inner))
 
     def run(self, plan: Plan, cancel: CancelToken | None = None) -> PlanResult:
         """Run ``plan``; raises :class:`PlanFailed` / :class:`PlanCancelled` (not best effort)."""
@@ -295,6 +303,13 @@ class PlanExecutor:
         result = PlanResult()
         self._steps(plan.name, plan.steps, plan.best_effort, result, cancel)
         return result
+
+    def _run_inner(self, name: str, steps: Iterable[Atomic], best_effort: bool
+                   ) -> list[tuple[str, str]]:
+        """Run steps a composite step expands into; their failures (best effort)."""
+        result = PlanResult()
+        self._steps(name, steps, best_effort, result, None)
+        return result.failures
 
     def _steps(self, name: str, steps: Iterable[Atomic], best_effort: bool,
                result: PlanResult, cancel: CancelToken | None) -> bool:
@@ -430,10 +445,6 @@ class PlanExecutor:
 
     def _set_hvm_param(self, step: SetHvmParam) -> None:
         self.hv.set_hvm_param(step.domid, step.param, step.value)
-
-    @staticmethod
-    def _not_implemented(step: PciAdd | PciRelease | IoportPermission | IomemPermission) -> None:
-        raise Unsupported(f"not implemented: hypervisor call {describe(step)}")
 
     # ------------------------------------------------------------------ host actions
 

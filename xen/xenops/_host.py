@@ -12,12 +12,16 @@ qemu would be, and waits (bounded) for its ``ready`` line, i.e. after it wrote
 `kill_process` send SIGTERM, wait (bounded), then SIGKILL; they only act on device models this
 object started or, for a pid another process started, on one whose command line is the
 simulated device model's; any other pid is refused (`Unsupported`), so a sim run never signals
-an unrelated process. The other actions (PCI, peers) stay refused.
+an unrelated process. PCI (`pci_bind`, `pci_flr`, `pci_device`) goes to the simulated host's
+sysfs stand-in on its hypervisor socket (``hypervisor_path``; by default the ``hypervisor/
+socket`` beside the ``xenstored/`` directory of ``xenstore_path``, the simulated host's
+layout). The dbus peers stay refused.
 
 :class:`Dom0HostActions` does them for real on a dom0: ``losetup`` for loop devices, the
 device model exec'd from the argv as given (the configured qemu-dm-wrapper path first) in its
 own session with no inherited descriptors (readiness is then seen in xenstore by
-`xen.xenops._dm`), SIGTERM then a bounded wait then SIGKILL for processes. Children started
+`xen.xenops._dm`), SIGTERM then a bounded wait then SIGKILL for processes, PCI through
+``/sys/bus/pci`` (pciback; unproven without a device to pass through). Children started
 here are reaped when stopped.
 
 Both record every device model they start in the daemon's process ledger when given one
@@ -44,9 +48,10 @@ from pathlib import Path
 from typing import IO
 
 from supervision import ProcessLedger
-from xen.hypervisor import HypervisorError, Unsupported
+from xen.hypervisor import HypervisorError, SimBackend, Unsupported
 from xen.xenops._dm import DeviceModelError
 from xen.xenops._executor import HostActions
+from xen.xenops._sysfs import HostPciSysfs, PciSysfs, PciSysfsActions, SimPciSysfs
 
 __all__ = ["Dom0HostActions", "SimHostActions"]
 
@@ -114,16 +119,22 @@ class _Children:
             return list(self._procs)
 
 
-class SimHostActions(HostActions):
+class SimHostActions(PciSysfsActions, HostActions):
     """The simulated host's stand-ins (see the module docstring).
 
     ``xenstore_path``: the socket given to the simulated device model (default: its
-    ``$XENSTORED_PATH``); ``log_dir``: where its logs go (default: temporary files).
+    ``$XENSTORED_PATH``); ``log_dir``: where its logs go (default: temporary files);
+    ``hypervisor_path``: the simulated host's hypervisor socket, for PCI.
     """
 
     def __init__(self, xenstore_path: str | os.PathLike[str] | None = None,
                  log_dir: str | os.PathLike[str] | None = None,
-                 ledger: ProcessLedger | None = None) -> None:
+                 ledger: ProcessLedger | None = None,
+                 hypervisor_path: str | os.PathLike[str] | None = None) -> None:
+        if hypervisor_path is None and xenstore_path is not None:
+            hypervisor_path = Path(xenstore_path).parent.parent / "hypervisor" / "socket"
+        self.hypervisor_path = None if hypervisor_path is None else str(hypervisor_path)
+        self._sysfs: SimPciSysfs | None = None
         self._lock = threading.Lock()
         self.ledger = ledger
         self._numbers = itertools.count()
@@ -218,10 +229,24 @@ class SimHostActions(HostActions):
                               f"pid {pid} is not one")
         _terminate(pid, float(timeout), None)
 
+    def pci_sysfs(self) -> PciSysfs:
+        """The simulated host's sysfs stand-in (one connection, opened at first use)."""
+        if self.hypervisor_path is None:
+            raise Unsupported("not implemented: PCI on a simulated host whose hypervisor "
+                              "socket is not known (give hypervisor_path)")
+        with self._lock:
+            if self._sysfs is None:
+                self._sysfs = SimPciSysfs(SimBackend(self.hypervisor_path))
+            return self._sysfs
+
     def close(self, timeout: float = 5.0) -> None:
-        """Stop every device model this object started."""
+        """Stop every device model this object started; close the PCI connection."""
         for pid in self._children.pids():
             self.kill_process(pid, timeout)
+        with self._lock:
+            sysfs, self._sysfs = self._sysfs, None
+        if sysfs is not None:
+            sysfs.close()
 
 
 def _read_line(stream: IO[bytes], timeout: float) -> str | None:
@@ -252,12 +277,18 @@ def _last_line(log: IO[bytes]) -> str:
     return lines[-1] if lines else "(nothing logged)"
 
 
-class Dom0HostActions(HostActions):
+class Dom0HostActions(PciSysfsActions, HostActions):
     """A real dom0's host actions (see the module docstring)."""
 
-    def __init__(self, ledger: ProcessLedger | None = None) -> None:
+    def __init__(self, ledger: ProcessLedger | None = None,
+                 sysfs: PciSysfs | None = None) -> None:
         self._children = _Children()
         self.ledger = ledger
+        self._sysfs = sysfs or HostPciSysfs()
+
+    def pci_sysfs(self) -> PciSysfs:
+        """``/sys/bus/pci``."""
+        return self._sysfs
 
     def attach_file(self, path: str) -> tuple[str, int, int]:
         """``losetup --find --show path``: (device, major, minor)."""

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 _BACKEND = re.compile(r"^/local/domain/(\d+)/backend/([a-z0-9]+)/(\d+)/(\d+)$")
 _KINDS = {k.value: k for k in Kind}
 _MAX_PID = 1 << 22  # Linux's PID_MAX_LIMIT
+_BDF = re.compile(r"[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]")
 
 
 def _kind(name: str) -> Kind | None:
@@ -69,7 +70,8 @@ def _frontend_devices(xs: NodeOps, domid: int) -> dict[str, ObservedDevice]:
                          Endpoint(int(match.group(1)), be_kind, int(match.group(4))))
             found[dev.backend_path] = ObservedDevice(
                 dev, _state(xs, dev.backend_state_path),
-                xs.try_read(f"{dev.backend_path}/loop-device") or None)
+                xs.try_read(f"{dev.backend_path}/loop-device") or None,
+                _pci_bdfs(xs, dev))
     return found
 
 
@@ -96,8 +98,19 @@ def _orphan_backends(xs: NodeOps, domid: int, backend_domids: set[int],
                 if not fe_link.startswith(f"{domain_path(domid)}/device/"):
                     continue
                 dev = Device(Endpoint(domid, fe_kind, int(devid)), Endpoint(be, kind, int(devid)))
-                orphans.append(ObservedDevice(dev, _state(xs, dev.backend_state_path)))
+                orphans.append(ObservedDevice(dev, _state(xs, dev.backend_state_path),
+                                              pci_bdfs=_pci_bdfs(xs, dev)))
     return dirs, orphans
+
+
+def _pci_bdfs(xs: NodeOps, dev: Device) -> tuple[str, ...]:
+    """The BDFs of a PCI backend's ``dev-<i>`` nodes (without any ``@slot``), i < num_devs."""
+    if dev.backend.kind is not Kind.PCI:
+        return ()
+    count = _number(dev.frontend.domid, "pci num_devs",
+                    xs.try_read(f"{dev.backend_path}/num_devs"), 0, 256) or 0
+    values = (xs.try_read(f"{dev.backend_path}/dev-{i}") for i in range(count))
+    return tuple(v.split("@")[0] for v in values if v and _BDF.fullmatch(v.split("@")[0]))
 
 
 def _number(domid: int, what: str, text: str | None, low: int, high: int) -> int | None:

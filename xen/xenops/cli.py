@@ -21,6 +21,8 @@ del_vbd                                -domid -virtpath [-backend-domid D] [-har
 add_vif                                -domid [-devid N] [-mac M] [-netty bridge:<name>]
                                        [-backend-domid D]
 del_vif                                -domid [-devid N] [-backend-domid D] [-hard]
+add_pci / del_pci                      -domid -pci BDF[,BDF] [-devid N] [-bind] / -domid [-devid]
+bind_pci, pci-bind                     -pci BDF[,BDF]
 dom-uuid, getuuid_domain / setmaxmem   -domid / -domid -memory KiB
 balloon                                -domid -memory MiB
 physinfo, getenforce, help [command]
@@ -52,18 +54,20 @@ from xen.hypervisor import HypervisorError
 from xen.xenops._cli_devices import DEVICE_COMMANDS
 from xen.xenops._cli_domains import DOMAIN_COMMANDS
 from xen.xenops._cli_env import CliError, Session, UsageError, choose_target
+from xen.xenops._cli_pci import PCI_COMMANDS
 from xen.xenops._executor import PlanFailed
 
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, Callable[[Session, argparse.Namespace], int]] = {
-    **DOMAIN_COMMANDS, **DEVICE_COMMANDS,
+    **DOMAIN_COMMANDS, **DEVICE_COMMANDS, **PCI_COMMANDS,
 }
 ALIASES = {
     "list_domains": ["list", "li"], "create_domain": ["init"], "build_domain": ["build"],
     "destroy_domain": ["destroy", "del"], "pause_domain": ["pause"],
     "unpause_domain": ["unpause"], "shutdown_domain": ["shutdown"],
     "sysrq_domain": ["sysrq"], "add_vbd": ["disk-add"], "dom-uuid": ["getuuid_domain"],
+    "bind_pci": ["pci-bind"],
 }
 HELP = {
     "list_domains": "list domains (flags D dying, S shutdown, P paused, B blocked, R running, "
@@ -81,6 +85,8 @@ HELP = {
     "balloon": "set the domain's memory target (MiB)",
     "add_vbd": "add a virtual disk", "del_vbd": "remove a virtual disk",
     "add_vif": "add a network interface", "del_vif": "remove a network interface",
+    "add_pci": "pass PCI devices through (one group)", "del_pci": "take a PCI group out",
+    "bind_pci": "give PCI devices to pciback",
     "physinfo": "host cpus, memory and capabilities",
     "getenforce": "XSM/FLASK mode (Enforcing or Permissive)",
     "help": "list the commands, or the flags of one",
@@ -133,10 +139,12 @@ def _reason(group: argparse._ActionsContainer, reasons: tuple[str, ...]) -> None
 
 
 def _flags(name: str, p: argparse.ArgumentParser) -> None:
-    if name not in ("list_domains", "physinfo", "getenforce", "create_domain", "help"):
+    if name not in ("list_domains", "physinfo", "getenforce", "create_domain", "help",
+                    "bind_pci"):
         _flag(p, "domid", type=_domid, required=True, help="the domain")
     waits = {"build_domain": 64.0, "destroy_domain": 10.0, "shutdown_domain": 30.0,
-             "add_vbd": 10.0, "del_vbd": 10.0, "add_vif": 10.0, "del_vif": 10.0}
+             "add_vbd": 10.0, "del_vbd": 10.0, "add_vif": 10.0, "del_vif": 10.0,
+             "add_pci": 10.0}
     if name in waits:
         _flag(p, "timeout", type=_seconds, default=waits[name], help="bound of each wait (s)")
     if name in ("add_vbd", "del_vbd", "add_vif", "del_vif"):
@@ -180,6 +188,13 @@ def _flags(name: str, p: argparse.ArgumentParser) -> None:
             _flag(p, "mac", help="MAC address (default: a random 00:16:3e:xx:xx:xx)")
             _flag(p, "netty", default="bridge:xenbr0",
                   help="bridge:<name> or DriverDomain (bridge:xenbr0)")
+    elif name in ("add_pci", "del_pci", "bind_pci"):
+        if name != "del_pci":
+            _flag(p, "pci", required=True, help="PCI addresses DDDD:BB:SS.F[,...]")
+        if name != "bind_pci":
+            _flag(p, "devid", type=int, default=0, help="the PCI group (0)")
+        if name == "add_pci":
+            _flag(p, "bind", action="store_true", help="bind the devices to pciback first")
     elif name == "help":
         p.add_argument("topic", nargs="?", help="a command")
 

@@ -47,18 +47,21 @@ from xen.xenops import (
     plan_device_remove,
     plan_domain_create,
     plan_domain_destroy,
+    plan_io_grants,
     plan_set_memory_target,
     plan_shutdown_request,
     plan_vcpus,
     start_device_model,
 )
-from xen.xenvm._config_devices import DiskConfig, NicConfig
+from xen.xenvm._config_devices import DiskConfig, NicConfig, PciConfig
 from xen.xenvm._lifecycle import DeathCause
+from xen.xenvm._pcihost import check_pci, replug_group, unplug_group
 from xen.xenvm._specs import (
     boot_image,
     config_build_memory,
     dm_info,
     domain_spec,
+    pci_specs,
     pv_device_specs,
     resolve_macs,
     vbd_spec,
@@ -153,8 +156,11 @@ class DomainActions:
         specs: list[DeviceSpec] = [self._vbd(domid, cfg, disk) for disk in cfg.disks]
         specs += list(vif_specs(cfg, domid, self.uuid))
         specs += list(pv_device_specs(cfg, domid))
+        specs += list(pci_specs(cfg, domid))
         for spec in order_devices(specs):
             ex.run(plan_device_add(spec, self.env.timeouts), cancel)
+        if cfg.passthrough_io or cfg.passthrough_mmio:
+            ex.run(plan_io_grants(domid, cfg.passthrough_io, cfg.passthrough_mmio), cancel)
         ex.run(plan_vcpus(domid, cfg.vcpus), cancel)
         if cfg.hvm and cfg.qemu_dm_path:
             start_device_model(self.env.host_actions, self.env.xenstore(), domid,
@@ -170,8 +176,17 @@ class DomainActions:
                             physical_device=(major, minor))
         return vbd_spec(cfg, disk, domid)
 
-    def plug(self, domid: int, cfg: VmConfig, device: DiskConfig | NicConfig) -> None:
-        """Plug one device of ``cfg`` (a disk or nic it holds) into a running domain."""
+    def check_pci(self, cfg: VmConfig, own_domid: int = -1) -> None:
+        """Refuse (TaskError) PCI devices of ``cfg`` that cannot be passed through now."""
+        check_pci(self.env, cfg, own_domid=own_domid)
+
+    def plug(self, domid: int, cfg: VmConfig,
+             device: DiskConfig | NicConfig | PciConfig) -> None:
+        """Plug one device of ``cfg`` (a disk, nic or PCI device it holds) into a running
+        domain (a PCI device's whole group, re-plugged if the domain has it)."""
+        if isinstance(device, PciConfig):
+            replug_group(self.env, domid, device.group, cfg)
+            return
         cfg = resolve_macs(cfg, self.uuid)
         spec: DeviceSpec
         if isinstance(device, DiskConfig):
@@ -180,8 +195,13 @@ class DomainActions:
             spec = next(s for s in vif_specs(cfg, domid, self.uuid) if s.devid == device.nic_id)
         self.env.executor().run(plan_device_add(spec, self.env.timeouts))
 
-    def unplug(self, domid: int, kind: Kind, devid: int, *, hvm: bool) -> None:
-        """Unplug the device whose frontend is (``kind``, ``devid``), if the domain has it."""
+    def unplug(self, domid: int, kind: Kind, devid: int, *, hvm: bool,
+               config: VmConfig | None = None) -> None:
+        """Unplug the device whose frontend is (``kind``, ``devid``), if the domain has it;
+        a PCI group gets back what ``config`` still has in it."""
+        if kind is Kind.PCI and config is not None:
+            unplug_group(self.env, domid, devid, config)
+            return
         for dev in observe_domain(self.env.xenstore(), domid, hvm=hvm).devices:
             if (dev.device.frontend.kind, dev.device.frontend.devid) == (kind, devid):
                 self.env.executor().run(plan_device_remove(dev, "clean", hvm=hvm,

@@ -108,6 +108,37 @@ def _nic_del(vm: VmMachine, call: TaskCall) -> str:
     return ""
 
 
+def _bdf(call: TaskCall) -> str:
+    parts = [call.integer(k) for k in ("domain", "bus", "slot", "func")]
+    limits = (0xFFFF, 0xFF, 0x1F, 0x7)
+    if any(not 0 <= v <= high for v, high in zip(parts, limits, strict=True)):
+        raise TaskError(f"{call.name}: bad PCI address {parts} (domain 0..0xffff, bus 0..0xff, "
+                        f"slot 0..0x1f, func 0..7)")
+    return "{:04x}:{:02x}:{:02x}.{:x}".format(*parts)
+
+
+def _pci_state_check(vm: VmMachine, call: TaskCall) -> None:
+    """PCI changes touch a live domain or only the config; a dead domain kept for inspection
+    (preserved) or a state mid-operation takes neither: refused before anything changes."""
+    if vm.state.keeps_dead_domain or vm.state.mid_operation:
+        raise TaskError(f"{call.name} is not allowed in state {vm.state.value}")
+
+
+def _pci_add(vm: VmMachine, call: TaskCall) -> str:
+    _pci_state_check(vm, call)
+    parts = [str(call.integer("id"))] + (["bind"] if call.flag("bind") else []) + [_bdf(call)]
+    parts += [f"{k}={call.integer(k)}" for k in ("msitranslate", "power_mgmt")
+              if call.integer(k) >= 0]
+    vm.add_device("pci", ",".join(parts))
+    return ""
+
+
+def _pci_del(vm: VmMachine, call: TaskCall) -> str:
+    _pci_state_check(vm, call)
+    vm.remove_device("pci", _bdf(call))
+    return ""
+
+
 def _set_mem_target(vm: VmMachine, call: TaskCall) -> str:
     vm.set_mem_target(call.integer("mb"))
     return ""
@@ -134,6 +165,8 @@ OPERATIONS: Mapping[str, OperationHandler] = MappingProxyType({
     "disk-del": _disk_del,
     "nic-add": _nic_add,
     "nic-del": _nic_del,
+    "pci-add": _pci_add,
+    "pci-del": _pci_del,
     "set-mem-target": _set_mem_target,
     "quit": _quit,
 })
@@ -159,6 +192,15 @@ def _nic_list(view: VmView, _call: TaskCall) -> str:
                      for n in view.config.nics)
 
 
+def _pci_list(view: VmView, _call: TaskCall) -> str:
+    cfg = view.config
+    return "\n".join(
+        f"{p.group} {p.bdf} msitranslate="
+        f"{cfg.pci_msitranslate if p.msitranslate is None else p.msitranslate} power_mgmt="
+        f"{cfg.pci_power_management if p.power_mgmt is None else p.power_mgmt}"
+        f"{' bind' if p.bind else ''}" for p in cfg.pcis)
+
+
 QUERIES: Mapping[str, QueryHandler] = MappingProxyType({
     "get-domid": lambda view, _call: str(view.domid),
     "get-stubdomid": lambda view, _call: str(view.stubdom_domid),
@@ -168,5 +210,6 @@ QUERIES: Mapping[str, QueryHandler] = MappingProxyType({
     "get-config": lambda view, _call: format_config(view.config),
     "disk-list": _disk_list,
     "nic-list": _nic_list,
+    "pci-list": _pci_list,
     "help": lambda _view, _call: help_text(),
 })

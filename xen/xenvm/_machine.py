@@ -177,6 +177,7 @@ class VmMachine:
     def start(self, paused: bool = False) -> None:
         """Create, build, plug devices, unpause (see the module docstring for failures)."""
         self._check(lc.Start())
+        self.domain.check_pci(self.next_config or self.config, own_domid=self.domid)
         self._destroy(self.domid)  # a preserved dead domain, or a leftover
         if self.next_config is not None:
             self.config, self.next_config = self.next_config, None
@@ -372,7 +373,8 @@ class VmMachine:
         """Remove a disk (by guest device name) or nic (by id); unplug it when the VM runs."""
         change = removed(self.config, key, ident)
         if self.state.has_domain and self.domid >= 0:
-            self.domain.unplug(self.domid, change.kind, change.devid, hvm=self.config.hvm)
+            self.domain.unplug(self.domid, change.kind, change.devid, hvm=self.config.hvm,
+                               config=change.config)
         self.config = change.config
         self._on_change()
 

@@ -88,6 +88,14 @@ _SPECS = (
        Arg("id", "int", default=-1)),
     _t("nic-del", "op", "remove a network interface by id (unplug it if the VM runs)",
        Arg("id", "int", required=True)),
+    _t("pci-add", "op", "add a PCI device to the config (and pass it through if the VM runs)",
+       Arg("id", "int", required=True), Arg("domain", "int", required=True),
+       Arg("bus", "int", required=True), Arg("slot", "int", required=True),
+       Arg("func", "int", required=True), Arg("msitranslate", "int", default=-1),
+       Arg("power_mgmt", "int", default=-1), Arg("bind", "bool", default=True)),
+    _t("pci-del", "op", "remove a PCI device from the config (and from the VM if it runs)",
+       Arg("domain", "int", required=True), Arg("bus", "int", required=True),
+       Arg("slot", "int", required=True), Arg("func", "int", required=True)),
     _t("set-mem-target", "op", "set the balloon target of a running domain",
        Arg("mb", "int", required=True)),
     _t("quit", "op", "stop this monitor; the domain is left running"),
@@ -100,6 +108,7 @@ _SPECS = (
     _t("get-config", "query", "the whole config in the file format"),
     _t("disk-list", "query", "the disks of the config"),
     _t("nic-list", "query", "the network interfaces of the config"),
+    _t("pci-list", "query", "the PCI devices of the config (passed through while it runs)"),
     _t("help", "query", "this table"),
 )
 

@@ -4,7 +4,9 @@ Every `SimHypervisor` operation that changes state returns the events it caused,
 `HypervisorEvent.dom_exc` is true where Xen raises VIRQ_DOM_EXC, on which xenstored fires
 ``@releaseDomain``: DomainShutdown, DomainDying, DomainGone (xenstored also releases the
 domain's connection, as RELEASE would). DomainCreated, DomainPaused, DomainUnpaused,
-MaxMemChanged, MemoryChanged and HandleChanged raise nothing on a real host.
+MaxMemChanged, MemoryChanged and HandleChanged raise nothing on a real host. PciChanged is
+the simulation's own (after any change of the PCI bus: a sysfs write, an assignment, a grant,
+a dying domain's release): the simulated host mirrors the bus into ``/sim/pci``.
 
 Pure data: no I/O.
 """
@@ -28,6 +30,7 @@ __all__ = [
     "HypervisorEvent",
     "MaxMemChanged",
     "MemoryChanged",
+    "PciChanged",
 ]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
@@ -99,5 +102,13 @@ class HandleChanged:
     dom_exc: ClassVar[bool] = False
 
 
+@dataclass(frozen=True, slots=True)
+class PciChanged:
+    """sim only: the PCI bus changed (``what``: the operation)."""
+
+    what: str
+    dom_exc: ClassVar[bool] = False
+
+
 HypervisorEvent = (DomainCreated | DomainPaused | DomainUnpaused | DomainShutdown | DomainDying
-                   | DomainGone | MaxMemChanged | MemoryChanged | HandleChanged)
+                   | DomainGone | MaxMemChanged | MemoryChanged | HandleChanged | PciChanged)

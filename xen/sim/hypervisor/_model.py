@@ -45,6 +45,8 @@ Rules (each as real Xen 4.17 does it unless marked *sim*):
   stored, nothing acts on them (ACPI_S_STATE 3 does not suspend vcpus).
 - max_vcpus and shadow_allocation refuse dom0 (EINVAL); the build steps raise no events.
 - *sim*: ``cpu_time`` stays 0 and ``shared_info_frame`` is a made-up per-domain number.
+- PCI passthrough is the bus model's (``pci``, `_pci.SimPciBus`); a dying domain's devices
+  and grants are released there (domain_kill).
 
 Events: DomainShutdown, DomainDying and DomainGone have ``dom_exc`` (VIRQ_DOM_EXC: xenstored
 fires ``@releaseDomain``, and releases the connection of a gone domain); the others nothing.
@@ -58,6 +60,7 @@ from __future__ import annotations
 
 import errno as _errno
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from xen.hypervisor import (
@@ -93,9 +96,11 @@ from xen.sim.hypervisor._events import (
     HypervisorEvent,
     MaxMemChanged,
     MemoryChanged,
+    PciChanged,
 )
 from xen.sim.hypervisor._params import DEFAULTS as _PARAM_DEFAULTS
 from xen.sim.hypervisor._params import check_get, check_set
+from xen.sim.hypervisor._pci import DEFAULT_PCI_DEVICES, SimPciBus, SimPciDevice
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -176,7 +181,9 @@ class SimHypervisor:
         cpu_khz: int = 2_000_000,
         capabilities: PhysCap = DEFAULT_CAPABILITIES,
         version: Version = DEFAULT_VERSION,
+        pci_devices: Iterable[SimPciDevice] = DEFAULT_PCI_DEVICES,
     ) -> None:
+        self.pci = SimPciBus(pci_devices)
         if total_kib < PAGE_KIB:
             raise InvalidArgument(f"host memory of {total_kib} KiB is less than one page")
         if nr_cpus < 1:
@@ -306,9 +313,11 @@ class SimHypervisor:
         if dom.dying:
             return []
         dom.dying = True
+        released = self.pci.release_domain(domid)
         self._free_pages += dom.shadow_mib * _PAGES_PER_MIB  # domain_kill frees the pool
         dom.shadow_mib = 0
         events: list[HypervisorEvent] = [DomainDying(domid)]
+        events += [PciChanged(f"release of domain {domid}")] if released else []
         if dom.holds == 0:
             events += self._remove(dom)
         return events
@@ -429,6 +438,12 @@ class SimHypervisor:
         if dom is None:
             raise NoSuchDomain(f"no domain {domid}")
         return dom
+
+    def check_guest(self, domid: int, what: str, *, live: bool) -> None:
+        """`NoSuchDomain`, or `InvalidArgument` for dom0 or (``live``) a dying domain."""
+        dom = self._get_guest(domid, what)
+        if live:
+            self._refuse_dying(dom, what)
 
     def _get_guest(self, domid: int, what: str) -> _Domain:
         dom = self._get(domid)

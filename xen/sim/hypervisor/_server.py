@@ -63,7 +63,8 @@ from xen.hypervisor.wire import (
     encode_value,
 )
 from xen.sim._serving import free_socket_path, send_pending
-from xen.sim.hypervisor._model import HypervisorEvent, SimHypervisor
+from xen.sim.hypervisor._model import HypervisorEvent, PciChanged, SimHypervisor
+from xen.sim.hypervisor._pciops import PCI_OPS, execute_pci
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -277,6 +278,12 @@ class HypervisorServer:
             got = [k for k, _ in req.args]
             raise InvalidArgument(f"{req.op} takes arguments {names}, got {got}")
         op = req.op
+        if op in PCI_OPS:
+            with self._lock:
+                value = execute_pci(self._model, req)
+                if op not in ("pci_state", "sysfs_read", "test_assign_device"):
+                    self._publish([PciChanged(op)])
+            return value
         if op == "getinfolist":
             first, count = _int(req, "first"), _int(req, "max_domains")
             return encode_value(self.inspect(
