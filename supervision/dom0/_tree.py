@@ -94,7 +94,8 @@ def manager_spec(cfg: Dom0Config, address: str) -> ChildSpec:
         vm_shutdown_timeout=cfg.xenmgr_shutdown_timeout,
         diag_dir=str((cfg.state_dir / "diag").resolve()),
         storage_low_percent=cfg.xenmgr_storage_low_percent,
-        storage_check=cfg.xenmgr_storage_check)
+        storage_check=cfg.xenmgr_storage_check,
+        pci_inventory="sim" if cfg.backend == "sim" else "dom0")
     return manager_supervisor_spec(settings)
 
 

@@ -318,3 +318,26 @@ def test_temporary_disk_snapshot_lives_while_the_vm_runs(dom0: Xenmgr) -> None:
     assert other.get(VM, "state") == "stopped" and not overlay.exists()
     for v in (vm, other):
         v.call(VM, "delete")
+
+
+def test_host_pci_inventory_and_a_vms_passthrough_devices(dom0: Xenmgr) -> None:
+    pci = "com.citrix.xenclient.xenmgr.vm.pci"
+    devices = dom0.obj("/host").call(HOST, "list_pci_devices")[0]
+    by_addr = {d["addr"]: d for d in devices}
+    nic = dict(by_addr["0000:03:00.0"])
+    # pciback once a VM had it (the NDVM, started by an earlier test, takes the NICs)
+    assert nic.pop("driver") in ("e1000e", "pciback")
+    assert nic == {"addr": "0000:03:00.0", "class": "0x0200", "vendor": "0x8086",
+                   "device": "0x10d3", "name": "Ethernet controller"}
+    gpus = dom0.obj("/host").call(HOST, "list_gpu_devices")[0]
+    assert all(g["class"].startswith("0x03") for g in gpus)
+    assert {g["addr"] for g in gpus} == {a for a, d in by_addr.items()
+                                        if d["class"].startswith("0x03")}
+    path = str(dom0.root().call(XENMGR, "create_vm_with_template", "s", "new-vm-empty")[0])
+    vm = dom0.obj(path)
+    vm.call(pci, "add_pt_rule", "sss", "0x0200", "", "")  # every network controller
+    vm.call(pci, "add_pt_rule_bdf", "s", "0000:00:14.0")
+    chosen = [d["addr"] for d in vm.call(pci, "list_pt_pci_devices")[0]]
+    nics = sorted(a for a, d in by_addr.items() if d["class"] == "0x0200")
+    assert chosen == sorted([*nics, "0000:00:14.0"]) and len(nics) >= 2
+    vm.call(VM, "delete")

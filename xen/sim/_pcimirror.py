@@ -2,8 +2,9 @@
 /sim/pci`` shows it as ``/sim/status`` shows the guests.
 
 `pci_entries(state)` turns `SimPciBus.state()` into (path, value) pairs:
-``/sim/pci/<bdf>/{driver,assigned,resets,permissive}`` (xenstore names allow neither ``:``
-nor ``.``, so the BDF is written ``0000-00-14-0``; driver and assigned empty when none)
+``/sim/pci/<bdf>/{bdf,name,class,vendor,device,driver,assigned,resets,permissive}`` (xenstore
+names allow neither ``:`` nor ``.``, so the node is named ``0000-00-14-0`` and ``bdf`` holds the
+address; class ``0x%06x``, vendor and device ``0x%04x``; driver and assigned empty when none)
 and ``/sim/pci/grants/<domid>/{iomem,ioport,irq,pirq}`` (space-separated ``first+count``
 ranges, IRQs, ``pirq:gsi`` pairs). `write_pci_mirror` rewrites the whole area in one
 transaction; the simulated host calls it at start and after every change of the bus. dom0
@@ -34,7 +35,11 @@ def pci_entries(state: Mapping[str, Any]) -> list[tuple[str, str]]:
     for bdf, dev in state["devices"].items():
         base = f"{PCI_ROOT}/{node_name(bdf)}"
         assigned = dev["assigned"]
-        out += [(f"{base}/driver", dev["driver"] or ""),
+        out += [(f"{base}/bdf", bdf), (f"{base}/name", dev.get("name") or ""),
+                (f"{base}/class", f"0x{dev['class']:06x}"),
+                (f"{base}/vendor", f"0x{dev['vendor']:04x}"),
+                (f"{base}/device", f"0x{dev['device']:04x}"),
+                (f"{base}/driver", dev["driver"] or ""),
                 (f"{base}/assigned", "" if assigned is None else str(assigned)),
                 (f"{base}/resets", str(dev["resets"])),
                 (f"{base}/permissive", "1" if dev["permissive"] else "0")]

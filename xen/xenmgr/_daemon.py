@@ -98,7 +98,8 @@ def _specs(args: argparse.Namespace, address: str) -> list[ChildSpec]:
                                admin_templates=args.templates,
                                autostart=not args.no_autostart,
                                argo_table="sim" if args.backend == "sim" else "viptables",
-                               host_power="sim" if args.backend == "sim" else "dom0")
+                               host_power="sim" if args.backend == "sim" else "dom0",
+                               pci_inventory="sim" if args.backend == "sim" else "dom0")
     notify = (XENVM_BUS, settings.queue)
     if args.backend == "sim":
         env = TreeEnv(builder=SimBuilder(), host=SimHostActions(

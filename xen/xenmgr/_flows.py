@@ -36,6 +36,7 @@ from xen.xenmgr._devices import read_nics, read_pci_rules
 from xen.xenmgr._errors import XenmgrError, no_vm_with_uuid, plain
 from xen.xenmgr._hooks import run_hooks
 from xen.xenmgr._monitors import monitor_view, run_task, sync_config
+from xen.xenmgr._pci_inventory import HostPci, host_pci_devices, matching
 from xen.xenmgr._schema import LEGACY_NETWORKS
 from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._snapshots import make_temporary_snapshots, remove_files
@@ -66,14 +67,15 @@ def bridge_of(network: str) -> str:
 
 
 def config_text(uuid: str, tree: dict[str, Any],
-                snapshots: Mapping[int, str] | None = None) -> str:
+                snapshots: Mapping[int, str] | None = None,
+                pci_devices: list[HostPci] | None = None) -> str:
     """The monitor config of VM ``uuid`` from its database subtree (``XenmgrError`` naming
     the database key the monitor would refuse); ``snapshots``: the temporary snapshots' overlays
-    to boot from."""
+    to boot from; ``pci_devices``: the host's devices that class/vendor/device rules are matched
+    against (None: none, the rules select nothing)."""
     vm = DbView(tree)
-    # This host has no PCI devices to match class rules against (the simulated host has none;
-    # on a dom0 the PCI inventory is not read yet): class rules match nothing.
-    matches = {rule.id: () for rule in read_pci_rules(vm) if rule.bdf is None}
+    matches = {rule.id: tuple(d.bdf for d in matching(rule, pci_devices or []))
+               for rule in read_pci_rules(vm) if rule.bdf is None}
     try:
         bridges = {nic.network: bridge_of(nic.network) for nic in read_nics(vm)}
     except SchemaError as exc:
@@ -147,6 +149,16 @@ class VmFlows:
             raise plain(f"VM {uuid}: the VMs it depends on are not running: "
                         f"{', '.join(missing)}")
 
+    def _pci_devices(self, uuid: str, tree: dict[str, Any]) -> list[HostPci]:
+        """The host's devices, when the VM has rules to match against them."""
+        if not any(r.bdf is None for r in read_pci_rules(DbView(tree))):
+            return []
+        try:
+            return host_pci_devices(self.settings)
+        except Exception as exc:  # no inventory: the rules select nothing (logged)
+            logger.warning("VM %s: cannot read the host's PCI devices: %s", uuid, exc)
+            return []
+
     def _start(self, uuid: str, tree: dict[str, Any]) -> None:
         state = internal_state(uuid)
         image = self.hibernation_image(uuid)
@@ -156,7 +168,8 @@ class VmFlows:
             return
         overlays = {} if resume else make_temporary_snapshots(uuid, tree)
         try:
-            sync_config(self.settings, uuid, config_text(uuid, tree, overlays))
+            sync_config(self.settings, uuid, config_text(
+                uuid, tree, overlays, self._pci_devices(uuid, tree)))
             self.hooks("run-pre-boot", tree.get("run-pre-boot"), [uuid], fatal=True)
             if resume:
                 run_task(self.settings, uuid, "restore", {"file": image, "delete": "true"})

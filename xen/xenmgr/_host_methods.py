@@ -5,6 +5,9 @@ object).
 
 * ``shutdown``/``reboot``: every running VM shut down by ``shutdown-priority`` group, then the
   host's power action (:mod:`xen.xenmgr._host_power`);
+* ``list_pci_devices``, ``list_gpu_devices``: the host's PCI devices (the display controllers),
+  each as ``addr``, ``class``, ``vendor``, ``device``, ``name``, ``driver``
+  (:mod:`xen.xenmgr._pci_inventory`);
 * ``get_seconds_from_epoch``: the host's clock, whole seconds;
 * ``is_service_running(service)``: whether the bus name has an owner; a bare word ``w`` means
   ``com.citrix.xenclient.w`` (``networkdaemon``, ``input``, ``usbdaemon``...), as OpenXT's
@@ -36,6 +39,7 @@ from rpc.dbus import Call, dbus_method
 from xen.xenmgr._errors import plain
 from xen.xenmgr._host_power import power_off_host, running_priorities
 from xen.xenmgr._object_properties import PM_ACTIONS
+from xen.xenmgr._pci_inventory import device_map, host_pci_devices, is_gpu
 
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
@@ -77,6 +81,14 @@ class HostMethods:
     @dbus_method(HOST, "reboot")
     def reboot(self, call: Call) -> None:
         power_off_host(self.ctx, "reboot", lambda: running_priorities(self.ctx))
+
+    @dbus_method(HOST, "list_pci_devices")
+    def list_pci_devices(self, call: Call) -> list[dict[str, str]]:
+        return [device_map(d) for d in host_pci_devices(self.ctx.settings)]
+
+    @dbus_method(HOST, "list_gpu_devices")
+    def list_gpu_devices(self, call: Call) -> list[dict[str, str]]:
+        return [device_map(d) for d in host_pci_devices(self.ctx.settings) if is_gpu(d)]
 
     @dbus_method(HOST, "list_isos")
     def list_isos(self, call: Call) -> list[str]:

@@ -34,7 +34,8 @@ class ManagerSettings:
     ``none``: logged); ``vm_shutdown_timeout``: how long a host shutdown waits for each guest;
     ``diag_dir``: where diagnostics and status reports are written; ``diag_wait``: how long a
     gathering waits for contributions; ``storage_check``, ``storage_low_percent``: the period
-    of the storage check and its threshold (``_storage_watch``).
+    of the storage check and its threshold (``_storage_watch``); ``pci_inventory``: where the
+    host's PCI devices are read (``sim``, ``dom0``, ``none``; ``_pci_inventory``).
     """
 
     address: str
@@ -57,6 +58,7 @@ class ManagerSettings:
     diag_wait: float = 2.0
     storage_check: float = 30.0
     storage_low_percent: int = 10
+    pci_inventory: str = "none"
     xenstore_service: str = "/xen/xenstore"
 
     @property

@@ -9,7 +9,8 @@ mixin of the VM object), ``/vm/<uuid>/config/pci/<id>/``: either ``bdf`` (a devi
   0), written in the full form; the same rule twice is stored once;
 * ``delete_pt_rule``/``delete_pt_rule_bdf``: remove the rules equal to it (values compared as
   numbers); none -> an error naming the rule;
-* ``list_pt_rules``: each rule's stored keys plus ``id``, by id.
+* ``list_pt_rules``: each rule's stored keys plus ``id``, by id;
+* ``list_pt_pci_devices``: the host's devices the rules select (``_pci_inventory``).
 
 The rules take effect at the VM's next start (the translation to the monitor's config matches
 class/vendor/device rules against the host's devices). A change sends ``vm_config_changed``.
@@ -21,7 +22,10 @@ import re
 from typing import Any
 
 from rpc.dbus import Call, dbus_method
+from xen.xenmgr._dbview import DbView
+from xen.xenmgr._devices import read_pci_rules
 from xen.xenmgr._errors import plain
+from xen.xenmgr._pci_inventory import HostPci, device_map, host_pci_devices, matching
 from xen.xenmgr._schema import next_id
 from xen.xenmgr._vm_mixin import VmMixin
 
@@ -141,6 +145,15 @@ class PciRuleMethods(VmMixin):
         except ValueError as exc:
             raise plain(str(exc)) from None
         self._delete(lambda r: _bdf_key(r) == canonical, canonical)
+
+    @dbus_method(PCI, "list_pt_pci_devices")
+    def list_pt_pci_devices(self, call: Call) -> list[dict[str, str]]:
+        devices = host_pci_devices(self.ctx.settings)
+        chosen: dict[str, HostPci] = {}
+        for rule in read_pci_rules(DbView(self.tree())):
+            for dev in matching(rule, devices):
+                chosen.setdefault(dev.bdf, dev)
+        return [device_map(d) for _bdf, d in sorted(chosen.items())]
 
     @dbus_method(PCI, "list_pt_rules")
     def list_pt_rules(self, call: Call) -> list[dict[str, str]]:

@@ -52,8 +52,6 @@ WHY = {
     "com.citrix.xenclient.xenmgr.host": "host power, CD, GPU, sound and PCI inventory need "
                                         "a dom0's devices and daemons",
     "com.citrix.xenclient.xenmgr.vm.auth": "authentication needs the input daemon",
-    "com.citrix.xenclient.xenmgr.vm.pci": "listing the host's PCI devices needs the host's "
-                                          "PCI inventory",
     "com.citrix.xenclient.vmdisk": "disk encryption and mounting need vhd-util and tapdisk",
     "com.citrix.xenclient.vmnic": "",
 }
