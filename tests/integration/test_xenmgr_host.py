@@ -341,3 +341,26 @@ def test_host_pci_inventory_and_a_vms_passthrough_devices(dom0: Xenmgr) -> None:
     nics = sorted(a for a, d in by_addr.items() if d["class"] == "0x0200")
     assert chosen == sorted([*nics, "0000:00:14.0"]) and len(nics) >= 2
     vm.call(VM, "delete")
+
+
+def test_network_firewall_rules_are_kept(dom0: Xenmgr) -> None:
+    path = str(dom0.root().call(XENMGR, "create_vm_with_template", "s", "new-vm-empty")[0])
+    vm = dom0.obj(path)
+    uuid = path.rsplit("/", 1)[1].replace("_", "-")
+    vm.call(VM, "add_net_firewall_rule", "isss", 2, "in", "10.0.0.0/8", "tcp dport 22")
+    vm.call(VM, "add_net_firewall_rule", "isss", 0, "out", "", "")
+    assert vm.call(VM, "list_net_firewall_rules")[0] == [
+        {"id": "0", "direction": "out", "remote-ip": "", "extra": ""},
+        {"id": "2", "direction": "in", "remote-ip": "10.0.0.0/8", "extra": "tcp dport 22"}]
+    assert db(dom0).call(DB, "read", "s", f"/vm/{uuid}/firewall-rule/2/remote-ip")[0] \
+        == "10.0.0.0/8"
+    for args, why in (((1, "sideways", "", ""), "is not in or out"),
+                      ((1, "in", "10.0.0.300", ""), "not an IP address"),
+                      ((-1, "in", "", ""), "is negative"),
+                      ((1, "in", "", "x\n"), "not printable")):
+        assert why in failure(vm.call, VM, "add_net_firewall_rule", "isss", *args)
+    vm.call(VM, "delete_net_firewall_rule", "i", 2)
+    assert "has no network firewall rule 2" in failure(vm.call, VM, "delete_net_firewall_rule",
+                                                       "i", 2)
+    assert [r["id"] for r in vm.call(VM, "list_net_firewall_rules")[0]] == ["0"]
+    vm.call(VM, "delete")

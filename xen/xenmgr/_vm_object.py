@@ -33,6 +33,7 @@ from xen.xenmgr._props import PropertyObject
 from xen.xenmgr._root import delete_vm
 from xen.xenmgr._schema import DEFAULT_NETWORK, next_id, next_virtual_device
 from xen.xenmgr._vm_argo import ArgoRuleMethods
+from xen.xenmgr._vm_net_firewall import NetFirewallMethods
 from xen.xenmgr._vm_pci_rules import PciRuleMethods
 from xen.xenmgr._vm_product import ProductMethods
 
@@ -94,7 +95,8 @@ class _VmScoped(PropertyObject):
         self.ctx.tell_queue(ConfigChanged(self.uuid))
 
 
-class VmObject(ArgoRuleMethods, PciRuleMethods, ProductMethods, _VmScoped):
+class VmObject(ArgoRuleMethods, NetFirewallMethods, PciRuleMethods, ProductMethods,
+               _VmScoped):
     """``/vm/<u_>`` (see the module docstring)."""
 
     @classmethod

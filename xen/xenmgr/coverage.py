@@ -57,9 +57,6 @@ WHY = {
 }
 WHY_MEMBER = {
     "list_extension_packs": "extension packs are not supported",
-    "add_net_firewall_rule": "network firewall rules need the network daemon",
-    "delete_net_firewall_rule": "network firewall rules need the network daemon",
-    "list_net_firewall_rules": "network firewall rules need the network daemon",
     "create_child_service_vm": "no child service VM template is shipped yet",
     "switch": "switching the display needs the input daemon",
 }
