@@ -186,3 +186,12 @@ def test_stale_nodes_are_removed_before_start(env: Env) -> None:
     assert env.xs.read(dm("state")) == "running"
     wait_until(lambda: env.xs.try_read(dom("console/vnc-port")), 2)
     stop_device_model(env.host, env.xs, DOMID, timeout=5)
+
+
+def test_it_exits_when_the_simulated_host_goes_away(env: Env) -> None:
+    proc = env.run(*qemu_argv("/unused", HVM, DOMID)[1:])
+    assert proc.stdout is not None
+    assert proc.stdout.readline().decode() == f"ready {proc.pid}\n"
+    env.xs.close()
+    env.server.close()  # xenstored gone: the host is gone, so is its device model
+    assert proc.wait(20) == 0

@@ -154,8 +154,13 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    def on_xenstored_gone(exc: Exception) -> None:  # the simulated host went away: so do we
+        log.warning("domain %s: xenstored is gone (%s): exiting", domid, exc)
+        stop.set()
+
     xs = XenstoreClient(xs_path or os.environ.get("XENSTORED_PATH"), timeout=5.0,
-                        reconnect=RetryPolicy(attempts=5, max_time=3.0), name="qemu-dm")
+                        reconnect=RetryPolicy(attempts=5, max_time=3.0),
+                        on_failed=on_xenstored_gone, name="qemu-dm")
     try:
         xs.connect()
     except XenstoreConnectionError as exc:
