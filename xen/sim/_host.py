@@ -20,7 +20,9 @@ which fires ``@introduceDomain``; a domain that shuts down, crashes or starts dy
 VIRQ_DOM_EXC, so xenstored fires ``@releaseDomain``; a domain that is gone is released (its
 xenstore connection closed, ``@releaseDomain`` fired) if it was introduced, else only the watch
 fires. Each domain gets a `SimGuest` when first unpaused; pausing and unpausing pause it; it
-stops when its domain shuts down, dies or goes. `SimBackends` serves dom0's backends.
+stops when its domain shuts down, dies or goes. `SimBackends` serves dom0's backends and a
+`DmAgentThread` answers dom0's dm-agent protocol (a stub domain's guest runs its own agent;
+`xen.sim._dmagent`).
 
 Behaviours (crash, hang, ignore-shutdown, reboot-by-itself, stop states, backend failures, slow
 hotplug) are read from the ``/sim/behaviour`` area on demand (see `_control`); ``behaviour``
@@ -59,6 +61,7 @@ from xen.sim._control import (
     seed_entries,
     status_path,
 )
+from xen.sim._dmagent import DmAgentThread
 from xen.sim._guests import SimGuest
 from xen.sim.hypervisor import (
     DomainDying,
@@ -120,6 +123,7 @@ class SimHost:
         self.argo = ArgoStandIn(self.state_dir / "argo", self._domain_exists)
         self._client: XenstoreClient | None = None
         self._backends: SimBackends | None = None
+        self._dm_agent: DmAgentThread | None = None
         self._subscription: Subscription | None = None
         self._bus: subprocess.Popen[bytes] | None = None
         self.dbus_address: str | None = None
@@ -187,6 +191,7 @@ class SimHost:
         client.watch("@introduceDomain", "sim-introduce", self._on_introduce)
         client.watch(BEHAVIOUR_ROOT, "sim-behaviour", self._on_behaviour)
         self._backends = SimBackends(client, self.hypervisor, self.behaviour).start()
+        self._dm_agent = DmAgentThread(client).start()
         self.argo.start()
         if self._with_dbus:
             self._start_bus()
@@ -251,6 +256,9 @@ class SimHost:
         backends = self._backends
         if backends is not None:
             self._collect(stuck, "sim-backends", lambda: backends.close(timeout))
+        agent = self._dm_agent
+        if agent is not None:
+            self._collect(stuck, "sim-dm-agent", lambda: agent.close(timeout))
         for guest in guests:
             guest.stop()
         stuck += [f"sim-guest-{g.domid}" for g in guests if not g.join(timeout)]

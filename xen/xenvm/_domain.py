@@ -23,12 +23,13 @@ machine's (:mod:`xen.xenvm._machine`). Semantics:
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid as uuidlib
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
-from xen.hypervisor import DomainInfo, NoSuchDomain, ShutdownReason
+from xen.hypervisor import DomainInfo, HypervisorError, NoSuchDomain, ShutdownReason
 from xen.xenops import (
     CancelToken,
     DeviceSpec,
@@ -63,6 +64,13 @@ from xen.xenvm._specs import (
     vbd_spec,
     vif_specs,
 )
+from xen.xenvm._stubdom import (
+    StubdomActions,
+    check_device_model,
+    dm_mode,
+    start_dm_agent,
+    stub_config,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -71,6 +79,8 @@ if TYPE_CHECKING:
     from xen.xenvm._env import XenEnv
 
 __all__ = ["DomainActions", "death_cause"]
+
+logger = logging.getLogger("xenvm")
 
 _CAUSES = {
     ShutdownReason.POWEROFF: DeathCause.POWEROFF,
@@ -145,8 +155,19 @@ class DomainActions:
                                timeoffset=cfg.time_offset or "0"), cancel)
         return domid
 
-    def plug_devices(self, domid: int, cfg: VmConfig, cancel: CancelToken) -> None:
-        """Plug every device of ``cfg``, set the vcpus, start an HVM guest's device model."""
+    def check(self, cfg: VmConfig) -> None:
+        """What must hold before anything is built (ConfigError): the device model's."""
+        check_device_model(cfg, self.env)
+
+    def stubdom_of(self, domid: int) -> int:
+        """The stub domain ``domid``'s xenstore names (-1: none)."""
+        text = self.env.xenstore().try_read(f"/local/domain/{domid}/image/device-model-domid")
+        return int(text) if text is not None and text.isdigit() else -1
+
+    def plug_devices(self, domid: int, cfg: VmConfig, cancel: CancelToken,
+                     stub_created: Callable[[int], None] | None = None) -> None:
+        """Plug every device of ``cfg``, set the vcpus, start an HVM guest's device model
+        (in dom0, or in a stub domain: ``stub_created(stub)`` as soon as that exists)."""
         ex = self.env.executor()
         cfg = resolve_macs(cfg, self.uuid)
         specs: list[DeviceSpec] = [self._vbd(domid, cfg, disk) for disk in cfg.disks]
@@ -155,7 +176,16 @@ class DomainActions:
         for spec in order_devices(specs):
             ex.run(plan_device_add(spec, self.env.timeouts), cancel)
         ex.run(plan_vcpus(domid, cfg.vcpus), cancel)
-        if cfg.hvm and cfg.qemu_dm_path:
+        mode = dm_mode(cfg)
+        if mode == "stubdom":
+            scfg = stub_config(cfg, domid)
+            assert scfg.uuid is not None
+            stub = DomainActions(scfg.uuid, self.env).build(
+                scfg, cancel, stub_created or (lambda _stub: None))
+            StubdomActions(self.uuid, self.env).attach(cfg, domid, stub, cancel)
+        elif mode == "dm-agent":
+            start_dm_agent(self.env, cfg, self.uuid, domid, 0, cancel)
+        elif mode == "direct":
             start_device_model(self.env.host_actions, self.env.xenstore(), domid,
                                dm_info(cfg, self.uuid), float(cfg.qemu_dm_timeout),
                                qemu_dm_path=cfg.qemu_dm_path, power_mgmt=cfg.power_management,
@@ -195,6 +225,20 @@ class DomainActions:
     def unpause(self, domid: int) -> None:
         """Unpause the domain."""
         self.env.hypervisor().unpause(domid)
+
+    def crash_if_stub_died(self, domid: int, stub: int) -> bool:
+        """If stub domain ``stub`` (>= 0) died while its guest ``domid`` runs, crash the guest
+        (hypervisor shutdown, reason crash) so that its ``on_crash`` applies once by the usual
+        path of a death; whether it did."""
+        if stub < 0 or death_cause(self.info(stub)) is None:
+            return False
+        logger.warning("%s: stub domain %d died under domain %d: the guest is crashed",
+                       self.uuid, stub, domid)
+        try:
+            self.env.hypervisor().shutdown(domid, ShutdownReason.CRASH)
+        except HypervisorError as exc:
+            logger.error("%s: crashing domain %d failed: %s", self.uuid, domid, exc)
+        return True
 
     def set_memory_target(self, domid: int, kib: int) -> None:
         """Write the balloon target."""

@@ -159,6 +159,10 @@ class VmMachine:
         self.domid = domid
         self._on_change()
 
+    def _stub_created(self, stub: int) -> None:
+        self.stubdom_domid = stub
+        self._on_change()
+
     def _destroy(self, domid: int) -> None:
         """Destroy ``domid`` (best effort); forget it if it is ours.
 
@@ -211,10 +215,11 @@ class VmMachine:
                   source: IO[bytes] | None = None) -> None:
         """Build (or restore from ``source``), plug, unpause; roll back on failure."""
         try:
+            self.domain.check(cfg)
             self.domain.build(cfg, self._cancel, self._created, source)
             if source is None:
                 self._go(lc.DomainBuilt())
-            self.domain.plug_devices(self.domid, cfg, self._cancel)
+            self.domain.plug_devices(self.domid, cfg, self._cancel, self._stub_created)
             self._go(lc.DevicesAdded())
             if not paused:
                 self.domain.unpause(self.domid)
@@ -400,6 +405,8 @@ class VmMachine:
             return
         info = self.domain.info(self.domid)
         cause = death_cause(info)
+        if cause is None and self.domain.crash_if_stub_died(self.domid, self.stubdom_domid):
+            cause = death_cause(info := self.domain.info(self.domid))
         if cause is None:
             assert info is not None
             self._sync_pause(info)
@@ -441,6 +448,7 @@ class VmMachine:
 
     def _adopt(self, info: DomainInfo) -> None:
         self.domid = info.domid
+        self.stubdom_domid = self.domain.stubdom_of(info.domid)
         self._go(lc.Adopted())
         self._sync_pause(info)
         logger.info("%s: adopted running domain %d", self.uuid, info.domid)
