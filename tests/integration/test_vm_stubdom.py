@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers import wait_until
 from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
+from xen.xenvm._tasks import TaskError
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +45,9 @@ def live(tree: XenTree, uuid: str) -> list[int]:
             if not i.dying and not i.shutdown]
 
 
-def leftovers(tree: XenTree, *domids: int) -> list[str]:
-    """Xenstore nodes that name any of ``domids`` (beyond dom0's own tree)."""
+def leftovers(tree: XenTree, *domids: int, stub_runs: bool = False) -> list[str]:
+    """Xenstore nodes that name any of ``domids`` (and ``/vm/<stub uuid>`` unless a stub
+    domain still runs)."""
     found: list[str] = []
     xs = tree.xs
     for d in domids:
@@ -55,9 +57,8 @@ def leftovers(tree: XenTree, *domids: int) -> list[str]:
                      f"/xapi/{d}"):
             if xs.exists(path):
                 found.append(path)
-    for uuid in (STUB,):
-        if xs.exists(f"/vm/{uuid}"):
-            found.append(f"/vm/{uuid}")
+    if not stub_runs and xs.exists(f"/vm/{STUB}"):
+        found.append(f"/vm/{STUB}")
     return found
 
 
@@ -99,3 +100,113 @@ def test_start_and_stop_with_a_stub_domain(env: tuple[XenTree, Any]) -> None:
     assert int(tree.task(vm, "get-stubdomid")) == -1
     wait_until(lambda: not domains(tree, vm) and not domains(tree, STUB), timeout=10)
     assert leftovers(tree, domid, stub) == []
+
+
+def only_dom0(tree: XenTree) -> bool:
+    return [i.domid for i in tree.hv.getinfolist()] == [0]
+
+
+@pytest.mark.parametrize("on_crash", ["destroy", "restart"])
+def test_a_guest_crash_takes_its_stub_domain_down(env: tuple[XenTree, Any], on_crash: str
+                                                  ) -> None:
+    tree, _host = env
+    vm = tree.add_vm(stub_config("crashy", on_crash=on_crash))
+    domid, stub = started(tree, vm)
+    tree.hypervisor.crash(domid)
+    if on_crash == "destroy":
+        wait_until(lambda: status(tree, vm) == "shutdown", timeout=10)
+        wait_until(lambda: only_dom0(tree), timeout=10)
+        assert leftovers(tree, domid, stub) == []
+        return
+    wait_until(lambda: int(tree.task(vm, "get-domid")) not in (domid, -1)
+               and status(tree, vm) == "running", timeout=15)
+    new_stub = int(tree.task(vm, "get-stubdomid"))
+    assert new_stub not in (stub, -1)
+    wait_until(lambda: live(tree, vm) == [int(tree.task(vm, "get-domid"))]
+               and live(tree, STUB) == [new_stub], timeout=10)
+    assert leftovers(tree, domid, stub, stub_runs=True) == []
+    tree.task(vm, "destroy")
+    wait_until(lambda: only_dom0(tree), timeout=10)
+
+
+@pytest.mark.parametrize("on_crash", ["destroy", "restart"])
+def test_a_stub_domain_that_dies_alone_crashes_its_guest_once(env: tuple[XenTree, Any],
+                                                              on_crash: str) -> None:
+    tree, host = env
+    vm = tree.add_vm(stub_config("orphaned", on_crash=on_crash))
+    domid, stub = started(tree, vm)
+    wait_until(lambda: host.guest_status(stub) == "running")
+    host.set_behaviour("crash", 0.05, domid=stub)
+    if on_crash == "destroy":
+        wait_until(lambda: status(tree, vm) == "shutdown", timeout=10)
+        wait_until(lambda: only_dom0(tree), timeout=10)
+    else:
+        wait_until(lambda: int(tree.task(vm, "get-domid")) not in (domid, -1)
+                   and status(tree, vm) == "running", timeout=15)
+        new_stub = int(tree.task(vm, "get-stubdomid"))
+        assert new_stub not in (stub, -1)
+        # once: exactly one guest and one stub domain live, and they stay so
+        wait_until(lambda: len(live(tree, vm)) == 1 and live(tree, STUB) == [new_stub],
+                   timeout=10)
+        assert int(tree.task(vm, "get-domid")) == live(tree, vm)[0]
+        tree.task(vm, "destroy")
+        wait_until(lambda: only_dom0(tree), timeout=10)
+    host.clear_behaviour("crash", domid=stub)
+    assert leftovers(tree, domid, stub) == []
+
+
+def test_a_restarted_monitor_adopts_the_guest_and_its_stub_domain(env: tuple[XenTree, Any]
+                                                                  ) -> None:
+    import actors
+
+    tree, _host = env
+    vm = tree.add_vm(stub_config("adopted"))
+    domid, stub = started(tree, vm)
+    seq = tree.events.last_seq
+    actors.tell(f"/vms/{vm}", actors.InjectCrash())
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == f"/vms/{vm}",
+                                10, since=seq)
+    assert status(tree, vm) == "running"
+    assert (int(tree.task(vm, "get-domid")), int(tree.task(vm, "get-stubdomid"))) == (domid,
+                                                                                      stub)
+    assert live(tree, vm) == [domid] and live(tree, STUB) == [stub]
+    tree.task(vm, "destroy")
+    wait_until(lambda: only_dom0(tree), timeout=10)
+    assert leftovers(tree, domid, stub) == []
+
+
+def test_a_missing_stub_kernel_is_named_and_nothing_is_built(env: tuple[XenTree, Any],
+                                                             tmp_path: Path) -> None:
+    tree, _host = env
+    missing = tmp_path / "no-such-stubdom-bzImage"
+    vm = tree.add_vm(stub_config("kernelless", stubdom_kernel=str(missing)))
+    with pytest.raises(TaskError, match=f"stubdom-kernel.*{missing.name}.*does not exist"):
+        tree.task(vm, "start")
+    assert status(tree, vm) == "shutdown"
+    assert only_dom0(tree)
+    assert [d for d in tree.xs.directory("/local/domain") if d != "0"] == []
+
+
+def test_direct_mode_cannot_serve_a_stub_domain(env: tuple[XenTree, Any]) -> None:
+    tree, _host = env
+    vm = tree.add_vm(stub_config("confused", dm_mode="direct"))
+    with pytest.raises(TaskError, match="dm-mode"):
+        tree.task(vm, "start")
+    assert only_dom0(tree)
+
+
+def test_dom0_dm_agent_runs_the_device_model(env: tuple[XenTree, Any]) -> None:
+    tree, _host = env
+    vm = tree.add_vm(vm_config("agented", dm_mode="dm-agent") + HVM)
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    assert int(tree.task(vm, "get-stubdomid")) == -1
+    dms = f"/local/domain/0/dm-agent/dms/{domid}"
+    xs = tree.xs
+    assert xs.read(f"{dms}/0/status") == "running"
+    assert xs.read(f"{dms}/0/infos/drive0/file") == "/dev/null"  # dom0 opens the disk itself
+    assert xs.read(f"{dms}/0/infos/net0/bridge") == "xenbr0"
+    assert not xs.exists(f"/local/domain/{domid}/qemu-pid")
+    tree.task(vm, "destroy")
+    wait_until(lambda: only_dom0(tree), timeout=10)
+    assert not xs.exists(dms) and leftovers(tree, domid) == []

@@ -23,6 +23,7 @@ machine's (:mod:`xen.xenvm._machine`). Semantics:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import uuid as uuidlib
@@ -263,6 +264,9 @@ class DomainActions:
     def destroy(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False) -> None:
         """Destroy the domain and clean its xenstore state up, best effort."""
         observed = observe_domain(self.env.xenstore(), domid, hvm=hvm)
+        # a dm-agent whose domain is dead (a crashed stub domain) cannot answer: not asked
+        agents = tuple(a for a in observed.dm_agents if a == 0 or death_cause(self.info(a)) is None)
+        observed = dataclasses.replace(observed, dm_agents=agents)
         self.env.executor().run(plan_domain_destroy(observed, preserve_vm=keep_vm_tree,
                                                     timeouts=self.env.timeouts))
 
