@@ -38,7 +38,7 @@ from xen.xenops import (
     dms_path,
     read_request,
 )
-from xen.xenstore import XenstoreError
+from xen.xenops._dmtree import list_dir, read_subtree
 
 if TYPE_CHECKING:
     from xen.xenstore import Transaction, WatchFired, XenstoreClient
@@ -57,24 +57,6 @@ Gate = Callable[[Callable[[], object]], bool]
 def _direct(write: Callable[[], object]) -> bool:
     write()
     return True
-
-
-def _tree(client: XenstoreClient, path: str, depth: int) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for name in _listing(client, path):
-        child = f"{path}/{name}"
-        kids = _listing(client, child) if depth > 1 else []
-        out[name] = _tree(client, child, depth - 1) if kids else (client.try_read(child) or "")
-    return out
-
-
-def _listing(client: XenstoreClient, path: str) -> list[str]:
-    try:
-        return client.directory(path)
-    except XenstoreError as exc:
-        if exc.name in ("ENOENT", "EACCES"):
-            return []
-        raise
 
 
 def _writer(client: XenstoreClient, path: str, value: str) -> Callable[[], object]:
@@ -109,7 +91,7 @@ class SimDmAgent:
             if self._gate(lambda: client.transaction(publish)):
                 log.info("dm-agent %d: capabilities published", self.domid)
         seen: set[int] = set()
-        for name in _listing(client, self.dms_root):
+        for name in list_dir(client, self.dms_root):
             if name.isdigit():
                 seen.add(int(name))
                 self._serve(client, int(name))
@@ -118,7 +100,7 @@ class SimDmAgent:
 
     def _serve(self, client: XenstoreClient, domid: int) -> None:
         base = dms_path(self.domid, domid)
-        request = read_request(self.domid, domid, _tree(client, base, 4))
+        request = read_request(self.domid, domid, read_subtree(client, base, 4))
         if request.destroy:
             self.running = {(d, m) for d, m in self.running if d != domid}
             if self._gate(lambda: client.rm(base)):

@@ -50,12 +50,12 @@ from xen.xenops import (
     stubdom_mac,
     stubdom_name,
 )
+from xen.xenops._dmtree import read_subtree
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._specs import resolve_macs, vif_specs
 
 if TYPE_CHECKING:
     from xen.xenops import DeviceSpec
-    from xen.xenstore import XenstoreClient
     from xen.xenvm._config import VmConfig
     from xen.xenvm._env import XenEnv
 
@@ -152,21 +152,11 @@ def start_dm_agent(env: XenEnv, cfg: VmConfig, vm_uuid: str, domid: int, agent: 
     caps_path = capabilities_path(agent)
     env.executor().run(Plan(f"dm-agent-wait {agent}", (
         WaitFor(Appears(caps_path), timeout, f"dm-agent {agent} capabilities"),)), cancel)
-    caps = parse_capabilities(agent, _read_tree(xs, caps_path, depth=3))  # type: ignore[arg-type]
+    caps = parse_capabilities(agent, read_subtree(xs, caps_path, 3))  # type: ignore[arg-type]
     assignments = assign(dm_devices(cfg, vm_uuid, in_stubdom=agent != 0), [caps])
     env.executor().run(plan_dm_start(domid, assignments, timeout), cancel)
     logger.info("domain %d: device model running on dm-agent %d (%d devices)", domid, agent,
                 sum(len(a.devices) for a in assignments))
-
-
-def _read_tree(xs: XenstoreClient, path: str, depth: int) -> dict[str, object]:
-    """``path``'s subtree as nested dicts, ``depth`` levels of directories, leaves as values."""
-    out: dict[str, object] = {}
-    for name in xs.directory(path):
-        child = f"{path}/{name}"
-        kids = xs.directory(child) if depth > 1 else []
-        out[name] = _read_tree(xs, child, depth - 1) if kids else (xs.try_read(child) or "")
-    return out
 
 
 class StubdomActions:
