@@ -24,8 +24,8 @@ from xen.xenops import (
     dm_stop_steps,
     parse_capabilities,
     plan_dm_start,
+    read_subtree,
 )
-from xen.xenops._dmtree import read_subtree
 
 pytestmark = pytest.mark.integration
 

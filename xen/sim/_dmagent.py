@@ -36,9 +36,10 @@ from xen.xenops import (
     capabilities_path,
     capability_writes,
     dms_path,
+    list_dir,
     read_request,
+    read_subtree,
 )
-from xen.xenops._dmtree import list_dir, read_subtree
 
 if TYPE_CHECKING:
     from xen.xenstore import Transaction, WatchFired, XenstoreClient

@@ -140,6 +140,7 @@ if TYPE_CHECKING:
         stubdom_mac,
         wants_vnc_port,
     )
+    from xen.xenops._dmtree import list_dir, read_subtree
     from xen.xenops._executor import (
         CancelToken,
         HostActions,
@@ -358,6 +359,7 @@ __all__ = [
     "file_problem",
     "footprint_mib",
     "kib_of_mib",
+    "list_dir",
     "major_minor",
     "mib_of_kib_used",
     "mib_of_pages_used",
@@ -386,6 +388,7 @@ __all__ = [
     "qemu_logfile",
     "qemu_restore_file",
     "read_request",
+    "read_subtree",
     "required_to_boot_kib",
     "ro_perms",
     "rw_perms",
@@ -551,6 +554,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "vss_path": "xen.xenops._layout",
     "wants_vnc_port": "xen.xenops._dmargs",
     "xen_max_mib": "xen.xenops._memory",
+    "list_dir": "xen.xenops._dmtree",
+    "read_subtree": "xen.xenops._dmtree",
     # stub domains and the dm-agent (issue 14)
     "SIM_SHIPPED_IMAGES": "xen.xenops._build",
     "file_problem": "xen.xenops._build",

@@ -46,11 +46,11 @@ from xen.xenops import (
     plan_device_add,
     plan_dm_start,
     plan_stubdom_links,
+    read_subtree,
     stubdom_cmdline,
     stubdom_mac,
     stubdom_name,
 )
-from xen.xenops._dmtree import read_subtree
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._specs import resolve_macs, vif_specs
 
