@@ -17,6 +17,8 @@ MAX_LINES = 500
 OVERSIZE: dict[str, str] = {
     "xen/xenmgr/__init__.py": "an export table: 163 names, each listed for type checkers, in "
                               "__all__ and in the lazy map",
+    "xen/xenops/__init__.py": "an export table: each public name listed for type checkers, in "
+                              "__all__ and in the lazy map",
 }
 
 def modules() -> list[Path]:

@@ -136,7 +136,9 @@ class DomainActions:
     def build(self, cfg: VmConfig, cancel: CancelToken, created: Callable[[int], None],
               source: IO[bytes] | None = None) -> int:
         """Create and build (or restore from ``source``) the domain of ``cfg``; its domid.
-        ``created(domid)`` is called as soon as the domain exists."""
+        ``created(domid)`` is called as soon as the domain exists. The device model's config
+        is checked first (ConfigError, nothing built)."""
+        check_device_model(cfg, self.env)  # before anything exists (a stub's kernel, say)
         ex = self.env.executor()
         memory = config_build_memory(cfg)
         call = domain_create_call(domain_spec(cfg, self.uuid), vcpus=cfg.vcpus,
@@ -155,10 +157,6 @@ class DomainActions:
         ex.run(plan_build_post(domid, self.uuid, memory, built,
                                timeoffset=cfg.time_offset or "0"), cancel)
         return domid
-
-    def check(self, cfg: VmConfig) -> None:
-        """What must hold before anything is built (ConfigError): the device model's."""
-        check_device_model(cfg, self.env)
 
     def stubdom_of(self, domid: int) -> int:
         """The stub domain ``domid``'s xenstore names (-1: none)."""
@@ -227,19 +225,22 @@ class DomainActions:
         """Unpause the domain."""
         self.env.hypervisor().unpause(domid)
 
-    def crash_if_stub_died(self, domid: int, stub: int) -> bool:
-        """If stub domain ``stub`` (>= 0) died while its guest ``domid`` runs, crash the guest
-        (hypervisor shutdown, reason crash) so that its ``on_crash`` applies once by the usual
-        path of a death; whether it did."""
-        if stub < 0 or death_cause(self.info(stub)) is None:
-            return False
+    def observe_death(self, domid: int, stub: int
+                      ) -> tuple[DomainInfo | None, DeathCause | None]:
+        """The guest's info and why it died (None: it lives). If its stub domain ``stub``
+        (>= 0) died while the guest runs, the guest is crashed first (hypervisor shutdown,
+        reason crash), so that its ``on_crash`` applies once by the usual path of a death."""
+        info = self.info(domid)
+        if death_cause(info) is not None or stub < 0 or death_cause(self.info(stub)) is None:
+            return info, death_cause(info)
         logger.warning("%s: stub domain %d died under domain %d: the guest is crashed",
                        self.uuid, stub, domid)
         try:
             self.env.hypervisor().shutdown(domid, ShutdownReason.CRASH)
         except HypervisorError as exc:
             logger.error("%s: crashing domain %d failed: %s", self.uuid, domid, exc)
-        return True
+        info = self.info(domid)
+        return info, death_cause(info)
 
     def set_memory_target(self, domid: int, kib: int) -> None:
         """Write the balloon target."""

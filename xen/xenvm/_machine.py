@@ -215,7 +215,6 @@ class VmMachine:
                   source: IO[bytes] | None = None) -> None:
         """Build (or restore from ``source``), plug, unpause; roll back on failure."""
         try:
-            self.domain.check(cfg)
             self.domain.build(cfg, self._cancel, self._created, source)
             if source is None:
                 self._go(lc.DomainBuilt())
@@ -403,10 +402,7 @@ class VmMachine:
             if live:
                 self._adopt(live[0])
             return
-        info = self.domain.info(self.domid)
-        cause = death_cause(info)
-        if cause is None and self.domain.crash_if_stub_died(self.domid, self.stubdom_domid):
-            cause = death_cause(info := self.domain.info(self.domid))
+        info, cause = self.domain.observe_death(self.domid, self.stubdom_domid)
         if cause is None:
             assert info is not None
             self._sync_pause(info)
