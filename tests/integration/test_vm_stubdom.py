@@ -210,3 +210,23 @@ def test_dom0_dm_agent_runs_the_device_model(env: tuple[XenTree, Any]) -> None:
     tree.task(vm, "destroy")
     wait_until(lambda: only_dom0(tree), timeout=10)
     assert not xs.exists(dms) and leftovers(tree, domid) == []
+
+
+def test_a_reboot_brings_a_new_stub_domain_and_pause_leaves_it_alone(env: tuple[XenTree, Any]
+                                                                     ) -> None:
+    tree, _host = env
+    vm = tree.add_vm(stub_config("rebooter"))
+    domid, stub = started(tree, vm)
+    tree.task(vm, "pause")
+    assert tree.hv.getinfo(domid).paused and not tree.hv.getinfo(stub).paused
+    tree.task(vm, "unpause")
+    tree.task(vm, "reboot")
+    assert status(tree, vm) == "running"
+    new, new_stub = int(tree.task(vm, "get-domid")), int(tree.task(vm, "get-stubdomid"))
+    assert new != domid and new_stub not in (stub, -1)
+    wait_until(lambda: live(tree, vm) == [new] and live(tree, STUB) == [new_stub], timeout=10)
+    assert tree.xs.read(f"/local/domain/{new}/image/device-model-domid") == str(new_stub)
+    assert leftovers(tree, domid, stub, stub_runs=True) == []
+    tree.task(vm, "shutdown")
+    wait_until(lambda: only_dom0(tree), timeout=10)
+    assert leftovers(tree, new, new_stub) == []

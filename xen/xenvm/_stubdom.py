@@ -41,12 +41,12 @@ from xen.xenops import (
     WaitFor,
     assign,
     capabilities_path,
+    list_dir,
     order_devices,
     parse_capabilities,
     plan_device_add,
     plan_dm_start,
     plan_stubdom_links,
-    read_subtree,
     stubdom_cmdline,
     stubdom_mac,
     stubdom_name,
@@ -152,7 +152,11 @@ def start_dm_agent(env: XenEnv, cfg: VmConfig, vm_uuid: str, domid: int, agent: 
     caps_path = capabilities_path(agent)
     env.executor().run(Plan(f"dm-agent-wait {agent}", (
         WaitFor(Appears(caps_path), timeout, f"dm-agent {agent} capabilities"),)), cancel)
-    caps = parse_capabilities(agent, read_subtree(xs, caps_path, 3))  # type: ignore[arg-type]
+    # the device names and their depends only: 2 + one read per device
+    caps = parse_capabilities(agent, {
+        dm: {dev: {"depends": xs.try_read(f"{caps_path}/{dm}/{dev}/depends") or ""}
+             for dev in list_dir(xs, f"{caps_path}/{dm}")}
+        for dm in list_dir(xs, caps_path)})
     assignments = assign(dm_devices(cfg, vm_uuid, in_stubdom=agent != 0), [caps])
     env.executor().run(plan_dm_start(domid, assignments, timeout), cancel)
     logger.info("domain %d: device model running on dm-agent %d (%d devices)", domid, agent,
