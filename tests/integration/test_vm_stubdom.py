@@ -230,3 +230,21 @@ def test_a_reboot_brings_a_new_stub_domain_and_pause_leaves_it_alone(env: tuple[
     tree.task(vm, "shutdown")
     wait_until(lambda: only_dom0(tree), timeout=10)
     assert leftovers(tree, new, new_stub) == []
+
+
+def test_suspend_and_restore_with_a_stub_domain(env: tuple[XenTree, Any], tmp_path: Path
+                                                ) -> None:
+    tree, _host = env
+    vm = tree.add_vm(stub_config("sleeper"))
+    domid, stub = started(tree, vm)
+    image = tmp_path / "sleeper.img"
+    tree.task(vm, "suspend", file=str(image))
+    assert status(tree, vm) == "suspended" and int(tree.task(vm, "get-stubdomid")) == -1
+    wait_until(lambda: only_dom0(tree), timeout=10)
+    assert leftovers(tree, domid, stub) == []
+    tree.task(vm, "restore", file=str(image))
+    assert status(tree, vm) == "running"
+    new_stub = int(tree.task(vm, "get-stubdomid"))
+    assert new_stub > 0 and live(tree, STUB) == [new_stub]
+    tree.task(vm, "destroy")
+    wait_until(lambda: only_dom0(tree), timeout=10)
