@@ -248,3 +248,20 @@ def test_suspend_and_restore_with_a_stub_domain(env: tuple[XenTree, Any], tmp_pa
     assert new_stub > 0 and live(tree, STUB) == [new_stub]
     tree.task(vm, "destroy")
     wait_until(lambda: only_dom0(tree), timeout=10)
+
+
+def test_a_stub_domain_whose_agent_never_answers_fails_the_start_and_leaves_nothing(
+        env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(stub_config("silent").replace("qemu-dm-timeout = 10", "qemu-dm-timeout = 1"))
+    host.set_behaviour("hang", True, uuid=STUB)
+    try:
+        with pytest.raises(TaskError, match=r"dm-agent .* capabilities"):
+            tree.task(vm, "start")
+        assert status(tree, vm) == "shutdown"
+        assert int(tree.task(vm, "get-stubdomid")) == -1
+        wait_until(lambda: only_dom0(tree), timeout=10)
+        assert [d for d in tree.xs.directory("/local/domain") if d != "0"] == []
+        assert not tree.xs.exists(f"/vm/{STUB}")
+    finally:
+        host.clear_behaviour("hang", uuid=STUB)

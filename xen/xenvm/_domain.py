@@ -52,6 +52,7 @@ from xen.xenops import (
     plan_shutdown_request,
     plan_vcpus,
     start_device_model,
+    stubdom_name,
 )
 from xen.xenvm._config_devices import DiskConfig, NicConfig
 from xen.xenvm._lifecycle import DeathCause
@@ -262,14 +263,24 @@ class DomainActions:
         self.env.executor().run(Plan(name, (
             WaitDomain(domid, "dead", max(0.1, timeout), poll=0.05),)), cancel)
 
-    def destroy(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False) -> None:
-        """Destroy the domain and clean its xenstore state up, best effort."""
+    def destroy(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False,
+                stub: int = -1) -> None:
+        """Destroy the domain and clean its xenstore state up, best effort. The plan follows
+        the guest's stub domain from xenstore; ``stub`` (>= 0), the one recorded, is destroyed
+        too if it still exists afterwards and is named ``stubdom-<domid>`` (a start that failed
+        before the link was written)."""
         observed = observe_domain(self.env.xenstore(), domid, hvm=hvm)
         # a dm-agent whose domain is dead (a crashed stub domain) cannot answer: not asked
-        agents = tuple(a for a in observed.dm_agents if a == 0 or death_cause(self.info(a)) is None)
+        agents = tuple(a for a in observed.dm_agents
+                       if a == 0 or death_cause(self.info(a)) is None)
         observed = dataclasses.replace(observed, dm_agents=agents)
         self.env.executor().run(plan_domain_destroy(observed, preserve_vm=keep_vm_tree,
                                                     timeouts=self.env.timeouts))
+        if stub >= 0 and stub != domid and self.info(stub) is not None and \
+                self.env.xenstore().try_read(f"/local/domain/{stub}/name") == stubdom_name(domid):
+            logger.info("%s: destroying stub domain %d left by domain %d", self.uuid, stub,
+                        domid)
+            self.destroy(stub, hvm=False)
 
     def save(self, domid: int, target: Path, header: bytes,
              suspend: Callable[[], None]) -> None:

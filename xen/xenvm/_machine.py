@@ -171,7 +171,8 @@ class VmMachine:
         """
         if domid < 0:
             return
-        self.domain.destroy(domid, hvm=self.config.hvm)
+        stub = self.stubdom_domid if domid == self.domid else -1
+        self.domain.destroy(domid, hvm=self.config.hvm, stub=stub)
         if domid == self.domid:
             self.domid = -1
             self.stubdom_domid = -1
