@@ -226,9 +226,9 @@ class SimGuest:
             return False
         try:
             self._answer_shutdown(client)
-            self._step_devices(client)
-            if self._agent is not None:
+            if self._agent is not None:  # first: the toolstack waits for it
                 self._agent.step(client)
+            self._step_devices(client)
         except XenstoreConnectionError as exc:
             log.info("guest %d: xenstore connection trouble: %s", self.domid, exc)
             if client.state in (ClientState.FAILED, ClientState.CLOSED):
