@@ -3,7 +3,9 @@
 * start -> running latency per VM (through the monitor: plans, xenstore, hypervisor) vs the
   sim host's bare create + unpause (two hypervisor calls);
 * monitor crash -> domain re-adopted latency;
-* 200 VMs booted concurrently: wall time; memory per idle monitor.
+* 200 VMs booted concurrently: wall time; memory per idle monitor;
+* on the full simulated host (guests, backends, dm-agents): start -> running of an HVM guest
+  with a stub domain vs the same guest without a device model, and vs dom0's dm-agent.
 
 Run: ``.venv/bin/python benchmarks/vms.py [--quick]``. Everything runs in this process;
 interrupted (Ctrl-C, SIGTERM), it stops the tree and the simulated host on the way out
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import actors
 from benchmarks._cleanup import cleaning_up, run
 from supervision import StartChild
-from tests.integration.xen_fixtures import vm_config, xen_tree
+from tests.integration.xen_fixtures import sim_tree, vm_config, xen_tree
 from xen.hypervisor import DomainSpec
 from xen.xenvm import VmStart, vm_task
 
@@ -92,7 +94,34 @@ def main() -> int:
         wall = time.perf_counter() - t0
         print(f"{n_boot} VMs booted concurrently  {wall:.2f} s  ({wall / n_boot * 1000:.1f} ms/VM)"
               f"   idle monitor memory {per_monitor:.1f} KB")
+    stubdom_section(max(5, rounds // 2))
     return 0
+
+
+_HVM = ("hvm = true\nqemu-dm-timeout = 10\nstubdom-memory = 32\n"
+        "disk = /dev/null:phy:hda:w:disk:none\nnic = id=0,bridge=xenbr0\n")
+
+
+def stubdom_section(rounds: int) -> None:
+    """Start -> running of one HVM guest: with a stub domain, with dom0's dm-agent, and with no
+    device model (the baseline), interleaved round by round, on the full simulated host."""
+    kinds = {"no device model": "",
+             "dom0 dm-agent": "dm-mode = dm-agent\n",
+             "stub domain": f"stubdom = {uuidlib.uuid4()}\n"}
+    with tempfile.TemporaryDirectory() as tmp, sim_tree(Path(tmp)) as (tree, _host):
+        vms = {kind: tree.add_vm(vm_config(kind.replace(" ", "-"), memory=64) + _HVM + extra)
+               for kind, extra in kinds.items()}
+        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        for _ in range(rounds):
+            for kind, vm in vms.items():
+                t0 = time.perf_counter()
+                vm_task(vm, "start")
+                times[kind].append(time.perf_counter() - t0)
+                vm_task(vm, "destroy")
+        base = statistics.median(times["no device model"]) * 1000
+        for kind in kinds:
+            med = statistics.median(times[kind]) * 1000
+            print(f"HVM start -> running, {kind:16s} {med:7.2f} ms   ratio {med / base:.2f}x")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from xen.xenstore import XenstoreClient
 from xen.xenvm import TreeEnv, VmStart, vm_task
 
 FAST = Timeouts(hotplug=3.0, device_close=2.0, shutdown_ack=2.0, domain_gone=3.0,
-                domain_gone_poll=0.05, free_memory=2.0)
+                domain_gone_poll=0.05, free_memory=2.0, dm_agent_stop=2.0, stubdom_death=2.0)
 
 
 def vm_config(name: str = "vm", memory: int = 64, **extra: str) -> str:

@@ -59,3 +59,16 @@ def test_values_that_would_hit_the_wrong_target_are_skipped_with_a_warning(
     steps = list(plan_domain_destroy(observed).walk())
     assert [s for s in steps if isinstance(s, DestroyDomain)] == [DestroyDomain(7)]
     assert not any(isinstance(s, KillProcess) for s in steps)
+
+
+def test_dm_agents_holding_the_domain_are_found_in_dom0_and_the_stub_domain() -> None:
+    tree = Tree({
+        "/local/domain/7/image/device-model-domid": "8",
+        "/local/domain/8/name": "stubdom-7",
+        "/local/domain/8/dm-agent/dms/7/0/status": "running",
+        "/local/domain/0/dm-agent/dms/7/0/status": "running",
+        "/local/domain/0/dm-agent/dms/9/0/status": "running",
+    })
+    observed = observe_domain(tree, 7)  # type: ignore[arg-type]
+    assert observed.dm_agents == (0, 8)
+    assert observe_domain(Tree({"/local/domain/7/name": "x"}), 7).dm_agents == ()  # type: ignore[arg-type]

@@ -18,6 +18,9 @@ introduction, an unpause) it looks at xenstore again:
   state machine (`frontend_next`) against its backend's ``state``, publishing ring keys before
   leaving Initialising; ``frontend-stop`` holds it at a state ("hang mid-handshake"). The
   guest watches each backend's ``state`` (readable to it through the backend's ACL).
+- a stub domain (its ``target`` node names the guest it serves) runs a dm-agent
+  (:mod:`xen.sim._dmagent`) for that guest, stepped on every nudge like the rest, its writes
+  made as the guest's are;
 - timers: ``crash`` and ``reboot`` fire that many seconds after the guest starts running or
   after the value changes.
 
@@ -50,6 +53,7 @@ from xen.sim._control import (
     frontend_next,
     frontend_ring_keys,
 )
+from xen.sim._dmagent import SimDmAgent
 from xen.xenops import XenbusState
 from xen.xenstore import (
     ClientState,
@@ -113,6 +117,7 @@ class SimGuest:
         self._deadlines: dict[str, float] = {}
         self._shutdown_reason: ShutdownReason | None = None
         self._backend_watches: dict[str, str] = {}  # frontend path -> watched backend state
+        self._agent: SimDmAgent | None = None  # a stub domain's dm-agent
 
     # --- control (any thread) ------------------------------------------------------------------
 
@@ -221,6 +226,8 @@ class SimGuest:
             return False
         try:
             self._answer_shutdown(client)
+            if self._agent is not None:  # first: the toolstack waits for it
+                self._agent.step(client)
             self._step_devices(client)
         except XenstoreConnectionError as exc:
             log.info("guest %d: xenstore connection trouble: %s", self.domid, exc)
@@ -289,6 +296,10 @@ class SimGuest:
             client.connect()
             client.watch(f"{self._home}/control/shutdown", "shutdown", self._on_watch)
             client.watch(f"{self._home}/device", "device", self._on_watch)
+            target = _readable(client, f"{self._home}/target")
+            if target is not None and target.isdigit():
+                self._agent = SimDmAgent(self.domid, int(target), self._as_guest)
+                client.watch(self._agent.dms_root, "dm-agent", self._on_watch)
         except (XenstoreError, XenstoreConnectionError, XenstoreTimeout) as exc:
             log.info("guest %d cannot use xenstore yet: %s", self.domid, exc)
             client.close()
@@ -388,6 +399,14 @@ class SimGuest:
             return
         log.debug("guest %d: %s/%s frontend %s -> %s", self.domid, kind, devid,
                   fe_state.name, target.name)
+
+
+def _readable(client: XenstoreClient, path: str) -> str | None:
+    """The value at ``path``, None when missing or not readable by the guest."""
+    try:
+        return client.try_read(path)
+    except PermissionDenied:
+        return None
 
 
 def _listing(client: XenstoreClient, path: str) -> list[str]:

@@ -20,15 +20,13 @@ which fires ``@introduceDomain``; a domain that shuts down, crashes or starts dy
 VIRQ_DOM_EXC, so xenstored fires ``@releaseDomain``; a domain that is gone is released (its
 xenstore connection closed, ``@releaseDomain`` fired) if it was introduced, else only the watch
 fires. Each domain gets a `SimGuest` when first unpaused; pausing and unpausing pause it; it
-stops when its domain shuts down, dies or goes. `SimBackends` serves dom0's backends.
+stops when its domain shuts down, dies or goes. `SimBackends` serves dom0's backends and a
+`DmAgentThread` answers dom0's dm-agent protocol (a stub domain's guest runs its own agent;
+`xen.sim._dmagent`).
 
-The PCI bus (``pci_devices``, default `DEFAULT_PCI_DEVICES`) is the hypervisor model's: its
-dom0 sysfs stand-in and passthrough state are served on the hypervisor socket; `pci_state`
-shows it, and ``/sim/pci`` mirrors it after every change (`_pcimirror`).
-
-Behaviours (crash, hang, ignore-shutdown, reboot-by-itself, stop states, backend failures, slow
-hotplug) are read from the ``/sim/behaviour`` area on demand (see `_control`); ``behaviour``
-seeds it at start. Each guest's status is published at ``/sim/status/<domid>/guest``.
+The PCI bus (``pci_devices``, default `DEFAULT_PCI_DEVICES`) is the hypervisor model's;
+``/sim/pci`` mirrors it (`_pcimirror`). Behaviours (crash, hang, ignore-shutdown, stop states,
+backend failures...) are read from ``/sim/behaviour`` (`_control`), seeded by ``behaviour``.
 
 Guarantees and failure behaviour: `start` brings everything up or, on any failure, closes what
 it started and raises. `close` (idempotent) stops the backends, the guests, the servers and the
@@ -63,6 +61,7 @@ from xen.sim._control import (
     seed_entries,
     status_path,
 )
+from xen.sim._dmagent import DmAgentThread
 from xen.sim._guests import SimGuest
 from xen.sim._pcimirror import write_pci_mirror
 from xen.sim.hypervisor import (
@@ -131,6 +130,7 @@ class SimHost:
         self.argo = ArgoStandIn(self.state_dir / "argo", self._domain_exists)
         self._client: XenstoreClient | None = None
         self._backends: SimBackends | None = None
+        self._dm_agent: DmAgentThread | None = None
         self._subscription: Subscription | None = None
         self._bus: subprocess.Popen[bytes] | None = None
         self.dbus_address: str | None = None
@@ -199,6 +199,7 @@ class SimHost:
         client.watch(BEHAVIOUR_ROOT, "sim-behaviour", self._on_behaviour)
         self._backends = SimBackends(client, self.hypervisor, self.behaviour).start()
         write_pci_mirror(client, self.pci_state())
+        self._dm_agent = DmAgentThread(client).start()
         self.argo.start()
         if self._with_dbus:
             self._start_bus()
@@ -263,6 +264,9 @@ class SimHost:
         backends = self._backends
         if backends is not None:
             self._collect(stuck, "sim-backends", lambda: backends.close(timeout))
+        agent = self._dm_agent
+        if agent is not None:
+            self._collect(stuck, "sim-dm-agent", lambda: agent.close(timeout))
         for guest in guests:
             guest.stop()
         stuck += [f"sim-guest-{g.domid}" for g in guests if not g.join(timeout)]

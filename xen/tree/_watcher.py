@@ -6,7 +6,10 @@ hypervisor's domain list and compares it with the last one: every domain that ap
 disappeared or changed its flags (paused, shutdown, dying) is reported to the monitor of the VM
 whose uuid is the domain's handle, as a :class:`~xen.xenvm._messages.CheckState` message. The
 monitor decides what happened from what it reads then; the event is never trusted as data.
-Domains no monitor owns (dom0, ones started by hand) are ignored. Under ``rest_for_one`` after
+A stub domain's changes go to its guest's monitor too (the stub has a uuid of its own; the
+watcher reads its ``target`` node once and remembers it while the stub exists), so a stub
+domain that dies alone is seen by the VM that owns it. Domains no monitor owns (dom0, ones
+started by hand) are ignored. Under ``rest_for_one`` after
 the xenstore and hypervisor actors, a restart of either restarts the watcher, which registers
 its watches again on the new connection.
 """
@@ -38,6 +41,7 @@ class DomainWatcher(Actor):
         self.xenstore_name = xenstore
         self.hypervisor_name = hypervisor
         self.known: dict[int, Key] = {}
+        self.targets: dict[int, int] = {}  # stub domain -> the guest it serves
         self.events = 0
         self.token = _TOKEN
 
@@ -63,12 +67,30 @@ class DomainWatcher(Actor):
                 continue
             now[info.domid] = (str(info.uuid), info.paused, info.shutdown, info.dying,
                                info.running or info.blocked)
-        changed = {uuid for d, key in now.items() if self.known.get(d) != key
-                   for uuid in (key[0],)}
-        changed |= {key[0] for d, key in self.known.items() if d not in now}
+        moved = {d for d, key in now.items() if self.known.get(d) != key}
+        moved |= {d for d in self.known if d not in now}
+        changed = {(now.get(d) or self.known[d])[0] for d in moved}
+        for d in moved:
+            target = self._target(d) if d in now else self.targets.pop(d, None)
+            key = None if target is None else (now.get(target) or self.known.get(target))
+            if key is not None:
+                changed.add(key[0])
         self.known = now
         for uuid in sorted(changed):
             self._tell(uuid)
+
+    def _target(self, domid: int) -> int | None:
+        """The guest stub domain ``domid`` serves (None: not a stub domain, or not yet)."""
+        if domid not in self.targets:
+            try:
+                text = service(self.xenstore_name, XenstoreClient).try_read(
+                    f"/local/domain/{domid}/target")
+            except Exception:  # the domain's tree is going away
+                return None
+            if text is None or not text.isdigit():
+                return None
+            self.targets[domid] = int(text)
+        return self.targets[domid]
 
     def _tell(self, uuid: str) -> None:
         try:

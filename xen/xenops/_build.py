@@ -13,19 +13,25 @@ real Xen):
 * :meth:`~Builder.restore` reads such an image into a freshly created domain instead of
   building it, and returns the rings like :meth:`~Builder.build`.
 
+:meth:`~Builder.check_file` says why a boot file cannot be loaded (None when it can), so a
+caller can refuse a config before it creates anything (a stub domain's kernel, say).
+
 The stream is the builder's own section of a save file: the caller writes whatever precedes
 it (the toolstack's header) and positions the stream at the start of the section for a
 restore.
 
 :class:`SimBuilder` serves the simulated host, where a domain's memory exists from its creation
-and there is nothing to load or save: rings get stable numbers derived from the domid and the
-memory section is empty (a restore refuses a section that is not). :class:`UnsupportedBuilder`
-stands for real Xen until libxenguest is bound: every method raises ``Unsupported`` naming
-what is missing (domains started by ``xl`` can still be adopted and managed).
+and there is nothing to load or save (it ships OpenXT's stub-domain kernel and ramdisk at
+their default paths, as an OpenXT dom0 does; any other file must exist): rings get stable
+numbers derived from the domid and the memory section is empty (a restore refuses a section
+that is not). :class:`UnsupportedBuilder` stands for real Xen until libxenguest is bound:
+every method raises ``Unsupported`` naming what is missing (domains started by ``xl`` can
+still be adopted and managed; its check_file is the dom0 file check).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol
@@ -36,7 +42,30 @@ from xen.xenops._plan import BuildResult
 if TYPE_CHECKING:
     from xen.xenops._memory import BuildMemory
 
-__all__ = ["BootImage", "Builder", "SimBuilder", "UnsupportedBuilder"]
+__all__ = [
+    "SIM_SHIPPED_IMAGES",
+    "BootImage",
+    "Builder",
+    "SimBuilder",
+    "UnsupportedBuilder",
+    "file_problem",
+]
+
+#: Boot files the simulated host has without them existing on disk: OpenXT's stub-domain
+#: images at their default paths (xen.xenvm's defaults for stubdom-kernel/-initrd).
+SIM_SHIPPED_IMAGES = frozenset({"/usr/lib/xen/boot/stubdomain-bzImage",
+                                "/usr/lib/xen/boot/stubdomain-initramfs"})
+
+
+def file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be read as a boot file on this host (None: it can)."""
+    if not os.path.exists(path):
+        return "does not exist"
+    if not os.path.isfile(path):
+        return "is not a file"
+    if not os.access(path, os.R_OK):
+        return "is not readable"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +86,10 @@ class Builder(Protocol):
 
     def save(self, domid: int, out: IO[bytes], suspend: Callable[[], None]) -> None:
         """Write the memory image of ``domid`` to ``out``, calling ``suspend()`` once."""
+        ...
+
+    def check_file(self, path: str) -> str | None:
+        """Why the boot file ``path`` cannot be loaded (None: it can)."""
         ...
 
     def restore(self, domid: int, source: IO[bytes], memory: BuildMemory) -> BuildResult:
@@ -80,6 +113,10 @@ class SimBuilder:
         """Suspend the guest; its memory section is empty."""
         suspend()
 
+    def check_file(self, path: str) -> str | None:
+        """The shipped stub-domain images are there; any other file must exist."""
+        return None if path in SIM_SHIPPED_IMAGES else file_problem(path)
+
     def restore(self, domid: int, source: IO[bytes], memory: BuildMemory) -> BuildResult:
         """Check that the memory section is empty; the rings of ``domid``."""
         if source.read(1):
@@ -95,6 +132,10 @@ class UnsupportedBuilder:
         """Refuse clearly."""
         raise Unsupported("not implemented: building a domain on the xc backend needs "
                           "libxenguest; start the VM with xl and let the monitor adopt it")
+
+    def check_file(self, path: str) -> str | None:
+        """The dom0 file check."""
+        return file_problem(path)
 
     def save(self, domid: int, out: IO[bytes], suspend: Callable[[], None]) -> None:
         """Refuse clearly, before the guest is asked anything."""

@@ -142,13 +142,15 @@ def observe_domain(xs: NodeOps, domid: int, *, hvm: bool = False,
                    1, DOMID_FIRST_RESERVED - 1)
     if stub is not None and stub != domid:
         stubdom = observe_domain(xs, stub, backend_domids=backend_domids)
+    agents = tuple(a for a in (0, *(() if stub is None else (stub,)))
+                   if xs.exists(f"{domain_path(a)}/dm-agent/dms/{domid}"))
     qemu = _number(domid, "qemu pid", xs.try_read(f"{dom}/qemu-pid"), 2, _MAX_PID)
     helpers = [_number(domid, "device-model helper pid", p, 2, _MAX_PID)
                for p in _list(xs, f"/local/domain/0/device-model/{domid}/dm-helpers")]
     return ObservedDomain(
         domid=domid, hvm=hvm, devices=(*found.values(), *orphans),
         vm_path=xs.try_read(f"{dom}/vm"), vss_path=xs.try_read(f"{dom}/vss"),
-        stubdom=stubdom, qemu_pid=qemu,
+        dm_agents=agents, stubdom=stubdom, qemu_pid=qemu,
         dm_helper_pids=tuple(p for p in helpers if p is not None),
         backend_dirs=tuple(dirs),
     )

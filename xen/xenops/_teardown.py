@@ -49,6 +49,7 @@ from xen.xenops._calls import (
 )
 from xen.xenops._checks import PlanError
 from xen.xenops._devid import XenbusState
+from xen.xenops._dmagent import dm_stop_steps
 from xen.xenops._layout import Device, Kind, domain_path, private_path
 from xen.xenops._plan import DEFAULT_TIMEOUTS, Timeouts, device_name
 
@@ -236,9 +237,7 @@ def _destroy_steps(
         steps += _hard_shutdown(device, t, obs.hvm)
     steps.append(DestroyDomain(domid))                               # 3.
     for agent in obs.dm_agents:                                      # 4. dm-agents
-        dms = f"{domain_path(agent)}/dm-agent/dms/{domid}"
-        steps += [Write(f"{dms}/destroy", "1"),
-                  WaitFor(Disappears(dms), t.dm_agent_stop, f"dm-agent {agent} to stop {domid}")]
+        steps += dm_stop_steps(agent, domid, t.dm_agent_stop)
     if obs.stubdom is not None:                                      # 5. stubdomain
         stub = obs.stubdom.domid
         steps += [Write(f"{domain_path(stub)}/control/shutdown",

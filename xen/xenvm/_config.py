@@ -136,6 +136,7 @@ class VmConfig:
     stubdom_cmdline: str = "init=/init xen_blkfront.max=8"
     qemu_dm_path: str = ""
     qemu_dm_timeout: int = 30
+    dm_mode: str = ""
     vtpm_backend: int = 0
     vtpm_instance: int | None = None
     xci_service: bool = False

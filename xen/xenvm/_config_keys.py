@@ -185,6 +185,7 @@ SCALAR_KEYS: tuple[Key, ...] = (
     _k("stubdom-cmdline", "stubdom_cmdline", _S),
     _k("qemu-dm-path", "qemu_dm_path", _S),
     _k("qemu-dm-timeout", "qemu_dm_timeout", _i(1)),
+    _k("dm-mode", "dm_mode", _S),
     _k("vtpm-backend", "vtpm_backend", _i(0)),
     _k("vtpm-instance", "vtpm_instance", _oi(0)),
     _k("xci-service", "xci_service", _B),

@@ -23,13 +23,15 @@ machine's (:mod:`xen.xenvm._machine`). Semantics:
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING
 
-from xen.hypervisor import DomainInfo, NoSuchDomain, ShutdownReason
+from xen.hypervisor import DomainInfo, HypervisorError, NoSuchDomain, ShutdownReason
 from xen.xenops import (
     CancelToken,
     DeviceSpec,
@@ -52,6 +54,7 @@ from xen.xenops import (
     plan_shutdown_request,
     plan_vcpus,
     start_device_model,
+    stubdom_name,
 )
 from xen.xenvm._config_devices import DiskConfig, NicConfig, PciConfig
 from xen.xenvm._lifecycle import DeathCause
@@ -67,6 +70,13 @@ from xen.xenvm._specs import (
     vbd_spec,
     vif_specs,
 )
+from xen.xenvm._stubdom import (
+    StubdomActions,
+    check_device_model,
+    dm_mode,
+    start_dm_agent,
+    stub_config,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,6 +85,8 @@ if TYPE_CHECKING:
     from xen.xenvm._env import XenEnv
 
 __all__ = ["DomainActions", "death_cause"]
+
+logger = logging.getLogger("xenvm")
 
 _CAUSES = {
     ShutdownReason.POWEROFF: DeathCause.POWEROFF,
@@ -129,7 +141,9 @@ class DomainActions:
     def build(self, cfg: VmConfig, cancel: CancelToken, created: Callable[[int], None],
               source: IO[bytes] | None = None) -> int:
         """Create and build (or restore from ``source``) the domain of ``cfg``; its domid.
-        ``created(domid)`` is called as soon as the domain exists."""
+        ``created(domid)`` is called as soon as the domain exists. The device model's config
+        is checked first (ConfigError, nothing built)."""
+        check_device_model(cfg, self.env)  # before anything exists (a stub's kernel, say)
         ex = self.env.executor()
         memory = config_build_memory(cfg)
         call = domain_create_call(domain_spec(cfg, self.uuid), vcpus=cfg.vcpus,
@@ -149,8 +163,15 @@ class DomainActions:
                                timeoffset=cfg.time_offset or "0"), cancel)
         return domid
 
-    def plug_devices(self, domid: int, cfg: VmConfig, cancel: CancelToken) -> None:
-        """Plug every device of ``cfg``, set the vcpus, start an HVM guest's device model."""
+    def stubdom_of(self, domid: int) -> int:
+        """The stub domain ``domid``'s xenstore names (-1: none)."""
+        text = self.env.xenstore().try_read(f"/local/domain/{domid}/image/device-model-domid")
+        return int(text) if text is not None and text.isdigit() else -1
+
+    def plug_devices(self, domid: int, cfg: VmConfig, cancel: CancelToken,
+                     stub_created: Callable[[int], None] | None = None) -> None:
+        """Plug every device of ``cfg``, set the vcpus, start an HVM guest's device model
+        (in dom0, or in a stub domain: ``stub_created(stub)`` as soon as that exists)."""
         ex = self.env.executor()
         cfg = resolve_macs(cfg, self.uuid)
         specs: list[DeviceSpec] = [self._vbd(domid, cfg, disk) for disk in cfg.disks]
@@ -162,7 +183,16 @@ class DomainActions:
         if cfg.passthrough_io or cfg.passthrough_mmio:
             ex.run(plan_io_grants(domid, cfg.passthrough_io, cfg.passthrough_mmio), cancel)
         ex.run(plan_vcpus(domid, cfg.vcpus), cancel)
-        if cfg.hvm and cfg.qemu_dm_path:
+        mode = dm_mode(cfg)
+        if mode == "stubdom":
+            scfg = stub_config(cfg, domid)
+            assert scfg.uuid is not None
+            stub = DomainActions(scfg.uuid, self.env).build(
+                scfg, cancel, stub_created or (lambda _stub: None))
+            StubdomActions(self.uuid, self.env).attach(cfg, domid, stub, cancel)
+        elif mode == "dm-agent":
+            start_dm_agent(self.env, cfg, self.uuid, domid, 0, cancel)
+        elif mode == "direct":
             start_device_model(self.env.host_actions, self.env.xenstore(), domid,
                                dm_info(cfg, self.uuid), float(cfg.qemu_dm_timeout),
                                qemu_dm_path=cfg.qemu_dm_path, power_mgmt=cfg.power_management,
@@ -217,6 +247,23 @@ class DomainActions:
         """Unpause the domain."""
         self.env.hypervisor().unpause(domid)
 
+    def observe_death(self, domid: int, stub: int
+                      ) -> tuple[DomainInfo | None, DeathCause | None]:
+        """The guest's info and why it died (None: it lives). If its stub domain ``stub``
+        (>= 0) died while the guest runs, the guest is crashed first (hypervisor shutdown,
+        reason crash), so that its ``on_crash`` applies once by the usual path of a death."""
+        info = self.info(domid)
+        if death_cause(info) is not None or stub < 0 or death_cause(self.info(stub)) is None:
+            return info, death_cause(info)
+        logger.warning("%s: stub domain %d died under domain %d: the guest is crashed",
+                       self.uuid, stub, domid)
+        try:
+            self.env.hypervisor().shutdown(domid, ShutdownReason.CRASH)
+        except HypervisorError as exc:
+            logger.error("%s: crashing domain %d failed: %s", self.uuid, domid, exc)
+        info = self.info(domid)
+        return info, death_cause(info)
+
     def set_memory_target(self, domid: int, kib: int) -> None:
         """Write the balloon target."""
         self.env.executor().run(plan_set_memory_target(domid, kib))
@@ -240,11 +287,24 @@ class DomainActions:
         self.env.executor().run(Plan(name, (
             WaitDomain(domid, "dead", max(0.1, timeout), poll=0.05),)), cancel)
 
-    def destroy(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False) -> None:
-        """Destroy the domain and clean its xenstore state up, best effort."""
+    def destroy(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False,
+                stub: int = -1) -> None:
+        """Destroy the domain and clean its xenstore state up, best effort. The plan follows
+        the guest's stub domain from xenstore; ``stub`` (>= 0), the one recorded, is destroyed
+        too if it still exists afterwards and is named ``stubdom-<domid>`` (a start that failed
+        before the link was written)."""
         observed = observe_domain(self.env.xenstore(), domid, hvm=hvm)
+        # a dm-agent whose domain is dead (a crashed stub domain) cannot answer: not asked
+        agents = tuple(a for a in observed.dm_agents
+                       if a == 0 or death_cause(self.info(a)) is None)
+        observed = dataclasses.replace(observed, dm_agents=agents)
         self.env.executor().run(plan_domain_destroy(observed, preserve_vm=keep_vm_tree,
                                                     timeouts=self.env.timeouts))
+        if stub >= 0 and stub != domid and self.info(stub) is not None and \
+                self.env.xenstore().try_read(f"/local/domain/{stub}/name") == stubdom_name(domid):
+            logger.info("%s: destroying stub domain %d left by domain %d", self.uuid, stub,
+                        domid)
+            self.destroy(stub, hvm=False)
 
     def save(self, domid: int, target: Path, header: bytes,
              suspend: Callable[[], None]) -> None:

@@ -159,15 +159,17 @@ class VmMachine:
         self.domid = domid
         self._on_change()
 
-    def _destroy(self, domid: int) -> None:
-        """Destroy ``domid`` (best effort); forget it if it is ours.
+    def _stub_created(self, stub: int) -> None:
+        self.stubdom_domid = stub
+        self._on_change()
 
-        Does not publish: every caller applies a transition next, which does (so nobody ever
-        sees a "running" VM without a domain).
-        """
+    def _destroy(self, domid: int) -> None:
+        """Destroy ``domid`` (best effort); forget it if it is ours. Does not publish: every
+        caller applies a transition next, which does (nobody sees "running" without a domain)."""
         if domid < 0:
             return
-        self.domain.destroy(domid, hvm=self.config.hvm)
+        stub = self.stubdom_domid if domid == self.domid else -1
+        self.domain.destroy(domid, hvm=self.config.hvm, stub=stub)
         if domid == self.domid:
             self.domid = -1
             self.stubdom_domid = -1
@@ -215,7 +217,7 @@ class VmMachine:
             self.domain.build(cfg, self._cancel, self._created, source)
             if source is None:
                 self._go(lc.DomainBuilt())
-            self.domain.plug_devices(self.domid, cfg, self._cancel)
+            self.domain.plug_devices(self.domid, cfg, self._cancel, self._stub_created)
             self._go(lc.DevicesAdded())
             if not paused:
                 self.domain.unpause(self.domid)
@@ -400,8 +402,7 @@ class VmMachine:
             if live:
                 self._adopt(live[0])
             return
-        info = self.domain.info(self.domid)
-        cause = death_cause(info)
+        info, cause = self.domain.observe_death(self.domid, self.stubdom_domid)
         if cause is None:
             assert info is not None
             self._sync_pause(info)
@@ -443,6 +444,7 @@ class VmMachine:
 
     def _adopt(self, info: DomainInfo) -> None:
         self.domid = info.domid
+        self.stubdom_domid = self.domain.stubdom_of(info.domid)
         self._go(lc.Adopted())
         self._sync_pause(info)
         logger.info("%s: adopted running domain %d", self.uuid, info.domid)

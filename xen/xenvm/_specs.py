@@ -122,7 +122,7 @@ def vbd_spec(
         frontend_domid=domid, virtpath=disk.virtpath, physpath=physpath or disk.physpath,
         phystype=phystype or disk.phystype, mode=disk.mode, device_type=disk.devtype,
         backend_domid=disk.backend_domid, backend_uuid=backend_uuid, hvm=cfg.hvm,
-        use_stubdom=cfg.stubdom is not None, protocol=protocol,
+        protocol=protocol,
         physical_device=physical_device, loop_device=loop_device,
     )
 
