@@ -41,6 +41,7 @@ from xen.xenops import (
     VbdSpec,
     WaitDomain,
     domain_create_call,
+    name_to_devid,
     observe_domain,
     order_devices,
     plan_build_post,
@@ -58,6 +59,7 @@ from xen.xenops import (
 )
 from xen.xenvm._config_devices import DiskConfig, NicConfig, PciConfig
 from xen.xenvm._lifecycle import DeathCause
+from xen.xenvm._media import write_media
 from xen.xenvm._pcihost import check_pci, replug_group, unplug_group
 from xen.xenvm._specs import (
     boot_image,
@@ -224,6 +226,11 @@ class DomainActions:
         else:
             spec = next(s for s in vif_specs(cfg, domid, self.uuid) if s.devid == device.nic_id)
         self.env.executor().run(plan_device_add(spec, self.env.timeouts))
+
+    def change_media(self, domid: int, drive: DiskConfig, phystype: PhysType | None) -> None:
+        """Write CD drive ``drive``'s medium into the running domain's backend (``_media``)."""
+        write_media(self.env.xenstore(), domid, name_to_devid(drive.virtpath), phystype,
+                    drive.physpath)
 
     def unplug(self, domid: int, kind: Kind, devid: int, *, hvm: bool,
                config: VmConfig | None = None) -> None:

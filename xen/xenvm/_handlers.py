@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from xen.xenops import PhysType
 from xen.xenvm._config import format_config, get_field
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._tasks import TaskCall, TaskError, help_text
@@ -139,6 +140,14 @@ def _pci_del(vm: VmMachine, call: TaskCall) -> str:
     return ""
 
 
+def _cd_media(phystype: PhysType | None) -> OperationHandler:
+    def change(vm: VmMachine, call: TaskCall) -> str:
+        path = call.text("physpath") if phystype is not None else ""
+        vm.change_media(call.text("virtpath"), phystype, path)
+        return ""
+    return change
+
+
 def _set_mem_target(vm: VmMachine, call: TaskCall) -> str:
     vm.set_mem_target(call.integer("mb"))
     return ""
@@ -167,6 +176,9 @@ OPERATIONS: Mapping[str, OperationHandler] = MappingProxyType({
     "nic-del": _nic_del,
     "pci-add": _pci_add,
     "pci-del": _pci_del,
+    "cd-insert-file": _cd_media(PhysType.FILE),
+    "cd-insert-real": _cd_media(PhysType.PHY),
+    "cd-eject": _cd_media(None),
     "set-mem-target": _set_mem_target,
     "quit": _quit,
 })

@@ -12,29 +12,22 @@ persists its snapshot after every change (``on_change``). Rules:
   (:mod:`xen.xenvm._lifecycle`) before any side effect; a refused one is a ``TaskError``
   "X is not allowed in state Y" and touches nothing.
 * **Operation in flight.** Before its first side effect an operation records itself (``op``,
-  a typed value of :mod:`xen.xenvm._snapshot`); the marker is cleared when it ends. A
-  restarted machine finishes or rolls it back (:meth:`VmMachine.resume`, one lookup in the
-  table of :mod:`xen.xenvm._reconcile`).
-* **Failures roll back.** A start or restore that fails part way destroys what it built
-  (``StartAborted``); a shutdown the guest does not honour in time leaves the VM running
-  (``ShutdownFailed``) or, when asked, destroys it.
-* **Suspend** writes the save file (:mod:`xen.xenvm._image` header, then the builder's memory
-  section), asking the guest to suspend (``control/shutdown`` = ``suspend``, then a wait for
-  its death with reason *suspend*) when the builder calls for it; the file is durable and in
-  place (``Suspending.written``) before the domain is destroyed. A builder that cannot save
-  refuses before the guest is asked, and nothing changes. **Restore** checks the
-  header (magic, version, uuid), then builds the domain from the image with the config it
-  carries, and deletes the file unless asked not to; a failure leaves the VM ``suspended``.
-* **Config changes** (``set``) go to the pending config while a domain exists and are applied
-  at the next start; with no domain they apply at once. Device changes (``disk-add``, ...,
-  :mod:`xen.xenvm._hotplug`) change the config and, when the VM has a domain, plug or unplug
-  the device now.
-* **Deaths.** :meth:`VmMachine.check_state` looks at the hypervisor (events only mean "look
-  again"): a domain that died with no operation expecting it gets its ``on_*`` action exactly
-  once: the action is recorded (``pending_action``) before it is carried out and cleared after,
-  and carrying it out again is harmless. A domain destroyed from outside gets no action.
-* **Reboots keep run-time changes**: a restart uses the config in memory (applied plus any
-  pending change), never a file.
+  :mod:`xen.xenvm._snapshot`), cleared when it ends; a restarted machine finishes or rolls it
+  back (:meth:`VmMachine.resume`, one lookup in :mod:`xen.xenvm._reconcile`'s table).
+* **Failures roll back.** A failed start or restore destroys what it built (``StartAborted``);
+  a shutdown not honoured in time leaves the VM running (``ShutdownFailed``) or destroys it.
+* **Suspend** writes the save file (:mod:`xen.xenvm._image` header, then the builder's
+  memory section; the guest asked to suspend when the builder calls for it), durable and in
+  place (``Suspending.written``) before the domain is destroyed; a builder that cannot save
+  refuses first. **Restore** checks the header (magic, version, uuid), builds the domain from
+  the image with its config, deletes the file unless asked not to; failing: ``suspended``.
+* **Config changes** (``set``) go to the pending config while a domain exists, else apply at
+  once. Device and CD media changes (:mod:`xen.xenvm._hotplug`, :mod:`xen.xenvm._media`)
+  change the config and, when the VM has a domain, the device now.
+* **Deaths.** :meth:`VmMachine.check_state` looks at the hypervisor (events mean "look
+  again"): a domain that died unexpected gets its ``on_*`` action exactly once (recorded as
+  ``pending_action`` before, cleared after; doing it again is harmless); one destroyed from
+  outside gets none. **Reboots keep run-time changes** (the config in memory, never a file).
 """
 
 from __future__ import annotations
@@ -47,7 +40,7 @@ from typing import IO, TYPE_CHECKING
 
 import xen.xenvm._lifecycle as lc
 from xen.hypervisor import DomainInfo, HypervisorError, ShutdownReason
-from xen.xenops import CancelToken, PlanFailed
+from xen.xenops import CancelToken, PhysType, PlanFailed
 from xen.xenvm._config import (
     VmConfig,
     add_entry,
@@ -60,6 +53,7 @@ from xen.xenvm._domain import DomainActions, death_cause
 from xen.xenvm._hotplug import DeviceKey, added, removed
 from xen.xenvm._image import MAX_HEADER_BYTES, decode_header, encode_header
 from xen.xenvm._lifecycle import DeathCause, IllegalTransition, State, next_state, reaction
+from xen.xenvm._media import media_changed
 from xen.xenvm._reconcile import RECONCILE, Cleanup, FollowUp, World, follow_ups, observe
 from xen.xenvm._snapshot import (
     Destroying,
@@ -378,6 +372,14 @@ class VmMachine:
             self.domain.unplug(self.domid, change.kind, change.devid, hvm=self.config.hvm,
                                config=change.config)
         self.config = change.config
+        self._on_change()
+
+    def change_media(self, virtpath: str, phystype: PhysType | None, path: str) -> None:
+        """Change CD drive ``virtpath``'s medium (None: eject), in the drive when live."""
+        config, drive = media_changed(self.config, virtpath, phystype, path)
+        if self.state.has_domain and self.domid >= 0:
+            self.domain.change_media(self.domid, drive, phystype)
+        self.config = config
         self._on_change()
 
     def set_mem_target(self, mb: int) -> None:
