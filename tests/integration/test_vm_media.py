@@ -1,5 +1,6 @@
-"""CD media on a VM monitor with the simulated host: cd-insert-file, cd-insert-real and
-cd-eject change the drive's backend (one transaction) and the config; a locked tray refuses."""
+"""CD media and the vTPM on a VM monitor with the simulated host: cd-insert-file,
+cd-insert-real and cd-eject change the drive's backend (one transaction) and the config; a
+locked tray refuses; a vtpm-instance plugs a vTPM that goes with the domain."""
 
 from __future__ import annotations
 
@@ -55,4 +56,29 @@ def test_insert_eject_and_a_locked_tray(env: tuple[XenTree, Any]) -> None:
                      (dict(virtpath="xvdc", physpath="a:b"), "bad medium path")):
         with pytest.raises(TaskError, match=why):
             tree.task(vm, "cd-insert-file", **bad)
+    tree.task(vm, "destroy")
+
+
+def test_a_vtpm_is_plugged_and_goes_with_the_domain(env: tuple[XenTree, Any]) -> None:
+    tree, _host = env
+    vm = tree.add_vm(vm_config("tpm") + "vtpm-instance = 3\n")
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    back = f"/local/domain/0/backend/vtpm/{domid}/0"
+    assert tree.xs.read(f"/local/domain/{domid}/device/vtpm/0/backend") == back
+    values = {k: tree.xs.read(f"{back}/{k}")
+              for k in ("frontend-id", "pref_instance", "resume", "uuid", "domain")}
+    assert values == {"frontend-id": str(domid), "pref_instance": "3", "resume": "False",
+                      "uuid": vm, "domain": "tpm"}
+    tree.task(vm, "destroy")
+    assert not tree.xs.exists(f"/local/domain/0/backend/vtpm/{domid}")
+    assert not tree.xs.exists(f"/local/domain/{domid}")
+
+
+def test_no_vtpm_without_an_instance(env: tuple[XenTree, Any]) -> None:
+    tree, _host = env
+    vm = tree.add_vm(vm_config("plain"))
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    assert not tree.xs.exists(f"/local/domain/{domid}/device/vtpm")
     tree.task(vm, "destroy")

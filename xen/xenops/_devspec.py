@@ -36,6 +36,7 @@ __all__ = [
     "PvDeviceSpec",
     "VbdSpec",
     "VifSpec",
+    "VtpmSpec",
     "device_layout",
     "device_of_spec",
     "vif_rate_value",
@@ -185,7 +186,26 @@ class PvDeviceSpec:
             raise LayoutError(f"not a simple PV device kind: {self.kind.value}")
 
 
-DeviceSpec = VbdSpec | VifSpec | PciSpec | ConsoleSpec | PvDeviceSpec
+@dataclass(frozen=True, slots=True)
+class VtpmSpec:
+    """A virtual TPM (devid 0): the backend (``backend_domid``, the vTPM manager's domain)
+    gets ``pref_instance`` (the TPM instance asked for), ``resume`` = ``False``, the VM's
+    ``uuid`` and ``domain`` (its name), as the original wrote them."""
+
+    frontend_domid: int
+    backend_domid: int
+    instance: int
+    vm_uuid: str
+    vm_name: str
+    devid: int = 0
+
+    def __post_init__(self) -> None:
+        check_domid("vtpm backend domid", self.backend_domid)
+        if self.instance < 0:
+            raise LayoutError(f"vtpm instance must be >= 0, got {self.instance}")
+
+
+DeviceSpec = VbdSpec | VifSpec | PciSpec | ConsoleSpec | PvDeviceSpec | VtpmSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +231,9 @@ def device_of_spec(spec: DeviceSpec) -> Device:
     if isinstance(spec, ConsoleSpec):
         fe = Endpoint(spec.frontend_domid, Kind.CONSOLE, spec.devid)
         return Device(fe, Endpoint(0, Kind.CONSOLE, spec.devid))
+    if isinstance(spec, VtpmSpec):
+        fe = Endpoint(spec.frontend_domid, Kind.VTPM, spec.devid)
+        return Device(fe, Endpoint(spec.backend_domid, Kind.VTPM, spec.devid))
     fe = Endpoint(spec.frontend_domid, spec.kind, spec.devid)
     return Device(fe, Endpoint(0, spec.kind, spec.devid))
 
@@ -370,6 +393,11 @@ def device_layout(spec: DeviceSpec) -> DeviceLayout:
         front, back = _pci_layout(spec)
     elif isinstance(spec, ConsoleSpec):
         front, back = _console_layout(spec)
+    elif isinstance(spec, VtpmSpec):
+        front = [("backend-id", str(spec.backend_domid)), ("state", _STATE_INIT)]
+        back = [("frontend-id", str(spec.frontend_domid)), ("online", "1"),
+                ("state", _STATE_INIT), ("pref_instance", str(spec.instance)),
+                ("resume", "False"), ("uuid", spec.vm_uuid), ("domain", spec.vm_name)]
     else:
         front, back = _pv_layout(spec)
     return DeviceLayout(device_of_spec(spec), tuple(front), tuple(back))

@@ -71,6 +71,7 @@ from xen.xenvm._specs import (
     resolve_macs,
     vbd_spec,
     vif_specs,
+    vtpm_specs,
 )
 from xen.xenvm._stubdom import (
     StubdomActions,
@@ -179,6 +180,7 @@ class DomainActions:
         specs: list[DeviceSpec] = [self._vbd(domid, cfg, disk) for disk in cfg.disks]
         specs += list(vif_specs(cfg, domid, self.uuid))
         specs += list(pv_device_specs(cfg, domid))
+        specs += list(vtpm_specs(cfg, domid, self.uuid))
         specs += list(pci_specs(cfg, domid))
         for spec in order_devices(specs):
             ex.run(plan_device_add(spec, self.env.timeouts), cancel)

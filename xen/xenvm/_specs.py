@@ -38,6 +38,7 @@ from xen.xenops import (
     VbdSpec,
     VifSpec,
     Vnc,
+    VtpmSpec,
     build_memory,
     kib_of_mib,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "resolve_macs",
     "vbd_spec",
     "vif_specs",
+    "vtpm_specs",
 ]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
@@ -194,6 +196,13 @@ def pv_device_specs(cfg: VmConfig, domid: int,
     if cfg.v4v:
         specs.append(PvDeviceSpec(Kind.V4V, domid))
     return tuple(specs)
+
+
+def vtpm_specs(cfg: VmConfig, domid: int, uuid: str) -> tuple[VtpmSpec, ...]:
+    """The vTPM of a config that names a ``vtpm-instance`` (served by ``vtpm-backend``)."""
+    if cfg.vtpm_instance is None:
+        return ()
+    return (VtpmSpec(domid, cfg.vtpm_backend, cfg.vtpm_instance, uuid, cfg.name or ""),)
 
 
 def _bridge(nic: NicConfig, host_bridges: tuple[str, ...]) -> str:
