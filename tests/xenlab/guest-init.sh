@@ -2,7 +2,18 @@
 # /init of the lab's PV guest (busybox only): say hello on the console, then idle until the
 # toolstack under test pauses, shuts down or destroys the domain. It never powers off by itself,
 # so every shutdown the tests see is the one they asked for.
+#
+# Clean shutdown requests (control/shutdown) are handled by the Linux kernel itself: "poweroff"
+# runs the kernel's poweroff helper, /sbin/poweroff (provided here: `poweroff -f`, which ends in
+# SCHEDOP_shutdown(poweroff)); "reboot" is ctrl-alt-del, a SIGINT to init (trapped here:
+# `reboot -f`). A crash on request needs nothing here: control/sysrq = "c" panics the kernel,
+# and Xen records the domain as crashed.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev
+/bin/busybox mkdir -p /sbin
+printf '#!/bin/busybox sh\necho "OXT-XENLAB-GUEST: poweroff requested"\nexec /bin/busybox poweroff -f\n' >/sbin/poweroff
+/bin/busybox chmod 0755 /sbin/poweroff
+trap 'echo "OXT-XENLAB-GUEST: reboot requested"; /bin/busybox reboot -f' INT
 echo "OXT-XENLAB-GUEST: PV domU up after $(/bin/busybox cut -d' ' -f1 /proc/uptime) s, kernel $(/bin/busybox uname -r)"
-while :; do /bin/busybox sleep 3600; done
+# sleep in the background and wait: a trapped signal interrupts `wait` at once
+while :; do /bin/busybox sleep 3600 & wait $!; done

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         Builder,
         SimBuilder,
         UnsupportedBuilder,
+        XcBuilder,
     )
     from xen.xenops._calls import (
         CreateDomain,
@@ -292,6 +293,7 @@ __all__ = [
     "WaitFreeMemory",
     "Write",
     "WriteIfEquals",
+    "XcBuilder",
     "XenbusState",
     "XsOp",
     "balloon_target_kib",
@@ -432,6 +434,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Transaction": "xen.xenops._atomics",
     "UnpauseDomain": "xen.xenops._calls",
     "UnsupportedBuilder": "xen.xenops._build",
+    "XcBuilder": "xen.xenops._build",
     "VIF_SCRIPT": "xen.xenops._devspec",
     "VbdSpec": "xen.xenops._devspec",
     "VifSpec": "xen.xenops._devspec",
