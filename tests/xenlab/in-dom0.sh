@@ -45,6 +45,7 @@ set -f
 { python3 -m pytest -vv -s -rs --durations=12 --junitxml="$OUT/junit.xml" \
     -o junit_family=xunit1 -k 'not sim' \
     tests/xenlab/test_dom0_xc.py tests/xenlab/test_dom0_xenstore.py tests/xenlab/test_dom0_build.py \
+    tests/xenlab/test_dom0_supervisor.py \
     tests/integration/test_hypervisor_backends.py \
     tests/xen/test_xc_unavailable.py tests/xen/test_xc_layout.py \
     $(cat "$OUT/pytest-args" 2>/dev/null)

@@ -34,7 +34,7 @@ MODE=${1:-test}
 export DEBIAN_FRONTEND=noninteractive
 
 # Packages of the dom0 root filesystem (Debian's). Python packages come from PyPI (see pylib).
-ROOTFS_DEBS="xen-utils-4.17 xenstore-utils python3 busybox kmod"
+ROOTFS_DEBS="xen-utils-4.17 xenstore-utils python3 busybox kmod dbus-daemon"
 HOST_DEBS="qemu-system-x86 debootstrap cpio busybox-static"
 
 say() { printf '[xenlab %(%T)T] %s\n' -1 "$*"; }
