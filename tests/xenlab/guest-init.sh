@@ -6,12 +6,15 @@
 # Clean shutdown requests (control/shutdown) are handled by the Linux kernel itself: "poweroff"
 # runs the kernel's poweroff helper, /sbin/poweroff (provided here: `poweroff -f`, which ends in
 # SCHEDOP_shutdown(poweroff)); "reboot" is ctrl-alt-del, a SIGINT to init (trapped here:
-# `reboot -f`). A crash on request needs nothing here: control/sysrq = "c" panics the kernel,
-# and Xen records the domain as crashed.
+# `reboot -f`). A crash on request: control/sysrq = "c" panics the kernel (every sysrq key is
+# enabled here: Debian's default mask refuses "c"), and a panic reboots at once, which a Xen
+# PV kernel reports as SHUTDOWN_crash.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev
+echo 1 >/proc/sys/kernel/sysrq
+echo -1 >/proc/sys/kernel/panic
 /bin/busybox mkdir -p /sbin
-printf '#!/bin/busybox sh\necho "OXT-XENLAB-GUEST: poweroff requested"\nexec /bin/busybox poweroff -f\n' >/sbin/poweroff
+printf '#!/bin/busybox sh\necho "OXT-XENLAB-GUEST: poweroff requested" >/dev/console\nexec /bin/busybox poweroff -f\n' >/sbin/poweroff
 /bin/busybox chmod 0755 /sbin/poweroff
 trap 'echo "OXT-XENLAB-GUEST: reboot requested"; /bin/busybox reboot -f' INT
 echo "OXT-XENLAB-GUEST: PV domU up after $(/bin/busybox cut -d' ' -f1 /proc/uptime) s, kernel $(/bin/busybox uname -r)"

@@ -14,7 +14,7 @@
 #   XENLAB_CACHE=/var/cache/oxt-xenlab  artefacts (debs, rootfs, kernel, xen, initramfs) + runs/
 #   XENLAB_SRC=<this checkout>          the tree dom0 tests (9p, read-only)
 #   XENLAB_ACCEL=auto|kvm|tcg           auto: kvm only if a plain Linux boots under it (probe cached)
-#   XENLAB_TIMEOUT=900                  seconds for boot + tests before QEMU is killed
+#   XENLAB_TIMEOUT=1500                 seconds for boot + tests before QEMU is killed
 #   XENLAB_SMP=2  XENLAB_MEM=3072  XENLAB_DOM0_MEM=1024   vcpus, QEMU RAM (MiB), dom0 RAM (MiB)
 #   XENLAB_PYTEST_ARGS="..."            extra pytest arguments inside dom0 (e.g. -x, -k name)
 #   XENLAB_PYTHON=<python with pip>     installs the dom0's Python packages (default: .venv/bin/python)
@@ -26,7 +26,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=${XENLAB_SRC:-$(cd "$HERE/../.." && pwd)}
 CACHE=${XENLAB_CACHE:-/var/cache/oxt-xenlab}
 ACCEL=${XENLAB_ACCEL:-auto}
-TIMEOUT=${XENLAB_TIMEOUT:-900}
+TIMEOUT=${XENLAB_TIMEOUT:-1500}
 SMP=${XENLAB_SMP:-2}
 MEM=${XENLAB_MEM:-3072}
 DOM0_MEM=${XENLAB_DOM0_MEM:-1024}
