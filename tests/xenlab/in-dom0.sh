@@ -6,7 +6,7 @@
 # (tests/xenlab/summarize.py decides).
 #
 # The tests: tests/xenlab/test_dom0_*.py (XcBackend walkthrough, XenstoreClient against
-# oxenstored), the xc half of tests/integration/test_hypervisor_backends.py (OXT_XC_XL_CONFIG
+# oxenstored, a PV guest built by our stack, oxt-supervisor --backend xc), the xc half of tests/integration/test_hypervisor_backends.py (OXT_XC_XL_CONFIG
 # set to the lab's PV guest) and the xc tests of tests/xen/.
 SRC=${OXT_SRC:-/mnt/oxt-src}
 OUT=${OXT_OUT:-/mnt/oxt-out}
