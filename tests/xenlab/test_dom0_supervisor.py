@@ -7,9 +7,11 @@ system bus running). One VM, the lab's PV guest, is declared in the configuratio
 (``[[vm]]``); every task goes through ``xenvm-cmd`` (``python3 -m xen.xenvm.cmd``) over DBus:
 start (XcBackend.create + XcBuilder + the xenops plans, in the VM monitor), the guest's hello
 on its console, pause / unpause (``xl list`` agrees), a crash of the VM monitor (control
-socket ``crash``): the restarted monitor adopts the running domain, same domid; a clean
+socket ``crash``): the restarted monitor adopts the running domain, same domid; a reboot (the
+guest's init reboots on ctrl-alt-del; ``on_reboot = restart``: a new domain is built); a clean
 shutdown (the guest's kernel powers off on control/shutdown; ``on_poweroff = destroy``); start
-again and destroy. Afterwards neither Xen nor xenstore holds anything of the guest.
+again and destroy; start again and a guest crash (control/sysrq = c; ``on_crash =
+destroy``). Afterwards neither Xen nor xenstore holds anything of the guest.
 
 Prints ``SUP:`` lines. Skipped off Xen and without dbus-daemon in the dom0.
 """
@@ -56,7 +58,7 @@ class Supervisor:
         (state / "vm.cfg").write_text(
             f"name = {NAME}\nmemory = 128\nvcpus = 1\nkernel = {GUEST_DIR / 'vmlinuz'}\n"
             f"initrd = {GUEST_DIR / 'initrd.gz'}\ncmdline = console=hvc0 rdinit=/init quiet\n"
-            "on_poweroff = destroy\non_reboot = destroy\non_crash = destroy\n")
+            "on_poweroff = destroy\non_reboot = restart\non_crash = destroy\n")
         self.config.write_text(f"""
 [supervisor]
 state_dir = "{state}"
@@ -157,6 +159,13 @@ def hello_count() -> int:
     return len(re.findall(r"OXT-XENLAB-GUEST: PV domU up", console_text()))
 
 
+def hello_since(offset: int) -> bool:
+    """A hello in the console log after ``offset`` characters (the whole log if xenconsoled
+    started it again, shorter, for a new domain of the same name)."""
+    text = console_text()
+    return "OXT-XENLAB-GUEST: PV domU up" in (text[offset:] if len(text) >= offset else text)
+
+
 @pytest.mark.timeout(600)
 def test_the_supervisor_runs_the_guest_through_its_life(sup: Supervisor) -> None:
     hellos = hello_count()
@@ -197,6 +206,23 @@ def test_the_supervisor_runs_the_guest_through_its_life(sup: Supervisor) -> None
     print(f"SUP: VM monitor crashed and restarted: adopted domain {domid} (still the only one)")
 
     t0 = time.monotonic()
+    mark = len(console_text())
+    sup.xenvm_cmd("reboot")
+    wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"rebooted domain {domid} gone")
+    wait_for(lambda: sup.xenvm_cmd("get-status") == "running", 120,
+             "the VM running again after its reboot", interval=1.0)
+    old, domid = domid, int(sup.xenvm_cmd("get-domid"))
+    assert domid != old and xl_domids(NAME) == [domid]
+    wait_for(lambda: hello_since(mark), HELLO_TIMEOUT, "the guest's hello after reboot",
+             interval=0.5)
+    text = console_text()
+    assert "reboot requested" in text or len(text) < mark  # (unless the log started again)
+    print(f"SUP: xenvm-cmd reboot -> the guest rebooted (init's SIGINT), on_reboot = restart: "
+          f"domain {old} destroyed, domain {domid} built and booted after "
+          f"{time.monotonic() - t0:.1f} s")
+    assert_clean(old, vm=False)
+
+    t0 = time.monotonic()
     sup.xenvm_cmd("shutdown")
     wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"domain {domid} gone")
     assert sup.xenvm_cmd("get-status") == "shutdown"
@@ -213,9 +239,22 @@ def test_the_supervisor_runs_the_guest_through_its_life(sup: Supervisor) -> None
     assert_clean(domid)
     print(f"SUP: start again -> domain {domid}; xenvm-cmd destroy -> gone, xenstore clean")
 
+    mark = len(console_text())
+    sup.xenvm_cmd("start")
+    domid = int(sup.xenvm_cmd("get-domid"))
+    wait_for(lambda: hello_since(mark), HELLO_TIMEOUT, "the guest's hello", interval=0.5)
+    run("xenstore-write", f"/local/domain/{domid}/control/sysrq", "c")
+    wait_for(lambda: not domain_exists(domid), 60, f"crashed domain {domid} gone")
+    wait_for(lambda: sup.xenvm_cmd("get-status") == "shutdown", 30,
+             "the VM shut down after the crash", interval=1.0)
+    assert xl_domids(NAME) == []
+    assert_clean(domid)
+    print(f"SUP: start, then control/sysrq=c -> guest crashed, on_crash = destroy: domain "
+          f"{domid} gone, status shutdown, xenstore clean")
 
-def assert_clean(domid: int) -> None:
-    for path in (f"/local/domain/{domid}", f"/vm/{VM}"):
+
+def assert_clean(domid: int, *, vm: bool = True) -> None:
+    for path in (f"/local/domain/{domid}", *((f"/vm/{VM}",) if vm else ())):
         assert subprocess.run(["xenstore-read", path], capture_output=True,
                               timeout=30).returncode != 0, f"{path} left in xenstore"
 
