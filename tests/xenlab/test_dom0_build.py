@@ -27,9 +27,10 @@ import pytest
 
 from tests.xenlab.dom0 import GONE_TIMEOUT, domain_exists, on_xen, run, wait_for
 from xen.hypervisor import NoSuchDomain, ShutdownReason
-from xen.xc import XcBackend
+from xen.xc import GuestImage, XcBackend
 from xen.xenops import (
     BootImage,
+    BuildResult,
     DomainSpec,
     Plan,
     PlanExecutor,
@@ -228,4 +229,54 @@ def test_a_built_guest_crashes_on_request_and_is_destroyed(
     info = xc.getinfo(b.domid)
     print(f"BUILD: control/sysrq=c -> domain {b.domid} shut down ({info.shutdown_reason!r})")
     assert info.shutdown_reason is ShutdownReason.CRASH
+    destroy_and_check_clean(xc, xs, ex, b)
+
+
+@pytest.mark.timeout(240)
+def test_our_stack_builds_a_pvh_guest_that_boots(
+        stack: tuple[XcBackend, XenstoreClient, PlanExecutor, list[Built]]) -> None:
+    """The same kernel as a PVH guest: created HVM (local APIC only, HAP), HAP pool from
+    build-pre, `XcBackend.build_guest(pvh=True)` (HVM container, memory map, no ACPI tables),
+    event channels in the HVM params; it boots, talks to xenstore, powers off on request."""
+    xc, xs, ex, built = stack
+    if not xc.physinfo().hvm:
+        pytest.skip("[lab-optional] no HVM in this Xen (KVM without nested virtualisation?)")
+    vm, name = str(uuid.uuid4()), f"oxt-build-pvh-{os.getpid()}-{next(_names)}"
+    memory = build_memory(hvm=True, vcpus=1, static_max_kib=128 * MIB, target_kib=128 * MIB)
+    spec = DomainSpec(uuid=vm, name=name, hvm=True)
+    t0 = time.monotonic()
+    domid = ex.run(Plan("domain-create", (domain_create_call(
+        spec, vcpus=1, memory_kib=memory.target_kib, max_memory_kib=memory.xen_max_kib),))).domid
+    assert domid is not None
+    b = Built(domid, name, vm)
+    built.append(b)
+    ex.run(plan_domain_create(spec, domid))
+    ex.run(plan_build_pre(domid, memory))
+    rings = xc.build_guest(domid, GuestImage(KERNEL, RAMDISK, CMDLINE, memory.build_start_mib,
+                                             1, pvh=True))
+    ex.run(plan_build_post(domid, vm, memory, BuildResult(
+        rings.store_mfn, rings.store_port, rings.console_mfn, rings.console_port)))
+    ex.run(plan_vcpus(domid, 1))
+    info = xc.getinfo(domid)
+    print(f"\nBUILD: PVH domain {domid} ({name}) created and built in "
+          f"{time.monotonic() - t0:.2f} s: store gfn {rings.store_mfn:#x} port "
+          f"{rings.store_port}, console gfn {rings.console_mfn:#x} port {rings.console_port}; "
+          f"flags hvm={info.hvm} hap={info.hap}, {info.tot_kib // MIB} MiB")
+    assert info.hvm and info.hap and info.paused
+    assert 127 * MIB <= info.tot_kib <= 130 * MIB
+    t0 = time.monotonic()
+    xc.unpause(domid)
+    try:
+        hello = wait_hello(b)
+    finally:
+        text = b.console_log.read_text(errors="replace") if b.console_log.exists() else ""
+        print("BUILD: PVH console tail: " + " | ".join(text.splitlines()[-4:]))
+    print(f"BUILD: PVH guest console after {time.monotonic() - t0:.1f} s: {hello}")
+    dom = f"/local/domain/{domid}"
+    wait_for(lambda: xs.try_read(f"{dom}/control/feature-poweroff") is not None, 30,
+             "the PVH guest's kernel writes its control features")
+    ex.run(plan_shutdown_request(domid, ShutdownReason.POWEROFF, hvm=False))  # PV drivers
+    wait_for(lambda: xc.getinfo(domid).shutdown, 60, "the PVH guest powers off on request")
+    assert xc.getinfo(domid).shutdown_reason is ShutdownReason.POWEROFF
+    print("BUILD: PVH guest acknowledged control/shutdown and powered off")
     destroy_and_check_clean(xc, xs, ex, b)

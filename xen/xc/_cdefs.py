@@ -30,12 +30,17 @@ from __future__ import annotations
 __all__ = [
     "CDEFS",
     "CONSTANTS",
+    "E820_RAM",
+    "E820_RESERVED",
     "FUNCTIONS",
     "LIBXENCTRL",
     "LIBXENGUEST",
     "LIBXENTOOLLOG",
+    "PACKED_CDEFS",
     "PRIVCMD",
     "STRUCTS",
+    "X86_HVM_END_SPECIAL_REGION",
+    "X86_HVM_NR_SPECIAL_PAGES",
     "XC_DOM_HVM_CONTAINER",
     "XC_DOM_PV_CONTAINER",
     "XENVER_EXTRAVERSION",
@@ -82,10 +87,16 @@ XEN_X86_EMU_LAPIC = 1 << 0
 #: xc_dom_image.container_type values.
 XC_DOM_PV_CONTAINER = 0
 XC_DOM_HVM_CONTAINER = 1
+#: The HVM "special pages" (xenstore, console, ...: libxenguest puts them just below this pfn).
+X86_HVM_END_SPECIAL_REGION = 0xFF000
+X86_HVM_NR_SPECIAL_PAGES = 8
+#: struct e820entry types.
+E820_RAM = 1
+E820_RESERVED = 2
 
 #: Struct type names whose layout the gcc test checks.
 STRUCTS = ("xc_domaininfo_t", "xc_physinfo_t", "xc_error", "struct xen_domctl_createdomain",
-           "struct xc_dom_image")
+           "struct xc_dom_image", "struct e820entry")
 
 #: Header macro -> the value copied here (the gcc test compares each; the HVM_PARAM_* numbers
 #: are those of `xen.hypervisor.HvmParam`, checked by the same test).
@@ -103,6 +114,10 @@ CONSTANTS = {
     "XEN_X86_EMU_LAPIC": XEN_X86_EMU_LAPIC,
     "XC_DOM_PV_CONTAINER": XC_DOM_PV_CONTAINER,
     "XC_DOM_HVM_CONTAINER": XC_DOM_HVM_CONTAINER,
+    "X86_HVM_END_SPECIAL_REGION": X86_HVM_END_SPECIAL_REGION,
+    "X86_HVM_NR_SPECIAL_PAGES": X86_HVM_NR_SPECIAL_PAGES,
+    "E820_RAM": E820_RAM,
+    "E820_RESERVED": E820_RESERVED,
 }
 
 #: Every function declared below, by the library that exports it.
@@ -114,6 +129,7 @@ FUNCTIONS = {
         "xc_domain_unpause", "xc_domain_shutdown", "xc_domain_destroy", "xc_domain_setmaxmem",
         "xc_domain_sethandle", "xc_domain_max_vcpus", "xc_shadow_control", "xc_hvm_param_set",
         "xc_hvm_param_get", "xc_domain_create", "xc_evtchn_alloc_unbound",
+        "xc_domain_set_memory_map",
     ),
     LIBXENGUEST: (
         "xc_dom_allocate", "xc_dom_release", "xc_dom_kernel_file", "xc_dom_module_file",
@@ -121,6 +137,15 @@ FUNCTIONS = {
         "xc_dom_build_image", "xc_dom_boot_image", "xc_dom_gnttab_init", "xc_dom_translated",
     ),
 }
+
+#: Declarations cffi must lay out packed (``__attribute__((packed))`` in the headers).
+PACKED_CDEFS = """
+struct e820entry {                  /* 20 bytes */
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+};
+"""
 
 CDEFS = """
 typedef struct xc_interface_core xc_interface;
@@ -232,6 +257,9 @@ int xc_domain_create(xc_interface *xch, uint32_t *pdomid,
                      struct xen_domctl_createdomain *config);
 int xc_evtchn_alloc_unbound(xc_interface *xch, uint32_t dom, uint32_t remote_dom);
 
+int xc_domain_set_memory_map(xc_interface *xch, uint32_t domid, struct e820entry entries[],
+                             uint32_t nr_entries);
+
 /* libxenguest: the domain builder (xen_pfn_t is unsigned long on x86) */
 struct xc_dom_image {
     uint8_t _pad0[384];
@@ -260,7 +288,7 @@ struct xc_dom_image {
     unsigned long vga_hole_size;
     _Bool device_model;
     uint8_t _pad7[151];
-    void *e820;                     /* struct e820entry * (20-byte packed entries) */
+    struct e820entry *e820;
     unsigned int e820_entries;
     uint8_t _pad8[4];
     unsigned long vuart_gfn;

@@ -30,7 +30,8 @@ offers (``XEN_SYSCTL_PHYSCAP_gnttab_v2``, else v1); emulation: none for PV, the 
 only for HVM (a PVH container: there is no device model on this backend). Then the initial
 maxmem (xc_domain_setmaxmem, ``spec.max_pages``); a failure there destroys the new domain.
 The domain's memory is populated later by the builder: `build_guest` (libxenguest's
-``xc_dom_*``, see `xen.xc._guest`) loads a PV kernel and ramdisk into it and returns its rings.
+``xc_dom_*``, see `xen.xc._guest`) loads a PV (or PVH) kernel and ramdisk into it and returns
+its rings.
 
 Thread safety: calls are serialised by a lock (errno and libxenctrl's last error are read in
 the same critical section as the call). After `close` every call raises `Unavailable`.
@@ -70,6 +71,7 @@ from xen.xc._cdefs import (
     LIBXENCTRL,
     LIBXENGUEST,
     LIBXENTOOLLOG,
+    PACKED_CDEFS,
     PRIVCMD,
     XEN_DOMCTL_CDF_HAP,
     XEN_DOMCTL_CDF_HVM,
@@ -81,7 +83,7 @@ from xen.xc._cdefs import (
     XTL_NUM_LEVELS,
     XTL_STDIOSTREAM_PROGRESS_NO_CR,
 )
-from xen.xc._guest import GuestImage, GuestRings, build_pv
+from xen.xc._guest import GuestImage, GuestRings, build_image
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
 __all__ = ["XcBackend", "ffi"]
 
 ffi = FFI()
+ffi.cdef(PACKED_CDEFS, packed=True)  # struct e820entry is __attribute__((packed))
 ffi.cdef(CDEFS)
 ffi.cdef("extern FILE *stderr;")  # libc's, for the silent logger
 
@@ -304,15 +307,15 @@ class XcBackend:
         return int(value[0])
 
     def build_guest(self, domid: int, image: GuestImage) -> GuestRings:
-        """Load the PV guest ``image`` into the created, sized domain ``domid`` with
-        libxenguest (`xen.xc._guest.build_pv`); its xenstore and console rings.
-        `Unavailable` when libxenguest 4.17 cannot be loaded."""
+        """Load the PV (with ``image.pvh``: PVH) guest ``image`` into the created, sized
+        domain ``domid`` with libxenguest (`xen.xc._guest.build_image`); its xenstore and
+        console rings. `Unavailable` when libxenguest 4.17 cannot be loaded."""
         check_domid(domid)
         if not isinstance(image, GuestImage):
             raise InvalidArgument(f"build_guest of domain {domid}: {image!r} is not a GuestImage")
         guest = self._guest_library()
         with self._lock:
-            return build_pv(ffi, self._lib, guest, self._handle("build_guest"), domid, image,
+            return build_image(ffi, self._lib, guest, self._handle("build_guest"), domid, image,
                             self._check)
 
     def _guest_library(self) -> Any:
