@@ -7,8 +7,8 @@ plans of atomic steps for domain create/build/destroy, device add/remove and shu
 make them well-formed in _checks; _plan, _teardown), and device-model command lines
 (_dmargs). They do no I/O: an executor runs the plans against a xenstore client, a
 hypervisor backend and the host.
-Domain builders (_build: build, save and restore a domain's memory image) are what libxenguest
-does on real Xen.
+Domain builders (_build: build, save and restore a domain's memory image): SimBuilder for the
+simulated host, XcBuilder (libxenguest through xen.xc) on real Xen.
 """
 
 from __future__ import annotations
@@ -39,13 +39,7 @@ if TYPE_CHECKING:
         WriteIfEquals,
         XsOp,
     )
-    from xen.xenops._build import (
-        BootImage,
-        Builder,
-        SimBuilder,
-        UnsupportedBuilder,
-        XcBuilder,
-    )
+    from xen.xenops._build import BootImage, Builder, SimBuilder, UnsupportedBuilder, XcBuilder
     from xen.xenops._calls import (
         CreateDomain,
         DestroyDomain,
