@@ -1,6 +1,7 @@
 #!/bin/bash
 # The project's real-Xen lab: Xen 4.17 + a Debian 12 dom0 booted in QEMU, running the xc
-# backend's and the xenstore client's tests inside that dom0. See docs/xenlab.md.
+# backend's, the xenstore client's, our PV builder's and oxt-supervisor's tests inside that
+# dom0. See docs/xenlab.md.
 #
 #   tests/xenlab/lab.sh [test]   build what is missing or stale, boot, run the dom0 tests (default)
 #   tests/xenlab/lab.sh build    only build/refresh the cached artefacts
