@@ -48,9 +48,10 @@ $(STAMP): setup.cfg pyproject.toml | debs
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# Real Xen 4.17 + a Debian dom0 in QEMU; runs the xc backend's and the xenstore client's tests
-# inside dom0 (docs/xenlab.md). Root; ~3 min once built (cached), +1 min to build.
-# `make test` runs the lab too on an x86-64 host (about 3 min once the cache is built);
+# Real Xen 4.17 + a Debian dom0 in QEMU; runs the xc backend's, the xenstore client's, the PV
+# builder's and the supervisor's tests inside dom0 (docs/xenlab.md). Root; 8-12 min once built
+# (cached; more on a loaded host), +1 min to build.
+# `make test` runs the lab too on an x86-64 host (8-12 min once the cache is built);
 # XENLAB=0 skips it (say so: it is the proof of the xc backend on real Xen).
 xenlab:
 	@if [ "$${XENLAB:-1}" = 0 ]; then echo "xenlab: skipped (XENLAB=0)"; \

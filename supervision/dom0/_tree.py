@@ -68,7 +68,7 @@ def sim_sockets(cfg: Dom0Config) -> tuple[str | None, str | None]:
 def make_env(cfg: Dom0Config) -> TreeEnv:
     """The Xen environment VM monitors use (sim builder and host actions, or dom0's); their
     notifications go to the xenvm bus service and, with xenmgr, to its notification queue."""
-    from xen.xenops import Dom0HostActions, SimBuilder, SimHostActions, UnsupportedBuilder
+    from xen.xenops import Dom0HostActions, SimBuilder, SimHostActions, XcBuilder
     from xen.xenvm import XENVM_BUS, TreeEnv
     ledger = ProcessLedger.of_state(cfg.state_dir)  # device models are recorded there
     notify = (XENVM_BUS, *(("/manager/queue",) if cfg.xenmgr and cfg.persistence else ()))
@@ -77,7 +77,7 @@ def make_env(cfg: Dom0Config) -> TreeEnv:
         return TreeEnv(builder=SimBuilder(),
                        host=SimHostActions(xenstore_path=xs, ledger=ledger, hypervisor_path=hv),
                        state_dir=cfg.state_dir, notify=notify)
-    return TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(ledger=ledger),
+    return TreeEnv(builder=XcBuilder(), host=Dom0HostActions(ledger=ledger),
                    state_dir=cfg.state_dir, notify=notify)
 
 

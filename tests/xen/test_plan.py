@@ -178,7 +178,11 @@ def test_build_pre_and_post() -> None:
     assert w["/local/domain/3/hvmloader/bios"] == "seabios"
     assert w[f"/vm/{UUID}/rtc/timeoffset"] == "3600"
     assert post.steps[-1] == Introduce(3, 1001, 7)
+    assert w["/local/domain/3/console/type"] == "xenconsoled"
     pv = build_memory(hvm=False, vcpus=1, static_max_kib=65536, target_kib=65536)
+    # a PV guest gets no shadow pool (only log-dirty uses it; Xen without shadow paging
+    # refuses it for PV)
+    assert not [a for a in plan_build_pre(3, pv).steps if isinstance(a, ShadowAllocation)]
     pv_writes = writes(plan_build_post(3, UUID, pv, BuildResult(1, 2, 3, 4)))
     assert "/local/domain/3/hvmloader/bios" not in pv_writes
     assert f"/vm/{UUID}/rtc/timeoffset" not in pv_writes

@@ -15,7 +15,14 @@ import pytest
 from actors import decode, encode
 from tests.xen.recording import UUID, RecordingHypervisor, RecordingXenstore, config, env
 from xen.hypervisor import Unsupported
-from xen.xenops import BootImage, Kind, SimBuilder, UnsupportedBuilder, build_memory
+from xen.xenops import (
+    BootImage,
+    Kind,
+    SimBuilder,
+    UnsupportedBuilder,
+    XcBuilder,
+    build_memory,
+)
 from xen.xenvm import TASKS, TaskError, VmStart, config_to_dict
 from xen.xenvm._handlers import OPERATIONS, QUERIES
 from xen.xenvm._hotplug import added, removed
@@ -106,6 +113,26 @@ def test_the_unsupported_builder_refuses_before_touching_the_guest() -> None:
         builder.restore(5, io.BytesIO(), MEMORY)
     with pytest.raises(Unsupported, match=r"building a domain .* needs libxenguest"):
         builder.build(5, BootImage("/boot/vmlinuz"), MEMORY)
+
+
+def test_the_xc_builder_refuses_what_it_cannot_do_before_opening_xen() -> None:
+    opened: list[str] = []
+
+    def never() -> None:
+        opened.append("xc")
+        raise AssertionError("the xc builder opened Xen for a refused operation")
+
+    builder = XcBuilder(never)
+    calls: list[str] = []
+    with pytest.raises(Unsupported, match=r"saving a domain on the xc backend"):
+        builder.save(5, io.BytesIO(), lambda: calls.append("suspend"))
+    with pytest.raises(Unsupported, match=r"restoring a domain on the xc backend"):
+        builder.restore(5, io.BytesIO(), MEMORY)
+    hvm = build_memory(hvm=True, vcpus=1, static_max_kib=262144, target_kib=262144)
+    with pytest.raises(Unsupported, match=r"HVM guest on the xc backend .* PV guests only"):
+        builder.build(5, BootImage("/usr/lib/xen/boot/hvmloader"), hvm)
+    assert calls == [] and opened == []
+    builder.close()  # nothing opened: nothing to close
 
 
 # ------------------------------------------------------------------ the machine, recording

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from xen.hypervisor import Unavailable, Unsupported
+from xen.hypervisor import InvalidArgument, Unavailable
 from xen.xc import XcBackend
 from xen.xc._cdefs import PRIVCMD
 
@@ -75,8 +75,10 @@ def test_open_failure_reports_errno_and_device(tmp_path: Path,
 @needs_lib
 def test_dummy_handle_opens_and_closes_and_closed_calls_fail() -> None:
     backend = XcBackend(open_flags=1)  # XC_OPENFLAG_DUMMY: no hypervisor needed
-    with pytest.raises(Unsupported, match="not implemented: xc backend, create"):
+    with pytest.raises(InvalidArgument, match="not a DomainSpec"):
         backend.create(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="not a GuestImage"):
+        backend.build_guest(1, None)  # type: ignore[arg-type]
     backend.close()
     backend.close()
     with pytest.raises(Unavailable, match="closed"):

@@ -6,7 +6,7 @@
 # (tests/xenlab/summarize.py decides).
 #
 # The tests: tests/xenlab/test_dom0_*.py (XcBackend walkthrough, XenstoreClient against
-# oxenstored), the xc half of tests/integration/test_hypervisor_backends.py (OXT_XC_XL_CONFIG
+# oxenstored, a PV guest built by our stack, oxt-supervisor --backend xc), the xc half of tests/integration/test_hypervisor_backends.py (OXT_XC_XL_CONFIG
 # set to the lab's PV guest) and the xc tests of tests/xen/.
 SRC=${OXT_SRC:-/mnt/oxt-src}
 OUT=${OXT_OUT:-/mnt/oxt-out}
@@ -44,7 +44,8 @@ set -f
 # shellcheck disable=SC2086
 { python3 -m pytest -vv -s -rs --durations=12 --junitxml="$OUT/junit.xml" \
     -o junit_family=xunit1 -k 'not sim' \
-    tests/xenlab/test_dom0_xc.py tests/xenlab/test_dom0_xenstore.py \
+    tests/xenlab/test_dom0_xc.py tests/xenlab/test_dom0_xenstore.py tests/xenlab/test_dom0_build.py \
+    tests/xenlab/test_dom0_supervisor.py \
     tests/integration/test_hypervisor_backends.py \
     tests/xen/test_xc_unavailable.py tests/xen/test_xc_layout.py \
     $(cat "$OUT/pytest-args" 2>/dev/null)

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The project's real-Xen lab: Xen 4.17 + a Debian 12 dom0 booted in QEMU, running the xc
-# backend's and the xenstore client's tests inside that dom0. See docs/xenlab.md.
+# backend's, the xenstore client's, our PV builder's and oxt-supervisor's tests inside that
+# dom0. See docs/xenlab.md.
 #
 #   tests/xenlab/lab.sh [test]   build what is missing or stale, boot, run the dom0 tests (default)
 #   tests/xenlab/lab.sh build    only build/refresh the cached artefacts
@@ -14,7 +15,7 @@
 #   XENLAB_CACHE=/var/cache/oxt-xenlab  artefacts (debs, rootfs, kernel, xen, initramfs) + runs/
 #   XENLAB_SRC=<this checkout>          the tree dom0 tests (9p, read-only)
 #   XENLAB_ACCEL=auto|kvm|tcg           auto: kvm only if a plain Linux boots under it (probe cached)
-#   XENLAB_TIMEOUT=900                  seconds for boot + tests before QEMU is killed
+#   XENLAB_TIMEOUT=1500                 seconds for boot + tests before QEMU is killed
 #   XENLAB_SMP=2  XENLAB_MEM=3072  XENLAB_DOM0_MEM=1024   vcpus, QEMU RAM (MiB), dom0 RAM (MiB)
 #   XENLAB_PYTEST_ARGS="..."            extra pytest arguments inside dom0 (e.g. -x, -k name)
 #   XENLAB_PYTHON=<python with pip>     installs the dom0's Python packages (default: .venv/bin/python)
@@ -26,7 +27,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=${XENLAB_SRC:-$(cd "$HERE/../.." && pwd)}
 CACHE=${XENLAB_CACHE:-/var/cache/oxt-xenlab}
 ACCEL=${XENLAB_ACCEL:-auto}
-TIMEOUT=${XENLAB_TIMEOUT:-900}
+TIMEOUT=${XENLAB_TIMEOUT:-1500}
 SMP=${XENLAB_SMP:-2}
 MEM=${XENLAB_MEM:-3072}
 DOM0_MEM=${XENLAB_DOM0_MEM:-1024}
@@ -34,7 +35,7 @@ MODE=${1:-test}
 export DEBIAN_FRONTEND=noninteractive
 
 # Packages of the dom0 root filesystem (Debian's). Python packages come from PyPI (see pylib).
-ROOTFS_DEBS="xen-utils-4.17 xenstore-utils python3 busybox kmod"
+ROOTFS_DEBS="xen-utils-4.17 xenstore-utils python3 busybox kmod dbus-daemon"
 HOST_DEBS="qemu-system-x86 debootstrap cpio busybox-static"
 
 say() { printf '[xenlab %(%T)T] %s\n' -1 "$*"; }

@@ -21,6 +21,8 @@ from collections import Counter, defaultdict
 MUST_RUN = (
     "tests.xenlab.test_dom0_xc",
     "tests.xenlab.test_dom0_xenstore",
+    "tests.xenlab.test_dom0_build",
+    "tests.xenlab.test_dom0_supervisor",
     "tests.integration.test_hypervisor_backends",
 )
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["vms_spec", "xen_spec"]
 
 _DEFAULT_BACKOFF = Backoff(0.05, 2.0)
+#: Seconds the hypervisor child may take to open its backend.
+HYPERVISOR_START_TIMEOUT = 30.0
 
 
 def xen_spec(*, backend: str = "sim", hypervisor_socket: str | None = None,
@@ -42,7 +44,10 @@ def xen_spec(*, backend: str = "sim", hypervisor_socket: str | None = None,
              period: float = 10.0) -> ChildSpec:
     """The "xen" supervisor: hypervisor, xenstore, watcher."""
     children = [
-        ChildSpec("hypervisor", start_actor(HypervisorActor, backend, hypervisor_socket)),
+        # opening the xc backend loads cffi and libxenctrl: seconds on a slow or emulated
+        # dom0 (the lab once took more than the default 5 s under load)
+        ChildSpec("hypervisor", start_actor(HypervisorActor, backend, hypervisor_socket),
+                  start_timeout=HYPERVISOR_START_TIMEOUT),
         ChildSpec("xenstore", start_actor(XenstoreActor, xenstore_socket)),
         ChildSpec("watcher", start_actor(DomainWatcher)),
     ]

@@ -1,11 +1,14 @@
 """The C declarations the xc backend gives cffi (ABI mode), written from Xen 4.17's headers.
 
-Only what `xen.xc._xc` calls is declared: libxenctrl's interface open/close, xc_version,
-xc_physinfo, xc_domain_getinfolist, pause/unpause/shutdown/destroy, setmaxmem, sethandle,
-max_vcpus, xc_shadow_control, xc_hvm_param_set/get, the PCI passthrough calls
+Only what `xen.xc._xc` and `xen.xc._guest` call is declared: libxenctrl's interface
+open/close, xc_version, xc_physinfo, xc_domain_create, xc_domain_getinfolist,
+pause/unpause/shutdown/destroy, setmaxmem, sethandle, max_vcpus, xc_shadow_control,
+xc_hvm_param_set/get, xc_evtchn_alloc_unbound, the PCI passthrough calls
 (xc_test_assign_device, xc_assign_device, xc_deassign_device, xc_domain_iomem_permission,
 xc_domain_ioport_permission, xc_domain_irq_permission, xc_physdev_map_pirq/unmap_pirq) and
-the last-error record, and
+the last-error record; libxenguest's
+``xc_dom_*`` domain builder (allocate, kernel/module files, boot_xen_init, parse_image,
+mem_init, boot_mem_init, build_image, boot_image, gnttab_init, translated, release); and
 libxentoollog's stdio logger (used to silence libxenctrl's own stderr logging; its errors
 reach us through errno and xc_get_last_error instead). `FUNCTIONS` names every function by
 library; `CONSTANTS` the header macros we copy.
@@ -13,9 +16,13 @@ library; `CONSTANTS` the header macros we copy.
 Struct layouts are ABI: `xc_domaininfo_t` is ``struct xen_domctl_getdomaininfo`` of
 XEN_DOMCTL_INTERFACE_VERSION 0x15 (Xen 4.17, 112 bytes on x86-64, the x86 arch_config last);
 `xc_physinfo_t` is ``struct xen_sysctl_physinfo`` (XEN_SYSCTL_INTERFACE_VERSION 0x15, 112
-bytes). Field names follow the headers, so tests/xen/test_xc_layout.py can compare every
-field's offset and size with what gcc computes from Debian's libxen-dev (and every prototype
-and constant with the header's). Another Xen release
+bytes); ``struct xen_domctl_createdomain`` is that of XEN_DOMCTL_INTERFACE_VERSION 0x15 (64
+bytes, the x86 arch config last). ``struct xc_dom_image`` (libxenguest's build state, 1952
+bytes in 4.17) is allocated and freed by libxenguest: we declare only the fields we read or
+set, at their exact offsets, with ``_pad*`` byte arrays between them (the gcc test checks
+every declared field and the total size). Field names follow the headers, so
+tests/xen/test_xc_layout.py can compare every field's offset and size with what gcc computes
+from Debian's libxen-dev (and every prototype and constant with the header's). Another Xen release
 may change them: the backend loads only the 4.17 soname.
 
 Pure data: no cffi import here.
@@ -26,17 +33,29 @@ from __future__ import annotations
 __all__ = [
     "CDEFS",
     "CONSTANTS",
+    "E820_RAM",
+    "E820_RESERVED",
     "FUNCTIONS",
     "LIBXENCTRL",
+    "LIBXENGUEST",
     "LIBXENTOOLLOG",
+    "PACKED_CDEFS",
     "PRIVCMD",
     "STRUCTS",
+    "X86_HVM_END_SPECIAL_REGION",
+    "X86_HVM_NR_SPECIAL_PAGES",
+    "XC_DOM_HVM_CONTAINER",
+    "XC_DOM_PV_CONTAINER",
     "XENVER_EXTRAVERSION",
     "XENVER_VERSION",
+    "XEN_DOMCTL_CDF_HAP",
+    "XEN_DOMCTL_CDF_HVM",
     "XEN_DOMCTL_DEV_RDM_RELAXED",
+    "XEN_DOMCTL_INTERFACE_VERSION",
     "XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION",
     "XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION",
     "XEN_EXTRAVERSION_LEN",
+    "XEN_X86_EMU_LAPIC",
     "XTL_NUM_LEVELS",
     "XTL_STDIOSTREAM_PROGRESS_NO_CR",
 ]
@@ -45,6 +64,7 @@ __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 #: The sonames loaded (the struct layouts below are those of this release).
 LIBXENCTRL = "libxenctrl.so.4.17"
+LIBXENGUEST = "libxenguest.so.4.17"
 LIBXENTOOLLOG = "libxentoollog.so.1"
 #: The device xc_interface_open needs (through libxencall).
 PRIVCMD = "/dev/xen/privcmd"
@@ -63,8 +83,26 @@ XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION = 31
 #: xc_assign_device ``flag``: reserved device memory conflicts are warnings (libxl's default).
 XEN_DOMCTL_DEV_RDM_RELAXED = 1
 
+#: The domctl interface whose struct layouts are declared here.
+XEN_DOMCTL_INTERFACE_VERSION = 0x15
+#: xen_domctl_createdomain.flags bits (public/domctl.h).
+XEN_DOMCTL_CDF_HVM = 1 << 0
+XEN_DOMCTL_CDF_HAP = 1 << 1
+#: xen_arch_domainconfig.emulation_flags: the local APIC only (what a PVH domain gets).
+XEN_X86_EMU_LAPIC = 1 << 0
+#: xc_dom_image.container_type values.
+XC_DOM_PV_CONTAINER = 0
+XC_DOM_HVM_CONTAINER = 1
+#: The HVM "special pages" (xenstore, console, ...: libxenguest puts them just below this pfn).
+X86_HVM_END_SPECIAL_REGION = 0xFF000
+X86_HVM_NR_SPECIAL_PAGES = 8
+#: struct e820entry types.
+E820_RAM = 1
+E820_RESERVED = 2
+
 #: Struct type names whose layout the gcc test checks.
-STRUCTS = ("xc_domaininfo_t", "xc_physinfo_t", "xc_error")
+STRUCTS = ("xc_domaininfo_t", "xc_physinfo_t", "xc_error", "struct xen_domctl_createdomain",
+           "struct xc_dom_image", "struct e820entry")
 
 #: Header macro -> the value copied here (the gcc test compares each; the HVM_PARAM_* numbers
 #: are those of `xen.hypervisor.HvmParam`, checked by the same test).
@@ -77,6 +115,16 @@ CONSTANTS = {
     "XEN_DOMCTL_DEV_RDM_RELAXED": XEN_DOMCTL_DEV_RDM_RELAXED,
     "XTL_NUM_LEVELS": XTL_NUM_LEVELS,
     "XTL_STDIOSTREAM_PROGRESS_NO_CR": XTL_STDIOSTREAM_PROGRESS_NO_CR,
+    "XEN_DOMCTL_INTERFACE_VERSION": XEN_DOMCTL_INTERFACE_VERSION,
+    "XEN_DOMCTL_CDF_hvm": XEN_DOMCTL_CDF_HVM,
+    "XEN_DOMCTL_CDF_hap": XEN_DOMCTL_CDF_HAP,
+    "XEN_X86_EMU_LAPIC": XEN_X86_EMU_LAPIC,
+    "XC_DOM_PV_CONTAINER": XC_DOM_PV_CONTAINER,
+    "XC_DOM_HVM_CONTAINER": XC_DOM_HVM_CONTAINER,
+    "X86_HVM_END_SPECIAL_REGION": X86_HVM_END_SPECIAL_REGION,
+    "X86_HVM_NR_SPECIAL_PAGES": X86_HVM_NR_SPECIAL_PAGES,
+    "E820_RAM": E820_RAM,
+    "E820_RESERVED": E820_RESERVED,
 }
 
 #: Every function declared below, by the library that exports it.
@@ -89,9 +137,24 @@ FUNCTIONS = {
         "xc_domain_sethandle", "xc_domain_max_vcpus", "xc_shadow_control", "xc_hvm_param_set",
         "xc_hvm_param_get", "xc_test_assign_device", "xc_assign_device", "xc_deassign_device",
         "xc_domain_iomem_permission", "xc_domain_ioport_permission", "xc_domain_irq_permission",
-        "xc_physdev_map_pirq", "xc_physdev_unmap_pirq",
+        "xc_physdev_map_pirq", "xc_physdev_unmap_pirq", "xc_domain_create",
+        "xc_evtchn_alloc_unbound", "xc_domain_set_memory_map",
+    ),
+    LIBXENGUEST: (
+        "xc_dom_allocate", "xc_dom_release", "xc_dom_kernel_file", "xc_dom_module_file",
+        "xc_dom_boot_xen_init", "xc_dom_parse_image", "xc_dom_mem_init", "xc_dom_boot_mem_init",
+        "xc_dom_build_image", "xc_dom_boot_image", "xc_dom_gnttab_init", "xc_dom_translated",
     ),
 }
+
+#: Declarations cffi must lay out packed (``__attribute__((packed))`` in the headers).
+PACKED_CDEFS = """
+struct e820entry {                  /* 20 bytes */
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+};
+"""
 
 CDEFS = """
 typedef struct xc_interface_core xc_interface;
@@ -197,4 +260,73 @@ int xc_domain_irq_permission(xc_interface *xch, uint32_t domid, uint32_t pirq,
                              bool allow_access);
 int xc_physdev_map_pirq(xc_interface *xch, uint32_t domid, int index, int *pirq);
 int xc_physdev_unmap_pirq(xc_interface *xch, uint32_t domid, int pirq);
+struct xen_domctl_createdomain {
+    uint32_t ssidref;
+    uint8_t handle[16];             /* xen_domain_handle_t */
+    uint32_t flags;                 /* XEN_DOMCTL_CDF_* */
+    uint32_t iommu_opts;
+    uint32_t max_vcpus;
+    uint32_t max_evtchn_port;
+    int32_t max_grant_frames;       /* < 0: the hypervisor's default */
+    int32_t max_maptrack_frames;
+    uint32_t grant_opts;            /* XEN_DOMCTL_GRANT_version(v) in the low 4 bits */
+    uint32_t vmtrace_size;
+    uint32_t cpupool_id;
+    struct xen_arch_domainconfig arch;
+};
+int xc_domain_create(xc_interface *xch, uint32_t *pdomid,
+                     struct xen_domctl_createdomain *config);
+int xc_evtchn_alloc_unbound(xc_interface *xch, uint32_t dom, uint32_t remote_dom);
+
+int xc_domain_set_memory_map(xc_interface *xch, uint32_t domid, struct e820entry entries[],
+                             uint32_t nr_entries);
+
+/* libxenguest: the domain builder (xen_pfn_t is unsigned long on x86) */
+struct xc_dom_image {
+    uint8_t _pad0[384];
+    unsigned long console_pfn;
+    unsigned long xenstore_pfn;
+    uint8_t _pad1[80];
+    unsigned long *pv_p2m;
+    uint8_t _pad2[16];
+    unsigned long total_pages;
+    uint8_t _pad3[48];
+    unsigned long flags;
+    unsigned int console_evtchn;
+    unsigned int xenstore_evtchn;
+    uint32_t console_domid;
+    uint32_t xenstore_domid;
+    uint8_t _pad4[20];
+    int claim_enabled;
+    uint8_t _pad5[1104];
+    int container_type;             /* XC_DOM_PV_CONTAINER / XC_DOM_HVM_CONTAINER */
+    uint8_t _pad6[4];
+    unsigned long target_pages;
+    uint64_t mmio_start;
+    uint64_t mmio_size;
+    uint64_t lowmem_end;
+    uint64_t highmem_end;
+    unsigned long vga_hole_size;
+    _Bool device_model;
+    uint8_t _pad7[151];
+    struct e820entry *e820;
+    unsigned int e820_entries;
+    uint8_t _pad8[4];
+    unsigned long vuart_gfn;
+    unsigned int max_vcpus;
+    uint8_t _pad9[4];
+};
+struct xc_dom_image *xc_dom_allocate(xc_interface *xch, const char *cmdline,
+                                     const char *features);
+void xc_dom_release(struct xc_dom_image *dom);
+int xc_dom_kernel_file(struct xc_dom_image *dom, const char *filename);
+int xc_dom_module_file(struct xc_dom_image *dom, const char *filename, const char *cmdline);
+int xc_dom_boot_xen_init(struct xc_dom_image *dom, xc_interface *xch, uint32_t domid);
+int xc_dom_parse_image(struct xc_dom_image *dom);
+int xc_dom_mem_init(struct xc_dom_image *dom, unsigned int mem_mb);
+int xc_dom_boot_mem_init(struct xc_dom_image *dom);
+int xc_dom_build_image(struct xc_dom_image *dom);
+int xc_dom_boot_image(struct xc_dom_image *dom);
+int xc_dom_gnttab_init(struct xc_dom_image *dom);
+_Bool xc_dom_translated(const struct xc_dom_image *dom);
 """

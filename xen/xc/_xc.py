@@ -22,8 +22,16 @@ back, which may be rounded up), set_hvm_param / get_hvm_param (xc_hvm_param_set/
 Arguments are checked before any call (`InvalidArgument`): a vcpu count 1..2**32-1, a pool
 0..`MAX_SHADOW_MIB` MiB (Xen would wrap a larger one), an `HvmParam`, a 64-bit value. A failing
 call raises the `xen.hypervisor` error for its errno (`error_for_errno`), naming the call and
-domain. `create` raises `Unsupported`: on a real host
-libxl builds domains; binding xc_domain_create and the builders is future work.
+domain. `create` is xc_domain_create with a ``struct
+xen_domctl_createdomain`` filled as libxl does for Xen 4.17: the handle, ssidref and vcpu count
+of the spec; flags none for PV, ``hvm`` (+ ``hap``) otherwise; 1023 event channels; the
+hypervisor's default grant and maptrack frames (-1); the highest grant-table version the host
+offers (``XEN_SYSCTL_PHYSCAP_gnttab_v2``, else v1); emulation: none for PV, the local APIC
+only for HVM (a PVH container: there is no device model on this backend). Then the initial
+maxmem (xc_domain_setmaxmem, ``spec.max_pages``); a failure there destroys the new domain.
+The domain's memory is populated later by the builder: `build_guest` (libxenguest's
+``xc_dom_*``, see `xen.xc._guest`) loads a PV (or PVH) kernel and ramdisk into it and returns
+its rings.
 
 Thread safety: calls are serialised by a lock (errno and libxenctrl's last error are read in
 the same critical section as the call). After `close` every call raises `Unavailable`.
@@ -51,7 +59,6 @@ from xen.hypervisor import (  # PCI argument checks
     PhysInfo,
     ShutdownReason,
     Unavailable,
-    Unsupported,
     Version,
     check_allow,
     check_domid,
@@ -67,16 +74,22 @@ from xen.hypervisor import (  # PCI argument checks
 from xen.xc._cdefs import (
     CDEFS,
     LIBXENCTRL,
+    LIBXENGUEST,
     LIBXENTOOLLOG,
+    PACKED_CDEFS,
     PRIVCMD,
+    XEN_DOMCTL_CDF_HAP,
+    XEN_DOMCTL_CDF_HVM,
     XEN_DOMCTL_DEV_RDM_RELAXED,
     XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION,
     XEN_EXTRAVERSION_LEN,
+    XEN_X86_EMU_LAPIC,
     XENVER_EXTRAVERSION,
     XENVER_VERSION,
     XTL_NUM_LEVELS,
     XTL_STDIOSTREAM_PROGRESS_NO_CR,
 )
+from xen.xc._guest import GuestImage, GuestRings, build_image
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -84,11 +97,14 @@ if TYPE_CHECKING:
 __all__ = ["XcBackend", "ffi"]
 
 ffi = FFI()
+ffi.cdef(PACKED_CDEFS, packed=True)  # struct e820entry is __attribute__((packed))
 ffi.cdef(CDEFS)
 ffi.cdef("extern FILE *stderr;")  # libc's, for the silent logger
 
 
 _U32_MAX = (1 << 32) - 1
+#: Event channels a created domain may use (libxl's default ``event_channels``).
+MAX_EVTCHN_PORT = 1023
 _U64_MAX = (1 << 64) - 1
 
 _OPEN_HINTS = {
@@ -134,6 +150,7 @@ class XcBackend:
                 f"cannot load {library}, needed to drive Xen through {PRIVCMD}: {why} "
                 f"(Debian package libxenctrl4.17)")
         self._lib = lib
+        self._guest: Any = None  # libxenguest, loaded on the first build
         self._xtl, _ = _load(LIBXENTOOLLOG)
         if self._xtl is not None:
             libc = ffi.dlopen(None)
@@ -187,9 +204,33 @@ class XcBackend:
     # --- domains -------------------------------------------------------------------------------
 
     def create(self, spec: DomainSpec) -> int:
-        raise Unsupported(
-            "not implemented: xc backend, create (on a real host libxl builds domains; "
-            "xc_domain_create and the domain builders are not bound yet)")
+        if not isinstance(spec, DomainSpec):
+            raise InvalidArgument(f"create: {spec!r} is not a DomainSpec")
+        grant_version = 2 if PhysCap.GNTTAB_V2 in self.physinfo().capabilities else 1
+        config = ffi.new("struct xen_domctl_createdomain *")
+        config.ssidref = spec.ssidref
+        config.handle = list(spec.handle.bytes)
+        config.flags = (XEN_DOMCTL_CDF_HVM | (XEN_DOMCTL_CDF_HAP if spec.hap else 0)
+                        if spec.hvm else 0)
+        config.max_vcpus = spec.max_vcpus
+        config.max_evtchn_port = MAX_EVTCHN_PORT
+        config.max_grant_frames = -1
+        config.max_maptrack_frames = -1
+        config.grant_opts = grant_version
+        config.arch.emulation_flags = XEN_X86_EMU_LAPIC if spec.hvm else 0
+        domid = ffi.new("uint32_t *", 0)  # 0: Xen picks the domid
+        kind = ("hvm" + ("+hap" if spec.hap else "")) if spec.hvm else "pv"
+        with self._lock:
+            rc = self._lib.xc_domain_create(self._handle("create"), domid, config)
+            self._check(rc, f"xc_domain_create({kind}, {spec.max_vcpus} vcpus, "
+                            f"handle {spec.handle})")
+        new = int(domid[0])
+        try:
+            self.setmaxmem(new, spec.max_pages * 4)
+        except BaseException:
+            self.destroy(new)
+            raise
+        return new
 
     def pause(self, domid: int) -> None:
         self._domain_call("xc_domain_pause", domid)
@@ -322,6 +363,26 @@ class XcBackend:
     def unmap_pirq(self, domid: int, pirq: int) -> None:
         check_pirq("unmap_pirq", domid, "pirq", pirq)
         self._domain_call("xc_physdev_unmap_pirq", domid, pirq, what=f"pirq {pirq}")
+    def build_guest(self, domid: int, image: GuestImage) -> GuestRings:
+        """Load the PV (with ``image.pvh``: PVH) guest ``image`` into the created, sized
+        domain ``domid`` with libxenguest (`xen.xc._guest.build_image`); its xenstore and
+        console rings. `Unavailable` when libxenguest 4.17 cannot be loaded."""
+        check_domid(domid)
+        if not isinstance(image, GuestImage):
+            raise InvalidArgument(f"build_guest of domain {domid}: {image!r} is not a GuestImage")
+        guest = self._guest_library()
+        with self._lock:
+            return build_image(ffi, self._lib, guest, self._handle("build_guest"), domid, image,
+                            self._check)
+
+    def _guest_library(self) -> Any:
+        if self._guest is None:
+            lib, why = _load(LIBXENGUEST)
+            if lib is None:
+                raise Unavailable(f"cannot load {LIBXENGUEST}, needed to build domains: {why} "
+                                  f"(Debian package libxenmisc4.17)")
+            self._guest = lib
+        return self._guest
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -90,7 +90,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _specs(args: argparse.Namespace, address: str) -> list[ChildSpec]:
     from xen.tree import vms_spec, xen_spec
-    from xen.xenops import Dom0HostActions, SimBuilder, SimHostActions, UnsupportedBuilder
+    from xen.xenops import Dom0HostActions, SimBuilder, SimHostActions, XcBuilder
     from xen.xenvm import XENVM_BUS, TreeEnv, XenvmBus
     state = Path(args.state)
     ledger = ProcessLedger.of_state(state)
@@ -106,7 +106,7 @@ def _specs(args: argparse.Namespace, address: str) -> list[ChildSpec]:
             xenstore_path=args.xenstore_socket, ledger=ledger,
             hypervisor_path=args.hypervisor_socket), state_dir=state, notify=notify)
     else:
-        env = TreeEnv(builder=UnsupportedBuilder(), host=Dom0HostActions(ledger=ledger),
+        env = TreeEnv(builder=XcBuilder(), host=Dom0HostActions(ledger=ledger),
                       state_dir=state, notify=notify)
     return [xen_spec(backend=args.backend, hypervisor_socket=args.hypervisor_socket,
                      xenstore_socket=args.xenstore_socket),

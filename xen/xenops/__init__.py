@@ -7,8 +7,8 @@ plans of atomic steps for domain create/build/destroy, device add/remove and shu
 make them well-formed in _checks; _plan, _teardown), and device-model command lines
 (_dmargs). They do no I/O: an executor runs the plans against a xenstore client, a
 hypervisor backend and the host.
-Domain builders (_build: build, save and restore a domain's memory image) are what libxenguest
-does on real Xen.
+Domain builders (_build: build, save and restore a domain's memory image): SimBuilder for the
+simulated host, XcBuilder (libxenguest through xen.xc) on real Xen.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         Builder,
         SimBuilder,
         UnsupportedBuilder,
+        XcBuilder,
         file_problem,
     )
     from xen.xenops._calls import (
@@ -375,6 +376,7 @@ __all__ = [
     "WaitFreeMemory",
     "Write",
     "WriteIfEquals",
+    "XcBuilder",
     "XenbusState",
     "XsOp",
     "agent_path",
@@ -562,6 +564,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Transaction": "xen.xenops._atomics",
     "UnpauseDomain": "xen.xenops._calls",
     "UnsupportedBuilder": "xen.xenops._build",
+    "XcBuilder": "xen.xenops._build",
     "VIF_SCRIPT": "xen.xenops._devspec",
     "VbdSpec": "xen.xenops._devspec",
     "VifSpec": "xen.xenops._devspec",

@@ -24,17 +24,32 @@ restore.
 and there is nothing to load or save (it ships OpenXT's stub-domain kernel and ramdisk at
 their default paths, as an OpenXT dom0 does; any other file must exist): rings get stable
 numbers derived from the domid and the memory section is empty (a restore refuses a section
-that is not). :class:`UnsupportedBuilder` stands for real Xen until libxenguest is bound:
-every method raises ``Unsupported`` naming what is missing (domains started by ``xl`` can
-still be adopted and managed; its check_file is the dom0 file check).
+that is not).
+
+:class:`XcBuilder` is real Xen's: it builds **PV** guests with libxenguest's ``xc_dom_*``
+through the xc backend (``xen.xc.XcBackend.build_guest``: two unbound event channels for
+xenstored and xenconsoled in dom0, the kernel and ramdisk loaded, ``memory.build_start_mib``
+populated, the grant entries of both rings seeded) and returns the rings' machine frames and
+ports. It opens its own libxenctrl handle on first use (``open_backend``, by default
+``xen.xc.XcBackend()``; cffi is loaded only then) and serialises builds on it. What it does not
+do raises ``Unsupported`` naming what is missing, before touching the domain: HVM guests
+(hvmloader and a device model; PVH neither), save and restore (``xc_domain_save`` /
+``xc_domain_restore`` are not bound).
+
+:class:`UnsupportedBuilder` refuses everything (a host where nothing may be built); domains
+started by ``xl`` can still be adopted and managed. The real builders' ``check_file`` is the
+dom0 file check (:func:`file_problem`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from xen.hypervisor import InvalidArgument, Unsupported
 from xen.xenops._plan import BuildResult
@@ -48,6 +63,7 @@ __all__ = [
     "Builder",
     "SimBuilder",
     "UnsupportedBuilder",
+    "XcBuilder",
     "file_problem",
 ]
 
@@ -66,6 +82,7 @@ def file_problem(path: str) -> str | None:
     if not os.access(path, os.R_OK):
         return "is not readable"
     return None
+logger = logging.getLogger("xenops.build")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +143,7 @@ class SimBuilder:
 
 
 class UnsupportedBuilder:
-    """Real Xen until libxenguest is bound (see the module docstring)."""
+    """A host where nothing may be built (see the module docstring)."""
 
     def build(self, domid: int, image: BootImage, memory: BuildMemory) -> BuildResult:
         """Refuse clearly."""
@@ -146,3 +163,61 @@ class UnsupportedBuilder:
         """Refuse clearly."""
         raise Unsupported("not implemented: restoring a domain on the xc backend needs "
                           "libxenguest")
+
+
+def _open_xc() -> Any:
+    from xen.xc import XcBackend  # cffi and libxenctrl only when a real build is asked for
+
+    return XcBackend()
+
+
+class XcBuilder:
+    """Real Xen's builder: PV guests through libxenguest (see the module docstring)."""
+
+    def __init__(self, open_backend: Callable[[], Any] = _open_xc) -> None:
+        self._open = open_backend
+        self._backend: Any = None
+        self._lock = threading.Lock()
+
+    def build(self, domid: int, image: BootImage, memory: BuildMemory) -> BuildResult:
+        """Load the PV ``image`` into ``domid``; its rings (machine frames and ports)."""
+        if memory.hvm:
+            raise Unsupported("not implemented: building an HVM guest on the xc backend "
+                              "(hvmloader, a device model; PVH is not bound either); "
+                              "PV guests only")
+        from xen.xc import GuestImage
+
+        guest = GuestImage(kernel=image.kernel, ramdisk=image.ramdisk, cmdline=image.cmdline,
+                           memory_mib=memory.build_start_mib, vcpus=memory.vcpus)
+        t0 = time.monotonic()
+        with self._lock:
+            if self._backend is None:
+                self._backend = self._open()
+            rings = self._backend.build_guest(domid, guest)
+        logger.info("built PV domain %d from %s (%d MiB, %d vcpus) in %.2f s: store mfn %#x "
+                    "port %d, console mfn %#x port %d", domid, image.kernel,
+                    memory.build_start_mib, memory.vcpus, time.monotonic() - t0,
+                    rings.store_mfn, rings.store_port, rings.console_mfn, rings.console_port)
+        return BuildResult(store_mfn=rings.store_mfn, store_port=rings.store_port,
+                           console_mfn=rings.console_mfn, console_port=rings.console_port)
+
+    def check_file(self, path: str) -> str | None:
+        """The dom0 file check."""
+        return file_problem(path)
+
+    def save(self, domid: int, out: IO[bytes], suspend: Callable[[], None]) -> None:
+        """Refuse clearly, before the guest is asked anything."""
+        raise Unsupported("not implemented: saving a domain on the xc backend "
+                          "(xc_domain_save is not bound)")
+
+    def restore(self, domid: int, source: IO[bytes], memory: BuildMemory) -> BuildResult:
+        """Refuse clearly."""
+        raise Unsupported("not implemented: restoring a domain on the xc backend "
+                          "(xc_domain_restore is not bound)")
+
+    def close(self) -> None:
+        """Close the builder's libxenctrl handle, if it opened one."""
+        with self._lock:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None

@@ -133,8 +133,8 @@ def cmd_create(s: Session, a: Namespace) -> int:
 
 def cmd_build(s: Session, a: Namespace) -> int:
     if not s.sim:
-        raise CliError("not implemented: building a domain on the xc backend needs "
-                       "libxenguest, which is not bound; build it with xl")
+        raise CliError("not implemented: build_domain on the xc backend (it takes no kernel "
+                       "to load); start the VM through its monitor (xenvm-cmd <uuid> start)")
     info = domain_info(s, a.domid)
     memory_kib = a.memory if a.memory is not None else info.tot_kib
     vcpus = a.vcpus if a.vcpus is not None else max(1, info.nr_online_vcpus)

@@ -209,7 +209,10 @@ def plan_build_pre(
     vpt_align: int | None = None,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ) -> Plan:
-    """Before the builder: wait for memory, HVM params (errors ignored), vcpus, maxmem, shadow."""
+    """Before the builder: wait for memory, HVM params (errors ignored), vcpus, maxmem, and for
+    an HVM guest its shadow/HAP pool. A PV guest gets no pool here: it only serves log-dirty
+    tracking (live migration), libxl sets none for PV, and a Xen built without shadow paging
+    (Debian's 4.17) refuses it for PV with EINVAL (docs/xenlab.md, findings)."""
     steps: list[Atomic] = [
         WaitFreeMemory(kib_of_mib(memory.required_host_free_mib), timeouts.free_memory)
     ]
@@ -220,8 +223,9 @@ def plan_build_pre(
     steps += [
         SetMaxVcpus(domid, memory.vcpus),
         SetMaxMem(domid, memory.xen_max_kib),
-        ShadowAllocation(domid, memory.shadow_mib),
     ]
+    if memory.hvm:
+        steps.append(ShadowAllocation(domid, memory.shadow_mib))
     return Plan("build-pre", tuple(steps))
 
 
@@ -238,7 +242,12 @@ class BuildResult:
 def plan_build_post(
     domid: int, uuid: str, memory: BuildMemory, built: BuildResult, *, timeoffset: str = "0"
 ) -> Plan:
-    """After the builder: memory, store and console keys in one transaction, then INTRODUCE."""
+    """After the builder: memory, store and console keys in one transaction, then INTRODUCE.
+
+    The console keys are what xenconsoled reads for a domain's first console
+    (``console/ring-ref``, ``console/port``, and ``console/type`` = ``xenconsoled``, as libxl
+    writes); INTRODUCE makes xenstored map the store ring and fire ``@introduceDomain``, on
+    which xenconsoled (and our domain watcher) look the new domain up."""
     dom = domain_path(domid)
     entries = [
         ("memory/static-max", str(memory.static_max_kib)),
@@ -250,6 +259,7 @@ def plan_build_post(
         ("console/limit", _CONSOLE_LIMIT),
         ("console/port", str(built.console_port)),
         ("console/ring-ref", str(built.console_mfn)),
+        ("console/type", "xenconsoled"),
     ]
     if memory.hvm:
         entries += [("hvmloader/bios", "seabios"), ("hvmloader/seabios-legacy-load-roms", "1")]

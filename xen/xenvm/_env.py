@@ -14,7 +14,7 @@ there is no registry to look it up in.
 * :class:`StaticEnv` holds fixed objects (tests, tools).
 
 ``builder`` builds, saves and restores domains (``xen.xenops.Builder``: ``SimBuilder`` on the
-simulated host, ``UnsupportedBuilder`` on real Xen until libxenguest is bound). ``notify``
+simulated host, ``XcBuilder`` on real Xen: PV guests through libxenguest). ``notify``
 names the actors that hear from every monitor (``RegisterVm``, ``VmNotification``,
 ``UnregisterVm``; see :mod:`xen.xenvm._messages`): in the tree, the xenvm DBus service.
 """
