@@ -2,8 +2,8 @@
 
 One private dbus-daemon, the bare echo service of ``benchmarks/dbus.py`` (its own process), a
 proxy instance (``-w -d 0``, or with ``--rules FILE`` and ``-d 5``) in this process, and a
-client loop of sequential calls through it. The proxy's two pump threads of the client run
-under their own ``cProfile.Profile``; their stats are merged and printed (top ``--top`` by
+client loop of sequential calls through it. The proxy's pump thread of the client runs
+under its own ``cProfile.Profile``; its stats are printed (top ``--top`` by
 own time). Run: ``.venv/bin/python benchmarks/proxy_profile.py [--calls N]``.
 """
 
@@ -55,8 +55,7 @@ def main() -> int:
                 prof.disable()
         return wrapper
 
-    ProxyClient._client_loop = profiled(ProxyClient._client_loop)  # type: ignore[method-assign]
-    ProxyClient._bus_loop = profiled(ProxyClient._bus_loop)  # type: ignore[method-assign]
+    ProxyClient._pump_loop = profiled(ProxyClient._pump_loop)  # type: ignore[method-assign]
     directory = Path(tempfile.mkdtemp(prefix="oxt-prof-proxy-"))
     try:
         with cleaning_up() as procs:

@@ -35,15 +35,19 @@ Life of a client (guarantees in order):
    closes the client cleanly. An unexpected error in a pump thread crashes this actor (and
    only it): ``on_failure`` closes both streams and unregisters.
 
-Threads: two daemon threads per client (``proxy-c<id>-in``/``-out``), owned by the actor,
-woken by closing the sockets and joined (bounded) when it stops. Sends to the client come from
-both threads and take a lock; sends to the bus come only from the client thread.
+Thread: one daemon thread per client (``proxy-c<id>``), owned by the actor, waits on both
+streams with epoll and handles whichever is readable, so a call and its reply never cross from
+one thread to another (no interpreter-lock hand-over on the path of a call). Woken by shutting
+the sockets down and joined (bounded) when the actor stops. Sends are blocking: a client that
+does not read stalls only its own connection. The locks stay, for the actor's own messages
+(setup, end) that touch the same state.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import threading
 from dataclasses import dataclass
@@ -147,6 +151,8 @@ class ProxyClient(Actor):
         self._domain: DomainFacts | None = None
         self._closed = False
         self._owner_names = OwnerNames() if self.opts.owner_name else None
+        self._client_auth: ServerAuth | None = None
+        self._client_splitter = MessageSplitter(CLIENT_LIMITS)
 
     # ------------------------------------------------------------------ setup
 
@@ -176,11 +182,13 @@ class ProxyClient(Actor):
             return
         log.info("client %s: domain %d%s as %s", self.peer, self.source.domid,
                  f" (vm {self.source.uuid})" if self.source.uuid else "", self.unique_name)
-        for target, suffix in ((self._client_pump, "in"), (self._bus_pump, "out")):
-            thread = threading.Thread(target=target, name=f"proxy-{self.name}-{suffix}",
-                                      daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        if not self.opts.auto_auth:
+            self._client_auth = ServerAuth(
+                os.urandom(16).hex(), auto=False,
+                announce_uuid=self.source.uuid if self.opts.send_uuid else None)
+        thread = threading.Thread(target=self._pump, name=f"proxy-{self.name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _identity_registrar(self, policy: ProxyPolicy) -> IdentityRegistrar | None:
         """Where the client's bus name is registered (``_jsonout``: nowhere, no bus there)."""
@@ -226,46 +234,65 @@ class ProxyClient(Actor):
             raise ConnectionError("the bus answered Hello without a unique name")
         return body[0]
 
-    # ------------------------------------------------------------------ client -> bus
+    # ------------------------------------------------------------------ the pump
 
-    def _client_pump(self) -> None:
-        why = "client closed the connection"
+    def _pump(self) -> None:
+        """The client's thread: both streams until one ends (see the module docstring)."""
         try:
-            why = self._client_loop()
-        except (ProxyProtocolError, OSError) as exc:
-            why = f"client stream refused: {exc}"
+            why = self._pump_loop()
         except Exception as exc:
-            log.exception("client %s: the client pump failed", self.peer)
+            log.exception("client %s: the pump failed", self.peer)
             self._tell_self(_PumpFailed(f"{type(exc).__name__}: {exc}"))
             return
         self._tell_self(_Ended(why))
 
-    def _client_loop(self) -> str:
-        client = self.client
-        auth = ServerAuth(os.urandom(16).hex(), auto=self.opts.auto_auth,
-                          announce_uuid=self.source.uuid if self.opts.send_uuid else None)
-        splitter = MessageSplitter(CLIENT_LIMITS)
-        authenticated = self.opts.auto_auth
-        while True:
-            data = client.recv(_RECV)
-            if not data:
-                return "client closed the connection"
-            if not authenticated:
-                try:
-                    result = auth.feed(data)
-                except AuthError as exc:
-                    return f"authentication failed: {exc}"
-                if result.send:
-                    self._to_client(result.send)
-                if not result.done:
-                    continue
-                authenticated = True
-                data = result.leftover
-                if not data:
-                    continue
-            for msg in splitter.feed(data):
-                if not self._from_client(msg):
-                    return "client broke the protocol"
+    def _pump_loop(self) -> str:
+        assert self.upstream is not None
+        client_fd, bus_fd = self.client.fileno(), self.upstream.fileno()
+        poller = select.epoll(2)
+        try:
+            poller.register(client_fd, select.EPOLLIN)
+            poller.register(bus_fd, select.EPOLLIN)
+            poll = poller.poll
+            from_client, from_bus = self._client_readable, self._bus_readable
+            while True:
+                for fd, _events in poll():
+                    why = from_client() if fd == client_fd else from_bus()
+                    if why is not None:
+                        return why
+        finally:
+            poller.close()
+
+    # ------------------------------------------------------------------ client -> bus
+
+    def _client_readable(self) -> str | None:
+        """Read what the client sent and handle it; why the connection ends, or None."""
+        try:
+            return self._client_data(self.client.recv(_RECV))
+        except (ProxyProtocolError, OSError) as exc:
+            return f"client stream refused: {exc}"
+
+    def _client_data(self, data: bytes) -> str | None:
+        """Handle bytes from the client (b"": it closed); why the connection ends, or None.
+        The JSON client (``_jsonclient``) overrides this to read JSON texts."""
+        if not data:
+            return "client closed the connection"
+        auth = self._client_auth
+        if auth is not None:
+            try:
+                result = auth.feed(data)
+            except AuthError as exc:
+                return f"authentication failed: {exc}"
+            if result.send:
+                self._to_client(result.send)
+            if not result.done:
+                return None
+            self._client_auth = None
+            data = result.leftover
+        for msg in self._client_splitter.feed(data):
+            if not self._from_client(msg):
+                return "client broke the protocol"
+        return None
 
     def _from_client(self, msg: WireMessage) -> bool:
         """Handle one client message; False to end the connection."""
@@ -351,27 +378,16 @@ class ProxyClient(Actor):
 
     # ------------------------------------------------------------------ bus -> client
 
-    def _bus_pump(self) -> None:
+    def _bus_readable(self) -> str | None:
+        """Read what the bus sent and pass on what the client may have; why the connection
+        ends, or None."""
+        assert self.upstream is not None
         try:
-            why = self._bus_loop()
-        except (ProxyProtocolError, OSError) as exc:
-            why = f"bus stream ended: {exc}"
-        except Exception as exc:
-            log.exception("client %s: the bus pump failed", self.peer)
-            self._tell_self(_PumpFailed(f"{type(exc).__name__}: {exc}"))
-            return
-        self._tell_self(_Ended(why))
-
-    def _bus_loop(self) -> str:
-        upstream = self.upstream
-        assert upstream is not None
-        calls = self.calls
-        lock = self._calls_lock
-        while True:
-            data = upstream.recv(_RECV)
+            data = self.upstream.recv(_RECV)
             if not data:
                 return "the bus closed the connection"
             out: list[bytes] = []
+            calls, lock = self.calls, self._calls_lock
             for msg in self._bus_messages(data):
                 with lock:
                     if self._owner_names is not None:
@@ -386,6 +402,9 @@ class ProxyClient(Actor):
                     self._hold(out)
                 else:
                     self._to_client(b"".join(out))
+        except (ProxyProtocolError, OSError) as exc:
+            return f"bus stream ended: {exc}"
+        return None
 
     def _bus_messages(self, data: bytes) -> list[WireMessage]:
         """The bus's messages that ``data`` completes (``_jsonout`` reads JSON texts)."""

@@ -39,7 +39,7 @@ from dataclasses import replace
 from jeepney.low_level import Message
 
 from rpc.dbus import RemoteObject
-from rpc.proxy._client import _RECV, ProxyClient, ProxyContext
+from rpc.proxy._client import ProxyClient, ProxyContext
 from rpc.proxy._frames import MessageSplitter
 from rpc.proxy._json import (
     IntrospectionError,
@@ -87,17 +87,14 @@ class JsonProxyClient(ProxyClient):
 
     # ------------------------------------------------------------------ client -> bus
 
-    def _client_loop(self) -> str:
-        while True:
-            data = self.client.recv(_RECV)
-            texts, why = self._texts(data)
-            for text in texts:
-                if not self._json_from_client(text):
-                    return "client broke the protocol"
-            if why is not None:
-                return why
-            if not data:
-                return "client closed the connection"
+    def _client_data(self, data: bytes) -> str | None:
+        texts, why = self._texts(data)
+        for text in texts:
+            if not self._json_from_client(text):
+                return "client broke the protocol"
+        if why is not None:
+            return why
+        return None if data else "client closed the connection"
 
     def _texts(self, data: bytes) -> tuple[list[str | bytes], str | None]:
         """The JSON texts ``data`` completes, and why the stream is over (None: it goes on)."""
