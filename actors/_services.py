@@ -21,7 +21,7 @@ reason to reach into the owner's attributes.
 from __future__ import annotations
 
 import typing
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from actors._actor import actor_of
 from actors._names import Target, resolve
@@ -47,10 +47,10 @@ def service(target: Target, kind: type[T]) -> T:
     return handle
 
 
-_conforming: set[tuple[type, type]] = set()
+_conforming: set[tuple[type, Any]] = set()
 
 
-def _is_a(handle: object, kind: type) -> bool:
+def _is_a(handle: object, kind: type[T]) -> TypeGuard[T]:
     """``isinstance(handle, kind)``, remembered per handle type when ``kind`` is a runtime
     protocol whose every member the type itself defines (checking a protocol looks each
     member up again, and services are resolved at every use). What is remembered cannot
