@@ -121,6 +121,7 @@ class SnapshotStore:
         with self._lock:
             self._last.pop(path, None)
             file = self._file(path)
+            self._files.pop(path, None)
             if file.exists():
                 file.unlink()
                 _fsync_dir(self.directory)
