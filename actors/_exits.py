@@ -14,6 +14,7 @@ Reasons are immutable values and msgpack-friendly through :func:`reason_to_dict`
 
 from __future__ import annotations
 
+import sys
 import traceback as _traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ __all__ = [
     "Shutdown",
     "StartFailed",
     "ThreadDied",
+    "format_traceback",
     "is_abnormal",
     "reason_from_exception",
     "reason_to_dict",
@@ -98,12 +100,50 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+_FRAME_CACHE_SIZE = 4096
+_frame_text: dict[tuple[Any, int], str] = {}
+
+
+def format_traceback(exc: BaseException, tb: TracebackType | None) -> str:
+    """``"".join(traceback.format_exception(type(exc), exc, tb))``, with each frame's text
+    (file, line, source, position markers) kept per code position, so the crash of an actor
+    does not read and parse the same source lines again at every restart.
+
+    The cached text is the standard library's for that frame; chained exceptions, exception
+    groups, a ``sys.tracebacklimit`` and runs of one repeated frame (recursion) are formatted
+    by the standard library in full.
+    """
+    if (exc.__cause__ is not None
+            or (exc.__context__ is not None and not exc.__suppress_context__)
+            or isinstance(exc, BaseExceptionGroup) or hasattr(sys, "tracebacklimit")):
+        return "".join(_traceback.format_exception(type(exc), exc, tb))
+    parts: list[str] = []
+    previous: tuple[str, int, str] | None = None
+    entry = tb
+    while entry is not None:
+        code = entry.tb_frame.f_code
+        where = (code.co_filename, entry.tb_lineno, code.co_name)
+        if where == previous:  # the standard library folds repeats: let it
+            return "".join(_traceback.format_exception(type(exc), exc, tb))
+        previous = where
+        key = (code, entry.tb_lasti)
+        text = _frame_text.get(key)
+        if text is None:
+            text = "".join(_traceback.extract_tb(entry, limit=1).format())
+            if len(_frame_text) >= _FRAME_CACHE_SIZE:
+                _frame_text.clear()
+            _frame_text[key] = text
+        parts.append(text)
+        entry = entry.tb_next
+    head = ["Traceback (most recent call last):\n"] if parts else []
+    return "".join([*head, *parts, *_traceback.format_exception_only(type(exc), exc)])
+
+
 def reason_from_exception(
     exc: BaseException, tb: TracebackType | None, *, where: str = "handler"
 ) -> Crashed:
     """Build a :class:`Crashed` reason from an exception and its traceback."""
-    text = "".join(_traceback.format_exception(type(exc), exc, tb))
-    return Crashed(error=_describe(exc), traceback=text, where=where)
+    return Crashed(error=_describe(exc), traceback=format_traceback(exc, tb), where=where)
 
 
 def reason_to_dict(reason: ExitReason) -> dict[str, Any]:

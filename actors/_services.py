@@ -20,7 +20,8 @@ reason to reach into the owner's attributes.
 
 from __future__ import annotations
 
-from typing import TypeVar
+import typing
+from typing import Any, TypeGuard, TypeVar
 
 from actors._actor import actor_of
 from actors._names import Target, resolve
@@ -40,10 +41,40 @@ def service(target: Target, kind: type[T]) -> T:
     handle = actor_of(ref).published()
     if handle is None:
         raise ServiceUnavailable(f"{target} publishes no {kind.__name__} right now")
-    if not isinstance(handle, kind):
+    if not _is_a(handle, kind):
         raise ServiceUnavailable(f"{target} publishes a {type(handle).__name__}, "
                                  f"not a {kind.__name__}")
     return handle
+
+
+_conforming: set[tuple[type, Any]] = set()
+
+
+def _is_a(handle: object, kind: type[T]) -> TypeGuard[T]:
+    """``isinstance(handle, kind)``, remembered per handle type when ``kind`` is a runtime
+    protocol whose every member the type itself defines (checking a protocol looks each
+    member up again, and services are resolved at every use). What is remembered cannot
+    change: the check would find the same members on any instance of that type."""
+    key = (type(handle), kind)
+    if key in _conforming:
+        return True
+    if not isinstance(handle, kind):
+        return False
+    members = _protocol_members(kind)
+    if members is not None and all(hasattr(key[0], name) for name in members):
+        _conforming.add(key)
+    return True
+
+
+def _protocol_members(kind: type) -> frozenset[str] | None:
+    """The members a runtime protocol checks (None: not a protocol, or unknown)."""
+    if not getattr(kind, "_is_protocol", False):
+        return None
+    members: Any = getattr(kind, "__protocol_attrs__", None)  # Python 3.12+
+    if members is None:
+        getter = getattr(typing, "_get_protocol_attrs", None)  # Python 3.11
+        members = getter(kind) if getter is not None else None
+    return frozenset(members) if members is not None else None
 
 
 def stop(target: Target, timeout: float) -> bool:

@@ -70,13 +70,25 @@ class EventLog:
     def since(self, seq: int) -> list[SupervisionEvent]:
         """Events with a sequence number above ``seq``, oldest first."""
         with self._cond:
-            return [e for e in self._events if e.seq > seq]
+            return self._newer(seq)
 
     def wait_since(self, seq: int, timeout: float) -> list[SupervisionEvent]:
         """Like :meth:`since`, but wait up to ``timeout`` s for at least one event."""
         with self._cond:
-            self._cond.wait_for(lambda: self._seq > seq, timeout)
-            return [e for e in self._events if e.seq > seq]
+            if self._seq <= seq:
+                self._cond.wait_for(lambda: self._seq > seq, timeout)
+            return self._newer(seq)
+
+    def _newer(self, seq: int) -> list[SupervisionEvent]:
+        """The events above ``seq`` (the lock held): read from the newest end, as the buffer
+        is in sequence order, so a follower that keeps up pays for the new events only."""
+        newer: list[SupervisionEvent] = []
+        for event in reversed(self._events):
+            if event.seq <= seq:
+                break
+            newer.append(event)
+        newer.reverse()
+        return newer
 
     def wait_for(self, predicate: Any, timeout: float, since: int = 0) -> SupervisionEvent | None:
         """Wait up to ``timeout`` s for an event after ``since`` matching ``predicate``."""

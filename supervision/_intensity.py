@@ -15,14 +15,22 @@ __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
 
 def restarts_in_window(restarts: tuple[float, ...], now: float, period: float) -> tuple[float, ...]:
-    """The restart times within ``period`` seconds before ``now`` (inclusive of the edge)."""
-    return tuple(t for t in restarts if now - t <= period)
+    """The restart times within ``period`` seconds before ``now`` (inclusive of the edge).
+
+    ``restarts`` are in time order, as :func:`add_restart` keeps them: the window is their
+    newest part, found from the oldest end (a supervisor allowed many restarts in a long
+    period no longer looks at every one of them at each restart)."""
+    for index, t in enumerate(restarts):
+        if now - t <= period:
+            return restarts[index:]
+    return ()
 
 
 def add_restart(
     restarts: tuple[float, ...], now: float, intensity: int, period: float
 ) -> tuple[tuple[float, ...], bool]:
-    """Record a restart at ``now``; return the new window and whether intensity is exceeded."""
+    """Record a restart at ``now`` (not before the last one); return the new window, in time
+    order, and whether intensity is exceeded."""
     window = (*restarts_in_window(restarts, now, period), now)
     return window, len(window) > intensity
 

@@ -67,12 +67,17 @@ class SnapshotStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._last: dict[str, bytes] = {}
+        self._files: dict[str, Path] = {}  # a child's path -> its file (quoting is not free)
         for leftover in self.directory.glob(f"*{_SUFFIX}{_TMP}"):
             logger.warning("removing leftover temporary snapshot %s", leftover)
             leftover.unlink(missing_ok=True)
 
     def _file(self, path: str) -> Path:
-        return self.directory / (urllib.parse.quote(path, safe="") + _SUFFIX)
+        file = self._files.get(path)
+        if file is None:
+            file = self.directory / (urllib.parse.quote(path, safe="") + _SUFFIX)
+            self._files[path] = file
+        return file
 
     def save(self, path: str, state: Mapping[str, Any], args: tuple[Any, ...] = ()) -> bool:
         """Persist ``state`` for ``path``; False when it equals the last one saved."""
@@ -116,6 +121,7 @@ class SnapshotStore:
         with self._lock:
             self._last.pop(path, None)
             file = self._file(path)
+            self._files.pop(path, None)
             if file.exists():
                 file.unlink()
                 _fsync_dir(self.directory)

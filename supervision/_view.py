@@ -59,10 +59,21 @@ def walk_actors(sup: Supervisor) -> list[tuple[str, Any]]:
 
 
 def find_actor(sup: Supervisor, path: str) -> Any | None:
-    """The live actor at ``path`` in the tree, or None."""
-    for p, actor in walk_actors(sup):
-        if p == path:
+    """The live actor at ``path`` in the tree, or None (the one `walk_actors` lists there;
+    only the supervisors on the way to ``path`` are looked into)."""
+    if path == sup.path:
+        return sup
+    for info in sup.children():
+        actor = info.actor
+        if actor is None:
+            continue
+        if info.path == path:
             return actor
+        if (isinstance(actor, Supervisor) and info.spec.kind is ChildKind.SUPERVISOR
+                and path.startswith(info.path.rstrip("/") + "/")):
+            found = find_actor(actor, path)
+            if found is not None:
+                return found
     return None
 
 

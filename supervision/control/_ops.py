@@ -18,12 +18,16 @@ from supervision._messages import RestartChild, SupervisorError, TerminateChild
 from supervision._supervisor import Supervisor
 from supervision._view import describe_tree, find_actor, walk_actors
 
-__all__ = ["BUILTIN_MESSAGES", "OpContext", "OpError", "Operation", "base_operations"]
+__all__ = ["BUILTIN_MESSAGES", "IMMEDIATE", "OpContext", "OpError", "Operation",
+           "base_operations"]
 
 Emit = Callable[[Any], None]
 BUILTIN_MESSAGES: dict[str, Callable[[], Any]] = {
     "ping": Ping, "get-stats": GetStats, "get-snapshot": GetSnapshot, "crash": InjectCrash,
 }
+IMMEDIATE = frozenset({"tree", "actors", "stats", "log.tail", "send", "crash"})
+"""Operations that never wait (they read published state or ``tell``): the server runs them
+on the connection's own thread, with no thread of their own."""
 DEFAULT_TIMEOUT = 2.0
 MAX_TIMEOUT = 60.0
 

@@ -1,12 +1,15 @@
 """The control socket: a unix socket (mode 0600) serving the control protocol for the shell.
 
-:class:`ControlServer` listens on a path, accepts any number of connections, reads framed
-requests (:mod:`supervision.control._proto`) and runs each request in its own short-lived worker
-thread, so a slow request (a ``state`` of a busy actor, waiting its timeout) never holds up the
-others on the same connection, and streamed requests (``log.follow``, ``trace``) run until
-they end, are cancelled (``cancel`` with their id) or the connection closes. Answers are
-written under a per-connection lock. A request that fails is answered with an error of its
-kind; a malformed frame closes the connection. Every thread has an owner: ``close()`` stops
+:class:`ControlServer` listens on a path, accepts any number of connections and gives each its
+own worker thread, which reads framed requests (:mod:`supervision.control._proto`) and runs
+those that never wait (:data:`~supervision.control._ops.IMMEDIATE`: reads of published state
+and ``tell``) itself, in arrival order. A request that may wait (on an actor's mailbox, a
+timeout, a stream) runs in a short-lived thread of its own, so a slow request (a ``state`` of
+a busy actor, waiting its timeout) never holds up the others on the same connection, and
+streamed requests (``log.follow``, ``trace``) run until they end, are cancelled (``cancel``
+with their id) or the connection closes. Answers are written under a per-connection lock. A
+request that fails is answered with an error of its kind; a malformed frame closes the
+connection. Every thread has an owner: ``close()`` stops
 accepting, closes every connection, cancels every request and joins the threads (bounded).
 
 :class:`ControlActor` is the tree's ``control`` child: it owns a server for the root of the
@@ -28,7 +31,7 @@ from typing import Any
 from actors import Actor, service
 from supervision._events import EventLog
 from supervision._supervisor import Supervisor
-from supervision.control._ops import OpContext, Operation, OpError, base_operations
+from supervision.control._ops import IMMEDIATE, OpContext, Operation, OpError, base_operations
 from supervision.control._proto import (
     PROTOCOL_VERSION,
     BadRequest,
@@ -105,6 +108,9 @@ class _Connection:
                 target.set()
             self.send(answer(req.id, target is not None))
             return
+        if req.op in self.server.immediate:  # never waits: run here, no thread hop
+            self.execute(req, self.closed)
+            return
         cancelled = threading.Event()
         self.requests[req.id] = cancelled
         worker = threading.Thread(target=self.run, args=(req, cancelled),
@@ -124,6 +130,14 @@ class _Connection:
                                   "uptime": time.time() - self.server.started_at}))
 
     def run(self, req: Request, cancelled: threading.Event) -> None:
+        """A request's own thread: execute it, then forget its cancel flag."""
+        try:
+            self.execute(req, cancelled)
+        finally:
+            self.requests.pop(req.id, None)
+
+    def execute(self, req: Request, cancelled: threading.Event) -> None:
+        """Run one request and answer it (an error answer if it fails)."""
         op = self.server.operations.get(req.op)
         try:
             if op is None:
@@ -138,8 +152,6 @@ class _Connection:
         except Exception as exc:  # an operation's own failure: answer it, keep serving
             logger.exception("control: %s failed", req.op)
             self.send(error(req.id, f"{type(exc).__name__}: {exc}", "failed"))
-        finally:
-            self.requests.pop(req.id, None)
 
     def close(self) -> None:
         self.closed.set()
@@ -169,6 +181,7 @@ class ControlServer:
         self.root = root
         self.events = events
         self.operations = {**base_operations(), **(extra_operations or {})}
+        self.immediate = IMMEDIATE - set(extra_operations or ())  # ours, known not to wait
         self.started_at = _STARTED
         self._sock: socket.socket | None = None
         self._conns: set[_Connection] = set()

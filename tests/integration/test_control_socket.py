@@ -11,15 +11,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import actors
 from actors import Actor, handles
-from supervision import ChildSpec, Supervisor, SupFlags, start_actor
+from supervision import (
+    ChildKind,
+    ChildSpec,
+    Supervisor,
+    SupFlags,
+    find_actor,
+    start_actor,
+    walk_actors,
+)
 from supervision.control._client import ControlClient, ControlError
-from supervision.control._proto import frame
+from supervision.control._proto import FrameParser, frame
 from supervision.control._server import ControlActor
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +119,50 @@ def test_a_stream_ends_when_its_cancelled_predicate_turns_true(sock: Path) -> No
         # ends with the server's final answer (else: ControlError timeout after the grace)
         assert list(ctl.stream("log.follow", cancelled=stop.is_set)) == []
         assert ctl.call("stats", path="/stuck")["alive"]  # the connection goes on
+
+
+def test_requests_on_one_connection_do_not_wait_for_a_slow_one(sock: Path) -> None:
+    """A ``state`` waiting on a stuck actor holds up neither the reads sent after it on the
+    same connection (answered first, by the connection's worker) nor its own answer."""
+    release = threading.Event()
+    actors.tell("/stuck", Block(release))
+    stuck = actors.actor_of(actors.resolve("/stuck"))
+    wait_until(lambda: stuck.stats().current_message == "Block")
+    raw = socket.socket(socket.AF_UNIX)
+    try:
+        raw.connect(str(sock))
+        raw.settimeout(10)
+        raw.sendall(frame({"id": 1, "op": "state", "args": {"path": "/stuck", "timeout": 2.0}})
+                    + frame({"id": 2, "op": "stats", "args": {"path": "/stuck"}})
+                    + frame({"id": 3, "op": "tree", "args": {}})
+                    + frame({"id": 4, "op": "stats", "args": {"path": "/control"}}))
+        parser = FrameParser()
+        answers: list[dict[str, Any]] = []
+        while len(answers) < 4:
+            chunk = raw.recv(65536)
+            assert chunk
+            answers.extend(parser.feed(chunk))
+    finally:
+        raw.close()
+        release.set()
+    assert [a["id"] for a in answers] == [2, 3, 4, 1]
+    assert answers[0]["result"]["current_message"] == "Block"
+    assert answers[2]["result"]["name"] == "/control"
+    assert answers[3]["kind"] == "timeout"
+
+
+def test_find_actor_looks_into_nested_supervisors_only(tmp_path: Path) -> None:
+    inner = ChildSpec("inner", start_actor(Supervisor, SupFlags(),
+                                           [ChildSpec("leaf", start_actor(Stuck))]),
+                      kind=ChildKind.SUPERVISOR)
+    ref = Supervisor.start_root(SupFlags(), [ChildSpec("a", start_actor(Stuck)), inner])
+    try:
+        root = actors.actor_of(ref)
+        assert isinstance(root, Supervisor)
+        for path, actor in walk_actors(root):
+            assert find_actor(root, path) is actor
+        assert find_actor(root, "/inner/leaf") is actors.actor_of(actors.resolve("/inner/leaf"))
+        for missing in ("/inner/none", "/a/leaf", "/in", "/innerx/leaf", "inner/leaf"):
+            assert find_actor(root, missing) is None
+    finally:
+        ref.stop(block=True, timeout=10)

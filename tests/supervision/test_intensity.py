@@ -54,3 +54,13 @@ def test_backoff_is_monotonic_and_bounded(n: int, initial: float, maximum: float
                                           factor: float) -> None:
     b = Backoff(initial, max(initial, maximum), factor)
     assert backoff_delay(b, n) <= backoff_delay(b, n + 1) <= b.maximum
+
+
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), max_size=40), st.floats(0, 1e6),
+       st.floats(0, 1e4))
+def test_the_window_is_the_filter_of_times_in_order(times: list[float], now: float,
+                                                      period: float) -> None:
+    """Found from the oldest end, the window is exactly the times within the period."""
+    restarts = tuple(sorted(t for t in times if t <= now))
+    assert restarts_in_window(restarts, now, period) == tuple(
+        t for t in restarts if now - t <= period)

@@ -245,6 +245,27 @@ def test_unknown_keys_strict_and_lenient() -> None:
         parse_config("memory = 64\njunk line\n", strict=True)
 
 
+def test_a_text_parsed_again_warns_again_and_fails_again() -> None:
+    """Parses are remembered (a monitor parses its config at every restart): the same text
+    gives an equal config and tells ``warn`` the same things each time; a bad text fails
+    each time."""
+    text = "memory = 64\nfrobnicate-again = yes\njunk line again\n"
+    rounds: list[list[str]] = []
+    for _ in range(3):
+        notes: list[str] = []
+        cfg = parse_config(text, source="t", warn=notes.append)
+        assert cfg.memory == 64 and cfg.unknown == (("frobnicate-again", "yes"),)
+        rounds.append(notes)
+    assert len(rounds[0]) == 2 and rounds[0] == rounds[1] == rounds[2]
+    assert "unknown config key 'frobnicate-again'" in rounds[0][0]
+    assert parse_config(text, source="other") == cfg  # another label: parsed, equal
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="unknown config key"):
+            parse_config(text, strict=True, source="t")
+        with pytest.raises(ConfigError):
+            parse_config("memory = lots\n")
+
+
 def test_bounds() -> None:
     with pytest.raises(ConfigError, match="longer than"):
         parse_config("name = " + "x" * MAX_LINE_BYTES)

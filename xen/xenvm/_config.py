@@ -213,11 +213,36 @@ def _build(
         raise err.at(line=None, source=source) from None
 
 
+_PARSED_KEPT = 512
+_parsed: dict[tuple[str, bool, str | None], tuple[VmConfig, tuple[str, ...]]] = {}
+
+
 def parse_config(text: str, *, strict: bool = False, source: str | None = None,
                  warn: Callable[[str], None] | None = None) -> VmConfig:
     """Parse a config file's text. `source` (a file name) only labels error messages; `warn`
     is told about each line kept or skipped without being understood (unless `strict`, which
-    refuses them)."""
+    refuses them).
+
+    The last texts parsed are remembered with their result and warnings (a VM monitor parses
+    its config, and its snapshot's, at every restart): a text seen again gives the same
+    (immutable) config and the same warnings, again; a text that fails is parsed every time.
+    """
+    key = (text, strict, source)
+    known = _parsed.get(key)
+    if known is None:
+        notes: list[str] = []
+        known = (_parse_config(text, strict, source, notes.append), tuple(notes))
+        if len(_parsed) >= _PARSED_KEPT:
+            _parsed.clear()
+        _parsed[key] = known
+    if warn is not None:
+        for note in known[1]:
+            warn(note)
+    return known[0]
+
+
+def _parse_config(text: str, strict: bool, source: str | None,
+                  warn: Callable[[str], None]) -> VmConfig:
     scalars: dict[str, Any] = {}
     lists: dict[str, list[Any]] = {}
     unknown: list[tuple[str, str]] = []
@@ -230,15 +255,13 @@ def parse_config(text: str, *, strict: bool = False, source: str | None = None,
             if strict:
                 raise ConfigError(line, None, "not a `key = value` line", line=number,
                                   source=source)
-            if warn is not None:
-                warn(f"{source}:{number}: ignoring line without `key = value`: {line!r}")
+            warn(f"{source}:{number}: ignoring line without `key = value`: {line!r}")
             continue
         key = KEY_ALIASES.get(name)
         if key is None:
             if strict:
                 raise ConfigError(name, value, "unknown config key", line=number, source=source)
-            if warn is not None:
-                warn(f"{source}:{number}: unknown config key {name!r} kept as is")
+            warn(f"{source}:{number}: unknown config key {name!r} kept as is")
             unknown.append((name, value))
             continue
         try:
