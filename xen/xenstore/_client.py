@@ -56,7 +56,7 @@ from xen.xenstore._clientcore import (
     next_state,
 )
 from xen.xenstore._conditions import Condition, next_wait
-from xen.xenstore._connection import Connection, open_transport
+from xen.xenstore._connection import Connection
 from xen.xenstore._dispatch import WatchDispatcher, WatchFired, WatchTarget
 from xen.xenstore._ops import NodeOps, Transaction, check_path, check_reply, run_transaction
 from xen.xenstore._requests import (
@@ -71,6 +71,7 @@ from xen.xenstore._requests import (
     Watch,
     decode_reply,
 )
+from xen.xenstore._transport import open_transport
 from xen.xenstore._wire import Op, RemoteProtocolError, XenstoreError
 
 __all__ = ["DEFAULT_RECONNECT", "DEFAULT_TRANSACTION_RETRY", "XenstoreClient"]

@@ -1,11 +1,9 @@
-"""One live connection to xenstored: the transport, a reader thread and req_id matching.
+"""One live connection to xenstored: the transport, who reads it, and req_id matching.
 
-pyxs opens the transport (`open_transport`: its `UnixSocketConnection` / `XenBusConnection`
-find the default path: ``$XENSTORED_PATH``, ``$XENSTORED_RUNDIR/socket``,
-``/var/run/xenstored/socket``, or ``/dev/xen/xenbus`` / ``/proc/xen/xenbus``). Everything after
-that is ours, on our codec (`Packet`, `PacketParser`), because pyxs's router is where its
-faults are: it waits in ``select()`` (which fails above fd 1024), its reply wait has no timeout,
-and a dropped connection leaves every waiter blocked forever.
+pyxs opens the transport (`xen.xenstore._transport.open_transport`). Everything after that is
+ours, on our codec (`Packet`, `PacketParser`), because pyxs's router is where its faults are:
+it waits in ``select()`` (which fails above fd 1024), its reply wait has no timeout, and a
+dropped connection leaves every waiter blocked forever.
 
 `Connection` guarantees:
 - Thread-safe: any number of threads call `request` at once. Each request gets a req_id unique
@@ -13,9 +11,15 @@ and a dropped connection leaves every waiter blocked forever.
 - Every request is bounded by its deadline: waiting for the send lock, the send and the reply.
   Past it, `XenstoreTimeout`; the slot is forgotten and a late reply is logged and dropped.
   A send that times out half-way corrupts the stream, so it drops the connection.
-- One reader thread waits with ``poll()`` (no descriptor limit) on the transport and a wake
-  pipe, feeds the bounded `PacketParser`, completes waiting requests and hands WATCH_EVENTs to
-  ``on_event`` (which must not block).
+- One thread at a time reads the transport (it holds the *read role*), feeds the bounded
+  `PacketParser`, completes the requests whose replies it finds and hands WATCH_EVENTs to
+  ``on_event`` (which must not block). A caller whose request finds the role free takes it and
+  reads its own reply (no thread hop; the common case of one thread at a time); a caller that
+  finds it taken waits for whoever reads. Between requests the reader thread holds the fd in its
+  ``epoll`` set and reads what comes (watch events, replies to waiting callers); a caller taking
+  the role switches the fd off in that set first, and on again when it hands the role back, so
+  the reader thread is not woken by the replies a caller reads. Every wait is a ``poll()`` or
+  ``epoll`` (no descriptor limit) that also watches a wake pipe written when the connection dies.
 - When the peer closes, a read or write fails or the stream is malformed, the connection dies
   once: every request in flight fails at once with `ConnectionLost`, later requests fail at
   once, and ``on_lost(conn, error)`` is called from the reader thread. `close` does the same
@@ -28,116 +32,54 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import selectors
-import socket
+import select
 import threading
 import time
 from collections.abc import Callable
-
-import pyxs.connection
-import pyxs.exceptions
 
 from xen.xenstore._clientcore import (
     ClientClosed,
     ConnectionLost,
     XenstoreConnectionError,
     XenstoreTimeout,
-    XenstoreUnavailable,
 )
 from xen.xenstore._requests import Request
+from xen.xenstore._transport import DeviceTransport, Transport
 from xen.xenstore._wire import (
     PAYLOAD_MAX,
     Op,
     Packet,
     PacketParser,
     PacketTooLarge,
+    encode_packet,
     split_strings,
 )
 
-__all__ = ["Connection", "Transport", "open_transport"]
+__all__ = ["Connection"]
 
 logger = logging.getLogger(__name__)
 
-_READ_CHUNK = 65536
 _U32 = 0xFFFFFFFF
+_IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
-class Transport:
-    """A connected byte stream: a unix socket, or the xenbus device (subclass)."""
-
-    def __init__(self, sock: socket.socket, path: str) -> None:
-        self._sock = sock
-        self.path = path
-        # Timeout mode: sendall waits with poll(), never select(), and gives up at the timeout.
-        sock.settimeout(5.0)
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def send(self, data: bytes, timeout: float) -> None:
-        self._sock.settimeout(max(timeout, 0.001))
-        self._sock.sendall(data)
-
-    def recv(self) -> bytes:
-        """What is available now (called after poll() said readable); b"" at end of stream."""
-        return self._sock.recv(_READ_CHUNK)
-
-    def shutdown(self) -> None:
-        """Wake a blocked sender and make the stream unusable (the descriptor stays open)."""
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _DeviceTransport(Transport):
-    """/dev/xen/xenbus: a character device read and written with os.read / os.write."""
-
-    def __init__(self, fd: int, path: str) -> None:  # no socket: super().__init__ not used
-        self._fd = fd
-        self.path = path
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def send(self, data: bytes, timeout: float) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-
-    def recv(self) -> bytes:
-        return os.read(self._fd, _READ_CHUNK)
-
-    def shutdown(self) -> None:
-        pass
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-def open_transport(path: str | None = None, *, xenbus: bool = False) -> Transport:
-    """Connect with pyxs's connection classes; `XenstoreUnavailable` naming the path if not."""
-    kind = pyxs.connection.XenBusConnection if xenbus else pyxs.connection.UnixSocketConnection
-    conn = kind(path)
-    try:
-        conn.connect()
-    except pyxs.exceptions.ConnectionError as exc:
-        raise XenstoreUnavailable(f"cannot connect to xenstored at {conn.path}: {exc}") from None
-    if xenbus:
-        return _DeviceTransport(conn.transport.fd, conn.path)
-    return Transport(conn.transport.sock, conn.path)
+def millis(seconds: float) -> int:
+    """A poll() timeout: ``seconds`` rounded up to whole milliseconds, at least 0."""
+    return max(0, int(seconds * 1000) + 1)
 
 
 class _Slot:
-    """Where the reader puts the reply to one request."""
+    """Where the reader puts the reply to one request. ``done``, ``packet``, ``error`` and
+    ``event`` change under the connection's lock; ``event`` exists only while a caller waits
+    for someone else to read its reply, and is set when ``done`` becomes True."""
 
-    __slots__ = ("done", "error", "packet")
+    __slots__ = ("done", "error", "event", "packet")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = False
         self.packet: Packet | None = None
         self.error: Exception | None = None
+        self.event: threading.Event | None = None
 
 
 class Connection:
@@ -155,18 +97,36 @@ class Connection:
         self._on_event = on_event
         self._on_lost = on_lost
         self._lock = threading.Lock()
+        self._role_free = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
         # Linux's xenbus device keeps a pointer into one shared write buffer until it sends a
         # request: a second request written before the first is answered corrupts it
         # (xenstored answers EINVAL; seen on Linux 6.1 in the xenlab). One at a time there.
-        self._one_at_a_time = (threading.Lock() if isinstance(transport, _DeviceTransport)
+        self._one_at_a_time = (threading.Lock() if isinstance(transport, DeviceTransport)
                                else None)
         self._pending: dict[int, _Slot] = {}
         self._next_id = 1
         self._dead: Exception | None = None
         self._closing = threading.Event()
+        # The read role (under _lock): who holds it is the only one to read the transport and
+        # feed the parser; while a caller holds it, the fd is off in the reader thread's epoll.
+        self._reading = False
+        self._fd_watched = True
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        try:
+            self._epoll = select.epoll()
+            self._epoll.register(transport.fileno(), select.EPOLLIN)
+            self._epoll.register(self._wake_r, select.EPOLLIN)
+        except OSError:
+            if hasattr(self, "_epoll"):
+                self._epoll.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            raise
+        self._role_poll = select.poll()  # used by the role holder only
+        self._role_poll.register(transport.fileno(), _IN)
+        self._role_poll.register(self._wake_r, select.POLLIN)
         self._parser = PacketParser()
         self._thread = threading.Thread(
             target=self._read_loop, name=f"{name}-reader-fd{transport.fileno()}", daemon=True
@@ -213,25 +173,101 @@ class Connection:
                 f" {PAYLOAD_MAX}-byte protocol limit"
             )
         slot = _Slot()
-        with self._lock:
-            if self._dead is not None:
-                raise self._dead_error()
-            req_id = self._allocate_id()
-            self._pending[req_id] = slot
+        # The send lock before the read role: a role holder never waits for the send lock.
+        if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
+        lead, req_id = False, 0  # 0: never a req_id of ours
         try:
-            self._send(Packet(int(request.OP), req_id, tx_id, payload).encode(), deadline)
-            if not slot.done.wait(max(0.0, deadline - time.monotonic())):
+            with self._lock:
+                if self._dead is not None:
+                    raise self._dead_error()
+                req_id = self._allocate_id()
+                self._pending[req_id] = slot
+                # Take the role before sending, or the reader thread may read the reply first.
+                lead = self._take_role()
+                if not lead:
+                    slot.event = threading.Event()
+            try:
+                data = encode_packet(request.OP, req_id, tx_id, payload)
+                self._send(data, deadline, reading=lead)
+            finally:
+                self._send_lock.release()
+            if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
                 raise XenstoreTimeout(
                     f"xenstored did not answer {request.OP.name} (req_id {req_id}) in time;"
                     " it may still be applied"
                 )
         finally:
-            with self._lock:
-                self._pending.pop(req_id, None)
+            if lead:
+                self._release_role(watch_fd=True)
+            if req_id and not slot.done:
+                with self._lock:
+                    self._pending.pop(req_id, None)
         if slot.error is not None:
             raise slot.error
         assert slot.packet is not None
         return slot.packet
+
+    def _take_role(self) -> bool:
+        """Under the lock: take the read role for a caller if it is free (True)."""
+        if self._reading:
+            return False
+        self._reading = True
+        if self._fd_watched:  # unregistered (EPOLLHUP would be reported even with no events)
+            self._epoll.unregister(self._transport.fileno())
+            self._fd_watched = False
+        return True
+
+    def _lead(self, slot: _Slot, deadline: float) -> bool:
+        """As the role holder: read until ``slot`` is done (True) or the deadline passes."""
+        while not slot.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._read_ready(millis(remaining)):
+                return slot.done
+        return True
+
+    @staticmethod
+    def _follow(slot: _Slot, deadline: float) -> bool:
+        """Wait for whoever reads to complete ``slot``."""
+        assert slot.event is not None
+        return slot.event.wait(max(0.0, deadline - time.monotonic()))
+
+    def _read_ready(self, millis: int) -> bool:
+        """As the role holder: wait up to ``millis`` for bytes, read and dispatch them. False
+        if the connection is dead (every slot then done)."""
+        ready = self._role_poll.poll(millis)
+        if self._dead is not None:
+            return False
+        if ready:
+            self._read_guarded()
+        return self._dead is None
+
+    def _read_guarded(self) -> None:
+        """`_read_once`; a failure (a read error, a malformed stream) kills the connection."""
+        try:
+            self._read_once()
+        except Exception as exc:
+            self._die(ConnectionLost(f"connection to xenstored at {self.path} failed: {exc!r}"))
+
+    def _read_once(self) -> None:
+        """As the role holder, when the transport is readable: read and dispatch what is there."""
+        data = self._transport.recv()
+        if data is None:
+            return  # someone else took it before we held the role
+        if not data:
+            self._die(ConnectionLost(f"xenstored at {self.path} closed the connection"))
+            return
+        for packet in self._parser.feed(data):
+            self._dispatch(packet)
+
+    def _release_role(self, *, watch_fd: bool) -> None:
+        with self._lock:
+            self._reading = False
+            if watch_fd and not self._fd_watched and self._dead is None:
+                self._epoll.register(self._transport.fileno(), select.EPOLLIN)
+                self._fd_watched = True
+            if self._closing.is_set():
+                self._role_free.notify_all()  # close() waits for the role to be free
 
     def _allocate_id(self) -> int:
         while True:
@@ -240,23 +276,35 @@ class Connection:
             if req_id not in self._pending:
                 return req_id
 
-    def _send(self, data: bytes, deadline: float) -> None:
-        if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
+    def _send(self, data: bytes, deadline: float, *, reading: bool) -> None:
+        """With the send lock: send all of ``data`` by ``deadline``. A role holder (``reading``)
+        reads what comes while it waits to write (xenstored may wait for us to read)."""
+        view = memoryview(data)
         try:
-            if self._dead is not None:
-                raise self._dead_error()
-            try:
-                self._transport.send(data, deadline - time.monotonic())
-            except TimeoutError:
-                # Part of a packet may be out: the stream can no longer be trusted.
-                self._die(ConnectionLost("send to xenstored timed out; connection dropped"))
-                raise XenstoreTimeout("timed out sending to xenstored") from None
-            except OSError as exc:
-                self._die(ConnectionLost(f"send to xenstored at {self.path} failed: {exc}"))
-                raise self._dead_error() from None
-        finally:
-            self._send_lock.release()
+            while True:
+                view = view[self._transport.send_some(view) :]
+                if not view:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    # Part of a packet may be out: the stream can no longer be trusted.
+                    self._die(ConnectionLost("send to xenstored timed out; connection dropped"))
+                    raise XenstoreTimeout("timed out sending to xenstored")
+                self._wait_writable(millis(remaining), reading=reading)
+                if self._dead is not None:
+                    raise self._dead_error()
+        except OSError as exc:
+            self._die(ConnectionLost(f"send to xenstored at {self.path} failed: {exc}"))
+            raise self._dead_error() from None
+
+    def _wait_writable(self, millis: int, *, reading: bool) -> None:
+        fd = self._transport.fileno()
+        waiter = select.poll()
+        waiter.register(fd, select.POLLOUT | (_IN if reading else 0))
+        waiter.register(self._wake_r, select.POLLIN)
+        for f, events in waiter.poll(millis):
+            if f == fd and reading and events & _IN and self._dead is None:
+                self._read_guarded()
 
     def _dead_error(self) -> Exception:
         dead = self._dead
@@ -268,28 +316,32 @@ class Connection:
 
     def _read_loop(self) -> None:
         reason: Exception = ConnectionLost("reader stopped")
-        selector = selectors.PollSelector()
+        fd = self._transport.fileno()
         try:
-            selector.register(self._transport.fileno(), selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
             while True:
-                ready = selector.select(timeout=1.0)
+                ready = self._epoll.poll(1.0)
                 if self._closing.is_set() or self._dead is not None:
                     return
                 if not ready:
                     continue
-                data = self._transport.recv()
-                if not data:
-                    reason = ConnectionLost(f"xenstored at {self.path} closed the connection")
+                with self._lock:
+                    if self._reading:  # a caller reads (the fd is off in our set until it is done)
+                        continue
+                    self._reading = True
+                try:
+                    # Check again: a caller may have read the bytes before we held the role.
+                    if any(f == fd for f, _ in self._role_poll.poll(0)):
+                        self._read_once()
+                finally:
+                    self._release_role(watch_fd=False)
+                if self._dead is not None:
                     return
-                for packet in self._parser.feed(data):
-                    self._dispatch(packet)
         except Exception as exc:  # a read error or a malformed stream: the connection is over
             reason = ConnectionLost(f"connection to xenstored at {self.path} failed: {exc!r}")
         finally:
-            selector.close()
             self._die(ClientClosed("the client was closed") if self._closing.is_set() else reason)
-            # The reader reports every death but a close, whoever caused it (a failed send too).
+            # The reader reports every death but a close, whoever caused it (a failed send or a
+            # caller reading its reply too).
             dead = self._dead
             if not self._closing.is_set() and dead is not None:
                 logger.warning("xenstore connection lost: %s", dead)
@@ -309,12 +361,15 @@ class Connection:
             return
         with self._lock:
             slot = self._pending.pop(packet.req_id, None)
+            if slot is not None:
+                slot.packet = packet
+                slot.done = True
+                event = slot.event
         if slot is None:
             logger.info("dropped a reply to req_id %d (op %d): nobody waits for it (timed out?)",
                         packet.req_id, packet.op)
-            return
-        slot.packet = packet
-        slot.done.set()
+        elif event is not None:
+            event.set()
 
     def _die(self, reason: Exception) -> bool:
         """Fail everything in flight with ``reason``; True the first time only."""
@@ -323,12 +378,17 @@ class Connection:
                 return False
             self._dead = reason
             pending, self._pending = self._pending, {}
+            events = []
+            for slot in pending.values():
+                slot.error = self._dead_error()
+                slot.done = True
+                if slot.event is not None:
+                    events.append(slot.event)
         self._transport.shutdown()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        for slot in pending.values():
-            slot.error = self._dead_error()
-            slot.done.set()
+        for event in events:
+            event.set()
         return True
 
     # ------------------------------------------------------------------ closing
@@ -342,11 +402,16 @@ class Connection:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 raise XenstoreConnectionError(f"xenstore reader did not stop within {timeout} s")
+        with self._lock:
+            if not self._role_free.wait_for(lambda: not self._reading, timeout):
+                raise XenstoreConnectionError(
+                    f"a xenstore caller did not stop reading within {timeout} s")
         if not self._send_lock.acquire(timeout=timeout):
             raise XenstoreConnectionError(f"a xenstore sender did not finish within {timeout} s")
         try:
             if self._wake_r >= 0:
                 self._transport.close()
+                self._epoll.close()
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 self._wake_r = self._wake_w = -1

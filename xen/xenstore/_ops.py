@@ -26,6 +26,7 @@ the transaction and propagates unchanged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -76,13 +77,19 @@ _DIRECTORY_RESTARTS = 16
 def check_path(path: str, *, watch: bool = False) -> str:
     """``path`` if xenstore accepts it (pyxs's rules: characters, ``//``, trailing ``/``,
     length; for a watch also ``@introduceDomain`` / ``@releaseDomain``); `InvalidRequest`
-    naming it otherwise."""
+    naming it otherwise. Accepted paths are remembered (a bounded cache: the same paths come
+    again and again); a refused one is checked afresh each time."""
+    _accepted(path, watch)
+    return path
+
+
+@functools.lru_cache(maxsize=4096)
+def _accepted(path: str, watch: bool) -> None:
     try:
         raw = path.encode("ascii")
         (pyxs.helpers.check_watch_path if watch else pyxs.helpers.check_path)(raw)
     except (UnicodeEncodeError, pyxs.exceptions.InvalidPath):
         raise InvalidRequest("EINVAL", f"invalid xenstore path {path[:120]!r}") from None
-    return path
 
 
 def check_reply(request: Request, packet: Packet) -> bytes:
