@@ -15,7 +15,20 @@ import pytest
 
 from tests.integration.test_xs_client import server, sockdir  # noqa: F401 (fixtures)
 from xen.sim.xenstored import XenstoredServer
-from xen.xenstore import Op, Packet, PacketParser, RetryPolicy, WatchFired, XenstoreClient
+from xen.xenstore import (
+    NoSuchNode,
+    Op,
+    Packet,
+    PacketParser,
+    Read,
+    RetryPolicy,
+    Rm,
+    Transaction,
+    WatchFired,
+    Write,
+    XenstoreClient,
+    XenstoreError,
+)
 from xen.xenstore._connection import Connection
 
 pytestmark = pytest.mark.integration
@@ -158,3 +171,28 @@ def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replie
             peer.close()
     finally:
         listener.close()
+
+
+def test_pipelined_requests_are_applied_in_order_and_errors_come_back_per_request(
+        server: XenstoredServer) -> None:  # noqa: F811
+    with XenstoreClient(server.socket_path, timeout=5.0) as c:
+        c.write("/p/gone", "x")
+        requests = [Write(f"/p/n{i}", str(i).encode()) for i in range(40)]  # two batches
+        requests += [Write("/p/n0", b"last"), Read("/p/missing"), Rm("/p/gone"),
+                     Read("/p/n0")]
+        replies = c.pipeline(requests)
+        assert replies[:41] == [b"OK\0"] * 41
+        assert isinstance(replies[41], NoSuchNode)  # returned, not raised; the next ran
+        assert replies[42:] == [b"OK\0", b"last"]  # in order: n0 was written twice
+        assert not c.exists("/p/gone")
+        assert c.counters()[1] < c.counters()[0]  # fewer round trips than requests
+
+        def body(t: Transaction) -> None:
+            replies = t.pipeline([Write("/p/t1", b"1"), Read("/p/nothing"),
+                                  Write("/p/t2", b"2")])
+            if any(isinstance(r, XenstoreError) for r in replies):
+                raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError, match="abort"):
+            c.transaction(body)
+        assert not c.exists("/p/t1") and not c.exists("/p/t2")  # aborted: nothing applied

@@ -35,7 +35,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from xen.xenstore._clientcore import (
     ClientClosed,
@@ -55,7 +55,10 @@ from xen.xenstore._wire import (
     split_strings,
 )
 
-__all__ = ["Connection"]
+__all__ = ["PIPELINE", "Connection"]
+
+# Requests one caller sends before it waits for their replies (`Connection.request_many`).
+PIPELINE = 32
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +109,8 @@ class Connection:
                                else None)
         self._pending: dict[int, _Slot] = {}
         self._next_id = 1
+        # Counters: requests sent, and round trips (a caller waiting for a batch of replies).
+        self.requests = self.round_trips = 0
         self._dead: Exception | None = None
         self._closing = threading.Event()
         # The read role (under _lock): who holds it is the only one to read the transport and
@@ -155,58 +160,87 @@ class Connection:
 
     def request(self, request: Request, tx_id: int, deadline: float) -> Packet:
         """Send ``request`` and wait for its reply until ``deadline`` (time.monotonic)."""
+        return self.request_many((request,), tx_id, deadline)[0]
+
+    def request_many(self, requests: Sequence[Request], tx_id: int, deadline: float
+                     ) -> list[Packet]:
+        """Send ``requests`` one after the other without waiting in between (pipelined, at
+        most `PIPELINE` at a time) and wait for every reply until ``deadline``; the replies in
+        order. xenstored handles a connection's requests in order, so the effect is that of
+        sending each after the previous reply, except that a failed one does not stop the
+        next. On the xenbus device they go one at a time (it cannot take two at once)."""
         serial = self._one_at_a_time
         if serial is None:
-            return self._request(request, tx_id, deadline)
-        if not serial.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise XenstoreTimeout(f"{request.OP.name}: the xenbus device stayed busy")
-        try:
-            return self._request(request, tx_id, deadline)
-        finally:
-            serial.release()
+            replies: list[Packet] = []
+            for first in range(0, len(requests), PIPELINE):
+                replies += self._exchange(requests[first:first + PIPELINE], tx_id, deadline)
+            return replies
+        replies = []
+        for request in requests:
+            if not serial.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise XenstoreTimeout(f"{request.OP.name}: the xenbus device stayed busy")
+            try:
+                replies += self._exchange((request,), tx_id, deadline)
+            finally:
+                serial.release()
+        return replies
 
-    def _request(self, request: Request, tx_id: int, deadline: float) -> Packet:
-        payload = request.payload()
-        if len(payload) > PAYLOAD_MAX:
-            raise PacketTooLarge(
-                f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
-                f" {PAYLOAD_MAX}-byte protocol limit"
-            )
-        slot = _Slot()
+    def _exchange(self, requests: Sequence[Request], tx_id: int, deadline: float
+                  ) -> list[Packet]:
+        payloads = [request.payload() for request in requests]
+        for request, payload in zip(requests, payloads, strict=True):
+            if len(payload) > PAYLOAD_MAX:
+                raise PacketTooLarge(
+                    f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
+                    f" {PAYLOAD_MAX}-byte protocol limit"
+                )
+        slots = [_Slot() for _ in requests]
+        ids: list[int] = []
         # The send lock before the read role: a role holder never waits for the send lock.
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
-        lead, req_id = False, 0  # 0: never a req_id of ours
+        lead = False
         try:
             with self._lock:
                 if self._dead is not None:
                     raise self._dead_error()
-                req_id = self._allocate_id()
-                self._pending[req_id] = slot
+                for slot in slots:
+                    ids.append(self._allocate_id())
+                    self._pending[ids[-1]] = slot
+                self.round_trips += 1
+                self.requests += len(slots)
                 # Take the role before sending, or the reader thread may read the reply first.
                 lead = self._take_role()
                 if not lead:
-                    slot.event = threading.Event()
+                    for slot in slots:
+                        slot.event = threading.Event()
             try:
-                data = encode_packet(request.OP, req_id, tx_id, payload)
+                data = b"".join(encode_packet(request.OP, req_id, tx_id, payload)
+                                for request, req_id, payload in zip(requests, ids, payloads,
+                                                                    strict=True))
                 self._send(data, deadline, reading=lead)
             finally:
                 self._send_lock.release()
-            if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
-                raise XenstoreTimeout(
-                    f"xenstored did not answer {request.OP.name} (req_id {req_id}) in time;"
-                    " it may still be applied"
-                )
+            for request, req_id, slot in zip(requests, ids, slots, strict=True):
+                if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
+                    raise XenstoreTimeout(
+                        f"xenstored did not answer {request.OP.name} (req_id {req_id}) in"
+                        " time; it may still be applied"
+                    )
         finally:
             if lead:
                 self._release_role(watch_fd=True)
-            if req_id and not slot.done:
+            if ids and not all(slot.done for slot in slots):
                 with self._lock:
-                    self._pending.pop(req_id, None)
-        if slot.error is not None:
-            raise slot.error
-        assert slot.packet is not None
-        return slot.packet
+                    for req_id in ids:
+                        self._pending.pop(req_id, None)
+        replies = []
+        for slot in slots:
+            if slot.error is not None:
+                raise slot.error
+            assert slot.packet is not None
+            replies.append(slot.packet)
+        return replies
 
     def _take_role(self) -> bool:
         """Under the lock: take the read role for a caller if it is free (True)."""
