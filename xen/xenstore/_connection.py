@@ -66,6 +66,21 @@ _U32 = 0xFFFFFFFF
 _IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
+def _checked_payload(request: Request) -> bytes:
+    payload = request.payload()
+    if len(payload) > PAYLOAD_MAX:
+        raise PacketTooLarge(f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
+                             f" {PAYLOAD_MAX}-byte protocol limit")
+    return payload
+
+
+def _reply(slot: _Slot) -> Packet:
+    if slot.error is not None:
+        raise slot.error
+    assert slot.packet is not None
+    return slot.packet
+
+
 def millis(seconds: float) -> int:
     """A poll() timeout: ``seconds`` rounded up to whole milliseconds, at least 0."""
     return max(0, int(seconds * 1000) + 1)
@@ -160,7 +175,15 @@ class Connection:
 
     def request(self, request: Request, tx_id: int, deadline: float) -> Packet:
         """Send ``request`` and wait for its reply until ``deadline`` (time.monotonic)."""
-        return self.request_many((request,), tx_id, deadline)[0]
+        serial = self._one_at_a_time
+        if serial is None:
+            return self._request(request, tx_id, deadline)
+        if not serial.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise XenstoreTimeout(f"{request.OP.name}: the xenbus device stayed busy")
+        try:
+            return self._request(request, tx_id, deadline)
+        finally:
+            serial.release()
 
     def request_many(self, requests: Sequence[Request], tx_id: int, deadline: float
                      ) -> list[Packet]:
@@ -169,37 +192,50 @@ class Connection:
         order. xenstored handles a connection's requests in order, so the effect is that of
         sending each after the previous reply, except that a failed one does not stop the
         next. On the xenbus device they go one at a time (it cannot take two at once)."""
-        serial = self._one_at_a_time
-        if serial is None:
-            replies: list[Packet] = []
-            for first in range(0, len(requests), PIPELINE):
-                replies += self._exchange(requests[first:first + PIPELINE], tx_id, deadline)
-            return replies
-        replies = []
-        for request in requests:
-            if not serial.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise XenstoreTimeout(f"{request.OP.name}: the xenbus device stayed busy")
-            try:
-                replies += self._exchange((request,), tx_id, deadline)
-            finally:
-                serial.release()
+        if self._one_at_a_time is not None:
+            return [self.request(request, tx_id, deadline) for request in requests]
+        replies: list[Packet] = []
+        for first in range(0, len(requests), PIPELINE):
+            replies += self._exchange(requests[first:first + PIPELINE], tx_id, deadline)
         return replies
 
     def _exchange(self, requests: Sequence[Request], tx_id: int, deadline: float
                   ) -> list[Packet]:
-        payloads = [request.payload() for request in requests]
-        for request, payload in zip(requests, payloads, strict=True):
-            if len(payload) > PAYLOAD_MAX:
-                raise PacketTooLarge(
-                    f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
-                    f" {PAYLOAD_MAX}-byte protocol limit"
-                )
+        payloads = [_checked_payload(request) for request in requests]
         slots = [_Slot() for _ in requests]
-        ids: list[int] = []
+        ids, lead = self._register_and_send(
+            slots, lambda ids: b"".join(
+                encode_packet(request.OP, req_id, tx_id, payload)
+                for request, req_id, payload in zip(requests, ids, payloads, strict=True)),
+            deadline)
+        try:
+            for request, req_id, slot in zip(requests, ids, slots, strict=True):
+                self._wait(slot, lead, deadline, request, req_id)
+        finally:
+            self._finish(lead, ids, slots)
+        return [_reply(slot) for slot in slots]
+
+    def _request(self, request: Request, tx_id: int, deadline: float) -> Packet:
+        """`_exchange` of one request, without the lists."""
+        payload = _checked_payload(request)
+        slot = _Slot()
+        ids, lead = self._register_and_send(
+            (slot,), lambda ids: encode_packet(request.OP, ids[0], tx_id, payload), deadline)
+        try:
+            self._wait(slot, lead, deadline, request, ids[0])
+        finally:
+            self._finish(lead, ids, (slot,))
+        return _reply(slot)
+
+    def _register_and_send(self, slots: Sequence[_Slot],
+                           encode: Callable[[list[int]], bytes], deadline: float
+                           ) -> tuple[list[int], bool]:
+        """Give each slot a req_id, take the read role if it is free (True), send what
+        ``encode(ids)`` gives; on a failure the role is released and the slots forgotten."""
         # The send lock before the read role: a role holder never waits for the send lock.
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
-        lead = False
+        lead, ids = False, []
         try:
             with self._lock:
                 if self._dead is not None:
@@ -214,33 +250,27 @@ class Connection:
                 if not lead:
                     for slot in slots:
                         slot.event = threading.Event()
-            try:
-                data = b"".join(encode_packet(request.OP, req_id, tx_id, payload)
-                                for request, req_id, payload in zip(requests, ids, payloads,
-                                                                    strict=True))
-                self._send(data, deadline, reading=lead)
-            finally:
-                self._send_lock.release()
-            for request, req_id, slot in zip(requests, ids, slots, strict=True):
-                if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
-                    raise XenstoreTimeout(
-                        f"xenstored did not answer {request.OP.name} (req_id {req_id}) in"
-                        " time; it may still be applied"
-                    )
+            self._send(encode(ids), deadline, reading=lead)
+        except BaseException:
+            self._finish(lead, ids, slots)
+            raise
         finally:
-            if lead:
-                self._release_role(watch_fd=True)
-            if ids and not all(slot.done for slot in slots):
-                with self._lock:
-                    for req_id in ids:
-                        self._pending.pop(req_id, None)
-        replies = []
-        for slot in slots:
-            if slot.error is not None:
-                raise slot.error
-            assert slot.packet is not None
-            replies.append(slot.packet)
-        return replies
+            self._send_lock.release()
+        return ids, lead
+
+    def _wait(self, slot: _Slot, lead: bool, deadline: float, request: Request, req_id: int
+              ) -> None:
+        if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
+            raise XenstoreTimeout(f"xenstored did not answer {request.OP.name} (req_id"
+                                  f" {req_id}) in time; it may still be applied")
+
+    def _finish(self, lead: bool, ids: list[int], slots: Sequence[_Slot]) -> None:
+        if lead:
+            self._release_role(watch_fd=True)
+        if ids and not all(slot.done for slot in slots):
+            with self._lock:
+                for req_id in ids:
+                    self._pending.pop(req_id, None)
 
     def _take_role(self) -> bool:
         """Under the lock: take the read role for a caller if it is free (True)."""
