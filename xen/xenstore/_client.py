@@ -323,6 +323,9 @@ class XenstoreClient(NodeOps):
 
     def _live(self, deadline: float) -> Connection:
         """The current connection, waiting for a reconnection until ``deadline``."""
+        conn = self._conn  # unlocked first look: the same race as a check under the lock
+        if self._state is _S.CONNECTED and conn is not None:
+            return conn
         with self._cond:
             while True:
                 if self._state is _S.CONNECTED and self._conn is not None:

@@ -66,12 +66,18 @@ _U32 = 0xFFFFFFFF
 _IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
-def _checked_payload(request: Request) -> bytes:
-    payload = request.payload()
-    if len(payload) > PAYLOAD_MAX:
-        raise PacketTooLarge(f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
-                             f" {PAYLOAD_MAX}-byte protocol limit")
-    return payload
+def _too_large(request: Request, payload: bytes) -> PacketTooLarge:
+    return PacketTooLarge(f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
+                          f" {PAYLOAD_MAX}-byte protocol limit")
+
+
+def _writer_busy() -> XenstoreTimeout:
+    return XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
+
+
+def _unanswered(request: Request, req_id: int) -> XenstoreTimeout:
+    return XenstoreTimeout(f"xenstored did not answer {request.OP.name} (req_id {req_id}) in"
+                           " time; it may still be applied")
 
 
 def _reply(slot: _Slot) -> Packet:
@@ -199,78 +205,85 @@ class Connection:
             replies += self._exchange(requests[first:first + PIPELINE], tx_id, deadline)
         return replies
 
-    def _exchange(self, requests: Sequence[Request], tx_id: int, deadline: float
-                  ) -> list[Packet]:
-        payloads = [_checked_payload(request) for request in requests]
-        slots = [_Slot() for _ in requests]
-        ids, lead = self._register_and_send(
-            slots, lambda ids: b"".join(
-                encode_packet(request.OP, req_id, tx_id, payload)
-                for request, req_id, payload in zip(requests, ids, payloads, strict=True)),
-            deadline)
-        try:
-            for request, req_id, slot in zip(requests, ids, slots, strict=True):
-                self._wait(slot, lead, deadline, request, req_id)
-        finally:
-            self._finish(lead, ids, slots)
-        return [_reply(slot) for slot in slots]
-
     def _request(self, request: Request, tx_id: int, deadline: float) -> Packet:
-        """`_exchange` of one request, without the lists."""
-        payload = _checked_payload(request)
+        """One request: the hot path, written out (`_exchange` does the same for a batch)."""
+        payload = request.payload()
+        if len(payload) > PAYLOAD_MAX:
+            raise _too_large(request, payload)
         slot = _Slot()
-        ids, lead = self._register_and_send(
-            (slot,), lambda ids: encode_packet(request.OP, ids[0], tx_id, payload), deadline)
-        try:
-            self._wait(slot, lead, deadline, request, ids[0])
-        finally:
-            self._finish(lead, ids, (slot,))
-        return _reply(slot)
-
-    def _register_and_send(self, slots: Sequence[_Slot],
-                           encode: Callable[[list[int]], bytes], deadline: float
-                           ) -> tuple[list[int], bool]:
-        """Give each slot a req_id, take the read role if it is free (True), send what
-        ``encode(ids)`` gives; on a failure the role is released and the slots forgotten."""
         # The send lock before the read role: a role holder never waits for the send lock.
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
-        lead, ids = False, []
+            raise _writer_busy()
+        lead, req_id = False, 0
         try:
-            with self._lock:
-                if self._dead is not None:
-                    raise self._dead_error()
-                for slot in slots:
-                    ids.append(self._allocate_id())
-                    self._pending[ids[-1]] = slot
-                self.round_trips += 1
-                self.requests += len(slots)
-                # Take the role before sending, or the reader thread may read the reply first.
-                lead = self._take_role()
-                if not lead:
-                    for slot in slots:
-                        slot.event = threading.Event()
-            self._send(encode(ids), deadline, reading=lead)
-        except BaseException:
-            self._finish(lead, ids, slots)
-            raise
+            try:
+                with self._lock:
+                    (req_id,), lead = self._register((slot,))
+                self._send(encode_packet(request.OP, req_id, tx_id, payload), deadline,
+                           reading=lead)
+            finally:
+                self._send_lock.release()
+            if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
+                raise _unanswered(request, req_id)
         finally:
-            self._send_lock.release()
-        return ids, lead
-
-    def _wait(self, slot: _Slot, lead: bool, deadline: float, request: Request, req_id: int
-              ) -> None:
-        if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
-            raise XenstoreTimeout(f"xenstored did not answer {request.OP.name} (req_id"
-                                  f" {req_id}) in time; it may still be applied")
-
-    def _finish(self, lead: bool, ids: list[int], slots: Sequence[_Slot]) -> None:
-        if lead:
-            self._release_role(watch_fd=True)
-        if ids and not all(slot.done for slot in slots):
-            with self._lock:
-                for req_id in ids:
+            if lead:
+                self._release_role(watch_fd=True)
+            if req_id and not slot.done:
+                with self._lock:
                     self._pending.pop(req_id, None)
+        return _reply(slot)
+
+    def _exchange(self, requests: Sequence[Request], tx_id: int, deadline: float
+                  ) -> list[Packet]:
+        """A batch of requests sent at once (see `request_many`)."""
+        payloads = [request.payload() for request in requests]
+        for request, payload in zip(requests, payloads, strict=True):
+            if len(payload) > PAYLOAD_MAX:
+                raise _too_large(request, payload)
+        slots = [_Slot() for _ in requests]
+        if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise _writer_busy()
+        lead = False
+        ids: list[int] = []
+        try:
+            try:
+                with self._lock:
+                    ids, lead = self._register(slots)
+                data = b"".join(encode_packet(request.OP, req_id, tx_id, payload)
+                                for request, req_id, payload in zip(requests, ids, payloads,
+                                                                    strict=True))
+                self._send(data, deadline, reading=lead)
+            finally:
+                self._send_lock.release()
+            for request, req_id, slot in zip(requests, ids, slots, strict=True):
+                if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
+                    raise _unanswered(request, req_id)
+        finally:
+            if lead:
+                self._release_role(watch_fd=True)
+            if not all(slot.done for slot in slots):
+                with self._lock:
+                    for req_id in ids:
+                        self._pending.pop(req_id, None)
+        return [_reply(slot) for slot in slots]
+
+    def _register(self, slots: Sequence[_Slot]) -> tuple[list[int], bool]:
+        """Under the lock: a req_id for each slot, and the read role if it is free (True; else
+        each slot gets an event to wait on). Taken before sending, or the reader thread may
+        read the reply first."""
+        if self._dead is not None:
+            raise self._dead_error()
+        ids = []
+        for slot in slots:
+            ids.append(self._allocate_id())
+            self._pending[ids[-1]] = slot
+        self.round_trips += 1
+        self.requests += len(slots)
+        lead = self._take_role()
+        if not lead:
+            for slot in slots:
+                slot.event = threading.Event()
+        return ids, lead
 
     def _take_role(self) -> bool:
         """Under the lock: take the read role for a caller if it is free (True)."""
@@ -284,10 +297,16 @@ class Connection:
 
     def _lead(self, slot: _Slot, deadline: float) -> bool:
         """As the role holder: read until ``slot`` is done (True) or the deadline passes."""
+        poll = self._role_poll.poll
         while not slot.done:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._read_ready(millis(remaining)):
-                return slot.done
+            if remaining <= 0:
+                return False
+            ready = poll(int(remaining * 1000) + 1)
+            if self._dead is not None:
+                return slot.done  # done: every slot fails when the connection dies
+            if ready:
+                self._read_guarded()
         return True
 
     @staticmethod
@@ -295,16 +314,6 @@ class Connection:
         """Wait for whoever reads to complete ``slot``."""
         assert slot.event is not None
         return slot.event.wait(max(0.0, deadline - time.monotonic()))
-
-    def _read_ready(self, millis: int) -> bool:
-        """As the role holder: wait up to ``millis`` for bytes, read and dispatch them. False
-        if the connection is dead (every slot then done)."""
-        ready = self._role_poll.poll(millis)
-        if self._dead is not None:
-            return False
-        if ready:
-            self._read_guarded()
-        return self._dead is None
 
     def _read_guarded(self) -> None:
         """`_read_once`; a failure (a read error, a malformed stream) kills the connection."""
@@ -343,8 +352,11 @@ class Connection:
     def _send(self, data: bytes, deadline: float, *, reading: bool) -> None:
         """With the send lock: send all of ``data`` by ``deadline``. A role holder (``reading``)
         reads what comes while it waits to write (xenstored may wait for us to read)."""
-        view = memoryview(data)
         try:
+            sent = self._transport.send_some(data)  # all of it, but for a full socket
+            if sent == len(data):
+                return
+            view = memoryview(data)[sent:]
             while True:
                 view = view[self._transport.send_some(view) :]
                 if not view:

@@ -130,11 +130,13 @@ class NodeOps:
         raise NotImplementedError
 
     def read_bytes(self, path: str) -> bytes:
-        return self._call(Read(check_path(path)))
+        _accepted(path, False)
+        return self._call(Read(path))
 
     def read(self, path: str) -> str:
         """The node's value as text; `NoSuchNode` if it does not exist."""
-        return self.read_bytes(path).decode("utf-8", "surrogateescape")
+        _accepted(path, False)
+        return self._call(Read(path)).decode("utf-8", "surrogateescape")
 
     def try_read(self, path: str) -> str | None:
         """The node's value, or None if it does not exist."""
@@ -152,7 +154,8 @@ class NodeOps:
 
     def write(self, path: str, value: str | bytes) -> None:
         """Create or replace the node's value (missing parents are created); empty is fine."""
-        self._call(Write(check_path(path), _value_bytes(value)))
+        _accepted(path, False)
+        self._call(Write(path, _value_bytes(value)))
 
     def mkdir(self, path: str) -> None:
         """Create the node (and parents) with an empty value; an existing node is kept."""

@@ -36,7 +36,7 @@ class Transport:
     def fileno(self) -> int:
         return self._sock.fileno()
 
-    def send_some(self, data: memoryview) -> int:
+    def send_some(self, data: bytes | memoryview) -> int:
         """Send what fits now; how many bytes went (0 if none could)."""
         try:
             return self._sock.send(data)
@@ -69,7 +69,7 @@ class DeviceTransport(Transport):
     def fileno(self) -> int:
         return self._fd
 
-    def send_some(self, data: memoryview) -> int:
+    def send_some(self, data: bytes | memoryview) -> int:
         return os.write(self._fd, data)  # a device write does not block in practice
 
     def recv(self) -> bytes | None:

@@ -215,6 +215,10 @@ class PacketParser:
     def feed(self, data: bytes) -> list[Packet]:
         if self._error is not None:
             raise RemoteProtocolError(f"parser is unusable after an earlier error: {self._error}")
+        if not self._buf and len(data) >= HEADER_SIZE:  # the usual case: one whole packet
+            op, req_id, tx_id, length = HEADER.unpack_from(data)
+            if len(data) == HEADER_SIZE + length and length <= self._max_payload:
+                return [Packet(op, req_id, tx_id, bytes(data[HEADER_SIZE:]))]
         self._buf += data
         packets: list[Packet] = []
         pos = 0
