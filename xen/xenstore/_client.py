@@ -323,9 +323,8 @@ class XenstoreClient(NodeOps):
 
     def _live(self, deadline: float) -> Connection:
         """The current connection, waiting for a reconnection until ``deadline``."""
-        conn = self._conn  # unlocked first look: the same race as a check under the lock
-        if self._state is _S.CONNECTED and conn is not None:
-            return conn
+        if self._state is _S.CONNECTED and (conn := self._conn) is not None:
+            return conn  # an unlocked first look: the same race as a look under the lock
         with self._cond:
             while True:
                 if self._state is _S.CONNECTED and self._conn is not None:
@@ -344,8 +343,9 @@ class XenstoreClient(NodeOps):
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         return check_reply(request, self._live(deadline).request(request, 0, deadline))
 
-    def _call(self, request: Request) -> bytes:
-        return self.request(request)
+    def _call(self, request: Request) -> bytes:  # `request` with the client's timeout
+        deadline = time.monotonic() + self._timeout
+        return check_reply(request, self._live(deadline).request(request, 0, deadline))
 
     def _call_many(self, requests: Sequence[Request]) -> list[bytes | XenstoreError]:
         deadline = time.monotonic() + self._timeout

@@ -71,6 +71,10 @@ def _too_large(request: Request, payload: bytes) -> PacketTooLarge:
                           f" {PAYLOAD_MAX}-byte protocol limit")
 
 
+def _failed(path: str, exc: Exception) -> ConnectionLost:
+    return ConnectionLost(f"connection to xenstored at {path} failed: {exc!r}")
+
+
 def _writer_busy() -> XenstoreTimeout:
     return XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
 
@@ -306,7 +310,10 @@ class Connection:
             if self._dead is not None:
                 return slot.done  # done: every slot fails when the connection dies
             if ready:
-                self._read_guarded()
+                try:
+                    self._read_once()
+                except Exception as exc:  # a read error, a malformed stream: it is over
+                    self._die(_failed(self.path, exc))
         return True
 
     @staticmethod
@@ -314,13 +321,6 @@ class Connection:
         """Wait for whoever reads to complete ``slot``."""
         assert slot.event is not None
         return slot.event.wait(max(0.0, deadline - time.monotonic()))
-
-    def _read_guarded(self) -> None:
-        """`_read_once`; a failure (a read error, a malformed stream) kills the connection."""
-        try:
-            self._read_once()
-        except Exception as exc:
-            self._die(ConnectionLost(f"connection to xenstored at {self.path} failed: {exc!r}"))
 
     def _read_once(self) -> None:
         """As the role holder, when the transport is readable: read and dispatch what is there."""
@@ -380,7 +380,10 @@ class Connection:
         waiter.register(self._wake_r, select.POLLIN)
         for f, events in waiter.poll(millis):
             if f == fd and reading and events & _IN and self._dead is None:
-                self._read_guarded()
+                try:
+                    self._read_once()
+                except Exception as exc:  # a read error, a malformed stream: it is over
+                    self._die(_failed(self.path, exc))
 
     def _dead_error(self) -> Exception:
         dead = self._dead
@@ -413,7 +416,7 @@ class Connection:
                 if self._dead is not None:
                     return
         except Exception as exc:  # a read error or a malformed stream: the connection is over
-            reason = ConnectionLost(f"connection to xenstored at {self.path} failed: {exc!r}")
+            reason = _failed(self.path, exc)
         finally:
             self._die(ClientClosed("the client was closed") if self._closing.is_set() else reason)
             # The reader reports every death but a close, whoever caused it (a failed send or a
