@@ -202,7 +202,7 @@ class Connection:
         order. xenstored handles a connection's requests in order, so the effect is that of
         sending each after the previous reply, except that a failed one does not stop the
         next. On the xenbus device they go one at a time (it cannot take two at once)."""
-        if self._one_at_a_time is not None:
+        if self._one_at_a_time is not None or len(requests) == 1:
             return [self.request(request, tx_id, deadline) for request in requests]
         replies: list[Packet] = []
         for first in range(0, len(requests), PIPELINE):
