@@ -130,7 +130,7 @@ def test_a_reading_caller_delivers_the_watch_events_before_its_reply(
 def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replies(
         sockdir: Path) -> None:  # noqa: F811
     """The peer answers each request with its reply and then 256 KiB of events before it reads
-    again, while 32 threads send six 4 KiB writes each into a small send buffer: whoever holds
+    again, while 32 threads send three 4 KiB writes each into a small send buffer: whoever holds
     the read role must keep reading while it waits to send, or the peer and the client wait for
     each other until the timeout."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -142,7 +142,7 @@ def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replie
     def serve(peer: socket.socket) -> None:
         parser = PacketParser()
         answered = 0
-        while answered < 32 * 6:
+        while answered < 32 * 3:
             data = peer.recv(65536)
             if not data:
                 return
@@ -159,7 +159,7 @@ def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replie
             server.start()
 
             def work(i: int) -> None:
-                for _ in range(6):
+                for _ in range(3):
                     c.write(f"/f/{i}", "v" * 4000)
 
             with concurrent.futures.ThreadPoolExecutor(32) as pool:
