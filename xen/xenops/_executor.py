@@ -85,6 +85,7 @@ from xen.xenops._calls import (
 )
 from xen.xenops._pci import PciHostDevice
 from xen.xenops._pciexec import pci_methods
+from xen.xenops._xsbatch import run_ops
 
 if TYPE_CHECKING:
     from xen.hypervisor import Hypervisor
@@ -347,8 +348,8 @@ class PlanExecutor:
 
     def _transaction(self, step: Transaction) -> None:
         ops = step.ops
-        with _TRANSACTIONS:
-            self.xs.transaction(lambda t: [self._xs(t, op) for op in ops])
+        with _TRANSACTIONS:  # the requests pipelined: one round trip per batch (_xsbatch)
+            self.xs.transaction(lambda t: run_ops(t, ops, self._xs))
 
     def _xs_step(self, step: Mkdir | Write | Rm | SetPerms | WriteIfEquals) -> None:
         self._xs(self.xs, step)

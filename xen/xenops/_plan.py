@@ -192,12 +192,13 @@ def plan_domain_create(spec: DomainSpec, domid: int) -> Plan:
     ]
     ops += [Mkdir(f"{dom}/{sub}", ro) for sub in _GUEST_RO_DIRS]
     ops += [Mkdir(f"{dom}/{sub}", rw) for sub in _GUEST_RW_DIRS]
-    steps: list[Atomic] = [Transaction(tuple(ops)), Write(f"{vm}/uuid", spec.uuid),
-                           Write(f"{vm}/name", name)]
-    steps += [Write(f"{dom}/{k}", v) for k, v in spec.xsdata]
-    steps += [Write(f"{dom}/platform/{k}", v) for k, v in spec.platform]
-    steps.append(Write(f"{dom}/control/platform-feature-multiprocessor-suspend", "1"))
-    return Plan("domain-create", tuple(steps))
+    # The original writes the rest after its transaction; in it, the tree appears whole (as
+    # libxl does) and the executor pipelines it all (docs/compatibility.md).
+    ops += [Write(f"{vm}/uuid", spec.uuid), Write(f"{vm}/name", name)]
+    ops += [Write(f"{dom}/{k}", v) for k, v in spec.xsdata]
+    ops += [Write(f"{dom}/platform/{k}", v) for k, v in spec.platform]
+    ops.append(Write(f"{dom}/control/platform-feature-multiprocessor-suspend", "1"))
+    return Plan("domain-create", (Transaction(tuple(ops)),))
 
 
 def plan_build_pre(

@@ -35,7 +35,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TypeVar, overload
 
@@ -56,9 +56,16 @@ from xen.xenstore._clientcore import (
     next_state,
 )
 from xen.xenstore._conditions import Condition, next_wait
-from xen.xenstore._connection import Connection, open_transport
+from xen.xenstore._connection import Connection
 from xen.xenstore._dispatch import WatchDispatcher, WatchFired, WatchTarget
-from xen.xenstore._ops import NodeOps, Transaction, check_path, check_reply, run_transaction
+from xen.xenstore._ops import (
+    NodeOps,
+    Transaction,
+    check_path,
+    check_reply,
+    reply_or_error,
+    run_transaction,
+)
 from xen.xenstore._requests import (
     GetDomainPath,
     Introduce,
@@ -71,6 +78,7 @@ from xen.xenstore._requests import (
     Watch,
     decode_reply,
 )
+from xen.xenstore._transport import open_transport
 from xen.xenstore._wire import Op, RemoteProtocolError, XenstoreError
 
 __all__ = ["DEFAULT_RECONNECT", "DEFAULT_TRANSACTION_RETRY", "XenstoreClient"]
@@ -142,6 +150,11 @@ class XenstoreClient(NodeOps):
     @property
     def timeout(self) -> float:
         return self._timeout
+
+    def counters(self) -> tuple[int, int]:
+        """(requests sent, round trips) on the current connection (0, 0 without one)."""
+        conn = self._conn
+        return (conn.requests, conn.round_trips) if conn is not None else (0, 0)
 
     def fileno(self) -> int:
         """The descriptor of the current connection, -1 if there is none."""
@@ -310,6 +323,8 @@ class XenstoreClient(NodeOps):
 
     def _live(self, deadline: float) -> Connection:
         """The current connection, waiting for a reconnection until ``deadline``."""
+        if self._state is _S.CONNECTED and (conn := self._conn) is not None:
+            return conn  # an unlocked first look: the same race as a look under the lock
         with self._cond:
             while True:
                 if self._state is _S.CONNECTED and self._conn is not None:
@@ -328,8 +343,14 @@ class XenstoreClient(NodeOps):
         deadline = time.monotonic() + (self._timeout if timeout is None else timeout)
         return check_reply(request, self._live(deadline).request(request, 0, deadline))
 
-    def _call(self, request: Request) -> bytes:
-        return self.request(request)
+    def _call(self, request: Request) -> bytes:  # `request` with the client's timeout
+        deadline = time.monotonic() + self._timeout
+        return check_reply(request, self._live(deadline).request(request, 0, deadline))
+
+    def _call_many(self, requests: Sequence[Request]) -> list[bytes | XenstoreError]:
+        deadline = time.monotonic() + self._timeout
+        packets = self._live(deadline).request_many(requests, 0, deadline)
+        return [reply_or_error(r, p) for r, p in zip(requests, packets, strict=True)]
 
     def introduce(self, domid: int, mfn: int, port: int) -> None:
         """Tell xenstored to serve domain ``domid`` (fires ``@introduceDomain``)."""
@@ -381,15 +402,7 @@ class XenstoreClient(NodeOps):
 
     def _start_transaction(self) -> Transaction:
         conn = self._live(time.monotonic() + self._timeout)
-
-        def call(request: Request, tx_id: int) -> bytes:
-            try:
-                packet = conn.request(request, tx_id, time.monotonic() + self._timeout)
-            except ConnectionLost as exc:
-                raise ConnectionLost(f"transaction {tx_id}: {exc}") from None
-            return check_reply(request, packet)
-
-        return Transaction.start(call)
+        return Transaction.start_on(conn.request_many, self._timeout)
 
     # ------------------------------------------------------------------ watches
 

@@ -1,11 +1,9 @@
-"""One live connection to xenstored: the transport, a reader thread and req_id matching.
+"""One live connection to xenstored: the transport, who reads it, and req_id matching.
 
-pyxs opens the transport (`open_transport`: its `UnixSocketConnection` / `XenBusConnection`
-find the default path: ``$XENSTORED_PATH``, ``$XENSTORED_RUNDIR/socket``,
-``/var/run/xenstored/socket``, or ``/dev/xen/xenbus`` / ``/proc/xen/xenbus``). Everything after
-that is ours, on our codec (`Packet`, `PacketParser`), because pyxs's router is where its
-faults are: it waits in ``select()`` (which fails above fd 1024), its reply wait has no timeout,
-and a dropped connection leaves every waiter blocked forever.
+pyxs opens the transport (`xen.xenstore._transport.open_transport`). Everything after that is
+ours, on our codec (`Packet`, `PacketParser`), because pyxs's router is where its faults are:
+it waits in ``select()`` (which fails above fd 1024), its reply wait has no timeout, and a
+dropped connection leaves every waiter blocked forever.
 
 `Connection` guarantees:
 - Thread-safe: any number of threads call `request` at once. Each request gets a req_id unique
@@ -13,9 +11,15 @@ and a dropped connection leaves every waiter blocked forever.
 - Every request is bounded by its deadline: waiting for the send lock, the send and the reply.
   Past it, `XenstoreTimeout`; the slot is forgotten and a late reply is logged and dropped.
   A send that times out half-way corrupts the stream, so it drops the connection.
-- One reader thread waits with ``poll()`` (no descriptor limit) on the transport and a wake
-  pipe, feeds the bounded `PacketParser`, completes waiting requests and hands WATCH_EVENTs to
-  ``on_event`` (which must not block).
+- One thread at a time reads the transport (it holds the *read role*), feeds the bounded
+  `PacketParser`, completes the requests whose replies it finds and hands WATCH_EVENTs to
+  ``on_event`` (which must not block). A caller whose request finds the role free takes it and
+  reads its own reply (no thread hop; the common case of one thread at a time); a caller that
+  finds it taken waits for whoever reads. Between requests the reader thread holds the fd in its
+  ``epoll`` set and reads what comes (watch events, replies to waiting callers); a caller taking
+  the role switches the fd off in that set first, and on again when it hands the role back, so
+  the reader thread is not woken by the replies a caller reads. Every wait is a ``poll()`` or
+  ``epoll`` (no descriptor limit) that also watches a wake pipe written when the connection dies.
 - When the peer closes, a read or write fails or the stream is malformed, the connection dies
   once: every request in flight fails at once with `ConnectionLost`, later requests fail at
   once, and ``on_lost(conn, error)`` is called from the reader thread. `close` does the same
@@ -28,116 +32,82 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import selectors
-import socket
+import select
 import threading
 import time
-from collections.abc import Callable
-
-import pyxs.connection
-import pyxs.exceptions
+from collections.abc import Callable, Sequence
 
 from xen.xenstore._clientcore import (
     ClientClosed,
     ConnectionLost,
     XenstoreConnectionError,
     XenstoreTimeout,
-    XenstoreUnavailable,
 )
 from xen.xenstore._requests import Request
+from xen.xenstore._transport import DeviceTransport, Transport
 from xen.xenstore._wire import (
     PAYLOAD_MAX,
     Op,
     Packet,
     PacketParser,
     PacketTooLarge,
+    encode_packet,
     split_strings,
 )
 
-__all__ = ["Connection", "Transport", "open_transport"]
+__all__ = ["PIPELINE", "Connection"]
+
+# Requests one caller sends before it waits for their replies (`Connection.request_many`).
+PIPELINE = 32
 
 logger = logging.getLogger(__name__)
 
-_READ_CHUNK = 65536
 _U32 = 0xFFFFFFFF
+_IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
-class Transport:
-    """A connected byte stream: a unix socket, or the xenbus device (subclass)."""
-
-    def __init__(self, sock: socket.socket, path: str) -> None:
-        self._sock = sock
-        self.path = path
-        # Timeout mode: sendall waits with poll(), never select(), and gives up at the timeout.
-        sock.settimeout(5.0)
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def send(self, data: bytes, timeout: float) -> None:
-        self._sock.settimeout(max(timeout, 0.001))
-        self._sock.sendall(data)
-
-    def recv(self) -> bytes:
-        """What is available now (called after poll() said readable); b"" at end of stream."""
-        return self._sock.recv(_READ_CHUNK)
-
-    def shutdown(self) -> None:
-        """Wake a blocked sender and make the stream unusable (the descriptor stays open)."""
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._sock.close()
+def _too_large(request: Request, payload: bytes) -> PacketTooLarge:
+    return PacketTooLarge(f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
+                          f" {PAYLOAD_MAX}-byte protocol limit")
 
 
-class _DeviceTransport(Transport):
-    """/dev/xen/xenbus: a character device read and written with os.read / os.write."""
-
-    def __init__(self, fd: int, path: str) -> None:  # no socket: super().__init__ not used
-        self._fd = fd
-        self.path = path
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def send(self, data: bytes, timeout: float) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-
-    def recv(self) -> bytes:
-        return os.read(self._fd, _READ_CHUNK)
-
-    def shutdown(self) -> None:
-        pass
-
-    def close(self) -> None:
-        os.close(self._fd)
+def _failed(path: str, exc: Exception) -> ConnectionLost:
+    return ConnectionLost(f"connection to xenstored at {path} failed: {exc!r}")
 
 
-def open_transport(path: str | None = None, *, xenbus: bool = False) -> Transport:
-    """Connect with pyxs's connection classes; `XenstoreUnavailable` naming the path if not."""
-    kind = pyxs.connection.XenBusConnection if xenbus else pyxs.connection.UnixSocketConnection
-    conn = kind(path)
-    try:
-        conn.connect()
-    except pyxs.exceptions.ConnectionError as exc:
-        raise XenstoreUnavailable(f"cannot connect to xenstored at {conn.path}: {exc}") from None
-    if xenbus:
-        return _DeviceTransport(conn.transport.fd, conn.path)
-    return Transport(conn.transport.sock, conn.path)
+def _writer_busy() -> XenstoreTimeout:
+    return XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
+
+
+def _unanswered(request: Request, req_id: int) -> XenstoreTimeout:
+    return XenstoreTimeout(f"xenstored did not answer {request.OP.name} (req_id {req_id}) in"
+                           " time; it may still be applied")
+
+
+def _reply(slot: _Slot) -> Packet:
+    if slot.error is not None:
+        raise slot.error
+    assert slot.packet is not None
+    return slot.packet
+
+
+def millis(seconds: float) -> int:
+    """A poll() timeout: ``seconds`` rounded up to whole milliseconds, at least 0."""
+    return max(0, int(seconds * 1000) + 1)
 
 
 class _Slot:
-    """Where the reader puts the reply to one request."""
+    """Where the reader puts the reply to one request. ``done``, ``packet``, ``error`` and
+    ``event`` change under the connection's lock; ``event`` exists only while a caller waits
+    for someone else to read its reply, and is set when ``done`` becomes True."""
 
-    __slots__ = ("done", "error", "packet")
+    __slots__ = ("done", "error", "event", "packet")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = False
         self.packet: Packet | None = None
         self.error: Exception | None = None
+        self.event: threading.Event | None = None
 
 
 class Connection:
@@ -155,18 +125,38 @@ class Connection:
         self._on_event = on_event
         self._on_lost = on_lost
         self._lock = threading.Lock()
+        self._role_free = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
         # Linux's xenbus device keeps a pointer into one shared write buffer until it sends a
         # request: a second request written before the first is answered corrupts it
         # (xenstored answers EINVAL; seen on Linux 6.1 in the xenlab). One at a time there.
-        self._one_at_a_time = (threading.Lock() if isinstance(transport, _DeviceTransport)
+        self._one_at_a_time = (threading.Lock() if isinstance(transport, DeviceTransport)
                                else None)
         self._pending: dict[int, _Slot] = {}
         self._next_id = 1
+        # Counters: requests sent, and round trips (a caller waiting for a batch of replies).
+        self.requests = self.round_trips = 0
         self._dead: Exception | None = None
         self._closing = threading.Event()
+        # The read role (under _lock): who holds it is the only one to read the transport and
+        # feed the parser; while a caller holds it, the fd is off in the reader thread's epoll.
+        self._reading = False
+        self._fd_watched = True
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        try:
+            self._epoll = select.epoll()
+            self._epoll.register(transport.fileno(), select.EPOLLIN)
+            self._epoll.register(self._wake_r, select.EPOLLIN)
+        except OSError:
+            if hasattr(self, "_epoll"):
+                self._epoll.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            raise
+        self._role_poll = select.poll()  # used by the role holder only
+        self._role_poll.register(transport.fileno(), _IN)
+        self._role_poll.register(self._wake_r, select.POLLIN)
         self._parser = PacketParser()
         self._thread = threading.Thread(
             target=self._read_loop, name=f"{name}-reader-fd{transport.fileno()}", daemon=True
@@ -205,33 +195,152 @@ class Connection:
         finally:
             serial.release()
 
+    def request_many(self, requests: Sequence[Request], tx_id: int, deadline: float
+                     ) -> list[Packet]:
+        """Send ``requests`` one after the other without waiting in between (pipelined, at
+        most `PIPELINE` at a time) and wait for every reply until ``deadline``; the replies in
+        order. xenstored handles a connection's requests in order, so the effect is that of
+        sending each after the previous reply, except that a failed one does not stop the
+        next. On the xenbus device they go one at a time (it cannot take two at once)."""
+        if self._one_at_a_time is not None or len(requests) == 1:
+            return [self.request(request, tx_id, deadline) for request in requests]
+        replies: list[Packet] = []
+        for first in range(0, len(requests), PIPELINE):
+            replies += self._exchange(requests[first:first + PIPELINE], tx_id, deadline)
+        return replies
+
     def _request(self, request: Request, tx_id: int, deadline: float) -> Packet:
+        """One request: the hot path, written out (`_exchange` does the same for a batch)."""
         payload = request.payload()
         if len(payload) > PAYLOAD_MAX:
-            raise PacketTooLarge(
-                f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
-                f" {PAYLOAD_MAX}-byte protocol limit"
-            )
+            raise _too_large(request, payload)
         slot = _Slot()
-        with self._lock:
-            if self._dead is not None:
-                raise self._dead_error()
-            req_id = self._allocate_id()
-            self._pending[req_id] = slot
+        # The send lock before the read role: a role holder never waits for the send lock.
+        if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise _writer_busy()
+        lead, req_id = False, 0
         try:
-            self._send(Packet(int(request.OP), req_id, tx_id, payload).encode(), deadline)
-            if not slot.done.wait(max(0.0, deadline - time.monotonic())):
-                raise XenstoreTimeout(
-                    f"xenstored did not answer {request.OP.name} (req_id {req_id}) in time;"
-                    " it may still be applied"
-                )
+            try:
+                with self._lock:
+                    (req_id,), lead = self._register((slot,))
+                self._send(encode_packet(request.OP, req_id, tx_id, payload), deadline,
+                           reading=lead)
+            finally:
+                self._send_lock.release()
+            if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
+                raise _unanswered(request, req_id)
         finally:
-            with self._lock:
-                self._pending.pop(req_id, None)
-        if slot.error is not None:
-            raise slot.error
-        assert slot.packet is not None
-        return slot.packet
+            if lead:
+                self._release_role(watch_fd=True)
+            if req_id and not slot.done:
+                with self._lock:
+                    self._pending.pop(req_id, None)
+        return _reply(slot)
+
+    def _exchange(self, requests: Sequence[Request], tx_id: int, deadline: float
+                  ) -> list[Packet]:
+        """A batch of requests sent at once (see `request_many`)."""
+        payloads = [request.payload() for request in requests]
+        for request, payload in zip(requests, payloads, strict=True):
+            if len(payload) > PAYLOAD_MAX:
+                raise _too_large(request, payload)
+        slots = [_Slot() for _ in requests]
+        if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise _writer_busy()
+        lead = False
+        ids: list[int] = []
+        try:
+            try:
+                with self._lock:
+                    ids, lead = self._register(slots)
+                data = b"".join(encode_packet(request.OP, req_id, tx_id, payload)
+                                for request, req_id, payload in zip(requests, ids, payloads,
+                                                                    strict=True))
+                self._send(data, deadline, reading=lead)
+            finally:
+                self._send_lock.release()
+            for request, req_id, slot in zip(requests, ids, slots, strict=True):
+                if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
+                    raise _unanswered(request, req_id)
+        finally:
+            if lead:
+                self._release_role(watch_fd=True)
+            if not all(slot.done for slot in slots):
+                with self._lock:
+                    for req_id in ids:
+                        self._pending.pop(req_id, None)
+        return [_reply(slot) for slot in slots]
+
+    def _register(self, slots: Sequence[_Slot]) -> tuple[list[int], bool]:
+        """Under the lock: a req_id for each slot, and the read role if it is free (True; else
+        each slot gets an event to wait on). Taken before sending, or the reader thread may
+        read the reply first."""
+        if self._dead is not None:
+            raise self._dead_error()
+        ids = []
+        for slot in slots:
+            ids.append(self._allocate_id())
+            self._pending[ids[-1]] = slot
+        self.round_trips += 1
+        self.requests += len(slots)
+        lead = self._take_role()
+        if not lead:
+            for slot in slots:
+                slot.event = threading.Event()
+        return ids, lead
+
+    def _take_role(self) -> bool:
+        """Under the lock: take the read role for a caller if it is free (True)."""
+        if self._reading:
+            return False
+        self._reading = True
+        if self._fd_watched:  # unregistered (EPOLLHUP would be reported even with no events)
+            self._epoll.unregister(self._transport.fileno())
+            self._fd_watched = False
+        return True
+
+    def _lead(self, slot: _Slot, deadline: float) -> bool:
+        """As the role holder: read until ``slot`` is done (True) or the deadline passes."""
+        poll = self._role_poll.poll
+        while not slot.done:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            ready = poll(int(remaining * 1000) + 1)
+            if self._dead is not None:
+                return slot.done  # done: every slot fails when the connection dies
+            if ready:
+                try:
+                    self._read_once()
+                except Exception as exc:  # a read error, a malformed stream: it is over
+                    self._die(_failed(self.path, exc))
+        return True
+
+    @staticmethod
+    def _follow(slot: _Slot, deadline: float) -> bool:
+        """Wait for whoever reads to complete ``slot``."""
+        assert slot.event is not None
+        return slot.event.wait(max(0.0, deadline - time.monotonic()))
+
+    def _read_once(self) -> None:
+        """As the role holder, when the transport is readable: read and dispatch what is there."""
+        data = self._transport.recv()
+        if data is None:
+            return  # someone else took it before we held the role
+        if not data:
+            self._die(ConnectionLost(f"xenstored at {self.path} closed the connection"))
+            return
+        for packet in self._parser.feed(data):
+            self._dispatch(packet)
+
+    def _release_role(self, *, watch_fd: bool) -> None:
+        with self._lock:
+            self._reading = False
+            if watch_fd and not self._fd_watched and self._dead is None:
+                self._epoll.register(self._transport.fileno(), select.EPOLLIN)
+                self._fd_watched = True
+            if self._closing.is_set():
+                self._role_free.notify_all()  # close() waits for the role to be free
 
     def _allocate_id(self) -> int:
         while True:
@@ -240,23 +349,41 @@ class Connection:
             if req_id not in self._pending:
                 return req_id
 
-    def _send(self, data: bytes, deadline: float) -> None:
-        if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
+    def _send(self, data: bytes, deadline: float, *, reading: bool) -> None:
+        """With the send lock: send all of ``data`` by ``deadline``. A role holder (``reading``)
+        reads what comes while it waits to write (xenstored may wait for us to read)."""
         try:
-            if self._dead is not None:
-                raise self._dead_error()
-            try:
-                self._transport.send(data, deadline - time.monotonic())
-            except TimeoutError:
-                # Part of a packet may be out: the stream can no longer be trusted.
-                self._die(ConnectionLost("send to xenstored timed out; connection dropped"))
-                raise XenstoreTimeout("timed out sending to xenstored") from None
-            except OSError as exc:
-                self._die(ConnectionLost(f"send to xenstored at {self.path} failed: {exc}"))
-                raise self._dead_error() from None
-        finally:
-            self._send_lock.release()
+            sent = self._transport.send_some(data)  # all of it, but for a full socket
+            if sent == len(data):
+                return
+            view = memoryview(data)[sent:]
+            while True:
+                view = view[self._transport.send_some(view) :]
+                if not view:
+                    return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    # Part of a packet may be out: the stream can no longer be trusted.
+                    self._die(ConnectionLost("send to xenstored timed out; connection dropped"))
+                    raise XenstoreTimeout("timed out sending to xenstored")
+                self._wait_writable(millis(remaining), reading=reading)
+                if self._dead is not None:
+                    raise self._dead_error()
+        except OSError as exc:
+            self._die(ConnectionLost(f"send to xenstored at {self.path} failed: {exc}"))
+            raise self._dead_error() from None
+
+    def _wait_writable(self, millis: int, *, reading: bool) -> None:
+        fd = self._transport.fileno()
+        waiter = select.poll()
+        waiter.register(fd, select.POLLOUT | (_IN if reading else 0))
+        waiter.register(self._wake_r, select.POLLIN)
+        for f, events in waiter.poll(millis):
+            if f == fd and reading and events & _IN and self._dead is None:
+                try:
+                    self._read_once()
+                except Exception as exc:  # a read error, a malformed stream: it is over
+                    self._die(_failed(self.path, exc))
 
     def _dead_error(self) -> Exception:
         dead = self._dead
@@ -268,28 +395,32 @@ class Connection:
 
     def _read_loop(self) -> None:
         reason: Exception = ConnectionLost("reader stopped")
-        selector = selectors.PollSelector()
+        fd = self._transport.fileno()
         try:
-            selector.register(self._transport.fileno(), selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
             while True:
-                ready = selector.select(timeout=1.0)
+                ready = self._epoll.poll(1.0)
                 if self._closing.is_set() or self._dead is not None:
                     return
                 if not ready:
                     continue
-                data = self._transport.recv()
-                if not data:
-                    reason = ConnectionLost(f"xenstored at {self.path} closed the connection")
+                with self._lock:
+                    if self._reading:  # a caller reads (the fd is off in our set until it is done)
+                        continue
+                    self._reading = True
+                try:
+                    # Check again: a caller may have read the bytes before we held the role.
+                    if any(f == fd for f, _ in self._role_poll.poll(0)):
+                        self._read_once()
+                finally:
+                    self._release_role(watch_fd=False)
+                if self._dead is not None:
                     return
-                for packet in self._parser.feed(data):
-                    self._dispatch(packet)
         except Exception as exc:  # a read error or a malformed stream: the connection is over
-            reason = ConnectionLost(f"connection to xenstored at {self.path} failed: {exc!r}")
+            reason = _failed(self.path, exc)
         finally:
-            selector.close()
             self._die(ClientClosed("the client was closed") if self._closing.is_set() else reason)
-            # The reader reports every death but a close, whoever caused it (a failed send too).
+            # The reader reports every death but a close, whoever caused it (a failed send or a
+            # caller reading its reply too).
             dead = self._dead
             if not self._closing.is_set() and dead is not None:
                 logger.warning("xenstore connection lost: %s", dead)
@@ -309,12 +440,15 @@ class Connection:
             return
         with self._lock:
             slot = self._pending.pop(packet.req_id, None)
+            if slot is not None:
+                slot.packet = packet
+                slot.done = True
+                event = slot.event
         if slot is None:
             logger.info("dropped a reply to req_id %d (op %d): nobody waits for it (timed out?)",
                         packet.req_id, packet.op)
-            return
-        slot.packet = packet
-        slot.done.set()
+        elif event is not None:
+            event.set()
 
     def _die(self, reason: Exception) -> bool:
         """Fail everything in flight with ``reason``; True the first time only."""
@@ -323,12 +457,17 @@ class Connection:
                 return False
             self._dead = reason
             pending, self._pending = self._pending, {}
+            events = []
+            for slot in pending.values():
+                slot.error = self._dead_error()
+                slot.done = True
+                if slot.event is not None:
+                    events.append(slot.event)
         self._transport.shutdown()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        for slot in pending.values():
-            slot.error = self._dead_error()
-            slot.done.set()
+        for event in events:
+            event.set()
         return True
 
     # ------------------------------------------------------------------ closing
@@ -342,11 +481,16 @@ class Connection:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 raise XenstoreConnectionError(f"xenstore reader did not stop within {timeout} s")
+        with self._lock:
+            if not self._role_free.wait_for(lambda: not self._reading, timeout):
+                raise XenstoreConnectionError(
+                    f"a xenstore caller did not stop reading within {timeout} s")
         if not self._send_lock.acquire(timeout=timeout):
             raise XenstoreConnectionError(f"a xenstore sender did not finish within {timeout} s")
         try:
             if self._wake_r >= 0:
                 self._transport.close()
+                self._epoll.close()
                 os.close(self._wake_r)
                 os.close(self._wake_w)
                 self._wake_r = self._wake_w = -1

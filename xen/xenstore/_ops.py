@@ -26,9 +26,10 @@ the transaction and propagates unchanged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -63,7 +64,16 @@ from xen.xenstore._requests import (
 )
 from xen.xenstore._wire import Op, Packet, Perm, RemoteProtocolError, XenstoreError
 
-__all__ = ["NodeOps", "Transaction", "check_path", "check_reply", "run_transaction"]
+__all__ = [
+    "ManyCall",
+    "NodeOps",
+    "Transaction",
+    "check_path",
+    "check_reply",
+    "parse_perm_list",
+    "reply_or_error",
+    "run_transaction",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +86,19 @@ _DIRECTORY_RESTARTS = 16
 def check_path(path: str, *, watch: bool = False) -> str:
     """``path`` if xenstore accepts it (pyxs's rules: characters, ``//``, trailing ``/``,
     length; for a watch also ``@introduceDomain`` / ``@releaseDomain``); `InvalidRequest`
-    naming it otherwise."""
+    naming it otherwise. Accepted paths are remembered (a bounded cache: the same paths come
+    again and again); a refused one is checked afresh each time."""
+    _accepted(path, watch)
+    return path
+
+
+@functools.lru_cache(maxsize=4096)
+def _accepted(path: str, watch: bool) -> None:
     try:
         raw = path.encode("ascii")
         (pyxs.helpers.check_watch_path if watch else pyxs.helpers.check_path)(raw)
     except (UnicodeEncodeError, pyxs.exceptions.InvalidPath):
         raise InvalidRequest("EINVAL", f"invalid xenstore path {path[:120]!r}") from None
-    return path
 
 
 def check_reply(request: Request, packet: Packet) -> bytes:
@@ -114,11 +130,13 @@ class NodeOps:
         raise NotImplementedError
 
     def read_bytes(self, path: str) -> bytes:
-        return self._call(Read(check_path(path)))
+        _accepted(path, False)
+        return self._call(Read(path))
 
     def read(self, path: str) -> str:
         """The node's value as text; `NoSuchNode` if it does not exist."""
-        return self.read_bytes(path).decode("utf-8", "surrogateescape")
+        _accepted(path, False)
+        return self._call(Read(path)).decode("utf-8", "surrogateescape")
 
     def try_read(self, path: str) -> str | None:
         """The node's value, or None if it does not exist."""
@@ -136,7 +154,8 @@ class NodeOps:
 
     def write(self, path: str, value: str | bytes) -> None:
         """Create or replace the node's value (missing parents are created); empty is fine."""
-        self._call(Write(check_path(path), _value_bytes(value)))
+        _accepted(path, False)
+        self._call(Write(path, _value_bytes(value)))
 
     def mkdir(self, path: str) -> None:
         """Create the node (and parents) with an empty value; an existing node is kept."""
@@ -187,17 +206,58 @@ class NodeOps:
 
     def set_perms(self, path: str, perms: Iterable[Perm | str]) -> None:
         """Set the permission list (`Perm` values or strings like ``"r5"``)."""
-        parsed = tuple(p if isinstance(p, Perm) else Perm.parse(p) for p in perms)
-        if not parsed:
-            raise InvalidRequest("EINVAL", "a permission list needs at least the owner entry")
-        self._call(SetPerms(check_path(path, watch=True), parsed))
+        self._call(SetPerms(check_path(path, watch=True), parse_perm_list(perms)))
+
+    def pipeline(self, requests: Sequence[Request]) -> list[bytes | XenstoreError]:
+        """Send ``requests`` without waiting for each reply in between (where the transport
+        allows: one at a time on the xenbus device), in order; for each, its reply payload or
+        the server's error, returned, not raised (a failed request does not stop the next:
+        inside a transaction, abort to undo them all). Paths are checked before anything is
+        sent; client failures (timeout, connection) are raised."""
+        for request in requests:
+            path = getattr(request, "path", None)
+            if isinstance(path, str):
+                check_path(path, watch=isinstance(request, SetPerms | GetPerms))
+        return self._call_many(requests)
+
+    def _call_many(self, requests: Sequence[Request]) -> list[bytes | XenstoreError]:
+        """`pipeline` without the checks; this default sends one at a time."""
+        replies: list[bytes | XenstoreError] = []
+        for request in requests:
+            try:
+                replies.append(self._call(request))
+            except XenstoreError as exc:
+                replies.append(exc)
+        return replies
+
+
+def parse_perm_list(perms: Iterable[Perm | str]) -> tuple[Perm, ...]:
+    """`Perm` values from `Perm` values or strings like ``"r5"``; at least the owner entry."""
+    parsed = tuple(p if isinstance(p, Perm) else Perm.parse(p) for p in perms)
+    if not parsed:
+        raise InvalidRequest("EINVAL", "a permission list needs at least the owner entry")
+    return parsed
+
+
+def reply_or_error(request: Request, packet: Packet) -> bytes | XenstoreError:
+    """`check_reply`, with the server's error returned instead of raised."""
+    try:
+        return check_reply(request, packet)
+    except XenstoreError as exc:
+        return exc
+
+
+ManyCall = Callable[[Sequence[Request], int], list[bytes | XenstoreError]]
 
 
 class Transaction(NodeOps):
-    """One attempt of a transaction; ``call(request, tx_id)`` runs on its connection."""
+    """One attempt of a transaction; ``call(request, tx_id)`` runs on its connection, and
+    ``call_many(requests, tx_id)``, if given, pipelines (`NodeOps.pipeline`)."""
 
-    def __init__(self, call: Callable[[Request, int], bytes], tx_id: int) -> None:
+    def __init__(self, call: Callable[[Request, int], bytes], tx_id: int,
+                 call_many: ManyCall | None = None) -> None:
         self._call_tx = call
+        self._call_many_tx = call_many
         self._tx_id = tx_id
         self._ended = False
 
@@ -209,15 +269,44 @@ class Transaction(NodeOps):
         return self._tx_id
 
     @classmethod
-    def start(cls, call: Callable[[Request, int], bytes]) -> Transaction:
+    def start(cls, call: Callable[[Request, int], bytes],
+              call_many: ManyCall | None = None) -> Transaction:
         tx_id = decode_reply(Op.TRANSACTION_START, call(TransactionStart(), 0))
         assert isinstance(tx_id, int)
-        return cls(call, tx_id)
+        return cls(call, tx_id, call_many)
+
+    @classmethod
+    def start_on(cls, request_many: Callable[[Sequence[Request], int, float], list[Packet]],
+                 timeout: float) -> Transaction:
+        """Start one on a connection (its ``request_many(requests, tx_id, deadline)``), each
+        request bounded by ``timeout``; a lost connection names the transaction."""
+
+        def call_many(requests: Sequence[Request], tx_id: int) -> list[bytes | XenstoreError]:
+            try:
+                packets = request_many(requests, tx_id, time.monotonic() + timeout)
+            except ConnectionLost as exc:
+                raise ConnectionLost(f"transaction {tx_id}: {exc}") from None
+            return [reply_or_error(r, p) for r, p in zip(requests, packets, strict=True)]
+
+        def call(request: Request, tx_id: int) -> bytes:
+            reply = call_many((request,), tx_id)[0]
+            if isinstance(reply, XenstoreError):
+                raise reply
+            return reply
+
+        return cls.start(call, call_many)
 
     def _call(self, request: Request) -> bytes:
         if self._ended:
             raise RuntimeError(f"transaction {self._tx_id} has already ended")
         return self._call_tx(request, self._tx_id)
+
+    def _call_many(self, requests: Sequence[Request]) -> list[bytes | XenstoreError]:
+        if self._call_many_tx is None:
+            return super()._call_many(requests)
+        if self._ended:
+            raise RuntimeError(f"transaction {self._tx_id} has already ended")
+        return self._call_many_tx(requests, self._tx_id)
 
     def commit(self) -> None:
         """Apply every change at once; `TransactionConflict` (nothing applied) on EAGAIN."""

@@ -87,7 +87,7 @@ class _PathRequest(Request):
     path: str
 
     def payload(self) -> bytes:
-        return join_strings(self.path.encode())
+        return self.path.encode() + b"\0"
 
 
 @dataclass(frozen=True, slots=True)

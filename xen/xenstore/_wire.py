@@ -48,6 +48,7 @@ __all__ = [
     "RemoteProtocolError",
     "XenstoreError",
     "decode_ascii",
+    "encode_packet",
     "error_packet",
     "format_perms",
     "join_strings",
@@ -176,15 +177,22 @@ class Packet:
     payload: bytes
 
     def encode(self) -> bytes:
-        if len(self.payload) > PAYLOAD_MAX:
-            raise PacketTooLarge(
-                f"payload of {len(self.payload)} bytes exceeds the {PAYLOAD_MAX}-byte limit"
-            )
-        for name in ("op", "req_id", "tx_id"):
-            value = getattr(self, name)
+        return encode_packet(self.op, self.req_id, self.tx_id, self.payload)
+
+
+def encode_packet(op: int, req_id: int, tx_id: int, payload: bytes) -> bytes:
+    """A packet's bytes (what `Packet.encode` gives) without building the `Packet`."""
+    if len(payload) > PAYLOAD_MAX:
+        raise PacketTooLarge(
+            f"payload of {len(payload)} bytes exceeds the {PAYLOAD_MAX}-byte limit"
+        )
+    try:
+        return HEADER.pack(op, req_id, tx_id, len(payload)) + payload
+    except struct.error:
+        for name, value in (("op", op), ("req_id", req_id), ("tx_id", tx_id)):
             if not 0 <= value <= _U32:
-                raise LocalProtocolError(f"{name}={value} does not fit in a uint32")
-        return HEADER.pack(self.op, self.req_id, self.tx_id, len(self.payload)) + self.payload
+                raise LocalProtocolError(f"{name}={value} does not fit in a uint32") from None
+        raise
 
 
 class PacketParser:
@@ -207,6 +215,10 @@ class PacketParser:
     def feed(self, data: bytes) -> list[Packet]:
         if self._error is not None:
             raise RemoteProtocolError(f"parser is unusable after an earlier error: {self._error}")
+        if not self._buf and len(data) >= HEADER_SIZE:  # the usual case: one whole packet
+            op, req_id, tx_id, length = HEADER.unpack_from(data)
+            if len(data) == HEADER_SIZE + length and length <= self._max_payload:
+                return [Packet(op, req_id, tx_id, bytes(data[HEADER_SIZE:]))]
         self._buf += data
         packets: list[Packet] = []
         pos = 0

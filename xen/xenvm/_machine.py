@@ -76,25 +76,23 @@ __all__ = ["VmMachine"]
 logger = logging.getLogger("xenvm")
 
 
-def _nothing() -> None:
-    pass
-
-
-def _ignore(_text: str) -> None:
-    pass
+def _nothing(*_args: object) -> None:
+    """The default callbacks: nothing to do."""
 
 
 class VmMachine:
     """A VM's state and operations (see the module docstring).
 
-    ``on_change()`` is called after every change of the view, ``notify(text)`` for every
-    notification (``vm:state:<state>``, ``error:crashed``), ``on_quit()`` by :meth:`quit`.
+    ``on_change()`` (publish, save) after each change of the view, ``on_view()`` (publish;
+    default ``on_change``) after one the next change saves with nothing in between; ``notify``
+    for notifications (``vm:state:<state>``, ``error:crashed``); ``on_quit()`` by :meth:`quit`.
     """
 
     def __init__(self, uuid: str, config: VmConfig, env: XenEnv, *,
                  on_change: Callable[[], None] = _nothing,
-                 notify: Callable[[str], None] = _ignore,
-                 on_quit: Callable[[], None] = _nothing) -> None:
+                 notify: Callable[[str], None] = _nothing,
+                 on_quit: Callable[[], None] = _nothing,
+                 on_view: Callable[[], None] | None = None) -> None:
         self.uuid = uuid
         self.config = config
         self.next_config: VmConfig | None = None
@@ -105,6 +103,7 @@ class VmMachine:
         self.pending_action: PendingAction | None = None
         self.domain = DomainActions(uuid, env)
         self._on_change = on_change
+        self._on_view = on_view or on_change
         self._notify = notify
         self._on_quit = on_quit
         self._cancel = CancelToken()
@@ -122,14 +121,15 @@ class VmMachine:
         except IllegalTransition as exc:
             raise TaskError(str(exc)) from None
 
-    def _go(self, event: lc.Event) -> None:
+    def _go(self, event: lc.Event, *, durable: bool = True) -> None:
+        """Apply ``event``; ``durable=False``: the next change saves it (nothing between)."""
         old = self.state
         self.state = next_state(self.state, event)
         if self.state is not old:
             logger.info("%s: %s -> %s (%s)", self.uuid, old.value, self.state.value,
                         type(event).__name__)
             self._notify(f"vm:state:{self.state.value}")
-        self._on_change()
+        (self._on_change if durable else self._on_view)()
 
     def _go_if_allowed(self, event: lc.Event) -> None:
         try:
@@ -138,13 +138,13 @@ class VmMachine:
             return
         self._go(event)
 
-    def _begin(self, op: Operation) -> None:
+    def _begin(self, op: Operation, *, durable: bool = True) -> None:
         self._cancel = CancelToken()
-        self._record(op)
+        self._record(op, durable=durable)
 
-    def _record(self, op: Operation | None) -> None:
+    def _record(self, op: Operation | None, *, durable: bool = True) -> None:
         self.op = op
-        self._on_change()
+        (self._on_change if durable else self._on_view)()
 
     def _end(self) -> None:
         self._record(None)
@@ -182,7 +182,7 @@ class VmMachine:
             need, free = required_to_boot_kib(cfg), self.domain.free_kib()
             if free < need:
                 raise TaskError(f"not enough memory: {need} KiB needed, {free} KiB free")
-        self._begin(Starting(paused))
+        self._begin(Starting(paused), durable=False)
         self._go(lc.Start())
         self._bring_up(cfg, paused=paused, what="start")
 
@@ -197,7 +197,7 @@ class VmMachine:
         with source:
             cfg, offset = decode_header(source.read(MAX_HEADER_BYTES), self.uuid, str(image))
             source.seek(offset)
-            self._begin(Restoring(str(image)))
+            self._begin(Restoring(str(image)), durable=False)
             self._go(lc.Restore())
             self.config = cfg
             self._bring_up(cfg, paused=paused, what="restore", source=source)
@@ -212,14 +212,14 @@ class VmMachine:
             if source is None:
                 self._go(lc.DomainBuilt())
             self.domain.plug_devices(self.domid, cfg, self._cancel, self._stub_created)
-            self._go(lc.DevicesAdded())
+            self._go(lc.DevicesAdded(), durable=not paused)
             if not paused:
                 self.domain.unpause(self.domid)
-                self._go(lc.Unpaused())
+                self._go(lc.Unpaused(), durable=False)  # _end saves it
         except Exception as exc:
             logger.error("%s: %s failed: %s", self.uuid, what, exc)
             self._destroy(self.domid)
-            self._go(lc.StartAborted())
+            self._go(lc.StartAborted(), durable=False)  # _end saves it
             self._end()
             raise TaskError(f"{what} failed: {exc}") from exc
         self._end()
@@ -231,7 +231,7 @@ class VmMachine:
         self._check(lc.Destroy())
         self._begin(Destroying())
         self._destroy(self.domid)
-        self._go(lc.Destroy())
+        self._go(lc.Destroy(), durable=False)  # _end saves it
         self._end()
 
     def shutdown(self, *, reboot: bool = False, force: bool = False, timeout: float = 30.0,

@@ -137,7 +137,7 @@ class VmMonitor(Actor):
         """Build the machine, resume from the snapshot or look at the world, publish."""
         cfg = _load_config(self.uuid, self.start_arg.config)
         machine = VmMachine(self.uuid, cfg, self.env, on_change=self._changed,
-                            notify=self._notify, on_quit=self._quit)
+                            notify=self._notify, on_quit=self._quit, on_view=self._published)
         self.machine = machine
         view = self._resumed_view()
         followups = machine.resume(view) if view is not None else ()
@@ -185,6 +185,10 @@ class VmMonitor(Actor):
             return
         self.handle.publish(self.machine.view())
         self.save_snapshot()
+
+    def _published(self) -> None:
+        if self.machine is not None:
+            self.handle.publish(self.machine.view())
 
     def _notify(self, text: str) -> None:
         self._tell_listeners(VmNotification(self.uuid, text))
