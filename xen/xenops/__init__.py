@@ -232,6 +232,12 @@ if TYPE_CHECKING:
         BACKEND_NAMES,
         open_backend,
     )
+    from xen.xenops._scsi import (
+        HostScsiSysfs,
+        ScsiDevice,
+        ScsiSysfs,
+        SimScsiSysfs,
+    )
     from xen.xenops._stubdom import (
         STUBDOM_SSID_LABEL,
         plan_stubdom_links,
@@ -309,6 +315,7 @@ __all__ = [
     "HostAction",
     "HostActions",
     "HostPciSysfs",
+    "HostScsiSysfs",
     "HypervisorCall",
     "IfAllSucceed",
     "InputAttachVkbd",
@@ -351,6 +358,8 @@ __all__ = [
     "Protocol",
     "PvDeviceSpec",
     "Rm",
+    "ScsiDevice",
+    "ScsiSysfs",
     "SetDomainHandle",
     "SetHvmParam",
     "SetMaxMem",
@@ -361,6 +370,7 @@ __all__ = [
     "SimBuilder",
     "SimHostActions",
     "SimPciSysfs",
+    "SimScsiSysfs",
     "SurfmanSetPvDisplay",
     "Timeouts",
     "Transaction",
@@ -472,6 +482,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "pci_release_steps": "xen.xenops._pci",
     "plan_io_grants": "xen.xenops._pci",
     "plan_pci_remove": "xen.xenops._pci",
+    "HostScsiSysfs": "xen.xenops._scsi",
+    "ScsiDevice": "xen.xenops._scsi",
+    "ScsiSysfs": "xen.xenops._scsi",
+    "SimScsiSysfs": "xen.xenops._scsi",
     "HostPciSysfs": "xen.xenops._sysfs",
     "PciDeviceMissing": "xen.xenops._sysfs",
     "PciSysfs": "xen.xenops._sysfs",

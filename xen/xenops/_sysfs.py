@@ -1,6 +1,6 @@
 """dom0's PCI sysfs (``/sys/bus/pci``): reading a device, binding it to pciback, resetting it.
 
-One small interface, `PciSysfs` (``read``, ``write``, ``driver``: paths relative to
+One small interface, `PciSysfs` (``read``, ``write``, ``driver``, ``devices``: paths relative to
 ``/sys/bus/pci``; failures are OSErrors with the errno the kernel gives), and two
 implementations: `HostPciSysfs` writes the real files of a dom0 (xen-pciback loaded); it
 cannot be proven without hardware (no device to give away here) and is written from the
@@ -62,6 +62,10 @@ class PciSysfs(Protocol):
         """The name of the driver bound to ``bdf``, None when unbound."""
         ...
 
+    def devices(self) -> list[str]:
+        """Every PCI function of the host (BDFs, sorted): the entries of ``devices``."""
+        ...
+
 
 class HostPciSysfs:
     """A dom0's real ``/sys/bus/pci`` (``root`` for tests)."""
@@ -81,6 +85,9 @@ class HostPciSysfs:
             return os.path.basename(os.readlink(self.root / "devices" / bdf / "driver"))
         except FileNotFoundError:
             return None
+
+    def devices(self) -> list[str]:
+        return sorted(os.listdir(self.root / "devices"))
 
 
 class SimPciSysfs:
@@ -110,6 +117,9 @@ class SimPciSysfs:
             return self.read(f"devices/{bdf}/driver")
         except FileNotFoundError:
             return None
+
+    def devices(self) -> list[str]:
+        return sorted(line for line in self.read("devices").splitlines() if line)
 
 
 def _os_error(exc: HypervisorError) -> OSError:
