@@ -19,7 +19,11 @@ on the xenstored socket (``--xenstore``, else ``$XENSTORED_PATH``):
 3. watches ``/local/domain/0/device-model/<d>/command``: ``save`` -> ``state`` = ``paused``,
    ``continue`` -> ``state`` = ``running``; ``pci-ins``/``pci-rem`` get no answer (as the
    original); anything else is logged and ignored;
-4. on SIGTERM or SIGINT removes ``qemu-pid`` (if it still names this process) and exits 0; it
+4. answers the CD drive requests of the original's bsg passthrough, as OpenXT's qemu did:
+   ``/local/domain/<d>/bsgdev-req/<a_b_c_d>/req-assign`` -> ``/local/domain/<d>/bsgdev/
+   <a_b_c_d>/lock`` = ``1`` (the guest holds the drive), ``req-eject`` -> the lock removed; the
+   request node is removed once done (xenmgr waits for that);
+5. on SIGTERM or SIGINT removes ``qemu-pid`` (if it still names this process) and exits 0; it
    also exits 0 when ``/local/domain/<d>`` is removed (the domain was torn down under it).
 
 The logfile argument is accepted and not written (the simulated host sends stderr to its own
@@ -76,6 +80,7 @@ class SimDeviceModel:
         self.vnc_path = f"{self.dom}/console/vnc-port"
         self.command_path = f"{self.dm_dir}/command"
         self.state_path = f"{self.dm_dir}/state"
+        self.bsg_req = f"{self.dom}/bsgdev-req"
         self.gone = threading.Event()
         self._watching: list[tuple[str, str]] = []
 
@@ -89,7 +94,8 @@ class SimDeviceModel:
         if port is not None:
             self.xs.write(self.vnc_path, str(port))
         for path, token, target in ((self.command_path, "dm-command", self._on_command),
-                                    (self.dom, "dm-domain", self._on_domain)):
+                                    (self.dom, "dm-domain", self._on_domain),
+                                    (self.bsg_req, "dm-bsgdev", self._on_bsgdev)):
             self.xs.watch(path, token, target)
             self._watching.append((path, token))
         self.xs.write(self.ready_path, "1")
@@ -106,6 +112,25 @@ class SimDeviceModel:
                 self.xs.write(self.state_path, answer)
         elif command not in _SILENT:
             log.warning("domain %d: unknown command %r ignored", self.config.domid, command)
+
+    def _on_bsgdev(self, event: WatchFired) -> None:
+        try:
+            devices = self.xs.directory(self.bsg_req) if self.xs.exists(self.bsg_req) else []
+        except Exception as exc:  # the domain is going away
+            log.debug("bsgdev-req: %s", exc)
+            return
+        for dev in devices:
+            req = f"{self.bsg_req}/{dev}"
+            lock = f"{self.dom}/bsgdev/{dev}/lock"
+            if self.xs.try_read(f"{req}/req-assign") is not None:
+                log.info("domain %d: CD drive %s assigned", self.config.domid, dev)
+                self.xs.write(lock, "1")
+                self.xs.rm(f"{req}/req-assign")
+            if self.xs.try_read(f"{req}/req-eject") is not None:
+                log.info("domain %d: CD drive %s released", self.config.domid, dev)
+                if self.xs.exists(lock):
+                    self.xs.rm(lock)
+                self.xs.rm(f"{req}/req-eject")
 
     def _on_domain(self, event: WatchFired) -> None:
         if not self.xs.exists(self.dom):

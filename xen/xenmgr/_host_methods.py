@@ -7,9 +7,9 @@ object).
   ``shutdown-priority`` group, then the host's power action (:mod:`xen.xenmgr._host_power`);
   ``sleep``/``hibernate``: each VM by its ``s3-mode``/``s4-mode``, then the host's own
   suspend or power-off (:mod:`xen.xenmgr._host_suspend`);
-* ``list_pci_devices``, ``list_gpu_devices``: the host's PCI devices (the display controllers),
-  each as ``addr``, ``class``, ``vendor``, ``device``, ``name``, ``driver``
-  (:mod:`xen.xenmgr._pci_inventory`);
+* ``list_pci_devices``: the host's PCI devices, each as ``addr``, ``class``, ``vendor``,
+  ``device``, ``name``, ``driver`` (:mod:`xen.xenmgr._pci_inventory`; GPUs, CD drives, disks,
+  sound and the rest of ``/host``'s devices: ``_host_gpus``, ``_host_cd``, ``_host_extras``);
 * ``get_seconds_from_epoch``: the host's clock, whole seconds;
 * ``is_service_running(service)``: whether the bus name has an owner; a bare word ``w`` means
   ``com.citrix.xenclient.w`` (``networkdaemon``, ``input``, ``usbdaemon``...), as OpenXT's
@@ -42,7 +42,7 @@ from xen.xenmgr._errors import plain
 from xen.xenmgr._host_power import idle_shutdown, power_off_host
 from xen.xenmgr._host_suspend import hibernate_host, sleep_host
 from xen.xenmgr._object_properties import PM_ACTIONS
-from xen.xenmgr._pci_inventory import device_map, host_pci_devices, is_gpu
+from xen.xenmgr._pci_inventory import device_map, host_pci_devices
 
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
@@ -100,10 +100,6 @@ class HostMethods:
     @dbus_method(HOST, "list_pci_devices")
     def list_pci_devices(self, call: Call) -> list[dict[str, str]]:
         return [device_map(d) for d in host_pci_devices(self.ctx.settings)]
-
-    @dbus_method(HOST, "list_gpu_devices")
-    def list_gpu_devices(self, call: Call) -> list[dict[str, str]]:
-        return [device_map(d) for d in host_pci_devices(self.ctx.settings) if is_gpu(d)]
 
     @dbus_method(HOST, "list_isos")
     def list_isos(self, call: Call) -> list[str]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from xen.xenmgr._devices import PciRule
 from xen.xenmgr._host_io import pci_sysfs
 from xen.xenmgr._settings import ManagerSettings
-from xen.xenops import PciSysfs
+from xen.xenops import PciSysfs, pci_functions
 
 __all__ = ["HostPci", "device_map", "host_pci_devices", "is_gpu", "matching", "read_pci"]
 
@@ -54,7 +54,7 @@ def read_pci(sysfs: PciSysfs) -> list[HostPci]:
     """Every PCI function ``sysfs`` shows, by address (a device that went away meanwhile is
     left out)."""
     out = []
-    for bdf in sysfs.devices():
+    for bdf in pci_functions(sysfs):
         base = f"devices/{bdf}"
         try:
             cls, vendor, device = (int(sysfs.read(f"{base}/{n}"), 16)

@@ -38,7 +38,8 @@ class ManagerSettings:
     of the storage check and its threshold (``_storage_watch``); ``pci_inventory``: where the
     host's devices (PCI, disks, CD drives) are read (``sim``, ``dom0``, ``none``; ``_host_io``);
     ``xenstore_service``, ``hypervisor_service``: the tree's actors publishing those
-    connections.
+    connections; ``license_key``: the key licence hashes are made with (``_host_extras``);
+    ``ui_plugins``: the UI's plugin directory; ``asound_dir``: ALSA's ``/proc/asound``.
     """
 
     address: str
@@ -65,6 +66,9 @@ class ManagerSettings:
     pci_inventory: str = "none"
     xenstore_service: str = "/xen/xenstore"
     hypervisor_service: str = "/xen/hypervisor"
+    license_key: str = ""
+    ui_plugins: str = "/usr/lib/xui/plugins"
+    asound_dir: str = "/proc/asound"
 
     @property
     def queue(self) -> str:

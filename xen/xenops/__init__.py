@@ -251,6 +251,7 @@ if TYPE_CHECKING:
         PciSysfsActions,
         SimPciSysfs,
         bind_to_pciback,
+        pci_functions,
         read_pci_device,
         reset_device,
     )
@@ -425,6 +426,7 @@ __all__ = [
     "parse_capabilities",
     "parse_resource",
     "pci_add_steps",
+    "pci_functions",
     "pci_release_steps",
     "physical_device_string",
     "plan_build_post",
@@ -492,6 +494,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "PciSysfsActions": "xen.xenops._sysfs",
     "SimPciSysfs": "xen.xenops._sysfs",
     "bind_to_pciback": "xen.xenops._sysfs",
+    "pci_functions": "xen.xenops._sysfs",
     "read_pci_device": "xen.xenops._sysfs",
     "reset_device": "xen.xenops._sysfs",
     "Appears": "xen.xenops._atomics",

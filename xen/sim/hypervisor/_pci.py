@@ -15,6 +15,9 @@ and the dom0 driver bound at boot (a host driver name, ``pciback``, or None).
                                                   ENOENT when it has none
 ``devices/<bdf>/boot_vga``                        (read, display controllers only) ``1`` for
                                                   the boot display, else ``0``
+``devices/<bdf>/drm``                             (read, a directory: its entries) ``card<n>``
+                                                  of a display controller while a dom0 driver
+                                                  holds it (n: its rank among them by BDF)
 ``devices/<bdf>/resource``                        (read) 7 lines ``0x<start> 0x<end> 0x<flags>``
                                                   (6 BARs and the ROM; flags 0x100 I/O,
                                                   0x200 memory; unused lines all zero)
@@ -272,6 +275,10 @@ class SimPciBus:
             return dev.name
         if attr == "boot_vga" and dev.class_code >> 16 == 0x03:
             return "1" if dev.boot_vga else "0"
+        if attr == "drm" and dev.class_code >> 16 == 0x03 \
+                and self._devs[dev.bdf].driver not in (None, PCIBACK):
+            gpus = [b for b, d in sorted(self._devs.items()) if d.config.class_code >> 16 == 0x03]
+            return f"card{gpus.index(dev.bdf)}"
         if attr not in values:
             raise _fail(_errno.ENOENT, what, "no such file")
         return values[attr]
