@@ -81,9 +81,8 @@ def test_cd_drives_and_disks(dom0: Xenmgr) -> None:
 
 def test_cd_assignment_to_a_running_vm_and_sticky(dom0: Xenmgr) -> None:
     assert dom0.host is not None
-    # an HVM guest with its device model in dom0: it answers the drive requests
-    path = str(dom0.root().call(XENMGR, "create_vm_with_template_and_json", "ss",
-                                "new-vm-empty", '{"stubdom": "false"}')[0])
+    # an HVM guest whose device model runs in a stub domain: it answers the drive requests
+    path = str(dom0.root().call(XENMGR, "create_vm_with_template", "s", "new-vm-empty")[0])
     vm = dom0.obj(path)
     uuid = path.rsplit("/", 1)[1].replace("_", "-")
     vm.call(VM, "start")
@@ -115,6 +114,19 @@ def test_cd_assignment_to_a_running_vm_and_sticky(dom0: Xenmgr) -> None:
         host.call(HOST, "assign_cd_device", "sbs", DVD, True,
                   "12345678-1234-1234-1234-123456789abc")
     assert "no vm with uuid" in nobody.value.message
+    vm.call(VM, "delete")
+
+    # the device model in dom0 answers too
+    path = str(dom0.root().call(XENMGR, "create_vm_with_template_and_json", "ss",
+                                "new-vm-empty", '{"stubdom": "false"}')[0])
+    vm = dom0.obj(path)
+    uuid = path.rsplit("/", 1)[1].replace("_", "-")
+    vm.call(VM, "start")
+    host.call(HOST, "assign_cd_device", "sbs", USB_DVD, False, uuid)
+    assert tuple(host.call(HOST, "get_cd_device_assignment", "s", USB_DVD)) == (False, uuid)
+    host.call(HOST, "assign_cd_device", "sbs", USB_DVD, False, "")
+    assert tuple(host.call(HOST, "get_cd_device_assignment", "s", USB_DVD)) == (False, "")
+    vm.call(VM, "shutdown")
     vm.call(VM, "delete")
 
 

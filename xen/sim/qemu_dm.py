@@ -19,10 +19,9 @@ on the xenstored socket (``--xenstore``, else ``$XENSTORED_PATH``):
 3. watches ``/local/domain/0/device-model/<d>/command``: ``save`` -> ``state`` = ``paused``,
    ``continue`` -> ``state`` = ``running``; ``pci-ins``/``pci-rem`` get no answer (as the
    original); anything else is logged and ignored;
-4. answers the CD drive requests of the original's bsg passthrough, as OpenXT's qemu did:
-   ``/local/domain/<d>/bsgdev-req/<a_b_c_d>/req-assign`` -> ``/local/domain/<d>/bsgdev/
-   <a_b_c_d>/lock`` = ``1`` (the guest holds the drive), ``req-eject`` -> the lock removed; the
-   request node is removed once done (xenmgr waits for that);
+4. answers the CD drive requests of the original's bsg passthrough, as OpenXT's qemu did
+   (`xen.sim._bsg`): ``bsgdev-req/<a_b_c_d>/req-assign`` -> ``bsgdev/<a_b_c_d>/lock`` = ``1``,
+   ``req-eject`` -> the lock removed;
 5. on SIGTERM or SIGINT removes ``qemu-pid`` (if it still names this process) and exits 0; it
    also exits 0 when ``/local/domain/<d>`` is removed (the domain was torn down under it).
 
@@ -41,6 +40,7 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from xen.sim._bsg import answer_bsg_requests, bsg_requests_path
 from xen.sim._qemuargs import QemuArgsError, QemuConfig, parse_wrapper_argv
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class SimDeviceModel:
         self.vnc_path = f"{self.dom}/console/vnc-port"
         self.command_path = f"{self.dm_dir}/command"
         self.state_path = f"{self.dm_dir}/state"
-        self.bsg_req = f"{self.dom}/bsgdev-req"
+        self.bsg_req = bsg_requests_path(domid)
         self.gone = threading.Event()
         self._watching: list[tuple[str, str]] = []
 
@@ -115,22 +115,9 @@ class SimDeviceModel:
 
     def _on_bsgdev(self, event: WatchFired) -> None:
         try:
-            devices = self.xs.directory(self.bsg_req) if self.xs.exists(self.bsg_req) else []
+            answer_bsg_requests(self.xs, self.config.domid)
         except Exception as exc:  # the domain is going away
             log.debug("bsgdev-req: %s", exc)
-            return
-        for dev in devices:
-            req = f"{self.bsg_req}/{dev}"
-            lock = f"{self.dom}/bsgdev/{dev}/lock"
-            if self.xs.try_read(f"{req}/req-assign") is not None:
-                log.info("domain %d: CD drive %s assigned", self.config.domid, dev)
-                self.xs.write(lock, "1")
-                self.xs.rm(f"{req}/req-assign")
-            if self.xs.try_read(f"{req}/req-eject") is not None:
-                log.info("domain %d: CD drive %s released", self.config.domid, dev)
-                if self.xs.exists(lock):
-                    self.xs.rm(lock)
-                self.xs.rm(f"{req}/req-eject")
 
     def _on_domain(self, event: WatchFired) -> None:
         if not self.xs.exists(self.dom):

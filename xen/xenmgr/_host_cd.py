@@ -20,7 +20,9 @@ that is not four numbers, or names no drive of the host, is refused naming it.
   sticky assignment is written when asked, and a running VM is given the drive. Giving and
   taking back are requests to the VM's device model (``/local/domain/<domid>/bsgdev-req/
   <a_b_c_d>/req-assign`` or ``req-eject`` = ``1``), which removes the node once done; a device
-  model that does not answer within 5 s fails the call, naming the VM. Then
+  model that does not answer within 5 s fails the call, naming the VM (the guest's ``bsgdev``
+  and ``bsgdev-req`` are made the guest's own first, so that its device model, in a stub
+  domain too, may write them). Then
   ``cd_assignment_changed(id, uuid, path)`` is sent on ``/`` (``""`` and ``/`` when
   unassigned);
 * ``eject_cd_device(id)``: the drive's medium is ejected (``CDROMEJECT``), whoever holds it.
@@ -121,6 +123,11 @@ class HostCdMethods:
 
     def _request(self, uuid: str, domid: int, hctl: str, what: str) -> None:
         xs = xenstore(self.ctx.settings)
+        for area in ("bsgdev", "bsgdev-req"):  # the guest's (and its stub domain's) to write
+            path = f"/local/domain/{domid}/{area}"
+            if not xs.exists(path):
+                xs.mkdir(path)
+                xs.set_perms(path, [f"n{domid}"])
         node = f"/local/domain/{domid}/bsgdev-req/{_key(hctl)}/req-{what}"
         xs.write(node, "1")
         deadline = time.monotonic() + REQUEST_TIMEOUT
