@@ -25,7 +25,8 @@ simulated host's for ``sim``; ``$XENSTORED_PATH`` or the system's for ``xc``).
 administrator's template directory; ``autostart`` [true]; ``workers`` [8]; ``hook_timeout``
 [30]; ``shutdown_timeout`` [30]: how long a host shutdown or reboot waits for each guest;
 ``storage_low_percent`` [10]: ``storage_space_low`` under this much free storage, checked
-every ``storage_check`` [30] seconds.
+every ``storage_check`` [30] seconds; ``idle_shutdown_cap`` [300]: an idle shutdown forces
+the host off this many seconds after it began.
 
 ``[[proxy]]`` ``args``: one rpc-proxy instance in the original's option syntax (``rpc-proxy
 -h``); checked at load (a bad command line is a :class:`Dom0ConfigError`); a relative
@@ -106,6 +107,7 @@ class Dom0Config:
     xenmgr_shutdown_timeout: float = 30.0
     xenmgr_storage_low_percent: int = 10
     xenmgr_storage_check: float = 30.0
+    xenmgr_idle_shutdown_cap: float = 300.0
     proxies: tuple[ProxySpec, ...] = ()
     vm_entries: tuple[VmEntry, ...] = field(default=())
 
@@ -127,7 +129,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "xenmgr": {"enabled": bool, "storage": str, "templates": str, "autostart": bool,
                "workers": int, "hook_timeout": (int, float),
                "shutdown_timeout": (int, float), "storage_low_percent": int,
-               "storage_check": (int, float)},
+               "storage_check": (int, float), "idle_shutdown_cap": (int, float)},
 }
 _LISTS = {"proxy": {"args": str}, "vm": {"uuid": str, "config": str}}
 
@@ -230,10 +232,11 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
     if get("xenmgr", "workers", 8) < 1 or get("xenmgr", "hook_timeout", 30) <= 0 \
             or get("xenmgr", "shutdown_timeout", 30) <= 0 \
             or not 0 <= get("xenmgr", "storage_low_percent", 10) <= 101 \
-            or get("xenmgr", "storage_check", 30) <= 0:
+            or get("xenmgr", "storage_check", 30) <= 0 \
+            or get("xenmgr", "idle_shutdown_cap", 300) <= 0:
         raise Dom0ConfigError("[xenmgr] workers must be >= 1, hook_timeout and "
                               "shutdown_timeout > 0, storage_low_percent 0..101, "
-                              "storage_check > 0")
+                              "storage_check and idle_shutdown_cap > 0")
     return Dom0Config(
         state_dir=state, backend=backend, bus=get("supervisor", "bus", "private"),
         intensity=get("supervisor", "intensity", 10),
@@ -260,6 +263,7 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         xenmgr_shutdown_timeout=float(get("xenmgr", "shutdown_timeout", 30.0)),
         xenmgr_storage_low_percent=get("xenmgr", "storage_low_percent", 10),
         xenmgr_storage_check=float(get("xenmgr", "storage_check", 30.0)),
+        xenmgr_idle_shutdown_cap=float(get("xenmgr", "idle_shutdown_cap", 300.0)),
     )
 
 

@@ -95,6 +95,7 @@ def manager_spec(cfg: Dom0Config, address: str) -> ChildSpec:
         diag_dir=str((cfg.state_dir / "diag").resolve()),
         storage_low_percent=cfg.xenmgr_storage_low_percent,
         storage_check=cfg.xenmgr_storage_check,
+        idle_shutdown_cap=cfg.xenmgr_idle_shutdown_cap,
         pci_inventory="sim" if cfg.backend == "sim" else "dom0")
     return manager_supervisor_spec(settings)
 

@@ -89,7 +89,7 @@ def test_the_wire_only_grew_new_op_names() -> None:
                                    "get_hvm_param", "test_assign_device", "assign_device",
                                    "deassign_device", "iomem_permission", "ioport_permission",
                                    "irq_permission", "map_pirq", "unmap_pirq", "sysfs_read",
-                                   "sysfs_write", "pci_state"}
+                                   "sysfs_write", "pci_state", "scsi_devices", "scsi_eject"}
 
 
 def test_golden_reply_bytes() -> None:

@@ -18,7 +18,7 @@ from xen.sim.hypervisor import (
     pci_devices_from_doc,
 )
 
-USB, AUDIO, NIC, HIDDEN = (d.bdf for d in DEFAULT_PCI_DEVICES)
+USB, AUDIO, NIC, HIDDEN, GPU = (d.bdf for d in DEFAULT_PCI_DEVICES)
 
 
 def errno_of(exc: pytest.ExceptionInfo[HypervisorError]) -> int | None:
@@ -27,7 +27,7 @@ def errno_of(exc: pytest.ExceptionInfo[HypervisorError]) -> int | None:
 
 def test_sysfs_reads_as_a_dom0_kernel_shows_them() -> None:
     bus = SimPciBus()
-    assert bus.sysfs_read("devices").split() == sorted([USB, AUDIO, NIC, HIDDEN])
+    assert bus.sysfs_read("devices").split() == sorted([USB, AUDIO, NIC, HIDDEN, GPU])
     assert bus.sysfs_read(f"devices/{NIC}/class") == "0x020000"
     assert bus.sysfs_read(f"devices/{NIC}/vendor") == "0x8086"
     assert bus.sysfs_read(f"devices/{NIC}/device") == "0x10d3"
@@ -38,6 +38,11 @@ def test_sysfs_reads_as_a_dom0_kernel_shows_them() -> None:
     assert lines[0] == "0x00000000f7c00000 0x00000000f7c1ffff 0x0000000000000200"
     assert lines[1] == "0x000000000000e000 0x000000000000e01f 0x0000000000000100"
     assert bus.sysfs_read("drivers/pciback/slots") == HIDDEN
+    assert bus.sysfs_read(f"devices/{NIC}/label") == "Ethernet controller"
+    assert bus.sysfs_read(f"devices/{GPU}/boot_vga") == "1"
+    with pytest.raises(HypervisorError) as no_boot_vga:  # only display controllers have it
+        bus.sysfs_read(f"devices/{NIC}/boot_vga")
+    assert errno_of(no_boot_vga) == errno.ENOENT
 
 
 @pytest.mark.parametrize(("path", "code"), [

@@ -257,6 +257,17 @@ class SimBackend:
             raise HypervisorError(f"pci_state: the simulated host answered {value!r:.40}")
         return value
 
+    def scsi_devices(self) -> list[dict[str, Any]]:
+        """The simulated host's SCSI disks and CD drives (`xen.sim.hypervisor._scsi`)."""
+        value = self._call("scsi_devices")
+        if not isinstance(value, list) or not all(isinstance(d, dict) for d in value):
+            raise HypervisorError(f"scsi_devices: the simulated host answered {value!r:.40}")
+        return value
+
+    def scsi_eject(self, hctl: str) -> None:
+        """Eject the medium of the simulated host's CD drive ``hctl``."""
+        self._call("scsi_eject", hctl=hctl)
+
     # --- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -124,6 +124,9 @@ OPS: Mapping[str, tuple[str, ...]] = {
     "sysfs_read": ("path",),  # reply: the text
     "sysfs_write": ("path", "value"),
     "pci_state": (),  # reply: the simulated PCI bus, for tests and inspection
+    # sim only: dom0's SCSI disks and CD drives (what /sys/bus/scsi shows), a drive's eject
+    "scsi_devices": (),  # reply: a list of maps (xen.sim.hypervisor._scsi)
+    "scsi_eject": ("hctl",),
 }
 
 Value = Any  # what msgpack can carry: None, bool, int, str, bytes, lists and str-keyed maps

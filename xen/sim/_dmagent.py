@@ -16,6 +16,10 @@ step` looks at xenstore again (events only mean "look again"):
    another domain gets ``error`` (the reason) and ``status`` = ``failed``. A device model
    whose guest's xenstore tree is gone is forgotten.
 
+3. answers xenmgr's CD drive requests for the guests it runs device models for
+   (`xen.sim._bsg`; a stub domain's agent is nudged by a watch on its guest's
+   ``bsgdev-req``).
+
 Nothing is emulated: the device model is its xenstore nodes (no qemu-pid: in this mode the
 toolstack never signals a process). Failure behaviour: xenstore errors propagate to the
 caller, which retries at the next nudge; permission errors are logged.
@@ -28,6 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from xen.sim._bsg import answer_bsg_requests
 from xen.xenops import (
     STATUS_FAILED,
     STATUS_RUNNING,
@@ -98,6 +103,8 @@ class SimDmAgent:
                 self._serve(client, int(name))
         self.running = {(d, m) for d, m in self.running
                         if d in seen and client.exists(f"/local/domain/{d}")}
+        for guest in sorted({d for d, _m in self.running}):
+            answer_bsg_requests(client, guest, self._gate)
 
     def _serve(self, client: XenstoreClient, domid: int) -> None:
         base = dms_path(self.domid, domid)

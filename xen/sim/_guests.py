@@ -47,6 +47,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from xen.hypervisor import HypervisorError, ShutdownReason
+from xen.sim._bsg import bsg_requests_path
 from xen.sim._control import (
     Behaviour,
     answer_shutdown,
@@ -300,6 +301,7 @@ class SimGuest:
             if target is not None and target.isdigit():
                 self._agent = SimDmAgent(self.domid, int(target), self._as_guest)
                 client.watch(self._agent.dms_root, "dm-agent", self._on_watch)
+                client.watch(bsg_requests_path(int(target)), "dm-agent-bsg", self._on_watch)
         except (XenstoreError, XenstoreConnectionError, XenstoreTimeout) as exc:
             log.info("guest %d cannot use xenstore yet: %s", self.domid, exc)
             client.close()

@@ -19,7 +19,10 @@ on the xenstored socket (``--xenstore``, else ``$XENSTORED_PATH``):
 3. watches ``/local/domain/0/device-model/<d>/command``: ``save`` -> ``state`` = ``paused``,
    ``continue`` -> ``state`` = ``running``; ``pci-ins``/``pci-rem`` get no answer (as the
    original); anything else is logged and ignored;
-4. on SIGTERM or SIGINT removes ``qemu-pid`` (if it still names this process) and exits 0; it
+4. answers the CD drive requests of the original's bsg passthrough, as OpenXT's qemu did
+   (`xen.sim._bsg`): ``bsgdev-req/<a_b_c_d>/req-assign`` -> ``bsgdev/<a_b_c_d>/lock`` = ``1``,
+   ``req-eject`` -> the lock removed;
+5. on SIGTERM or SIGINT removes ``qemu-pid`` (if it still names this process) and exits 0; it
    also exits 0 when ``/local/domain/<d>`` is removed (the domain was torn down under it).
 
 The logfile argument is accepted and not written (the simulated host sends stderr to its own
@@ -37,6 +40,7 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from xen.sim._bsg import answer_bsg_requests, bsg_requests_path
 from xen.sim._qemuargs import QemuArgsError, QemuConfig, parse_wrapper_argv
 
 if TYPE_CHECKING:
@@ -76,6 +80,7 @@ class SimDeviceModel:
         self.vnc_path = f"{self.dom}/console/vnc-port"
         self.command_path = f"{self.dm_dir}/command"
         self.state_path = f"{self.dm_dir}/state"
+        self.bsg_req = bsg_requests_path(domid)
         self.gone = threading.Event()
         self._watching: list[tuple[str, str]] = []
 
@@ -89,7 +94,8 @@ class SimDeviceModel:
         if port is not None:
             self.xs.write(self.vnc_path, str(port))
         for path, token, target in ((self.command_path, "dm-command", self._on_command),
-                                    (self.dom, "dm-domain", self._on_domain)):
+                                    (self.dom, "dm-domain", self._on_domain),
+                                    (self.bsg_req, "dm-bsgdev", self._on_bsgdev)):
             self.xs.watch(path, token, target)
             self._watching.append((path, token))
         self.xs.write(self.ready_path, "1")
@@ -106,6 +112,12 @@ class SimDeviceModel:
                 self.xs.write(self.state_path, answer)
         elif command not in _SILENT:
             log.warning("domain %d: unknown command %r ignored", self.config.domid, command)
+
+    def _on_bsgdev(self, event: WatchFired) -> None:
+        try:
+            answer_bsg_requests(self.xs, self.config.domid)
+        except Exception as exc:  # the domain is going away
+            log.debug("bsgdev-req: %s", exc)
 
     def _on_domain(self, event: WatchFired) -> None:
         if not self.xs.exists(self.dom):

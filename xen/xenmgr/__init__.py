@@ -23,7 +23,9 @@ Pure parts:
 
 With I/O: the shipped and administrator template directories (_template_store); the
 manager branch (docs/xenmgr.md): its settings (_settings), the database client (_dbclient),
-the bridge to the VM monitors (_monitors), the VM flows (_flows), hooks (_hooks), VHDs
+the bridge to the VM monitors (_monitors), the host's channels (_host_io), the VM flows
+(_flows), the host's power (_host_power, _host_suspend) and devices (_host_cd, _host_gpus,
+_host_sound, _host_extras, _pci_inventory), hooks (_hooks), VHDs
 (_vhd), the notification queue (_queue), the per-VM event handlers (_vm_events), the creation
 actor (_creator), the bus service and its objects (_service, _context, _props, _computed,
 _root, _vm_object), the autostart (_autostart, its pure order in _autostart_plan) and the

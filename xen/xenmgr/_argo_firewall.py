@@ -54,6 +54,7 @@ from xen.xenmgr._argo_rules import (
     viptables_args,
 )
 from xen.xenmgr._handle import ManagerBus
+from xen.xenmgr._host_io import xenstore
 from xen.xenmgr._jsontree import parse_db_bool
 from xen.xenmgr._monitors import monitor_view
 from xen.xenmgr._settings import ManagerSettings
@@ -106,11 +107,11 @@ def _node(rule: EffectiveRule) -> str:
 class XenstoreArgoTable:
     """The simulated host's table, in xenstore (see the module docstring)."""
 
-    def __init__(self, xenstore_service: str) -> None:
-        self.xenstore_service = xenstore_service
+    def __init__(self, settings: ManagerSettings) -> None:
+        self.settings = settings
 
     def _client(self) -> XenstoreClient:
-        return service(self.xenstore_service, XenstoreClient)
+        return xenstore(self.settings)
 
     def reset(self, deny: bool) -> None:
         def body(t: Transaction) -> None:
@@ -165,7 +166,7 @@ def recompute_argo(settings: ManagerSettings, why: str) -> None:
 def argo_table(settings: ManagerSettings) -> ArgoTable:
     """The table ``settings.argo_table`` names: ``sim``, ``viptables`` or ``none``."""
     if settings.argo_table == "sim":
-        return XenstoreArgoTable(settings.xenstore_service)
+        return XenstoreArgoTable(settings)
     if settings.argo_table == "viptables":
         return ViptablesArgoTable()
     return NoArgoTable()

@@ -26,6 +26,7 @@ from xen.xenmgr._codecs import decode_bool
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_disk, read_disks
 from xen.xenmgr._flows import internal_state
+from xen.xenmgr._host_extras import is_licensed
 from xen.xenmgr._host_power import host_state_node
 from xen.xenmgr._monitors import monitor_view
 from xen.xenmgr._properties import Target, portica_enabled, seamless_traffic
@@ -211,7 +212,8 @@ COMPUTED: dict[str, Getter] = {
     "free-mem": _host_mib("free"), "total-mem": _host_mib("total"),
     "cpu-count": _cpu_count, "bios-revision": _const(""), "build-info": _const({}),
     "eth0-mac": _const(""), "eth0-model": _const(""), "free-storage": _storage("free"),
-    "total-storage": _storage("total"), "is-licensed": _const(True), "laptop": _const(False),
+    "total-storage": _storage("total"), "laptop": _const(False),
+    "is-licensed": lambda ctx, view, t: is_licensed(ctx.settings),
     "measured-boot-enabled": _const(False), "measured-boot-successful": _const(False),
     "model": _const(""), "physical-cpu-model": _const(""), "physical-gpu-model": _const(""),
     "safe-graphics": _const(False), "serial": _const(""),

@@ -22,6 +22,7 @@ from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_disks, read_nics
 from xen.xenmgr._diag import Gathering
 from xen.xenmgr._errors import error, plain
+from xen.xenmgr._host_power import IdleCap
 from xen.xenmgr._testing import ScriptQueue
 from xen.xenmgr._uuids import vm_object_path
 
@@ -73,6 +74,7 @@ class ServiceContext:
         self._vm_locks: dict[str, threading.Lock] = {}
         self.scripts = ScriptQueue()  # the testing interface's FIFO (_testing)
         self.host_transition = threading.Lock()  # one host shutdown/reboot at a time
+        self.idle_cap = IdleCap()  # the idle shutdown's timer (_host_power), closed at teardown
         self.gathering = Gathering()  # the diag interface's contributions (_diag)
 
     def vm_lock(self, uuid: str) -> threading.Lock:

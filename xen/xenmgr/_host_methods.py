@@ -3,11 +3,13 @@ library, the power settings (``com.citrix.xenclient.xenmgr.powersettings``) and 
 state (``com.citrix.xenclient.xenmgr.installer``), backed by the database (a mixin of the host
 object).
 
-* ``shutdown``/``reboot``: every running VM shut down by ``shutdown-priority`` group, then the
-  host's power action (:mod:`xen.xenmgr._host_power`);
-* ``list_pci_devices``, ``list_gpu_devices``: the host's PCI devices (the display controllers),
-  each as ``addr``, ``class``, ``vendor``, ``device``, ``name``, ``driver``
-  (:mod:`xen.xenmgr._pci_inventory`);
+* ``shutdown``/``reboot``/``shutdown_idle``: every running VM shut down by
+  ``shutdown-priority`` group, then the host's power action (:mod:`xen.xenmgr._host_power`);
+  ``sleep``/``hibernate``: each VM by its ``s3-mode``/``s4-mode``, then the host's own
+  suspend or power-off (:mod:`xen.xenmgr._host_suspend`);
+* ``list_pci_devices``: the host's PCI devices, each as ``addr``, ``class``, ``vendor``,
+  ``device``, ``name``, ``driver`` (:mod:`xen.xenmgr._pci_inventory`; GPUs, CD drives, disks,
+  sound and the rest of ``/host``'s devices: ``_host_gpus``, ``_host_cd``, ``_host_extras``);
 * ``get_seconds_from_epoch``: the host's clock, whole seconds;
 * ``is_service_running(service)``: whether the bus name has an owner; a bare word ``w`` means
   ``com.citrix.xenclient.w`` (``networkdaemon``, ``input``, ``usbdaemon``...), as OpenXT's
@@ -37,9 +39,10 @@ from typing import TYPE_CHECKING
 
 from rpc.dbus import Call, dbus_method
 from xen.xenmgr._errors import plain
-from xen.xenmgr._host_power import power_off_host, running_priorities
+from xen.xenmgr._host_power import idle_shutdown, power_off_host
+from xen.xenmgr._host_suspend import hibernate_host, sleep_host
 from xen.xenmgr._object_properties import PM_ACTIONS
-from xen.xenmgr._pci_inventory import device_map, host_pci_devices, is_gpu
+from xen.xenmgr._pci_inventory import device_map, host_pci_devices
 
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
@@ -76,19 +79,27 @@ class HostMethods:
 
     @dbus_method(HOST, "shutdown")
     def shutdown(self, call: Call) -> None:
-        power_off_host(self.ctx, "shutdown", lambda: running_priorities(self.ctx))
+        power_off_host(self.ctx, "shutdown")
 
     @dbus_method(HOST, "reboot")
     def reboot(self, call: Call) -> None:
-        power_off_host(self.ctx, "reboot", lambda: running_priorities(self.ctx))
+        power_off_host(self.ctx, "reboot")
+
+    @dbus_method(HOST, "shutdown_idle")
+    def shutdown_idle(self, call: Call) -> None:
+        idle_shutdown(self.ctx, self.ctx.idle_cap)
+
+    @dbus_method(HOST, "sleep")
+    def sleep(self, call: Call) -> None:
+        sleep_host(self.ctx)
+
+    @dbus_method(HOST, "hibernate")
+    def hibernate(self, call: Call) -> None:
+        hibernate_host(self.ctx)
 
     @dbus_method(HOST, "list_pci_devices")
     def list_pci_devices(self, call: Call) -> list[dict[str, str]]:
         return [device_map(d) for d in host_pci_devices(self.ctx.settings)]
-
-    @dbus_method(HOST, "list_gpu_devices")
-    def list_gpu_devices(self, call: Call) -> list[dict[str, str]]:
-        return [device_map(d) for d in host_pci_devices(self.ctx.settings) if is_gpu(d)]
 
     @dbus_method(HOST, "list_isos")
     def list_isos(self, call: Call) -> list[str]:

@@ -160,7 +160,7 @@ HOST_TABLE: tuple[Row, ...] = (
     _row("eth0-model", "s", R, _hw("the host's wired network card")),
     _row("free-mem", "i", R, _hw("the hypervisor's free memory")),
     _row("free-storage", "i", R, _hw("the storage partition")),
-    _row("is-licensed", "b", R, _hw("the licence file")),
+    _row("is-licensed", "b", R, _hw("the licence in xenstore (/xenmgr/license)")),
     _row("laptop", "b", R, _hw("the host's hardware description")),
     _row("measured-boot-enabled", "b", R, _hw("the measured-boot flag files")),
     _row("measured-boot-successful", "b", R, _hw("the measured-boot flag files")),

@@ -1,41 +1,38 @@
 """The host's PCI devices, as xenmgr lists them and matches passthrough rules against them.
 
-Where they are read (``ManagerSettings.pci_inventory``): ``sim``, the simulated host's
-mirror of its PCI bus in xenstore (``/sim/pci/<node>/{bdf,name,class,vendor,device,driver}``);
-``dom0``, ``/sys/bus/pci/devices/<bdf>/{class,vendor,device}`` and the ``driver`` link (not
-proven here: no PCI hardware); ``none``: no devices.
+They are read through the host's PCI sysfs (:func:`xen.xenmgr._host_io.pci_sysfs`: a dom0's
+``/sys/bus/pci``, or the simulated host's stand-in on its hypervisor socket; none configured:
+no devices): every function of ``devices``, with its ``class``, ``vendor``, ``device``, bound
+driver, ``label`` (its name, when the firmware gives one) and ``boot_vga``.
 
 * :func:`host_pci_devices` gives every device as :class:`HostPci`;
 * :func:`device_map` the map a listing answers: ``addr`` (the BDF), ``class`` (``0x%04x``, the
   class and subclass, as the rules are written), ``vendor``, ``device``, ``name``, ``driver``;
 * :func:`matching` the devices a VM's rule (``_devices.PciRule``) selects: its BDF, or every
   device whose class, vendor and device equal the rule's (a missing one matches anything);
-* GPUs are the display controllers (class ``0x03``).
+* GPUs are the display controllers (class ``0x03``); ``boot_vga`` marks the one the firmware
+  booted on.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
-from actors import service
 from xen.xenmgr._devices import PciRule
+from xen.xenmgr._host_io import pci_sysfs
 from xen.xenmgr._settings import ManagerSettings
-from xen.xenstore import XenstoreClient
+from xen.xenops import PciSysfs, pci_functions
 
-__all__ = ["HostPci", "device_map", "host_pci_devices", "is_gpu", "matching"]
+__all__ = ["HostPci", "device_map", "host_pci_devices", "is_gpu", "matching", "read_pci"]
 
 logger = logging.getLogger("xenmgr")
-
-SIM_ROOT = "/sim/pci"
-SYSFS = "/sys/bus/pci/devices"
 
 
 @dataclass(frozen=True, slots=True)
 class HostPci:
     """One PCI function of the host; ``class_code`` is the 24-bit class (class, subclass,
-    programming interface)."""
+    programming interface); ``boot_vga``: the display the firmware booted on."""
 
     bdf: str
     class_code: int
@@ -43,43 +40,37 @@ class HostPci:
     device: int
     name: str = ""
     driver: str = ""
+    boot_vga: bool = False
 
 
-def _sim(settings: ManagerSettings) -> list[HostPci]:
-    xs = service(settings.xenstore_service, XenstoreClient)
+def _optional(sysfs: PciSysfs, path: str) -> str:
+    try:
+        return sysfs.read(path)
+    except OSError:
+        return ""
+
+
+def read_pci(sysfs: PciSysfs) -> list[HostPci]:
+    """Every PCI function ``sysfs`` shows, by address (a device that went away meanwhile is
+    left out)."""
     out = []
-    for node in xs.directory(SIM_ROOT) if xs.exists(SIM_ROOT) else []:
-        base = f"{SIM_ROOT}/{node}"
-        bdf = xs.try_read(f"{base}/bdf")
-        if not bdf:
-            continue  # grants/, or a device being rewritten
-        out.append(HostPci(bdf, int(xs.read(f"{base}/class"), 16),
-                           int(xs.read(f"{base}/vendor"), 16), int(xs.read(f"{base}/device"), 16),
-                           xs.try_read(f"{base}/name") or "", xs.try_read(f"{base}/driver") or ""))
-    return out
-
-
-def _dom0() -> list[HostPci]:
-    out = []
-    for bdf in sorted(os.listdir(SYSFS)):
-        def read(name: str, bdf: str = bdf) -> int:
-            with open(os.path.join(SYSFS, bdf, name)) as f:
-                return int(f.read().strip(), 16)
-        link = os.path.join(SYSFS, bdf, "driver")
-        driver = os.path.basename(os.readlink(link)) if os.path.islink(link) else ""
-        out.append(HostPci(bdf, read("class"), read("vendor"), read("device"), "", driver))
-    return out
+    for bdf in pci_functions(sysfs):
+        base = f"devices/{bdf}"
+        try:
+            cls, vendor, device = (int(sysfs.read(f"{base}/{n}"), 16)
+                                   for n in ("class", "vendor", "device"))
+        except FileNotFoundError:
+            continue
+        out.append(HostPci(bdf, cls, vendor, device, name=_optional(sysfs, f"{base}/label"),
+                           driver=sysfs.driver(bdf) or "",
+                           boot_vga=_optional(sysfs, f"{base}/boot_vga") == "1"))
+    return sorted(out, key=lambda d: d.bdf)
 
 
 def host_pci_devices(settings: ManagerSettings) -> list[HostPci]:
     """The host's PCI devices, by address (module docstring)."""
-    if settings.pci_inventory == "sim":
-        devices = _sim(settings)
-    elif settings.pci_inventory == "dom0":
-        devices = _dom0()
-    else:
-        devices = []
-    return sorted(devices, key=lambda d: d.bdf)
+    sysfs = pci_sysfs(settings)
+    return [] if sysfs is None else read_pci(sysfs)
 
 
 def device_map(dev: HostPci) -> dict[str, str]:

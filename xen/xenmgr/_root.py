@@ -32,7 +32,11 @@ from xen.xenmgr._diag import DiagMethods
 from xen.xenmgr._errors import error, no_vm_with_domid, no_vm_with_uuid, plain
 from xen.xenmgr._flows import config_text, internal_state
 from xen.xenmgr._guestreq import GuestRequestMethods
+from xen.xenmgr._host_cd import HostCdMethods
+from xen.xenmgr._host_extras import HostExtraMethods
+from xen.xenmgr._host_gpus import HostGpuMethods
 from xen.xenmgr._host_methods import HostMethods
+from xen.xenmgr._host_sound import HostSoundMethods
 from xen.xenmgr._jsontree import parse_db_bool, thaw
 from xen.xenmgr._messages import CreateVm, Emit, RemoveVm
 from xen.xenmgr._monitors import ensure_monitor, monitor_view, stop_monitor
@@ -196,6 +200,7 @@ class RootObject(TestingMethods, GuestRequestMethods, DiagMethods, PolicyMethods
         return create_vhd(self.ctx.settings.storage_dir, size_mb)
 
 
-class HostObject(HostMethods, PropertyObject):
+class HostObject(HostCdMethods, HostGpuMethods, HostSoundMethods, HostExtraMethods, HostMethods,
+                 PropertyObject):
     """``/host``: the properties of ``host``, ``installer`` and ``powersettings``, and the
-    methods of :mod:`xen.xenmgr._host_methods`; the others answer NotSupported."""
+    methods of :mod:`xen.xenmgr._host_methods` and the other ``_host_*`` mixins."""

@@ -119,6 +119,7 @@ class XenmgrService(BusService):
         self.handle = None
         if self.ctx is not None:
             self.ctx.scripts.close()
+            self.ctx.idle_cap.close()
         if self.pool is not None:
             self.pool.close(timeout=2.0)
             self.pool = None

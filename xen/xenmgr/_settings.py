@@ -32,10 +32,14 @@ class ManagerSettings:
     ``get_eula`` answers with; ``host_power``: what a host shutdown or reboot does once every
     VM is down (``sim``: recorded in the simulated host's xenstore; ``dom0``: ``systemctl``;
     ``none``: logged); ``vm_shutdown_timeout``: how long a host shutdown waits for each guest;
+    ``idle_shutdown_cap``: an idle shutdown forces the host off this long after it began;
     ``diag_dir``: where diagnostics and status reports are written; ``diag_wait``: how long a
     gathering waits for contributions; ``storage_check``, ``storage_low_percent``: the period
     of the storage check and its threshold (``_storage_watch``); ``pci_inventory``: where the
-    host's PCI devices are read (``sim``, ``dom0``, ``none``; ``_pci_inventory``).
+    host's devices (PCI, disks, CD drives) are read (``sim``, ``dom0``, ``none``; ``_host_io``);
+    ``xenstore_service``, ``hypervisor_service``: the tree's actors publishing those
+    connections; ``license_key``: the key licence hashes are made with (``_host_extras``);
+    ``ui_plugins``: the UI's plugin directory; ``asound_dir``: ALSA's ``/proc/asound``.
     """
 
     address: str
@@ -54,12 +58,17 @@ class ManagerSettings:
     eula: str = "/usr/share/xenclient/EULA"
     host_power: str = "none"
     vm_shutdown_timeout: float = 30.0
+    idle_shutdown_cap: float = 300.0
     diag_dir: str = "/storage/diag"
     diag_wait: float = 2.0
     storage_check: float = 30.0
     storage_low_percent: int = 10
     pci_inventory: str = "none"
     xenstore_service: str = "/xen/xenstore"
+    hypervisor_service: str = "/xen/hypervisor"
+    license_key: str = ""
+    ui_plugins: str = "/usr/lib/xui/plugins"
+    asound_dir: str = "/proc/asound"
 
     @property
     def queue(self) -> str:

@@ -39,18 +39,21 @@ SENT = {
     "language_changed": "`language` was set (it cannot be yet: never in practice)",
     "requested_attention": "a guest called `request_attention`",
     "gather_request": "`save` or `create_status_report` began a gathering",
-    "state_changed": "a host shutdown or reboot began, or failed and went back to idle",
+    "state_changed": "a host shutdown, reboot, sleep or hibernation began, or ended back in "
+                     "idle",
+    "license_changed": "`set_license` changed whether the host is licensed",
+    "displayhandler_gpu_changed": "`set_displayhandler_gpu` was called",
+    "cd_assignment_changed": "`assign_cd_device` gave or took a CD drive",
     "storage_space_low": "the storage's free space fell under the threshold (checked every 30 s)",
 }
 #: Signals of ``/host`` among SENT.
-HOST_SENT = ("state_changed", "storage_space_low")
+HOST_SENT = ("state_changed", "storage_space_low", "license_changed",
+             "displayhandler_gpu_changed")
 
 #: Why a group of members is not implemented yet (by interface, then by member).
 WHY = {
     "com.citrix.xenclient.xenmgr.diag": "uploads need Citrix's upload service, the report "
                                         "screen is the UI's",
-    "com.citrix.xenclient.xenmgr.host": "host power, CD, GPU, sound and PCI inventory need "
-                                        "a dom0's devices and daemons",
     "com.citrix.xenclient.xenmgr.vm.auth": "authentication needs the input daemon",
     "com.citrix.xenclient.vmdisk": "disk encryption and mounting need vhd-util and tapdisk",
     "com.citrix.xenclient.vmnic": "",

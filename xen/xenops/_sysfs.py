@@ -7,6 +7,8 @@ cannot be proven without hardware (no device to give away here) and is written f
 kernel's documented interface. `SimPciSysfs` asks the simulated host, whose PCI bus model
 answers the same paths (docs/simhost.md). The logic on top is the same for both:
 
+* `pci_functions`: every BDF of the host (the entries of ``devices``: a directory reads as its
+  entries, one a line).
 * `read_pci_device`: class, vendor, device, irq, the BARs of ``resource`` and the driver;
   `PciDeviceMissing` (an OSError, ENODEV) names a BDF the host does not have.
 * `bind_to_pciback`: nothing when pciback already holds it; else unbind the current driver,
@@ -36,6 +38,7 @@ __all__ = [
     "PciSysfsActions",
     "SimPciSysfs",
     "bind_to_pciback",
+    "pci_functions",
     "read_pci_device",
     "reset_device",
 ]
@@ -51,7 +54,7 @@ class PciSysfs(Protocol):
     """``/sys/bus/pci``, paths relative to it."""
 
     def read(self, path: str) -> str:
-        """The file's text, stripped."""
+        """The file's text, stripped; a directory reads as its entries, one a line, sorted."""
         ...
 
     def write(self, path: str, value: str) -> None:
@@ -62,7 +65,6 @@ class PciSysfs(Protocol):
         """The name of the driver bound to ``bdf``, None when unbound."""
         ...
 
-
 class HostPciSysfs:
     """A dom0's real ``/sys/bus/pci`` (``root`` for tests)."""
 
@@ -70,7 +72,10 @@ class HostPciSysfs:
         self.root = Path(root)
 
     def read(self, path: str) -> str:
-        return (self.root / path).read_text().strip()
+        target = self.root / path
+        if target.is_dir():
+            return "\n".join(sorted(os.listdir(target)))
+        return target.read_text().strip()
 
     def write(self, path: str, value: str) -> None:
         with open(self.root / path, "w") as f:
@@ -81,7 +86,6 @@ class HostPciSysfs:
             return os.path.basename(os.readlink(self.root / "devices" / bdf / "driver"))
         except FileNotFoundError:
             return None
-
 
 class SimPciSysfs:
     """The simulated host's stand-in, over its hypervisor socket."""
@@ -111,10 +115,14 @@ class SimPciSysfs:
         except FileNotFoundError:
             return None
 
-
 def _os_error(exc: HypervisorError) -> OSError:
     code = exc.errno if exc.errno is not None else errno.EIO
     return OSError(code, str(exc))
+
+
+def pci_functions(sysfs: PciSysfs) -> list[str]:
+    """Every PCI function of the host, sorted (see the module docstring)."""
+    return sorted(line for line in sysfs.read("devices").splitlines() if line)
 
 
 def read_pci_device(sysfs: PciSysfs, bdf: str) -> PciHostDevice:

@@ -101,6 +101,7 @@ from xen.sim.hypervisor._events import (
 from xen.sim.hypervisor._params import DEFAULTS as _PARAM_DEFAULTS
 from xen.sim.hypervisor._params import check_get, check_set
 from xen.sim.hypervisor._pci import DEFAULT_PCI_DEVICES, SimPciBus, SimPciDevice
+from xen.sim.hypervisor._scsi import SimScsiBus
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -184,6 +185,7 @@ class SimHypervisor:
         pci_devices: Iterable[SimPciDevice] = DEFAULT_PCI_DEVICES,
     ) -> None:
         self.pci = SimPciBus(pci_devices)
+        self.scsi = SimScsiBus()  # dom0's disks and CD drives (_scsi)
         if total_kib < PAGE_KIB:
             raise InvalidArgument(f"host memory of {total_kib} KiB is less than one page")
         if nr_cpus < 1:

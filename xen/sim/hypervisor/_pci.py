@@ -11,6 +11,13 @@ and the dom0 driver bound at boot (a host driver name, ``pciback``, or None).
 ===============================================  =============================================
 ``devices``                                       (read) every BDF, one a line
 ``devices/<bdf>/{class,vendor,device,irq}``       (read) ``0x0c0330``, ``0x8086``, ..., ``16``
+``devices/<bdf>/label``                           (read) the device's name (firmware label);
+                                                  ENOENT when it has none
+``devices/<bdf>/boot_vga``                        (read, display controllers only) ``1`` for
+                                                  the boot display, else ``0``
+``devices/<bdf>/drm``                             (read, a directory: its entries) ``card<n>``
+                                                  of a display controller while a dom0 driver
+                                                  holds it (n: its rank among them by BDF)
 ``devices/<bdf>/resource``                        (read) 7 lines ``0x<start> 0x<end> 0x<flags>``
                                                   (6 BARs and the ROM; flags 0x100 I/O,
                                                   0x200 memory; unused lines all zero)
@@ -99,6 +106,7 @@ class SimPciDevice:
     irq: int = 0
     driver: str | None = None
     name: str = ""
+    boot_vga: bool = False
 
     def __post_init__(self) -> None:
         address = PciAddress.parse(self.bdf, "simulated PCI device")
@@ -123,6 +131,8 @@ DEFAULT_PCI_DEVICES: tuple[SimPciDevice, ...] = (
     SimPciDevice("0000:04:00.0", 0x020000, 0x8086, 0x10D3,
                  (Bar("mem", 0xF7A00000, 0x20000), Bar("io", 0xD000, 0x20)),
                  irq=19, driver=PCIBACK, name="Ethernet controller (hidden at boot)"),
+    SimPciDevice("0000:00:02.0", 0x030000, 0x8086, 0x5912, (Bar("mem", 0xF6000000, 0x1000000),),
+                 irq=20, driver="i915", name="HD Graphics 630", boot_vga=True),
 )
 
 
@@ -140,7 +150,7 @@ def _number(entry: Mapping[str, Any], key: str, default: int | None = None) -> i
 
 def pci_devices_from_doc(doc: object) -> tuple[SimPciDevice, ...]:
     """Devices from a JSON document: a list of ``{"bdf", "class", "vendor", "device",
-    "irq", "driver", "name", "bars": [{"type": "mem"|"io", "start", "size"}]}`` (numbers
+    "irq", "driver", "name", "boot_vga", "bars": [{"type": "mem"|"io", "start", "size"}]}`` (numbers
     as ints or strings like ``"0x8086"``). `InvalidArgument` naming the entry for anything
     wrong; a BDF given twice is an error."""
     if not isinstance(doc, list):
@@ -158,7 +168,7 @@ def pci_devices_from_doc(doc: object) -> tuple[SimPciDevice, ...]:
             devices.append(SimPciDevice(
                 str(entry.get("bdf")), _number(entry, "class"), _number(entry, "vendor"),
                 _number(entry, "device"), bars, _number(entry, "irq", 0), driver,
-                str(entry.get("name", ""))))
+                str(entry.get("name", "")), entry.get("boot_vga") is True))
         except (InvalidArgument, AttributeError, TypeError) as exc:
             raise InvalidArgument(f"PCI device entry {i}: {exc}") from None
     bdfs = [d.bdf for d in devices]
@@ -261,6 +271,14 @@ class SimPciBus:
                   "device": f"{dev.device:#06x}", "irq": str(dev.irq)}
         if attr == "resource":
             return "\n".join(_resource_lines(dev.bars))
+        if attr == "label" and dev.name:
+            return dev.name
+        if attr == "boot_vga" and dev.class_code >> 16 == 0x03:
+            return "1" if dev.boot_vga else "0"
+        if attr == "drm" and dev.class_code >> 16 == 0x03 \
+                and self._devs[dev.bdf].driver not in (None, PCIBACK):
+            gpus = [b for b, d in sorted(self._devs.items()) if d.config.class_code >> 16 == 0x03]
+            return f"card{gpus.index(dev.bdf)}"
         if attr not in values:
             raise _fail(_errno.ENOENT, what, "no such file")
         return values[attr]

@@ -6,8 +6,9 @@ The `xen.hypervisor.PciOps` operations check their domain first: it must exist a
 and deassigning work on a dying domain, as a teardown needs. Then their arguments, with the
 client's checks (`xen.hypervisor._pci`); then they act on `SimHypervisor.pci`.
 ``sysfs_read`` / ``sysfs_write`` are the dom0 sysfs stand-in and ``pci_state`` the inspection
-of the whole bus; they are the simulated host's, not the hypervisor's, and travel on this
-socket only because the simulated host is one process (docs/simhost.md).
+of the whole bus; ``scsi_devices`` / ``scsi_eject`` are dom0's SCSI disks and CD drives
+(`xen.sim.hypervisor._scsi`). They are the simulated host's, not the hypervisor's, and travel
+on this socket only because the simulated host is one process (docs/simhost.md).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 PCI_OPS = frozenset({
     "test_assign_device", "assign_device", "deassign_device", "iomem_permission",
     "ioport_permission", "irq_permission", "map_pirq", "unmap_pirq", "sysfs_read",
-    "sysfs_write", "pci_state",
+    "sysfs_write", "pci_state", "scsi_devices", "scsi_eject",
 })
 _MAX_PATH = 256
 
@@ -61,6 +62,11 @@ def execute_pci(model: SimHypervisor, req: Request) -> Any:
     bus = model.pci
     if op == "pci_state":
         return bus.state()
+    if op == "scsi_devices":
+        return model.scsi.devices()
+    if op == "scsi_eject":
+        model.scsi.eject(_str(req, "hctl"))
+        return None
     if op == "sysfs_read":
         return bus.sysfs_read(_str(req, "path"))
     if op == "sysfs_write":

@@ -281,7 +281,8 @@ class HypervisorServer:
         if op in PCI_OPS:
             with self._lock:
                 value = execute_pci(self._model, req)
-                if op not in ("pci_state", "sysfs_read", "test_assign_device"):
+                if op not in ("pci_state", "sysfs_read", "test_assign_device", "scsi_devices",
+                              "scsi_eject"):
                     self._publish([PciChanged(op)])
             return value
         if op == "getinfolist":
