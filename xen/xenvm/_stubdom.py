@@ -35,6 +35,7 @@ from xen.xenops import (
     CancelToken,
     ConsoleSpec,
     DmDevice,
+    Kind,
     PhysType,
     Plan,
     VbdSpec,
@@ -42,9 +43,11 @@ from xen.xenops import (
     assign,
     capabilities_path,
     list_dir,
+    observe_domain,
     order_devices,
     parse_capabilities,
     plan_device_add,
+    plan_device_remove,
     plan_dm_start,
     plan_stubdom_links,
     stubdom_cmdline,
@@ -57,10 +60,11 @@ from xen.xenvm._specs import resolve_macs, vif_specs
 if TYPE_CHECKING:
     from xen.xenops import DeviceSpec
     from xen.xenvm._config import VmConfig
+    from xen.xenvm._config_devices import DiskConfig
     from xen.xenvm._env import XenEnv
 
 __all__ = ["StubdomActions", "check_device_model", "dm_devices", "dm_mode",
-           "start_dm_agent", "stub_config"]
+           "replug_stub_drive", "start_dm_agent", "stub_config", "stub_vbd"]
 
 logger = logging.getLogger("xenvm")
 
@@ -163,6 +167,32 @@ def start_dm_agent(env: XenEnv, cfg: VmConfig, vm_uuid: str, domid: int, agent: 
                 sum(len(a.devices) for a in assignments))
 
 
+def stub_vbd(disk: DiskConfig, stub: int) -> VbdSpec:
+    """The stub domain ``stub``'s copy of the guest's disk ``disk``: a ``phy`` vbd whose
+    ``params`` is ``/dev/<virtpath>``; a CD drive's copy is read-only."""
+    return VbdSpec(frontend_domid=stub, virtpath=disk.virtpath, physpath=disk.physpath,
+                   phystype=PhysType.PHY, mode="r" if disk.devtype == "cdrom" else disk.mode,
+                   device_type=disk.devtype, backend_domid=disk.backend_domid,
+                   use_stubdom=True)
+
+
+def replug_stub_drive(env: XenEnv, stub: int, drive: DiskConfig,
+                      cancel: CancelToken | None = None) -> None:
+    """A medium went into CD drive ``drive`` of the guest served by stub domain ``stub``:
+    the stub's copy of the drive is unplugged (clean, if the stub has it) and plugged again,
+    read-only, so the device model in the stub opens the new medium (the original re-plugged
+    a read-only cdrom vbd). PlanFailed if a step fails (the guest's own drive already has
+    the medium)."""
+    spec = stub_vbd(drive, stub)
+    ex = env.executor()
+    for dev in observe_domain(env.xenstore(), stub).devices:
+        front = dev.device.frontend
+        if (front.kind, front.devid) == (Kind.VBD, spec.devid):
+            ex.run(plan_device_remove(dev, "clean", hvm=False, timeouts=env.timeouts), cancel)
+    ex.run(plan_device_add(spec, env.timeouts), cancel)
+    logger.info("stub domain %d: its copy of CD drive %s re-plugged", stub, drive.virtpath)
+
+
 class StubdomActions:
     """Brings up the stub domain of one guest (see the module docstring)."""
 
@@ -183,11 +213,7 @@ class StubdomActions:
         start_dm_agent(self.env, cfg, self.vm_uuid, target, stub, cancel)
 
     def _devices(self, cfg: VmConfig, target: int, stub: int) -> list[DeviceSpec]:
-        specs: list[DeviceSpec] = [
-            VbdSpec(frontend_domid=stub, virtpath=disk.virtpath, physpath=disk.physpath,
-                    phystype=PhysType.PHY, mode=disk.mode, device_type=disk.devtype,
-                    backend_domid=disk.backend_domid, use_stubdom=True)
-            for disk in cfg.disks]
+        specs: list[DeviceSpec] = [stub_vbd(disk, stub) for disk in cfg.disks]
         cfg = resolve_macs(cfg, self.vm_uuid)
         specs += [dataclasses.replace(vif, frontend_domid=stub, mac=stubdom_mac(vif.mac))
                   for vif in vif_specs(cfg, stub, self.vm_uuid)]
