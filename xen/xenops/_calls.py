@@ -14,6 +14,7 @@ Hypervisor calls (the `HypervisorCall` union), each one member of `xen.hyperviso
 ``ShutdownDomain(domid, reason)``               ``shutdown`` (a `ShutdownReason`)
 ``PauseDomain(domid)``, ``UnpauseDomain``       ``pause``, ``unpause``
 ``SetDomainHandle(domid, handle)``              ``set_handle`` (a `uuid.UUID`)
+``SetTarget(domid, target)``                    ``set_target`` (a stub domain's guest)
 ``SetMaxVcpus(domid, vcpus)``                   ``max_vcpus``
 ``SetMaxMem(domid, kib)``                       ``setmaxmem``
 ``ShadowAllocation(domid, mib)``                ``shadow_allocation``
@@ -82,6 +83,7 @@ __all__ = [
     "SetHvmParam",
     "SetMaxMem",
     "SetMaxVcpus",
+    "SetTarget",
     "ShadowAllocation",
     "ShutdownDomain",
     "SurfmanSetPvDisplay",
@@ -167,6 +169,20 @@ class SetDomainHandle:
     def __post_init__(self) -> None:
         check_domid(self)
         check_instance(self, "handle", uuid.UUID)
+
+
+@dataclass(frozen=True, slots=True)
+class SetTarget:
+    """Give stub domain ``domid`` privilege over its HVM guest ``target``
+    (XEN_DOMCTL_set_target)."""
+
+    domid: int
+    target: int
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_domid(self)
+        check_domid(self, "target")
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,8 +388,8 @@ class UnmapPirq:
 
 HypervisorCall = (
     CreateDomain | DestroyDomain | ShutdownDomain | PauseDomain | UnpauseDomain
-    | SetDomainHandle | SetMaxVcpus | SetMaxMem | ShadowAllocation | SetHvmParam | PciAdd
-    | PciRelease | IoportPermission | IomemPermission | AssignDevice | DeassignDevice
+    | SetDomainHandle | SetTarget | SetMaxVcpus | SetMaxMem | ShadowAllocation | SetHvmParam
+    | PciAdd | PciRelease | IoportPermission | IomemPermission | AssignDevice | DeassignDevice
     | IrqPermission | MapPirq | UnmapPirq
 )
 
@@ -405,13 +421,15 @@ class PciFlr:
 @dataclass(frozen=True, slots=True)
 class PciPermissive:
     """Let the guest write the PCI function's config space through pciback (``permissive``;
-    a device model in a stub domain needs it)."""
+    a device model in a stub domain needs it); ``allow=False``: pciback's ``restrictive``."""
 
     bdf: str
+    allow: bool = True
     ignore_errors: bool = False
 
     def __post_init__(self) -> None:
         check_bdf(self)
+        check_bool(self, "allow")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ runs the steps these functions give, each logged as one line:
   iomem grant of its pages, for each I/O BAR an ioport grant of its ports; with an IRQ, the
   GSI mapped as a pirq of the same number and the IRQ granted.
 * `pci_release_steps`: the reverse, in the original's order: deassign, unmap the pirq,
-  revoke the IRQ, revoke the BARs. Run best effort (each failure logged).
+  revoke the IRQ, revoke the BARs, and for a PV domain (a stub domain, or a PV-PCI guest)
+  pciback back to ``restrictive``. Run best effort (each failure logged).
 * `plan_io_grants`: the config's raw I/O-space grants (``passthrough-io`` port ranges,
   ``passthrough-mmio`` machine-frame ranges, both inclusive), given at start as the original
   did; Xen takes them back when the domain is destroyed.
@@ -164,7 +165,10 @@ def pci_release_steps(step: PciRelease, dev: PciHostDevice, *,
     if dev.irq > 0:
         steps += [UnmapPirq(domid, dev.irq, ignore_errors=True),
                   IrqPermission(domid, dev.irq, allow=False, ignore_errors=True)]
-    return tuple(steps + _bar_grants(domid, dev, allow=False, ignore=True))
+    steps += _bar_grants(domid, dev, allow=False, ignore=True)
+    if not step.hvm:  # pciback filters config writes again (a stub domain's device model)
+        steps.append(PciPermissive(step.bdf, allow=False, ignore_errors=True))
+    return tuple(steps)
 
 
 def plan_pci_remove(observed: ObservedDevice, *, hvm: bool) -> Plan:

@@ -85,5 +85,6 @@ def pci_methods(hv: Callable[[], Hypervisor], host: HostActions,
         IrqPermission: lambda s: hv().irq_permission(s.domid, s.pirq, s.allow),
         MapPirq: lambda s: _ignore(hv().map_pirq(s.domid, s.gsi)),
         UnmapPirq: lambda s: hv().unmap_pirq(s.domid, s.pirq),
-        PciPermissive: lambda s: host.pci_permissive(s.bdf),
+        PciPermissive: lambda s: (host.pci_permissive(s.bdf) if s.allow
+                                  else host.pci_restrictive(s.bdf)),
     }
