@@ -59,6 +59,7 @@ def leftovers(xs: Any, *domids: int) -> list[str]:
 def assert_pci_released(host: Any) -> None:
     state = host.pci_state()
     assert all(d["assigned"] is None for d in state["devices"].values())
+    assert not any(d["permissive"] for d in state["devices"].values())  # restrictive again
     assert state["grants"] == {}
 
 
@@ -66,12 +67,19 @@ def only_dom0(hv: Any) -> bool:
     return [i.domid for i in hv.getinfolist()] == [0]
 
 
-def started(tree: XenTree, host: Any, vm: str) -> tuple[int, int]:
+def started(tree: XenTree, host: Any, vm: str, pcis: tuple[str, ...] = (NIC, USB)
+            ) -> tuple[int, int]:
     tree.task(vm, "start")
     domid, stub = int(tree.task(vm, "get-domid")), int(tree.task(vm, "get-stubdomid"))
     assert tree.task(vm, "get-status") == "running" and stub > 0
-    devices = host.pci_state()["devices"]
-    assert devices[NIC]["assigned"] == domid and devices[USB]["assigned"] == domid
+    state = host.pci_state()
+    devices = state["devices"]
+    # the stub domain's copies: PV-PCI, not assigned, pciback permissive, the BARs and IRQs
+    # granted to the stub's device model too
+    assert all(devices[b]["assigned"] == domid and devices[b]["permissive"] for b in pcis)
+    assert state["grants"][str(stub)]["irq"] == state["grants"][str(domid)]["irq"]
+    back = f"/local/domain/0/backend/pci/{stub}/0"
+    assert tree.xs.read(f"{back}/dev-0") == NIC and tree.xs.read(f"{back}/state") in "1234"
     assert tree.xs.read(f"/local/domain/0/backend/vtpm/{domid}/0/pref_instance") == "3"
     assert tree.xs.read(f"/local/domain/{domid}/image/device-model-domid") == str(stub)
     wait_until(lambda: host.guest_status(stub) == "running")
@@ -121,7 +129,7 @@ def test_a_stub_domain_crash_restarts_the_guest_once_with_its_devices(
                    timeout=10)
         devices = host.pci_state()["devices"]
         assert devices[NIC]["assigned"] == new and devices[USB]["assigned"] == new
-        assert set(host.pci_state()["grants"]) == {str(new)}
+        assert set(host.pci_state()["grants"]) == {str(new), str(new_stub)}
         assert tree.xs.exists(f"/local/domain/0/backend/vtpm/{new}/0")
         assert [p for p in leftovers(tree.xs, domid, stub) if not p.startswith("/vm/")] == []
         tree.task(vm, "destroy")
@@ -147,6 +155,31 @@ def test_a_monitor_crash_adopts_all_of_them_once(env: tuple[XenTree, Any]) -> No
     assert host.pci_state() == before  # nothing assigned, reset or granted again
     assert tree.xs.directory(f"/local/domain/{domid}/device/vtpm") == ["0"]
     assert tree.xs.read(f"/local/domain/{domid}/device/vtpm/0/backend") == vtpm
+    tree.task(vm, "destroy")
+    gone(tree, host, domid, stub)
+
+
+def test_pci_add_and_del_while_running_follow_in_the_stub_domain(
+        env: tuple[XenTree, Any]) -> None:
+    tree, host = env
+    vm = tree.add_vm(full_config("fullhot").replace(f"pci = 1,bind,{USB}\n", ""))
+    domid, stub = started(tree, host, vm, (NIC,))
+    tree.task(vm, "pci-add", id="1", domain="0", bus="0", slot="20", func="0")  # binds
+    state = host.pci_state()
+    assert state["devices"][USB]["assigned"] == domid and state["devices"][USB]["permissive"]
+    assert tree.xs.read(f"/local/domain/0/backend/pci/{stub}/1/dev-0") == USB
+    assert 16 in state["grants"][str(stub)]["irq"]
+    tree.task(vm, "pci-del", domain="0", bus="0", slot="20", func="0")
+    state = host.pci_state()
+    assert state["devices"][USB]["assigned"] is None and not state["devices"][USB]["permissive"]
+    assert 16 not in state["grants"][str(stub)]["irq"]
+    assert not tree.xs.exists(f"/local/domain/0/backend/pci/{stub}/1")
+    assert state["devices"][NIC]["assigned"] == domid  # group 0 untouched
+    tree.task(vm, "pci-del", domain="0", bus="4", slot="0", func="0")  # the last group
+    for fe in (domid, stub):  # no empty directory is left
+        assert not tree.xs.exists(f"/local/domain/0/backend/pci/{fe}")
+        assert not tree.xs.exists(f"/local/domain/{fe}/device/pci")
+    assert host.pci_state()["grants"].get(str(stub), {}).get("irq", []) == []
     tree.task(vm, "destroy")
     gone(tree, host, domid, stub)
 

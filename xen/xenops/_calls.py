@@ -264,19 +264,20 @@ class PciAdd:
 
 @dataclass(frozen=True, slots=True)
 class PciRelease:
-    """Take a PCI function back from a domain: deassign, unmap its pirq, revoke its BAR and
-    IRQ grants."""
+    """Take a PCI function back from a domain: deassign (unless never ``assigned``: a stub
+    domain's copy), unmap its pirq, revoke its BAR and IRQ grants."""
 
     domid: int
     bdf: str
     _: KW_ONLY
     hvm: bool
+    assigned: bool = True
     ignore_errors: bool = False
 
     def __post_init__(self) -> None:
         check_domid(self)
         check_bdf(self)
-        check_bool(self, "hvm")
+        check_bool(self, "hvm", "assigned")
 
 
 @dataclass(frozen=True, slots=True)

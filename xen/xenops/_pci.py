@@ -157,10 +157,12 @@ def pci_add_steps(step: PciAdd, dev: PciHostDevice) -> tuple[Atomic, ...]:
 
 
 def pci_release_steps(step: PciRelease, dev: PciHostDevice, *,
-                      assigned: bool = True) -> tuple[Atomic, ...]:
+                      assigned: bool | None = None) -> tuple[Atomic, ...]:
     """The release of ``dev`` from ``step.domid``, every step best effort (see the module
-    docstring); ``assigned=False`` leaves the deassign out (it was never assigned)."""
+    docstring); not ``assigned`` (default: ``step.assigned``) leaves the deassign out (it was
+    never assigned)."""
     domid = step.domid
+    assigned = step.assigned if assigned is None else assigned
     steps: list[Atomic] = [DeassignDevice(domid, step.bdf, ignore_errors=True)] if assigned else []
     if dev.irq > 0:
         steps += [UnmapPirq(domid, dev.irq, ignore_errors=True),
@@ -171,16 +173,18 @@ def pci_release_steps(step: PciRelease, dev: PciHostDevice, *,
     return tuple(steps)
 
 
-def plan_pci_remove(observed: ObservedDevice, *, hvm: bool) -> Plan:
+def plan_pci_remove(observed: ObservedDevice, *, hvm: bool, stub_copy: bool = False) -> Plan:
     """Take a PCI group out of a running domain: release, both ends and the private dirs
-    removed, then FLR (best effort)."""
+    removed, then FLR (best effort). A stub domain's copy (``stub_copy``) was never assigned
+    and is not reset (its guest still has the devices)."""
     dev = observed.device
     domid = dev.frontend.domid
-    steps: list[Atomic] = [PciRelease(domid, bdf, hvm=hvm, ignore_errors=True)
-                           for bdf in observed.pci_bdfs]
+    steps: list[Atomic] = [PciRelease(domid, bdf, hvm=hvm, assigned=not stub_copy,
+                                      ignore_errors=True) for bdf in observed.pci_bdfs]
     steps += [Rm(dev.frontend_path), Rm(dev.backend_path), Rm(dev.error_dir),
               Rm(dev.hotplug_extra_path), Rm(dev.hotplug_path)]
-    steps += [PciFlr(bdf, ignore_errors=True) for bdf in observed.pci_bdfs]
+    if not stub_copy:
+        steps += [PciFlr(bdf, ignore_errors=True) for bdf in observed.pci_bdfs]
     return Plan(f"pci-remove {device_name(dev)}", tuple(steps), best_effort=True)
 
 

@@ -64,7 +64,8 @@ def pci_methods(hv: Callable[[], Hypervisor], host: HostActions,
         except Exception as exc:  # PlanFailed: the step and its cause
             cause = getattr(exc, "cause", exc)
             logger.warning("%s failed (%s); releasing what it asked for", name, cause)
-            release = PciRelease(step.domid, step.bdf, hvm=step.hvm)
+            release = PciRelease(step.domid, step.bdf, hvm=step.hvm,
+                                 assigned=step.assign and (step.hvm or step.pvpci))
             run(f"{name} (rollback)", pci_release_steps(release, dev), True)
             raise cause from exc
 

@@ -16,12 +16,14 @@ the stub is created and built as a PV domain of 1 vcpu named ``stubdom-<target>`
 config's ``stubdom-memory``/``-kernel``/``-initrd`` and ``-cmdline`` + ``guest_agent=dmagent
 guest_domid=<target>``; the links and permissions of ``xen.xenops._stubdom`` and xenstored's
 SET_TARGET; the guest's disks re-exported to it (vbd ``phy``, params ``/dev/<virtpath>``), its
-nics (the MAC's locally-administered bit flipped, same backend), its console (backend in dom0,
-output ``file:/var/log/xen/qemu-dm-<stub>``); then the stub is unpaused and the dm-agent in it
-asked for the device model (:func:`start_dm_agent`: wait for its capabilities, one transaction
-of infos, wait for ``status`` = running; every wait bounded by ``qemu-dm-timeout``). The
-caller records the stub's domid as soon as it exists (``created``), so a failure anywhere is
-rolled back by the guest's destroy, which follows ``image/device-model-domid``.
+nics (the MAC's locally-administered bit flipped, same backend), its PCI groups (PV-PCI, not
+assigned, pciback permissive: :func:`~xen.xenvm._specs.stub_pci_specs`), its console (backend
+in dom0, output ``file:/var/log/xen/qemu-dm-<stub>``); then the stub is unpaused and the
+dm-agent in it asked for the device model (:func:`start_dm_agent`: wait for its capabilities,
+one transaction of infos, wait for ``status`` = running; every wait bounded by
+``qemu-dm-timeout``). The caller records the stub's domid as soon as it exists
+(``created``), so a failure anywhere is rolled back by the guest's destroy, which follows
+``image/device-model-domid``.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from xen.xenops import (
     stubdom_name,
 )
 from xen.xenvm._config_values import ConfigError
-from xen.xenvm._specs import resolve_macs, vif_specs
+from xen.xenvm._specs import resolve_macs, stub_pci_specs, vif_specs
 
 if TYPE_CHECKING:
     from xen.xenops import DeviceSpec
@@ -217,6 +219,7 @@ class StubdomActions:
         cfg = resolve_macs(cfg, self.vm_uuid)
         specs += [dataclasses.replace(vif, frontend_domid=stub, mac=stubdom_mac(vif.mac))
                   for vif in vif_specs(cfg, stub, self.vm_uuid)]
+        specs += stub_pci_specs(cfg, target, stub)
         xs = self.env.xenstore()
         port = xs.try_read(f"/local/domain/{stub}/console/port") or "0"
         ref = xs.try_read(f"/local/domain/{stub}/console/ring-ref") or "0"
