@@ -62,6 +62,7 @@ from xen.xenvm._config_devices import DiskConfig, NicConfig, PciConfig
 from xen.xenvm._lifecycle import DeathCause
 from xen.xenvm._media import write_media
 from xen.xenvm._pcihost import check_pci, replug_group, unplug_group
+from xen.xenvm._prune import prune_device_dirs
 from xen.xenvm._specs import (
     boot_image,
     config_build_memory,
@@ -256,6 +257,7 @@ class DomainActions:
             if (dev.device.frontend.kind, dev.device.frontend.devid) == (kind, devid):
                 self.env.executor().run(plan_device_remove(dev, "clean", hvm=hvm,
                                                            timeouts=self.env.timeouts))
+                prune_device_dirs(self.env.xenstore(), dev.device)  # no empty kind dirs
 
     # ------------------------------------------------------------------ running
 

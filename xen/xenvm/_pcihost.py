@@ -39,6 +39,7 @@ from xen.xenops import (
     plan_device_add,
     plan_pci_remove,
 )
+from xen.xenvm._prune import prune_device_dirs
 from xen.xenvm._specs import pci_specs, stub_pci_specs
 from xen.xenvm._tasks import TaskError
 
@@ -137,14 +138,17 @@ def _stub_of(env: XenEnv, domid: int) -> int:
 
 
 def _remove_group(env: XenEnv, domid: int, group: int, hvm: bool) -> None:
-    """Take ``group`` out of ``domid`` and out of its stub domain (that copy first)."""
+    """Take ``group`` out of ``domid`` and out of its stub domain (that copy first); the
+    domain's last group leaves no empty directory."""
     stub = _stub_of(env, domid)
     copy = _plugged_groups(env, stub, False).get(group) if stub >= 0 else None
     if copy is not None:
         env.executor().run(plan_pci_remove(copy, hvm=False, stub_copy=True))
+        prune_device_dirs(env.xenstore(), copy.device)
     observed = _plugged_groups(env, domid, hvm).get(group)
     if observed is not None:
         env.executor().run(plan_pci_remove(observed, hvm=hvm))
+        prune_device_dirs(env.xenstore(), observed.device)
 
 
 def unplug_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
@@ -153,12 +157,6 @@ def unplug_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
     _remove_group(env, domid, group, cfg.hvm)
     if any(p.group == group for p in cfg.pcis):
         replug_group(env, domid, group, cfg)
-        return
-    xs = env.xenstore()
-    for fe in (domid, _stub_of(env, domid)):
-        for parent in (f"{_PCI_BACKENDS}/{fe}", f"/local/domain/{fe}/device/pci"):
-            if fe >= 0 and xs.exists(parent) and not _listing(xs, parent):
-                xs.rm(parent)  # the domain's last PCI group: no empty directory is left
 
 
 def replug_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
