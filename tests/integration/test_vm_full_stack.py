@@ -164,12 +164,16 @@ def test_pci_add_and_del_while_running_follow_in_the_stub_domain(
     tree, host = env
     vm = tree.add_vm(full_config("fullhot").replace(f"pci = 1,bind,{USB}\n", ""))
     domid, stub = started(tree, host, vm, (NIC,))
+    dm = f"/local/domain/0/device-model/{domid}"
     tree.task(vm, "pci-add", id="1", domain="0", bus="0", slot="20", func="0")  # binds
+    # the device model hears of it (no answer, as the original)
+    assert (tree.xs.read(f"{dm}/command"), tree.xs.read(f"{dm}/parameter")) == ("pci-ins", USB)
     state = host.pci_state()
     assert state["devices"][USB]["assigned"] == domid and state["devices"][USB]["permissive"]
     assert tree.xs.read(f"/local/domain/0/backend/pci/{stub}/1/dev-0") == USB
     assert 16 in state["grants"][str(stub)]["irq"]
     tree.task(vm, "pci-del", domain="0", bus="0", slot="20", func="0")
+    assert (tree.xs.read(f"{dm}/command"), tree.xs.read(f"{dm}/parameter")) == ("pci-rem", USB)
     state = host.pci_state()
     assert state["devices"][USB]["assigned"] is None and not state["devices"][USB]["permissive"]
     assert 16 not in state["grants"][str(stub)]["irq"]

@@ -300,6 +300,7 @@ class SimGuest:
             if target is not None and target.isdigit():
                 self._agent = SimDmAgent(self.domid, int(target), self._as_guest)
                 client.watch(self._agent.dms_root, "dm-agent", self._on_watch)
+                client.watch(self._agent.commands_root, "dm-agent", self._on_watch)
         except (XenstoreError, XenstoreConnectionError, XenstoreTimeout) as exc:
             log.info("guest %d cannot use xenstore yet: %s", self.domid, exc)
             client.close()

@@ -23,7 +23,8 @@ the same group if the domain already has it (a device added to an existing group
 the group); :func:`unplug_group` takes a group out (``plan_pci_remove``: release, both ends,
 FLR) and plugs back what the new config still has in it. A guest with a stub domain has each
 group twice: its own and the stub's copy (not assigned, no reset); both follow, the copy
-taken out first and plugged last.
+taken out first and plugged last. An HVM guest's device model is told (``pci-rem`` before a
+group goes, ``pci-ins`` after it is plugged, the group's BDFs as the parameter).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from xen.hypervisor import HypervisorError, Unsupported
 from xen.xenops import (
     PCIBACK,
     Kind,
+    device_model_command,
     observe_domain,
     plan_device_add,
     plan_pci_remove,
@@ -137,24 +139,36 @@ def _stub_of(env: XenEnv, domid: int) -> int:
     return int(text) if text is not None and text.isdigit() else -1
 
 
-def _remove_group(env: XenEnv, domid: int, group: int, hvm: bool) -> None:
-    """Take ``group`` out of ``domid`` and out of its stub domain (that copy first); the
-    domain's last group leaves no empty directory."""
+def _remove_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
+    """Take ``group`` out of ``domid`` (its device model told first) and out of its stub
+    domain (that copy first); the domain's last group leaves no empty directory."""
+    hvm = cfg.hvm
+    observed = _plugged_groups(env, domid, hvm).get(group)
+    if observed is not None:
+        _tell_device_model(env, domid, cfg, "pci-rem", list(observed.pci_bdfs))
     stub = _stub_of(env, domid)
     copy = _plugged_groups(env, stub, False).get(group) if stub >= 0 else None
     if copy is not None:
         env.executor().run(plan_pci_remove(copy, hvm=False, stub_copy=True))
         prune_device_dirs(env.xenstore(), copy.device)
-    observed = _plugged_groups(env, domid, hvm).get(group)
     if observed is not None:
         env.executor().run(plan_pci_remove(observed, hvm=hvm))
         prune_device_dirs(env.xenstore(), observed.device)
 
 
+def _tell_device_model(env: XenEnv, domid: int, cfg: VmConfig, command: str,
+                       bdfs: list[str]) -> None:
+    """An HVM guest's device model (any mode) hears of a hot-plugged group: ``pci-ins`` or
+    ``pci-rem`` with the group's BDFs (comma-separated), no answer awaited (the original's)."""
+    if cfg.hvm and bdfs and env.xenstore().exists(f"/local/domain/0/device-model/{domid}/state"):
+        device_model_command(env.xenstore(), domid, command, float(cfg.qemu_dm_timeout),
+                             parameter=bdfs)
+
+
 def unplug_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
     """Take PCI group ``group`` out of ``domid`` (and its stub domain); plug back what ``cfg``
     still has in it."""
-    _remove_group(env, domid, group, cfg.hvm)
+    _remove_group(env, domid, group, cfg)
     if any(p.group == group for p in cfg.pcis):
         replug_group(env, domid, group, cfg)
 
@@ -164,10 +178,11 @@ def replug_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
     its copy into the domain's stub domain."""
     check_pci(env, cfg, own_domid=domid, groups=frozenset({group}))
     logger.info("domain %d: plugging pci group %d", domid, group)
-    _remove_group(env, domid, group, cfg.hvm)
+    _remove_group(env, domid, group, cfg)
     spec = next(s for s in pci_specs(cfg, domid) if s.devid == group)
     env.executor().run(plan_device_add(spec, env.timeouts))
     stub = _stub_of(env, domid)
     if stub >= 0:
         copy = next(s for s in stub_pci_specs(cfg, domid, stub) if s.devid == group)
         env.executor().run(plan_device_add(copy, env.timeouts))
+    _tell_device_model(env, domid, cfg, "pci-ins", [p.bdf for p in cfg.pcis if p.group == group])
