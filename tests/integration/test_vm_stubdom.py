@@ -78,6 +78,8 @@ def test_start_and_stop_with_a_stub_domain(env: tuple[XenTree, Any]) -> None:
     assert xs.read(f"/local/domain/{domid}/image/device-model-domid") == str(stub)
     assert xs.read(f"/local/domain/{stub}/target") == str(domid)
     assert xs.read(f"/local/domain/{stub}/name") == f"stubdom-{domid}"
+    dmargs = xs.read(f"/vm/{STUB}/image/dmargs").split()  # direct mode's, without -M xenfv
+    assert dmargs[:2] == ["-d", str(domid)] and "-M" not in dmargs and "-net" in dmargs
     assert domains(tree, STUB) == [stub]
     info = tree.hv.getinfo(stub)
     assert not info.hvm and info.max_vcpu_id == 0 and info.tot_pages >= 32 * 256

@@ -9,21 +9,22 @@ How a VM picks (:func:`dm_mode`; ours, documented in docs/xenvm.md):
   direct mode only with ``/config/dm-wrapper``: our direct mode is the tested dom0 path, and a
   dom0 without a dm-agent daemon is common, so it stays the default (docs/compatibility.md).
 
-Bringing a stub domain up (:meth:`StubdomActions.start`), after the guest is built and its
-own devices plugged, in the original's order: the stub's images are checked first
-(:func:`check_device_model`, before the guest exists, so a missing kernel builds nothing);
-the stub is created and built as a PV domain of 1 vcpu named ``stubdom-<target>`` with the
-config's ``stubdom-memory``/``-kernel``/``-initrd`` and ``-cmdline`` + ``guest_agent=dmagent
-guest_domid=<target>``; the links and permissions of ``xen.xenops._stubdom`` and xenstored's
-SET_TARGET; the guest's disks re-exported to it (vbd ``phy``, params ``/dev/<virtpath>``), its
-nics (the MAC's locally-administered bit flipped, same backend), its PCI groups (PV-PCI, not
-assigned, pciback permissive: :func:`~xen.xenvm._specs.stub_pci_specs`), its console (backend
-in dom0, output ``file:/var/log/xen/qemu-dm-<stub>``); then the stub is unpaused and the
-dm-agent in it asked for the device model (:func:`start_dm_agent`: wait for its capabilities,
-one transaction of infos, wait for ``status`` = running; every wait bounded by
-``qemu-dm-timeout``). The caller records the stub's domid as soon as it exists
-(``created``), so a failure anywhere is rolled back by the guest's destroy, which follows
-``image/device-model-domid``.
+Bringing a stub domain up (:meth:`StubdomActions.attach`), after the guest is built and its own
+devices plugged, in the original's order: the stub's images are checked first
+(:func:`check_device_model`, before the guest exists, so a missing kernel builds nothing); the
+stub is created and built as a PV domain of 1 vcpu named ``stubdom-<target>`` with the config's
+``stubdom-memory``/``-kernel``/``-initrd`` and ``-cmdline`` + ``guest_agent=dmagent
+guest_domid=<target>``; the links and permissions of ``xen.xenops._stubdom`` (with the
+hypervisor's set_target) and xenstored's SET_TARGET; ``/vm/<stub uuid>/image/dmargs``
+(:func:`stub_dmargs`); the guest's disks re-exported to it (vbd ``phy``, params
+``/dev/<virtpath>``), its nics (the MAC's locally-administered bit flipped, same backend), its
+PCI groups (PV-PCI, not assigned, pciback permissive:
+:func:`~xen.xenvm._specs.stub_pci_specs`), its console (backend in dom0, output
+``file:/var/log/xen/qemu-dm-<stub>``); then the stub is unpaused and the dm-agent in it asked
+for the device model (:func:`start_dm_agent`: wait for its capabilities, one transaction of
+infos, wait for ``status`` = running; every wait bounded by ``qemu-dm-timeout``). The caller
+records the stub's domid as soon as it exists (``created``), so a failure anywhere is rolled
+back by the guest's destroy, which follows ``image/device-model-domid``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from xen.xenops import (
     Plan,
     VbdSpec,
     WaitFor,
+    Write,
     assign,
     capabilities_path,
     list_dir,
@@ -52,12 +54,14 @@ from xen.xenops import (
     plan_device_remove,
     plan_dm_start,
     plan_stubdom_links,
+    qemu_args,
     stubdom_cmdline,
+    stubdom_dm_args,
     stubdom_mac,
     stubdom_name,
 )
 from xen.xenvm._config_values import ConfigError
-from xen.xenvm._specs import resolve_macs, stub_pci_specs, vif_specs
+from xen.xenvm._specs import dm_info, resolve_macs, stub_pci_specs, vif_specs
 
 if TYPE_CHECKING:
     from xen.xenops import DeviceSpec
@@ -66,7 +70,7 @@ if TYPE_CHECKING:
     from xen.xenvm._env import XenEnv
 
 __all__ = ["StubdomActions", "check_device_model", "dm_devices", "dm_mode",
-           "replug_stub_drive", "start_dm_agent", "stub_config", "stub_vbd"]
+           "replug_stub_drive", "start_dm_agent", "stub_config", "stub_dmargs", "stub_vbd"]
 
 logger = logging.getLogger("xenvm")
 
@@ -169,6 +173,14 @@ def start_dm_agent(env: XenEnv, cfg: VmConfig, vm_uuid: str, domid: int, agent: 
                 sum(len(a.devices) for a in assignments))
 
 
+def stub_dmargs(cfg: VmConfig, vm_uuid: str, target: int) -> str:
+    """The device model's arguments as the stub domain's ``/vm/<stub uuid>/image/dmargs``:
+    direct mode's qemu arguments for the guest, without ``-M xenfv`` (the original's; the
+    dm-agent in the stub takes its devices from its ``infos``, not from these)."""
+    return " ".join(stubdom_dm_args(qemu_args(dm_info(resolve_macs(cfg, vm_uuid), vm_uuid),
+                                              target)))
+
+
 def stub_vbd(disk: DiskConfig, stub: int) -> VbdSpec:
     """The stub domain ``stub``'s copy of the guest's disk ``disk``: a ``phy`` vbd whose
     ``params`` is ``/dev/<virtpath>``; a CD drive's copy is read-only."""
@@ -208,6 +220,10 @@ class StubdomActions:
         ex = self.env.executor()
         ex.run(plan_stubdom_links(target, stub, self.vm_uuid), cancel)
         self.env.xenstore().set_target(stub, target)
+        assert cfg.stubdom is not None
+        ex.run(Plan(f"stubdom-dmargs {stub}", (Write(f"/vm/{cfg.stubdom}/image/dmargs",
+                                                       stub_dmargs(cfg, self.vm_uuid, target)),)),
+               cancel)
         for spec in order_devices(self._devices(cfg, target, stub)):
             ex.run(plan_device_add(spec, self.env.timeouts), cancel)
         self.env.hypervisor().unpause(stub)
