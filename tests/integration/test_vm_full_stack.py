@@ -179,6 +179,15 @@ def test_pci_add_and_del_while_running_follow_in_the_stub_domain(
     assert 16 not in state["grants"][str(stub)]["irq"]
     assert not tree.xs.exists(f"/local/domain/0/backend/pci/{stub}/1")
     assert state["devices"][NIC]["assigned"] == domid  # group 0 untouched
+    # a device added to group 0 re-plugs it in both domains (the stub's copy of the NIC is
+    # not taken for another holder of it)
+    audio = "0000:00:1f.3"
+    tree.task(vm, "pci-add", id="0", domain="0", bus="0", slot="31", func="3")
+    for fe in (domid, stub):
+        back = f"/local/domain/0/backend/pci/{fe}/0"
+        assert (tree.xs.read(f"{back}/num_devs"), tree.xs.read(f"{back}/dev-1")) == ("2", audio)
+    assert host.pci_state()["devices"][audio]["assigned"] == domid
+    tree.task(vm, "pci-del", domain="0", bus="0", slot="31", func="3")
     tree.task(vm, "pci-del", domain="0", bus="4", slot="0", func="0")  # the last group
     for fe in (domid, stub):  # no empty directory is left
         assert not tree.xs.exists(f"/local/domain/0/backend/pci/{fe}")
