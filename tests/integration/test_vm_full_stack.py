@@ -82,6 +82,9 @@ def started(tree: XenTree, host: Any, vm: str, pcis: tuple[str, ...] = (NIC, USB
     assert tree.xs.read(f"{back}/dev-0") == NIC and tree.xs.read(f"{back}/state") in "1234"
     assert tree.xs.read(f"/local/domain/0/backend/vtpm/{domid}/0/pref_instance") == "3"
     assert tree.xs.read(f"/local/domain/{domid}/image/device-model-domid") == str(stub)
+    infos = f"/local/domain/{stub}/dm-agent/dms/{domid}/0/infos"
+    assert [tree.xs.read(f"{infos}/xen_pci_pt{i}/hostaddr") for i in range(len(pcis))] == \
+        list(pcis)  # the device model in the stub passes them through
     wait_until(lambda: host.guest_status(stub) == "running")
     return domid, stub
 

@@ -123,8 +123,9 @@ def dm_devices(cfg: VmConfig, vm_uuid: str, *, in_stubdom: bool) -> tuple[DmDevi
     """The devices the guest's device model emulates (§5.8): PV ``xenfb``, ``input``; HVM
     ``xenmou``, ``xen_acpi_pm``, the graphics (``svga`` unless extra-hvm names ``xengfx``,
     ``vgpu`` or ``gfx_passthru``), ``acpi``, ``audio``, ``serial``, one ``net`` per nic it
-    serves, one ``drive`` or ``cdrom`` per disk (``file`` = ``/dev/<virtpath>`` in a stub
-    domain, whose disks are its own vbds)."""
+    serves, one ``xen_pci_pt`` per PCI device passed through (``hostaddr`` = its BDF), one
+    ``drive`` or ``cdrom`` per disk (``file`` = ``/dev/<virtpath>`` in a stub domain, whose
+    disks are its own vbds)."""
     if not cfg.hvm:
         return (DmDevice("xenfb"), DmDevice("input"))
     extras = dict(cfg.extra_hvm)
@@ -144,6 +145,8 @@ def dm_devices(cfg: VmConfig, vm_uuid: str, *, in_stubdom: bool) -> tuple[DmDevi
             devs.append(DmDevice(f"net{i}", (
                 ("model", nic.model or "rtl8139"), ("mac", vif.mac), ("bridge", nic.bridge),
                 ("id", str(vif.devid)), ("name", f"{'vwif' if vif.wireless else 'vif'}{i}"))))
+    devs += [DmDevice(f"xen_pci_pt{i}", (("hostaddr", pci.bdf),))
+             for i, pci in enumerate(cfg.pcis)]
     for i, disk in enumerate(cfg.disks):
         kind = "cdrom" if disk.devtype == "cdrom" else "drive"
         path = f"/dev/{disk.virtpath}" if in_stubdom else disk.physpath
