@@ -20,6 +20,7 @@ from tests.integration.tree_procs import kill, run_pci_tree
 from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
 from xen.hypervisor import SimBackend
 from xen.sim import SimHost
+from xen.xenvm._tasks import TaskError
 
 pytestmark = pytest.mark.integration
 
@@ -198,6 +199,25 @@ def test_pci_add_and_del_while_running_follow_in_the_stub_domain(
     assert host.pci_state()["grants"].get(str(stub), {}).get("irq", []) == []
     tree.task(vm, "destroy")
     gone(tree, host, domid, stub)
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ((f"pci = 0,{NIC}", "pci = 0,0000:07:00.0"), "no PCI device 0000:07:00.0 on this host"),
+    ((f"pci = 0,{NIC}", "pci = 0,0000:03:00.0"),
+     "pci 0000:03:00.0 is bound to the dom0 driver e1000e, not pciback"),
+    (("stubdom-memory = 32", "stubdom-memory = 32\nstubdom-kernel = /no/such/bzImage"),
+     r"stubdom-kernel.* = ./no/such/bzImage.: does not exist"),
+])
+def test_a_bad_config_is_named_and_nothing_is_built(env: tuple[XenTree, Any],
+                                                    change: tuple[str, str], error: str) -> None:
+    tree, host = env
+    before = host.pci_state()
+    vm = tree.add_vm(full_config("fullbad").replace(*change))
+    with pytest.raises(TaskError, match=error):
+        tree.task(vm, "start")
+    assert tree.task(vm, "get-status") == "shutdown" and only_dom0(tree.hv)
+    assert [d for d in tree.xs.directory("/local/domain") if d != "0"] == []
+    assert host.pci_state() == before  # nothing bound, assigned, reset or granted
 
 
 # ------------------------------------------------------------------ SIGKILL of the process
