@@ -203,6 +203,21 @@ def test_set_handle_and_find_by_handle(hv: Harness) -> None:
     wait_until(lambda: gone_or_dying(hv.backend, domid))
 
 
+def test_set_target_gives_a_domain_its_hvm_guest(hv: Harness) -> None:
+    guest, stub = hv.new_hvm_domain(), hv.new_domain()
+    with pytest.raises(InvalidArgument):
+        hv.backend.set_target(stub, stub)
+    with pytest.raises(NoSuchDomain):
+        hv.backend.set_target(stub, 0x7FEF - 1)
+    hv.backend.set_target(stub, guest)
+    with pytest.raises(InvalidArgument):  # one target per domain
+        hv.backend.set_target(stub, guest)
+    hv.backend.destroy(guest)
+    hv.backend.destroy(stub)
+    wait_until(lambda: gone_or_dying(hv.backend, stub))
+    wait_until(lambda: gone_or_dying(hv.backend, guest))
+
+
 def test_concurrent_callers(hv: Harness) -> None:
     errors: list[BaseException] = []
 

@@ -1,6 +1,7 @@
 """CD media and the vTPM on a VM monitor with the simulated host: cd-insert-file,
 cd-insert-real and cd-eject change the drive's backend (one transaction) and the config; a
-locked tray refuses; a vtpm-instance plugs a vTPM that goes with the domain."""
+locked tray refuses; with a stub domain, an inserted medium re-plugs the
+stub's read-only copy of the drive; a vtpm-instance plugs a vTPM that goes with the domain."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import wait_until
 from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
 from xen.xenops import name_to_devid
 from xen.xenvm._tasks import TaskError
@@ -82,3 +84,47 @@ def test_no_vtpm_without_an_instance(env: tuple[XenTree, Any]) -> None:
     domid = int(tree.task(vm, "get-domid"))
     assert not tree.xs.exists(f"/local/domain/{domid}/device/vtpm")
     tree.task(vm, "destroy")
+
+
+STUB = "5e1f0c0e-3b8a-4c1d-9a57-0d7f8f2b1c11"
+STUBBED = ("hvm = true\nqemu-dm-timeout = 10\nstubdom-memory = 32\n"
+           f"stubdom = {STUB}\n"
+           "disk = /dev/null:phy:hda:w:disk:none\n"
+           "disk = /srv/first.iso:file:hdc:r:cdrom:none\n")
+
+
+def test_a_stub_domains_copy_of_the_drive_is_replugged_with_a_new_medium(
+        env: tuple[XenTree, Any]) -> None:
+    tree, _host = env
+    vm = tree.add_vm(vm_config("stubcd") + STUBBED)
+    tree.task(vm, "start")
+    domid, stub = int(tree.task(vm, "get-domid")), int(tree.task(vm, "get-stubdomid"))
+    hdc = name_to_devid("hdc")
+    own = tree.xs.read(f"/local/domain/{domid}/device/vbd/{hdc}/backend")
+    copy = f"/local/domain/0/backend/vbd/{stub}/{hdc}"
+    assert tree.xs.read(f"{copy}/mode") == "r" and tree.xs.read(f"{copy}/type") == "phy"
+    wait_until(lambda: tree.xs.try_read(f"{copy}/state") == "4", timeout=5)
+    tree.xs.write(f"{copy}/marker", "before")  # gone once the copy is plugged again
+    tree.task(vm, "cd-insert-file", virtpath="hdc", physpath="/srv/second.iso")
+    assert (tree.xs.read(f"{own}/type"), tree.xs.read(f"{own}/params")) == ("file",
+                                                                           "/srv/second.iso")
+    assert not tree.xs.exists(f"{copy}/marker")
+    assert tree.xs.read(f"{copy}/mode") == "r"
+    assert tree.xs.read(f"/local/domain/{stub}/device/vbd/{hdc}/device-type") == "cdrom"
+    wait_until(lambda: tree.xs.try_read(f"{copy}/state") == "4"
+               and tree.xs.try_read(f"/local/domain/{stub}/device/vbd/{hdc}/state") == "4",
+               timeout=5)
+    # an eject empties the guest's drive and leaves the stub's copy alone (as the original)
+    tree.xs.write(f"{copy}/marker", "kept")
+    tree.task(vm, "cd-eject", virtpath="hdc")
+    assert tree.xs.read(f"{own}/params") == "" and tree.xs.read(f"{copy}/marker") == "kept"
+    # a locked tray: refused before the stub's copy is touched
+    tree.xs.write(f"{own}/locked", "true")
+    with pytest.raises(TaskError, match="locked by the guest"):
+        tree.task(vm, "cd-insert-real", virtpath="hdc", physpath="/dev/sr0")
+    assert tree.xs.read(f"{copy}/marker") == "kept"
+    tree.task(vm, "destroy")
+    wait_until(lambda: [i.domid for i in tree.hv.getinfolist()] == [0], timeout=10)
+    for d in (domid, stub):
+        assert not tree.xs.exists(f"/local/domain/0/backend/vbd/{d}")
+        assert not tree.xs.exists(f"/local/domain/{d}")

@@ -4,10 +4,6 @@ again), and its destroy then gives everything back."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +12,13 @@ from typing import Any
 import pytest
 
 from tests.helpers import wait_until
+from tests.integration.tree_procs import kill, run_pci_tree
 from tests.integration.xen_fixtures import vm_config
 from xen.hypervisor import SimBackend
 from xen.sim import SimHost
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(__file__).with_name("pci_tree_proc.py")
 NIC, USB = "0000:04:00.0", "0000:00:14.0"
 
 
@@ -33,38 +28,17 @@ def host(tmp_path: Path) -> Iterator[SimHost]:
         yield sim
 
 
-def run_tree(state: Path, host: SimHost, mode: str, vm: str,
-             config: Path) -> tuple[subprocess.Popen[str], str, int]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(state), host.xenstore_path, host.hypervisor_path,
-         mode, vm, str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY "):
-        kill(proc)
-        raise AssertionError(f"tree process did not come up: {line!r}")
-    _, status, domid = line.split()
-    return proc, status, int(domid)
-
-
-def kill(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-
-
 def test_sigkill_keeps_the_devices_assigned_once(tmp_path: Path, host: SimHost) -> None:
     vm = str(uuidlib.uuid4())
     config = tmp_path / "vm.cfg"
     config.write_text(vm_config("pcikill") + f"pci = 0,{NIC}\npci = 1,bind,{USB}\n")
     state = tmp_path / "tree"
-    proc, status, domid = run_tree(state, host, "create", vm, config)
+    proc, status, domid = run_pci_tree(state, host, "create", vm, config)
     kill(proc)
     assert status == "running"
     before: dict[str, Any] = host.pci_state()
     assert {before["devices"][b]["assigned"] for b in (NIC, USB)} == {domid}
-    proc, status, again = run_tree(state, host, "resume", vm, config)
+    proc, status, again = run_pci_tree(state, host, "resume", vm, config)
     try:
         assert (status, again) == ("running", domid)  # adopted
         assert host.pci_state() == before  # nothing assigned, reset or granted twice
@@ -73,7 +47,7 @@ def test_sigkill_keeps_the_devices_assigned_once(tmp_path: Path, host: SimHost) 
     finally:
         kill(proc)
     # a third life destroys it: everything comes back
-    proc, status, gone = run_tree(state, host, "destroy", vm, config)
+    proc, status, gone = run_pci_tree(state, host, "destroy", vm, config)
     try:
         assert (status, gone) == ("shutdown", -1)
         wait_until(lambda: host.pci_state()["grants"] == {}, timeout=5)

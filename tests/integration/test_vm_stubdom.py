@@ -78,6 +78,8 @@ def test_start_and_stop_with_a_stub_domain(env: tuple[XenTree, Any]) -> None:
     assert xs.read(f"/local/domain/{domid}/image/device-model-domid") == str(stub)
     assert xs.read(f"/local/domain/{stub}/target") == str(domid)
     assert xs.read(f"/local/domain/{stub}/name") == f"stubdom-{domid}"
+    dmargs = xs.read(f"/vm/{STUB}/image/dmargs").split()  # direct mode's, without -M xenfv
+    assert dmargs[:2] == ["-d", str(domid)] and "-M" not in dmargs and "-net" in dmargs
     assert domains(tree, STUB) == [stub]
     info = tree.hv.getinfo(stub)
     assert not info.hvm and info.max_vcpu_id == 0 and info.tot_pages >= 32 * 256
@@ -265,3 +267,27 @@ def test_a_stub_domain_whose_agent_never_answers_fails_the_start_and_leaves_noth
         assert not tree.xs.exists(f"/vm/{STUB}")
     finally:
         host.clear_behaviour("hang", uuid=STUB)
+
+
+@pytest.mark.parametrize("where", ["stubdom", "dom0"])
+def test_device_model_commands_reach_a_device_model_run_by_a_dm_agent(
+        env: tuple[XenTree, Any], where: str) -> None:
+    from xen.xenops._dm import DeviceModelError, device_model_command
+
+    tree, _host = env
+    config = (stub_config("commanded") if where == "stubdom"
+              else vm_config("commanded", dm_mode="dm-agent") + HVM)
+    vm = tree.add_vm(config)
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    state = f"/local/domain/0/device-model/{domid}/state"
+    device_model_command(tree.xs, domid, "save", timeout=10)
+    assert tree.xs.read(state) == "paused"
+    device_model_command(tree.xs, domid, "continue", timeout=10)
+    assert tree.xs.read(state) == "running"
+    device_model_command(tree.xs, domid, "pci-ins", timeout=10, parameter="0000:04:00.0")
+    assert tree.xs.read(state) == "running"  # no answer, as the original
+    tree.task(vm, "destroy")
+    with pytest.raises(DeviceModelError, match="did not answer save"):  # nobody left
+        device_model_command(tree.xs, domid, "save", timeout=0.5)
+    wait_until(lambda: only_dom0(tree), timeout=10)

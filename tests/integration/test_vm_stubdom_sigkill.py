@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid as uuidlib
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import wait_until
+from tests.integration.tree_procs import kill
 from xen.hypervisor import SimBackend
 from xen.sim import SimHost
 
@@ -39,14 +39,6 @@ def run_tree(state: Path, host: SimHost, mode: str) -> tuple[subprocess.Popen[st
         kill(proc)
         raise AssertionError(f"tree process did not come up: {line!r}")
     return proc, json.loads(line[len("READY "):])
-
-
-def kill(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 @pytest.fixture

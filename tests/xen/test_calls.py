@@ -36,6 +36,7 @@ from xen.xenops._calls import (
     SetHvmParam,
     SetMaxMem,
     SetMaxVcpus,
+    SetTarget,
     ShadowAllocation,
     ShutdownDomain,
     SurfmanSetPvDisplay,
@@ -54,6 +55,7 @@ GOOD: list[HypervisorCall | HostAction] = [
     PauseDomain(0),
     UnpauseDomain(3),
     SetDomainHandle(3, HANDLE),
+    SetTarget(4, 3),
     SetMaxVcpus(3, 1),
     SetMaxMem(3, 0),
     ShadowAllocation(3, MAX_SHADOW_MIB),
@@ -103,6 +105,8 @@ BAD: list[tuple[Callable[[], object], str]] = [
     (lambda: ShutdownDomain(3, 0), "ShutdownDomain.reason must be a ShutdownReason"),  # type: ignore[arg-type]
     (lambda: SetDomainHandle(3, str(HANDLE)), "SetDomainHandle.handle must be a UUID"),  # type: ignore[arg-type]
     (lambda: SetMaxVcpus(3, 0), "SetMaxVcpus.vcpus"),
+    (lambda: SetTarget(4, 0x7FF0), "SetTarget.target"),
+    (lambda: PciPermissive(BDF, allow=0), "PciPermissive.allow must be a bool"),  # type: ignore[arg-type]
     (lambda: SetMaxMem(3, -1), "SetMaxMem.kib must be an integer >= 0, got -1"),
     (lambda: SetMaxMem(3, 1.5), "SetMaxMem.kib"),  # type: ignore[arg-type]
     (lambda: ShadowAllocation(3, MAX_SHADOW_MIB + 1), "ShadowAllocation.mib"),

@@ -13,6 +13,7 @@ from xen.xenops import (
     Mkdir,
     Perms,
     SetPerms,
+    SetTarget,
     Transaction,
     WaitFor,
     Write,
@@ -103,8 +104,8 @@ def test_the_agent_side_reads_a_request() -> None:
 
 def test_stub_domain_links_and_permissions() -> None:
     uuid = "11111111-2222-3333-4444-555555555555"
-    (tx,) = plan_stubdom_links(3, 4, uuid).steps
-    assert isinstance(tx, Transaction)
+    tx, target = plan_stubdom_links(3, 4, uuid).steps
+    assert isinstance(tx, Transaction) and target == SetTarget(4, 3)
     ops = tx.ops
     assert Write("/local/domain/3/image/device-model-domid", "4") in ops
     assert Write("/local/domain/4/target", "3") in ops

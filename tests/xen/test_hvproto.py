@@ -85,7 +85,7 @@ def test_the_wire_only_grew_new_op_names() -> None:
            "setmaxmem": ("domid", "kib"), "set_handle": ("domid", "handle"),
            "find_by_handle": ("handle",)}
     assert {op: OPS[op] for op in old} == old
-    assert set(OPS) - set(old) == {"max_vcpus", "shadow_allocation", "set_hvm_param",
+    assert set(OPS) - set(old) == {"set_target", "max_vcpus", "shadow_allocation", "set_hvm_param",
                                    "get_hvm_param", "test_assign_device", "assign_device",
                                    "deassign_device", "iomem_permission", "ioport_permission",
                                    "irq_permission", "map_pirq", "unmap_pirq", "sysfs_read",

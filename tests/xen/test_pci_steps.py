@@ -79,6 +79,11 @@ def test_release_is_the_reverse_and_best_effort() -> None:
                      IoportPermission(3, 0xE000, 0x20, allow=False, ignore_errors=True))
     assert pci_release_steps(PciRelease(3, BDF, hvm=True), DEV, assigned=False)[0] == \
         UnmapPirq(3, 16, ignore_errors=True)
+    assert pci_release_steps(PciRelease(3, BDF, hvm=True, assigned=False), DEV) == steps[1:]
+    # a PV domain's release (a stub domain's, a PV-PCI guest's) ends with pciback restrictive
+    pv = pci_release_steps(PciRelease(3, BDF, hvm=False), DEV, assigned=False)
+    assert pv[:-1] == steps[1:]
+    assert pv[-1] == PciPermissive(BDF, allow=False, ignore_errors=True)
 
 
 def test_a_group_unplug_releases_then_removes_then_resets() -> None:

@@ -401,7 +401,9 @@ def full_domain() -> ObservedDomain:
     vbd = ObservedDevice(Device(Endpoint(7, Kind.VBD, 768), Endpoint(0, Kind.VBD, 768)))
     vif = ObservedDevice(Device(Endpoint(7, Kind.VIF, 0), Endpoint(0, Kind.VIF, 0)))
     stub_vbd = ObservedDevice(Device(Endpoint(8, Kind.VBD, 768), Endpoint(0, Kind.VBD, 768)))
-    stub = ObservedDomain(8, devices=(stub_vbd,))
+    stub_pci = ObservedDevice(Device(Endpoint(8, Kind.PCI, 0), Endpoint(0, Kind.PCI, 0)),
+                              pci_bdfs=("0000:03:00.0",))
+    stub = ObservedDomain(8, devices=(stub_vbd, stub_pci))
     return ObservedDomain(
         7, hvm=True, devices=(vbd, pci, vif), vm_path=f"/vm/{UUID}", vss_path=f"/vss/{UUID}",
         dm_agents=(0,), stubdom=stub, qemu_pid=4242, dm_helper_pids=(99,),
@@ -447,6 +449,9 @@ def test_destroy_stubdom_without_flr_and_without_gone_wait() -> None:
     gone = [a for a in plan.walk() if isinstance(a, WaitDomain) and a.until == "gone"]
     assert [g.domid for g in gone] == [7]
     assert gone[0].stuck_handle == stuck_handle(7) == "deadbeef-dead-beef-dead-beef00000007"
+    # the stub's copy of the PCI group: released (PV: pciback restrictive) but never deassigned
+    releases = [a for a in plan.walk() if isinstance(a, PciRelease)]
+    assert [(r.domid, r.hvm, r.assigned) for r in releases] == [(7, True, True), (8, False, False)]
 
 
 def test_destroy_keeps_xapi_unless_every_release_succeeded() -> None:

@@ -175,6 +175,27 @@ def test_held_domain_stays_dying_with_its_memory_until_released() -> None:
     assert hv.physinfo().free_kib == 4 * GIB - 512 * MIB
 
 
+def test_a_stub_domain_holds_its_target_until_it_is_gone() -> None:
+    hv = host()
+    guest, _ = hv.create(spec(64 * MIB, hvm=True))
+    stub, _ = hv.create(spec(32 * MIB))
+    pv, _ = hv.create(spec(32 * MIB))
+    for domid, target, error, code in (
+            (stub, 999, NoSuchDomain, errno.ESRCH), (stub, stub, InvalidArgument, errno.EINVAL),
+            (stub, pv, HypervisorError, errno.EOPNOTSUPP), (0, guest, InvalidArgument, None)):
+        with pytest.raises(error) as caught:
+            hv.set_target(domid, target)
+        assert code is None or caught.value.errno == code
+    assert hv.set_target(stub, guest) == []
+    with pytest.raises(InvalidArgument, match=f"already serves domain {guest}"):
+        hv.set_target(stub, guest)
+    assert hv.destroy(guest) == [DomainDying(guest)]  # kept by the stub's reference
+    assert hv.getinfo(guest).dying
+    assert hv.destroy(stub) == [DomainDying(stub), DomainGone(stub), DomainGone(guest)]
+    assert [i.domid for i in hv.getinfolist()] == [0, pv]
+    assert hv.physinfo().free_kib == 4 * GIB - 512 * MIB - 32 * MIB
+
+
 # --- flags -------------------------------------------------------------------------------------
 
 
@@ -445,7 +466,7 @@ def test_skeleton_raises_not_implemented_for_every_member() -> None:
     sk = UnimplementedHypervisor()
     assert isinstance(sk, Hypervisor)
     members = [m for m in dir(Hypervisor) if not m.startswith("_") and m != "name"]
-    assert len(members) == 25  # 17, then the 8 PCI members
+    assert len(members) == 26  # 17, then the 8 PCI members, then set_target
     for member in members:
         fn = getattr(sk, member)
         nargs = fn.__code__.co_argcount - 1 - len(fn.__defaults__ or ())

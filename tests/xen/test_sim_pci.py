@@ -95,6 +95,8 @@ def test_reset_counts_only_for_a_pciback_device_not_assigned() -> None:
     assert bus.state()["devices"][HIDDEN]["resets"] == 1
     bus.sysfs_write("drivers/pciback/permissive", HIDDEN)
     assert bus.state()["devices"][HIDDEN]["permissive"]
+    bus.sysfs_write("drivers/pciback/restrictive", HIDDEN)  # OpenXT's pciback: filtered again
+    assert not bus.state()["devices"][HIDDEN]["permissive"]
 
 
 def test_a_device_is_assigned_once_and_only_from_pciback() -> None:

@@ -52,6 +52,13 @@ def test_devices_in_a_stub_domain_open_its_own_block_devices() -> None:
     assert in_stub["cdrom1"]["readonly"] == "1" and in_stub["cdrom1"]["media"] == "cdrom"
     assert in_stub["net0"]["bridge"] == "xenbr0" and in_stub["net0"]["model"] == "rtl8139"
     assert {"xenmou", "xen_acpi_pm", "svga"} <= set(in_stub)
+    assert not any(name.startswith("xen_pci_pt") for name in in_stub)  # no PCI device
+    passthrough = parse_config(BASE + "pci = 0,0000:04:00.0\npci = 1,0000:00:14.0\n")
+    pts = [d for d in dm_devices(passthrough, UUID, in_stubdom=True)
+           if d.capability == "xen_pci_pt"]
+    assert [(d.name, dict(d.keys)) for d in pts] == [
+        ("xen_pci_pt0", {"hostaddr": "0000:04:00.0"}),
+        ("xen_pci_pt1", {"hostaddr": "0000:00:14.0"})]
     pv = parse_config("memory = 64\nkernel = /k\n")
     assert [d.name for d in dm_devices(pv, UUID, in_stubdom=False)] == ["xenfb", "input"]
 

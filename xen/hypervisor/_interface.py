@@ -7,7 +7,7 @@ further ones: every member raises `Unsupported` naming the member.
 
 The interface is grouped by object: `HostOps` (version, physinfo), `DomainOps` (create,
 pause, unpause, shutdown, destroy, getinfolist, getinfo, setmaxmem, set_handle,
-find_by_handle, and the domain-build steps max_vcpus, shadow_allocation, set_hvm_param,
+set_target, find_by_handle, and the domain-build steps max_vcpus, shadow_allocation, set_hvm_param,
 get_hvm_param) and `PciOps` (PCI passthrough and I/O-space grants: test_assign_device,
 assign_device, deassign_device, iomem_permission, ioport_permission, irq_permission,
 map_pirq, unmap_pirq); `Hypervisor` is all three plus `close`.
@@ -120,6 +120,13 @@ class DomainOps(Protocol):
 
     def set_handle(self, domid: int, handle: uuid.UUID) -> None:
         """Set the domain's 16-byte handle (the VM UUID)."""
+        ...
+
+    def set_target(self, domid: int, target: int) -> None:
+        """Give domain ``domid`` (a stub domain) privilege over the HVM domain ``target``
+        (XEN_DOMCTL_set_target); Xen keeps a reference on ``target`` until ``domid`` is
+        destroyed. `NoSuchDomain` for either; `InvalidArgument` for the same domain or one
+        that already has a target; `HypervisorError` (EOPNOTSUPP) for a PV target."""
         ...
 
     def find_by_handle(self, handle: uuid.UUID) -> list[DomainInfo]:
@@ -260,6 +267,9 @@ class UnimplementedHypervisor:
 
     def set_handle(self, domid: int, handle: uuid.UUID) -> None:
         raise self._no("set_handle")
+
+    def set_target(self, domid: int, target: int) -> None:
+        raise self._no("set_target")
 
     def find_by_handle(self, handle: uuid.UUID) -> list[DomainInfo]:
         raise self._no("find_by_handle")

@@ -161,6 +161,11 @@ class SimBackend:
             raise InvalidArgument(f"set_handle: {handle!r} is not a uuid.UUID")
         self._call("set_handle", domid=domid, handle=handle.bytes)
 
+    def set_target(self, domid: int, target: int) -> None:
+        check_domid(domid)
+        check_domid(target)
+        self._call("set_target", domid=domid, target=target)
+
     def find_by_handle(self, handle: uuid.UUID) -> list[DomainInfo]:
         if not isinstance(handle, uuid.UUID):
             raise InvalidArgument(f"find_by_handle: {handle!r} is not a uuid.UUID")

@@ -106,6 +106,7 @@ OPS: Mapping[str, tuple[str, ...]] = {
     "setmaxmem": ("domid", "kib"),
     "set_handle": ("domid", "handle"),
     "find_by_handle": ("handle",),
+    "set_target": ("domid", "target"),  # added with stub domains
     # added with the domain-build steps; older peers answer them "unknown operation"
     "max_vcpus": ("domid", "vcpus"),
     "shadow_allocation": ("domid", "mib"),  # reply: the pool now held, in MiB

@@ -14,9 +14,13 @@ step` looks at xenstore again (events only mean "look again"):
    ``/local/domain/0/device-model/<domid>/state`` = ``running`` and the agent then
    ``status`` = ``running``. A stub domain's agent serves its target only: a request for
    another domain gets ``error`` (the reason) and ``status`` = ``failed``. A device model
-   whose guest's xenstore tree is gone is forgotten.
-
-3. answers xenmgr's CD drive requests for the guests it runs device models for
+   whose guest's xenstore tree is gone is forgotten;
+3. for every device model it runs, answers the device-model commands as the simulated qemu
+   does (:data:`DM_ANSWERS`): ``/local/domain/0/device-model/<domid>/command`` ``save`` ->
+   ``state`` = ``paused``, ``continue`` -> ``running``; ``pci-ins``/``pci-rem`` get no answer
+   (:data:`DM_SILENT`, as the original). Watch :attr:`~SimDmAgent.commands_root` to be
+   nudged;
+4. answers xenmgr's CD drive requests for the guests it runs device models for
    (`xen.sim._bsg`; a stub domain's agent is nudged by a watch on its guest's
    ``bsgdev-req``).
 
@@ -41,6 +45,7 @@ from xen.xenops import (
     capabilities_path,
     capability_writes,
     dms_path,
+    domain_path,
     list_dir,
     read_request,
     read_subtree,
@@ -49,7 +54,7 @@ from xen.xenops import (
 if TYPE_CHECKING:
     from xen.xenstore import Transaction, WatchFired, XenstoreClient
 
-__all__ = ["SIM_DEVICES", "DmAgentThread", "SimDmAgent"]
+__all__ = ["DM_ANSWERS", "DM_SILENT", "SIM_DEVICES", "DmAgentThread", "SimDmAgent"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ log = logging.getLogger(__name__)
 SIM_DEVICES = ("xenmou", "xen_acpi_pm", "xen_pci_pt", "svga", "xengfx", "vgpu", "gfx", "acpi",
                "audio", "serial", "net", "drive", "cdrom", "xenfb", "input")
 _CAPS = tuple(Capability("qemu", name) for name in SIM_DEVICES)
+#: Device-model commands and the ``state`` each answers (qemu's and the simulated ones').
+DM_ANSWERS = {"save": "paused", "continue": "running"}
+#: Commands a device model takes without an answer.
+DM_SILENT = frozenset({"pci-ins", "pci-rem"})
 Gate = Callable[[Callable[[], object]], bool]
 
 
@@ -85,6 +94,14 @@ class SimDmAgent:
         """``/local/domain/<domid>/dm-agent/dms``, the path to watch."""
         return f"{agent_path(self.domid)}/dms"
 
+    @property
+    def commands_root(self) -> str:
+        """Where the commands to its device models are written: ``/local/domain/0/
+        device-model`` (a stub domain's agent: its target's directory), the other path to
+        watch."""
+        root = f"{domain_path(0)}/device-model"
+        return root if self.target is None else f"{root}/{self.target}"
+
     def step(self, client: XenstoreClient) -> None:
         """One look at xenstore (see the module docstring)."""
         if not client.exists(capabilities_path(self.domid)):
@@ -103,8 +120,21 @@ class SimDmAgent:
                 self._serve(client, int(name))
         self.running = {(d, m) for d, m in self.running
                         if d in seen and client.exists(f"/local/domain/{d}")}
-        for guest in sorted({d for d, _m in self.running}):
-            answer_bsg_requests(client, guest, self._gate)
+        for domid in sorted({d for d, _m in self.running}):
+            self._answer(client, domid)
+            answer_bsg_requests(client, domid, self._gate)
+
+    def _answer(self, client: XenstoreClient, domid: int) -> None:
+        """Answer the command waiting for domain ``domid``'s device model, if any."""
+        base = f"{domain_path(0)}/device-model/{domid}"
+        command = client.try_read(f"{base}/command")
+        answer = DM_ANSWERS.get(command or "")
+        if answer is not None and client.try_read(f"{base}/state") != answer:
+            if self._gate(_writer(client, f"{base}/state", answer)):
+                log.info("dm-agent %d: domain %d's device model: %s -> state %s", self.domid,
+                         domid, command, answer)
+        elif command and answer is None and command not in DM_SILENT:
+            log.debug("dm-agent %d: domain %d: command %r ignored", self.domid, domid, command)
 
     def _serve(self, client: XenstoreClient, domid: int) -> None:
         base = dms_path(self.domid, domid)
@@ -152,6 +182,7 @@ class DmAgentThread:
     def start(self) -> DmAgentThread:
         """Watch the agent's tree and start the thread."""
         self._client.watch(self.agent.dms_root, self._token, self._on_watch)
+        self._client.watch(self.agent.commands_root, self._token, self._on_watch)
         self._thread.start()
         return self
 
@@ -177,6 +208,7 @@ class DmAgentThread:
         """Stop watching and join the thread (TimeoutError if it does not end)."""
         try:
             self._client.unwatch(self.agent.dms_root, self._token)
+            self._client.unwatch(self.agent.commands_root, self._token)
         except Exception as exc:  # the client may be closing already
             log.debug("dm-agent unwatch: %s", exc)
         with self._cond:

@@ -302,6 +302,7 @@ class SimGuest:
                 self._agent = SimDmAgent(self.domid, int(target), self._as_guest)
                 client.watch(self._agent.dms_root, "dm-agent", self._on_watch)
                 client.watch(bsg_requests_path(int(target)), "dm-agent-bsg", self._on_watch)
+                client.watch(self._agent.commands_root, "dm-agent", self._on_watch)
         except (XenstoreError, XenstoreConnectionError, XenstoreTimeout) as exc:
             log.info("guest %d cannot use xenstore yet: %s", self.domid, exc)
             client.close()

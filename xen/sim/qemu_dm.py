@@ -41,6 +41,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from xen.sim._bsg import answer_bsg_requests, bsg_requests_path
+from xen.sim._dmagent import DM_ANSWERS, DM_SILENT
 from xen.sim._qemuargs import QemuArgsError, QemuConfig, parse_wrapper_argv
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ log = logging.getLogger("xen.sim.qemu_dm")
 
 READY_LINE = "ready"
 _VNC_BASE = 5900
-_ANSWERS = {"save": "paused", "continue": "running"}
-_SILENT = frozenset({"pci-ins", "pci-rem"})
 
 
 def vnc_port(config: QemuConfig) -> int | None:
@@ -105,12 +104,12 @@ class SimDeviceModel:
         command = self.xs.try_read(self.command_path)
         if not command:
             return
-        answer = _ANSWERS.get(command)
+        answer = DM_ANSWERS.get(command)
         if answer is not None:
             if self.xs.try_read(self.state_path) != answer:
                 log.info("domain %d: %s -> state %s", self.config.domid, command, answer)
                 self.xs.write(self.state_path, answer)
-        elif command not in _SILENT:
+        elif command not in DM_SILENT:
             log.warning("domain %d: unknown command %r ignored", self.config.domid, command)
 
     def _on_bsgdev(self, event: WatchFired) -> None:

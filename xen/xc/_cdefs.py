@@ -2,7 +2,7 @@
 
 Only what `xen.xc._xc` and `xen.xc._guest` call is declared: libxenctrl's interface
 open/close, xc_version, xc_physinfo, xc_domain_create, xc_domain_getinfolist,
-pause/unpause/shutdown/destroy, setmaxmem, sethandle, max_vcpus, xc_shadow_control,
+pause/unpause/shutdown/destroy, setmaxmem, sethandle, set_target, max_vcpus, xc_shadow_control,
 xc_hvm_param_set/get, xc_evtchn_alloc_unbound, the PCI passthrough calls
 (xc_test_assign_device, xc_assign_device, xc_deassign_device, xc_domain_iomem_permission,
 xc_domain_ioport_permission, xc_domain_irq_permission, xc_physdev_map_pirq/unmap_pirq) and
@@ -138,7 +138,7 @@ FUNCTIONS = {
         "xc_hvm_param_get", "xc_test_assign_device", "xc_assign_device", "xc_deassign_device",
         "xc_domain_iomem_permission", "xc_domain_ioport_permission", "xc_domain_irq_permission",
         "xc_physdev_map_pirq", "xc_physdev_unmap_pirq", "xc_domain_create",
-        "xc_evtchn_alloc_unbound", "xc_domain_set_memory_map",
+        "xc_evtchn_alloc_unbound", "xc_domain_set_memory_map", "xc_domain_set_target",
     ),
     LIBXENGUEST: (
         "xc_dom_allocate", "xc_dom_release", "xc_dom_kernel_file", "xc_dom_module_file",
@@ -240,6 +240,7 @@ int xc_domain_shutdown(xc_interface *xch, uint32_t domid, int reason);
 int xc_domain_destroy(xc_interface *xch, uint32_t domid);
 int xc_domain_setmaxmem(xc_interface *xch, uint32_t domid, uint64_t max_memkb);
 int xc_domain_sethandle(xc_interface *xch, uint32_t domid, uint8_t handle[16]);
+int xc_domain_set_target(xc_interface *xch, uint32_t domid, uint32_t target);
 
 /* domain build */
 int xc_domain_max_vcpus(xc_interface *xch, uint32_t domid, unsigned int max);

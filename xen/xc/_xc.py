@@ -14,7 +14,7 @@ libxenctrl's own logging to stderr is silenced (a stdio logger that logs nothing
 reach us through errno and xc_get_last_error and go into our exceptions.
 
 Calls: version, physinfo, getinfolist, getinfo (getinfolist(domid, 1) and a domid check, as the
-original did), pause, unpause, shutdown, destroy, setmaxmem, set_handle, find_by_handle
+original did), pause, unpause, shutdown, destroy, setmaxmem, set_handle, set_target, find_by_handle
 (a walk over getinfolist), and the domain-build steps: max_vcpus (xc_domain_max_vcpus; on
 4.17 the count must be the one the domain was created with), shadow_allocation
 (xc_shadow_control with XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION; returns the pool Xen reports
@@ -280,6 +280,10 @@ class XcBackend:
             raise InvalidArgument(f"set_handle of domain {domid}: {handle!r} is not a UUID")
         raw = ffi.new("uint8_t[16]", list(handle.bytes))
         self._domain_call("xc_domain_sethandle", domid, raw, what=str(handle))
+
+    def set_target(self, domid: int, target: int) -> None:
+        check_domid(target)
+        self._domain_call("xc_domain_set_target", domid, target, what=f"target {target}")
 
     def find_by_handle(self, handle: uuid.UUID) -> list[DomainInfo]:
         return [info for info in iter_domains(self) if info.handle == handle]

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
         SetHvmParam,
         SetMaxMem,
         SetMaxVcpus,
+        SetTarget,
         ShadowAllocation,
         ShutdownDomain,
         SurfmanSetPvDisplay,
@@ -110,6 +111,7 @@ if TYPE_CHECKING:
         vif_rate_value,
     )
     from xen.xenops._dm import (
+        device_model_command,
         start_device_model,
     )
     from xen.xenops._dmagent import (
@@ -366,6 +368,7 @@ __all__ = [
     "SetMaxMem",
     "SetMaxVcpus",
     "SetPerms",
+    "SetTarget",
     "ShadowAllocation",
     "ShutdownDomain",
     "SimBuilder",
@@ -401,6 +404,7 @@ __all__ = [
     "capability_writes",
     "check_domid",
     "device_layout",
+    "device_model_command",
     "device_name",
     "device_of_spec",
     "devid_to_name",
@@ -568,6 +572,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Rm": "xen.xenops._atomics",
     "SCSI_MAJOR": "xen.xenops._devid",
     "SetDomainHandle": "xen.xenops._calls",
+    "SetTarget": "xen.xenops._calls",
     "SetHvmParam": "xen.xenops._calls",
     "SetMaxMem": "xen.xenops._calls",
     "SetMaxVcpus": "xen.xenops._calls",
@@ -639,6 +644,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "rw_perms": "xen.xenops._layout",
     "shadow_mib": "xen.xenops._memory",
     "start_device_model": "xen.xenops._dm",
+    "device_model_command": "xen.xenops._dm",
     "stubdom_dm_args": "xen.xenops._dmargs",
     "stubdom_mac": "xen.xenops._dmargs",
     "stuck_handle": "xen.xenops._teardown",

@@ -14,6 +14,7 @@ Hypervisor calls (the `HypervisorCall` union), each one member of `xen.hyperviso
 ``ShutdownDomain(domid, reason)``               ``shutdown`` (a `ShutdownReason`)
 ``PauseDomain(domid)``, ``UnpauseDomain``       ``pause``, ``unpause``
 ``SetDomainHandle(domid, handle)``              ``set_handle`` (a `uuid.UUID`)
+``SetTarget(domid, target)``                    ``set_target`` (a stub domain's guest)
 ``SetMaxVcpus(domid, vcpus)``                   ``max_vcpus``
 ``SetMaxMem(domid, kib)``                       ``setmaxmem``
 ``ShadowAllocation(domid, mib)``                ``shadow_allocation``
@@ -82,6 +83,7 @@ __all__ = [
     "SetHvmParam",
     "SetMaxMem",
     "SetMaxVcpus",
+    "SetTarget",
     "ShadowAllocation",
     "ShutdownDomain",
     "SurfmanSetPvDisplay",
@@ -170,6 +172,20 @@ class SetDomainHandle:
 
 
 @dataclass(frozen=True, slots=True)
+class SetTarget:
+    """Give stub domain ``domid`` privilege over its HVM guest ``target``
+    (XEN_DOMCTL_set_target)."""
+
+    domid: int
+    target: int
+    ignore_errors: bool = False
+
+    def __post_init__(self) -> None:
+        check_domid(self)
+        check_domid(self, "target")
+
+
+@dataclass(frozen=True, slots=True)
 class SetMaxVcpus:
     """Allocate the domain's vcpus (XEN_DOMCTL_max_vcpus)."""
 
@@ -248,19 +264,20 @@ class PciAdd:
 
 @dataclass(frozen=True, slots=True)
 class PciRelease:
-    """Take a PCI function back from a domain: deassign, unmap its pirq, revoke its BAR and
-    IRQ grants."""
+    """Take a PCI function back from a domain: deassign (unless never ``assigned``: a stub
+    domain's copy), unmap its pirq, revoke its BAR and IRQ grants."""
 
     domid: int
     bdf: str
     _: KW_ONLY
     hvm: bool
+    assigned: bool = True
     ignore_errors: bool = False
 
     def __post_init__(self) -> None:
         check_domid(self)
         check_bdf(self)
-        check_bool(self, "hvm")
+        check_bool(self, "hvm", "assigned")
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,8 +389,8 @@ class UnmapPirq:
 
 HypervisorCall = (
     CreateDomain | DestroyDomain | ShutdownDomain | PauseDomain | UnpauseDomain
-    | SetDomainHandle | SetMaxVcpus | SetMaxMem | ShadowAllocation | SetHvmParam | PciAdd
-    | PciRelease | IoportPermission | IomemPermission | AssignDevice | DeassignDevice
+    | SetDomainHandle | SetTarget | SetMaxVcpus | SetMaxMem | ShadowAllocation | SetHvmParam
+    | PciAdd | PciRelease | IoportPermission | IomemPermission | AssignDevice | DeassignDevice
     | IrqPermission | MapPirq | UnmapPirq
 )
 
@@ -405,13 +422,15 @@ class PciFlr:
 @dataclass(frozen=True, slots=True)
 class PciPermissive:
     """Let the guest write the PCI function's config space through pciback (``permissive``;
-    a device model in a stub domain needs it)."""
+    a device model in a stub domain needs it); ``allow=False``: pciback's ``restrictive``."""
 
     bdf: str
+    allow: bool = True
     ignore_errors: bool = False
 
     def __post_init__(self) -> None:
         check_bdf(self)
+        check_bool(self, "allow")
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,7 @@ from xen.xenops._calls import (
     SetHvmParam,
     SetMaxMem,
     SetMaxVcpus,
+    SetTarget,
     ShadowAllocation,
     ShutdownDomain,
     SurfmanSetPvDisplay,
@@ -241,6 +242,10 @@ class HostActions:
         """Let the guest write the function's config space (pciback ``permissive``)."""
         raise self._refuse("pci_permissive")
 
+    def pci_restrictive(self, bdf: str) -> None:
+        """Stop passing the guest's config-space writes through (pciback ``restrictive``)."""
+        raise self._refuse("pci_restrictive")
+
     def pci_device(self, bdf: str) -> PciHostDevice:
         """The PCI function as dom0 sees it (ids, IRQ, BARs, driver); an OSError naming a
         BDF the host does not have."""
@@ -290,6 +295,7 @@ class PlanExecutor:
             CreateDomain: self._create_domain, DestroyDomain: self._destroy_domain,
             ShutdownDomain: self._shutdown_domain, PauseDomain: self._pause_domain,
             UnpauseDomain: self._unpause_domain, SetDomainHandle: self._set_domain_handle,
+            SetTarget: self._set_target,
             SetMaxVcpus: self._set_max_vcpus, SetMaxMem: self._set_max_mem,
             ShadowAllocation: self._shadow_allocation, SetHvmParam: self._set_hvm_param,
             PciBind: self._pci_bind, PciFlr: self._pci_flr, LoopDetach: self._loop_detach,
@@ -434,6 +440,9 @@ class PlanExecutor:
 
     def _set_domain_handle(self, step: SetDomainHandle) -> None:
         self.hv.set_handle(step.domid, step.handle)
+
+    def _set_target(self, step: SetTarget) -> None:
+        self.hv.set_target(step.domid, step.target)
 
     def _set_max_vcpus(self, step: SetMaxVcpus) -> None:
         self.hv.max_vcpus(step.domid, step.vcpus)

@@ -13,7 +13,8 @@ runs the steps these functions give, each logged as one line:
   iomem grant of its pages, for each I/O BAR an ioport grant of its ports; with an IRQ, the
   GSI mapped as a pirq of the same number and the IRQ granted.
 * `pci_release_steps`: the reverse, in the original's order: deassign, unmap the pirq,
-  revoke the IRQ, revoke the BARs. Run best effort (each failure logged).
+  revoke the IRQ, revoke the BARs, and for a PV domain (a stub domain, or a PV-PCI guest)
+  pciback back to ``restrictive``. Run best effort (each failure logged).
 * `plan_io_grants`: the config's raw I/O-space grants (``passthrough-io`` port ranges,
   ``passthrough-mmio`` machine-frame ranges, both inclusive), given at start as the original
   did; Xen takes them back when the domain is destroyed.
@@ -156,27 +157,34 @@ def pci_add_steps(step: PciAdd, dev: PciHostDevice) -> tuple[Atomic, ...]:
 
 
 def pci_release_steps(step: PciRelease, dev: PciHostDevice, *,
-                      assigned: bool = True) -> tuple[Atomic, ...]:
+                      assigned: bool | None = None) -> tuple[Atomic, ...]:
     """The release of ``dev`` from ``step.domid``, every step best effort (see the module
-    docstring); ``assigned=False`` leaves the deassign out (it was never assigned)."""
+    docstring); not ``assigned`` (default: ``step.assigned``) leaves the deassign out (it was
+    never assigned)."""
     domid = step.domid
+    assigned = step.assigned if assigned is None else assigned
     steps: list[Atomic] = [DeassignDevice(domid, step.bdf, ignore_errors=True)] if assigned else []
     if dev.irq > 0:
         steps += [UnmapPirq(domid, dev.irq, ignore_errors=True),
                   IrqPermission(domid, dev.irq, allow=False, ignore_errors=True)]
-    return tuple(steps + _bar_grants(domid, dev, allow=False, ignore=True))
+    steps += _bar_grants(domid, dev, allow=False, ignore=True)
+    if not step.hvm:  # pciback filters config writes again (a stub domain's device model)
+        steps.append(PciPermissive(step.bdf, allow=False, ignore_errors=True))
+    return tuple(steps)
 
 
-def plan_pci_remove(observed: ObservedDevice, *, hvm: bool) -> Plan:
+def plan_pci_remove(observed: ObservedDevice, *, hvm: bool, stub_copy: bool = False) -> Plan:
     """Take a PCI group out of a running domain: release, both ends and the private dirs
-    removed, then FLR (best effort)."""
+    removed, then FLR (best effort). A stub domain's copy (``stub_copy``) was never assigned
+    and is not reset (its guest still has the devices)."""
     dev = observed.device
     domid = dev.frontend.domid
-    steps: list[Atomic] = [PciRelease(domid, bdf, hvm=hvm, ignore_errors=True)
-                           for bdf in observed.pci_bdfs]
+    steps: list[Atomic] = [PciRelease(domid, bdf, hvm=hvm, assigned=not stub_copy,
+                                      ignore_errors=True) for bdf in observed.pci_bdfs]
     steps += [Rm(dev.frontend_path), Rm(dev.backend_path), Rm(dev.error_dir),
               Rm(dev.hotplug_extra_path), Rm(dev.hotplug_path)]
-    steps += [PciFlr(bdf, ignore_errors=True) for bdf in observed.pci_bdfs]
+    if not stub_copy:
+        steps += [PciFlr(bdf, ignore_errors=True) for bdf in observed.pci_bdfs]
     return Plan(f"pci-remove {device_name(dev)}", tuple(steps), best_effort=True)
 
 

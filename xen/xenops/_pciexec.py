@@ -64,7 +64,8 @@ def pci_methods(hv: Callable[[], Hypervisor], host: HostActions,
         except Exception as exc:  # PlanFailed: the step and its cause
             cause = getattr(exc, "cause", exc)
             logger.warning("%s failed (%s); releasing what it asked for", name, cause)
-            release = PciRelease(step.domid, step.bdf, hvm=step.hvm)
+            release = PciRelease(step.domid, step.bdf, hvm=step.hvm,
+                                 assigned=step.assign and (step.hvm or step.pvpci))
             run(f"{name} (rollback)", pci_release_steps(release, dev), True)
             raise cause from exc
 
@@ -85,5 +86,6 @@ def pci_methods(hv: Callable[[], Hypervisor], host: HostActions,
         IrqPermission: lambda s: hv().irq_permission(s.domid, s.pirq, s.allow),
         MapPirq: lambda s: _ignore(hv().map_pirq(s.domid, s.gsi)),
         UnmapPirq: lambda s: hv().unmap_pirq(s.domid, s.pirq),
-        PciPermissive: lambda s: host.pci_permissive(s.bdf),
+        PciPermissive: lambda s: (host.pci_permissive(s.bdf) if s.allow
+                                  else host.pci_restrictive(s.bdf)),
     }

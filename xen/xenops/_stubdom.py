@@ -12,15 +12,17 @@ nodes:
 * ``/local/domain/<target>/power-state`` owned by the guest, writable by the stub domain;
   ``/vm/<uuid>/rtc/timeoffset`` readable by the guest and writable by the stub domain.
 
-xenstored's SET_TARGET (the stub domain gets its guest's rights) is a client call the caller
-makes after this plan; the hypercall ``xc_domain_set_target`` has no member in our hypervisor
-interface yet (docs/compatibility.md). :func:`stubdom_cmdline` is the stub kernel's command
+Then the hypervisor's ``xc_domain_set_target`` (`SetTarget`: the stub domain gets privilege
+over its guest, and Xen keeps the guest until the stub domain is gone). xenstored's SET_TARGET
+(the stub domain gets its guest's rights in xenstore) is a client call the caller makes after
+this plan. :func:`stubdom_cmdline` is the stub kernel's command
 line in dm-agent mode. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from xen.xenops._atomics import Mkdir, Plan, SetPerms, Transaction, Write, XsOp
+from xen.xenops._calls import SetTarget
 from xen.xenops._layout import Perms, domain_path
 
 __all__ = ["STUBDOM_SSID_LABEL", "plan_stubdom_links", "stubdom_cmdline", "stubdom_name"]
@@ -60,4 +62,5 @@ def plan_stubdom_links(target: int, stub: int, vm_uuid: str) -> Plan:
             Mkdir(f"/vm/{vm_uuid}/rtc/timeoffset"),
             SetPerms(f"/vm/{vm_uuid}/rtc/timeoffset",
                      Perms(0, "n", ((target, "r"), (stub, "b"))))]
-    return Plan(f"stubdom-links {target} {stub}", (Transaction(tuple(ops)),))
+    return Plan(f"stubdom-links {target} {stub}", (Transaction(tuple(ops)),
+                                                    SetTarget(stub, target)))

@@ -183,6 +183,11 @@ class PciSysfsActions:
         """pciback passes the guest's config-space writes through (``permissive``)."""
         self.pci_sysfs().write(f"drivers/{PCIBACK}/permissive", bdf)
 
+    def pci_restrictive(self, bdf: str) -> None:
+        """pciback filters the guest's config-space writes again (``restrictive``, OpenXT's
+        pciback; a stock pciback has no such node: an OSError)."""
+        self.pci_sysfs().write(f"drivers/{PCIBACK}/restrictive", bdf)
+
     def pci_device(self, bdf: str) -> PciHostDevice:
         """The PCI function as dom0 sees it; `PciDeviceMissing` for an unknown BDF."""
         return read_pci_device(self.pci_sysfs(), bdf)

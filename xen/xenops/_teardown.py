@@ -102,9 +102,10 @@ def _is_vbd(dev: Device) -> bool:
     return dev.backend.kind in (Kind.VBD, Kind.TAP)
 
 
-def _pci_release(obs: ObservedDevice, hvm: bool) -> list[Atomic]:
+def _pci_release(obs: ObservedDevice, hvm: bool, assigned: bool = True) -> list[Atomic]:
     domid = obs.device.frontend.domid
-    return [PciRelease(domid, bdf, hvm=hvm, ignore_errors=True) for bdf in obs.pci_bdfs]
+    return [PciRelease(domid, bdf, hvm=hvm, assigned=assigned, ignore_errors=True)
+            for bdf in obs.pci_bdfs]
 
 
 def _clean_shutdown(obs: ObservedDevice, t: Timeouts, hvm: bool) -> list[Atomic]:
@@ -233,8 +234,8 @@ def _destroy_steps(
     pci = [d for d in obs.devices if d.device.backend.kind is Kind.PCI]
     other = [d for d in obs.devices if d.device.backend.kind is not Kind.PCI]
     steps: list[Atomic] = []
-    for device in pci:                                               # 2. PCI back to dom0
-        steps += _hard_shutdown(device, t, obs.hvm)
+    for device in pci:  # 2. PCI back to dom0 (a stub domain's copies were never assigned)
+        steps += _pci_release(device, obs.hvm, assigned=do_flr)
     steps.append(DestroyDomain(domid))                               # 3.
     for agent in obs.dm_agents:                                      # 4. dm-agents
         steps += dm_stop_steps(agent, domid, t.dm_agent_stop)

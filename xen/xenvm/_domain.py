@@ -38,6 +38,7 @@ from xen.xenops import (
     Kind,
     PhysType,
     Plan,
+    PlanFailed,
     VbdSpec,
     WaitDomain,
     domain_create_call,
@@ -61,6 +62,7 @@ from xen.xenvm._config_devices import DiskConfig, NicConfig, PciConfig
 from xen.xenvm._lifecycle import DeathCause
 from xen.xenvm._media import write_media
 from xen.xenvm._pcihost import check_pci, replug_group, unplug_group
+from xen.xenvm._prune import prune_device_dirs
 from xen.xenvm._specs import (
     boot_image,
     config_build_memory,
@@ -77,9 +79,11 @@ from xen.xenvm._stubdom import (
     StubdomActions,
     check_device_model,
     dm_mode,
+    replug_stub_drive,
     start_dm_agent,
     stub_config,
 )
+from xen.xenvm._tasks import TaskError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -230,9 +234,17 @@ class DomainActions:
         self.env.executor().run(plan_device_add(spec, self.env.timeouts))
 
     def change_media(self, domid: int, drive: DiskConfig, phystype: PhysType | None) -> None:
-        """Write CD drive ``drive``'s medium into the running domain's backend (``_media``)."""
+        """Write CD drive ``drive``'s medium into the running domain's backend (``_media``);
+        with a medium in, a stub domain's copy of the drive is re-plugged (``_stubdom``)."""
         write_media(self.env.xenstore(), domid, name_to_devid(drive.virtpath), phystype,
                     drive.physpath)
+        stub = self.stubdom_of(domid)
+        if phystype is not None and stub >= 0:
+            try:
+                replug_stub_drive(self.env, stub, drive)
+            except PlanFailed as exc:
+                raise TaskError(f"the stub domain's copy of CD drive {drive.virtpath} was "
+                                f"not re-plugged: {exc}") from exc
 
     def unplug(self, domid: int, kind: Kind, devid: int, *, hvm: bool,
                config: VmConfig | None = None) -> None:
@@ -245,6 +257,7 @@ class DomainActions:
             if (dev.device.frontend.kind, dev.device.frontend.devid) == (kind, devid):
                 self.env.executor().run(plan_device_remove(dev, "clean", hvm=hvm,
                                                            timeouts=self.env.timeouts))
+                prune_device_dirs(self.env.xenstore(), dev.device)  # no empty kind dirs
 
     # ------------------------------------------------------------------ running
 

@@ -8,8 +8,8 @@ locked the tray) refuses the change. The config follows, so a reboot keeps the m
 
 :func:`media_changed` (pure) gives the new config and drive; :func:`write_media` does the
 xenstore part for a running domain. Errors are :class:`~xen.xenvm.TaskError` naming the drive.
-Not done: a stub domain's copy of the drive is not re-plugged (the original re-plugged a
-read-only cdrom vbd into the stub domain).
+With a stub domain, an inserted medium also re-plugs the stub's read-only copy of the drive
+(:func:`xen.xenvm._stubdom.replug_stub_drive`, as the original); an eject leaves the copy.
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ through, and touches nothing:
 :func:`replug_group` plugs a PCI group of the config into a running domain, after taking out
 the same group if the domain already has it (a device added to an existing group re-plugs
 the group); :func:`unplug_group` takes a group out (``plan_pci_remove``: release, both ends,
-FLR) and plugs back what the new config still has in it.
+FLR) and plugs back what the new config still has in it. A guest with a stub domain has each
+group twice: its own and the stub's copy (not assigned, no reset); both follow, the copy
+taken out first and plugged last. An HVM guest's device model is told (``pci-rem`` before a
+group goes, ``pci-ins`` after it is plugged, the group's BDFs as the parameter).
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from xen.hypervisor import HypervisorError, Unsupported
 from xen.xenops import (
     PCIBACK,
     Kind,
+    device_model_command,
     observe_domain,
     plan_device_add,
     plan_pci_remove,
 )
-from xen.xenvm._specs import pci_specs
+from xen.xenvm._prune import prune_device_dirs
+from xen.xenvm._specs import pci_specs, stub_pci_specs
 from xen.xenvm._tasks import TaskError
 
 if TYPE_CHECKING:
@@ -55,10 +60,13 @@ _MAX_DEVS = 256  # dev-<i> nodes read per backend at most (a PCI bus has 256 fun
 
 
 def pci_holders(env: XenEnv) -> dict[str, int]:
-    """BDF -> the frontend domain of every PCI backend in xenstore."""
+    """BDF -> the frontend domain of every PCI backend in xenstore (a stub domain's copies,
+    never assigned, are left out: its guest's backend names the holder)."""
     xs = env.xenstore()
     found: dict[str, int] = {}
     for fe in _listing(xs, _PCI_BACKENDS):
+        if xs.exists(f"/local/domain/{fe}/target"):
+            continue
         for devid in _listing(xs, f"{_PCI_BACKENDS}/{fe}"):
             base = f"{_PCI_BACKENDS}/{fe}/{devid}"
             count = xs.try_read(f"{base}/num_devs") or "0"
@@ -126,26 +134,55 @@ def _plugged_groups(env: XenEnv, domid: int, hvm: bool) -> dict[int, ObservedDev
             .devices if d.device.backend.kind is Kind.PCI}
 
 
-def unplug_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
-    """Take PCI group ``group`` out of ``domid``; plug back what ``cfg`` still has in it."""
-    observed = _plugged_groups(env, domid, cfg.hvm).get(group)
+def _stub_of(env: XenEnv, domid: int) -> int:
+    text = env.xenstore().try_read(f"/local/domain/{domid}/image/device-model-domid")
+    return int(text) if text is not None and text.isdigit() else -1
+
+
+def _remove_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
+    """Take ``group`` out of ``domid`` (its device model told first) and out of its stub
+    domain (that copy first); the domain's last group leaves no empty directory."""
+    hvm = cfg.hvm
+    observed = _plugged_groups(env, domid, hvm).get(group)
     if observed is not None:
-        env.executor().run(plan_pci_remove(observed, hvm=cfg.hvm))
+        _tell_device_model(env, domid, cfg, "pci-rem", list(observed.pci_bdfs))
+    stub = _stub_of(env, domid)
+    copy = _plugged_groups(env, stub, False).get(group) if stub >= 0 else None
+    if copy is not None:
+        env.executor().run(plan_pci_remove(copy, hvm=False, stub_copy=True))
+        prune_device_dirs(env.xenstore(), copy.device)
+    if observed is not None:
+        env.executor().run(plan_pci_remove(observed, hvm=hvm))
+        prune_device_dirs(env.xenstore(), observed.device)
+
+
+def _tell_device_model(env: XenEnv, domid: int, cfg: VmConfig, command: str,
+                       bdfs: list[str]) -> None:
+    """An HVM guest's device model (any mode) hears of a hot-plugged group: ``pci-ins`` or
+    ``pci-rem`` with the group's BDFs (comma-separated), no answer awaited (the original's)."""
+    if cfg.hvm and bdfs and env.xenstore().exists(f"/local/domain/0/device-model/{domid}/state"):
+        device_model_command(env.xenstore(), domid, command, float(cfg.qemu_dm_timeout),
+                             parameter=bdfs)
+
+
+def unplug_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
+    """Take PCI group ``group`` out of ``domid`` (and its stub domain); plug back what ``cfg``
+    still has in it."""
+    _remove_group(env, domid, group, cfg)
     if any(p.group == group for p in cfg.pcis):
         replug_group(env, domid, group, cfg)
-        return
-    xs = env.xenstore()
-    for parent in (f"{_PCI_BACKENDS}/{domid}", f"/local/domain/{domid}/device/pci"):
-        if xs.exists(parent) and not _listing(xs, parent):
-            xs.rm(parent)  # the domain's last PCI group: no empty directory is left
 
 
 def replug_group(env: XenEnv, domid: int, group: int, cfg: VmConfig) -> None:
-    """Plug PCI group ``group`` of ``cfg`` into ``domid`` (re-plugging it when present)."""
+    """Plug PCI group ``group`` of ``cfg`` into ``domid`` (re-plugging it when present), and
+    its copy into the domain's stub domain."""
     check_pci(env, cfg, own_domid=domid, groups=frozenset({group}))
-    observed = _plugged_groups(env, domid, cfg.hvm).get(group)
-    if observed is not None:
-        logger.info("domain %d: re-plugging pci group %d", domid, group)
-        env.executor().run(plan_pci_remove(observed, hvm=cfg.hvm))
+    logger.info("domain %d: plugging pci group %d", domid, group)
+    _remove_group(env, domid, group, cfg)
     spec = next(s for s in pci_specs(cfg, domid) if s.devid == group)
     env.executor().run(plan_device_add(spec, env.timeouts))
+    stub = _stub_of(env, domid)
+    if stub >= 0:
+        copy = next(s for s in stub_pci_specs(cfg, domid, stub) if s.devid == group)
+        env.executor().run(plan_device_add(copy, env.timeouts))
+    _tell_device_model(env, domid, cfg, "pci-ins", [p.bdf for p in cfg.pcis if p.group == group])

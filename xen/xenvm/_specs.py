@@ -57,6 +57,7 @@ __all__ = [
     "platform_data",
     "pv_device_specs",
     "resolve_macs",
+    "stub_pci_specs",
     "vbd_spec",
     "vif_specs",
     "vtpm_specs",
@@ -180,6 +181,15 @@ def pci_specs(cfg: VmConfig, domid: int) -> tuple[PciSpec, ...]:
                 bind=bind[group])
         for group, devs in groups.items()
     )
+
+
+def stub_pci_specs(cfg: VmConfig, target: int, stub: int) -> tuple[PciSpec, ...]:
+    """Stub domain ``stub``'s copies of guest ``target``'s PCI groups, as the original: a PV-PCI
+    frontend in the stub, not assigned (the guest has the devices), pciback permissive (the
+    device model there writes config space), no reset, no bind (the guest's plug did it)."""
+    return tuple(replace(spec, frontend_domid=stub, hvm=False, pvpci=True,
+                         flr=False, assign=False, permissive=True, bind=False)
+                 for spec in pci_specs(cfg, target))
 
 
 def pv_device_specs(cfg: VmConfig, domid: int,

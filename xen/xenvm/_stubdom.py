@@ -9,19 +9,22 @@ How a VM picks (:func:`dm_mode`; ours, documented in docs/xenvm.md):
   direct mode only with ``/config/dm-wrapper``: our direct mode is the tested dom0 path, and a
   dom0 without a dm-agent daemon is common, so it stays the default (docs/compatibility.md).
 
-Bringing a stub domain up (:meth:`StubdomActions.start`), after the guest is built and its
-own devices plugged, in the original's order: the stub's images are checked first
-(:func:`check_device_model`, before the guest exists, so a missing kernel builds nothing);
-the stub is created and built as a PV domain of 1 vcpu named ``stubdom-<target>`` with the
-config's ``stubdom-memory``/``-kernel``/``-initrd`` and ``-cmdline`` + ``guest_agent=dmagent
-guest_domid=<target>``; the links and permissions of ``xen.xenops._stubdom`` and xenstored's
-SET_TARGET; the guest's disks re-exported to it (vbd ``phy``, params ``/dev/<virtpath>``), its
-nics (the MAC's locally-administered bit flipped, same backend), its console (backend in dom0,
-output ``file:/var/log/xen/qemu-dm-<stub>``); then the stub is unpaused and the dm-agent in it
-asked for the device model (:func:`start_dm_agent`: wait for its capabilities, one transaction
-of infos, wait for ``status`` = running; every wait bounded by ``qemu-dm-timeout``). The
-caller records the stub's domid as soon as it exists (``created``), so a failure anywhere is
-rolled back by the guest's destroy, which follows ``image/device-model-domid``.
+Bringing a stub domain up (:meth:`StubdomActions.attach`), after the guest is built and its own
+devices plugged, in the original's order: the stub's images are checked first
+(:func:`check_device_model`, before the guest exists, so a missing kernel builds nothing); the
+stub is created and built as a PV domain of 1 vcpu named ``stubdom-<target>`` with the config's
+``stubdom-memory``/``-kernel``/``-initrd`` and ``-cmdline`` + ``guest_agent=dmagent
+guest_domid=<target>``; the links and permissions of ``xen.xenops._stubdom`` (with the
+hypervisor's set_target) and xenstored's SET_TARGET; ``/vm/<stub uuid>/image/dmargs``
+(:func:`stub_dmargs`); the guest's disks re-exported to it (vbd ``phy``, params
+``/dev/<virtpath>``), its nics (the MAC's locally-administered bit flipped, same backend), its
+PCI groups (PV-PCI, not assigned, pciback permissive:
+:func:`~xen.xenvm._specs.stub_pci_specs`), its console (backend in dom0, output
+``file:/var/log/xen/qemu-dm-<stub>``); then the stub is unpaused and the dm-agent in it asked
+for the device model (:func:`start_dm_agent`: wait for its capabilities, one transaction of
+infos, wait for ``status`` = running; every wait bounded by ``qemu-dm-timeout``). The caller
+records the stub's domid as soon as it exists (``created``), so a failure anywhere is rolled
+back by the guest's destroy, which follows ``image/device-model-domid``.
 """
 
 from __future__ import annotations
@@ -35,32 +38,39 @@ from xen.xenops import (
     CancelToken,
     ConsoleSpec,
     DmDevice,
+    Kind,
     PhysType,
     Plan,
     VbdSpec,
     WaitFor,
+    Write,
     assign,
     capabilities_path,
     list_dir,
+    observe_domain,
     order_devices,
     parse_capabilities,
     plan_device_add,
+    plan_device_remove,
     plan_dm_start,
     plan_stubdom_links,
+    qemu_args,
     stubdom_cmdline,
+    stubdom_dm_args,
     stubdom_mac,
     stubdom_name,
 )
 from xen.xenvm._config_values import ConfigError
-from xen.xenvm._specs import resolve_macs, vif_specs
+from xen.xenvm._specs import dm_info, resolve_macs, stub_pci_specs, vif_specs
 
 if TYPE_CHECKING:
     from xen.xenops import DeviceSpec
     from xen.xenvm._config import VmConfig
+    from xen.xenvm._config_devices import DiskConfig
     from xen.xenvm._env import XenEnv
 
 __all__ = ["StubdomActions", "check_device_model", "dm_devices", "dm_mode",
-           "start_dm_agent", "stub_config"]
+           "replug_stub_drive", "start_dm_agent", "stub_config", "stub_dmargs", "stub_vbd"]
 
 logger = logging.getLogger("xenvm")
 
@@ -113,8 +123,9 @@ def dm_devices(cfg: VmConfig, vm_uuid: str, *, in_stubdom: bool) -> tuple[DmDevi
     """The devices the guest's device model emulates (§5.8): PV ``xenfb``, ``input``; HVM
     ``xenmou``, ``xen_acpi_pm``, the graphics (``svga`` unless extra-hvm names ``xengfx``,
     ``vgpu`` or ``gfx_passthru``), ``acpi``, ``audio``, ``serial``, one ``net`` per nic it
-    serves, one ``drive`` or ``cdrom`` per disk (``file`` = ``/dev/<virtpath>`` in a stub
-    domain, whose disks are its own vbds)."""
+    serves, one ``xen_pci_pt`` per PCI device passed through (``hostaddr`` = its BDF), one
+    ``drive`` or ``cdrom`` per disk (``file`` = ``/dev/<virtpath>`` in a stub domain, whose
+    disks are its own vbds)."""
     if not cfg.hvm:
         return (DmDevice("xenfb"), DmDevice("input"))
     extras = dict(cfg.extra_hvm)
@@ -134,6 +145,8 @@ def dm_devices(cfg: VmConfig, vm_uuid: str, *, in_stubdom: bool) -> tuple[DmDevi
             devs.append(DmDevice(f"net{i}", (
                 ("model", nic.model or "rtl8139"), ("mac", vif.mac), ("bridge", nic.bridge),
                 ("id", str(vif.devid)), ("name", f"{'vwif' if vif.wireless else 'vif'}{i}"))))
+    devs += [DmDevice(f"xen_pci_pt{i}", (("hostaddr", pci.bdf),))
+             for i, pci in enumerate(cfg.pcis)]
     for i, disk in enumerate(cfg.disks):
         kind = "cdrom" if disk.devtype == "cdrom" else "drive"
         path = f"/dev/{disk.virtpath}" if in_stubdom else disk.physpath
@@ -163,6 +176,40 @@ def start_dm_agent(env: XenEnv, cfg: VmConfig, vm_uuid: str, domid: int, agent: 
                 sum(len(a.devices) for a in assignments))
 
 
+def stub_dmargs(cfg: VmConfig, vm_uuid: str, target: int) -> str:
+    """The device model's arguments as the stub domain's ``/vm/<stub uuid>/image/dmargs``:
+    direct mode's qemu arguments for the guest, without ``-M xenfv`` (the original's; the
+    dm-agent in the stub takes its devices from its ``infos``, not from these)."""
+    return " ".join(stubdom_dm_args(qemu_args(dm_info(resolve_macs(cfg, vm_uuid), vm_uuid),
+                                              target)))
+
+
+def stub_vbd(disk: DiskConfig, stub: int) -> VbdSpec:
+    """The stub domain ``stub``'s copy of the guest's disk ``disk``: a ``phy`` vbd whose
+    ``params`` is ``/dev/<virtpath>``; a CD drive's copy is read-only."""
+    return VbdSpec(frontend_domid=stub, virtpath=disk.virtpath, physpath=disk.physpath,
+                   phystype=PhysType.PHY, mode="r" if disk.devtype == "cdrom" else disk.mode,
+                   device_type=disk.devtype, backend_domid=disk.backend_domid,
+                   use_stubdom=True)
+
+
+def replug_stub_drive(env: XenEnv, stub: int, drive: DiskConfig,
+                      cancel: CancelToken | None = None) -> None:
+    """A medium went into CD drive ``drive`` of the guest served by stub domain ``stub``:
+    the stub's copy of the drive is unplugged (clean, if the stub has it) and plugged again,
+    read-only, so the device model in the stub opens the new medium (the original re-plugged
+    a read-only cdrom vbd). PlanFailed if a step fails (the guest's own drive already has
+    the medium)."""
+    spec = stub_vbd(drive, stub)
+    ex = env.executor()
+    for dev in observe_domain(env.xenstore(), stub).devices:
+        front = dev.device.frontend
+        if (front.kind, front.devid) == (Kind.VBD, spec.devid):
+            ex.run(plan_device_remove(dev, "clean", hvm=False, timeouts=env.timeouts), cancel)
+    ex.run(plan_device_add(spec, env.timeouts), cancel)
+    logger.info("stub domain %d: its copy of CD drive %s re-plugged", stub, drive.virtpath)
+
+
 class StubdomActions:
     """Brings up the stub domain of one guest (see the module docstring)."""
 
@@ -176,6 +223,10 @@ class StubdomActions:
         ex = self.env.executor()
         ex.run(plan_stubdom_links(target, stub, self.vm_uuid), cancel)
         self.env.xenstore().set_target(stub, target)
+        assert cfg.stubdom is not None
+        ex.run(Plan(f"stubdom-dmargs {stub}", (Write(f"/vm/{cfg.stubdom}/image/dmargs",
+                                                       stub_dmargs(cfg, self.vm_uuid, target)),)),
+               cancel)
         for spec in order_devices(self._devices(cfg, target, stub)):
             ex.run(plan_device_add(spec, self.env.timeouts), cancel)
         self.env.hypervisor().unpause(stub)
@@ -183,14 +234,11 @@ class StubdomActions:
         start_dm_agent(self.env, cfg, self.vm_uuid, target, stub, cancel)
 
     def _devices(self, cfg: VmConfig, target: int, stub: int) -> list[DeviceSpec]:
-        specs: list[DeviceSpec] = [
-            VbdSpec(frontend_domid=stub, virtpath=disk.virtpath, physpath=disk.physpath,
-                    phystype=PhysType.PHY, mode=disk.mode, device_type=disk.devtype,
-                    backend_domid=disk.backend_domid, use_stubdom=True)
-            for disk in cfg.disks]
+        specs: list[DeviceSpec] = [stub_vbd(disk, stub) for disk in cfg.disks]
         cfg = resolve_macs(cfg, self.vm_uuid)
         specs += [dataclasses.replace(vif, frontend_domid=stub, mac=stubdom_mac(vif.mac))
                   for vif in vif_specs(cfg, stub, self.vm_uuid)]
+        specs += stub_pci_specs(cfg, target, stub)
         xs = self.env.xenstore()
         port = xs.try_read(f"/local/domain/{stub}/console/port") or "0"
         ref = xs.try_read(f"/local/domain/{stub}/console/ring-ref") or "0"

@@ -45,6 +45,10 @@ Rules (each as real Xen 4.17 does it unless marked *sim*):
   stored, nothing acts on them (ACPI_S_STATE 3 does not suspend vcpus).
 - max_vcpus and shadow_allocation refuse dom0 (EINVAL); the build steps raise no events.
 - *sim*: ``cpu_time`` stays 0 and ``shared_info_frame`` is a made-up per-domain number.
+- `set_target` (a stub domain's privilege over its HVM guest) holds a reference on the target
+  until the stub domain is gone: a destroyed target stays dying until then. Errors as Xen's:
+  no such target (ESRCH), the same domain or one that already has a target (EINVAL), a PV
+  target (EOPNOTSUPP).
 - PCI passthrough is the bus model's (``pci``, `_pci.SimPciBus`); a dying domain's devices
   and grants are released there (domain_kill).
 
@@ -61,15 +65,12 @@ from __future__ import annotations
 import errno as _errno
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from xen.hypervisor import (
     DOMID_FIRST_RESERVED,
-    INVALID_MAX_VCPU_ID,
     MAX_SHADOW_MIB,
     NULL_HANDLE,
     PAGE_KIB,
-    SHUTDOWN_CODE_NONE,
     DomainInfo,
     DomainSpec,
     HvmParam,
@@ -85,6 +86,7 @@ from xen.hypervisor import (
     check_hvm_param,
     check_range,
 )
+from xen.sim.hypervisor._domain import SimDomain
 from xen.sim.hypervisor._events import (
     DomainCreated,
     DomainDying,
@@ -123,49 +125,6 @@ _HVM_MAX_VCPUS = 128  # public/hvm/hvm_info_table.h
 # --- the model ---------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Domain:
-    domid: int
-    handle: uuid.UUID
-    hvm: bool
-    hap: bool
-    ssidref: int
-    vcpus: int
-    tot_pages: int
-    max_pages: int
-    pause_count: int = 0
-    shutdown_code: int = SHUTDOWN_CODE_NONE
-    is_shut_down: bool = False
-    dying: bool = False
-    holds: int = 0
-    busy: bool = False
-    ran: bool = False  # unpaused to count 0 at least once
-    shadow_mib: int = 0
-    hvm_params: dict[HvmParam, int] = field(default_factory=dict)
-
-    def info(self, is_dom0: bool) -> DomainInfo:
-        live = not (self.is_shut_down or self.dying or self.pause_count)
-        has_vcpus = self.vcpus > 0
-        return DomainInfo(
-            domid=self.domid,
-            handle=self.handle,
-            dying=self.dying,
-            hvm=self.hvm,
-            shutdown=self.is_shut_down,
-            paused=self.pause_count > 0,
-            blocked=has_vcpus and live and not self.busy and not is_dom0,
-            running=has_vcpus and live and (self.busy or is_dom0),
-            hap=self.hvm and self.hap,
-            shutdown_code=self.shutdown_code,
-            tot_pages=self.tot_pages,
-            max_pages=self.max_pages,
-            shared_info_frame=0x100000 + self.domid,
-            nr_online_vcpus=self.vcpus,
-            max_vcpu_id=self.vcpus - 1 if has_vcpus else INVALID_MAX_VCPU_ID,
-            ssidref=self.ssidref,
-        )
-
-
 class SimHypervisor:
     """The simulated hypervisor; see the module docstring for its rules.
 
@@ -201,8 +160,8 @@ class SimHypervisor:
         self._cpu_khz = cpu_khz
         self._capabilities = capabilities
         self._version = version
-        self._domains: dict[int, _Domain] = {
-            0: _Domain(0, NULL_HANDLE, hvm=False, hap=False, ssidref=0, vcpus=nr_cpus,
+        self._domains: dict[int, SimDomain] = {
+            0: SimDomain(0, NULL_HANDLE, hvm=False, hap=False, ssidref=0, vcpus=nr_cpus,
                        tot_pages=dom0_pages, max_pages=dom0_pages)
         }
         self._free_pages = self._total_pages - dom0_pages
@@ -280,7 +239,7 @@ class SimHypervisor:
                 f"{self._free_pages * PAGE_KIB} KiB free of {self._total_pages * PAGE_KIB} KiB")
         domid = self._next_domid()
         self._rover = domid
-        self._domains[domid] = _Domain(
+        self._domains[domid] = SimDomain(
             domid, spec.handle, hvm=spec.hvm, hap=spec.hap, ssidref=spec.ssidref,
             vcpus=spec.max_vcpus, tot_pages=pages, max_pages=spec.max_pages, pause_count=1,
             hvm_params=dict(_PARAM_DEFAULTS) if spec.hvm else {})
@@ -337,6 +296,23 @@ class SimHypervisor:
             raise InvalidArgument(f"set_handle of domain {domid}: {handle!r} is not a UUID")
         dom.handle = handle
         return [HandleChanged(domid, handle)]
+
+    def set_target(self, domid: int, target: int) -> list[HypervisorEvent]:
+        """XEN_DOMCTL_set_target: ``domid`` (a stub domain) gets privilege over ``target`` (an
+        HVM guest) and holds a reference on it until ``domid`` is gone."""
+        what = f"set_target of domain {domid} to {target}"
+        dom = self._get_guest(domid, "set_target")
+        self._refuse_dying(dom, "set_target")
+        served = self._get(target)
+        if served is dom or dom.target is not None:
+            raise InvalidArgument(f"{what}: " + ("the same domain" if served is dom else
+                                                 f"it already serves domain {dom.target}"))
+        if not served.hvm:
+            raise HypervisorError(f"{what}: domain {target} is not HVM",
+                                  errno=_errno.EOPNOTSUPP)
+        served.holds += 1
+        dom.target = target
+        return []
 
     # --- domain build --------------------------------------------------------------------------
 
@@ -434,7 +410,7 @@ class SimHypervisor:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _get(self, domid: int) -> _Domain:
+    def _get(self, domid: int) -> SimDomain:
         check_domid(domid)
         dom = self._domains.get(domid)
         if dom is None:
@@ -447,14 +423,14 @@ class SimHypervisor:
         if live:
             self._refuse_dying(dom, what)
 
-    def _get_guest(self, domid: int, what: str) -> _Domain:
+    def _get_guest(self, domid: int, what: str) -> SimDomain:
         dom = self._get(domid)
         if domid == 0:
             raise InvalidArgument(f"{what} of domain 0 refused: it is the control domain")
         return dom
 
     def _hvm_domain(self, domid: int, param: HvmParam | int, op: str
-                    ) -> tuple[_Domain, HvmParam, str]:
+                    ) -> tuple[SimDomain, HvmParam, str]:
         index = check_hvm_param(f"{op} of domain {domid}", param)
         what = f"{op} {index.name} of domain {domid}"
         dom = self._get(domid)
@@ -463,7 +439,7 @@ class SimHypervisor:
         return dom, index, what
 
     @staticmethod
-    def _refuse_dying(dom: _Domain, what: str) -> None:
+    def _refuse_dying(dom: SimDomain, what: str) -> None:
         if dom.dying:
             raise InvalidArgument(f"{what} of domain {dom.domid} refused: it is dying")
 
@@ -483,10 +459,13 @@ class SimHypervisor:
         dom.shutdown_code = int(code)
         return [DomainShutdown(domid, code, by_guest)]
 
-    def _remove(self, dom: _Domain) -> list[HypervisorEvent]:
+    def _remove(self, dom: SimDomain) -> list[HypervisorEvent]:
         del self._domains[dom.domid]
         self._free_pages += dom.tot_pages
-        return [DomainGone(dom.domid)]
+        served = self._domains.get(dom.target) if dom.target is not None else None
+        if served is None:  # set_target's reference is dropped with the domain
+            return [DomainGone(dom.domid)]
+        return [DomainGone(dom.domid), *self.unhold(served.domid)]
 
     def _next_domid(self) -> int:
         domid = self._rover

@@ -33,6 +33,7 @@ and the dom0 driver bound at boot (a host driver name, ``pciback``, or None).
                                                   reset, counted; ENODEV unless bound to
                                                   pciback, EBUSY while assigned
 ``drivers/pciback/permissive``                    (write bdf) config writes passed through
+``drivers/pciback/restrictive``                   (write bdf; OpenXT's pciback) filtered again
 ===============================================  =============================================
 
 **The hypervisor side** (the `xen.hypervisor.PciOps` members; the caller checks the domain
@@ -311,11 +312,11 @@ class SimPciBus:
             dev.slot = True
         elif attr == "remove_slot":
             dev.slot = False
-        elif attr in ("reset_device", "permissive"):
+        elif attr in ("reset_device", "permissive", "restrictive"):
             if dev.driver != PCIBACK:
                 raise _fail(_errno.ENODEV, what, f"it is bound to {dev.driver or 'no driver'}")
-            if attr == "permissive":
-                dev.permissive = True
+            if attr != "reset_device":
+                dev.permissive = attr == "permissive"
             elif dev.assigned is not None:
                 raise _fail(_errno.EBUSY, what, f"it is assigned to domain {dev.assigned}")
             else:

@@ -321,6 +321,7 @@ class HypervisorServer:
             "shutdown": lambda m: m.shutdown(domid, _int(req, "reason")),
             "setmaxmem": lambda m: m.setmaxmem(domid, _int(req, "kib")),
             "set_handle": lambda m: m.set_handle(domid, decode_handle(req.arg("handle"))),
+            "set_target": lambda m: m.set_target(domid, _int(req, "target")),
             "max_vcpus": lambda m: m.max_vcpus(domid, _int(req, "vcpus")),
             "set_hvm_param": lambda m: m.set_hvm_param(
                 domid, _int(req, "param"), _int(req, "value")),
