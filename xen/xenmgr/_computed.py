@@ -38,6 +38,8 @@ from xen.xenmgr._states import (
     mounted_paths,
     public_state,
 )
+from xen.xenmgr._vm_deps import dependency_paths
+from xen.xenmgr._vm_extras import KEY_SIZES, PLATFORM_KEY_DIRS, disk_key_dirs, key_file_name
 
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
@@ -192,6 +194,16 @@ def _virtual_size(ctx: ServiceContext, view: DbView, t: Target) -> Value:
     return vhd_virtual_size(path) // (1 << 20) if path else 0
 
 
+def _key_set(ctx: ServiceContext, view: DbView, t: Target) -> Value:
+    """A key for the disk's VHD exists in the VM's or the platform's key directories."""
+    path = _disk_file(view, t)
+    if not path:
+        return False
+    dirs = disk_key_dirs(ctx.db.read(PLATFORM_KEY_DIRS), view.read(f"{_vm(t)}/crypto-key-dirs"))
+    return any(os.path.isfile(os.path.join(d, key_file_name(path, size)))
+               for d in dirs for size in KEY_SIZES)
+
+
 def _const(value: Value) -> Getter:
     return lambda ctx, view, t: value
 
@@ -201,7 +213,8 @@ COMPUTED: dict[str, Getter] = {
     "state": _state, "domid": _domid, "stub_domid": _stub_domid, "acpi-state": _acpi,
     "memory-target": _memory_target, "seamless-traffic": _seamless,
     "portica-enabled": _portica, "private-space": _private_space,
-    "dependencies": _const([]), "seamless-mouse-left": _const(-1),
+    "dependencies": lambda ctx, view, t: dependency_paths(ctx.db, t.uuid or ""),
+    "seamless-mouse-left": _const(-1),
     "seamless-mouse-right": _const(-1),
     "configurable-save-changes-across-reboots": _const(False),
     "enable-argo-ssh": _const(False), "enable-dom0-networking": _const(True),
@@ -217,7 +230,7 @@ COMPUTED: dict[str, Getter] = {
     "safe-graphics": _const(False), "serial": _const(""),
     "system-amt-pt": _const(False), "ui-ready": _const(False), "vendor": _const(""),
     "wireless-mac": _const(""), "wireless-model": _const(""),
-    "encryption-key-set": _const(False), "utilization-bytes": _utilization,
+    "encryption-key-set": _key_set, "utilization-bytes": _utilization,
     "virtual-size-mb": _virtual_size,
 }
 
