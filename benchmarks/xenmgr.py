@@ -128,7 +128,8 @@ def main() -> int:
     try:
         (state / "oxt.toml").write_text(CONFIG.format(state=state))
         sim = subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state",
-                              str(state / "simhost"), "--memory-mib", str(64 * 60 + 4096)],
+                              str(state / "simhost"), "--memory-mib",
+                              str((64 + 96 + 16) * 60 + 4096)],  # VM, stub domain, slack
                              capture_output=True, cwd=ROOT, timeout=60)
         if sim.returncode != 0:
             raise SystemExit(f"oxt-simhost: {sim.stderr.decode()}")

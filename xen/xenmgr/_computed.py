@@ -1,15 +1,18 @@
 """The values of computed properties: what only the running service knows.
 
 VM properties come from the VM's monitor (state, domid, stub domain) and the database view the
-caller loaded (``hibernated``, ``virt-type``, ``crypto-user``...); host figures from the
-hypervisor the tree publishes (``/xen/hypervisor``); disk figures from the disk's file (a
-VHD's virtual size from its footer). Facts this host cannot know yet (the hardware
-description, licences, flag files of services we do not run) have fixed answers, listed in
-docs/xenmgr-coverage.md: ``""``, ``false``, ``0`` or an empty list; ``language`` is ``en-us``.
+caller loaded (``hibernated``, ``virt-type``, ``crypto-user``...), ``dependencies`` from every
+VM's subtree (``_vm_deps``); host figures from the hypervisor the tree publishes
+(``/xen/hypervisor``); disk figures from the disk's file (a VHD's virtual size from its
+footer) and ``encryption-key-set`` from the key directories (``_vm_extras``). Facts this
+host cannot know yet (the hardware description, licences, flag files of services we do not
+run) have fixed answers, listed in docs/xenmgr-coverage.md: ``""``, ``false``, ``0`` or an
+empty list; ``language`` is ``en-us``.
 
 Failure behaviour: a figure that cannot be had (no hypervisor running, a missing file) reads as
-0; nothing here raises for a missing source. Unknown names raise ``KeyError`` (a binding
-without a value here is a bug, caught by a test).
+0; nothing here raises for a missing source (``dependencies`` raises for a dependency cycle,
+naming it; ``GetAll`` then answers an empty list for it). Unknown names raise ``KeyError``
+(a binding without a value here is a bug, caught by a test).
 """
 
 from __future__ import annotations

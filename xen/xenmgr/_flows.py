@@ -166,7 +166,7 @@ class VmFlows:
         config = tree.get("config")
         if not isinstance(config, dict) or not config.get("nic"):
             return {}
-        return nic_backend_domids(uuid, self.db.vms())
+        return nic_backend_domids(uuid, self.db.cached_vms())
 
     def _pci_devices(self, uuid: str, tree: dict[str, Any]) -> list[HostPci]:
         """The host's devices, when the VM has rules to match against them."""

@@ -34,7 +34,7 @@ from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._states import from_monitor_state, is_running
 from xen.xenmgr._uuids import vm_object_path
 
-__all__ = ["dependency_paths", "nic_backend_domids", "refuse_cycle", "relocate_nics"]
+__all__ = ["apply_op", "dependency_paths", "nic_backend_domids", "refuse_cycle", "relocate_nics"]
 
 logger = logging.getLogger("xenmgr")
 
@@ -47,7 +47,7 @@ _DEPENDENCY_PROPS = frozenset({("vmnic", "backend-uuid"), ("vmnic", "backend-nam
 def dependency_paths(db: DbClient, uuid: str) -> list[str]:
     """The ``dependencies`` property of VM ``uuid`` (module docstring)."""
     try:
-        return [vm_object_path(dep) for dep in start_order(uuid, db.vms())]
+        return [vm_object_path(dep) for dep in start_order(uuid, db.cached_vms())]
     except DependencyCycle as exc:
         raise plain(f"VM {uuid}: {exc}") from None
 
@@ -59,16 +59,16 @@ def refuse_cycle(db: DbClient, b: Binding, ops: Iterable[DbOp]) -> None:
     ops = list(ops)
     if not ops:
         return
-    vms = copy.deepcopy(db.vms())
+    vms = copy.deepcopy(db.cached_vms())
     for op in ops:
-        _apply(vms, op.path, op.value if isinstance(op, Write) else None)
+        apply_op(vms, op.path, op.value if isinstance(op, Write) else None)
     cycle = find_cycle(vms)
     if cycle is not None:
         raise plain(f"property {b.name}: refused, the VMs would depend on each other: "
                     + " -> ".join(cycle))
 
 
-def _apply(vms: dict[str, Any], path: str, value: str | None) -> None:
+def apply_op(vms: dict[str, Any], path: str, value: str | None) -> None:
     """Write (``value``) or remove (None) the absolute db ``path`` in a copy of ``/vm``."""
     parts = [p for p in path.split("/") if p]
     if len(parts) < 3 or parts[0] != "vm":
@@ -115,7 +115,7 @@ def relocate_nics(settings: ManagerSettings, db: DbClient, backend: str) -> int:
     domid = _running_domid(backend, has_domain=True)
     if domid is None:
         return 0
-    vms = db.vms()
+    vms = db.cached_vms()  # read only
     moved = 0
     for uuid in sorted(vms):
         if uuid == backend:
