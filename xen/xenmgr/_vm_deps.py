@@ -5,7 +5,8 @@
 * :func:`refuse_cycle`: a set of a nic's ``backend-uuid``, ``backend-name`` or ``enabled``, or of
   a VM's ``name`` or ``provides-default-network-backend``, that would make the VMs depend on
   each other in a cycle is refused before anything is written (the original found the cycle at
-  the next start only).
+  the next start only); when the VMs already have a cycle (a db edit), sets are let through,
+  one of them may be the fix.
 * :func:`nic_backend_domids`: at a start, the domain of each nic's backend VM when that VM
   runs; a nic whose backend VM does not run is served by dom0 (logged) until the backend VM
   starts.
@@ -59,7 +60,10 @@ def refuse_cycle(db: DbClient, b: Binding, ops: Iterable[DbOp]) -> None:
     ops = list(ops)
     if not ops:
         return
-    vms = copy.deepcopy(db.cached_vms())
+    current = db.cached_vms()
+    if find_cycle(current) is not None:
+        return  # a cycle made behind our back: any set may be the one that breaks it
+    vms = copy.deepcopy(current)
     for op in ops:
         apply_op(vms, op.path, op.value if isinstance(op, Write) else None)
     cycle = find_cycle(vms)
