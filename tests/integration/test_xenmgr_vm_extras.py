@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from jeepney.low_level import HeaderFields, Message
 
-from rpc.dbus import DBusError, RemoteObject
+from rpc.dbus import BusConnection, DBusError, RemoteObject, method_return
+from rpc.dbus._messages import field
 from tests.helpers import wait_until
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
 
@@ -89,6 +92,29 @@ def test_switch_and_auth_name_the_input_daemon(dom0: Xenmgr) -> None:
     assert out.returncode != 0 and "input daemon" in out.stdout + out.stderr
     vm.call(VM, "destroy")
     vm.call(VM, "delete")
+
+
+def test_switch_asks_the_input_daemon_when_it_runs(dom0: Xenmgr) -> None:
+    calls: list[tuple[str, tuple[object, ...]]] = []
+    got = threading.Event()
+
+    def on_call(msg: Message) -> None:  # a stand-in input daemon: records, answers
+        calls.append((str(field(msg, HeaderFields.member)), tuple(msg.body)))
+        daemon.send(method_return(msg))
+        got.set()
+
+    daemon = BusConnection(dom0.address, on_call=on_call)
+    vm = create(dom0)
+    try:
+        assert daemon.request_name("com.citrix.xenclient.input") == 1
+        vm.call(VM, "start")
+        vm.call(VM, "switch")
+        assert got.wait(10)
+        assert calls == [("switch_focus", (int(vm.get(VM, "domid")), False))]
+    finally:
+        daemon.close()
+        vm.call(VM, "destroy")
+        vm.call(VM, "delete")
 
 
 def test_disk_keys(dom0: Xenmgr, tmp_path: Path) -> None:
