@@ -7,7 +7,10 @@ ratios within the run (medians of rounds):
 * ``list_vms`` with 100 VMs defined, per call, vs one echo round trip   [target <= 2x];
 * ``GetAll`` of one VM's main interface (about 145 properties) vs echo  [target <= 3x];
 * ``create_vm_with_template`` + ``delete`` round trip (milliseconds);
-* signals delivered per second while 50 clients start and destroy their VMs.
+* signals delivered per second while 50 clients start and destroy their VMs;
+* host shutdown of 50 running VMs in 4 ``shutdown-priority`` groups (last: the host stays
+  "shutting down"): wall time per group vs the slowest single VM shutdown measured just
+  before on a sample of the same VMs                                      [target <= 1.5x].
 
 Exit status is non-zero only when the benchmark could not run. SIGINT and SIGTERM stop every
 process it started (the supervisor, the echo service, the simulated host).
@@ -69,6 +72,41 @@ def _median_rounds(fn: Any, n: int, rounds: int) -> float:
     return statistics.median(_rate(fn, n) for _ in range(rounds))
 
 
+GROUPS = 4  # shutdown-priority groups of the host shutdown measurement
+
+
+def _parallel(fn: Any, items: list[str]) -> None:
+    """``fn(item)`` for every item, 8 at a time (errors raised)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(fn, items))
+
+
+def _host_shutdown(address: str, paths: list[str]) -> tuple[int, float, float]:
+    """Start ``paths`` in :data:`GROUPS` priority groups, time single VM shutdowns on a sample
+    (the slowest), start those again, then time the host's shutdown of them all."""
+    from rpc.dbus import BusConnection, RemoteObject
+    conn = BusConnection(address)
+    try:
+        def obj(path: str) -> Any:
+            return RemoteObject(conn, XENMGR, path, timeout=300)
+        for i, path in enumerate(paths):
+            obj(path).set(VM, "shutdown-priority", "i", 10 * (i % GROUPS))
+        _parallel(lambda p: obj(p).call(VM, "start"), paths)
+        sample = paths[:5]
+        single = []
+        for path in sample:
+            t0 = time.perf_counter()
+            obj(path).call(VM, "shutdown")
+            single.append(time.perf_counter() - t0)
+        _parallel(lambda p: obj(p).call(VM, "start"), sample)
+        t0 = time.perf_counter()
+        obj("/host").call("com.citrix.xenclient.xenmgr.host", "shutdown")
+        return len(paths), time.perf_counter() - t0, max(single)
+    finally:
+        conn.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -90,7 +128,8 @@ def main() -> int:
     try:
         (state / "oxt.toml").write_text(CONFIG.format(state=state))
         sim = subprocess.run([sys.executable, "-m", "xen.sim.simhost", "--state",
-                              str(state / "simhost"), "--memory-mib", str(64 * 60 + 4096)],
+                              str(state / "simhost"), "--memory-mib",
+                              str((64 + 96 + 16) * 60 + 4096)],  # VM, stub domain, slack
                              capture_output=True, cwd=ROOT, timeout=60)
         if sim.returncode != 0:
             raise SystemExit(f"oxt-simhost: {sim.stderr.decode()}")
@@ -163,6 +202,7 @@ def main() -> int:
             elapsed = time.perf_counter() - t0
             time.sleep(0.5)
             delivered = len(rec.signals)
+        shut = _host_shutdown(address, paths[:20 if args.quick else 50])
         conn.close()
         print(f"echo round trip                 {t_echo * 1e6:8.0f} µs")
         print(f"list_vms ({n_vms} VMs)             {t_list * 1e6:8.0f} µs  "
@@ -172,6 +212,11 @@ def main() -> int:
         print(f"create_vm_with_template+delete  {t_create * 1e3:8.1f} ms")
         print(f"signals delivered, 50 clients   {delivered / elapsed:8.0f} /s  "
               f"({delivered} in {elapsed:.1f} s)")
+        n_shut, wall, slowest = shut
+        per_group = wall / GROUPS
+        print(f"host shutdown, {n_shut} VMs in {GROUPS} groups {wall:8.2f} s  "
+              f"per group {per_group:.2f} s vs slowest single VM shutdown {slowest:.2f} s: "
+              f"ratio {per_group / slowest:5.2f}x  (target <= 1.5x)")
         return 0
     except KeyboardInterrupt:
         print("interrupted: stopping", file=sys.stderr)

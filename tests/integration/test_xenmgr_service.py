@@ -26,7 +26,7 @@ DISK = "com.citrix.xenclient.vmdisk"
 NIC = "com.citrix.xenclient.vmnic"
 UNRESTRICTED = "com.citrix.xenclient.xenmgr.unrestricted"
 DB = "com.citrix.xenclient.db"
-GUEST_TEMPLATES = ["new-vm", "new-vm-empty", "new-vm-linux", "new-vm-ndvm-hvm",
+GUEST_TEMPLATES = ["child-vpnvm", "new-vm", "new-vm-empty", "new-vm-linux", "new-vm-ndvm-hvm",
                    "new-vm-ndvm-pv", "new-vm-sync", "new-vm-windows8", "new-vm-xp"]
 
 
@@ -73,7 +73,7 @@ def test_templates_and_service_vms_through_xec(dom0: Xenmgr) -> None:
     assert ok(dom0.xec("list-templates")).split() == GUEST_TEMPLATES
     ui = ok(dom0.xec("list-ui-templates"))
     assert "new-vm-linux" in ui and "new-vm-empty" not in ui
-    assert ok(dom0.xec("list-child-service-vm-templates")).strip() == ""
+    assert ok(dom0.xec("list-child-service-vm-templates")).strip() == "vpnvm"
     vms = ok(dom0.xec("list-vms")).split()
     assert "/vm/00000000_0000_0000_0000_000000000001" in vms  # the UI VM from its template
     assert ok(dom0.xec_vm("-n", "Network", "-g", "flask-label")).splitlines()[0] == \

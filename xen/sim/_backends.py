@@ -4,7 +4,11 @@ scripts.
 `SimBackends` is one thread (``sim-backends``) over a dom0 xenstore client. It watches
 ``/local/domain/0/backend`` and, for each device directory ``<kind>/<fe>/<devid>`` of the kinds
 vbd, tap, vif, console and pci (a PV-PCI backend, one with a ``state``; pciback has no hotplug
-script), plays the backend half of the xenbus handshake (`backend_next`),
+script), plays the backend half of the xenbus handshake (`backend_next`). A driver domain's
+netback is played too: after :meth:`SimBackends.serve` (the host calls it when a domain first
+runs; :meth:`~SimBackends.unserve` when it is gone) the vif directories under
+``/local/domain/<domid>/backend/vif`` are served the same way (a network VM serving other
+VMs' nics; its hotplug script reports in dom0's ``/xapi`` as dom0's does),
 re-evaluating a device whenever its backend or frontend nodes change ("look again"):
 
 - a new device (state Initialising) is probed: InitWait, and its hotplug script runs (vbd, tap,
@@ -76,7 +80,12 @@ _CONNECT_KEYS = {
 }
 _CONNECT_KEYS["tap"] = _CONNECT_KEYS["vbd"]
 
-Key = tuple[str, int, int]  # backend kind, frontend domid, devid
+Key = tuple[str, int, int, int]  # backend kind, frontend domid, devid, backend domid
+_DRIVER_KINDS = ("vif",)  # what a driver domain serves here (its netback)
+
+
+def _root(be: int) -> str:
+    return f"/local/domain/{be}/backend"
 
 
 @dataclass(eq=False, slots=True)
@@ -84,6 +93,7 @@ class _Device:
     kind: str
     fe: int
     devid: int
+    be: int                              # the backend's domain (0, or a driver domain)
     frontend: str                        # the frontend directory
     behaviour: Behaviour
     hotplug_at: float | None = None      # the script reports at this time
@@ -94,7 +104,7 @@ class _Device:
 
     @property
     def backend(self) -> str:
-        return f"{_BACKEND_ROOT}/{self.kind}/{self.fe}/{self.devid}"
+        return f"{_root(self.be)}/{self.kind}/{self.fe}/{self.devid}"
 
     @property
     def hotplug_dir(self) -> str:
@@ -120,6 +130,7 @@ class SimBackends:
         # Changed by the worker thread only, under _cond (read elsewhere under _cond).
         self._devices: dict[Key, _Device] = {}
         self._by_frontend: dict[str, Key] = {}       # frontend dir -> key
+        self._served: set[int] = set()               # driver domains whose netback we play
         self._thread = threading.Thread(target=self._run, name="sim-backends", daemon=True)
 
     def start(self) -> SimBackends:
@@ -136,23 +147,49 @@ class SimBackends:
             if self._thread.is_alive():
                 raise TimeoutError(f"sim-backends did not stop within {timeout} s")
 
+    def serve(self, domid: int) -> None:
+        """Play the netback of driver domain ``domid`` (its ``backend/vif`` directories)."""
+        with self._cond:
+            if domid == 0 or domid in self._served or self._stopping:
+                return
+            self._served.add(domid)
+        self._xs.watch(_root(domid), f"sim-backends-{domid}", self._on_backend_event)
+
+    def unserve(self, domid: int) -> None:
+        """Domain ``domid`` is gone: stop watching its backend directory."""
+        with self._cond:
+            if domid not in self._served:
+                return
+            self._served.discard(domid)
+            self._rescan = True
+            self._cond.notify()
+        self._xs.unwatch(_root(domid), f"sim-backends-{domid}")
+
     def behaviour_changed(self) -> None:
         """The control area changed: look the behaviours up again."""
         with self._cond:
             self._rescan = True
             self._cond.notify()
 
-    def connected(self) -> list[Key]:
-        """Devices whose backend is connected (holds its frontend's pages); for tests."""
+    def connected(self) -> list[tuple[str, int, int]]:
+        """Devices (kind, frontend domid, devid) whose backend, in dom0 or a driver domain, is
+        connected (holds its frontend's pages); for tests."""
         with self._cond:
-            return sorted(k for k, d in self._devices.items() if d.connected)
+            return sorted(k[:3] for k, d in self._devices.items() if d.connected)
+
+    def connected_in(self, be: int) -> list[tuple[str, int, int]]:
+        """:meth:`connected`, of the backends in domain ``be`` only."""
+        with self._cond:
+            return sorted(k[:3] for k, d in self._devices.items() if d.connected and k[3] == be)
 
     # --- watch callbacks (the client's dispatcher thread) --------------------------------------
 
     def _on_backend_event(self, event: WatchFired) -> None:
-        parts = event.path[len(_BACKEND_ROOT):].strip("/").split("/")
+        head = event.path.split("/")  # /local/domain/<be>/backend/...
+        be = int(head[3]) if len(head) > 3 and head[3].isdigit() else 0
+        parts = event.path[len(_root(be)):].strip("/").split("/")
         if len(parts) >= 3 and parts[1].isdigit() and parts[2].isdigit():
-            self._post((parts[0], int(parts[1]), int(parts[2])))
+            self._post((parts[0], int(parts[1]), int(parts[2]), be))
         else:
             with self._cond:
                 self._rescan = True
@@ -189,7 +226,7 @@ class SimBackends:
                     keys |= self._scan() | set(self._devices)
                 for device in [d for d in self._devices.values() if self._is_due(d)]:
                     self._hotplug_add(device)
-                    keys.add((device.kind, device.fe, device.devid))
+                    keys.add((device.kind, device.fe, device.devid, device.be))
                 for key in sorted(keys):
                     self._process(key)
             except (XenstoreConnectionError, XenstoreTimeout) as exc:
@@ -213,16 +250,20 @@ class SimBackends:
 
     def _scan(self) -> set[Key]:
         found: set[Key] = set()
-        for kind in BACKEND_KINDS:
-            for fe in _listing(self._xs, f"{_BACKEND_ROOT}/{kind}"):
-                for devid in _listing(self._xs, f"{_BACKEND_ROOT}/{kind}/{fe}"):
-                    if fe.isdigit() and devid.isdigit():
-                        found.add((kind, int(fe), int(devid)))
+        with self._cond:
+            served = sorted(self._served)
+        roots = [(0, BACKEND_KINDS)] + [(be, _DRIVER_KINDS) for be in served]
+        for be, kinds in roots:
+            for kind in kinds:
+                for fe in _listing(self._xs, f"{_root(be)}/{kind}"):
+                    for devid in _listing(self._xs, f"{_root(be)}/{kind}/{fe}"):
+                        if fe.isdigit() and devid.isdigit():
+                            found.add((kind, int(fe), int(devid), be))
         return found
 
     def _process(self, key: Key) -> None:
-        kind, fe, devid = key
-        if kind not in BACKEND_KINDS:
+        kind, fe, devid, be = key
+        if kind not in (BACKEND_KINDS if be == 0 else _DRIVER_KINDS):
             return
         try:
             self._process_device(key)
@@ -233,8 +274,8 @@ class SimBackends:
                      kind, fe, devid, exc)
 
     def _process_device(self, key: Key) -> None:
-        kind, fe, devid = key
-        backend = f"{_BACKEND_ROOT}/{kind}/{fe}/{devid}"
+        kind, fe, devid, be = key
+        backend = f"{_root(be)}/{kind}/{fe}/{devid}"
         state = _state(self._xs, f"{backend}/state")
         device = self._devices.get(key)
         if state is None:
@@ -269,11 +310,11 @@ class SimBackends:
             self._dom0_frontend(device, step.state or state)
 
     def _register(self, key: Key, backend: str) -> _Device | None:
-        kind, fe, devid = key
+        kind, fe, devid, be = key
         frontend = self._xs.try_read(f"{backend}/frontend")
         if not frontend:
             return None  # not laid out yet
-        device = _Device(kind, fe, devid, frontend.rstrip("/"), self._lookup(fe))
+        device = _Device(kind, fe, devid, be, frontend.rstrip("/"), self._lookup(fe))
         with self._cond:
             self._devices[key] = device
             self._by_frontend[device.frontend] = key

@@ -7,8 +7,7 @@ private dbus-daemon, wired together as on a real dom0, all state under one direc
   as ``xen-init-dom0`` leaves a real host: ``/local/domain/0/{domid,name,vm}`` (Domain-0) and
   ``/vm/<dom0 uuid>/{uuid,name}``, plus the sim-only control area ``/sim`` (see `_control`);
 - ``hypervisor/socket``: a `HypervisorServer` (``xen.hypervisor.SimBackend`` talks to it);
-- ``dbus/`` with ``with_dbus``: a private ``dbus-daemon`` (``rpc.dbus.start_bus``), its address
-  in ``dbus/address`` as `rpc.dbus.BusDaemon` writes it;
+- ``dbus/`` with ``with_dbus``: a private ``dbus-daemon``, its address in ``dbus/address``;
 - ``argo/``: the Argo stand-in (`ArgoStandIn`): guests connect to ``argo/socket`` as their
   domain, listeners bind ``argo/listen/<domid>.<port>`` and get each stream with its peer's
   domid, as the Argo kernel gives it (``rpc.proxy``'s ``argo:`` channel with ``argo_dir``);
@@ -21,12 +20,11 @@ VIRQ_DOM_EXC, so xenstored fires ``@releaseDomain``; a domain that is gone is re
 xenstore connection closed, ``@releaseDomain`` fired) if it was introduced, else only the watch
 fires. Each domain gets a `SimGuest` when first unpaused; pausing and unpausing pause it; it
 stops when its domain shuts down, dies or goes. `SimBackends` serves dom0's backends and a
-`DmAgentThread` answers dom0's dm-agent protocol (a stub domain's guest runs its own agent;
-`xen.sim._dmagent`).
+running domain's netback (a network VM); a `DmAgentThread` answers dom0's dm-agent protocol (a
+stub domain's guest runs its own agent; `xen.sim._dmagent`).
 
-The PCI bus (``pci_devices``, default `DEFAULT_PCI_DEVICES`) is the hypervisor model's;
-``/sim/pci`` mirrors it (`_pcimirror`). Behaviours (crash, hang, ignore-shutdown, stop states,
-backend failures...) are read from ``/sim/behaviour`` (`_control`), seeded by ``behaviour``.
+The PCI bus (``pci_devices``) is the hypervisor model's; ``/sim/pci`` mirrors it. Behaviours
+(crash, hang, stop states, backend failures...) are read from ``/sim/behaviour`` (`_control`).
 
 Guarantees and failure behaviour: `start` brings everything up or, on any failure, closes what
 it started and raises. `close` (idempotent) stops the backends, the guests, the servers and the
@@ -230,15 +228,11 @@ class SimHost:
 
     def _write_info(self) -> None:
         info = {
-            "pid": os.getpid(),
-            "state_dir": str(self.state_dir),
-            "xenstored_socket": self.xenstore_path,
-            "hypervisor_socket": self.hypervisor_path,
-            "argo_dir": self.argo_dir,
-            "dbus_address": self.dbus_address,
+            "pid": os.getpid(), "state_dir": str(self.state_dir),
+            "xenstored_socket": self.xenstore_path, "hypervisor_socket": self.hypervisor_path,
+            "argo_dir": self.argo_dir, "dbus_address": self.dbus_address,
             "dbus_pid": self._bus.pid if self._bus is not None else None,
-            "behaviour_root": BEHAVIOUR_ROOT,
-            "status_root": STATUS_ROOT,
+            "behaviour_root": BEHAVIOUR_ROOT, "status_root": STATUS_ROOT,
             "memory_mib": self.memory_mib,
         }
         tmp = self.info_path.with_suffix(".json.tmp")
@@ -377,9 +371,10 @@ class SimHost:
         with self._lock:
             return sorted(d for d, g in self._guests.items() if not g.stopping)
 
-    def backends_connected(self) -> list[tuple[str, int, int]]:
-        """(kind, frontend domid, devid) of every connected backend."""
-        return self._backends.connected() if self._backends is not None else []
+    def backends_connected(self, domid: int | None = None) -> list[tuple[str, int, int]]:
+        """(kind, frontend domid, devid) of every connected backend (in domain ``domid``)."""
+        b = self._backends
+        return [] if b is None else b.connected() if domid is None else b.connected_in(domid)
 
     def _report(self, domid: int, status: str) -> None:
         with self._status_lock:
@@ -425,6 +420,9 @@ class SimHost:
         elif isinstance(event, DomainGone):
             self._stop_guest(event.domid, forget=True)
             self._xenstore_side(lambda: self._release(event.domid))
+            backends = self._backends  # a network VM's netback goes with it
+            if backends is not None:
+                self._xenstore_side(lambda: backends.unserve(event.domid))
         elif isinstance(event, PciChanged):
             self._xenstore_side(lambda: write_pci_mirror(self.xenstore, self.pci_state()))
 
@@ -443,6 +441,9 @@ class SimHost:
                              report=self._report, timeout=min(self._timeout, 2.0))
             self._guests[domid] = guest
             guest.start()
+        backends = self._backends  # any guest may serve nics (a network VM)
+        if backends is not None:
+            self._xenstore_side(lambda: backends.serve(domid))
         log.info("domain %d runs: simulated guest started", domid)
 
     def _stop_guest(self, domid: int, *, forget: bool = False) -> None:

@@ -58,6 +58,7 @@ from xen.xenmgr._host_io import xenstore
 from xen.xenmgr._jsontree import parse_db_bool
 from xen.xenmgr._monitors import monitor_view
 from xen.xenmgr._settings import ManagerSettings
+from xen.xenmgr._vm_mixin import db_list
 from xen.xenstore import Transaction, XenstoreClient
 
 __all__ = ["ArgoFirewall", "ArgoTable", "NoArgoTable", "RecomputeArgo", "ViptablesArgoTable",
@@ -174,11 +175,7 @@ def argo_table(settings: ManagerSettings) -> ArgoTable:
 
 def rule_texts(tree: dict[str, Any]) -> list[str]:
     """A VM's rule texts, in list order (the db list ``argo-firewall-rules/<n>``)."""
-    rules = tree.get("argo-firewall-rules")
-    if not isinstance(rules, dict):
-        return []
-    keys = sorted((k for k in rules if k.isdigit()), key=int)
-    return [str(rules[k]) for k in keys if isinstance(rules[k], str)]
+    return db_list(tree, "argo-firewall-rules")
 
 
 def _flag(text: object, default: bool) -> bool:

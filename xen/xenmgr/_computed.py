@@ -1,15 +1,18 @@
 """The values of computed properties: what only the running service knows.
 
 VM properties come from the VM's monitor (state, domid, stub domain) and the database view the
-caller loaded (``hibernated``, ``virt-type``, ``crypto-user``...); host figures from the
-hypervisor the tree publishes (``/xen/hypervisor``); disk figures from the disk's file (a
-VHD's virtual size from its footer). Facts this host cannot know yet (the hardware
-description, licences, flag files of services we do not run) have fixed answers, listed in
-docs/xenmgr-coverage.md: ``""``, ``false``, ``0`` or an empty list; ``language`` is ``en-us``.
+caller loaded (``hibernated``, ``virt-type``, ``crypto-user``...), ``dependencies`` from every
+VM's subtree (``_vm_deps``); host figures from the hypervisor the tree publishes
+(``/xen/hypervisor``); disk figures from the disk's file (a VHD's virtual size from its
+footer) and ``encryption-key-set`` from the key directories (``_vm_extras``). Facts this
+host cannot know yet (the hardware description, licences, flag files of services we do not
+run) have fixed answers, listed in docs/xenmgr-coverage.md: ``""``, ``false``, ``0`` or an
+empty list; ``language`` is ``en-us``.
 
 Failure behaviour: a figure that cannot be had (no hypervisor running, a missing file) reads as
-0; nothing here raises for a missing source. Unknown names raise ``KeyError`` (a binding
-without a value here is a bug, caught by a test).
+0; nothing here raises for a missing source (``dependencies`` raises for a dependency cycle,
+naming it; ``GetAll`` then answers an empty list for it). Unknown names raise ``KeyError``
+(a binding without a value here is a bug, caught by a test).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from xen.xenmgr._states import (
     mounted_paths,
     public_state,
 )
+from xen.xenmgr._vm_deps import dependency_paths
+from xen.xenmgr._vm_extras import KEY_SIZES, PLATFORM_KEY_DIRS, disk_key_dirs, key_file_name
 
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
@@ -193,6 +198,16 @@ def _virtual_size(ctx: ServiceContext, view: DbView, t: Target) -> Value:
     return vhd_virtual_size(path) // (1 << 20) if path else 0
 
 
+def _key_set(ctx: ServiceContext, view: DbView, t: Target) -> Value:
+    """A key for the disk's VHD exists in the VM's or the platform's key directories."""
+    path = _disk_file(view, t)
+    if not path:
+        return False
+    dirs = disk_key_dirs(ctx.db.read(PLATFORM_KEY_DIRS), view.read(f"{_vm(t)}/crypto-key-dirs"))
+    return any(os.path.isfile(os.path.join(d, key_file_name(path, size)))
+               for d in dirs for size in KEY_SIZES)
+
+
 def _const(value: Value) -> Getter:
     return lambda ctx, view, t: value
 
@@ -202,7 +217,8 @@ COMPUTED: dict[str, Getter] = {
     "state": _state, "domid": _domid, "stub_domid": _stub_domid, "acpi-state": _acpi,
     "memory-target": _memory_target, "seamless-traffic": _seamless,
     "portica-enabled": _portica, "private-space": _private_space,
-    "dependencies": _const([]), "seamless-mouse-left": _const(-1),
+    "dependencies": lambda ctx, view, t: dependency_paths(ctx.db, t.uuid or ""),
+    "seamless-mouse-left": _const(-1),
     "seamless-mouse-right": _const(-1),
     "configurable-save-changes-across-reboots": _const(False),
     "enable-argo-ssh": _const(False), "enable-dom0-networking": _const(True),
@@ -219,7 +235,7 @@ COMPUTED: dict[str, Getter] = {
     "safe-graphics": _const(False), "serial": _const(""),
     "system-amt-pt": _const(False), "ui-ready": _const(False), "vendor": _const(""),
     "wireless-mac": _const(""), "wireless-model": _const(""),
-    "encryption-key-set": _const(False), "utilization-bytes": _utilization,
+    "encryption-key-set": _key_set, "utilization-bytes": _utilization,
     "virtual-size-mb": _virtual_size,
 }
 

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from actors import ActorDeadError, AskTimeout, NoSuchActor, ask, tell
+from actors import ActorDeadError, AskTimeout, NoSuchActor, ask
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_disks, read_nics
 from xen.xenmgr._diag import Gathering
 from xen.xenmgr._errors import error, plain
 from xen.xenmgr._host_power import IdleCap
+from xen.xenmgr._queue import tell_queue
 from xen.xenmgr._testing import ScriptQueue
 from xen.xenmgr._uuids import vm_object_path
 
@@ -93,10 +94,7 @@ class ServiceContext:
 
     def tell_queue(self, message: Any) -> None:
         """Hand a signal or a config change to the notification queue (best effort)."""
-        try:
-            tell(self.settings.queue, message)
-        except (NoSuchActor, ActorDeadError):
-            logger.warning("notification queue not running: %r lost", message)
+        tell_queue(self.settings, message)
 
     # ------------------------------------------------------------------ the registry
 

@@ -9,6 +9,10 @@ subtree in one durable database step before answering. A refusal (policy 220, no
 nothing. Since the inject is one step, a crash (even a SIGKILL of the whole process) leaves
 either the complete VM or none; the service makes the monitor of every VM it finds.
 
+For :class:`CreateChild` (``create_child_service_vm``) it plans the child against every VM
+(``plan_create_child``), checks both the child's and the parent's new config, and writes the
+child, then the parent's subtree with the template's ``parent-override``.
+
 For :class:`SetSlot` (the ``slot`` property) it swaps: the VM that held the new slot gets the
 old one, so slots >= 0 stay unique (the original swapped under its slot lock).
 
@@ -16,9 +20,10 @@ For :class:`RemoveVm` it plans the delete against every VM (``plan_delete``: pol
 vm with uuid X``, 204 while running), removes the VHD files the VM owns (never a shared one
 nor one outside the storage directory), then the VM's database nodes.
 
-At start it configures the service VMs from their templates (``select_service_vms``,
-``plan_service_vm_exports``), as the original did at each start. It talks to dbd on its own
-bus connection, so creations work while the bus service restarts.
+At start it checks the database's version (``_dbversion``: a fresh database gets ``42``,
+another version is refused), then configures the service VMs from their templates
+(``select_service_vms``, ``plan_service_vm_exports``), as the original did at each start. It
+talks to dbd on its own bus connection, so creations work while the bus service restarts.
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ from typing import Any
 
 from actors import Actor, handles
 from rpc.dbus import BusConnection
-from xen.xenmgr._create import CreatePlan, ExistingVm, plan_create
+from xen.xenmgr._create import ChildPlan, CreatePlan, ExistingVm, plan_create, plan_create_child
 from xen.xenmgr._dbclient import DbClient
+from xen.xenmgr._dbversion import DbVersionError, ensure_db_version
 from xen.xenmgr._delete import DeletePlan, plan_delete
 from xen.xenmgr._errors import XenmgrError
 from xen.xenmgr._flows import config_text, internal_state
 from xen.xenmgr._jsontree import freeze, parse_db_bool, thaw
-from xen.xenmgr._messages import CreateVm, RemoveVm, SetSlot
+from xen.xenmgr._messages import CreateChild, CreateVm, RemoveVm, SetSlot
 from xen.xenmgr._planerror import PlanError
 from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._states import is_running
@@ -83,9 +89,16 @@ class VmCreator(Actor):
         self.db: DbClient | None = None
 
     def on_start(self) -> None:
-        """Connect to the bus, then configure the service VMs."""
+        """Connect to the bus, check the database's version (``_dbversion``: a version this
+        xenmgr does not read fails the start, naming it), then configure the service VMs."""
         self.conn = BusConnection(self.settings.address, label=self.name)
         self.db = DbClient(self.conn, timeout=self.settings.db_timeout)
+        try:
+            ensure_db_version(self.db)
+        except DbVersionError as exc:
+            logger.error("refusing the database: %s", exc)
+            self.conn.close()
+            raise
         try:
             self._configure_service_vms(self.db)
         except Exception as exc:  # a broken template must not keep xenmgr down
@@ -132,6 +145,29 @@ class VmCreator(Actor):
         config_text(plan.uuid, tree)  # refuses, before anything is written
         self.db.inject(plan.db_path, tree)
         logger.info("VM %s created (%s, slot %d)", plan.uuid, plan.name, plan.slot)
+        return plan
+
+    @handles(CreateChild)
+    def _create_child(self, msg: CreateChild) -> ChildPlan:
+        """A child service VM (``plan_create_child``): the child's subtree, then the
+        parent's with the template's override, each checked by the translation first."""
+        assert self.db is not None
+        vms = self.db.vms()
+        existing = [ExistingVm.from_tree(u, freeze(t)) for u, t in vms.items()]
+        try:
+            plan = plan_create_child(
+                msg.template, msg.parent, freeze(vms.get(msg.parent.lower(), {})), existing,
+                lambda: str(uuidlib.uuid4()), create_disallowed=msg.create_disallowed,
+                reserved=(UIVM_UUID, NDVM_UUID, USBVM_UUID))
+        except PlanError as exc:
+            raise XenmgrError(exc.code, exc.text) from None
+        child, parent = thaw(plan.child.tree), thaw(plan.parent_tree)
+        config_text(plan.child.uuid, child)
+        config_text(plan.parent_uuid, parent)
+        self.db.inject(plan.child.db_path, child)
+        self.db.inject(f"/vm/{plan.parent_uuid}", parent)
+        logger.info("child service VM %s (%s) of %s created", plan.child.uuid,
+                    msg.template.name, plan.parent_uuid)
         return plan
 
     # ------------------------------------------------------------------ slots

@@ -21,6 +21,8 @@ Rules, each erring on the side of reading the database again:
 * **No stale fill.** A reader takes a :meth:`token` before it dumps; :meth:`put` stores only
   if no drop happened in between (a dump that raced a change is used once, not kept).
 * At most :data:`MAX_VMS` copies; beyond, the table is emptied.
+* One copy of the whole ``/vm`` (:meth:`VmTreeCache.get_all`, for the ``dependencies``
+  property, which reads every VM): any change under ``/vm`` drops it; same token rule.
 
 Copies are shared between threads and never modified.
 """
@@ -56,6 +58,7 @@ class VmTreeCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._trees: dict[str, dict[str, Any]] = {}
+        self._all: dict[str, Any] | None = None  # every VM's subtree (``/vm``), if kept
         self._generation = 0
         self._source: str | None = None  # the unique name whose signals we follow
         self._seq = 0
@@ -82,11 +85,22 @@ class VmTreeCache:
                 self._trees.clear()
             self._trees[uuid] = tree
 
+    def get_all(self) -> dict[str, Any] | None:
+        """The copy of every VM's subtree (``/vm``), if one is kept (not to be changed)."""
+        return self._all if self._source is not None else None
+
+    def put_all(self, vms: dict[str, Any], token: int) -> None:
+        """Keep ``vms`` as ``/vm`` unless something was dropped since ``token``."""
+        with self._lock:
+            if token == self._generation and self._source is not None:
+                self._all = vms
+
     def clear(self) -> None:
         """Drop every copy."""
         with self._lock:
             self._generation += 1
             self._trees.clear()
+            self._all = None
 
     def changed(self, path: str) -> None:
         """The database changed at or below ``path``."""
@@ -95,9 +109,11 @@ class VmTreeCache:
             if len(parts) >= 2 and parts[0] == "vm":
                 self._generation += 1
                 self._trees.pop(parts[1], None)
+                self._all = None
             elif not parts or parts == ("vm",):
                 self._generation += 1
                 self._trees.clear()
+                self._all = None
 
     def on_signal(self, msg: Message) -> None:
         """Handle a signal of the connection (its reader thread; others are ignored)."""
@@ -124,3 +140,4 @@ class VmTreeCache:
             self._source = None
             self._generation += 1
             self._trees.clear()
+            self._all = None

@@ -93,6 +93,18 @@ class DbClient:
         return {k: v for k, v in tree.items() if isinstance(v, dict)} if isinstance(
             tree, dict) else {}
 
+    def cached_vms(self) -> dict[str, Any]:
+        """:meth:`vms`, from the cache's copy of ``/vm`` when it keeps one (read only)."""
+        cache = self.cache
+        if cache is None or not cache.active:
+            return self.vms()
+        vms = cache.get_all()
+        if vms is None:
+            token = cache.token()
+            vms = self.vms()
+            cache.put_all(vms, token)
+        return vms
+
     def cached_vm_view(self, uuid: str, extra: dict[str, Any] | None = None) -> DbView:
         """:meth:`vm_view`, from the cache's copy of the subtree when it keeps one."""
         cache = self.cache

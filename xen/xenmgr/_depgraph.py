@@ -5,9 +5,11 @@ else the VM whose ``name`` is the nic's ``backend-name``, else the VM with
 ``provides-default-network-backend`` true (the original asked the network daemon first; this
 project has none). A backend that names no VM, or the VM itself, adds no edge.
 
-:func:`direct_dependencies` gives a VM's direct dependencies (sorted); :func:`start_order` all
-its dependencies, transitively, in an order where each comes after what it depends on (ties
-by uuid); a cycle raises :class:`DependencyCycle` naming it.
+:func:`nic_backends` gives the backend VM of each of a VM's nics (nic id -> uuid; nics served
+by dom0 absent); :func:`direct_dependencies` a VM's direct dependencies (sorted);
+:func:`start_order` all its dependencies, transitively, in an order where each comes after what
+it depends on (ties by uuid); a cycle raises :class:`DependencyCycle` naming it;
+:func:`find_cycle` the first cycle among all the VMs (None: there is none).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_nics
 
-__all__ = ["DependencyCycle", "direct_dependencies", "start_order"]
+__all__ = ["DependencyCycle", "direct_dependencies", "find_cycle", "nic_backends", "start_order"]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
@@ -35,19 +37,19 @@ def _true(value: object) -> bool:
     return isinstance(value, str) and value.strip().lower() in ("true", "yes", "1")
 
 
-def direct_dependencies(uuid: str, vms: Mapping[str, Any]) -> list[str]:
-    """The VMs ``uuid`` depends on directly (module docstring)."""
+def nic_backends(uuid: str, vms: Mapping[str, Any]) -> dict[int, str]:
+    """The VM serving each enabled nic of ``uuid`` (module docstring): nic id -> its uuid."""
     tree = vms.get(uuid)
     if not isinstance(tree, dict):
-        return []
+        return {}
     default = sorted(u for u, t in vms.items() if isinstance(t, dict)
                      and _true(t.get("provides-default-network-backend")))
     by_name = {t.get("name"): u for u, t in sorted(vms.items()) if isinstance(t, dict)}
     try:
         nics = read_nics(DbView(tree))
     except ValueError:
-        return []
-    deps: set[str] = set()
+        return {}
+    out: dict[int, str] = {}
     for nic in nics:
         if not nic.enabled:
             continue
@@ -58,8 +60,13 @@ def direct_dependencies(uuid: str, vms: Mapping[str, Any]) -> list[str]:
         else:
             backend = default[0] if default else None
         if backend is not None and backend != uuid:
-            deps.add(backend)
-    return sorted(deps)
+            out[nic.id] = backend
+    return out
+
+
+def direct_dependencies(uuid: str, vms: Mapping[str, Any]) -> list[str]:
+    """The VMs ``uuid`` depends on directly (module docstring)."""
+    return sorted(set(nic_backends(uuid, vms).values()))
 
 
 def start_order(uuid: str, vms: Mapping[str, Any]) -> list[str]:
@@ -83,3 +90,13 @@ def start_order(uuid: str, vms: Mapping[str, Any]) -> list[str]:
 
     visit(uuid)
     return order
+
+
+def find_cycle(vms: Mapping[str, Any]) -> list[str] | None:
+    """The first dependency cycle among ``vms`` (by uuid order), or None."""
+    for uuid in sorted(vms):
+        try:
+            start_order(uuid, vms)
+        except DependencyCycle as exc:
+            return exc.cycle
+    return None

@@ -8,7 +8,9 @@ is read at each call, so the monitor always boots what the database says:
   is (logged, as the original). Otherwise the config is translated from the database and
   given to the monitor (``set-config``), the ``run-pre-boot`` hooks run (a failure stops the
   start before any domain exists), and the monitor starts the domain, or restores a
-  hibernated VM from its image; then ``hibernated`` is cleared.
+  hibernated VM from its image (then deleted), or restores the VM's
+  ``start-from-suspend-image`` when that file exists (kept: each start restores it again);
+  then ``hibernated`` is cleared. Each nic whose backend VM runs is served in its domain.
 * **shutdown**, **reboot** (the new config goes to the monitor first, so the restarted guest
   boots it), **destroy**, **pause**, **unpause**: the monitor's task; a refusal in the VM's
   state is error 102, a guest that does not shut down 104.
@@ -41,6 +43,7 @@ from xen.xenmgr._schema import LEGACY_NETWORKS
 from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._snapshots import make_temporary_snapshots, remove_files
 from xen.xenmgr._states import InternalState, from_monitor_state, is_running
+from xen.xenmgr._vm_deps import nic_backend_domids
 from xen.xenmgr._vmconfig import HostFacts, VmConfigError, translate
 
 __all__ = ["VmFlows", "bridge_of", "config_text", "internal_state"]
@@ -68,11 +71,13 @@ def bridge_of(network: str) -> str:
 
 def config_text(uuid: str, tree: dict[str, Any],
                 snapshots: Mapping[int, str] | None = None,
-                pci_devices: list[HostPci] | None = None) -> str:
+                pci_devices: list[HostPci] | None = None,
+                nic_backends: Mapping[int, int] | None = None) -> str:
     """The monitor config of VM ``uuid`` from its database subtree (``XenmgrError`` naming
     the database key the monitor would refuse); ``snapshots``: the temporary snapshots' overlays
     to boot from; ``pci_devices``: the host's devices that class/vendor/device rules are matched
-    against (None: none, the rules select nothing)."""
+    against (None: none, the rules select nothing); ``nic_backends``: nic id -> the domain
+    serving it (absent: dom0)."""
     vm = DbView(tree)
     matches = {rule.id: tuple(d.bdf for d in matching(rule, pci_devices or []))
                for rule in read_pci_rules(vm) if rule.bdf is None}
@@ -82,9 +87,16 @@ def config_text(uuid: str, tree: dict[str, Any],
         raise plain(f"VM {uuid}: {exc}") from None
     try:
         return translate(vm, uuid, HostFacts(bridges=bridges, pci_matches=matches,
-                                             snapshots=snapshots or {})).text
+                                             snapshots=snapshots or {},
+                                             nic_backends=nic_backends or {})).text
     except VmConfigError as exc:
         raise plain(f"VM {uuid}: {exc}") from None
+
+
+def _suspend_image(tree: dict[str, Any]) -> str | None:
+    """The VM's ``start-from-suspend-image`` when it names an existing file (else None)."""
+    path = tree.get("start-from-suspend-image")
+    return path if isinstance(path, str) and path and os.path.isfile(path) else None
 
 
 class VmFlows:
@@ -149,6 +161,13 @@ class VmFlows:
             raise plain(f"VM {uuid}: the VMs it depends on are not running: "
                         f"{', '.join(missing)}")
 
+    def nic_backends(self, uuid: str, tree: dict[str, Any]) -> dict[int, int]:
+        """Nic id -> the domain of its running backend VM (``_vm_deps``)."""
+        config = tree.get("config")
+        if not isinstance(config, dict) or not config.get("nic"):
+            return {}
+        return nic_backend_domids(uuid, self.db.cached_vms())
+
     def _pci_devices(self, uuid: str, tree: dict[str, Any]) -> list[HostPci]:
         """The host's devices, when the VM has rules to match against them."""
         if not any(r.bdf is None for r in read_pci_rules(DbView(tree))):
@@ -163,16 +182,22 @@ class VmFlows:
         state = internal_state(uuid)
         image = self.hibernation_image(uuid)
         resume = state is InternalState.SUSPENDED and os.path.exists(image)
-        if is_running(state) and not resume:
+        saved = _suspend_image(tree)
+        if is_running(state) and not resume and not (
+                saved and state is InternalState.SUSPENDED):
             logger.warning("VM %s: start: already running (%s)", uuid, state.value)
             return
         overlays = {} if resume else make_temporary_snapshots(uuid, tree)
         try:
             sync_config(self.settings, uuid, config_text(
-                uuid, tree, overlays, self._pci_devices(uuid, tree)))
+                uuid, tree, overlays, self._pci_devices(uuid, tree),
+                self.nic_backends(uuid, tree)))
             self.hooks("run-pre-boot", tree.get("run-pre-boot"), [uuid], fatal=True)
             if resume:
                 run_task(self.settings, uuid, "restore", {"file": image, "delete": "true"})
+            elif saved:  # start-from-suspend-image: restored, the image kept for next time
+                logger.info("VM %s: starting from its suspend image %s", uuid, saved)
+                run_task(self.settings, uuid, "restore", {"file": saved, "delete": "false"})
             else:
                 run_task(self.settings, uuid, "start")
         except BaseException:
@@ -194,7 +219,9 @@ class VmFlows:
 
     def reboot(self, uuid: str) -> None:
         tree = self.tree(uuid)
-        sync_config(self.settings, uuid, config_text(uuid, tree))
+        sync_config(self.settings, uuid, config_text(
+            uuid, tree, pci_devices=self._pci_devices(uuid, tree),
+            nic_backends=self.nic_backends(uuid, tree)))
         run_task(self.settings, uuid, "reboot")
 
     def destroy(self, uuid: str) -> None:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from xen.xenmgr._create import CreateRequest
+from xen.xenmgr._templates import Template
 
-__all__ = ["ConfigChanged", "CreateVm", "Emit", "FlushConfigChanged", "RemoveVm",
+__all__ = ["ConfigChanged", "CreateChild", "CreateVm", "Emit", "FlushConfigChanged", "RemoveVm",
            "ServiceUp", "SetSlot", "VmEvent"]
 
 
@@ -28,6 +29,16 @@ class CreateVm:
     """Plan and write one new VM (the creation actor alone allocates uuid, slot and name)."""
 
     request: CreateRequest
+
+
+@dataclass(frozen=True, slots=True)
+class CreateChild:
+    """Plan and write a child service VM of ``parent`` from ``template`` (a ``child-<tag>``
+    one), and the parent's subtree with the template's override."""
+
+    template: Template
+    parent: str
+    create_disallowed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,7 +189,7 @@ DISK_TABLE: tuple[Row, ...] = (
     _row("backend-uuid", "s", RW, _NOT_IMPLEMENTED),
     _row("devtype", "s", RW, Stored("devtype", Codec("enum", ("disk", "cdrom")), "")),
     _row("enabled", "b", RW, Stored("enable", _B, True)),
-    _row("encryption-key-set", "b", R, _hw("the VHD file's encryption key (vhd-util)")),
+    _row("encryption-key-set", "b", R, _hw("a key file for the VHD in the key directories")),
     _row("managed-disktype", "s", RW, Stored(
         "managed-disktype", Codec("enum", ("", "system", "application", "user")), "",
         remove_on=("",))),

@@ -45,6 +45,7 @@ from xen.xenmgr._properties import (
 from xen.xenmgr._queue import XENMGR
 from xen.xenmgr._readers import Reader
 from xen.xenmgr._uuids import vm_object_path
+from xen.xenmgr._vm_deps import refuse_cycle
 
 if TYPE_CHECKING:
     from rpc.dbus import Call
@@ -164,6 +165,8 @@ class PropertyObject:
             plan = plan_set(b, value, view, self.target)
         except NeedsService as exc:
             raise plain(f"property {b.name} cannot be set here: it is {exc.needs}") from None
+        if plan.changed:
+            refuse_cycle(self.ctx.db, b, plan.ops)
         if Effect.SLOT_SWAP in plan.effects and plan.changed and self.target.uuid:
             for uuid in self.ctx.ask_creator(SetSlot(self.target.uuid, int(value))):
                 self.ctx.tell_queue(ConfigChanged(uuid))

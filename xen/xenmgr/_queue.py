@@ -56,12 +56,21 @@ from xen.xenmgr._states import (
 from xen.xenmgr._uuids import vm_object_path
 from xen.xenvm import RegisterVm, UnregisterVm, VmNotification
 
-__all__ = ["MAX_BACKLOG", "XENMGR", "NotificationQueue"]
+__all__ = ["MAX_BACKLOG", "XENMGR", "NotificationQueue", "tell_queue"]
 
 logger = logging.getLogger("xenmgr")
 
 XENMGR = "com.citrix.xenclient.xenmgr"
 MAX_BACKLOG = 10_000
+
+
+def tell_queue(settings: ManagerSettings, message: Any) -> None:
+    """Hand a signal or a config change to the notification queue (best effort: a queue
+    that is not running loses it, logged)."""
+    try:
+        tell(settings.queue, message)
+    except (NoSuchActor, ActorDeadError):
+        logger.warning("notification queue not running: %r lost", message)
 
 
 class NotificationQueue(Actor):

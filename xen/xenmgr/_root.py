@@ -58,13 +58,14 @@ from xen.xenmgr._vhd import create_vhd
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
 
-__all__ = ["HostObject", "RootObject", "create", "delete_vm"]
+__all__ = ["HostObject", "RootObject", "create", "db_flag", "delete_vm", "finish_create"]
 
 logger = logging.getLogger("xenmgr")
 UNRESTRICTED = "com.citrix.xenclient.xenmgr.unrestricted"
 
 
-def _flag(ctx: ServiceContext, path: str) -> bool:
+def db_flag(ctx: ServiceContext, path: str) -> bool:
+    """The db boolean at ``path`` (unset or not a boolean: false)."""
     text = ctx.db.read(path)
     try:
         return bool(text) and parse_db_bool(text, what=path)
@@ -79,9 +80,14 @@ def create(ctx: ServiceContext, template: str, *, uuid: str | None = None, json:
         resolved = resolve_template(template_store(ctx.settings).load(), template)
     except TemplateError as exc:
         raise plain(str(exc)) from None
-    disallowed = not unrestricted and _flag(ctx, "/vm-create-disallowed")
+    disallowed = not unrestricted and db_flag(ctx, "/vm-create-disallowed")
     request = CreateRequest(resolved, uuid, json, ui, disallowed)
-    plan: CreatePlan = ctx.ask_creator(CreateVm(request))
+    return finish_create(ctx, ctx.ask_creator(CreateVm(request)))
+
+
+def finish_create(ctx: ServiceContext, plan: CreatePlan) -> str:
+    """After the creator wrote VM ``plan.uuid``: its monitor, its objects, the
+    ``run-post-create`` hooks, ``vm_created``; its object path."""
     tree = thaw(plan.tree)
     ensure_monitor(ctx.settings, plan.uuid, config_text(plan.uuid, tree))
     ctx.export_vm(plan.uuid, tree)
@@ -92,7 +98,7 @@ def create(ctx: ServiceContext, template: str, *, uuid: str | None = None, json:
 
 def delete_vm(ctx: ServiceContext, uuid: str, *, unrestricted: bool) -> None:
     """The delete flow (module docstring)."""
-    if not unrestricted and _flag(ctx, "/vm-delete-disallowed"):
+    if not unrestricted and db_flag(ctx, "/vm-delete-disallowed"):
         raise error(220)
     try:
         uuid = canonical_uuid(uuid)

@@ -12,8 +12,9 @@ import logging
 import os
 from dataclasses import dataclass
 
-from actors import Actor, ActorDeadError, NoSuchActor, handles, tell
+from actors import Actor, handles
 from xen.xenmgr._messages import Emit
+from xen.xenmgr._queue import tell_queue
 from xen.xenmgr._settings import ManagerSettings
 
 __all__ = ["StorageWatch", "percent_free", "space_transition"]
@@ -74,8 +75,5 @@ class StorageWatch(Actor):
             self.tell_queue(Emit("/host", HOST, "storage_space_low", (percent,)))
 
     def tell_queue(self, message: Emit) -> None:
-        """Hand the signal to the notification queue (best effort)."""
-        try:
-            tell(self.settings.queue, message)
-        except (NoSuchActor, ActorDeadError):
-            logger.warning("notification queue not running: storage_space_low lost")
+        """Hand the signal to the notification queue (best effort, ``_queue.tell_queue``)."""
+        tell_queue(self.settings, message)

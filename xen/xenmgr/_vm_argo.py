@@ -52,7 +52,7 @@ class ArgoRuleMethods(VmMixin):
             rules = rule_texts(self.tree())
             if rule.strip() in (r.strip() for r in rules):
                 return
-            self.ctx.db.write(f"/vm/{self.uuid}/argo-firewall-rules/{len(rules)}", rule.strip())
+            self.put_list("argo-firewall-rules", [*rules, rule.strip()])
         self._rules_changed("rule added")
 
     @dbus_method(VM, "delete_argo_firewall_rule")
@@ -66,11 +66,7 @@ class ArgoRuleMethods(VmMixin):
             kept = [r for r in rules if not _same(r, rule, parsed)]
             if len(kept) == len(rules):
                 raise plain(f"VM {self.uuid} has no Argo firewall rule {rule.strip()!r}")
-            base = f"/vm/{self.uuid}/argo-firewall-rules"
-            if kept:  # the whole list replaced in one durable step
-                self.ctx.db.inject(base, {str(i): r for i, r in enumerate(kept)})
-            else:
-                self.ctx.db.rm(base)
+            self.put_list("argo-firewall-rules", kept)  # in one durable step
         self._rules_changed("rule deleted")
 
     def _rules_changed(self, why: str) -> None:

@@ -10,6 +10,8 @@ sent by the queue) it runs, in the order the changes happened:
 * the Argo firewall is told to recompute when a VM gets or loses its domain
   (``creating-devices``, ``running``, ``shutdown``, ``rebooted``, ``suspended``);
 * a VM that reached ``shutdown``: its temporary disk snapshots are deleted (``_snapshots``);
+* a VM that reached ``running``: the nics of other running VMs it serves move into its domain
+  (``_vm_deps.relocate_nics``: a network VM restarted);
 * ``keep-alive``: a VM that reached ``shutdown`` and has ``keep-alive`` true is started again
   (a rebooting guest is restarted by its monitor, never here).
 
@@ -32,6 +34,7 @@ from xen.xenmgr._messages import VmEvent
 from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._snapshots import remove_temporary_snapshots
 from xen.xenmgr._states import InternalState, StateError, from_monitor_notify, state_hooks
+from xen.xenmgr._vm_deps import relocate_nics
 
 __all__ = ["VmEventHandler"]
 
@@ -81,6 +84,8 @@ class VmEventHandler(Actor):
                             [self.uuid, str(calls.acpi)], fatal=False)
             if state is InternalState.SHUTDOWN:
                 remove_temporary_snapshots(tree)
+            if state is InternalState.RUNNING:
+                relocate_nics(self.settings, bus.db, self.uuid)
             if state is InternalState.SHUTDOWN and _true(tree.get("keep-alive")):
                 logger.info("VM %s: keep-alive: starting it again", self.uuid)
                 flows.start(self.uuid)

@@ -21,7 +21,7 @@ from typing import Any
 
 from rpc.dbus import Call, dbus_method
 from xen.xenmgr._errors import plain
-from xen.xenmgr._vm_mixin import VmMixin
+from xen.xenmgr._vm_mixin import VmMixin, db_map
 
 __all__ = ["NetFirewallMethods"]
 
@@ -29,11 +29,7 @@ VM = "com.citrix.xenclient.xenmgr.vm"
 
 
 def _rules(tree: dict[str, Any]) -> dict[int, dict[str, str]]:
-    rules = tree.get("firewall-rule")
-    if not isinstance(rules, dict):
-        return {}
-    return {int(k): {n: v for n, v in r.items() if isinstance(v, str)}
-            for k, r in rules.items() if k.isdigit() and isinstance(r, dict)}
+    return {int(k): r for k, r in db_map(tree, "firewall-rule").items() if k.isdigit()}
 
 
 class NetFirewallMethods(VmMixin):
@@ -56,15 +52,15 @@ class NetFirewallMethods(VmMixin):
             raise plain("network firewall rule extra text is over 256 characters or not "
                         "printable")
         self.tree()  # no VM: its error
-        self.ctx.db.inject(f"/vm/{self.uuid}/firewall-rule/{id}",
-                           {"direction": direction, "remote-ip": remoteip, "extra": extra})
+        self.put_entry("firewall-rule", str(id),
+                       {"direction": direction, "remote-ip": remoteip, "extra": extra})
         self.changed()
 
     @dbus_method(VM, "delete_net_firewall_rule")
     def delete_net_firewall_rule(self, call: Call, id: int) -> None:
         if id not in _rules(self.tree()):
             raise plain(f"VM {self.uuid} has no network firewall rule {id}")
-        self.ctx.db.rm(f"/vm/{self.uuid}/firewall-rule/{id}")
+        self.drop_entry("firewall-rule", str(id))
         self.changed()
 
     @dbus_method(VM, "list_net_firewall_rules")

@@ -33,6 +33,8 @@ from xen.xenmgr._props import PropertyObject
 from xen.xenmgr._root import delete_vm
 from xen.xenmgr._schema import DEFAULT_NETWORK, next_id, next_virtual_device
 from xen.xenmgr._vm_argo import ArgoRuleMethods
+from xen.xenmgr._vm_child import ChildVmMethods
+from xen.xenmgr._vm_extras import DiskKeyMethods, VmInputMethods
 from xen.xenmgr._vm_net_firewall import NetFirewallMethods
 from xen.xenmgr._vm_pci_rules import PciRuleMethods
 from xen.xenmgr._vm_product import ProductMethods
@@ -96,7 +98,7 @@ class _VmScoped(PropertyObject):
 
 
 class VmObject(ArgoRuleMethods, NetFirewallMethods, PciRuleMethods, ProductMethods,
-               _VmScoped):
+               VmInputMethods, ChildVmMethods, _VmScoped):
     """``/vm/<u_>`` (see the module docstring)."""
 
     @classmethod
@@ -231,7 +233,7 @@ class VmObject(ArgoRuleMethods, NetFirewallMethods, PciRuleMethods, ProductMetho
         return data
 
 
-class DiskObject(_VmScoped):
+class DiskObject(DiskKeyMethods, _VmScoped):
     """``/vm/<u_>/disk/<id>`` (see the module docstring)."""
 
     @classmethod

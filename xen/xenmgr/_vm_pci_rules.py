@@ -27,7 +27,7 @@ from xen.xenmgr._devices import read_pci_rules
 from xen.xenmgr._errors import plain
 from xen.xenmgr._pci_inventory import HostPci, device_map, host_pci_devices, matching
 from xen.xenmgr._schema import next_id
-from xen.xenmgr._vm_mixin import VmMixin
+from xen.xenmgr._vm_mixin import VmMixin, db_map
 
 __all__ = ["PciRuleMethods", "parse_bdf", "parse_id16"]
 
@@ -58,12 +58,7 @@ def parse_bdf(text: str) -> str:
 
 
 def _rules(tree: dict[str, Any]) -> dict[str, dict[str, str]]:
-    pci = tree.get("config", {}).get("pci") if isinstance(tree.get("config"), dict) else None
-    if not isinstance(pci, dict):
-        return {}
-    return {k: {n: v for n, v in r.items() if isinstance(v, str)}
-            for k, r in sorted(pci.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1)
-            if isinstance(r, dict)}
+    return db_map(tree, "config/pci")
 
 
 def _match_key(rule: dict[str, str]) -> tuple[int | None, int | None, int | None] | None:
@@ -102,7 +97,7 @@ class PciRuleMethods(VmMixin):
             if any(same(r) for r in rules.values()):
                 return
             ident = next_id(int(k) for k in rules if k.isdigit())
-            self.ctx.db.inject(f"/vm/{self.uuid}/config/pci/{ident}", fields)
+            self.put_entry("config/pci", str(ident), fields)
         self.changed()
 
     def _delete(self, same: Any, text: str) -> None:
@@ -111,7 +106,7 @@ class PciRuleMethods(VmMixin):
             if not gone:
                 raise plain(f"VM {self.uuid} has no PCI passthrough rule {text}")
             for k in gone:
-                self.ctx.db.rm(f"/vm/{self.uuid}/config/pci/{k}")
+                self.drop_entry("config/pci", k)
         self.changed()
 
     @dbus_method(PCI, "add_pt_rule")

@@ -26,7 +26,7 @@ from xml.sax.saxutils import quoteattr
 
 from rpc.dbus import Call, dbus_method
 from xen.xenmgr._errors import plain
-from xen.xenmgr._vm_mixin import VmMixin
+from xen.xenmgr._vm_mixin import VmMixin, db_map
 
 __all__ = ["ProductMethods", "ovf_environment"]
 
@@ -35,11 +35,7 @@ _ID = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
 def _properties(tree: dict[str, Any]) -> dict[str, dict[str, str]]:
-    props = tree.get("productproperty")
-    if not isinstance(props, dict):
-        return {}
-    return {pid: {k: v for k, v in p.items() if isinstance(v, str)}
-            for pid, p in sorted(props.items()) if isinstance(p, dict)}
+    return db_map(tree, "productproperty")
 
 
 def ovf_environment(vm_uuid: str, properties: dict[str, dict[str, str]]) -> str:
@@ -77,17 +73,16 @@ class ProductMethods(VmMixin):
             raise plain(f"product property id {property_id!r} is not a word")
         with self.ctx.vm_lock(self.uuid):
             prop = _properties(self.tree()).get(property_id)
-            base = f"/vm/{self.uuid}/productproperty/{property_id}"
             if prop is None:
-                self.ctx.db.inject(base, {"key": property_id, "value": value,
-                                          "userConfigurable": "true"})
+                self.put_entry("productproperty", property_id, {
+                    "key": property_id, "value": value, "userConfigurable": "true"})
             elif prop.get("userConfigurable", "true").lower() in ("false", "0", "no"):
                 raise plain(f"product property {property_id!r} of VM {self.uuid} is not "
                             "user configurable")
             elif prop.get("value") == value:
                 return
             else:
-                self.ctx.db.write(f"{base}/value", value)
+                self.ctx.db.write(f"/vm/{self.uuid}/productproperty/{property_id}/value", value)
         self.changed()
 
     @dbus_method(PRODUCT, "get_ovf_env_xml")

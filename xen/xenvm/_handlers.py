@@ -97,9 +97,14 @@ def _disk_del(vm: VmMachine, call: TaskCall) -> str:
 
 
 def _nic_add(vm: VmMachine, call: TaskCall) -> str:
-    parts = [f"{k}={call.text(k)}" for k in ("bridge", "mac", "model") if call.text(k)]
+    parts = [f"{k}={call.text(k)}" for k in ("bridge", "mac", "model", "network")
+             if call.text(k)]
     if call.integer("id") >= 0:
         parts.append(f"id={call.integer('id')}")
+    if call.integer("backend-domid"):  # a driver domain's netback (a network VM)
+        parts.append(f"backend-domid={call.integer('backend-domid')}")
+    if call.flag("wireless"):
+        parts.append("wireless=true")
     vm.add_device("nic", ",".join(parts))
     return ""
 

@@ -85,3 +85,20 @@ def test_a_malformed_signal_stops_the_copies() -> None:
 
 def test_the_rules_name_the_database() -> None:
     assert all("com.citrix.xenclient.db" in rule for rule in match_rules())
+
+
+def test_the_copy_of_every_vm_goes_with_any_vm_change() -> None:
+    cache = VmTreeCache()
+    everything = {U1: {"name": U1}, U2: {"name": U2}}
+    cache.put_all(everything, cache.token())
+    assert cache.get_all() is None  # not before the database signalled
+    cache.on_signal(changed("/xenmgr/x", 1))
+    token = cache.token()
+    cache.put_all(everything, token)
+    assert cache.get_all() == everything
+    cache.on_signal(changed("/xenmgr/y", 2))  # not a VM: kept
+    assert cache.get_all() == everything
+    cache.on_signal(changed(f"/vm/{U2}/name", 3))  # any VM: dropped
+    assert cache.get_all() is None
+    cache.put_all(everything, token)  # a dump that raced that change: not kept
+    assert cache.get_all() is None

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
-from xen.xenmgr._depgraph import DependencyCycle, direct_dependencies, start_order
+from xen.xenmgr._depgraph import (
+    DependencyCycle,
+    direct_dependencies,
+    find_cycle,
+    nic_backends,
+    start_order,
+)
+from xen.xenmgr._vm_deps import apply_op
 
 
 def vm(name: str, *nics: dict[str, str], **top: str) -> dict[str, Any]:
@@ -46,3 +54,27 @@ def test_cycles_are_named() -> None:
     with pytest.raises(DependencyCycle) as info:
         start_order(X, vms)
     assert info.value.cycle == [X, Y, X] and f"{X} -> {Y} -> {X}" in str(info.value)
+
+
+def test_nic_backends_names_the_vm_of_each_enabled_nic() -> None:
+    assert nic_backends(B, VMS) == {0: A, 1: NET}
+    assert nic_backends(C, VMS) == {0: B}  # nic 1 is disabled
+    assert nic_backends(D, VMS) == {}
+    assert nic_backends("missing", VMS) == {}
+
+
+def test_find_cycle_over_all_vms() -> None:
+    assert find_cycle(VMS) is None
+    looped = {**VMS, NET: vm("Network", {"backend-uuid": C},
+                             **{"provides-default-network-backend": "true"})}
+    cycle = find_cycle(looped)
+    assert cycle is not None and cycle[0] == cycle[-1] and NET in cycle and C in cycle
+
+
+def test_a_set_that_would_make_a_cycle_is_seen_before_it_is_written() -> None:
+    vms = copy.deepcopy(VMS)
+    apply_op(vms, f"/vm/{NET}/config/nic/0/backend-uuid", C)  # what the setter would write
+    assert find_cycle(vms) is not None
+    assert find_cycle(VMS) is None  # the original is untouched
+    apply_op(vms, f"/vm/{NET}/config/nic/0/backend-uuid", None)  # removing it: no cycle
+    assert find_cycle(vms) is None

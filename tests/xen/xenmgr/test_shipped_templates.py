@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SHIPPED = shipped_templates_dir()
 EXPECTED = {"new-vm", "new-vm-empty", "new-vm-linux", "new-vm-windows8", "new-vm-xp",
             "new-vm-ndvm-hvm", "new-vm-ndvm-pv", "new-vm-sync", "service-uivm",
-            "service-ndvm-hvm", "service-ndvm-pv", "service-usbvm"}
+            "service-ndvm-hvm", "service-ndvm-pv", "service-usbvm", "child-vpnvm"}
 
 
 @pytest.fixture(scope="module")
