@@ -293,7 +293,7 @@ def test_domstore_and_db_keys(dom0: Xenmgr) -> None:
     with pytest.raises(DBusError) as info:
         dom0.root().call(XENMGR, "list_extension_packs")
     assert info.value.name == "org.freedesktop.DBus.Error.NotSupported"
-    assert info.value.message == "not implemented: com.citrix.xenclient.xenmgr.list_extension_packs"
+    assert info.value.message.startswith("list_extension_packs: extension packs")
     vm.call(VM, "delete")
 
 

@@ -15,8 +15,8 @@ the root object).
   ``guest_info`` each VM's monitor view (``guests/<uuid>.txt``); packed as
   ``status-report-<UTC time>.tar.gz`` in ``diag_dir``; answers the archive's path.
 
-Uploading reports (``taas_*``) and the UI's report screen are not implemented (they need
-Citrix's upload service and the UI).
+Uploading reports (``taas_*``) and the UI's report screen are deliberately not supported
+(``NotSupported`` naming what they need: Citrix's upload service and the UI).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from rpc.dbus import Call, dbus_method
 from xen.xenmgr._errors import plain
 from xen.xenmgr._messages import Emit
 from xen.xenmgr._monitors import monitor_view
+from xen.xenmgr._unsupported import not_supported
 
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
@@ -79,6 +80,10 @@ class Gathering:
         return items
 
 
+_NO_UPLOAD = ("uploading reports needs Citrix's upload service (TaaS), which this host "
+              "cannot reach; reports are saved under diag_dir instead")
+
+
 def _stamp() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 
@@ -117,6 +122,14 @@ class DiagMethods:
         except OSError as exc:
             raise plain(f"save: cannot write {out}: {exc.strerror}") from None
         return out
+
+    taas_agree_terms = not_supported(DIAG, "taas_agree_terms", _NO_UPLOAD)
+    taas_authenticate_credentials = not_supported(DIAG, "taas_authenticate_credentials",
+                                                  _NO_UPLOAD)
+    taas_upload = not_supported(DIAG, "taas_upload", _NO_UPLOAD)
+    status_report_screen = not_supported(
+        DIAG, "status_report_screen", "the report screen is the UI's (a UI VM's), which "
+        "this host does not run")
 
     @dbus_method(DIAG, "save")
     def save(self, call: Call, mode: str) -> str:

@@ -52,6 +52,7 @@ from xen.xenmgr._templates import (
     resolve_template,
 )
 from xen.xenmgr._testing import TestingMethods
+from xen.xenmgr._unsupported import not_supported
 from xen.xenmgr._uuids import canonical_uuid, vm_object_path
 from xen.xenmgr._vhd import create_vhd
 
@@ -123,6 +124,10 @@ def delete_vm(ctx: ServiceContext, uuid: str, *, unrestricted: bool) -> None:
 class RootObject(TestingMethods, GuestRequestMethods, DiagMethods, PolicyMethods,
                  PropertyObject):
     """``/`` (see the module docstring)."""
+
+    list_extension_packs = not_supported(
+        XENMGR, "list_extension_packs", "extension packs (OpenXT's installable add-on "
+        "bundles) are neither built nor installed by this toolstack")
 
     @dbus_method(XENMGR, "list_vms")
     def list_vms(self, call: Call) -> list[str]:

@@ -53,14 +53,8 @@ HOST_SENT = ("state_changed", "storage_space_low", "license_changed",
              "displayhandler_gpu_changed")
 
 #: Why a group of members is not implemented yet (by interface, then by member).
-WHY = {
-    "com.citrix.xenclient.xenmgr.diag": "uploads need Citrix's upload service, the report "
-                                        "screen is the UI's",
-    "com.citrix.xenclient.vmnic": "",
-}
-WHY_MEMBER = {
-    "list_extension_packs": "extension packs are not supported",
-}
+WHY: dict[str, str] = {}
+WHY_MEMBER: dict[str, str] = {}
 
 
 def _handled(class_name: str) -> dict[tuple[str, str], str | None]:
