@@ -15,8 +15,9 @@ imports in well under a millisecond where ``socket`` costs tens):
 
 Outcomes: `WireReply` (``error`` is the error name, or ``None`` for a method return). Any
 failure raises `OSError` (a timeout is `TimeoutError`), or `ValueError` for a message that
-does not decode; the caller decides whether that means "fall back" (nothing was sent yet)
-or "report" (the call went out).
+does not decode (the decoder trusts the bus, which validates every message it relays, but a
+malformed one still ends as `ValueError`, never another exception); the caller decides
+whether that means "fall back" (nothing was sent yet) or "report" (the call went out).
 """
 
 from __future__ import annotations
@@ -222,7 +223,9 @@ class WireBus:
             if not bus._line().startswith(b"OK "):
                 raise ConnectionRefusedError("authentication refused")
             sock.sendall(b"BEGIN\r\n")
-            bus.call(BUS, "/org/freedesktop/DBus", BUS, "Hello", "", [], timeout)
+            hello = bus.call(BUS, "/org/freedesktop/DBus", BUS, "Hello", "", [], timeout)
+            if hello.error is not None:
+                raise ConnectionRefusedError(f"Hello answered {hello.error}")
         except BaseException:
             bus.close()
             raise
@@ -274,22 +277,29 @@ class WireBus:
     def _receive(self, serial: int) -> WireReply | None:
         head = self._take(16)
         big = head[:1] == b"B"
-        kind = head[1]
         body_size, _serial, fields_size = struct.unpack(
             (">" if big else "<") + "III", head[4:16])
-        rest = self._take(fields_size + (-(16 + fields_size) % 8) + body_size)
-        data = head + rest
-        fields, end = decode(data, 12, "a(yv)", big)
-        if kind not in (_METHOD_RETURN, _ERROR):
-            return None
-        named = {code: value[1] for code, value in fields}
-        if named.get(_REPLY_SERIAL) != serial:
-            return None
-        signature = named.get(_SIGNATURE, "")
-        pos = end + (-end % 8)
-        values = []
-        for field in split_signature(signature):
-            value, pos = decode(data, pos, field, big)
-            values.append(value)
-        error = named.get(_ERROR_NAME, "") if kind == _ERROR else None
-        return WireReply(tuple(values), signature, error)
+        data = head + self._take(fields_size + (-(16 + fields_size) % 8) + body_size)
+        try:
+            return _reply(data, big, serial)
+        except (struct.error, IndexError, KeyError, TypeError, RecursionError) as exc:
+            raise ValueError(f"malformed message from the bus: {exc!r}") from None
+
+
+def _reply(data: bytes, big: bool, serial: int) -> WireReply | None:
+    """The reply to ``serial`` in the whole message ``data``, or None for any other message."""
+    kind = data[1]
+    fields, end = decode(data, 12, "a(yv)", big)
+    if kind not in (_METHOD_RETURN, _ERROR):
+        return None
+    named = {code: value[1] for code, value in fields}
+    if named.get(_REPLY_SERIAL) != serial:
+        return None
+    signature = named.get(_SIGNATURE, "")
+    pos = end + (-end % 8)
+    values = []
+    for field in split_signature(signature):
+        value, pos = decode(data, pos, field, big)
+        values.append(value)
+    error = named.get(_ERROR_NAME, "") if kind == _ERROR else None
+    return WireReply(tuple(values), signature, error)

@@ -4,6 +4,7 @@ against `rpc.xec._options`, and the wire decoder against jeepney's encoder (both
 
 from __future__ import annotations
 
+import _socket
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from rpc.idl import IdlError, parse_node
 from rpc.xec import LiteralError, UsageError, parse_argument, parse_xec_argv
 from rpc.xec._fast import _Fallback, parse_basic, scan_argv, scan_introspection
 from rpc.xec._options import Command
-from rpc.xec._wire import Unsupported, decode, encode_basic, unix_socket_path
+from rpc.xec._wire import Unsupported, WireBus, decode, encode_basic, unix_socket_path
 
 TEXTS = ["0", "1", "-1", " 7 ", "\t-8\n", "007", "-0", "255", "256", "-129", "32767", "32768",
          "-32769", "2147483647", "2147483648", "4294967296", "9223372036854775807",
@@ -185,3 +186,19 @@ def test_addresses() -> None:
     for address in ("tcp:host=localhost,port=1", "unix:path=/a%20b", "unix:tmpdir=/tmp", "x"):
         with pytest.raises(Unsupported):
             unix_socket_path(address)
+
+
+@pytest.mark.parametrize("garbage", [
+    b"l\2\0\1\0\0\0\0\1\0\0\0\10\0\0\0\5\7\0\0\0\0\0\0",  # a field of no type
+    b"l\2\0\1\0\0\0\0\1\0\0\0\20\0\0\0\10\1g\0\2z\0\0\0\0\0\0\0\0\0\0\0",  # a variant cut short
+])
+def test_a_malformed_message_is_a_value_error(garbage: bytes) -> None:
+    ours, theirs = _socket.socketpair()
+    try:
+        theirs.sendall(garbage)
+        theirs.close()
+        bus = WireBus(ours)
+        with pytest.raises(ValueError):
+            bus._receive(1)
+    finally:
+        ours.close()
