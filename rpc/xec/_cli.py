@@ -17,9 +17,11 @@ Behaviour (the command line itself is `rpc.xec._options`):
   info) as ``invoked with: <args>``; a missing syslog daemon never fails the command.
 - ``-t N`` (N >= 0, a domain's bus over Argo) is not available: a local error.
 
-Start-up is kept short: only the modules a command needs are imported, jeepney only when
-connecting, and nothing of the actor runtime; run as the console script, the process ends
-with ``os._exit`` once stdout and stderr are flushed (see `exit_now`).
+Start-up is kept short: a plain method call goes the fast path (`rpc.xec._fast`: no jeepney,
+no `typing`, no XML model; it hands anything else back before sending the call); otherwise
+only the modules a command needs are imported, jeepney only when connecting, and nothing of
+the actor runtime. Run as the console script, the process ends with ``os._exit`` once stdout
+and stderr are flushed (see `exit_now`).
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def parse_basic(text: str, code: str) -> Any:
 
 def _valid_type(sig: str) -> bool:
     """A conservative check that ``sig`` is one complete type (rpc.idl's rules hold)."""
-    if not sig or len(sig) > 255:
+    if not sig or len(sig) > 255 or sig.count("a") > 32:
         return False
     depth = 0
     for char in sig:

@@ -88,6 +88,10 @@ DOCS = [
     </interface></node>""",
     b"""<node><interface name="a.B"><method name="m"><arg type="aa{sa(ib)}"/></method>
     </interface></node>""",
+    *(b"""<node><interface name="a.B"><property name="p" access="read" type="%s"/>
+    </interface></node>""" % sig.encode() for sig in (
+        "a" * 32 + "i", "a" * 33 + "i", "(" * 30 + "i" + ")" * 30, "(" * 33 + "i" + ")" * 33,
+        "a{gs}", "a{hs}", "a{(i)i}", "(v)", "a{si}x", "z", "", "a", "(i")),
 ]
 
 
