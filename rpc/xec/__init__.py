@@ -11,10 +11,9 @@ pay for the XML loader.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
 
-from actors import lazy_exports
-
+TYPE_CHECKING = False  # not `typing`'s, nor `actors.lazy_exports`: xec's start-up pays for both
 if TYPE_CHECKING:
     from rpc.xec._format import (
         VM_TABLE_RULE,
@@ -148,4 +147,17 @@ _SOURCES: dict[str, str] = {
 }
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)
+def __getattr__(name: str) -> object:
+    """A public name, imported from its module on first use (as `actors.lazy_exports`)."""
+    try:
+        module = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names."""
+    return sorted(_SOURCES)
