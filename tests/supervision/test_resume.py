@@ -78,11 +78,11 @@ def test_corrupt_snapshot_is_set_aside(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path)
     store.save("/x", {"count": 4})
     assert store.load("/x")["state"] == {"count": 4}
-    file = next(tmp_path.glob("*.snap"))
-    file.write_bytes(b"\x92\x01garbage")
+    for file in tmp_path.glob("*.snap[01]"):  # both slots
+        file.write_bytes(b"\x92\x01garbage")
     assert store.load("/x") is None
-    assert len(list(tmp_path.glob("*.snap.corrupt-*"))) == 1
-    assert not list(tmp_path.glob("*.snap"))
+    assert len(list(tmp_path.glob("*.snap[01].corrupt-*"))) == 2
+    assert not list(tmp_path.glob("*.snap[01]"))
 
 
 def test_unchanged_snapshot_is_not_rewritten(tmp_path: Path) -> None:
