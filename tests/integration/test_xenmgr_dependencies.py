@@ -13,6 +13,7 @@ import pytest
 from rpc.dbus import DBusError, RemoteObject
 from tests.helpers import wait_until
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
+from tests.integration.xenmgr_signals import SignalRecorder
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,7 @@ def dom0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xenmgr]:
 
 
 _made: list[RemoteObject] = []
+_recorders: list[SignalRecorder] = []
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +39,9 @@ def _close(dom0: Xenmgr) -> Iterator[None]:
             vm.call(VM, "destroy", timeout=60)
         vm.call(VM, "delete", timeout=60)
     _made.clear()
+    for recorder in _recorders:
+        recorder.close()
+    _recorders.clear()
     dom0.close_connections()
 
 
@@ -122,6 +127,8 @@ def test_track_dependencies_starts_the_backend_and_nics_follow_its_restart(
 
 def test_a_backend_that_does_not_run_leaves_the_nic_to_dom0(dom0: Xenmgr) -> None:
     net_uuid, net = network_vm(dom0)
+    recorder = SignalRecorder(dom0.address)
+    _recorders.append(recorder)
     _guest_uuid, guest = create(dom0, {"config": {"virt-type": "pv",
                                                   "nic": {"0": {"backend-uuid": net_uuid}}}})
     guest.call(VM, "start", timeout=60)  # no track-dependencies: the network VM stays off
@@ -132,3 +139,7 @@ def test_a_backend_that_does_not_run_leaves_the_nic_to_dom0(dom0: Xenmgr) -> Non
     net_domid = int(net.get(VM, "domid"))
     wait_until(lambda: ("vif", guest_domid, 0) in served_by(dom0, net_domid), timeout=30)
     assert ("vif", guest_domid, 0) not in served_by(dom0, 0)
+    # the network backend's arrival and departure are signalled; the guest's own start is not
+    assert recorder.wait_for("network_state_changed", timeout=20) == [(True,)]
+    net.call(VM, "shutdown", timeout=60)
+    assert recorder.wait_for("network_state_changed", n=2, timeout=20) == [(True,), (False,)]

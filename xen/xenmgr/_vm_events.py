@@ -12,6 +12,10 @@ sent by the queue) it runs, in the order the changes happened:
 * a VM that reached ``shutdown``: its temporary disk snapshots are deleted (``_snapshots``);
 * a VM that reached ``running``: the nics of other running VMs it serves move into its domain
   (``_vm_deps.relocate_nics``: a network VM restarted);
+* a network backend VM (``provides-network-backend`` or ``provides-default-network-backend``)
+  that reached ``running`` or ``shutdown``: ``network_state_changed(available)`` on ``/``
+  (true when it runs; the original relayed the network daemon's state, which this host does
+  not run: the backend VM's own state is what says whether the guests' network is there);
 * ``keep-alive``: a VM that reached ``shutdown`` and has ``keep-alive`` true is started again
   (a rebooting guest is restarted by its monitor, never here).
 
@@ -30,7 +34,8 @@ from xen.xenmgr._errors import XenmgrError
 from xen.xenmgr._flows import VmFlows
 from xen.xenmgr._handle import ManagerBus
 from xen.xenmgr._jsontree import parse_db_bool
-from xen.xenmgr._messages import VmEvent
+from xen.xenmgr._messages import Emit, VmEvent
+from xen.xenmgr._queue import XENMGR, tell_queue
 from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._snapshots import remove_temporary_snapshots
 from xen.xenmgr._states import InternalState, StateError, from_monitor_notify, state_hooks
@@ -86,6 +91,11 @@ class VmEventHandler(Actor):
                 remove_temporary_snapshots(tree)
             if state is InternalState.RUNNING:
                 relocate_nics(self.settings, bus.db, self.uuid)
+            if state in (InternalState.RUNNING, InternalState.SHUTDOWN) and (
+                    _true(tree.get("provides-network-backend"))
+                    or _true(tree.get("provides-default-network-backend"))):
+                tell_queue(self.settings, Emit("/", XENMGR, "network_state_changed",
+                                               (state is InternalState.RUNNING,), self.uuid))
             if state is InternalState.SHUTDOWN and _true(tree.get("keep-alive")):
                 logger.info("VM %s: keep-alive: starting it again", self.uuid)
                 flows.start(self.uuid)

@@ -38,6 +38,8 @@ SENT = {
     "vm_name_changed": "`name` was set to a new value",
     "vm_transfer_changed": "`download-progress` was set",
     "config_changed": "a host-wide setting was set",
+    "network_state_changed": "a network backend VM reached `running` (true) or `shutdown` "
+                             "(false)",
     "language_changed": "`language` was set (it cannot be yet: never in practice)",
     "requested_attention": "a guest called `request_attention`",
     "gather_request": "`save` or `create_status_report` began a gathering",
