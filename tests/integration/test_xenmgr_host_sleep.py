@@ -73,6 +73,7 @@ def test_host_sleep_by_s3_mode_then_a_pv_guest_stops_it(dom0: Xenmgr) -> None:
         # shut down for the sleep, started again after it
         wait_until(lambda: "stopped" in states() and states()[-1] == "running", timeout=20)
         assert rec.of("vm_state_changed", ignore_uuid) == []  # left as it was
+        rec.wait_for("state_changed", n=2)
         assert host_states(rec) == ["sleeping", "idle"]
     assert sim_node(dom0, "/sim/host/power") == "suspend"
     assert sim_node(dom0, "/xenmgr/host-state") == "idle"
@@ -83,6 +84,7 @@ def test_host_sleep_by_s3_mode_then_a_pv_guest_stops_it(dom0: Xenmgr) -> None:
     with SignalRecorder(dom0.address) as rec:
         status, out = xec_host(dom0, "sleep")
         assert status == 1 and out.startswith(ERROR) and "ACPI S3" in out, out
+        rec.wait_for("state_changed", n=2)  # signals may trail the call's reply
         assert host_states(rec) == ["sleeping", "idle"]
     assert dom0.obj("/host").get(HOST, "state") == "idle"
     assert restart.get(VM, "state") == "running" and pv.get(VM, "state") == "running"
@@ -100,6 +102,7 @@ def test_host_hibernate_by_s4_mode_then_powers_off(dom0: Xenmgr) -> None:
     restart_uuid, restart = guest(dom0, s4="restart")
     with SignalRecorder(dom0.address) as rec:
         assert xec_host(dom0, "hibernate") == (0, "")
+        rec.wait_for("state_changed")
         assert host_states(rec) == ["hibernating"]
     assert pv.get(VM, "state") == "suspended"  # saved: its next start restores it
     assert restart.get(VM, "state") == "stopped"
