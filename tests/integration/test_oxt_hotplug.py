@@ -101,6 +101,13 @@ def test_a_disk_of_ours_runs_xens_block_script_then_reports_online(host: Host) -
     assert host.read(VBD_REPORT) is not None  # the directory is the teardown plan's to remove
 
 
+def test_a_disk_whose_loop_device_we_wrote_needs_no_block_script(host: Host) -> None:
+    host.tool("xenstore-write", VBD_REPORT, "", f"{VBD}/physical-device", "7:0")
+    host.event(ACTION="add", XENBUS_TYPE="vbd", XENBUS_PATH=VBD)
+    assert host.calls() == []
+    assert host.read(f"{VBD_REPORT}/hotplug") == "online"
+
+
 def test_a_vif_goes_on_the_bridge_then_reports_its_interface(host: Host) -> None:
     host.tool("xenstore-write", VIF_REPORT, "")
     host.event(ACTION="add", XENBUS_TYPE="vif", XENBUS_PATH=VIF)  # netback's probe: nothing

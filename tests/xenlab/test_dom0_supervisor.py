@@ -69,6 +69,9 @@ TASK_TIMEOUT = 120.0
 DISK, NIC, BRIDGE, DOM0_IP, GUEST_IP = "xvda", "eth0", "xenbr0", "10.80.0.1", "10.80.0.2"
 DISK_DEVID = 51712  # xvda
 DEVICES_TIMEOUT = 90.0
+#: The hotplug script is a few shell processes per event: seconds on a loaded emulated host,
+#: where xenops' default (10 s) was too short in a run on a loaded host.
+HOTPLUG_TIMEOUT = 60
 
 
 class Supervisor:
@@ -100,6 +103,8 @@ log_level = "info"
 enabled = false
 [xenmgr]
 enabled = false
+[vms]
+hotplug_timeout = {HOTPLUG_TIMEOUT}
 [[vm]]
 uuid = "{VM}"
 config = "{state / 'vm.cfg'}"
