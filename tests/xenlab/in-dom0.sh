@@ -22,7 +22,7 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 [ -w "$OUT" ] || OUT=/tmp/oxt-out
 mkdir -p "$OUT"
 
-export HOME=/tmp PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+export HOME=/tmp PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OXT_LAB_KEEP="$OUT"
 export OXT_XC_XL_CONFIG=/xenlab/guest/guest.cfg
 # the PVH guest needs HVM support in Xen (TCG: emulated SVM + NPT; KVM: nested virtualisation)
 if xl info | grep -q '^virt_caps.* hvm'; then export OXT_XC_XL_HVM_CONFIG=/xenlab/guest/guest-pvh.cfg

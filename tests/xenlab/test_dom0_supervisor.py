@@ -41,6 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,6 +171,9 @@ def sup(tmp_path: Path) -> Iterator[Supervisor]:
         yield s
     finally:
         s.stop()
+        keep = os.environ.get("OXT_LAB_KEEP")  # in-dom0.sh: the run's out/ directory
+        if keep and (tmp_path / "dom0.log").exists():
+            shutil.copy(tmp_path / "dom0.log", Path(keep) / f"supervisor-{tmp_path.name}.log")
         for domid in xl_domids(NAME):  # a failed test must not leave its guest behind
             subprocess.run(["xl", "destroy", str(domid)], capture_output=True, timeout=60,
                            check=False)
@@ -260,6 +264,20 @@ def check_devices(sup: Supervisor, domid: int, mark: int) -> None:
           f"vif{domid}.0 on {BRIDGE}")
 
 
+def blocked_tasks_if_stuck(domid: int, after: float) -> threading.Timer:
+    """A diagnostic: if netback still has domain ``domid``'s vif ``after`` seconds from now,
+    the kernel's list of blocked tasks (sysrq w) goes to dom0's console (the serial log)."""
+    def dump() -> None:
+        if Path(f"/sys/bus/xen-backend/devices/vif-{domid}-0").exists():
+            print(f"SUP: vif-{domid}-0 still registered after {after:.0f} s: sysrq w")
+            Path("/proc/sysrq-trigger").write_text("w")
+
+    timer = threading.Timer(after, dump)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def running_domid(sup: Supervisor) -> int | None:
     """The VM's domid when it is running, else None (also while its monitor restarts)."""
     try:
@@ -270,7 +288,7 @@ def running_domid(sup: Supervisor) -> int | None:
         return None
 
 
-@pytest.mark.timeout(720)
+@pytest.mark.timeout(900)
 def test_the_supervisor_runs_the_guest_through_its_life(sup: Supervisor) -> None:
     hellos = hello_count()
     assert sup.xenvm_cmd("get-status") == "shutdown"
@@ -336,8 +354,12 @@ def test_the_supervisor_runs_the_guest_through_its_life(sup: Supervisor) -> None
     assert_clean(old, sup, vm=False, loops=1)
 
     t0 = time.monotonic()
-    sup.xenvm_cmd("shutdown")
-    wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"domain {domid} gone")
+    watchdog = blocked_tasks_if_stuck(domid, 20.0)
+    try:
+        sup.xenvm_cmd("shutdown")
+        wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"domain {domid} gone")
+    finally:
+        watchdog.cancel()
     assert sup.xenvm_cmd("get-status") == "shutdown"
     assert "poweroff requested" in console_text()
     print(f"SUP: xenvm-cmd shutdown -> guest powered off, domain gone, status shutdown after "
@@ -392,6 +414,7 @@ def assert_clean(domid: int, sup: Supervisor, *, vm: bool = True, loops: int = 0
              f"{loops} loop device(s) on the disk image")
 
 
+@pytest.mark.timeout(240)  # the supervisor's start: 20 s, 115 s on a loaded host
 def test_xenvm_cmd_errors_name_what_failed(sup: Supervisor) -> None:
     with pytest.raises(AssertionError, match="not allowed in state shutdown"):
         sup.xenvm_cmd("pause")
