@@ -115,9 +115,17 @@ def test_a_vif_goes_on_the_bridge_then_reports_its_interface(host: Host) -> None
     assert host.calls() == [f"vif-bridge online type_if=vif vif=vif5.0 XENBUS_PATH={VIF}"]
     assert (host.read(f"{VIF_REPORT}/hotplug"), host.read(f"{VIF_REPORT}/vif")) == \
         ("online", "vif5.0")
+    host.tool("xenstore-write", f"{VIF}/bridge", "xenbr0")  # the backend is there
     host.event(ACTION="offline", XENBUS_TYPE="vif", XENBUS_PATH=VIF, vif="vif5.0")
     assert host.calls()[-1] == f"vif-bridge offline type_if=vif vif=vif5.0 XENBUS_PATH={VIF}"
     assert host.read(f"{VIF_REPORT}/hotplug") is None and host.read(f"{VIF_REPORT}/vif") is None
+
+
+def test_a_vif_whose_backend_a_teardown_removed_only_loses_its_report(host: Host) -> None:
+    host.tool("xenstore-write", f"{VIF_REPORT}/hotplug", "online", f"{VIF_REPORT}/vif", "vif5.0")
+    host.event(ACTION="offline", XENBUS_TYPE="vif", XENBUS_PATH=VIF, vif="vif5.0")
+    assert host.calls() == []  # vif-bridge would write its error under the removed backend
+    assert host.read(f"{VIF_REPORT}/hotplug") is None and host.read(VIF) is None
 
 
 def test_a_failing_xen_script_leaves_no_report(host: Host) -> None:
