@@ -58,12 +58,17 @@ def say(text: str) -> None:
     print(f"OXT-XENLAB-BENCH: {text}", flush=True)
 
 
-def xl_config(tmp: Path) -> Path:
-    """The xl twin of the supervisor test's VM (its own disk image and address)."""
+def xl_config(tmp: Path) -> tuple[Path, str]:
+    """The xl twin of the supervisor test's VM (its own disk image and address) and the loop
+    device its disk is on. The loop device is attached here, as our stack attaches its own
+    (Dom0HostActions.attach_file), so xl's ``block`` script takes its phy: path: given the
+    image file itself it runs losetup under its lock, which took longer than libxl's fixed 10 s
+    hotplug timeout in the lab (xl create failed)."""
     image = tmp / "xl-disk.img"
     with open(image, "wb") as f:
         f.write(b"OXT-LAB-DISK xl\n")
         f.truncate(8 << 20)
+    loop = run("losetup", "--find", "--show", str(image)).strip()
     cfg = tmp / "xl.cfg"
     cfg.write_text(
         f'name = "{XL_NAME}"\ntype = "pv"\nkernel = "{GUEST_DIR / "vmlinuz"}"\n'
@@ -71,10 +76,10 @@ def xl_config(tmp: Path) -> Path:
         f'extra = "console=hvc0 rdinit=/init quiet oxt.disk={DISK} oxt.nic={NIC} '
         f'oxt.ip={XL_GUEST_IP}/24 oxt.ping={DOM0_IP}"\n'
         "memory = 128\nvcpus = 1\n"
-        f'disk = [ "format=raw, vdev={DISK}, access=rw, target={image}" ]\n'
+        f'disk = [ "format=raw, vdev={DISK}, access=rw, target={loop}" ]\n'
         f'vif = [ "bridge={BRIDGE}" ]\n'
         'on_poweroff = "destroy"\non_reboot = "restart"\non_crash = "restart"\n')
-    return cfg
+    return cfg, loop
 
 
 def xl_domid(name: str) -> int | None:
@@ -123,7 +128,15 @@ def ratio_line(what: str, ours: list[float], xl: list[float]) -> str:
 
 
 def bench(xc: XcBackend, sup: Supervisor, tmp: Path, rounds: int) -> list[str]:
-    cfg = xl_config(tmp)
+    cfg, loop = xl_config(tmp)
+    try:
+        return _bench(xc, sup, cfg, rounds)
+    finally:
+        cleanup()
+        subprocess.run(["losetup", "-d", loop], capture_output=True, timeout=30, check=False)
+
+
+def _bench(xc: XcBackend, sup: Supervisor, cfg: Path, rounds: int) -> list[str]:
     ctl = sup.control()
 
     def task(name: str) -> str:
