@@ -15,7 +15,8 @@ address), ``intensity`` [10], ``period`` [30], ``log_level`` [``info``], ``syslo
 ``[xen]`` ``enabled`` [true], ``xenstore_socket``, ``hypervisor_socket`` (defaults: the
 simulated host's for ``sim``; ``$XENSTORED_PATH`` or the system's for ``xc``).
 
-``[vms]`` ``enabled`` [true], ``intensity`` [10], ``period`` [10].
+``[vms]`` ``enabled`` [true], ``intensity`` [10], ``period`` [10], ``hotplug_timeout`` [10]:
+seconds a device's add or removal waits for the dom0 hotplug script (xenops' ``Timeouts``).
 ``[xenvm_bus]`` ``enabled`` [true]. ``[identity]`` ``enabled`` [true].
 ``[control]`` ``socket`` [``run/control.sock``].
 
@@ -95,6 +96,7 @@ class Dom0Config:
     vms: bool = True
     vms_intensity: int = 10
     vms_period: float = 10.0
+    vms_hotplug_timeout: float = 10.0
     xenvm_bus: bool = True
     identity: bool = True
     control_socket: Path = Path("run/control.sock")
@@ -122,7 +124,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "sim": {"state_dir": str},
     "persistence": {"enabled": bool, "root": str, "flush_interval": (int, float)},
     "xen": {"enabled": bool, "xenstore_socket": str, "hypervisor_socket": str},
-    "vms": {"enabled": bool, "intensity": int, "period": (int, float)},
+    "vms": {"enabled": bool, "intensity": int, "period": (int, float),
+            "hotplug_timeout": (int, float)},
     "xenvm_bus": {"enabled": bool},
     "identity": {"enabled": bool},
     "control": {"socket": str},
@@ -237,6 +240,8 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         raise Dom0ConfigError("[xenmgr] workers must be >= 1, hook_timeout and "
                               "shutdown_timeout > 0, storage_low_percent 0..101, "
                               "storage_check and idle_shutdown_cap > 0")
+    if get("vms", "hotplug_timeout", 10) <= 0:
+        raise Dom0ConfigError("[vms] hotplug_timeout must be > 0")
     return Dom0Config(
         state_dir=state, backend=backend, bus=get("supervisor", "bus", "private"),
         intensity=get("supervisor", "intensity", 10),
@@ -251,6 +256,7 @@ def parse_config(text: str, *, base: Path | None = None) -> Dom0Config:
         hypervisor_socket=get("xen", "hypervisor_socket", None) or None,
         vms=get("vms", "enabled", True), vms_intensity=get("vms", "intensity", 10),
         vms_period=float(get("vms", "period", 10.0)),
+        vms_hotplug_timeout=float(get("vms", "hotplug_timeout", 10.0)),
         xenvm_bus=get("xenvm_bus", "enabled", True), identity=get("identity", "enabled", True),
         control_socket=Path(get("control", "socket", "run/control.sock")),
         proxies=tuple(proxies), vm_entries=tuple(vms),

@@ -23,6 +23,7 @@ resumes every VM monitor from its snapshot and adopts its domain).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -68,17 +69,18 @@ def sim_sockets(cfg: Dom0Config) -> tuple[str | None, str | None]:
 def make_env(cfg: Dom0Config) -> TreeEnv:
     """The Xen environment VM monitors use (sim builder and host actions, or dom0's); their
     notifications go to the xenvm bus service and, with xenmgr, to its notification queue."""
-    from xen.xenops import Dom0HostActions, SimBuilder, SimHostActions, XcBuilder
+    from xen.xenops import DEFAULT_TIMEOUTS, Dom0HostActions, SimBuilder, SimHostActions, XcBuilder
     from xen.xenvm import XENVM_BUS, TreeEnv
+    timeouts = dataclasses.replace(DEFAULT_TIMEOUTS, hotplug=cfg.vms_hotplug_timeout)
     ledger = ProcessLedger.of_state(cfg.state_dir)  # device models are recorded there
     notify = (XENVM_BUS, *(("/manager/queue",) if cfg.xenmgr and cfg.persistence else ()))
     if cfg.backend == "sim":
         xs, hv = sim_sockets(cfg)
         return TreeEnv(builder=SimBuilder(),
                        host=SimHostActions(xenstore_path=xs, ledger=ledger, hypervisor_path=hv),
-                       state_dir=cfg.state_dir, notify=notify)
+                       state_dir=cfg.state_dir, notify=notify, timeouts=timeouts)
     return TreeEnv(builder=XcBuilder(), host=Dom0HostActions(ledger=ledger),
-                   state_dir=cfg.state_dir, notify=notify)
+                   state_dir=cfg.state_dir, notify=notify, timeouts=timeouts)
 
 
 def manager_spec(cfg: Dom0Config, address: str) -> ChildSpec:

@@ -309,10 +309,18 @@ def test_hard_vif_remove_order() -> None:
     plan = plan_device_remove(ObservedDevice(vif_device()), "hard", release=False)
     be = "/local/domain/0/backend/vif/5/0"
     assert plan.steps[0] == Write(f"{be}/online", "0")
-    assert plan.steps[1] == Rm("/local/domain/5/device/vif/0")
-    assert isinstance(plan.steps[2], WaitFor)
-    assert plan.steps[3:] == (Rm(be), Rm("/xapi/5/hotplug/vif/0"))
+    assert plan.steps[1:3] == (Rm("/local/domain/5/device/vif/0"), Rm(be))
+    assert isinstance(plan.steps[3], WaitFor)  # the backend's removal makes netback let go
+    assert plan.steps[4:] == (Rm("/xapi/5/hotplug/vif/0"),)
     assert plan.best_effort
+
+
+def test_hard_vbd_remove_takes_the_backend_away_before_waiting() -> None:
+    plan = plan_device_remove(ObservedDevice(vbd_device()), "hard", release=False)
+    be = "/local/domain/0/backend/vbd/5/51712"
+    wait = next(i for i, a in enumerate(plan.steps) if isinstance(a, WaitFor))
+    assert plan.steps.index(Rm("/local/domain/5/device/vbd/51712")) < plan.steps.index(Rm(be))
+    assert plan.steps.index(Rm(be)) < wait
 
 
 def test_release_waits_then_frees_loop_device_then_private_dirs() -> None:

@@ -16,17 +16,30 @@ step() { echo "OXT-XENLAB-STEP: $* (at $(cut -d' ' -f1 /proc/uptime) s)"; }
 step "copy the checkout to $WORK"
 rm -rf "$WORK" && mkdir -p "$WORK"
 (cd "$SRC" && tar -cf - --exclude=__pycache__ --exclude='*.egg-info' \
-    setup.cfg pyproject.toml ruff.toml actors supervision xen rpc persistence tests) |
+    setup.cfg pyproject.toml ruff.toml actors supervision xen rpc persistence tests examples \
+    benchmarks) |
   tar -C "$WORK" -xf - || { echo "OXT-XENLAB-FAIL: copying $SRC"; exit 1; }
 [ -w "$OUT" ] || OUT=/tmp/oxt-out
 mkdir -p "$OUT"
 
-export HOME=/tmp PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+export HOME=/tmp PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OXT_LAB_KEEP="$OUT"
 export OXT_XC_XL_CONFIG=/xenlab/guest/guest.cfg
 # the PVH guest needs HVM support in Xen (TCG: emulated SVM + NPT; KVM: nested virtualisation)
 if xl info | grep -q '^virt_caps.* hvm'; then export OXT_XC_XL_HVM_CONFIG=/xenlab/guest/guest-pvh.cfg
 else echo "OXT-XENLAB: no HVM in this Xen: the PVH guest tests will skip"; export OXT_LAB_NO_HVM=1; fi
 cd "$WORK" || exit 1
+
+step "dom0's side of the guests' devices: loop, the bridge xenbr0, the hotplug runner"
+# the supervisor test's VM has a file-backed disk (a loop device through blkback) and a vif on
+# xenbr0 (netback); examples/hotplug/oxt-hotplug, run for every xen-backend uevent by busybox's
+# uevent (there is no udevd here), calls Xen's block and vif-bridge scripts and reports to
+# the toolstack under /xapi
+modprobe loop && modprobe bridge || echo "OXT-XENLAB: modprobe loop/bridge failed"
+{ ip link add xenbr0 type bridge && ip addr add 10.80.0.1/24 dev xenbr0 &&
+  ip link set xenbr0 up; } || echo "OXT-XENLAB: the bridge xenbr0 could not be set up"
+OXT_HOTPLUG_LOG=/tmp/oxt-hotplug.log busybox uevent "$WORK/examples/hotplug/oxt-hotplug" \
+  </dev/null >/tmp/oxt-uevent.log 2>&1 &
+UEVENT_PID=$!
 
 step "Xen host as xl sees it"
 xl info | grep -E '^(xen_version|xen_caps|virt_caps|nr_cpus|total_memory|free_memory|xen_scheduler)' |
@@ -52,11 +65,26 @@ set -f
   echo $? >/tmp/pytest.rc; } 2>&1 | tee "$OUT/pytest.log"
 set +f
 
+step "benchmark: our stack vs xl (benchmarks/xenlab_lifecycle.py)"
+if [ "$(cat "$OUT/bench" 2>/dev/null)" = 0 ]; then
+  echo "OXT-XENLAB-BENCH: not run (XENLAB_BENCH=0)"
+elif [ "$(cat /tmp/pytest.rc)" != 0 ]; then
+  echo "OXT-XENLAB-BENCH: not run (the tests failed)"
+else
+  timeout 600 python3 benchmarks/xenlab_lifecycle.py 2>&1 | tee "$OUT/bench.log" |
+    grep '^OXT-XENLAB-BENCH' || echo "OXT-XENLAB-BENCH: no output (see bench.log)"
+fi
+
+kill "$UEVENT_PID" 2>/dev/null
+cp /tmp/oxt-hotplug.log /var/log/xen/xen-hotplug.log "$OUT/" 2>/dev/null
+sed 's/^/OXT-XENLAB: hotplug: /' /tmp/oxt-hotplug.log 2>/dev/null | tail -n 40
+
 step "domains left behind"
 xl list | sed 's/^/OXT-XENLAB: xl list: /'
 
 step "summary"
-python3 tests/xenlab/summarize.py "$OUT/junit.xml" "$(cat /tmp/pytest.rc)" | tee "$OUT/summary.txt"
-rc=$(tail -1 "$OUT/summary.txt" | grep -q 'verdict: PASS' && echo 0 || echo 1)
+{ python3 tests/xenlab/summarize.py "$OUT/junit.xml" "$(cat /tmp/pytest.rc)"
+  grep -h '^OXT-XENLAB-BENCH' "$OUT/bench.log" 2>/dev/null; } | tee "$OUT/summary.txt"
+rc=$(grep -q '^OXT-XENLAB-SUMMARY verdict: PASS' "$OUT/summary.txt" && echo 0 || echo 1)
 sync
 exit "$rc"

@@ -18,6 +18,7 @@
 #   XENLAB_TIMEOUT=1500                 seconds for boot + tests before QEMU is killed
 #   XENLAB_SMP=2  XENLAB_MEM=3072  XENLAB_DOM0_MEM=1024   vcpus, QEMU RAM (MiB), dom0 RAM (MiB)
 #   XENLAB_PYTEST_ARGS="..."            extra pytest arguments inside dom0 (e.g. -x, -k name)
+#   XENLAB_BENCH=0                      skip benchmarks/xenlab_lifecycle.py (run after the tests)
 #   XENLAB_PYTHON=<python with pip>     installs the dom0's Python packages (default: .venv/bin/python)
 # Needs root (debootstrap, chroot, apt-get) and a Debian 12 host whose apt sources reach the
 # Debian archive; installs qemu-system-x86, debootstrap, cpio, busybox-static if missing.
@@ -35,7 +36,7 @@ MODE=${1:-test}
 export DEBIAN_FRONTEND=noninteractive
 
 # Packages of the dom0 root filesystem (Debian's). Python packages come from PyPI (see pylib).
-ROOTFS_DEBS="xen-utils-4.17 xenstore-utils python3 busybox kmod dbus-daemon"
+ROOTFS_DEBS="xen-utils-4.17 xenstore-utils python3 busybox kmod dbus-daemon iproute2"
 HOST_DEBS="qemu-system-x86 debootstrap cpio busybox-static"
 
 say() { printf '[xenlab %(%T)T] %s\n' -1 "$*"; }
@@ -144,8 +145,13 @@ guest() {
   local want; want=$(key "$HERE/guest-init.sh" boot/vmlinuz /bin/busybox)
   [ "$(cat guest/.oxt-key 2>/dev/null)" = "$want" ] && return
   say "building the PV guest (Debian kernel + busybox initramfs)"
-  rm -rf guest ginit && mkdir -p guest ginit/bin ginit/proc ginit/sys ginit/dev
+  rm -rf guest ginit && mkdir -p guest ginit/bin ginit/proc ginit/sys ginit/dev ginit/lib/modules
   cp /bin/busybox ginit/bin/busybox
+  # the PV block and network frontends (modules in Debian's kernel): the init loads them
+  local m kmods=x/lib/modules/$(cat boot/KVER)/kernel
+  for m in block/xen-blkfront net/xen-netfront; do
+    cp "$kmods/drivers/$m.ko" ginit/lib/modules/
+  done
   install -m 0755 "$HERE/guest-init.sh" ginit/init
   (cd ginit && find . | cpio -o -H newc --quiet | gzip -9) >guest/initrd.gz
   cp boot/vmlinuz guest/vmlinuz
@@ -166,7 +172,9 @@ dom0_initramfs() {
          stage/var/cache/apt/* stage/usr/lib/python3.11/{test,ensurepip} stage/.oxt-key
   local kmods=x/lib/modules/$kver smods=stage/lib/modules/$kver d
   # Xen drivers (xenfs, evtchn, privcmd, gntdev, backends) and virtio + 9p for the shares
+  # plus loop (file-backed disks) and the bridge (vifs), for the guests' devices
   for d in drivers/xen drivers/block/xen-blkback drivers/net/xen-netback drivers/virtio \
+           drivers/block/loop.ko net/bridge/bridge.ko net/802/stp.ko net/llc \
            fs/9p fs/netfs fs/fscache net/9p; do
     [ -e "$kmods/kernel/$d" ] || continue
     mkdir -p "$smods/kernel/$(dirname "$d")"
@@ -231,6 +239,7 @@ boot() {
   mkdir -p "$run/out"
   ln -sfn "$run" "$CACHE/runs/last"
   printf '%s\n' "${XENLAB_PYTEST_ARGS:-}" >"$run/out/pytest-args"
+  printf '%s\n' "${XENLAB_BENCH:-1}" >"$run/out/bench"
   local args=(-accel "$accel" -cpu "$cpu" -m "$MEM" -smp "$SMP" -nographic -no-reboot
     -virtfs "local,path=$SRC,mount_tag=oxtsrc,security_model=none,readonly=on,id=oxtsrc"
     -virtfs "local,path=$run/out,mount_tag=oxtout,security_model=none,id=oxtout"

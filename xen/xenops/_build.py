@@ -183,8 +183,9 @@ class XcBuilder:
         """Load the PV ``image`` into ``domid``; its rings (machine frames and ports)."""
         if memory.hvm:
             raise Unsupported("not implemented: building an HVM guest on the xc backend "
-                              "(hvmloader, a device model; PVH is not bound either); "
-                              "PV guests only")
+                              "(hvmloader, ACPI tables and a device model in dom0; "
+                              "XcBackend.build_guest builds PVH, but a VM config has no PVH "
+                              "type yet); PV guests only")
         from xen.xc import GuestImage
 
         guest = GuestImage(kernel=image.kernel, ramdisk=image.ramdisk, cmdline=image.cmdline,

@@ -139,21 +139,23 @@ def _hard_shutdown(obs: ObservedDevice, t: Timeouts, hvm: bool) -> list[Atomic]:
         return _pci_release(obs, hvm)
     if dev.backend.kind is Kind.VKBD:
         return [InputDetachVkbd(dev.frontend.domid)]
+    # The backend goes before the wait: Linux's blkback and netback (6.1, in the lab) let a
+    # device go when its backend directory is removed, not when the frontend's is.
     if _is_vif(dev):
         steps: list[Atomic] = []
         if obs.backend_state is not None:
             steps.append(Write(dev.backend_online_path, "0"))
-        steps.append(Rm(dev.frontend_path))
+        steps += [Rm(dev.frontend_path), Rm(dev.backend_path)]
         if obs.backend_state is not None:
             steps.append(unplugged)
-        return [*steps, Rm(dev.backend_path), Rm(dev.udev_path)]
+        return [*steps, Rm(dev.udev_path)]
     if _is_vbd(dev):
         if obs.backend_state is None:
             return []
         steps = [_request_closure(obs, write_offline=False)]
         if obs.backend_state is XenbusState.CONNECTED:
-            steps += [Write(dev.backend_online_path, "0"), Rm(dev.frontend_path), unplugged,
-                      Rm(dev.backend_path)]
+            steps += [Write(dev.backend_online_path, "0"), Rm(dev.frontend_path),
+                      Rm(dev.backend_path), unplugged]
         return steps + _rm_device_state(dev)
     return []  # vfb, vsnd, v4v, console, vtpm: nothing to shut down
 
