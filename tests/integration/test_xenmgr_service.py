@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from jeepney.low_level import HeaderFields
 
 from rpc.dbus import DBusError, RemoteObject
 from tests.helpers import wait_until
@@ -328,8 +329,12 @@ def test_direct_database_writes_show_at_once(dom0: Xenmgr) -> None:
     writer = RemoteObject(dom0.connection(), DB, "/")
     heard: list[tuple[str, int]] = []
     listener = dom0.connection()
-    listener.on_signal = lambda msg: heard.append(tuple(msg.body))
-    listener.add_match("type='signal',interface='org.openxt.toolstack.DbChanges'")
+    changes = "org.openxt.toolstack.DbChanges"
+    # The bus also sends this connection NameAcquired (not a match): keep the changes only.
+    listener.on_signal = lambda msg: (
+        heard.append(tuple(msg.body)) if msg.header.fields.get(HeaderFields.interface) == changes
+        else None)
+    listener.add_match(f"type='signal',interface='{changes}'")
     vm = dom0.obj(path)
     for i in range(20):
         vm.get_all(VM)  # a copy may be kept from here

@@ -465,11 +465,23 @@ def _int(req: Request, name: str) -> int:
     return value
 
 
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, d = divmod(n, 36)
+        out = digits[d] + out
+        if not n:
+            return out
+
+
 def _listen(path: str) -> socket.socket:
     free_socket_path(path)
     # Bind and listen under a temporary name, then rename: the socket file appears only when
-    # it accepts connections, so a client that sees it can connect.
-    tmp = f"{path}.{os.getpid()}.tmp"
+    # it accepts connections, so a client that sees it can connect. The temporary name is no
+    # longer than "socket" (a dot and the pid in base 36), so any path that can be bound at all
+    # can be bound through it.
+    tmp = os.path.join(os.path.dirname(path), f".{_base36(os.getpid())}")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
