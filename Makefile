@@ -8,6 +8,9 @@ DEBS     := dbus xenstore-utils libxenstore4 libxen-dev qemu-utils xdg-dbus-prox
 OPTIONAL_DEBS := chromium
 STATE    ?= $(CURDIR)/state
 PYTEST_ARGS ?=
+# The host suite runs in parallel workers (pytest-xdist), a test file per worker at a time so
+# that a file's module fixtures start once; PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint pytest debs venv bench clean xenlab-test xenlab
 
@@ -17,7 +20,7 @@ run: $(STAMP)
 test: $(STAMP) lint pytest xenlab
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check actors supervision xen rpc persistence tests benchmarks examples
