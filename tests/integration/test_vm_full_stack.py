@@ -16,7 +16,7 @@ import pytest
 
 import actors
 from tests.helpers import wait_until
-from tests.integration.tree_procs import kill, run_pci_tree
+from tests.integration.tree_procs import kill, run_vm_tree
 from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
 from xen.hypervisor import SimBackend
 from xen.sim import SimHost
@@ -230,7 +230,7 @@ def test_sigkill_with_all_of_them_running(tmp_path: Path) -> None:
     state = tmp_path / "tree"
     with SimHost(tmp_path / "host", memory_mib=2048) as host, \
             SimBackend(host.hypervisor_path) as hv:
-        proc, status, domid = run_pci_tree(state, host, "create", vm, config)
+        proc, status, domid, _stub = run_vm_tree(state, host, "create", vm, config)
         try:
             assert status == "running"
             xs = host.xenstore
@@ -238,13 +238,13 @@ def test_sigkill_with_all_of_them_running(tmp_path: Path) -> None:
             vtpm = xs.read(f"/local/domain/0/backend/vtpm/{domid}/0/uuid")
             before = host.pci_state()
             kill(proc)
-            proc, status, again = run_pci_tree(state, host, "resume", vm, config)
+            proc, status, again, _stub = run_vm_tree(state, host, "resume", vm, config)
             assert (status, again) == ("running", domid)  # adopted
             assert live(hv, vm) == [domid] and live(hv, STUB) == [stub]  # nothing duplicated
             assert host.pci_state() == before  # nothing assigned, reset or granted twice
             assert xs.read(f"/local/domain/0/backend/vtpm/{domid}/0/uuid") == vtpm
             kill(proc)
-            proc, status, none = run_pci_tree(state, host, "destroy", vm, config)
+            proc, status, none, _stub = run_vm_tree(state, host, "destroy", vm, config)
             assert (status, none) == ("shutdown", -1)
             wait_until(lambda: only_dom0(hv), timeout=10)
             wait_until(lambda: host.pci_state()["grants"] == {}, timeout=5)

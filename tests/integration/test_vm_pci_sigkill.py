@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import wait_until
-from tests.integration.tree_procs import kill, run_pci_tree
+from tests.integration.tree_procs import kill, run_vm_tree
 from tests.integration.xen_fixtures import vm_config
 from xen.hypervisor import SimBackend
 from xen.sim import SimHost
@@ -33,12 +33,12 @@ def test_sigkill_keeps_the_devices_assigned_once(tmp_path: Path, host: SimHost) 
     config = tmp_path / "vm.cfg"
     config.write_text(vm_config("pcikill") + f"pci = 0,{NIC}\npci = 1,bind,{USB}\n")
     state = tmp_path / "tree"
-    proc, status, domid = run_pci_tree(state, host, "create", vm, config)
+    proc, status, domid, _stub = run_vm_tree(state, host, "create", vm, config)
     kill(proc)
     assert status == "running"
     before: dict[str, Any] = host.pci_state()
     assert {before["devices"][b]["assigned"] for b in (NIC, USB)} == {domid}
-    proc, status, again = run_pci_tree(state, host, "resume", vm, config)
+    proc, status, again, _stub = run_vm_tree(state, host, "resume", vm, config)
     try:
         assert (status, again) == ("running", domid)  # adopted
         assert host.pci_state() == before  # nothing assigned, reset or granted twice
@@ -47,7 +47,7 @@ def test_sigkill_keeps_the_devices_assigned_once(tmp_path: Path, host: SimHost) 
     finally:
         kill(proc)
     # a third life destroys it: everything comes back
-    proc, status, gone = run_pci_tree(state, host, "destroy", vm, config)
+    proc, status, gone, _stub = run_vm_tree(state, host, "destroy", vm, config)
     try:
         assert (status, gone) == ("shutdown", -1)
         wait_until(lambda: host.pci_state()["grants"] == {}, timeout=5)

@@ -4,41 +4,34 @@ that died meanwhile crashes the guest once (on_crash = restart: one new pair).""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.helpers import wait_until
-from tests.integration.tree_procs import kill
+from tests.integration.tree_procs import kill, run_vm_tree
+from tests.integration.xen_fixtures import vm_config
 from xen.hypervisor import SimBackend
 from xen.sim import SimHost
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(__file__).with_name("stubdom_tree_proc.py")
 STUB = "5e1f0c0e-3b8a-4c1d-9a57-0d7f8f2b1c11"
 VM = "0b9e7f3c-1d2a-4e5f-8a6b-7c8d9e0f1a2b"
+CONFIG = vm_config("killed", on_crash="restart") + (
+    "hvm = true\nqemu-dm-timeout = 10\nstubdom-memory = 32\n"
+    f"disk = /dev/null:phy:hda:w:disk:none\nnic = id=0,bridge=xenbr0\nstubdom = {STUB}\n")
 
 
-def run_tree(state: Path, host: SimHost, mode: str) -> tuple[subprocess.Popen[str], list[Any]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(state), str(host.state_dir), VM,
-                             mode], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, env=env, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("READY "):
-        kill(proc)
-        raise AssertionError(f"tree process did not come up: {line!r}")
-    return proc, json.loads(line[len("READY "):])
+def run_tree(state: Path, host: SimHost, mode: str) -> tuple[subprocess.Popen[str], list[object]]:
+    """The tree process for the VM with a stub domain; [status, domid, stub domid]."""
+    config = state / "vm.cfg"
+    config.write_text(CONFIG)
+    proc, status, domid, stub = run_vm_tree(state, host, mode, VM, config)
+    return proc, [status, domid, stub]
 
 
 @pytest.fixture

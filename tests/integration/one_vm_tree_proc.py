@@ -1,10 +1,11 @@
 """The xen and vms supervisors in their own process, over a simulated host's sockets, with one
-VM that passes PCI devices through: the SIGKILL test of tests/integration/test_vm_pci_sigkill.py.
+VM of any config (PCI passthrough, a stub domain...), for the SIGKILL tests
+(``tree_procs.run_vm_tree``).
 
-Usage: ``python pci_tree_proc.py STATE XENSTORE_SOCKET HYPERVISOR_SOCKET create|resume VM
+Usage: ``python one_vm_tree_proc.py STATE XENSTORE_SOCKET HYPERVISOR_SOCKET create|resume VM
 CONFIG_FILE``. ``create`` adds the VM and starts it; ``resume`` adds nothing and waits for its
 monitor to come back from its snapshot; ``destroy`` does the same, then destroys the VM. Then
-it prints ``READY <status> <domid>`` and waits
+it prints ``READY <status> <domid> <stub domain's domid, -1 when none>`` and waits
 (bounded) to be killed.
 """
 
@@ -42,7 +43,8 @@ def main() -> None:
         time.sleep(0.05)
     if mode == "destroy":
         vm_task(vm, "destroy", timeout=30)
-    print("READY", vm_task(vm, "get-status", timeout=30), vm_task(vm, "get-domid"), flush=True)
+    print("READY", vm_task(vm, "get-status", timeout=30), vm_task(vm, "get-domid"),
+          vm_task(vm, "get-stubdomid"), flush=True)
     threading.Event().wait(120)
 
 
