@@ -181,9 +181,8 @@ class Actor(pykka.ThreadingActor):
         return queue.SimpleQueue()
 
     def _start_actor_loop(self) -> None:
-        thread = threading.Thread(
-            target=self._actor_loop, name=f"{type(self).__name__}-{self.actor_urn[-8:]}"
-        )
+        thread = threading.Thread(target=self._actor_loop,
+                                  name=f"{type(self).__name__}-{self.actor_urn[-8:]}")
         thread.daemon = self.use_daemon_thread
         self._thread = thread
         thread.start()
@@ -293,8 +292,8 @@ class Actor(pykka.ThreadingActor):
         raise UnhandledMessage(f"{self.name} has no handler for {type(message).__name__}")
 
     def _crash(self, exc: BaseException, tb: TracebackType | None) -> None:
-        logger.error("%s crashed", self.name, exc_info=(type(exc), exc, tb))
-        self._exit_reason = reason_from_exception(exc, tb)
+        reason = self._exit_reason = reason_from_exception(exc, tb)  # the traceback, once:
+        logger.error("%s crashed\n%s", self.name, reason.traceback.rstrip("\n"))  # as exc_info
         pykka.ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
         try:
@@ -398,13 +397,8 @@ class Actor(pykka.ThreadingActor):
             self._exit_reason = Killed(after)
         self.actor_stopped.set()
         thread = self._thread
-        if (
-            thread is not None
-            and thread.is_alive()
-            and thread is not threading.current_thread()
-            and self._busy_since
-            and thread.ident is not None
-        ):
+        if (thread is not None and thread.is_alive() and thread is not threading.current_thread()
+                and self._busy_since and thread.ident is not None):
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(thread.ident), ctypes.py_object(_ActorKilled)
             )
@@ -462,23 +456,27 @@ class Actor(pykka.ThreadingActor):
 
     def stats(self) -> ActorStats:
         """Current statistics; safe from any thread, never waits on the actor."""
+        return ActorStats(**self.stats_dict())
+
+    def stats_dict(self) -> dict[str, Any]:
+        """:meth:`stats` as ``ActorStats.to_dict()``, built directly (read at every request)."""
         now = time.monotonic()
         busy = self._busy_since
         current = self._current
-        return ActorStats(
-            name=self.name,
-            urn=self.actor_urn,
-            actor_class=type(self).__name__,
-            alive=not self.actor_stopped.is_set(),
-            mailbox_depth=self.actor_inbox.qsize(),  # type: ignore[attr-defined]
-            processed=self._processed,
-            ask_errors=self._ask_errors,
-            current_message=type(current).__name__ if busy and current is not None else None,
-            busy_for=now - busy if busy else 0.0,
-            idle_for=0.0 if busy else now - self._last_activity,
-            uptime=now - self._started_at,
-            last_activity=time.time() - (now - (busy or self._last_activity)),
-        )
+        return {
+            "name": self.name,
+            "urn": self.actor_urn,
+            "actor_class": type(self).__name__,
+            "alive": not self.actor_stopped.is_set(),
+            "mailbox_depth": self.actor_inbox.qsize(),  # type: ignore[attr-defined]
+            "processed": self._processed,
+            "ask_errors": self._ask_errors,
+            "current_message": type(current).__name__ if busy and current is not None else None,
+            "busy_for": now - busy if busy else 0.0,
+            "idle_for": 0.0 if busy else now - self._last_activity,
+            "uptime": now - self._started_at,
+            "last_activity": time.time() - (now - (busy or self._last_activity)),
+        }
 
     def start_trace(self, max_messages: int = 100, max_seconds: float = 60.0) -> MessageTrace:
         """Record the next messages handled, up to the limits; returns the trace."""

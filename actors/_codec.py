@@ -40,6 +40,7 @@ _EXT_ENUM = 2
 
 T = TypeVar("T")
 
+_Packer = msgpack.Packer
 _by_tag: dict[str, type] = {}
 _tag_of: dict[type, str] = {}
 
@@ -80,8 +81,8 @@ def _default(obj: Any) -> Any:
 
 
 def _pack(value: Any) -> bytes:
-    try:
-        return msgpack.packb(value, default=_default, use_bin_type=True)
+    try:  # a Packer of our own: msgpack.packb adds a Python-level call around the same thing
+        return _Packer(default=_default, use_bin_type=True).pack(value)
     except CodecError:
         raise
     except (TypeError, ValueError, OverflowError) as exc:

@@ -62,25 +62,38 @@ class FrameReader:
         """Bytes held, waiting for the rest of a frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add bytes; return every complete body. Raises :class:`FramingError`."""
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Add bytes; return every complete body. Raises :class:`FramingError`.
+
+        ``data`` may be a view of the caller's receive buffer: what the reader keeps is
+        copied. With nothing held from before, whole frames are cut from ``data`` itself and
+        only a trailing partial frame is copied into the reader."""
         if self._error is not None:
             raise FramingError(f"the stream is unusable after an earlier error: {self._error}")
-        self._buf += data
+        held = self._buf
+        if held:
+            held += data
+            buf: bytes | bytearray | memoryview = held
+        else:
+            buf = data
         out: list[bytes] = []
         pos = 0
-        while len(self._buf) - pos >= HEADER_SIZE:
-            (length,) = _HEADER.unpack_from(self._buf, pos)
+        size = len(buf)
+        while size - pos >= HEADER_SIZE:
+            (length,) = _HEADER.unpack_from(buf, pos)
             if length > self.max_frame:
-                self._buf.clear()
+                held.clear()
                 self._error = FrameTooLarge(
                     f"frame of {length} bytes announced; the limit is {self.max_frame}",
                     tuple(out))
                 raise self._error
             end = pos + HEADER_SIZE + length
-            if len(self._buf) < end:
+            if size < end:
                 break
-            out.append(bytes(self._buf[pos + HEADER_SIZE:end]))
+            out.append(bytes(buf[pos + HEADER_SIZE:end]))
             pos = end
-        del self._buf[:pos]
+        if buf is held:
+            del held[:pos]
+        elif pos < size:
+            held += buf[pos:]
         return out

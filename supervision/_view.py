@@ -24,7 +24,7 @@ def _child(info: ChildInfo, now: float) -> dict[str, Any]:
     node = info.to_dict()
     actor = info.actor
     node["uptime"] = round(now - info.started_at, 3) if info.status == "running" else 0.0
-    node["stats"] = actor.stats().to_dict() if actor is not None else None
+    node["stats"] = actor.stats_dict() if actor is not None else None
     if isinstance(actor, Supervisor):
         node["tree"] = describe_tree(actor)
     return node
@@ -40,7 +40,7 @@ def describe_tree(sup: Supervisor) -> dict[str, Any]:
         "period": sup.flags.period,
         "restarts_in_window": len(sup.restart_window()),
         "alive": not sup.actor_stopped.is_set(),
-        "stats": sup.stats().to_dict(),
+        "stats": sup.stats_dict(),
         "children": [_child(info, now) for info in sup.children()],
     }
 

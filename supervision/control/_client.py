@@ -17,6 +17,7 @@ import itertools
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,10 @@ class ControlClient:
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._parser = FrameParser()
-        self._pending: list[Any] = []
+        self._pending: deque[Any] = deque()
+        self._buf = bytearray(65536)
+        self._view = memoryview(self._buf)
+        self._timeout: float | None = timeout
         self._lock = threading.Lock()
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
@@ -68,17 +72,19 @@ class ControlClient:
 
     def _next(self, timeout: float | None) -> Any:
         while not self._pending:
-            self._sock.settimeout(timeout)
+            if timeout != self._timeout:
+                self._sock.settimeout(timeout)
+                self._timeout = timeout
             try:
-                data = self._sock.recv(65536)
+                n = self._sock.recv_into(self._buf)
             except TimeoutError:
                 raise ControlError(f"no answer within {timeout:g} s", "timeout") from None
             except OSError as exc:
                 raise ControlError(f"control socket: {exc}", "connection") from None
-            if not data:
+            if not n:
                 raise ControlError("the supervisor closed the control socket", "connection")
-            self._pending.extend(self._parser.feed(data))
-        return self._pending.pop(0)
+            self._pending.extend(self._parser.feed(self._view[:n]))
+        return self._pending.popleft()
 
     def call(self, op: str, *, wait: float | None = None, **args: Any) -> Any:
         """Send ``op`` with ``args`` and return its result (``ControlError`` on an error

@@ -87,11 +87,11 @@ def op_tree(ctx: OpContext, _args: dict[str, Any]) -> Any:
 
 
 def op_actors(ctx: OpContext, _args: dict[str, Any]) -> Any:
-    return [{"path": path, **actor.stats().to_dict()} for path, actor in walk_actors(ctx.root)]
+    return [{"path": path, **actor.stats_dict()} for path, actor in walk_actors(ctx.root)]
 
 
 def op_stats(ctx: OpContext, args: dict[str, Any]) -> Any:
-    return _actor(ctx, args["path"]).stats().to_dict()
+    return _actor(ctx, args["path"]).stats_dict()
 
 
 def op_state(ctx: OpContext, args: dict[str, Any]) -> Any:

@@ -103,7 +103,7 @@ class FrameParser:
         """Bytes held, waiting for the rest of a frame."""
         return self._frames.buffered
 
-    def feed(self, data: bytes) -> list[Any]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
         """Add bytes; return every complete value. Raises :class:`ProtocolError`."""
         try:
             bodies = self._frames.feed(data)
@@ -140,9 +140,10 @@ def check_request(value: Any) -> Request:
     args = value.get("args", {})
     if not isinstance(args, dict):
         raise BadRequest(f"{op}: 'args' must be a map")
-    missing = [name for name in OPS[op] if name not in args]
-    if missing:
-        raise BadRequest(f"{op}: missing argument(s) {', '.join(missing)}")
+    for name in OPS[op]:
+        if name not in args:
+            missing = [name for name in OPS[op] if name not in args]
+            raise BadRequest(f"{op}: missing argument(s) {', '.join(missing)}")
     return Request(rid, op, args)
 
 

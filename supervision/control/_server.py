@@ -50,6 +50,7 @@ __all__ = ["ControlActor", "ControlServer"]
 logger = logging.getLogger(__name__)
 
 _STARTED = time.time()
+_RECV_SIZE = 65536
 
 
 class _Connection:
@@ -74,16 +75,18 @@ class _Connection:
 
     def serve(self) -> None:
         parser = FrameParser()
+        buf = bytearray(_RECV_SIZE)  # one receive buffer for the connection's life
+        view = memoryview(buf)
         try:
             while not self.closed.is_set():
                 try:
-                    data = self.sock.recv(65536)
+                    n = self.sock.recv_into(buf)
                 except OSError:
                     break
-                if not data:
+                if not n:
                     break
                 try:
-                    values = parser.feed(data)
+                    values = parser.feed(view[:n])
                 except ProtocolError as exc:
                     logger.warning("control: closing a connection: %s", exc)
                     break
@@ -142,9 +145,8 @@ class _Connection:
         try:
             if op is None:
                 raise OpError(f"{req.op} is not available here", "refused")
-            root = self.server.root()
-            ctx = OpContext(root, self.server.events(), lambda v: self.send(event(req.id, v)),
-                            cancelled)
+            ctx = OpContext(self.server.current_root(), self.server.events(),
+                            lambda v: self.send(event(req.id, v)), cancelled)
             result = op(ctx, dict(req.args))
             self.send(answer(req.id, result))
         except OpError as exc:
@@ -188,6 +190,14 @@ class ControlServer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._root: Supervisor | None = None
+
+    def current_root(self) -> Supervisor:
+        """``root()``, looked up again only once the one found before has stopped."""
+        root = self._root
+        if root is None or root.actor_stopped.is_set():
+            root = self._root = self.root()
+        return root
 
     def start(self) -> None:
         """Listen (mode 0600; a stale socket file is replaced, a live one refused)."""

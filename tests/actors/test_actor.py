@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import sys
 import threading
 import time
@@ -173,6 +174,21 @@ def test_exception_under_tell_crashes_calls_on_failure_and_reports_once() -> Non
         ref.tell(Record(0, 0))
 
 
+def test_a_crash_is_logged_with_the_traceback_of_its_exit_reason(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The traceback is formatted once, for the exit reason, and the log shows that text as
+    ``exc_info`` would have (the message, a newline, the traceback)."""
+    ref, exits = start_monitored(Recorder)
+    with caplog.at_level(logging.ERROR, logger="actors._actor"):
+        ref.tell(Boom("key"))
+        assert exits.event.wait(2)
+    (reason,) = exits.reasons
+    (record,) = [r for r in caplog.records if "crashed" in r.getMessage()]
+    name, _, text = record.getMessage().partition(" crashed\n")
+    assert name.startswith("Recorder") and text == reason.traceback.rstrip("\n")
+    assert text.startswith("Traceback") and text.endswith("KeyError: 'key'")
+
+
 def test_failure_in_on_start_is_reported() -> None:
     class BadStart(Actor):
         def on_start(self) -> None:
@@ -248,7 +264,14 @@ def test_stats_show_a_stuck_actor() -> None:
     wait_until(lambda: actor.stats().processed == 6)
     idle = actor.stats()
     assert idle.current_message is None and idle.busy_for == 0.0 and idle.mailbox_depth == 0
+    as_dict = actor.stats_dict()  # what the control socket answers, built without the dataclass
+    assert list(as_dict) == list(idle.to_dict())
+    assert {k: v for k, v in as_dict.items() if k not in TIMES} == {
+        k: v for k, v in idle.to_dict().items() if k not in TIMES}
     ref.stop()
+
+
+TIMES = ("idle_for", "uptime", "last_activity", "busy_for")
 
 
 def test_timers_deliver_in_order_and_are_cancelled_on_stop() -> None:

@@ -45,6 +45,22 @@ def test_byte_at_a_time() -> None:
     assert len(got) == len(MESSAGES)
 
 
+def test_views_of_a_reused_receive_buffer() -> None:
+    """The server and the client feed views of one buffer they receive into again: what the
+    parser keeps (a partial frame) and what it returns must not change when the buffer does."""
+    for cut in range(1, len(GOLDEN)):
+        parser = FrameParser()
+        buf = bytearray(len(GOLDEN))
+        view = memoryview(buf)
+        got = []
+        for chunk in (GOLDEN[:cut], GOLDEN[cut:]):
+            buf[:len(chunk)] = chunk
+            got += parser.feed(view[:len(chunk)])
+            buf[:] = b"\xff" * len(buf)  # the next receive overwrites it
+        assert [dict(m) for m in got] == MESSAGES
+        assert parser.buffered == 0
+
+
 def test_oversize_frame_is_refused_and_the_buffer_stays_bounded() -> None:
     parser = FrameParser(max_frame=1024)
     with pytest.raises(FrameTooLarge, match="frame of 1025 bytes announced; the limit is 1024"):
