@@ -207,12 +207,12 @@ class Connection:
         size = len(payload)
         if size > PAYLOAD_MAX:
             raise too_large(request.OP.name, size)
+        slot = _Slot()
         send_lock = self._send_lock
         # The send lock before the read role: a role holder never waits for the send lock.
         if not send_lock.acquire(False) and not send_lock.acquire(
                 timeout=max(0.0, deadline - time.monotonic())):
             raise writer_busy()
-        slot = _Slot()
         lead, req_id = False, 0
         try:
             try:
