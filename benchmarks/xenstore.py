@@ -91,6 +91,14 @@ def rate(n: int, fn: Callable[[int], object]) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def rate_cpu(n: int, fn: Callable[[int], object]) -> tuple[float, float]:
+    """`rate`, and the calling thread's CPU time per call (client work: system calls, and the
+    Python or C around them; the server's time is not in it)."""
+    c0 = time.thread_time()
+    ops = rate(n, fn)
+    return ops, (time.thread_time() - c0) / n
+
+
 def threaded_rate(n: int, threads: int, fn: Callable[[int], object]) -> float:
     per = n // threads
 
@@ -157,6 +165,7 @@ def bench_xenstore(procs: Processes, tmp: Path, n: int) -> None:
     per = max(1, n // ROUNDS)
     with process(procs, cmd, sock.exists, "xenstored") as server:
         rounds: dict[str, dict[str, list[float]]] = {}
+        cpu: dict[str, dict[str, list[float]]] = {}
         with XenstoreClient(str(sock), timeout=10.0) as xs:
             value = VALUE.decode()
             ours = {"write": lambda i: xs.write(paths[i % PATHS], value),
@@ -174,8 +183,9 @@ def bench_xenstore(procs: Processes, tmp: Path, n: int) -> None:
                     for op in ("write", "read"):
                         for name, fns in (("ours", ours), ("libxenstore (C)", theirs)):
                             if fns:
-                                rounds.setdefault(name, {}).setdefault(op, []).append(
-                                    rate(per, fns[op]))
+                                ops, cpu_per_op = rate_cpu(per, fns[op])
+                                rounds.setdefault(name, {}).setdefault(op, []).append(ops)
+                                cpu.setdefault(name, {}).setdefault(op, []).append(cpu_per_op)
             finally:
                 if c is not None:
                     c.close()
@@ -200,6 +210,9 @@ def bench_xenstore(procs: Processes, tmp: Path, n: int) -> None:
                      f"read {statistics.median(r['read']) / statistics.median(base['read']):.2f}x")
         print(f"  {name:18s} write {statistics.median(r['write']):9.0f}/s  "
               f"read {statistics.median(r['read']):9.0f}/s{ratio}")
+    for name, c in cpu.items():
+        print(f"  client CPU per op, {name}: write {statistics.median(c['write']) * 1e6:.1f} us, "
+              f"read {statistics.median(c['read']) * 1e6:.1f} us (median of the rounds)")
 
 
 def bench_simhost(procs: Processes, tmp: Path, n: int) -> None:

@@ -201,6 +201,30 @@ def test_bad_paths_are_refused_before_sending(path: str) -> None:
     assert ops.sent == []
 
 
+_PATHS = ["", "/", "/a", "/a/", "a", "a/b", "a//b", "//", "/a b", "/a.b", "/a\n", "/a\0",
+          "/a\0\0", "/local/domain/7/device/vbd/51712", "@introduceDomain", "@releaseDomain",
+          "@introduceDomain\0", "@other", "@", "/@x", "/a-b_c@d", "/" + "x" * 3071,
+          "/" + "x" * 3072, "x" * 3072, "/a/b/", "/%"]
+
+
+@pytest.mark.parametrize("watch", [False, True])
+def test_path_rules_are_exactly_pyxs_ones(watch: bool) -> None:
+    # Our check runs pyxs's expressions without its per-call abspath; it must agree with pyxs.
+    import pyxs.exceptions
+    import pyxs.helpers
+
+    from xen.xenstore._ops import pyxs_accepts
+
+    for path in _PATHS:
+        raw = path.encode()
+        try:
+            (pyxs.helpers.check_watch_path if watch else pyxs.helpers.check_path)(raw)
+            theirs = True
+        except pyxs.exceptions.InvalidPath:
+            theirs = False
+        assert pyxs_accepts(raw, watch) is theirs, (path, watch)
+
+
 def test_rm_of_a_missing_node_is_not_an_error() -> None:
     ops = FakeOps({Op.RM: [NoSuchNode("ENOENT")]})
     ops.rm("/gone")

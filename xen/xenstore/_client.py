@@ -216,8 +216,7 @@ class XenstoreClient(NodeOps):
             delay = self._reconnect_policy.next_delay(attempt, time.monotonic() - began)
             if delay is None:
                 break
-            logger.debug("xenstore connect attempt %d failed (%s); again in %.2f s",
-                         attempt, last, delay)
+            logger.debug("connect attempt %d failed (%s); again in %.2f s", attempt, last, delay)
             if self._closing.wait(delay):
                 return None
         where = self._path or "the default path"
@@ -345,7 +344,8 @@ class XenstoreClient(NodeOps):
 
     def _call(self, request: Request) -> bytes:  # `request` with the client's timeout
         deadline = time.monotonic() + self._timeout
-        return check_reply(request, self._live(deadline).request(request, 0, deadline))
+        packet = self._live(deadline).request(request, 0, deadline)
+        return packet.payload if packet.op == request.OP else check_reply(request, packet)
 
     def _call_many(self, requests: Sequence[Request]) -> list[bytes | XenstoreError]:
         deadline = time.monotonic() + self._timeout

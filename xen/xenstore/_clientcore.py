@@ -26,7 +26,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from xen.xenstore._wire import ERRORS, XenstoreError
+from xen.xenstore._wire import ERRORS, PAYLOAD_MAX, PacketTooLarge, XenstoreError
 
 __all__ = [
     "TRANSITIONS",
@@ -52,8 +52,12 @@ __all__ = [
     "XenstoreConnectionError",
     "XenstoreTimeout",
     "XenstoreUnavailable",
+    "connection_failed",
     "error_from_reply",
     "next_state",
+    "too_large",
+    "unanswered",
+    "writer_busy",
 ]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
@@ -145,6 +149,28 @@ class XenstoreUnavailable(XenstoreConnectionError):
 
 class ClientClosed(XenstoreConnectionError):
     """The client was closed (or never connected)."""
+
+
+def too_large(op_name: str, size: int) -> PacketTooLarge:
+    """A request whose payload the protocol cannot carry (nothing was sent)."""
+    return PacketTooLarge(f"{op_name} payload of {size} bytes exceeds the {PAYLOAD_MAX}-byte"
+                          " protocol limit")
+
+
+def connection_failed(path: str, exc: Exception) -> ConnectionLost:
+    """The connection to ``path`` failed with ``exc`` (a read error, a malformed stream)."""
+    return ConnectionLost(f"connection to xenstored at {path} failed: {exc!r}")
+
+
+def writer_busy() -> XenstoreTimeout:
+    """The deadline passed while another thread was sending."""
+    return XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
+
+
+def unanswered(op_name: str, req_id: int) -> XenstoreTimeout:
+    """No reply to request ``req_id`` by its deadline (it may still be applied)."""
+    return XenstoreTimeout(f"xenstored did not answer {op_name} (req_id {req_id}) in time;"
+                           " it may still be applied")
 
 
 # --- retry policy ---------------------------------------------------------------------------

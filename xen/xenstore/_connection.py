@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import select
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -42,15 +43,19 @@ from xen.xenstore._clientcore import (
     ConnectionLost,
     XenstoreConnectionError,
     XenstoreTimeout,
+    connection_failed,
+    too_large,
+    unanswered,
+    writer_busy,
 )
 from xen.xenstore._requests import Request
 from xen.xenstore._transport import DeviceTransport, Transport
 from xen.xenstore._wire import (
+    HEADER,
     PAYLOAD_MAX,
     Op,
     Packet,
     PacketParser,
-    PacketTooLarge,
     encode_packet,
     split_strings,
 )
@@ -63,25 +68,8 @@ PIPELINE = 32
 logger = logging.getLogger(__name__)
 
 _U32 = 0xFFFFFFFF
+_pack_header = HEADER.pack
 _IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-
-
-def _too_large(request: Request, payload: bytes) -> PacketTooLarge:
-    return PacketTooLarge(f"{request.OP.name} payload of {len(payload)} bytes exceeds the"
-                          f" {PAYLOAD_MAX}-byte protocol limit")
-
-
-def _failed(path: str, exc: Exception) -> ConnectionLost:
-    return ConnectionLost(f"connection to xenstored at {path} failed: {exc!r}")
-
-
-def _writer_busy() -> XenstoreTimeout:
-    return XenstoreTimeout("timed out waiting to send to xenstored (writer busy)")
-
-
-def _unanswered(request: Request, req_id: int) -> XenstoreTimeout:
-    return XenstoreTimeout(f"xenstored did not answer {request.OP.name} (req_id {req_id}) in"
-                           " time; it may still be applied")
 
 
 def _reply(slot: _Slot) -> Packet:
@@ -122,6 +110,9 @@ class Connection:
         name: str = "xenstore",
     ) -> None:
         self._transport = transport
+        self._fd = transport.fileno()
+        self._send_some = transport.send_some
+        self._recv = transport.recv
         self._on_event = on_event
         self._on_lost = on_lost
         self._lock = threading.Lock()
@@ -138,6 +129,7 @@ class Connection:
         self.requests = self.round_trips = 0
         self._dead: Exception | None = None
         self._closing = threading.Event()
+        self._closing_flag = False  # _closing.is_set(), read without a call on the hot path
         # The read role (under _lock): who holds it is the only one to read the transport and
         # feed the parser; while a caller holds it, the fd is off in the reader thread's epoll.
         self._reading = False
@@ -210,25 +202,31 @@ class Connection:
         return replies
 
     def _request(self, request: Request, tx_id: int, deadline: float) -> Packet:
-        """One request: the hot path, written out (`_exchange` does the same for a batch)."""
+        """One request (the hot path; `_exchange` does the same for a batch)."""
         payload = request.payload()
-        if len(payload) > PAYLOAD_MAX:
-            raise _too_large(request, payload)
+        size = len(payload)
+        if size > PAYLOAD_MAX:
+            raise too_large(request.OP.name, size)
         slot = _Slot()
+        send_lock = self._send_lock
         # The send lock before the read role: a role holder never waits for the send lock.
-        if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise _writer_busy()
+        if not send_lock.acquire(False) and not send_lock.acquire(
+                timeout=max(0.0, deadline - time.monotonic())):
+            raise writer_busy()
         lead, req_id = False, 0
         try:
             try:
                 with self._lock:
                     (req_id,), lead = self._register((slot,))
-                self._send(encode_packet(request.OP, req_id, tx_id, payload), deadline,
-                           reading=lead)
+                try:
+                    data = _pack_header(request.OP, req_id, tx_id, size) + payload
+                except struct.error:
+                    data = encode_packet(request.OP, req_id, tx_id, payload)  # names the field
+                self._send(data, deadline, reading=lead)
             finally:
-                self._send_lock.release()
+                send_lock.release()
             if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
-                raise _unanswered(request, req_id)
+                raise unanswered(request.OP.name, req_id)
         finally:
             if lead:
                 self._release_role(watch_fd=True)
@@ -243,10 +241,10 @@ class Connection:
         payloads = [request.payload() for request in requests]
         for request, payload in zip(requests, payloads, strict=True):
             if len(payload) > PAYLOAD_MAX:
-                raise _too_large(request, payload)
+                raise too_large(request.OP.name, len(payload))
         slots = [_Slot() for _ in requests]
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise _writer_busy()
+            raise writer_busy()
         lead = False
         ids: list[int] = []
         try:
@@ -261,7 +259,7 @@ class Connection:
                 self._send_lock.release()
             for request, req_id, slot in zip(requests, ids, slots, strict=True):
                 if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
-                    raise _unanswered(request, req_id)
+                    raise unanswered(request.OP.name, req_id)
         finally:
             if lead:
                 self._release_role(watch_fd=True)
@@ -295,15 +293,16 @@ class Connection:
             return False
         self._reading = True
         if self._fd_watched:  # unregistered (EPOLLHUP would be reported even with no events)
-            self._epoll.unregister(self._transport.fileno())
+            self._epoll.unregister(self._fd)
             self._fd_watched = False
         return True
 
     def _lead(self, slot: _Slot, deadline: float) -> bool:
         """As the role holder: read until ``slot`` is done (True) or the deadline passes."""
         poll = self._role_poll.poll
+        monotonic = time.monotonic
         while not slot.done:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - monotonic()
             if remaining <= 0:
                 return False
             ready = poll(int(remaining * 1000) + 1)
@@ -313,7 +312,7 @@ class Connection:
                 try:
                     self._read_once()
                 except Exception as exc:  # a read error, a malformed stream: it is over
-                    self._die(_failed(self.path, exc))
+                    self._die(connection_failed(self.path, exc))
         return True
 
     @staticmethod
@@ -324,7 +323,7 @@ class Connection:
 
     def _read_once(self) -> None:
         """As the role holder, when the transport is readable: read and dispatch what is there."""
-        data = self._transport.recv()
+        data = self._recv()
         if data is None:
             return  # someone else took it before we held the role
         if not data:
@@ -337,9 +336,9 @@ class Connection:
         with self._lock:
             self._reading = False
             if watch_fd and not self._fd_watched and self._dead is None:
-                self._epoll.register(self._transport.fileno(), select.EPOLLIN)
+                self._epoll.register(self._fd, select.EPOLLIN)
                 self._fd_watched = True
-            if self._closing.is_set():
+            if self._closing_flag:
                 self._role_free.notify_all()  # close() waits for the role to be free
 
     def _allocate_id(self) -> int:
@@ -353,12 +352,12 @@ class Connection:
         """With the send lock: send all of ``data`` by ``deadline``. A role holder (``reading``)
         reads what comes while it waits to write (xenstored may wait for us to read)."""
         try:
-            sent = self._transport.send_some(data)  # all of it, but for a full socket
+            sent = self._send_some(data)  # all of it, but for a full socket
             if sent == len(data):
                 return
             view = memoryview(data)[sent:]
             while True:
-                view = view[self._transport.send_some(view) :]
+                view = view[self._send_some(view) :]
                 if not view:
                     return
                 remaining = deadline - time.monotonic()
@@ -383,7 +382,7 @@ class Connection:
                 try:
                     self._read_once()
                 except Exception as exc:  # a read error, a malformed stream: it is over
-                    self._die(_failed(self.path, exc))
+                    self._die(connection_failed(self.path, exc))
 
     def _dead_error(self) -> Exception:
         dead = self._dead
@@ -416,7 +415,7 @@ class Connection:
                 if self._dead is not None:
                     return
         except Exception as exc:  # a read error or a malformed stream: the connection is over
-            reason = _failed(self.path, exc)
+            reason = connection_failed(self.path, exc)
         finally:
             self._die(ClientClosed("the client was closed") if self._closing.is_set() else reason)
             # The reader reports every death but a close, whoever caused it (a failed send or a
@@ -475,6 +474,7 @@ class Connection:
     def close(self, timeout: float = 2.0) -> None:
         """Fail what is in flight (`ClientClosed`), stop the reader, close the descriptors.
         Idempotent; safe from any thread (the reader thread itself is not joined)."""
+        self._closing_flag = True
         self._closing.set()
         self._die(ClientClosed("the client was closed"))
         if self._thread.is_alive() and self._thread is not threading.current_thread():

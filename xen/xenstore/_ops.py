@@ -3,10 +3,11 @@
 `NodeOps` turns calls (read, write, mkdir, rm, directory, get/set_perms, exists) into typed
 requests (`xen.xenstore._requests`) over one abstract method, ``_call(request) -> payload``;
 `XenstoreClient` implements it outside any transaction and `Transaction` inside one, so both
-offer the same operations. Paths are checked here with pyxs's validators before anything is
-sent (`InvalidRequest` naming the path). Values are bytes on the wire: `write` takes ``str``
-(UTF-8) or ``bytes``, and may be empty; `read` decodes UTF-8 (undecodable bytes round-trip
-through ``surrogateescape``), `read_bytes` returns the bytes.
+offer the same operations. Paths are checked here with pyxs's rules (its expressions, without
+its per-call path normalisation) before anything is sent (`InvalidRequest` naming the path).
+Values are bytes on the wire: `write` takes ``str`` (UTF-8) or ``bytes``, and may be empty;
+`read` decodes UTF-8 (undecodable bytes round-trip through ``surrogateescape``), `read_bytes`
+returns the bytes.
 
 `check_reply` turns a reply packet into its payload, or raises the server's error naming the
 request and its path. Outcomes: a server error raises its `XenstoreError` subclass (`NoSuchNode`,
@@ -28,13 +29,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TypeVar
-
-import pyxs.exceptions
-import pyxs.helpers
 
 from xen.xenstore._clientcore import (
     ClientClosed,
@@ -71,6 +70,7 @@ __all__ = [
     "check_path",
     "check_reply",
     "parse_perm_list",
+    "pyxs_accepts",
     "reply_or_error",
     "run_transaction",
 ]
@@ -92,13 +92,30 @@ def check_path(path: str, *, watch: bool = False) -> str:
     return path
 
 
+# pyxs.helpers' rules (check_path, check_watch_path), applied here without its per-call
+# posixpath.abspath (whose result is always truthy, so pyxs's limit is always 3072 bytes):
+# the same regular expressions, used the same way (tests/xen/test_xs_client_pure.py compares).
+_PATH_RE = re.compile(rb"^[a-zA-Z0-9-/_@]+\x00?$")
+_SPECIAL_WATCH_RE = re.compile(rb"^@(?:introduceDomain|releaseDomain)\x00?$")
+_PATH_LIMIT = 3072
+
+
+def pyxs_accepts(raw: bytes, watch: bool) -> bool:
+    """Whether pyxs's ``check_path`` (``check_watch_path`` for a watch) accepts ``raw``."""
+    if watch and raw.startswith(b"@") and not _SPECIAL_WATCH_RE.match(raw):
+        return False
+    return (_PATH_RE.match(raw) is not None and len(raw) <= _PATH_LIMIT
+            and not (len(raw) > 1 and raw.endswith(b"/")) and b"//" not in raw)
+
+
 @functools.lru_cache(maxsize=4096)
 def _accepted(path: str, watch: bool) -> None:
     try:
-        raw = path.encode("ascii")
-        (pyxs.helpers.check_watch_path if watch else pyxs.helpers.check_path)(raw)
-    except (UnicodeEncodeError, pyxs.exceptions.InvalidPath):
-        raise InvalidRequest("EINVAL", f"invalid xenstore path {path[:120]!r}") from None
+        accepted = pyxs_accepts(path.encode("ascii"), watch)
+    except UnicodeEncodeError:
+        accepted = False
+    if not accepted:
+        raise InvalidRequest("EINVAL", f"invalid xenstore path {path[:120]!r}")
 
 
 def check_reply(request: Request, packet: Packet) -> bytes:
