@@ -262,7 +262,7 @@ def idle_shutdown(ctx: ServiceContext, cap: IdleCap) -> None:
 def running_priorities(ctx: ServiceContext) -> dict[str, str]:
     """The running VMs' ``shutdown-priority`` texts (db), by uuid."""
     out: dict[str, str] = {}
-    vms: dict[str, Any] = ctx.db.vms()
+    vms: dict[str, Any] = ctx.db.cached_vms()  # read only
     for uuid, tree in vms.items():
         if not is_stopped(uuid):
             out[uuid] = str(tree.get("shutdown-priority") or "0")
