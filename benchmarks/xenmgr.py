@@ -78,6 +78,7 @@ def _median_rounds(fn: Any, n: int, rounds: int) -> float:
 
 GROUPS = 4  # shutdown-priority groups of the host shutdown measurement
 SAMPLE = 5  # VMs shut down one at a time for the baseline, per repetition
+SETTLE = 3.0  # s after starts before timing: their reactions (hooks, firewall) are done
 
 
 def _parallel(fn: Any, items: list[str]) -> None:
@@ -113,7 +114,8 @@ def _host_shutdown(address: str, xenstored: str, paths: list[str],
     """Host shutdown of ``paths`` in :data:`GROUPS` priority groups, ``reps`` times. Each
     repetition: start them all; shut :data:`SAMPLE` of them down one at a time (the baseline,
     timed from the bus call to its answer, the other VMs running) and start them again; then
-    the host shutdown, each group timed from the end of the previous one (the first from the
+    the host shutdown (each timing :data:`SETTLE` s after the starts, which would else still
+    be reacting to them), each group timed from the end of the previous one (the first from the
     call) to the ``stopped`` signal of its last VM; then the host is put back to ``idle`` as
     a restarted host would be. Returns (wall, group times, single times) per repetition."""
     from rpc.dbus import BusConnection, RemoteObject
@@ -130,12 +132,14 @@ def _host_shutdown(address: str, xenstored: str, paths: list[str],
             groups[i % GROUPS].append(path.rsplit("/", 1)[1].replace("_", "-"))
         for _ in range(reps):
             _parallel(lambda p: obj(p).call(VM, "start"), paths)
+            time.sleep(SETTLE)
             single = []
             for path in paths[:SAMPLE]:
                 t0 = time.perf_counter()
                 obj(path).call(VM, "shutdown")
                 single.append(time.perf_counter() - t0)
             _parallel(lambda p: obj(p).call(VM, "start"), paths[:SAMPLE])
+            time.sleep(SETTLE)
             stops.at.clear()
             t0 = time.perf_counter()
             obj("/host").call("com.citrix.xenclient.xenmgr.host", "shutdown")
