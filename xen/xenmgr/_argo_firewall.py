@@ -4,7 +4,9 @@ rules say (the original's ``applyFirewallRules``/``unapply`` on VM state changes
 :class:`ArgoFirewall` is a child of the manager branch. It is told :class:`RecomputeArgo` by
 the per-VM event handlers (a VM reached ``running``, or stopped) and by the rule methods
 (``add_argo_firewall_rule``/``delete_argo_firewall_rule``); then it reads every VM's rules from
-the database and the running VMs (domid, stub domain) from their monitors, computes the table
+the database (the service's kept copy of ``/vm`` while it is current, ``_dbcache``: a host
+shutdown's burst of stopped VMs reads the database once, not once per VM) and the running
+VMs (domid, stub domain) from their monitors, computes the table
 (:func:`~xen.xenmgr._argo_rules.table`) and applies only the difference to the table it last
 applied. At start it resets the host's table (default deny, dom0 to dom0 allowed) and applies
 the whole table. With db ``/xenmgr/argo-firewall`` false nothing is applied (and a table
@@ -209,7 +211,7 @@ class ArgoFirewall(Actor):
             self.applied = None
             return
         try:
-            vms = bus.db.vms()
+            vms = bus.db.cached_vms()  # read only
             enabled = _flag(bus.db.read("/xenmgr/argo-firewall"), True)
         except Exception as exc:  # the db is away: try again at the next change
             logger.warning("argo firewall: cannot read the database (%s): %s", msg.why, exc)

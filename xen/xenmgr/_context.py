@@ -26,6 +26,7 @@ from xen.xenmgr._host_power import IdleCap
 from xen.xenmgr._queue import tell_queue
 from xen.xenmgr._testing import ScriptQueue
 from xen.xenmgr._uuids import vm_object_path
+from xen.xenmgr._vm_waits import StateChanges
 
 if TYPE_CHECKING:
     from rpc.dbus import BusConnection, Dispatcher, ObjectTable
@@ -76,6 +77,7 @@ class ServiceContext:
         self.scripts = ScriptQueue()  # the testing interface's FIFO (_testing)
         self.host_transition = threading.Lock()  # one host shutdown/reboot at a time
         self.idle_cap = IdleCap()  # the idle shutdown's timer (_host_power), closed at teardown
+        self.states = StateChanges()  # VM state notifications, for waiters (_vm_waits)
         self.gathering = Gathering()  # the diag interface's contributions (_diag)
 
     def vm_lock(self, uuid: str) -> threading.Lock:

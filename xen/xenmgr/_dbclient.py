@@ -20,7 +20,7 @@ from typing import Any
 
 from rpc.dbus import BusConnection, CallTimeout, ConnectionLost, DBusError, RemoteObject
 from xen.xenmgr._dbcache import VmTreeCache
-from xen.xenmgr._dbview import DbView
+from xen.xenmgr._dbview import DbView, DbViewError
 from xen.xenmgr._errors import XenmgrError
 
 __all__ = ["DB_INTERFACE", "DB_SERVICE", "DbClient", "DbUnavailable"]
@@ -105,19 +105,36 @@ class DbClient:
             cache.put_all(vms, token)
         return vms
 
+    def cached_vm_tree(self, uuid: str) -> dict[str, Any]:
+        """:meth:`vm_tree`, from the cache's copy when it keeps one (read only)."""
+        cache = self.cache
+        if cache is None or not cache.active:
+            return self.vm_tree(uuid)
+        return self._cached_tree(cache, uuid, strict=False)
+
+    def _cached_tree(self, cache: VmTreeCache, uuid: str, *, strict: bool) -> dict[str, Any]:
+        """The copy, else the database's tree, kept once checked (a malformed one raises
+        ``DbViewError`` when ``strict``, as :meth:`vm_view` would; else it is not kept)."""
+        tree = cache.get(uuid)
+        if tree is None:
+            token = cache.token()
+            tree = self.vm_tree(uuid)
+            try:
+                DbView(tree)  # checked once, here
+            except DbViewError:
+                if strict:
+                    raise
+                return tree
+            if tree:
+                cache.put(uuid, tree, token)
+        return tree
+
     def cached_vm_view(self, uuid: str, extra: dict[str, Any] | None = None) -> DbView:
         """:meth:`vm_view`, from the cache's copy of the subtree when it keeps one."""
         cache = self.cache
         if cache is None or not cache.active or not uuid:
             return self.vm_view(uuid, extra)
-        tree = cache.get(uuid)
-        if tree is None:
-            token = cache.token()
-            tree = self.vm_tree(uuid)
-            DbView(tree)  # checked once, here (DbViewError as vm_view would raise)
-            if tree:
-                cache.put(uuid, tree, token)
-        root: dict[str, Any] = {"vm": {uuid: tree}}
+        root: dict[str, Any] = {"vm": {uuid: self._cached_tree(cache, uuid, strict=True)}}
         if extra:
             DbView(extra)
             root.update(extra)

@@ -2,8 +2,9 @@
 
 The notification queue sends every signal through :meth:`ManagerBus.emit` (the service's
 connection owns ``com.citrix.xenclient.xenmgr``, so clients matching on that sender get
-them); the per-VM event handlers and the autostart reach the database and the hook targets
-through ``db`` and ``conn``. Resolve it at each use (``actors.service(settings.service,
+them) and reports the VMs' state notifications to ``states`` (``_vm_waits``); the per-VM
+event handlers and the autostart reach the database and the hook targets through ``db`` and
+``conn``. Resolve it at each use (``actors.service(settings.service,
 ManagerBus)``): after a restart of the service there is a new one and the old one's
 connection is closed.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rpc.dbus import BusConnection, ObjectTable
     from xen.xenmgr._dbclient import DbClient
+    from xen.xenmgr._vm_waits import StateChanges
 
 __all__ = ["PROPERTIES", "ManagerBus"]
 
@@ -22,14 +24,17 @@ PROPERTIES = "org.freedesktop.DBus.Properties"
 
 
 class ManagerBus:
-    """The live service's connection, objects and database client (thread-safe)."""
+    """The live service's connection, objects, database client and the VM state changes its
+    waiters block on (``_vm_waits``; the queue reports to it) (thread-safe)."""
 
-    __slots__ = ("conn", "db", "objects")
+    __slots__ = ("conn", "db", "objects", "states")
 
-    def __init__(self, conn: BusConnection, objects: ObjectTable, db: DbClient) -> None:
+    def __init__(self, conn: BusConnection, objects: ObjectTable, db: DbClient,
+                 states: StateChanges) -> None:
         self.conn = conn
         self.objects = objects
         self.db = db
+        self.states = states
 
     def emit(self, path: str, interface: str, member: str, args: tuple[Any, ...]) -> None:
         """Send one signal declared in the interface files, or ``PropertiesChanged`` with

@@ -13,9 +13,13 @@ then runs the transition's body; a failure puts the host back to ``idle`` (node 
 fails the call (a failed power action: an error naming it).
 
 :func:`stop_all_vms`: group after group, every VM of the group is asked to shut down in parallel
-(each bounded by the guest timeout, the monitor's own shutdown waiting for the guest) and waited
-for at most 3 s more; the first failure stops the sequence (229 when a VM did not stop in time,
-else the VM's error).
+(each bounded by the guest timeout, the monitor's own shutdown waiting for the guest): one
+thread puts the ``shutdown`` task in every monitor's mailbox, then waits for their answers
+(futures, bounded by the guest timeout plus the task timeout), then for every VM of the group
+to have no domain: woken by the VMs' state notifications (``_vm_waits``), at most 3 s more,
+with one last check; so a group ends as soon as its last VM is gone. The first failure stops
+the sequence (229 when a VM did not stop in time, else the VM's error; the rest of its group
+is still waited for, later groups are never asked).
 
 Shutdown and reboot: every VM down, then the host's power action (:func:`power_action`,
 ``ManagerSettings.host_power``); the host stays in its state (it is going down):
@@ -43,13 +47,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from xen.xenmgr._errors import error, plain
+from xen.xenmgr._errors import XenmgrError, error, plain
 from xen.xenmgr._host_io import xenstore
 from xen.xenmgr._messages import Emit
-from xen.xenmgr._monitors import monitor_view
+from xen.xenmgr._monitors import monitor_view, submit_task, task_result
+from xen.xenmgr._states import InternalState
 
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
@@ -109,18 +114,31 @@ def is_stopped(uuid: str) -> bool:
 
 
 def _stop_group(ctx: ServiceContext, group: list[str]) -> None:
-    def one(uuid: str) -> None:
-        ctx.flows.shutdown(uuid, ctx.settings.vm_shutdown_timeout)
-        deadline = time.monotonic() + STOP_GRACE
-        while not is_stopped(uuid):
-            if time.monotonic() > deadline:
-                raise error(229)
-            time.sleep(0.05)
-    with ThreadPoolExecutor(max_workers=len(group), thread_name_prefix="host-shutdown") as pool:
-        failures = [f.exception() for f in [pool.submit(one, u) for u in group]]
-    for exc in failures:
-        if exc is not None:
-            raise exc
+    """Shut ``group`` down in parallel; raise the first failure in group order."""
+    timeout = ctx.settings.vm_shutdown_timeout
+    deadline = time.monotonic() + timeout + ctx.settings.task_timeout
+    asked: dict[str, Future[str]] = {}
+    failed: dict[str, XenmgrError] = {}
+    for uuid in group:  # every monitor asked at once; their answers come in futures
+        try:
+            asked[uuid] = submit_task(ctx.settings, uuid, "shutdown",
+                                      {"timeout": str(timeout)})
+        except XenmgrError as exc:
+            failed[uuid] = exc
+    for uuid, future in asked.items():
+        try:
+            task_result(uuid, "shutdown", future, max(0.0, deadline - time.monotonic()))
+        except XenmgrError as exc:
+            failed[uuid] = exc
+    waiting = [u for u in group if u not in failed]
+
+    def gone(uuid: str) -> bool:
+        return is_stopped(uuid) or ctx.states.last(uuid) is InternalState.SHUTDOWN
+    if not ctx.states.wait_until(lambda: all(gone(u) for u in waiting), STOP_GRACE):
+        failed.update((u, error(229)) for u in waiting if not gone(u))
+    for uuid in group:
+        if uuid in failed:
+            raise failed[uuid]
 
 
 def stop_all_vms(ctx: ServiceContext, what: str) -> None:
@@ -244,7 +262,7 @@ def idle_shutdown(ctx: ServiceContext, cap: IdleCap) -> None:
 def running_priorities(ctx: ServiceContext) -> dict[str, str]:
     """The running VMs' ``shutdown-priority`` texts (db), by uuid."""
     out: dict[str, str] = {}
-    vms: dict[str, Any] = ctx.db.vms()
+    vms: dict[str, Any] = ctx.db.cached_vms()  # read only
     for uuid, tree in vms.items():
         if not is_stopped(uuid):
             out[uuid] = str(tree.get("shutdown-priority") or "0")

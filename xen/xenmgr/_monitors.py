@@ -10,6 +10,9 @@ monitor's tasks, never around it.
   refusal or failure becomes the xenmgr error clients know (``from_monitor_failure``: 101
   memory, 102 not allowed in this state, 104 the guest did not shut down, else the monitor's
   text), a missing or restarting monitor a plain error naming the VM, a timeout error 199.
+* :func:`submit_task` queues one operation without waiting, :func:`task_result` waits for
+  its answer (bounded), with :func:`run_task`'s errors: a caller runs several monitors'
+  operations at once from one thread.
 * :func:`monitor_view` reads the monitor's published view (state, domid) without waiting.
 """
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import Future
 
 from actors import ActorDeadError, AskTimeout, NoSuchActor, ServiceUnavailable, ask, service
 from supervision import StartChild, SupervisorError, TerminateChild
@@ -25,7 +29,8 @@ from xen.xenmgr._settings import ManagerSettings
 from xen.xenvm import TaskError, VmHandle, VmStart, parse_task, vm_path
 from xen.xenvm import VmView as MonitorView
 
-__all__ = ["ensure_monitor", "monitor_view", "run_task", "stop_monitor", "sync_config"]
+__all__ = ["ensure_monitor", "monitor_view", "run_task", "stop_monitor", "submit_task",
+           "sync_config", "task_result"]
 
 logger = logging.getLogger("xenmgr")
 
@@ -77,14 +82,37 @@ def run_task(settings: ManagerSettings, uuid: str, name: str,
         call = parse_task(name, params or {})
         if call.spec.kind == "query":
             return handle.query(call)
-        return handle.submit(call).result(timeout or settings.task_timeout)
+    except TaskError as exc:
+        raise from_monitor_failure(str(exc)) from None
+    return task_result(uuid, name, submit_task(settings, uuid, name, params),
+                       timeout or settings.task_timeout)
+
+
+def submit_task(settings: ManagerSettings, uuid: str, name: str,
+                params: Mapping[str, str] | None = None) -> Future[str]:
+    """Queue operation ``name`` on VM ``uuid``'s monitor without waiting; its answer comes
+    through :func:`task_result` (errors as :func:`run_task` raises them)."""
+    handle = _handle(uuid)
+    if handle is None:
+        raise plain(f"VM {uuid}: its monitor is not running (starting or restarting)")
+    try:
+        return handle.submit(parse_task(name, params or {}))
+    except TaskError as exc:
+        raise from_monitor_failure(str(exc)) from None
+    except ActorDeadError:
+        raise plain(f"VM {uuid}: its monitor stopped during {name}") from None
+
+
+def task_result(uuid: str, name: str, future: Future[str], timeout: float) -> str:
+    """The answer of a task :func:`submit_task` queued, waited for at most ``timeout`` s."""
+    try:
+        return future.result(timeout)
     except TaskError as exc:
         raise from_monitor_failure(str(exc)) from None
     except ActorDeadError:
         raise plain(f"VM {uuid}: its monitor stopped during {name}") from None
     except TimeoutError:
-        raise error(199, f"VM {uuid}: {name} did not finish within "
-                         f"{timeout or settings.task_timeout:g} s") from None
+        raise error(199, f"VM {uuid}: {name} did not finish within {timeout:g} s") from None
 
 
 def sync_config(settings: ManagerSettings, uuid: str, config_text: str) -> None:

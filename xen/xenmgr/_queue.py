@@ -6,7 +6,8 @@ environment), so the signals of one VM leave in the order its state changes happ
 monitor notification ``vm:state:<s>`` it sends ``notify(uuid, "vm:state:<internal>")`` and
 ``vm_state_changed(uuid, path, public state, acpi state)`` at once, then hands the event to
 that VM's event handler (hooks, keep-alive), starting the handler if there is none: a slow
-hook never delays a signal.
+hook never delays a signal. Each state (and a monitor's stop) is also reported to the live
+service's waiters (``ManagerBus.states``, ``_vm_waits``), after its signals.
 
 ``vm_config_changed`` is debounced per VM: each :class:`ConfigChanged` (re)schedules it
 ``config_debounce`` seconds later, so a burst of setter calls gives one signal.
@@ -142,7 +143,19 @@ class NotificationQueue(Actor):
             self._send(Emit("/", XENMGR, "vm_state_changed",
                             (uuid, vm_object_path(uuid), public_state(state),
                              _signal_acpi(state)), uuid))
+            self._report(uuid, state)
         self._to_handler(VmEvent(uuid, text))
+
+    def _report(self, uuid: str, state: InternalState | None) -> None:
+        """Wake the live service's waiters (``_vm_waits``; None: the monitor stopped)."""
+        try:
+            states = service(self.settings.service, ManagerBus).states
+        except (NoSuchActor, ServiceUnavailable, ActorDeadError):
+            return  # no service, no waiter
+        if state is None:
+            states.forget(uuid)
+        else:
+            states.changed(uuid, state)
 
     def _to_handler(self, event: VmEvent) -> None:
         name = f"{self.settings.vm_events}/{event.uuid}"
@@ -164,6 +177,7 @@ class NotificationQueue(Actor):
     @handles(UnregisterVm)
     def _unregister(self, msg: UnregisterVm) -> None:
         logger.debug("VM %s: monitor down", msg.uuid)
+        self._report(msg.uuid, None)
 
     # ------------------------------------------------------------------ vm_config_changed
 

@@ -107,7 +107,7 @@ class XenmgrService(BusService):
         """Connect, export, own the name; then publish and tell the queue."""
         super().on_start()
         assert self.ctx is not None
-        self.handle = ManagerBus(self.bus, self.objects, self.ctx.db)
+        self.handle = ManagerBus(self.bus, self.objects, self.ctx.db, self.ctx.states)
         self.ctx.tell_queue(ServiceUp())
 
     def published(self) -> ManagerBus | None:

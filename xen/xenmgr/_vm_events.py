@@ -19,7 +19,10 @@ sent by the queue) it runs, in the order the changes happened:
 * ``keep-alive``: a VM that reached ``shutdown`` and has ``keep-alive`` true is started again
   (a rebooting guest is restarted by its monitor, never here).
 
-It reads the database through the bus service (``ManagerBus``); while the service restarts,
+It reads the VM's database tree through the bus service (``ManagerBus``), from the service's
+kept copy when it is current (``DbClient.cached_vm_tree``, ``_dbcache``: dropped by the
+database's change signal before any later call reaches the service, so a setting written
+before the state change is seen); while the service restarts,
 the reactions of that moment are skipped and logged. Each hook is bounded by the hook timeout,
 so a hanging hook delays only this VM's later reactions, never another VM's nor any signal.
 """
@@ -76,7 +79,7 @@ class VmEventHandler(Actor):
             recompute_argo(self.settings, f"VM {self.uuid} {state.value}")
         flows = VmFlows(self.settings, bus.db, bus.conn)
         try:
-            tree = bus.db.vm_tree(self.uuid)
+            tree = bus.db.cached_vm_tree(self.uuid)  # read only
             if not tree:  # deleted meanwhile: this handler is done (transient: not restarted)
                 self.actor_ref.stop(block=False)
                 return

@@ -6,6 +6,7 @@ from jeepney.low_level import HeaderFields, Message
 
 from rpc.dbus._messages import signal
 from xen.xenmgr._dbcache import CHANGES_INTERFACE, VmTreeCache, match_rules
+from xen.xenmgr._dbclient import DbClient
 
 U1, U2 = "u-1", "u-2"
 
@@ -102,3 +103,32 @@ def test_the_copy_of_every_vm_goes_with_any_vm_change() -> None:
     assert cache.get_all() is None
     cache.put_all(everything, token)  # a dump that raced that change: not kept
     assert cache.get_all() is None
+
+
+class _CountingDb(DbClient):
+    """DbClient whose database is a dict (no bus): counts the dumps."""
+
+    def __init__(self, trees: dict[str, dict[str, object]], cache: VmTreeCache) -> None:
+        self.cache = cache
+        self.trees = trees
+        self.dumps = 0
+
+    def vm_tree(self, uuid: str) -> dict[str, object]:
+        self.dumps += 1
+        return self.trees.get(uuid, {})
+
+
+def test_cached_vm_tree_reads_once_while_current_and_never_keeps_a_malformed_tree() -> None:
+    cache = VmTreeCache()
+    db = _CountingDb({U1: {"keep-alive": "true"}, U2: {"bad": {"x": b"?"}}}, cache)
+    assert db.cached_vm_tree(U1) == {"keep-alive": "true"} and db.dumps == 1
+    assert db.cached_vm_tree(U1) and db.dumps == 2  # nothing kept before dbd signalled
+    cache.on_signal(changed("/xenmgr/x", 1))
+    db.cached_vm_tree(U1)
+    db.cached_vm_tree(U1)
+    assert db.dumps == 3  # one dump, then the copy
+    db.trees[U1] = {"keep-alive": "false"}
+    cache.on_signal(changed(f"/vm/{U1}/keep-alive", 2))
+    assert db.cached_vm_tree(U1) == {"keep-alive": "false"} and db.dumps == 4
+    assert db.cached_vm_tree(U2) == db.cached_vm_tree(U2) == {"bad": {"x": b"?"}}
+    assert db.dumps == 6 and cache.get(U2) is None  # used as read, never kept
