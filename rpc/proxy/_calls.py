@@ -32,7 +32,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from rpc.proxy._message import MessageType, WireMessage, error_reply, rewrite
+from rpc.proxy._message import (
+    FLAG_NO_REPLY_EXPECTED,
+    MessageType,
+    WireMessage,
+    error_reply,
+    rewrite,
+    with_reply_serial,
+    with_serial,
+)
 
 __all__ = ["RESERVED_SERIALS", "CallLimits", "CallTable", "Forward", "OwnReply", "Refuse"]
 
@@ -41,6 +49,9 @@ __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 RESERVED_SERIALS = (1 << 32) - 65536
 """Serials from here up are for the proxy's synthetic messages to the client."""
 BUS_NAME = "org.freedesktop.DBus"
+_CALL = MessageType.METHOD_CALL
+_SIGNAL = MessageType.SIGNAL
+_new = tuple.__new__  # a NamedTuple built without its Python-level __new__ (per message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +67,21 @@ class CallLimits:
             raise ValueError(f"call limits must be > 0: {self!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class Forward:
+class Forward(NamedTuple):
     """Send ``message`` on (to the bus from :meth:`~CallTable.from_client`, to the client from
-    :meth:`~CallTable.from_bus`)."""
+    :meth:`~CallTable.from_bus`). Decisions are NamedTuples: one is built per message."""
 
     message: WireMessage
 
 
-@dataclass(frozen=True, slots=True)
-class Refuse:
+class Refuse(NamedTuple):
     """Drop the message; send ``error`` (bytes) back to the client unless it is ``None``."""
 
     reason: str
     error: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OwnReply:
+class OwnReply(NamedTuple):
     """The bus answered a call the proxy made itself (:meth:`CallTable.own_call`)."""
 
     token: Any
@@ -130,27 +138,32 @@ class CallTable:
     def from_client(self, msg: WireMessage) -> Decision:
         """Decide on a message from the client (already allowed by the rules)."""
         mtype = msg.type
-        if mtype == MessageType.METHOD_CALL:
-            if msg.expects_reply:
+        if mtype == _CALL:
+            if not msg.flags & FLAG_NO_REPLY_EXPECTED:
                 if self._client_pending >= self.limits.max_pending:
                     error = error_reply(msg, "org.freedesktop.DBus.Error.LimitsExceeded",
                                         f"more than {self.limits.max_pending} calls pending",
                                         serial=self.synthetic_serial(), sender=BUS_NAME)
                     return Refuse("too many pending calls", error)
-                serial = self._serial()
-                self._pending[serial] = _Pending(msg.serial, msg.destination)
+                serial = self._next  # _serial() inlined: the usual case of every call
+                if serial in self._pending or serial + 1 >= RESERVED_SERIALS:
+                    serial = self._serial()
+                else:
+                    self._next = serial + 1
+                self._pending[serial] = _new(_Pending, (msg.serial, msg.destination, None,
+                                                        False))
                 self._client_pending += 1
-                return Forward(rewrite(msg, serial=serial))
-            return Forward(rewrite(msg, serial=self._serial()))
+                return _new(Forward, (with_serial(msg, serial),))
+            return Forward(with_serial(msg, self._serial()))
         if mtype == MessageType.SIGNAL:
-            return Forward(rewrite(msg, serial=self._serial()))
+            return Forward(with_serial(msg, self._serial()))
         assert msg.reply_serial is not None  # parse_message requires it of returns and errors
         key = (msg.destination, msg.reply_serial)
         if key not in self._inbound:
             return Refuse(f"{mtype.name} to {msg.destination} serial {msg.reply_serial} "
                           "answers no call this client received")
         self._inbound.discard(key)
-        return Forward(rewrite(msg, serial=self._serial()))
+        return Forward(with_serial(msg, self._serial()))
 
     def own_call(self, msg: WireMessage, token: Any) -> WireMessage:
         """``msg`` (a method call the proxy makes on this connection) with a fresh serial;
@@ -163,9 +176,9 @@ class CallTable:
     def from_bus(self, msg: WireMessage) -> BusDecision:
         """Decide on a message from the bus to this client."""
         mtype = msg.type
-        if mtype == MessageType.SIGNAL:
+        if mtype == _SIGNAL:
             return Forward(msg)
-        if mtype == MessageType.METHOD_CALL:
+        if mtype == _CALL:
             if msg.expects_reply:
                 if len(self._inbound) >= self.limits.max_inbound:
                     return Refuse(f"client has {len(self._inbound)} calls unanswered")
@@ -184,7 +197,7 @@ class CallTable:
         if entry.own:
             return OwnReply(entry.token, msg)
         self._client_pending -= 1
-        return Forward(rewrite(msg, reply_serial=entry.client_serial))
+        return _new(Forward, (with_reply_serial(msg, entry.client_serial),))
 
     def close(self) -> int:
         """Forget every pending and inbound call (the client went); how many were pending."""

@@ -308,23 +308,23 @@ class ProxyClient(Actor):
             self._error_to_client(msg, "org.freedesktop.DBus.Error.Failed",
                                   "Already handled an Hello message")
             return True
-        if self.opts.translate_anonymous_dests:
+        opts = self.opts
+        if opts.translate_anonymous_dests:
             msg = self._translate_destination(msg)
         denied = always_denied(msg)
         if denied is not None:
             log.warning("(%d->0) DENY %s from %s: %s", self.source.domid,
                         msg.member or msg.type.name, self.peer, denied)
             return True
-        if self.opts.firewall and not self._allowed(msg):
+        if not opts.no_firewall and not self._allowed(msg):
             return True
-        if self.opts.request_name and self.source.uuid:
-            msg = rewrite_request_name(msg, self.opts.request_name, self.source.uuid)
-        assert self.upstream is not None
+        if opts.request_name and self.source.uuid:
+            msg = rewrite_request_name(msg, opts.request_name, self.source.uuid)
         with self._calls_lock:
             decision = self.calls.from_client(msg)
-            if self._owner_names is not None and isinstance(decision, Forward):
+            if self._owner_names is not None and type(decision) is Forward:
                 self._note_owner_call(decision.message)
-        if isinstance(decision, Forward):
+        if type(decision) is Forward:
             self._to_bus(decision.message.data)
         elif isinstance(decision, Refuse):
             log.info("client %s: %s", self.peer, decision.reason)
@@ -387,15 +387,15 @@ class ProxyClient(Actor):
             if not data:
                 return "the bus closed the connection"
             out: list[bytes] = []
-            calls, lock = self.calls, self._calls_lock
+            calls, lock, owner_names = self.calls, self._calls_lock, self._owner_names
             for msg in self._bus_messages(data):
                 with lock:
-                    if self._owner_names is not None:
+                    if owner_names is not None:
                         msg = self._spoof_owner_reply(msg)
                     decision = calls.from_bus(msg)
-                if isinstance(decision, Forward):
+                if type(decision) is Forward:
                     out.append(decision.message.data)
-                elif isinstance(decision, Refuse):
+                elif type(decision) is Refuse:
                     log.debug("client %s: from the bus: %s", self.peer, decision.reason)
             if out:
                 if not self._hello_done:  # the client has not said Hello yet: hold them

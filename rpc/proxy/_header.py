@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from rpc.proxy._limits import WireError, WireLimits, WireReason
@@ -34,9 +35,11 @@ __all__ = ["Fields", "HeaderCache", "is_bus_name", "is_interface_name", "parse_f
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
-#: (path, interface, member, error_name, reply_serial, destination, sender, signature,
-#: unix_fds, offset of the reply serial's bytes or -1)
-Fields = tuple[str | None, str | None, str | None, str | None, int | None, str | None,
+#: (reply_serial, path, interface, member, error_name, destination, sender, signature,
+#: unix_fds, offset of the reply serial's bytes or -1): the order of
+#: :class:`~rpc.proxy._message.WireMessage`'s fields from ``reply_serial`` on, so a message is
+#: built from a cached tuple in one step
+Fields = tuple[int | None, str | None, str | None, str | None, str | None, str | None,
                str | None, str, int, int]
 
 _FIELD_SIG = {1: b"o", 2: b"s", 3: b"s", 4: b"s", 5: b"u", 6: b"s", 7: b"s", 8: b"g", 9: b"u"}
@@ -70,20 +73,25 @@ def is_interface_name(text: str) -> bool:
 class HeaderCache:
     """Recently parsed header fields of one connection (see the module docstring)."""
 
-    __slots__ = ("_entries", "_hints", "max_entries", "max_key")
+    __slots__ = ("_entries", "_hints", "get", "max_entries", "max_key", "reply_hint")
+
+    get: Callable[[bytes], Fields | None]
+    """The fields parsed for ``key`` (byte order, type and field bytes), if cached (the
+    dict's own ``get``: no Python frame on the per-message path)."""
+    reply_hint: Callable[[int], int | None]
+    """Where the last message of ``shape`` (``type << 32 | fields length``) had its reply
+    serial, or ``None`` (a dict's ``get`` too)."""
 
     def __init__(self, max_entries: int = 256, max_key: int = 512) -> None:
         self.max_entries = max_entries
         self.max_key = max_key
         self._entries: dict[bytes, Fields] = {}
         self._hints: dict[int, int] = {}  # (type << 32 | fields length) -> reply serial offset
+        self.get = self._entries.get  # both dicts are only ever cleared, never replaced
+        self.reply_hint = self._hints.get
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def get(self, key: bytes) -> Fields | None:
-        """The fields parsed for ``key`` (byte order, type and field bytes), if cached."""
-        return self._entries.get(key)
 
     def put(self, key: bytes, fields: Fields) -> None:
         """Remember ``fields`` for ``key`` (not if ``key`` is over ``max_key`` bytes)."""
@@ -93,11 +101,6 @@ class HeaderCache:
             self._entries.clear()
             self._hints.clear()
         self._entries[key] = fields
-
-    def reply_hint(self, shape: int) -> int:
-        """Where the last message of ``shape`` (``type << 32 | fields length``) had its reply
-        serial, or -1."""
-        return self._hints.get(shape, -1)
 
     def put_reply(self, shape: int, key: bytes, fields: Fields) -> None:
         """Remember ``fields`` of a message with a reply serial under ``key`` (its header
@@ -204,5 +207,5 @@ def parse_fields(data: bytes, big: bool, mtype: int, end: int, limits: WireLimit
     if get(1) == _LOCAL_PATH or get(2) == _LOCAL_INTERFACE:
         raise WireError(WireReason.BAD_NAME, "the org.freedesktop.DBus.Local path and "
                         "interface are reserved")
-    return (get(1), get(2), get(3), get(4), reply_serial, get(6), get(7), get(8, ""), fds,
+    return (reply_serial, get(1), get(2), get(3), get(4), get(6), get(7), get(8, ""), fds,
             reply_at)

@@ -25,14 +25,14 @@ import enum
 import struct
 from typing import Any, NamedTuple
 
-from rpc.proxy._header import HeaderCache, is_bus_name, is_interface_name, parse_fields
+from rpc.proxy._header import Fields, HeaderCache, is_bus_name, is_interface_name, parse_fields
 from rpc.proxy._limits import CLIENT_LIMITS, WireError, WireLimits, WireReason
 from rpc.proxy._signature import decode_values, encode_values, skip_value
 
 __all__ = ["FLAG_NO_AUTO_START", "FLAG_NO_REPLY_EXPECTED", "Field", "MessageType",
            "WireMessage", "build_message", "decode_body", "error_reply", "first_string_arg",
            "message_size", "parse_message", "parse_sized", "properties_interface", "rewrite",
-           "with_body"]
+           "with_body", "with_reply_serial", "with_serial"]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
@@ -65,6 +65,7 @@ class Field(enum.IntEnum):
 
 
 _TYPES = {t.value: t for t in MessageType}
+_new = tuple.__new__  # builds a WireMessage from a tuple without a Python-level __new__
 _U32 = {False: struct.Struct("<I"), True: struct.Struct(">I")}
 _FIXED = {False: struct.Struct("<4xIII"), True: struct.Struct(">4xIII")}
 
@@ -93,9 +94,9 @@ class WireMessage(NamedTuple):
     sender: str | None
     signature: str
     unix_fds: int
+    reply_serial_at: int
     body_offset: int
     body_length: int
-    reply_serial_at: int
 
     @property
     def expects_reply(self) -> bool:
@@ -160,33 +161,31 @@ def parse_sized(data: bytes, limits: WireLimits, cache: HeaderCache | None) -> W
         raise WireError(WireReason.BAD_FIXED_HEADER, "serial 0")
     end = 16 + fields_len
     header_end = (end + 7) & -8
+    fields: Fields | None
     if cache is None:
         fields = parse_fields(data, big, mtype, end, limits)
     elif mtype == 2 or mtype == 3:  # has a reply serial: see HeaderCache
         shape = mtype << 32 | fields_len
         at = cache.reply_hint(shape)
-        hit = None
-        if at > 0:
+        fields = None
+        if at is not None:
             hit = cache.get(data[:2] + data[12:at] + data[at + 4:header_end])
-        if hit is not None and hit[9] == at and (reply := _U32[big].unpack_from(data, at)[0]):
-            fields = (*hit[:4], reply, *hit[5:])
-        else:
+            if hit is not None and hit[9] == at \
+                    and (reply := _U32[big].unpack_from(data, at)[0]):
+                fields = (reply, *hit[1:])
+        if fields is None:
             fields = parse_fields(data, big, mtype, end, limits)
             at = fields[9]
             cache.put_reply(shape, data[:2] + data[12:at] + data[at + 4:header_end], fields)
     else:
         key = data[:2] + data[12:header_end]
-        cached = cache.get(key)
-        if cached is None:
+        fields = cache.get(key)
+        if fields is None:
             fields = parse_fields(data, big, mtype, end, limits)
             cache.put(key, fields)
-        else:
-            fields = cached
     if body_len and not fields[7]:
         raise WireError(WireReason.BAD_HEADER_FIELD, f"{body_len}-byte body without a signature")
-    return WireMessage(data, big, mtype, data[2], serial, fields[4], fields[0], fields[1],
-                       fields[2], fields[3], fields[5], fields[6], fields[7], fields[8],
-                       header_end, body_len, fields[9])
+    return _new(WireMessage, (data, big, mtype, data[2], serial, *fields, header_end, body_len))
 
 
 def rewrite(msg: WireMessage, *, serial: int | None = None, reply_serial: int | None = None,
@@ -199,26 +198,39 @@ def rewrite(msg: WireMessage, *, serial: int | None = None, reply_serial: int | 
     """
     if sender is not None or destination is not None:
         return _relay(msg, serial, reply_serial, sender, destination)
-    if serial is None and reply_serial is None:
-        return msg
-    data = msg.data
-    pack = _U32[msg.big].pack
-    fields = list(msg)
     if serial is not None:
-        if not 0 < serial < 1 << 32:
-            raise ValueError(f"serial {serial} is not 1..2**32-1")
-        data = data[:8] + pack(serial) + data[12:]
-        fields[4] = serial
+        msg = with_serial(msg, serial)
     if reply_serial is not None:
-        at = msg.reply_serial_at
-        if at < 0:
-            raise ValueError(f"a {msg.type.name} has no reply serial to rewrite")
-        if not 0 < reply_serial < 1 << 32:
-            raise ValueError(f"reply serial {reply_serial} is not 1..2**32-1")
-        data = data[:at] + pack(reply_serial) + data[at + 4:]
-        fields[5] = reply_serial
-    fields[0] = data
-    return WireMessage._make(fields)
+        msg = with_reply_serial(msg, reply_serial)
+    return msg
+
+
+def with_serial(msg: WireMessage, serial: int) -> WireMessage:
+    """``msg`` with its serial patched to ``serial`` (:func:`rewrite` with ``serial`` only; the
+    per-message path of serial remapping). ``ValueError`` outside 1..2**32-1."""
+    if not 0 < serial < 4294967296:
+        raise ValueError(f"serial {serial} is not 1..2**32-1")
+    data = msg.data
+    fields = list(msg)
+    fields[0] = data[:8] + _U32[msg.big].pack(serial) + data[12:]
+    fields[4] = serial
+    return _new(WireMessage, fields)
+
+
+def with_reply_serial(msg: WireMessage, reply_serial: int) -> WireMessage:
+    """``msg`` (a return or error) with its reply serial patched to ``reply_serial``
+    (:func:`rewrite` with ``reply_serial`` only). ``ValueError`` when it has none or for a
+    value outside 1..2**32-1."""
+    at = msg.reply_serial_at
+    if at < 0:
+        raise ValueError(f"a {msg.type.name} has no reply serial to rewrite")
+    if not 0 < reply_serial < 4294967296:
+        raise ValueError(f"reply serial {reply_serial} is not 1..2**32-1")
+    data = msg.data
+    fields = list(msg)
+    fields[0] = data[:at] + _U32[msg.big].pack(reply_serial) + data[at + 4:]
+    fields[5] = reply_serial
+    return _new(WireMessage, fields)
 
 
 def _relay(msg: WireMessage, serial: int | None, reply_serial: int | None,
