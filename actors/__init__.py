@@ -9,6 +9,7 @@ Public API::
     ActorStats, MessageTrace, TraceEntry  # inspection
     encode, decode, wire_type, CodecError # versioned msgpack
     schedule, Timer                       # the shared timer service
+    uninterruptible                       # a section an actor kill does not cut
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
         service,
         stop,
     )
+    from actors._shield import uninterruptible
     from actors._stats import (
         ActorStats,
     )
@@ -143,11 +145,13 @@ __all__ = [
     "service",
     "stop",
     "tell",
+    "uninterruptible",
     "unregister_name",
     "wire_type",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "uninterruptible": "actors._shield",
     "stop": "actors._services",
     "service": "actors._services",
     "ServiceUnavailable": "actors._services",

@@ -32,7 +32,6 @@ process alive. Orderly stop is the supervisor's job.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import queue
 import sys
@@ -65,6 +64,7 @@ from actors._exits import (
     reason_from_exception,
 )
 from actors._names import register_name, unregister_name
+from actors._shield import Guard, install_guard, interrupt
 from actors._stats import ActorStats
 from actors._timers import Timer, schedule
 from actors._trace import MessageTrace
@@ -185,6 +185,7 @@ class Actor(pykka.ThreadingActor):
                                   name=f"{type(self).__name__}-{self.actor_urn[-8:]}")
         thread.daemon = self.use_daemon_thread
         self._thread = thread
+        self._guard = Guard()
         thread.start()
 
     def wait_started(self, timeout: float) -> bool:
@@ -210,6 +211,7 @@ class Actor(pykka.ThreadingActor):
     # ------------------------------------------------------------------ the loop
 
     def _actor_loop(self) -> None:
+        install_guard(self._guard)
         try:
             try:
                 self.on_start()
@@ -388,8 +390,9 @@ class Actor(pykka.ThreadingActor):
     def kill(self, after: float = 0.0) -> None:
         """Force the actor out: it takes no more messages and is reported ``Killed`` now.
 
-        If the thread is inside a handler, an exception is injected into it (this interrupts
-        Python code, not a blocking C call); the thread ends when the handler returns.
+        If the thread is inside a handler, an exception is raised in it (this interrupts
+        Python code, not a blocking C call; inside an `actors.uninterruptible` section it is
+        raised when the section ends); the thread ends when the handler returns.
         A killed actor can no longer save snapshots.
         """
         self._killed = True
@@ -399,9 +402,7 @@ class Actor(pykka.ThreadingActor):
         thread = self._thread
         if (thread is not None and thread.is_alive() and thread is not threading.current_thread()
                 and self._busy_since and thread.ident is not None):
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread.ident), ctypes.py_object(_ActorKilled)
-            )
+            interrupt(thread, self._guard, _ActorKilled)
         self._finish()
         self.actor_inbox.put(Envelope(Wake()))  # after _finish drained the mailbox
 

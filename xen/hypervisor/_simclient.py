@@ -25,6 +25,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from actors._shield import shielded
 from xen.hypervisor._errors import (
     ERRORS,
     HypervisorError,
@@ -323,6 +324,7 @@ class SimBackend:
                 f"the simulated hypervisor at {self._path} answered {op} with {value!r:.40}")
         return [self._decode(DomainInfo, item, op) for item in value]
 
+    @shielded  # an actor kill would leave the lock taken
     def _call(self, op: str, **args: Any) -> Any:
         deadline = time.monotonic() + self._timeout
         if not self._lock.acquire(timeout=self._timeout):

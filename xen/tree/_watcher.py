@@ -6,6 +6,9 @@ hypervisor's domain list and compares it with the last one: every domain that ap
 disappeared or changed its flags (paused, shutdown, dying) is reported to the monitor of the VM
 whose uuid is the domain's handle, as a :class:`~xen.xenvm._messages.CheckState` message. The
 monitor decides what happened from what it reads then; the event is never trusted as data.
+Events that arrive together are coalesced: an event queues one rescan unless one is already
+queued behind it, and a rescan reads the list as it is then, so it covers every event before it
+(50 domains going down at once cost a few passes over the list, not 50).
 A stub domain's changes go to its guest's monitor too (the stub has a uuid of its own; the
 watcher reads its ``target`` node once and remembers it while the stub exists), so a stub
 domain that dies alone is seen by the VM that owns it. Domains no monitor owns (dom0, ones
@@ -17,6 +20,7 @@ its watches again on the new connection.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from actors import Actor, ActorDeadError, NoSuchActor, handles, resolve, service
@@ -32,6 +36,11 @@ _TOKEN = "oxt-domain-watcher"
 Key = tuple[str, bool, bool, bool, bool]
 
 
+@dataclass(frozen=True, slots=True)
+class _Rescan:
+    """Read the domain list again (queued by the first of a run of watch events)."""
+
+
 class DomainWatcher(Actor):
     """Reports domain changes to VM monitors (see the module docstring)."""
 
@@ -43,6 +52,8 @@ class DomainWatcher(Actor):
         self.known: dict[int, Key] = {}
         self.targets: dict[int, int] = {}  # stub domain -> the guest it serves
         self.events = 0
+        self.scans = 0
+        self.rescan_queued = False
         self.token = _TOKEN
 
     def on_start(self) -> None:
@@ -60,6 +71,14 @@ class DomainWatcher(Actor):
     @handles(WatchFired)
     def _fired(self, _msg: WatchFired) -> None:
         self.events += 1
+        if not self.rescan_queued:
+            self.rescan_queued = True
+            self.actor_ref.tell(_Rescan())
+
+    @handles(_Rescan)
+    def _rescan(self, _msg: _Rescan) -> None:
+        self.rescan_queued = False
+        self.scans += 1
         hv = service(self.hypervisor_name, Hypervisor)
         now: dict[int, Key] = {}
         for info in hv.getinfolist():
@@ -101,7 +120,7 @@ class DomainWatcher(Actor):
     def snapshot(self) -> dict[str, Any]:
         """Domains seen, for inspection."""
         return {"domains": {str(d): list(k) for d, k in self.known.items()},
-                "events": self.events}
+                "events": self.events, "scans": self.scans}
 
     def _unwatch(self) -> None:
         try:

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from actors._shield import shielded
 from xen.xenstore._clientcore import (
     ClientClosed,
     ConnectionLost,
@@ -101,14 +102,9 @@ class _Slot:
 class Connection:
     """See the module docstring."""
 
-    def __init__(
-        self,
-        transport: Transport,
-        *,
-        on_event: Callable[[str, str], None],
-        on_lost: Callable[[Connection, Exception], None],
-        name: str = "xenstore",
-    ) -> None:
+    def __init__(self, transport: Transport, *, on_event: Callable[[str, str], None],
+                 on_lost: Callable[[Connection, Exception], None], name: str = "xenstore"
+                 ) -> None:
         self._transport = transport
         self._fd = transport.fileno()
         self._send_some = transport.send_some
@@ -175,6 +171,7 @@ class Connection:
 
     # ------------------------------------------------------------------ requests
 
+    @shielded  # an actor kill would leave the send lock or the read role taken
     def request(self, request: Request, tx_id: int, deadline: float) -> Packet:
         """Send ``request`` and wait for its reply until ``deadline`` (time.monotonic)."""
         serial = self._one_at_a_time
@@ -187,6 +184,7 @@ class Connection:
         finally:
             serial.release()
 
+    @shielded  # an actor kill would leave the send lock or the read role taken
     def request_many(self, requests: Sequence[Request], tx_id: int, deadline: float
                      ) -> list[Packet]:
         """Send ``requests`` one after the other without waiting in between (pipelined, at
@@ -471,6 +469,7 @@ class Connection:
 
     # ------------------------------------------------------------------ closing
 
+    @shielded  # an actor kill would leave the send lock or the read role taken
     def close(self, timeout: float = 2.0) -> None:
         """Fail what is in flight (`ClientClosed`), stop the reader, close the descriptors.
         Idempotent; safe from any thread (the reader thread itself is not joined)."""
