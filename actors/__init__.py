@@ -9,7 +9,7 @@ Public API::
     ActorStats, MessageTrace, TraceEntry  # inspection
     encode, decode, wire_type, CodecError # versioned msgpack
     schedule, Timer                       # the shared timer service
-    uninterruptible                       # a section an actor kill does not cut
+    uninterruptible, shielded             # a section (a method) an actor kill does not cut
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
         service,
         stop,
     )
-    from actors._shield import uninterruptible
+    from actors._shield import shielded, uninterruptible
     from actors._stats import (
         ActorStats,
     )
@@ -143,6 +143,7 @@ __all__ = [
     "resolve",
     "schedule",
     "service",
+    "shielded",
     "stop",
     "tell",
     "uninterruptible",
@@ -152,6 +153,7 @@ __all__ = [
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "uninterruptible": "actors._shield",
+    "shielded": "actors._shield",
     "stop": "actors._services",
     "service": "actors._services",
     "ServiceUnavailable": "actors._services",

@@ -170,5 +170,8 @@ def test_service_checks_protocols_as_isinstance_does() -> None:
             with pytest.raises(ServiceUnavailable):
                 service(names[0], _Late)  # a plain class: isinstance
     finally:
-        for name in names:
-            actors.actor_of(actors.resolve(name)).request_stop()
+        publishers = [actors.actor_of(actors.resolve(name)) for name in names]
+        for publisher in publishers:
+            publisher.request_stop()
+        for publisher in publishers:  # gone before the test ends (the suite checks)
+            assert publisher.wait_dead(10)

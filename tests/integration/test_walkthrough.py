@@ -8,6 +8,8 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,18 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
 
 
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A working directory with a short path: the bus socket's path under ./state must fit a
+    unix socket address (108 bytes), which a parallel worker's tmp_path may not leave room for."""
+    path = Path(tempfile.mkdtemp(prefix="oxt-walk-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.skipif(not (BIN / "oxt-supervisor").exists(), reason="console scripts not installed")
-def test_make_run_and_the_walkthrough(tmp_path: Path) -> None:
+def test_make_run_and_the_walkthrough(short_dir: Path) -> None:
+    tmp_path = short_dir
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     ready = tmp_path / "ready.json"
     with open(tmp_path / "supervisor.log", "w") as log:

@@ -25,7 +25,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from actors._shield import shielded
+from actors import shielded
 from xen.hypervisor._errors import (
     ERRORS,
     HypervisorError,

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from actors._shield import shielded
+from actors import shielded
 from xen.xenstore._clientcore import (
     ClientClosed,
     ConnectionLost,
