@@ -27,7 +27,8 @@ only what libxl and blkback wait for, as examples/hotplug/oxt-hotplug only repor
 Absolute times under QEMU's software emulation mean little; the ratios do.
 
 Run inside the lab's dom0 (tests/xenlab/in-dom0.sh runs it after the tests when
-``XENLAB_BENCH=1``): ``python3 benchmarks/xenlab_lifecycle.py [--rounds N]``. Elsewhere it
+``XENLAB_BENCH=1``; ``XENLAB_BENCH_ARGS`` adds arguments): ``python3
+benchmarks/xenlab_lifecycle.py [--rounds N] [--pairs bare,devices]``. Elsewhere it
 says it is skipped and exits 0. Exits non-zero only when it could not run; its lines start with
 ``OXT-XENLAB-BENCH:``.
 """
@@ -259,10 +260,13 @@ def cleanup() -> None:
                        check=False)
 
 
-def bench(xc: XcBackend, sup: Supervisor, tmp: Path, rounds: int) -> list[str]:
+def bench(xc: XcBackend, sup: Supervisor, tmp: Path, rounds: int,
+          pairs: list[str]) -> list[str]:
     lines: list[str] = []
+    chosen = [(vm, name, devices) for vm, name, devices, label in (
+        (BARE_VM, BARE_NAME, False, "bare"), (VM, NAME, True, "devices")) if label in pairs]
     with sup.control() as ctl:
-        for vm, name, devices in ((BARE_VM, BARE_NAME, False), (VM, NAME, True)):
+        for vm, name, devices in chosen:
             sides = Sides(xc, ctl, pair_of(tmp, vm, name, devices))
             try:
                 lines += sides.rounds(rounds)
@@ -277,7 +281,12 @@ def bench(xc: XcBackend, sup: Supervisor, tmp: Path, rounds: int) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pairs", default="bare,devices",
+                        help="which guests, comma-separated: bare, devices")
     args = parser.parse_args()
+    pairs = [p for p in args.pairs.split(",") if p]
+    if not pairs or set(pairs) - {"bare", "devices"}:
+        parser.error(f"--pairs: bare and/or devices, got {args.pairs!r}")
     if not HAVE_XEN:
         print("xenlab_lifecycle: skipped: not a Xen dom0 (no /dev/xen/privcmd); "
               "`XENLAB_BENCH=1 make xenlab-test` runs it inside the lab")
@@ -289,7 +298,7 @@ def main() -> int:
         xc = XcBackend()
         try:
             sup.start()
-            bench(xc, sup, Path(tmp), max(1, args.rounds))
+            bench(xc, sup, Path(tmp), max(1, args.rounds), pairs)
         except Exception as exc:  # reported, then a failure to run
             say(f"failed to run: {type(exc).__name__}: {exc}")
             return 1

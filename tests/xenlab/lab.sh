@@ -19,7 +19,8 @@
 #   XENLAB_SMP=2  XENLAB_MEM=3072  XENLAB_DOM0_MEM=1024   vcpus, QEMU RAM (MiB), dom0 RAM (MiB)
 #   XENLAB_PYTEST_ARGS="..."            extra pytest arguments inside dom0 (e.g. -x, -k name)
 #   XENLAB_BENCH=1                      also run benchmarks/xenlab_lifecycle.py after the tests
-#                                       (our stack vs xl; opt-in: about 4 more minutes)
+#                                       (our stack vs xl; opt-in: several more minutes)
+#   XENLAB_BENCH_ARGS="..."             its arguments (--rounds N, --pairs bare,devices)
 #   XENLAB_PYTHON=<python with pip>     installs the dom0's Python packages (default: .venv/bin/python)
 # Needs root (debootstrap, chroot, apt-get) and a Debian 12 host whose apt sources reach the
 # Debian archive; installs qemu-system-x86, debootstrap, cpio, busybox-static if missing.
@@ -277,6 +278,7 @@ boot() {
      benchmarks) || die "cannot pack $SRC"
   printf '%s\n' "${XENLAB_PYTEST_ARGS:-}" >"$run/out/pytest-args"
   printf '%s\n' "${XENLAB_BENCH:-0}" >"$run/out/bench"
+  printf '%s\n' "${XENLAB_BENCH_ARGS:-}" >"$run/out/bench-args"
   local args=(-accel "$accel" -cpu "$cpu" -m "$MEM" -smp "$SMP" -nographic -no-reboot
     -virtfs "local,path=$SRC,mount_tag=oxtsrc,security_model=none,readonly=on,id=oxtsrc"
     -virtfs "local,path=$run/out,mount_tag=oxtout,security_model=none,id=oxtout"
