@@ -52,10 +52,11 @@ $(STAMP): setup.cfg pyproject.toml | debs
 	touch $(STAMP)
 
 # Real Xen 4.17 + a Debian dom0 in QEMU; runs the xc backend's, the xenstore client's, the PV
-# builder's and the supervisor's tests inside dom0 (docs/xenlab.md). Root; 8-12 min once built
-# (cached; more on a loaded host), +1 min to build.
-# `make test` runs the lab too on an x86-64 host (8-12 min once the cache is built);
-# XENLAB=0 skips it (say so: it is the proof of the xc backend on real Xen).
+# builder's and the supervisor's tests inside dom0 (docs/xenlab.md). Root; 9-10 min once built
+# on a quiet host (16 min before the speed-ups of docs/xenlab.md "Timings"; 4-5x more at load
+# 10), +1 min to build. XENLAB_BENCH=1: then the benchmark against xl (opt-in).
+# `make test` runs the lab too on an x86-64 host; XENLAB=0 skips it (say so: it is the proof
+# of the xc backend on real Xen).
 xenlab:
 	@if [ "$${XENLAB:-1}" = 0 ]; then echo "xenlab: skipped (XENLAB=0)"; \
 	elif [ "$$(uname -m)" != x86_64 ]; then echo "xenlab: skipped (needs an x86-64 host)"; \

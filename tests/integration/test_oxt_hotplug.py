@@ -121,6 +121,19 @@ def test_a_vif_goes_on_the_bridge_then_reports_its_interface(host: Host) -> None
     assert host.read(f"{VIF_REPORT}/hotplug") is None and host.read(f"{VIF_REPORT}/vif") is None
 
 
+def test_a_vif_script_of_our_choice_replaces_vif_bridge(host: Host) -> None:
+    (host.scripts / "quick-vif").write_text(STANDIN)
+    (host.scripts / "quick-vif").chmod(0o755)
+    host.tool("xenstore-write", VIF_REPORT, "")
+    done = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=TIMEOUT,
+                          check=False, env={**host.env(ACTION="online", XENBUS_TYPE="vif",
+                                                       XENBUS_PATH=VIF, vif="vif5.0"),
+                                            "OXT_VIF_SCRIPT": str(host.scripts / "quick-vif")})
+    assert done.returncode == 0, done.stderr
+    assert host.calls() == [f"quick-vif online type_if=vif vif=vif5.0 XENBUS_PATH={VIF}"]
+    assert host.read(f"{VIF_REPORT}/hotplug") == "online"
+
+
 def test_a_vif_whose_backend_a_teardown_removed_only_loses_its_report(host: Host) -> None:
     host.tool("xenstore-write", f"{VIF_REPORT}/hotplug", "online", f"{VIF_REPORT}/vif", "vif5.0")
     host.event(ACTION="offline", XENBUS_TYPE="vif", XENBUS_PATH=VIF, vif="vif5.0")

@@ -15,10 +15,12 @@
 #   XENLAB_CACHE=/var/cache/oxt-xenlab  artefacts (debs, rootfs, kernel, xen, initramfs) + runs/
 #   XENLAB_SRC=<this checkout>          the tree dom0 tests (9p, read-only)
 #   XENLAB_ACCEL=auto|kvm|tcg           auto: kvm only if a plain Linux boots under it (probe cached)
-#   XENLAB_TIMEOUT=1500                 seconds for boot + tests before QEMU is killed
+#   XENLAB_TIMEOUT=3000                 seconds for boot + tests before QEMU is killed
 #   XENLAB_SMP=2  XENLAB_MEM=3072  XENLAB_DOM0_MEM=1024   vcpus, QEMU RAM (MiB), dom0 RAM (MiB)
 #   XENLAB_PYTEST_ARGS="..."            extra pytest arguments inside dom0 (e.g. -x, -k name)
-#   XENLAB_BENCH=0                      skip benchmarks/xenlab_lifecycle.py (run after the tests)
+#   XENLAB_BENCH=1                      also run benchmarks/xenlab_lifecycle.py after the tests
+#                                       (our stack vs xl; opt-in: several more minutes)
+#   XENLAB_BENCH_ARGS="..."             its arguments (--rounds N, --pairs bare,devices)
 #   XENLAB_PYTHON=<python with pip>     installs the dom0's Python packages (default: .venv/bin/python)
 # Needs root (debootstrap, chroot, apt-get) and a Debian 12 host whose apt sources reach the
 # Debian archive; installs qemu-system-x86, debootstrap, cpio, busybox-static if missing.
@@ -28,7 +30,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=${XENLAB_SRC:-$(cd "$HERE/../.." && pwd)}
 CACHE=${XENLAB_CACHE:-/var/cache/oxt-xenlab}
 ACCEL=${XENLAB_ACCEL:-auto}
-TIMEOUT=${XENLAB_TIMEOUT:-1500}
+TIMEOUT=${XENLAB_TIMEOUT:-3000}
 SMP=${XENLAB_SMP:-2}
 MEM=${XENLAB_MEM:-3072}
 DOM0_MEM=${XENLAB_DOM0_MEM:-1024}
@@ -141,8 +143,23 @@ pylib() {
 }
 
 # ------------------------------------------------------------------------ the PV guest
+vmlinux_of() {  # vmlinux_of BZIMAGE: its payload (x86 boot protocol >= 2.08), unpacked, on stdout
+  local setup offset length
+  setup=$(od -An -tu1 -j $((0x1f1)) -N1 "$1" | tr -d ' ')
+  [ "$setup" = 0 ] && setup=4
+  read -r offset length < <(od -An -tu4 -j $((0x248)) -N8 "$1")
+  [ -n "$length" ] && [ "$length" -gt 0 ] || return 1
+  tail -c +$(( (setup + 1) * 512 + offset + 1 )) "$1" | head -c "$length" >vmlinux.payload
+  xz -dc --single-stream vmlinux.payload >vmlinux.elf 2>/dev/null ||
+    zcat vmlinux.payload >vmlinux.elf 2>/dev/null || zstd -dcq vmlinux.payload >vmlinux.elf
+  local ok=1
+  [ "$(head -c 4 vmlinux.elf | od -An -tx1 | tr -d ' ')" = 7f454c46 ] && cat vmlinux.elf && ok=0
+  rm -f vmlinux.payload vmlinux.elf
+  return $ok
+}
+
 guest() {
-  local want; want=$(key "$HERE/guest-init.sh" boot/vmlinuz /bin/busybox)
+  local want; want=$(key "$HERE/guest-init.sh" boot/vmlinuz /bin/busybox vmlinux-elf)
   [ "$(cat guest/.oxt-key 2>/dev/null)" = "$want" ] && return
   say "building the PV guest (Debian kernel + busybox initramfs)"
   rm -rf guest ginit && mkdir -p guest ginit/bin ginit/proc ginit/sys ginit/dev ginit/lib/modules
@@ -154,8 +171,14 @@ guest() {
   done
   install -m 0755 "$HERE/guest-init.sh" ginit/init
   (cd ginit && find . | cpio -o -H newc --quiet | gzip -9) >guest/initrd.gz
-  cp boot/vmlinuz guest/vmlinuz
   rm -rf ginit
+  # the kernel as the ELF inside the bzImage (its xz payload, unpacked once here): a domain
+  # builder (libxenguest, ours and xl's alike) then loads it as it is instead of unpacking
+  # 8 MB of xz to 66 MB at every build, seconds under QEMU's emulation
+  if ! vmlinux_of boot/vmlinuz >guest/vmlinux; then
+    say "could not unpack the kernel's payload: the guests boot the bzImage (slower builds)"
+    cp boot/vmlinuz guest/vmlinux
+  fi
   echo "$want" >guest/.oxt-key
 }
 
@@ -184,6 +207,10 @@ dom0_initramfs() {
   chroot stage depmod "$kver"
   local site=stage/usr/local/lib/python3.11/dist-packages   # on Debian python3's sys.path
   mkdir -p "$site" && cp -a pylib/. "$site/" && rm -f "$site/.oxt-key"
+  # their bytecode, made by the dom0's own python3: without it every Python process in dom0
+  # compiles pytest, hypothesis, cffi's pycparser... from source again (seconds each, emulated)
+  chroot stage python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+      /usr/local/lib/python3.11/dist-packages >/dev/null || say "WARNING: compileall failed"
   mkdir -p stage/xenlab
   cp -a guest stage/xenlab/guest && rm -f stage/xenlab/guest/.oxt-key
   cp "$HERE/guest.cfg" "$HERE/guest-pvh.cfg" stage/xenlab/guest/
@@ -238,8 +265,20 @@ boot() {
   run=$CACHE/runs/$(date +%Y%m%d-%H%M%S)
   mkdir -p "$run/out"
   ln -sfn "$run" "$CACHE/runs/last"
+  # the checkout's bytecode, made here in seconds (in-dom0.sh copies it with the sources): the
+  # dom0's python3 (3.11, as the venv's) then loads it instead of compiling every module under
+  # emulation; a pyc whose source changed since is recompiled there, as anywhere
+  local py=${XENLAB_PYTHON:-$SRC/.venv/bin/python}
+  [ -x "$py" ] || py=python3
+  (cd "$SRC" && "$py" -m compileall -q -j 0 actors supervision xen rpc persistence tests \
+     benchmarks >/dev/null 2>&1) || say "compileall of $SRC failed: dom0 compiles the modules"
+  # the checkout (uncommitted changes included) as one file for in-dom0.sh to unpack
+  [ "$mode" = shell ] || (cd "$SRC" && tar -cf "$run/out/src.tar" --exclude='*.egg-info' --exclude=.pytest_cache \
+     setup.cfg pyproject.toml ruff.toml actors supervision xen rpc persistence tests examples \
+     benchmarks) || die "cannot pack $SRC"
   printf '%s\n' "${XENLAB_PYTEST_ARGS:-}" >"$run/out/pytest-args"
-  printf '%s\n' "${XENLAB_BENCH:-1}" >"$run/out/bench"
+  printf '%s\n' "${XENLAB_BENCH:-0}" >"$run/out/bench"
+  printf '%s\n' "${XENLAB_BENCH_ARGS:-}" >"$run/out/bench-args"
   local args=(-accel "$accel" -cpu "$cpu" -m "$MEM" -smp "$SMP" -nographic -no-reboot
     -virtfs "local,path=$SRC,mount_tag=oxtsrc,security_model=none,readonly=on,id=oxtsrc"
     -virtfs "local,path=$run/out,mount_tag=oxtout,security_model=none,id=oxtout"

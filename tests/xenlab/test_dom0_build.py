@@ -50,14 +50,14 @@ from xen.xenstore import XenstoreClient
 pytestmark = on_xen
 
 GUEST_DIR = Path(os.environ.get("OXT_LAB_GUEST_DIR", "/xenlab/guest"))
-KERNEL, RAMDISK = str(GUEST_DIR / "vmlinuz"), str(GUEST_DIR / "initrd.gz")
+KERNEL, RAMDISK = str(GUEST_DIR / "vmlinux"), str(GUEST_DIR / "initrd.gz")
 CMDLINE = "console=hvc0 rdinit=/init quiet"
 #: A panicking Linux PV guest (6.1) waits for panic_timeout, then reboots with reason crash;
 #: with ``xen_legacy_crash`` it reports SHUTDOWN_crash to Xen at once, as older kernels did.
 CRASH_CMDLINE = CMDLINE + " xen_legacy_crash"
 MIB = 1024
 #: Seconds for the guest's kernel to boot to its hello line under TCG (xl's guest: ~10-25 s).
-HELLO_TIMEOUT = 90.0
+HELLO_TIMEOUT = 240.0  # a bound: 8-25 s on a quiet host, 80+ s at load 8-9
 
 _names = itertools.count(1)
 
@@ -168,7 +168,7 @@ def destroy_and_check_clean(xc: XcBackend, xs: XenstoreClient, ex: PlanExecutor,
           f"{time.monotonic() - t0:.2f} s")
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_our_stack_builds_a_pv_guest_that_boots(stack: tuple[XcBackend, XenstoreClient,
                                                               PlanExecutor, list[Built]]) -> None:
     xc, xs, ex, built = stack
@@ -217,7 +217,7 @@ def test_our_stack_builds_a_pv_guest_that_boots(stack: tuple[XcBackend, Xenstore
     destroy_and_check_clean(xc, xs, ex, b)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_a_built_guest_crashes_on_request_and_is_destroyed(
         stack: tuple[XcBackend, XenstoreClient, PlanExecutor, list[Built]]) -> None:
     """control/sysrq = "c": the guest's kernel panics, Xen records a crash."""
@@ -238,7 +238,7 @@ def test_a_built_guest_crashes_on_request_and_is_destroyed(
     destroy_and_check_clean(xc, xs, ex, b)
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_our_stack_builds_a_pvh_guest_that_boots(
         stack: tuple[XcBackend, XenstoreClient, PlanExecutor, list[Built]]) -> None:
     """The same kernel as a PVH guest: created HVM (local APIC only, HAP), HAP pool from
@@ -283,8 +283,12 @@ def test_our_stack_builds_a_pvh_guest_that_boots(
              "the PVH guest's kernel writes its control features")
     # the guest's PV drivers take the request: the kernel acknowledges (clears the node)
     ex.run(plan_shutdown_request(domid, ShutdownReason.POWEROFF, hvm=False))
+    # the kernel takes the request and runs the init's poweroff helper, which says so
+    wait_for(lambda: xc.getinfo(domid).shutdown or "poweroff requested" in
+             b.console_log.read_text(errors="replace"), 60,
+             "the PVH guest acknowledges the request (its poweroff helper runs)", interval=0.5)
     try:
-        wait_for(lambda: xc.getinfo(domid).shutdown, 20, "the PVH guest powers off")
+        wait_for(lambda: xc.getinfo(domid).shutdown, 5, "the PVH guest powers off")
         how = "powered itself off"
     except AssertionError:
         # Without ACPI tables (we build none) a PVH kernel has no way to power off: it halts

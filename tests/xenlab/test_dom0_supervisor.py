@@ -62,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GUEST_DIR = Path(os.environ.get("OXT_LAB_GUEST_DIR", "/xenlab/guest"))
 VM = "00000000-0000-4000-8000-00000000b001"
 NAME = "oxt-sup-guest"
-HELLO_TIMEOUT = 90.0
+HELLO_TIMEOUT = 240.0  # a bound: 8-25 s on a quiet host, 80+ s at load 8-9
 TASK_TIMEOUT = 120.0
 #: The guest's devices: a file-backed disk (loop device, blkback) and a vif on the bridge
 #: in-dom0.sh sets up (netback; Xen's vif-bridge puts it there); the guest's init prints
@@ -89,7 +89,7 @@ class Supervisor:
         cmdline = (f"console=hvc0 rdinit=/init quiet oxt.disk={DISK} oxt.nic={NIC} "
                    f"oxt.ip={GUEST_IP}/24 oxt.ping={DOM0_IP}")
         (state / "vm.cfg").write_text(
-            f"name = {NAME}\nmemory = 128\nvcpus = 1\nkernel = {GUEST_DIR / 'vmlinuz'}\n"
+            f"name = {NAME}\nmemory = 128\nvcpus = 1\nkernel = {GUEST_DIR / 'vmlinux'}\n"
             f"initrd = {GUEST_DIR / 'initrd.gz'}\ncmdline = {cmdline}\n"
             f"disk = {self.disk}:file:{DISK}:w:disk\nnic = id=0,network={BRIDGE}\n"
             "on_poweroff = destroy\non_reboot = restart\non_crash = restart\n")
@@ -114,6 +114,19 @@ config = "{state / 'vm.cfg'}"
         self.info: dict[str, object] = {}
 
     def start(self) -> None:
+        """Start oxt-supervisor and wait for its ready file. Once more if it did not start:
+        its workers' start bound (5 s, OTP's) was overrun once on an emulated host at load 8-9
+        (the identity service's bus connection); the first failure is printed (``SUP:``)."""
+        try:
+            self._start()
+        except AssertionError as exc:
+            last = str(exc).strip().splitlines()
+            print(f"\nSUP: WARNING oxt-supervisor did not start: "
+                  f"{last[-1] if last else exc}; starting it again")
+            self.stop()
+            self._start()
+
+    def _start(self) -> None:
         ready = self.state / "ready.json"
         ready.unlink(missing_ok=True)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -123,7 +136,7 @@ config = "{state / 'vm.cfg'}"
                  "--ready-file", str(ready)],
                 stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, cwd=ROOT)
         proc = self.proc
-        wait_for(lambda: ready.exists() or proc.poll() is not None, 90,
+        wait_for(lambda: ready.exists() or proc.poll() is not None, 180,
                  "oxt-supervisor ready", interval=0.2)
         assert ready.exists(), self.log_tail()
         self.info = json.loads(ready.read_text())
@@ -163,8 +176,11 @@ config = "{state / 'vm.cfg'}"
                 self.proc.wait(10)
 
 
-@pytest.fixture
-def sup(tmp_path: Path) -> Iterator[Supervisor]:
+@pytest.fixture(scope="module")
+def sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
+    """One supervisor for the module's tests (its start is tens of seconds under emulation);
+    the first test finds the VM shut down, each test leaves it so."""
+    tmp_path = tmp_path_factory.mktemp("sup")
     s = Supervisor(tmp_path)
     s.start()
     try:
@@ -279,16 +295,31 @@ def blocked_tasks_if_stuck(domid: int, after: float) -> threading.Timer:
 
 
 def running_domid(sup: Supervisor) -> int | None:
-    """The VM's domid when it is running, else None (also while its monitor restarts)."""
+    """The VM's domid when it is running, else None (also while its monitor restarts). Asked
+    on the control socket: a poll need not start a Python process per question as xenvm-cmd
+    does (seconds each under emulation); the tasks themselves go through xenvm-cmd."""
     try:
-        if sup.xenvm_cmd("get-status") != "running":
-            return None
-        return int(sup.xenvm_cmd("get-domid"))
-    except (AssertionError, ValueError):
+        with sup.control() as ctl:
+            if ctl.call("vm.task", uuid=VM, task="get-status", params={}, timeout=10,
+                        wait=20) != "running":
+                return None
+            return int(ctl.call("vm.task", uuid=VM, task="get-domid", params={}, timeout=10,
+                                wait=20))
+    except (ControlError, OSError, ValueError, TypeError):
         return None
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(480)  # with the module's supervisor start: 20 s, 115 s on a loaded host
+def test_xenvm_cmd_errors_name_what_failed(sup: Supervisor) -> None:
+    with pytest.raises(AssertionError, match="not allowed in state shutdown"):
+        sup.xenvm_cmd("pause")
+    with pytest.raises(ControlError):
+        with sup.control() as ctl:
+            ctl.call("vm.task", uuid=VM, task="no-such-task", params={}, timeout=10, wait=20)
+    assert sup.xenvm_cmd("get-status") == "shutdown"
+
+
+@pytest.mark.timeout(1800)  # 250 s on a quiet host
 def test_the_supervisor_runs_the_guest_through_its_life(sup: Supervisor) -> None:
     hellos = hello_count()
     assert sup.xenvm_cmd("get-status") == "shutdown"
@@ -315,11 +346,15 @@ def test_the_supervisor_runs_the_guest_through_its_life(sup: Supervisor) -> None
     with sup.control() as ctl:
         seq = ctl.call("log.tail", n=1)[-1]["seq"]
         ctl.call("crash", path=f"/vms/{VM}")
+
+    def crashed() -> bool:  # the crash is asynchronous: its event comes after the call
+        with sup.control() as ctl:
+            return any(e["kind"] == "crashed" and e["path"] == f"/vms/{VM}"
+                       for e in ctl.call("log.tail", n=200) if e["seq"] > seq)
+
+    wait_for(crashed, 30, "the VM monitor's crash in the supervisor's log", interval=0.2)
     wait_for(lambda: running_domid(sup) is not None, 30, "the restarted monitor answers",
              interval=0.2)
-    with sup.control() as ctl:
-        events = [e for e in ctl.call("log.tail", n=200) if e["seq"] > seq]
-    assert any(e["kind"] == "crashed" and e["path"] == f"/vms/{VM}" for e in events), events
     assert int(sup.xenvm_cmd("get-domid")) == domid and xl_domids(NAME) == [domid]
     print(f"SUP: VM monitor crashed and restarted: adopted domain {domid} (still the only one)")
 
@@ -339,8 +374,9 @@ def test_the_supervisor_runs_the_guest_through_its_life(sup: Supervisor) -> None
     mark = len(console_text())
     sup.xenvm_cmd("reboot")
     wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"rebooted domain {domid} gone")
-    wait_for(lambda: sup.xenvm_cmd("get-status") == "running", 120,
+    wait_for(lambda: running_domid(sup) not in (None, domid), 120,
              "the VM running again after its reboot", interval=1.0)
+    assert sup.xenvm_cmd("get-status") == "running"
     old, domid = domid, int(sup.xenvm_cmd("get-domid"))
     assert domid != old and xl_domids(NAME) == [domid]
     wait_for(lambda: hello_since(mark), HELLO_TIMEOUT, "the guest's hello after reboot",
@@ -412,12 +448,3 @@ def assert_clean(domid: int, sup: Supervisor, *, vm: bool = True, loops: int = 0
     assert not Path(f"/sys/class/net/vif{domid}.0").exists()
     wait_for(lambda: len(loops_of(sup.disk)) == loops, 10,
              f"{loops} loop device(s) on the disk image")
-
-
-@pytest.mark.timeout(240)  # the supervisor's start: 20 s, 115 s on a loaded host
-def test_xenvm_cmd_errors_name_what_failed(sup: Supervisor) -> None:
-    with pytest.raises(AssertionError, match="not allowed in state shutdown"):
-        sup.xenvm_cmd("pause")
-    with pytest.raises(ControlError):
-        with sup.control() as ctl:
-            ctl.call("vm.task", uuid=VM, task="no-such-task", params={}, timeout=10, wait=20)

@@ -155,7 +155,7 @@ def test_xl_created_domain_through_its_life(xc: XcBackend,
         xc.pause(guest.domid)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(480)
 def test_the_guest_really_runs(xc: XcBackend, xl_guest: Callable[..., Guest]) -> None:
     """The unpaused guest boots its kernel and prints on its console (xenconsoled's log)."""
     guest = xl_guest()
@@ -163,7 +163,7 @@ def test_the_guest_really_runs(xc: XcBackend, xl_guest: Callable[..., Guest]) ->
     log = Path(f"/var/log/xen/console/guest-{guest.name}.log")
     t0 = time.monotonic()
     wait_for(lambda: log.exists() and "OXT-XENLAB-GUEST" in log.read_text(errors="replace"),
-             50, f"the guest's hello in {log}", interval=0.5)
+             240, f"the guest's hello in {log}", interval=0.5)  # 8-25 s quiet, 80+ s at load 10
     (hello,) = re.findall(r"OXT-XENLAB-GUEST: .*", log.read_text(errors="replace"))
     print(f"\nXC: guest {guest.domid} console after {time.monotonic() - t0:.1f} s: {hello}")
     info = xc.getinfo(guest.domid)
