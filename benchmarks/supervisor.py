@@ -100,6 +100,15 @@ def echo_rtt(n: int) -> float:
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
+    median = _echo_median(path, n)
+    t.join(5)
+    srv.close()
+    os.unlink(path)
+    return median
+
+
+def _echo_median(path: str, n: int) -> float:
+    """Median round trip of ``n`` 64-byte messages to the echo at ``path``, seconds."""
     cli = socket.socket(socket.AF_UNIX)
     cli.connect(path)
     samples = []
@@ -109,9 +118,6 @@ def echo_rtt(n: int) -> float:
         cli.recv(4096)
         samples.append(time.perf_counter() - t0)
     cli.close()
-    t.join(5)
-    srv.close()
-    os.unlink(path)
     return statistics.median(samples)
 
 
@@ -134,20 +140,12 @@ def echo_rtt_process(procs: Processes, n: int) -> float:
     proc = procs.spawn([sys.executable, "-c", _ECHO_SERVER, path], stdout=subprocess.PIPE)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-        cli = socket.socket(socket.AF_UNIX)
-        cli.connect(path)
-        samples = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            cli.sendall(b"x" * 64)
-            cli.recv(4096)
-            samples.append(time.perf_counter() - t0)
-        cli.close()
+        median = _echo_median(path, n)
         proc.wait(10)
     finally:
         procs.stop(proc)
         Path(path).unlink(missing_ok=True)
-    return statistics.median(samples)
+    return median
 
 
 def main() -> int:
