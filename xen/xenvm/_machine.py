@@ -122,7 +122,7 @@ class VmMachine:
             raise TaskError(str(exc)) from None
 
     def _go(self, event: lc.Event, *, durable: bool = True) -> None:
-        """Apply ``event``; ``durable=False``: the next change saves it (nothing between)."""
+        """Apply ``event``; ``durable=False``: the next change saves it (docs/xenvm.md)."""
         old = self.state
         self.state = next_state(self.state, event)
         if self.state is not old:
@@ -210,7 +210,7 @@ class VmMachine:
         try:
             self.domain.build(cfg, self._cancel, self._created, source)
             if source is None:
-                self._go(lc.DomainBuilt())
+                self._go(lc.DomainBuilt(), durable=False)  # no recovery tells it apart
             self.domain.plug_devices(self.domid, cfg, self._cancel, self._stub_created)
             self._go(lc.DevicesAdded(), durable=not paused)
             if not paused:
