@@ -52,9 +52,9 @@ $(STAMP): setup.cfg pyproject.toml | debs
 	touch $(STAMP)
 
 # Real Xen 4.17 + a Debian dom0 in QEMU; runs the xc backend's, the xenstore client's, the PV
-# builder's and the supervisor's tests inside dom0 (docs/xenlab.md). Root; 9-10 min once built
-# on a quiet host (16 min before the speed-ups of docs/xenlab.md "Timings"; 4-5x more at load
-# 10), +1 min to build. XENLAB_BENCH=1: then the benchmark against xl (opt-in).
+# builder's and the supervisor's tests inside dom0 (docs/xenlab.md). Root; 6-10 min once built
+# on a quiet host (363 s and 397 s in fresh-clone CI runs; 16 min before the speed-ups of
+# docs/xenlab.md "Timings"; 4-5x more at load 10), +1 min to build. XENLAB_BENCH=1: then the benchmark against xl (opt-in).
 # `make test` runs the lab too on an x86-64 host; XENLAB=0 skips it (say so: it is the proof
 # of the xc backend on real Xen).
 xenlab:
