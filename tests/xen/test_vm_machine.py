@@ -14,7 +14,7 @@ import pytest
 
 from actors import decode, encode
 from tests.xen.recording import UUID, RecordingHypervisor, RecordingXenstore, config, env
-from xen.hypervisor import Unsupported
+from xen.hypervisor import InvalidArgument, Unsupported
 from xen.xenops import (
     BootImage,
     Kind,
@@ -129,10 +129,19 @@ def test_the_xc_builder_refuses_what_it_cannot_do_before_opening_xen() -> None:
     with pytest.raises(Unsupported, match=r"restoring a domain on the xc backend"):
         builder.restore(5, io.BytesIO(), MEMORY)
     hvm = build_memory(hvm=True, vcpus=1, static_max_kib=262144, target_kib=262144)
-    with pytest.raises(Unsupported, match=r"HVM guest on the xc backend .* PV guests only"):
+    with pytest.raises(Unsupported, match=r"HVM guest on the xc backend .* PV and PVH guests"):
         builder.build(5, BootImage("/usr/lib/xen/boot/hvmloader"), hvm)
+    with pytest.raises(InvalidArgument, match=r"PVH guest is built into an HVM domain"):
+        builder.build(5, BootImage("/boot/vmlinuz", pvh=True), MEMORY)
     assert calls == [] and opened == []
     builder.close()  # nothing opened: nothing to close
+
+
+def test_the_sim_builder_refuses_a_pvh_image_for_a_pv_domain() -> None:
+    with pytest.raises(InvalidArgument, match=r"PVH guest is built into an HVM domain"):
+        SimBuilder().build(5, BootImage("/boot/vmlinuz", pvh=True), MEMORY)
+    hvm = build_memory(hvm=True, vcpus=1, static_max_kib=262144, target_kib=262144)
+    assert SimBuilder().build(5, BootImage("/boot/vmlinuz", pvh=True), hvm).store_port > 0
 
 
 # ------------------------------------------------------------------ the machine, recording

@@ -19,9 +19,10 @@ to the service, or unsupported by our monitor). Choices that are ours:
 * platform flags (``pae acpi apic viridian hap nx``) are written only when the database sets
   them, so unset ones take the monitor's defaults, as unset ones took the original domain
   tool's; ``hpet`` is always written (default true), ``timer-mode`` (HVM) as its number.
-* ``pvh`` is built as PV (our domain builder has no PVH mode; noted); ``kernel``, ``initrd``
-  and ``cmdline`` are for PV guests (an unset kernel is ``/tmp/kernel-<uuid>``, where xenmgr
-  extracts one); ``display`` is always ``none`` (the original never ran VNC either).
+* ``pvh`` is our monitor's ``pvh = true`` (an HVM container booted straight into its kernel,
+  no device model); ``kernel``, ``initrd`` and ``cmdline`` are for PV and PVH guests (an
+  unset kernel is ``/tmp/kernel-<uuid>``, where xenmgr extracts one); ``display`` is always
+  ``none`` (the original never ran VNC either).
 * nics get their MAC explicitly: the configured one or xenmgr's default MAC, so the guest's
   MAC is the one the ``mac`` property shows (our monitor's own derivation differs).
 * a stub domain (HVM with ``stubdom``) gets a uuid derived from the VM's (:func:`stubdom_uuid`)
@@ -179,11 +180,10 @@ class _Builder:
             self.add("name", self.text("name"), "name")
         self.add("startup", "shutdown", "")
         virt = self.get("config/virt-type") or "pv"
-        if virt == "pvh":
-            self.note("config/virt-type = 'pvh': built as a PV guest (our domain builder has no "
-                      "PVH mode)")
         hvm = virt == "hvm"
         self.add("hvm", hvm, "config/virt-type")
+        if virt == "pvh":
+            self.add("pvh", True, "config/virt-type")
         for action, value in (("on_poweroff", "destroy"), ("on_reboot", "restart"),
                               ("on_crash", "destroy")):
             self.add(action, value, "")

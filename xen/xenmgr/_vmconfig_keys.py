@@ -121,7 +121,7 @@ TRANSLATION: Mapping[str, Rule] = MappingProxyType({
     "firewall-rule/*/extra": _svc("network firewall rules for the network daemon"),
     "productproperty": _svc("OVF product properties"),
     "config/notify": _m("notify"),
-    "config/virt-type": _m("hvm = true for hvm; pv and pvh are built as PV (no PVH builder)"),
+    "config/virt-type": _m("hvm = true for hvm, pvh = true for pvh"),
     "config/hvm": _svc("legacy, replaced by virt-type; read by nothing"),
     "config/debug": _svc("set by templates, read by nothing"),
     "config/startup": _svc("legacy; the translation always writes startup = shutdown"),

@@ -26,14 +26,16 @@ their default paths, as an OpenXT dom0 does; any other file must exist): rings g
 numbers derived from the domid and the memory section is empty (a restore refuses a section
 that is not).
 
-:class:`XcBuilder` is real Xen's: it builds **PV** guests with libxenguest's ``xc_dom_*``
-through the xc backend (``xen.xc.XcBackend.build_guest``: two unbound event channels for
-xenstored and xenconsoled in dom0, the kernel and ramdisk loaded, ``memory.build_start_mib``
-populated, the grant entries of both rings seeded) and returns the rings' machine frames and
-ports. It opens its own libxenctrl handle on first use (``open_backend``, by default
-``xen.xc.XcBackend()``; cffi is loaded only then) and serialises builds on it. What it does not
-do raises ``Unsupported`` naming what is missing, before touching the domain: HVM guests
-(hvmloader and a device model; PVH neither), save and restore (``xc_domain_save`` /
+:class:`XcBuilder` is real Xen's: it builds **PV** and **PVH** guests (``BootImage.pvh``: the
+kernel booted straight in an HVM container, no firmware, no ACPI tables) with libxenguest's
+``xc_dom_*`` through the xc backend (``xen.xc.XcBackend.build_guest``: two unbound event
+channels for xenstored and xenconsoled in dom0, the kernel and ramdisk loaded,
+``memory.build_start_mib`` populated, the grant entries of both rings seeded) and returns the
+rings' frames and ports. Both builders refuse a PVH image for a domain sized as PV. It opens
+its own libxenctrl handle on first use (``open_backend``, by default ``xen.xc.XcBackend()``;
+cffi is loaded only then) and serialises builds on it. What it does not do raises
+``Unsupported`` naming what is missing, before touching the domain: HVM guests (hvmloader,
+ACPI tables and a device model), save and restore (``xc_domain_save`` /
 ``xc_domain_restore`` are not bound).
 
 :class:`UnsupportedBuilder` refuses everything (a host where nothing may be built); domains
@@ -87,11 +89,20 @@ logger = logging.getLogger("xenops.build")
 
 @dataclass(frozen=True, slots=True)
 class BootImage:
-    """What a build loads: the kernel (hvmloader for an HVM guest), ramdisk, command line."""
+    """What a build loads: the kernel (hvmloader for an HVM guest), ramdisk, command line;
+    ``pvh`` for a PVH guest's kernel, booted straight in an HVM container (no firmware)."""
 
     kernel: str
     ramdisk: str | None = None
     cmdline: str = ""
+    pvh: bool = False
+
+
+def _check_container(image: BootImage, memory: BuildMemory) -> None:
+    """Refuse (`InvalidArgument`) a PVH image for a domain sized as PV: a PVH guest is built
+    into an HVM container."""
+    if image.pvh and not memory.hvm:
+        raise InvalidArgument("a PVH guest is built into an HVM domain (this one is PV)")
 
 
 class Builder(Protocol):
@@ -124,6 +135,7 @@ class SimBuilder:
 
     def build(self, domid: int, image: BootImage, memory: BuildMemory) -> BuildResult:
         """Hand out the store and console rings of ``domid``."""
+        _check_container(image, memory)
         return _sim_rings(domid)
 
     def save(self, domid: int, out: IO[bytes], suspend: Callable[[], None]) -> None:
@@ -180,23 +192,26 @@ class XcBuilder:
         self._lock = threading.Lock()
 
     def build(self, domid: int, image: BootImage, memory: BuildMemory) -> BuildResult:
-        """Load the PV ``image`` into ``domid``; its rings (machine frames and ports)."""
-        if memory.hvm:
+        """Load the PV or PVH ``image`` into ``domid``; its rings (machine frames and ports
+        for PV, guest frames for PVH)."""
+        if memory.hvm and not image.pvh:
             raise Unsupported("not implemented: building an HVM guest on the xc backend "
-                              "(hvmloader, ACPI tables and a device model in dom0; "
-                              "XcBackend.build_guest builds PVH, but a VM config has no PVH "
-                              "type yet); PV guests only")
+                              "(hvmloader, ACPI tables and a device model in dom0); PV and "
+                              "PVH guests only")
+        _check_container(image, memory)
         from xen.xc import GuestImage
 
         guest = GuestImage(kernel=image.kernel, ramdisk=image.ramdisk, cmdline=image.cmdline,
-                           memory_mib=memory.build_start_mib, vcpus=memory.vcpus)
+                           memory_mib=memory.build_start_mib, vcpus=memory.vcpus,
+                           pvh=image.pvh)
         t0 = time.monotonic()
         with self._lock:
             if self._backend is None:
                 self._backend = self._open()
             rings = self._backend.build_guest(domid, guest)
-        logger.info("built PV domain %d from %s (%d MiB, %d vcpus) in %.2f s: store mfn %#x "
-                    "port %d, console mfn %#x port %d", domid, image.kernel,
+        logger.info("built %s domain %d from %s (%d MiB, %d vcpus) in %.2f s: store mfn %#x "
+                    "port %d, console mfn %#x port %d", "PVH" if image.pvh else "PV", domid,
+                    image.kernel,
                     memory.build_start_mib, memory.vcpus, time.monotonic() - t0,
                     rings.store_mfn, rings.store_port, rings.console_mfn, rings.console_port)
         return BuildResult(store_mfn=rings.store_mfn, store_port=rings.store_port,

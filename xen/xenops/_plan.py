@@ -241,14 +241,16 @@ class BuildResult:
 
 
 def plan_build_post(
-    domid: int, uuid: str, memory: BuildMemory, built: BuildResult, *, timeoffset: str = "0"
+    domid: int, uuid: str, memory: BuildMemory, built: BuildResult, *, timeoffset: str = "0",
+    firmware: bool | None = None,
 ) -> Plan:
     """After the builder: memory, store and console keys in one transaction, then INTRODUCE.
 
     The console keys are what xenconsoled reads for a domain's first console
     (``console/ring-ref``, ``console/port``, and ``console/type`` = ``xenconsoled``, as libxl
     writes); INTRODUCE makes xenstored map the store ring and fire ``@introduceDomain``, on
-    which xenconsoled (and our domain watcher) look the new domain up."""
+    which xenconsoled (and our domain watcher) look the new domain up. ``firmware`` (default:
+    an HVM domain has it) writes hvmloader's keys; a PVH guest, HVM without firmware, has none."""
     dom = domain_path(domid)
     entries = [
         ("memory/static-max", str(memory.static_max_kib)),
@@ -262,7 +264,7 @@ def plan_build_post(
         ("console/ring-ref", str(built.console_mfn)),
         ("console/type", "xenconsoled"),
     ]
-    if memory.hvm:
+    if (memory.hvm if firmware is None else firmware):
         entries += [("hvmloader/bios", "seabios"), ("hvmloader/seabios-legacy-load-roms", "1")]
     steps: list[Atomic] = [Transaction(tuple(Write(f"{dom}/{k}", v) for k, v in entries))]
     if memory.hvm:

@@ -79,6 +79,7 @@ class VmConfig:
     name: str | None = None
     startup: Startup = _START
     hvm: bool = False
+    pvh: bool = False
     hap: bool = True
     memory: int | None = None
     memory_max: int | None = None
@@ -161,9 +162,20 @@ class VmConfig:
             if self.memory_max < self.memory:
                 raise ConfigError("memory-max", str(self.memory_max),
                                   f"is below memory ({self.memory} MiB)")
+        if self.pvh and self.hvm:
+            raise ConfigError("pvh", "true", "a VM is HVM or PVH, not both (hvm = true)")
+        if self.pvh and self.stubdom is not None:
+            raise ConfigError("stubdom", self.stubdom,
+                              "a PVH guest has no device model, so no stub domain")
         ids = [nic.nic_id for nic in self.nics]
         if None in ids or len(set(ids)) != len(ids):
             raise ConfigError("nic", None, "nics need distinct ids (see sanitise_nics)")
+
+    @property
+    def hvm_container(self) -> bool:
+        """Whether the domain is created HVM: an HVM guest, or a PVH one (an HVM container
+        with no device model and no firmware, booted straight into its kernel)."""
+        return self.hvm or self.pvh
 
     @property
     def static_max(self) -> int | None:
@@ -320,7 +332,8 @@ def required_to_boot_kib(cfg: VmConfig) -> int:
     if cfg.memory is None:
         raise ConfigError("memory", None, "is not set")
     return _required_to_boot_kib(
-        hvm=cfg.hvm, vcpus=cfg.vcpus, memory_mib=cfg.memory, memory_max_mib=cfg.memory_max,
+        hvm=cfg.hvm_container, vcpus=cfg.vcpus, memory_mib=cfg.memory,
+        memory_max_mib=cfg.memory_max,
         stubdom_memory_mib=cfg.stubdom_memory if cfg.stubdom is not None else None,
     )
 

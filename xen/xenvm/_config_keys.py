@@ -128,6 +128,7 @@ SCALAR_KEYS: tuple[Key, ...] = (
     _k("name", "name", _OS),
     _k("startup", "startup", (Startup.parse, _fmt_method)),
     _k("hvm", "hvm", _B),
+    _k("pvh", "pvh", _B),
     _k("hap", "hap", _B),
     _k("memory", "memory", _oi(1)),
     _k("memory-max", "memory_max", _oi(1)),

@@ -167,7 +167,7 @@ class DomainActions:
         built = (builder.build(domid, boot_image(cfg), memory) if source is None
                  else builder.restore(domid, source, memory))
         ex.run(plan_build_post(domid, self.uuid, memory, built,
-                               timeoffset=cfg.time_offset or "0"), cancel)
+                               timeoffset=cfg.time_offset or "0", firmware=cfg.hvm), cancel)
         return domid
 
     def stubdom_of(self, domid: int) -> int:

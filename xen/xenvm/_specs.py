@@ -87,7 +87,7 @@ def platform_data(cfg: VmConfig) -> tuple[tuple[str, str], ...]:
 
 
 def domain_spec(cfg: VmConfig, uuid: str, *, ssidref: int = 0) -> DomainSpec:
-    return DomainSpec(uuid=uuid, name=cfg.name or "", hvm=cfg.hvm, hap=cfg.hap,
+    return DomainSpec(uuid=uuid, name=cfg.name or "", hvm=cfg.hvm_container, hap=cfg.hap,
                       ssidref=ssidref, platform=platform_data(cfg))
 
 
@@ -97,14 +97,15 @@ def build_kernel(cfg: VmConfig) -> str:
 
 def boot_image(cfg: VmConfig) -> BootImage:
     """What the builder loads for ``cfg``."""
-    return BootImage(build_kernel(cfg), cfg.initrd, cfg.cmdline)
+    return BootImage(build_kernel(cfg), cfg.initrd, cfg.cmdline, pvh=cfg.pvh)
 
 
 def config_build_memory(cfg: VmConfig) -> BuildMemory:
     if cfg.memory is None:
         raise ConfigError("memory", None, "is not set")
     static_max = cfg.static_max if cfg.static_max is not None else cfg.memory
-    return build_memory(hvm=cfg.hvm, vcpus=cfg.vcpus, static_max_kib=kib_of_mib(static_max),
+    return build_memory(hvm=cfg.hvm_container, vcpus=cfg.vcpus,
+                        static_max_kib=kib_of_mib(static_max),
                         target_kib=kib_of_mib(cfg.memory), video_mib=cfg.videoram or 0)
 
 

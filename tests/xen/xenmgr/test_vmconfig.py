@@ -191,10 +191,12 @@ def test_a_pv_guest() -> None:
     assert parsed(run(pv, HostFacts())).kernel == "/boot/vmlinuz"
 
 
-def test_pvh_is_built_as_pv_and_noted() -> None:
+def test_pvh_is_our_monitors_pvh() -> None:
     result = run({"config": {"virt-type": "pvh", "memory": "64"}}, HostFacts())
-    assert parsed(result).hvm is False
-    assert any("pvh" in note for note in result.notes)
+    cfg = parsed(result)
+    assert (cfg.hvm, cfg.pvh, cfg.hvm_container) == (False, True, True)
+    assert not any("pvh" in note for note in result.notes)
+    assert parsed(run({"config": {"virt-type": "pv", "memory": "64"}}, HostFacts())).pvh is False
 
 
 def test_what_only_applies_to_some_guests_is_noted() -> None:
