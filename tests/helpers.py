@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -48,3 +50,15 @@ def run_as_nobody(task: Callable[[], str]) -> str:
     os.close(read_fd)
     os.waitpid(pid, 0)
     return b"".join(chunks).decode()
+
+
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 60.0) -> None:
+    """SIGTERM ``proc`` if it still runs and wait up to ``timeout`` s, then SIGKILL it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rpc.dbus import BusConnection, DBusError, RemoteObject
-from tests.helpers import wait_until
+from tests.helpers import stop_process, wait_until
 from xen.sim import SimHost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,13 +112,7 @@ workers = 16
 
     def stop(self) -> None:
         self.close_connections()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 @contextmanager

@@ -68,12 +68,14 @@ step "pytest on real Xen"
 # check that only xen/xc imports cffi (a walk over the sources) runs on the host's suite
 # XENLAB_PYTEST_ARGS (pytest-args): split on blanks, never globbed (node ids hold brackets)
 set -f
+# XENLAB_BENCH=1 also runs the lab's diagnostics (test_dom0_xenmgr's PVH comparison with xl)
+[ "$(cat "$OUT/bench" 2>/dev/null)" = 1 ] && export OXT_LAB_PVH_COMPARE=1
 # shellcheck disable=SC2086
 { python3 -m pytest -vv -s -rs --durations=12 --junitxml="$OUT/junit.xml" \
     -o junit_family=xunit1 -k 'not sim' --timeout=300 \
     --deselect tests/xen/test_xc_unavailable.py::test_cffi_is_imported_only_under_xen_xc \
     tests/xenlab/test_dom0_xc.py tests/xenlab/test_dom0_xenstore.py tests/xenlab/test_dom0_build.py \
-    tests/xenlab/test_dom0_supervisor.py \
+    tests/xenlab/test_dom0_supervisor.py tests/xenlab/test_dom0_xenmgr.py \
     tests/integration/test_hypervisor_backends.py \
     tests/xen/test_xc_unavailable.py tests/xen/test_xc_layout.py \
     $(cat "$OUT/pytest-args" 2>/dev/null)

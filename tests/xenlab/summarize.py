@@ -23,6 +23,7 @@ MUST_RUN = (
     "tests.xenlab.test_dom0_xenstore",
     "tests.xenlab.test_dom0_build",
     "tests.xenlab.test_dom0_supervisor",
+    "tests.xenlab.test_dom0_xenmgr",
     "tests.integration.test_hypervisor_backends",
 )
 

@@ -34,11 +34,8 @@ Prints ``SUP:`` lines. Skipped off Xen and without dbus-daemon in the dom0.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -48,18 +45,20 @@ from pathlib import Path
 
 import pytest
 
-from supervision.control import ControlClient, ControlError
+from supervision.control import ControlError
 from tests.xenlab.dom0 import GONE_TIMEOUT, domain_exists, on_xen, run, wait_for
+from tests.xenlab.lab_supervisor import (
+    GUEST_DIR,
+    ROOT,
+    LabSupervisor,
+    needs_dbus,
+    xl_domids,
+    xs_read,
+)
+from tests.xenlab.lab_supervisor import console_text as guest_console
 
-pytestmark = [
-    on_xen,
-    pytest.mark.skipif(shutil.which("dbus-daemon") is None,
-                       reason="dbus-daemon absent from the dom0 (tests/xenlab/lab.sh installs "
-                              "it with the rootfs)"),
-]
+pytestmark = [on_xen, needs_dbus]
 
-ROOT = Path(__file__).resolve().parents[2]
-GUEST_DIR = Path(os.environ.get("OXT_LAB_GUEST_DIR", "/xenlab/guest"))
 VM = "00000000-0000-4000-8000-00000000b001"
 NAME = "oxt-sup-guest"
 HELLO_TIMEOUT = 240.0  # a bound: 8-25 s on a quiet host, 80+ s at load 8-9
@@ -75,12 +74,10 @@ DEVICES_TIMEOUT = 90.0
 HOTPLUG_TIMEOUT = 60
 
 
-class Supervisor:
-    """The oxt-supervisor process under test and how to reach it."""
+class Supervisor(LabSupervisor):
+    """The supervisor under test, its one VM (the lab's PV guest with a disk and a vif)."""
 
     def __init__(self, state: Path) -> None:
-        self.state = state
-        self.config = state / "oxt.toml"
         self.disk = state / "disk.img"
         self.marker = f"OXT-LAB-DISK {os.getpid()}-{time.time_ns()}"
         with open(self.disk, "wb") as f:  # 8 MiB, the marker in its first sector
@@ -93,13 +90,7 @@ class Supervisor:
             f"initrd = {GUEST_DIR / 'initrd.gz'}\ncmdline = {cmdline}\n"
             f"disk = {self.disk}:file:{DISK}:w:disk\nnic = id=0,network={BRIDGE}\n"
             "on_poweroff = destroy\non_reboot = restart\non_crash = restart\n")
-        self.config.write_text(f"""
-[supervisor]
-state_dir = "{state}"
-backend = "xc"
-bus = "private"
-syslog = false
-log_level = "info"
+        super().__init__(state, f"""
 [persistence]
 enabled = false
 [xenmgr]
@@ -110,41 +101,6 @@ hotplug_timeout = {HOTPLUG_TIMEOUT}
 uuid = "{VM}"
 config = "{state / 'vm.cfg'}"
 """)
-        self.proc: subprocess.Popen[str] | None = None
-        self.info: dict[str, object] = {}
-
-    def start(self) -> None:
-        """Start oxt-supervisor and wait for its ready file. Once more if it did not start:
-        its workers' start bound (5 s, OTP's) was overrun once on an emulated host at load 8-9
-        (the identity service's bus connection); the first failure is printed (``SUP:``)."""
-        try:
-            self._start()
-        except AssertionError as exc:
-            last = str(exc).strip().splitlines()
-            print(f"\nSUP: WARNING oxt-supervisor did not start: "
-                  f"{last[-1] if last else exc}; starting it again")
-            self.stop()
-            self._start()
-
-    def _start(self) -> None:
-        ready = self.state / "ready.json"
-        ready.unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        with open(self.state / "dom0.log", "a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "supervision.dom0", "--config", str(self.config),
-                 "--ready-file", str(ready)],
-                stdout=subprocess.DEVNULL, stderr=log, text=True, env=env, cwd=ROOT)
-        proc = self.proc
-        wait_for(lambda: ready.exists() or proc.poll() is not None, 180,
-                 "oxt-supervisor ready", interval=0.2)
-        assert ready.exists(), self.log_tail()
-        self.info = json.loads(ready.read_text())
-
-    def log_tail(self, n: int = 40) -> str:
-        path = self.state / "dom0.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() \
-            else ""
 
     def xenvm_cmd(self, task: str, *params: str) -> str:
         """``xenvm-cmd --bus <the tree's bus> <uuid> <task> [k=v ...]``; its output."""
@@ -152,28 +108,10 @@ config = "{state / 'vm.cfg'}"
             [sys.executable, "-m", "xen.xenvm.cmd", "--reply-timeout", str(TASK_TIMEOUT),
              "--bus", str(self.info["bus"]), VM, task, *params],
             capture_output=True, text=True, timeout=TASK_TIMEOUT + 10, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+            env=self.env(), check=False)
         assert done.returncode == 0, (f"xenvm-cmd {task} failed: {done.stderr.strip()}\n"
                                       f"{self.log_tail()}")
         return done.stdout.strip()
-
-    def control(self) -> ControlClient:
-        return ControlClient(str(self.info["control"]), timeout=30)
-
-    def kill(self) -> None:
-        """SIGKILL the supervisor (its guests keep running)."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -187,9 +125,7 @@ def sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
         yield s
     finally:
         s.stop()
-        keep = os.environ.get("OXT_LAB_KEEP")  # in-dom0.sh: the run's out/ directory
-        if keep and (tmp_path / "dom0.log").exists():
-            shutil.copy(tmp_path / "dom0.log", Path(keep) / f"supervisor-{tmp_path.name}.log")
+        s.keep_log()
         for domid in xl_domids(NAME):  # a failed test must not leave its guest behind
             subprocess.run(["xl", "destroy", str(domid)], capture_output=True, timeout=60,
                            check=False)
@@ -200,20 +136,12 @@ def sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
                        check=False)
 
 
-def xl_domids(name: str) -> list[int]:
-    out = subprocess.run(["xl", "list"], capture_output=True, text=True, timeout=30,
-                         check=False).stdout
-    return [int(line.split()[1]) for line in out.splitlines()[1:]
-            if line.split() and line.split()[0] == name]
-
-
 def xl_state(domid: int) -> str:
     return run("xl", "list", str(domid)).splitlines()[1].split()[4]
 
 
 def console_text() -> str:
-    log = Path(f"/var/log/xen/console/guest-{NAME}.log")
-    return log.read_text(errors="replace") if log.exists() else ""
+    return guest_console(NAME)
 
 
 def hello_count() -> int:
@@ -225,13 +153,6 @@ def hello_since(offset: int) -> bool:
     started it again, shorter, for a new domain of the same name)."""
     text = console_text()
     return "OXT-XENLAB-GUEST: PV domU up" in (text[offset:] if len(text) >= offset else text)
-
-
-def xs_read(path: str) -> str | None:
-    """A xenstore value read with Debian's ``xenstore-read`` (None when absent)."""
-    done = subprocess.run(["xenstore-read", path], capture_output=True, text=True, timeout=30,
-                          check=False)
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def device_paths(domid: int) -> dict[str, str]:
