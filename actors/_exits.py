@@ -136,7 +136,24 @@ def format_traceback(exc: BaseException, tb: TracebackType | None) -> str:
         parts.append(text)
         entry = entry.tb_next
     head = ["Traceback (most recent call last):\n"] if parts else []
-    return "".join([*head, *parts, *_traceback.format_exception_only(type(exc), exc)])
+    return "".join([*head, *parts, _last_line(exc)])
+
+
+def _last_line(exc: BaseException) -> str:
+    """``"".join(traceback.format_exception_only(type(exc), exc))``: for the common case (no
+    syntax error, no notes) the same text built directly, without a ``TracebackException``."""
+    cls = type(exc)
+    if issubclass(cls, SyntaxError) or getattr(exc, "__notes__", None) is not None:
+        return "".join(_traceback.format_exception_only(cls, exc))
+    name = cls.__qualname__
+    module = cls.__module__
+    if module not in ("__main__", "builtins"):
+        name = f"{module if isinstance(module, str) else '<unknown>'}.{name}"
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<exception str() failed>"
+    return f"{name}: {text}\n" if text else f"{name}\n"
 
 
 def reason_from_exception(

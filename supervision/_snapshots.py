@@ -15,7 +15,11 @@ A crash during a save tears only the slot being written, whose CRC (or older seq
 then loses to the other slot, which holds the previous save, complete: a crash leaves either
 the old or the new snapshot. :meth:`SnapshotStore.load` takes the valid slot with the highest
 sequence number (once it knows which slot it wrote last, it reads that one alone, and both
-only when that one is not the valid save it expects). An unchanged state is not written again.
+only when that one is not the valid save it expects). A slot this store wrote itself is not
+even read while the file's inode, size and modification and change times are the ones it had
+after the write: the record comes from the bytes kept in memory (one ``stat`` instead of
+opening and reading; a file changed under the store has new times or size, and is read as
+before). An unchanged state is not written again.
 
 Each child has its own lock (:class:`~supervision._filesync.KeyLocks`): one child's saves are
 ordered and never interleave, different children's run in parallel. Directory fsyncs (first
@@ -78,8 +82,9 @@ def _write_all(fd: int, data: bytes) -> None:
         offset += os.pwrite(fd, view[offset:], offset)
 
 
-def _write_slot(file: str, data: bytes) -> bool:
-    """Overwrite ``file`` from its start with ``data`` and flush it; True if it was created."""
+def _write_slot(file: str, data: bytes) -> tuple[bool, _Stamp]:
+    """Overwrite ``file`` from its start with ``data`` and flush it; whether it was created,
+    and its stamp (`_stamp`) after the write."""
     try:
         fd = os.open(file, os.O_WRONLY)
         created = False
@@ -89,9 +94,18 @@ def _write_slot(file: str, data: bytes) -> bool:
     try:
         _write_all(fd, data)
         os.fdatasync(fd)
+        stamp = _stamp(os.fstat(fd))
     finally:
         os.close(fd)
-    return created
+    return created, stamp
+
+
+_Stamp = tuple[int, int, int, int, int]
+
+
+def _stamp(st: os.stat_result) -> _Stamp:
+    """What changes when a file is written: its identity, size and times."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _frame(seq: int, body: bytes) -> bytes:
@@ -170,6 +184,7 @@ class SnapshotStore:
         self._files: dict[str, str] = {}  # a child's path -> its files' path without suffix
         self._synced: set[str] = set()  # paths whose slots' names this store made durable
         self._legacy: set[str] = set()  # paths with a file of the old layout
+        self._kept: dict[str, tuple[_Stamp, bytes]] = {}  # path -> its newest slot as written
         for leftover in self.directory.glob(f"*{_LEGACY}{_TMP}"):
             logger.warning("removing leftover temporary snapshot %s", leftover)
             leftover.unlink(missing_ok=True)
@@ -184,9 +199,9 @@ class SnapshotStore:
 
     def save(self, path: str, state: Mapping[str, Any], args: tuple[Any, ...] = ()) -> bool:
         """Persist ``state`` for ``path``, durably; False when it equals the last one saved."""
-        body = encode(dict(state))
+        encoded = encode(dict(state))
         with self._locks.hold(path):
-            if self._last.get(path) == body:
+            if self._last.get(path) == encoded:
                 return False
             files = self._file(path)
             head = self._head.get(path)
@@ -198,7 +213,9 @@ class SnapshotStore:
                       "saved_at": time.time()}
             self._last.pop(path, None)  # until this save is durable
             self._head.pop(path, None)
-            created = _write_slot(files[slot], _frame(head[1] + 1, encode(record)))
+            self._kept.pop(path, None)
+            body = encode(record)
+            created, stamp = _write_slot(files[slot], _frame(head[1] + 1, body))
             if created:
                 # both slots exist from now on: no more directory fsyncs
                 os.close(os.open(files[1 - slot], os.O_WRONLY | os.O_CREAT, 0o600))
@@ -207,10 +224,11 @@ class SnapshotStore:
                 self._dir_sync.sync()
                 self._synced.add(path)
             self._head[path] = (slot, head[1] + 1)
+            self._kept[path] = (stamp, body)
             if path in self._legacy:  # the slots are durable: the old file is shadowed
                 _unlink(files[2])
                 self._legacy.discard(path)
-            self._last[path] = body
+            self._last[path] = encoded
         return True
 
     def load(self, path: str) -> SnapshotRecord | None:
@@ -240,7 +258,17 @@ class SnapshotStore:
         head = self._head.get(path)
         if head is None or head[0] < 0 or path not in self._last or path in self._legacy:
             return None
-        data = _read(self._file(path)[head[0]])
+        file = self._file(path)[head[0]]
+        kept = self._kept.get(path)
+        if kept is not None:
+            try:
+                unchanged = _stamp(os.stat(file)) == kept[0]
+            except OSError:
+                unchanged = False
+            if unchanged:
+                return _record(kept[1])
+            del self._kept[path]
+        data = _read(file)
         framed = _unframe(data) if data is not None else None
         return framed[1] if framed is not None and framed[0] == head[1] else None
 
@@ -275,6 +303,7 @@ class SnapshotStore:
         with self._locks.hold(path):
             self._last.pop(path, None)
             self._head.pop(path, None)
+            self._kept.pop(path, None)
             self._synced.discard(path)
             self._legacy.discard(path)
             removed = False

@@ -70,12 +70,28 @@ def _noted() -> None:
     raise exc
 
 
+class _OwnError(Exception):
+    """An exception class outside builtins: its module is named in the last line."""
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def _syntax() -> None:
+    compile("x = (", "<text>", "exec")
+
+
 def _stdlib(exc: BaseException, tb: TracebackType | None) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 @pytest.mark.parametrize("func", [_plain, _chained, _implicit, lambda: _recurse(30), _noted,
-                                  lambda: (_ for _ in ()).throw(SystemExit(3))])
+                                  lambda: (_ for _ in ()).throw(SystemExit(3)),
+                                  lambda: (_ for _ in ()).throw(_OwnError("mine")),
+                                  lambda: (_ for _ in ()).throw(_OwnError()),
+                                  lambda: (_ for _ in ()).throw(_Unprintable()), _syntax])
 def test_format_traceback_is_the_standard_librarys(func: object) -> None:
     exc, tb = _caught(func)
     expected = _stdlib(exc, tb)

@@ -74,3 +74,40 @@ def test_the_kill_is_raised_at_the_outermost_end_and_at_the_next_entry() -> None
     finally:
         guard.kill = None
     assert steps == ["inner", "outer"]
+
+
+def test_a_shielded_call_keeps_the_sections_rules() -> None:
+    """`shielded` (the section written out): a kill set inside is raised at the outermost
+    end, an error passes through without it, a call after the kill raises on entry."""
+    guard = current_guard()
+    steps: list[str] = []
+
+    @actors.shielded
+    def inner() -> str:
+        guard.kill = Stop  # as interrupt() does while the thread is inside
+        steps.append("inner")
+        return "value"
+
+    @actors.shielded
+    def outer() -> str:
+        result = inner()  # the inner end does not raise
+        steps.append("outer")
+        return result
+
+    @actors.shielded
+    def failing() -> None:
+        raise ValueError("the call's own error")
+
+    try:
+        with pytest.raises(Stop):
+            outer()
+        assert guard.depth == 0
+        with pytest.raises(Stop):
+            failing()  # entered after the kill: raises at once
+        guard.kill = None
+        with pytest.raises(ValueError):
+            failing()
+        assert guard.depth == 0
+    finally:
+        guard.kill = None
+    assert steps == ["inner", "outer"]

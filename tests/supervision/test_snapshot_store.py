@@ -241,3 +241,32 @@ def test_the_single_file_layout_is_read_then_replaced(tmp_path: Path) -> None:
     assert store.save("/vms/a", {"n": 8}, ("x",))
     assert not old.exists()
     assert [r["state"] for r in SnapshotStore(tmp_path).children_of("/vms")] == [{"n": 8}]
+
+
+def test_a_slot_it_wrote_is_taken_from_memory_while_the_file_is_unchanged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SnapshotStore(tmp_path)
+    store.save("/x", {"n": 1}, ("arg",))
+    reads: list[str] = []
+    real_read = snapshots._read
+    monkeypatch.setattr(snapshots, "_read", lambda file: (reads.append(file), real_read(file))[1])
+    first, second = store.load("/x"), store.load("/x")
+    assert first is not None and first["state"] == {"n": 1} and first["args"] == ("arg",)
+    assert first == second and first is not second and first["state"] is not second["state"]
+    assert reads == []  # one stat each, no read
+    assert first == SnapshotStore(tmp_path).load("/x")  # the same as a fresh store reads
+
+
+def test_a_slot_changed_under_the_store_with_the_same_size_is_read_again(
+        tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    store.save("/x", {"n": 1})
+    store.save("/x", {"n": 2})  # slot 1 newest, slot 0 holds n=1
+    newest = tmp_path / "%2Fx.snap1"
+    data = bytearray(newest.read_bytes())
+    data[-1] ^= 0x01  # same size, bad CRC
+    before = newest.stat()
+    newest.write_bytes(bytes(data))
+    os.utime(newest, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    record = store.load("/x")
+    assert record is not None and record["state"] == {"n": 1}  # the other slot, as on disk

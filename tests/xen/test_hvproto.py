@@ -259,6 +259,7 @@ def test_largest_infolist_reply_fits_a_frame() -> None:
         ([], "must be a map"),
         ({"major": 4, "minor": 17}, "lacks field 'extra'"),
         ({"major": 4, "minor": 17, "extra": "", "x": 1}, "unknown fields \\['x'\\]"),
+        ({"major": 4, "minor": 17, "x": 1}, "unknown fields \\['x'\\]"),  # before the missing
         ({"major": "4", "minor": 17, "extra": ""}, "Version.major must be int"),
         ({"major": True, "minor": 17, "extra": ""}, "Version.major must be int"),
     ],

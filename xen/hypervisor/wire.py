@@ -430,6 +430,19 @@ def _decode_field(cls_name: str, name: str, kind: str, obj: Value) -> object:
 _DECODABLE = (DomainInfo, PhysInfo, Version, DomainSpec)
 
 
+_FIELD_KINDS: dict[type, tuple[tuple[str, str], ...]] = {}
+_PLAIN = {"int": int, "bool": bool, "str": str}  # kinds whose exact type is taken as it is
+
+
+def _kinds(cls: type) -> tuple[tuple[str, str], ...]:
+    """``cls``'s fields as (name, type text), in order, made once per class."""
+    kinds = _FIELD_KINDS.get(cls)
+    if kinds is None:
+        kinds = tuple((f.name, str(f.type)) for f in dataclasses.fields(cls))
+        _FIELD_KINDS[cls] = kinds
+    return kinds
+
+
 def decode_dataclass(cls: type[T], obj: Value) -> T:
     """Rebuild a `DomainInfo`, `PhysInfo`, `Version` or `DomainSpec` from its map; `BadPayload`
     naming the field for a missing or unknown field or a wrong type (including what the class
@@ -438,15 +451,21 @@ def decode_dataclass(cls: type[T], obj: Value) -> T:
         raise LocalProtocolError(f"cannot decode a {cls.__name__}")
     if not isinstance(obj, dict):
         raise BadPayload(f"{cls.__name__} must be a map, got {obj!r:.60}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(obj) - set(fields))
-    if unknown:
-        raise BadPayload(f"{cls.__name__} has unknown fields {unknown}")
+    kinds = _kinds(cls)
+    if len(obj) != len(kinds) or not all(name in obj for name, _ in kinds):
+        names = {name for name, _ in kinds}
+        unknown = sorted(set(obj) - names)
+        if unknown:
+            raise BadPayload(f"{cls.__name__} has unknown fields {unknown}")
+        missing = next(name for name, _ in kinds if name not in obj)
+        raise BadPayload(f"{cls.__name__} lacks field {missing!r}")
     kwargs: dict[str, object] = {}
-    for name, f in fields.items():
-        if name not in obj:
-            raise BadPayload(f"{cls.__name__} lacks field {name!r}")
-        kwargs[name] = _decode_field(cls.__name__, name, str(f.type), obj[name])
+    for name, kind in kinds:
+        value = obj[name]
+        if _PLAIN.get(kind) is type(value):  # the usual case, as _decode_field would take it
+            kwargs[name] = value
+        else:
+            kwargs[name] = _decode_field(cls.__name__, name, kind, value)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
