@@ -387,13 +387,31 @@ class HvServerProtocol:
 T = TypeVar("T")
 
 
+#: types encoded as they are (exact types: subclasses such as enums take the general path)
+_AS_IS = frozenset({bool, int, str, bytes, type(None)})
+#: dataclass -> its field names (filled on first use; a getinfolist reply encodes hundreds)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def encode_value(value: object) -> Value:
     """A msgpack-able form of ``value``: backend dataclasses become maps of their fields,
     UUIDs 16 bytes, enums and flags integers, lists element-wise."""
+    cls = type(value)
+    if cls in _AS_IS:
+        return value
+    if cls is uuid.UUID:
+        return value.bytes  # type: ignore[attr-defined]
+    names = _FIELD_NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in dataclasses.fields(value)))
+    if names is not None:
+        out: dict[str, Value] = {}
+        for name in names:
+            field = getattr(value, name)
+            out[name] = field if type(field) in _AS_IS else encode_value(field)
+        return out
     if isinstance(value, uuid.UUID):
         return value.bytes
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, bool | str | bytes | None):
         return value
     if isinstance(value, int):
@@ -428,6 +446,12 @@ def _decode_field(cls_name: str, name: str, kind: str, obj: Value) -> object:
 
 
 _DECODABLE = (DomainInfo, PhysInfo, Version, DomainSpec)
+#: decodable dataclass -> ((field name, annotation) in field order, the names) (filled on
+#: first use)
+_FIELD_KINDS: dict[type, tuple[tuple[tuple[str, str], ...], frozenset[str]]] = {}
+#: annotation -> the exact type a value of it arrives as and is kept as (what `_decode_field`
+#: accepts unchanged)
+_PLAIN_KIND: dict[str, type] = {"bool": bool, "int": int, "str": str, "int | None": int}
 
 
 def decode_dataclass(cls: type[T], obj: Value) -> T:
@@ -438,15 +462,25 @@ def decode_dataclass(cls: type[T], obj: Value) -> T:
         raise LocalProtocolError(f"cannot decode a {cls.__name__}")
     if not isinstance(obj, dict):
         raise BadPayload(f"{cls.__name__} must be a map, got {obj!r:.60}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(obj) - set(fields))
-    if unknown:
-        raise BadPayload(f"{cls.__name__} has unknown fields {unknown}")
+    known = _FIELD_KINDS.get(cls)
+    if known is None:
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        known = _FIELD_KINDS.setdefault(cls, (tuple((f.name, str(f.type)) for f in fields),
+                                              frozenset(f.name for f in fields)))
+    kinds, names = known
+    if obj.keys() != names:
+        unknown = sorted(set(obj) - names)
+        if unknown:
+            raise BadPayload(f"{cls.__name__} has unknown fields {unknown}")
     kwargs: dict[str, object] = {}
-    for name, f in fields.items():
+    for name, kind in kinds:
         if name not in obj:
             raise BadPayload(f"{cls.__name__} lacks field {name!r}")
-        kwargs[name] = _decode_field(cls.__name__, name, str(f.type), obj[name])
+        value = obj[name]
+        if _PLAIN_KIND.get(kind) is type(value):  # the common case, checked as below
+            kwargs[name] = value
+        else:
+            kwargs[name] = _decode_field(cls.__name__, name, kind, value)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
