@@ -387,13 +387,31 @@ class HvServerProtocol:
 T = TypeVar("T")
 
 
+#: types encoded as they are (exact types: subclasses such as enums take the general path)
+_AS_IS = frozenset({bool, int, str, bytes, type(None)})
+#: dataclass -> its field names (filled on first use; a getinfolist reply encodes hundreds)
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def encode_value(value: object) -> Value:
     """A msgpack-able form of ``value``: backend dataclasses become maps of their fields,
     UUIDs 16 bytes, enums and flags integers, lists element-wise."""
+    cls = type(value)
+    if cls in _AS_IS:
+        return value
+    if cls is uuid.UUID:
+        return value.bytes  # type: ignore[attr-defined]
+    names = _FIELD_NAMES.get(cls)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in dataclasses.fields(value)))
+    if names is not None:
+        out: dict[str, Value] = {}
+        for name in names:
+            field = getattr(value, name)
+            out[name] = field if type(field) in _AS_IS else encode_value(field)
+        return out
     if isinstance(value, uuid.UUID):
         return value.bytes
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, bool | str | bytes | None):
         return value
     if isinstance(value, int):
@@ -431,7 +449,7 @@ _DECODABLE = (DomainInfo, PhysInfo, Version, DomainSpec)
 
 
 _FIELD_KINDS: dict[type, tuple[tuple[str, str], ...]] = {}
-_PLAIN = {"int": int, "bool": bool, "str": str}  # kinds whose exact type is taken as it is
+_PLAIN = {"int": int, "bool": bool, "str": str, "int | None": int}  # taken as they are
 
 
 def _kinds(cls: type) -> tuple[tuple[str, str], ...]:

@@ -9,7 +9,11 @@ netback is played too: after :meth:`SimBackends.serve` (the host calls it when a
 runs; :meth:`~SimBackends.unserve` when it is gone) the vif directories under
 ``/local/domain/<domid>/backend/vif`` are served the same way (a network VM serving other
 VMs' nics; its hotplug script reports in dom0's ``/xapi`` as dom0's does),
-re-evaluating a device whenever its backend or frontend nodes change ("look again"):
+re-evaluating a device whenever its backend or frontend nodes change ("look again"; a change
+above the devices, such as a domain's backends removed at its destroy, looks at the devices
+under the changed directory, a domain that is gone at those it served, and a change of the
+behaviours at every device; the devices looked at after a change above them have their
+behaviours looked up again):
 
 - a new device (state Initialising) is probed: InitWait, and its hotplug script runs (vbd, tap,
   vif; after the behaviour's ``hotplug-delay``; never with ``hotplug-fail``): it writes
@@ -81,6 +85,7 @@ _CONNECT_KEYS = {
 _CONNECT_KEYS["tap"] = _CONNECT_KEYS["vbd"]
 
 Key = tuple[str, int, int, int]  # backend kind, frontend domid, devid, backend domid
+_Dir = tuple[int, str | None, int | None]  # backend domid, [kind, [frontend domid]]
 _DRIVER_KINDS = ("vif",)  # what a driver domain serves here (its netback)
 
 
@@ -125,6 +130,7 @@ class SimBackends:
         self._lookup = lookup
         self._cond = threading.Condition()
         self._pending: set[Key] = set()
+        self._dirs: set[_Dir] = set()  # directories above devices to look at
         self._rescan = True
         self._stopping = False
         # Changed by the worker thread only, under _cond (read elsewhere under _cond).
@@ -161,7 +167,7 @@ class SimBackends:
             if domid not in self._served:
                 return
             self._served.discard(domid)
-            self._rescan = True
+            self._pending |= {k for k in self._devices if k[3] == domid}
             self._cond.notify()
         self._xs.unwatch(_root(domid), f"sim-backends-{domid}")
 
@@ -190,10 +196,13 @@ class SimBackends:
         parts = event.path[len(_root(be)):].strip("/").split("/")
         if len(parts) >= 3 and parts[1].isdigit() and parts[2].isdigit():
             self._post((parts[0], int(parts[1]), int(parts[2]), be))
-        else:
-            with self._cond:
-                self._rescan = True
-                self._cond.notify()
+            return
+        kind = parts[0] or None  # the root itself: ""
+        fe = int(parts[1]) if kind is not None and len(parts) == 2 and parts[1].isdigit() \
+            else None
+        with self._cond:
+            self._dirs.add((be, kind, fe))
+            self._cond.notify()
 
     def _on_frontend_event(self, event: WatchFired) -> None:
         parts = event.path.split("/")
@@ -212,18 +221,22 @@ class SimBackends:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._stopping and not self._pending and not self._rescan \
-                        and not self._due():
+                while not self._stopping and not self._pending and not self._dirs \
+                        and not self._rescan and not self._due():
                     self._cond.wait(self._next_timeout())
                 if self._stopping:
                     return
                 keys, self._pending = self._pending, set()
+                dirs, self._dirs = self._dirs, set()
                 rescan, self._rescan = self._rescan, False
             try:
                 if rescan:
                     for device in self._devices.values():
                         device.stale = True
                     keys |= self._scan() | set(self._devices)
+                else:
+                    for where in dirs:
+                        keys |= self._scan_dir(*where)
                 for device in [d for d in self._devices.values() if self._is_due(d)]:
                     self._hotplug_add(device)
                     keys.add((device.kind, device.fe, device.devid, device.be))
@@ -249,16 +262,25 @@ class SimBackends:
         return max(0.0, min([1.0, *(t - time.monotonic() for t in times)]))
 
     def _scan(self) -> set[Key]:
-        found: set[Key] = set()
         with self._cond:
             served = sorted(self._served)
-        roots = [(0, BACKEND_KINDS)] + [(be, _DRIVER_KINDS) for be in served]
-        for be, kinds in roots:
-            for kind in kinds:
-                for fe in _listing(self._xs, f"{_root(be)}/{kind}"):
-                    for devid in _listing(self._xs, f"{_root(be)}/{kind}/{fe}"):
-                        if fe.isdigit() and devid.isdigit():
-                            found.add((kind, int(fe), int(devid), be))
+        return set().union(*(self._scan_dir(be, None, None) for be in [0, *served]))
+
+    def _scan_dir(self, be: int, kind: str | None, fe: int | None) -> set[Key]:
+        """The devices under ``<be's backend>[/<kind>[/<fe>]]``: those listed there now and
+        those known there (gone ones are looked at to be forgotten), their behaviours stale."""
+        found: set[Key] = set()
+        root = _root(be)
+        for k in (BACKEND_KINDS if be == 0 else _DRIVER_KINDS) if kind is None else (kind,):
+            fes = _listing(self._xs, f"{root}/{k}") if fe is None else [str(fe)]
+            for f in fes:
+                for devid in _listing(self._xs, f"{root}/{k}/{f}") if f.isdigit() else ():
+                    if devid.isdigit():
+                        found.add((k, int(f), int(devid), be))
+        for key, device in self._devices.items():
+            if key[3] == be and kind in (None, key[0]) and fe in (None, key[1]):
+                device.stale = True
+                found.add(key)
         return found
 
     def _process(self, key: Key) -> None:

@@ -138,7 +138,11 @@ class SimDmAgent:
 
     def _serve(self, client: XenstoreClient, domid: int) -> None:
         base = dms_path(self.domid, domid)
-        request = read_request(self.domid, domid, read_subtree(client, base, 4))
+        names = list_dir(client, base)
+        if "destroy" in names and client.try_read(f"{base}/destroy") == "1":
+            request = read_request(self.domid, domid, {"destroy": "1"})  # nothing else counts
+        else:
+            request = read_request(self.domid, domid, read_subtree(client, base, 4, names))
         if request.destroy:
             self.running = {(d, m) for d, m in self.running if d != domid}
             if self._gate(lambda: client.rm(base)):

@@ -7,8 +7,10 @@ domain is introduced), so it is an unprivileged client and xenstore permissions 
 to a real guest; before the toolstack INTRODUCEs the domain it has no xenstore (status
 ``waiting``) and it connects when nudged after ``@introduceDomain``.
 
-While running (unpaused) and not hung, on every nudge (a watch event, a behaviour change, an
-introduction, an unpause) it looks at xenstore again:
+While running (unpaused) and not hung, on every nudge it looks at xenstore again: a watch
+event at what that watch is for (its ``control/shutdown``, its frontends, its dm-agent), as a
+kernel's watch handlers do; anything else (a behaviour change, an introduction, an unpause, a
+timer, a failed step before) at everything:
 
 - ``control/shutdown``: answered as `answer_shutdown` says: acknowledged by writing it empty
   (as Linux does), then, after the behaviour's ``shutdown-delay``, the domain shuts down with
@@ -80,6 +82,9 @@ _S = XenbusState
 _FLAG_LOOK = "look"
 _FLAG_BEHAVIOUR = "behaviour"
 _FLAG_LOST = "lost"
+#: watch token -> what its event makes the guest look at (and nothing else)
+_WATCHED = {"shutdown": "shutdown", "device": "devices", "backend": "devices",
+            "dm-agent": "agent", "dm-agent-bsg": "agent"}
 
 
 class SimGuest:
@@ -119,6 +124,7 @@ class SimGuest:
         self._shutdown_reason: ShutdownReason | None = None
         self._backend_watches: dict[str, str] = {}  # frontend path -> watched backend state
         self._agent: SimDmAgent | None = None  # a stub domain's dm-agent
+        self._look_all = False  # a step failed: the next nudge looks at everything
 
     # --- control (any thread) ------------------------------------------------------------------
 
@@ -211,6 +217,8 @@ class SimGuest:
     def _cycle(self) -> bool:
         """One look at the world; True when the guest has shut its domain down."""
         flags = self._take_flags()
+        everything = self._look_all or not flags or not flags <= {"shutdown", "devices", "agent"}
+        self._look_all = False
         if _FLAG_LOST in flags and self._client is not None \
                 and self._client.state in (ClientState.FAILED, ClientState.CLOSED):
             self._disconnect()
@@ -221,15 +229,20 @@ class SimGuest:
             return False
         if self._fire_timers():
             return True
-        client = self._client or self._connect()
+        client = self._client
+        if client is None:
+            client, everything = self._connect(), True
         self._set_status("running" if client is not None else "waiting")
         if client is None:
             return False
         try:
-            self._answer_shutdown(client)
-            if self._agent is not None:  # first: the toolstack waits for it
-                self._agent.step(client)
-            self._step_devices(client)
+            if everything or "shutdown" in flags:
+                self._answer_shutdown(client)
+            if self._agent is not None and (everything or "agent" in flags):
+                self._agent.step(client)  # before the devices: the toolstack waits for it
+            if everything or "devices" in flags:
+                self._step_devices(client)
+            return False
         except XenstoreConnectionError as exc:
             log.info("guest %d: xenstore connection trouble: %s", self.domid, exc)
             if client.state in (ClientState.FAILED, ClientState.CLOSED):
@@ -237,6 +250,7 @@ class SimGuest:
         except (XenstoreError, XenstoreTimeout) as exc:
             log.info("guest %d: xenstore step failed (retried on the next event): %s",
                      self.domid, exc)
+        self._look_all = True  # the next nudge, whatever it is, looks at everything
         return False
 
     def _set_status(self, status: str) -> None:
@@ -338,7 +352,7 @@ class SimGuest:
         return self._hv.inspect(run)
 
     def _on_watch(self, event: WatchFired) -> None:
-        self.nudge()
+        self.nudge(_WATCHED.get(event.token, _FLAG_LOOK))
 
     def _answer_shutdown(self, client: XenstoreClient) -> None:
         path = f"{self._home}/control/shutdown"

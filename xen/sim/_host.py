@@ -21,10 +21,9 @@ xenstore connection closed, ``@releaseDomain`` fired) if it was introduced, else
 fires. Each domain gets a `SimGuest` when first unpaused; pausing and unpausing pause it; it
 stops when its domain shuts down, dies or goes. `SimBackends` serves dom0's backends and a
 running domain's netback (a network VM); a `DmAgentThread` answers dom0's dm-agent protocol (a
-stub domain's guest runs its own agent; `xen.sim._dmagent`).
-
-The PCI bus (``pci_devices``) is the hypervisor model's; ``/sim/pci`` mirrors it. Behaviours
-(crash, hang, stop states, backend failures...) are read from ``/sim/behaviour`` (`_control`).
+stub domain's guest runs its own agent; `xen.sim._dmagent`). The PCI bus (``pci_devices``)
+is the hypervisor model's; ``/sim/pci`` mirrors it; behaviours (crash, hang, stop states,
+backend failures...) are read from ``/sim/behaviour`` (`_control`).
 
 Guarantees and failure behaviour: `start` brings everything up or, on any failure, closes what
 it started and raises. `close` (idempotent) stops the backends, the guests, the servers and the
@@ -450,13 +449,14 @@ class SimHost:
         with self._status_lock:
             with self._lock:
                 guest = self._guests.pop(domid, None) if forget else self._guests.get(domid)
-                if guest is not None and not guest.stopping:
+                stopped_now = guest is not None and not guest.stopping
+                if stopped_now and guest is not None:
                     guest.stop()
                 if forget and guest is not None:
                     self._retired.append(guest)
             if forget:
                 self._xenstore_side(lambda: self.xenstore.rm(f"{STATUS_ROOT}/{domid}"))
-            elif guest is not None:
+            elif stopped_now:
                 self._xenstore_side(lambda: self.xenstore.write(status_path(domid), "stopped"))
 
     def _release(self, domid: int) -> None:

@@ -13,7 +13,9 @@ is read at each call, so the monitor always boots what the database says:
   then ``hibernated`` is cleared. Each nic whose backend VM runs is served in its domain.
 * **shutdown**, **reboot** (the new config goes to the monitor first, so the restarted guest
   boots it), **destroy**, **pause**, **unpause**: the monitor's task; a refusal in the VM's
-  state is error 102, a guest that does not shut down 104.
+  state is error 102, a guest that does not shut down 104. ``submit_shutdown`` queues the
+  shutdown task and returns it (`QueuedTask`) for its answer to be awaited later: one path
+  for a VM's shutdown and the host's (which asks a whole group before waiting).
 * **hibernate**: the monitor saves the domain to ``<storage>/hibernate/<uuid>.img`` and
   ``hibernated`` is set; the next start restores it (the VM is ``suspended`` meanwhile); a
   ``destroy`` discards the image, so the next start boots afresh. **sleep** and **resume**
@@ -27,6 +29,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from rpc.dbus import BusConnection
@@ -37,7 +41,7 @@ from xen.xenmgr._depgraph import DependencyCycle, start_order
 from xen.xenmgr._devices import read_nics, read_pci_rules
 from xen.xenmgr._errors import XenmgrError, no_vm_with_uuid, plain
 from xen.xenmgr._hooks import run_hooks
-from xen.xenmgr._monitors import monitor_view, run_task, sync_config
+from xen.xenmgr._monitors import monitor_view, run_task, submit_task, sync_config, task_result
 from xen.xenmgr._pci_inventory import HostPci, host_pci_devices, matching
 from xen.xenmgr._schema import LEGACY_NETWORKS
 from xen.xenmgr._settings import ManagerSettings
@@ -46,7 +50,7 @@ from xen.xenmgr._states import InternalState, from_monitor_state, is_running
 from xen.xenmgr._vm_deps import nic_backend_domids
 from xen.xenmgr._vmconfig import HostFacts, VmConfigError, translate
 
-__all__ = ["VmFlows", "bridge_of", "config_text", "internal_state"]
+__all__ = ["QueuedTask", "VmFlows", "bridge_of", "config_text", "internal_state"]
 
 logger = logging.getLogger("xenmgr")
 
@@ -97,6 +101,23 @@ def _suspend_image(tree: dict[str, Any]) -> str | None:
     """The VM's ``start-from-suspend-image`` when it names an existing file (else None)."""
     path = tree.get("start-from-suspend-image")
     return path if isinstance(path, str) and path and os.path.isfile(path) else None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedTask:
+    """A task in VM ``uuid``'s monitor's mailbox; its answer comes in ``future``, expected
+    within ``bound`` s of the submission."""
+
+    uuid: str
+    name: str
+    future: Future[str]
+    bound: float
+
+    def result(self, timeout: float | None = None) -> str:
+        """Wait at most ``timeout`` s (default: the bound) for the answer; errors as
+        ``run_task`` raises them (``XenmgrError``)."""
+        return task_result(self.uuid, self.name, self.future,
+                           self.bound if timeout is None else timeout)
 
 
 class VmFlows:
@@ -211,11 +232,18 @@ class VmFlows:
         """Ask the guest to power off and wait (``timeout``: the guest's bound, else the
         monitor's default)."""
         self.tree(uuid)
+        self.submit_shutdown(uuid, timeout).result()
+
+    def submit_shutdown(self, uuid: str, timeout: float | None = None) -> QueuedTask:
+        """:meth:`shutdown` without the wait nor the check that the VM exists (the caller
+        knows it does): the task is in the monitor's mailbox when this returns; its
+        ``result()`` waits for the answer (the host shutdown asks a whole group this way)."""
         if timeout is None:
-            run_task(self.settings, uuid, "shutdown")
+            params, bound = None, self.settings.task_timeout
         else:
-            run_task(self.settings, uuid, "shutdown", {"timeout": str(timeout)},
-                     timeout=timeout + self.settings.task_timeout)
+            params, bound = {"timeout": str(timeout)}, timeout + self.settings.task_timeout
+        return QueuedTask(uuid, "shutdown", submit_task(self.settings, uuid, "shutdown", params),
+                          bound)
 
     def reboot(self, uuid: str) -> None:
         tree = self.tree(uuid)

@@ -14,8 +14,9 @@ fails the call (a failed power action: an error naming it).
 
 :func:`stop_all_vms`: group after group, every VM of the group is asked to shut down in parallel
 (each bounded by the guest timeout, the monitor's own shutdown waiting for the guest): one
-thread puts the ``shutdown`` task in every monitor's mailbox, then waits for their answers
-(futures, bounded by the guest timeout plus the task timeout), then for every VM of the group
+thread puts the ``shutdown`` task in every monitor's mailbox (``VmFlows.submit_shutdown``,
+the path of a VM's own shutdown), then waits for their answers (bounded by the guest timeout
+plus the task timeout), then for every VM of the group
 to have no domain: woken by the VMs' state notifications (``_vm_waits``), at most 3 s more,
 with one last check; so a group ends as soon as its last VM is gone. The first failure stops
 the sequence (229 when a VM did not stop in time, else the VM's error; the rest of its group
@@ -47,17 +48,17 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from xen.xenmgr._errors import XenmgrError, error, plain
 from xen.xenmgr._host_io import xenstore
 from xen.xenmgr._messages import Emit
-from xen.xenmgr._monitors import monitor_view, submit_task, task_result
+from xen.xenmgr._monitors import monitor_view
 from xen.xenmgr._states import InternalState
 
 if TYPE_CHECKING:
     from xen.xenmgr._context import ServiceContext
+    from xen.xenmgr._flows import QueuedTask
 
 __all__ = ["HOST_STATE_NODE", "SIM_POWER_NODE", "IdleCap", "host_state_node", "idle_shutdown",
            "is_stopped", "power_action", "power_off_host", "running_priorities",
@@ -117,17 +118,16 @@ def _stop_group(ctx: ServiceContext, group: list[str]) -> None:
     """Shut ``group`` down in parallel; raise the first failure in group order."""
     timeout = ctx.settings.vm_shutdown_timeout
     deadline = time.monotonic() + timeout + ctx.settings.task_timeout
-    asked: dict[str, Future[str]] = {}
+    asked: dict[str, QueuedTask] = {}
     failed: dict[str, XenmgrError] = {}
-    for uuid in group:  # every monitor asked at once; their answers come in futures
+    for uuid in group:  # every monitor asked at once (``VmFlows.submit_shutdown``)
         try:
-            asked[uuid] = submit_task(ctx.settings, uuid, "shutdown",
-                                      {"timeout": str(timeout)})
+            asked[uuid] = ctx.flows.submit_shutdown(uuid, timeout)
         except XenmgrError as exc:
             failed[uuid] = exc
-    for uuid, future in asked.items():
+    for uuid, task in asked.items():
         try:
-            task_result(uuid, "shutdown", future, max(0.0, deadline - time.monotonic()))
+            task.result(max(0.0, deadline - time.monotonic()))
         except XenmgrError as exc:
             failed[uuid] = exc
     waiting = [u for u in group if u not in failed]

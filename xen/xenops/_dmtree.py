@@ -29,10 +29,12 @@ def list_dir(xs: XenstoreClient, path: str) -> list[str]:
         raise
 
 
-def read_subtree(xs: XenstoreClient, path: str, depth: int) -> dict[str, object]:
-    """``path``'s subtree, ``depth`` levels of directories (see the module docstring)."""
+def read_subtree(xs: XenstoreClient, path: str, depth: int,
+                 names: list[str] | None = None) -> dict[str, object]:
+    """``path``'s subtree, ``depth`` levels of directories (see the module docstring);
+    ``names``: ``path``'s children when the caller has just listed them."""
     out: dict[str, object] = {}
-    for name in list_dir(xs, path):
+    for name in list_dir(xs, path) if names is None else names:
         child = f"{path}/{name}"
         kids = list_dir(xs, child) if depth > 1 else []
         out[name] = read_subtree(xs, child, depth - 1) if kids else (xs.try_read(child) or "")

@@ -125,8 +125,8 @@ def _number(domid: int, what: str, text: str | None, low: int, high: int) -> int
 
 def _list(xs: NodeOps, path: str) -> list[str]:
     try:
-        return list(xs.directory(path)) if xs.exists(path) else []
-    except Exception:  # a node removed while we looked
+        return list(xs.directory(path))
+    except Exception:  # no such node (or removed while we looked)
         return []
 
 

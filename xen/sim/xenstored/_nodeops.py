@@ -169,7 +169,8 @@ def rm(who: Who, view: View, path: str) -> list[Change]:
         view.put(p, None)
     parent = view.get(parent_path(path))
     assert parent is not None, "an existing node has a parent"
-    kids = tuple(c for c in parent.children if c != basename(path))
+    name = basename(path)
+    kids = tuple(c for c in parent.children if c != name)
     view.put(parent_path(path), replace(parent, children=kids))
     return [Change(path, (node.perms, parent.perms), tuple(removed))]
 

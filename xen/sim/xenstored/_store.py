@@ -43,6 +43,7 @@ reply from `process`, and changes nothing.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from xen.sim.xenstored._nodeops import (
@@ -60,7 +61,7 @@ from xen.sim.xenstored._nodeops import (
     write,
 )
 from xen.sim.xenstored._tree import Node, Tree, Tx, View, validate_path
-from xen.sim.xenstored._watches import Change, WatchEvent, match
+from xen.sim.xenstored._watches import Change, WatchEvent, WatchIndex
 from xen.sim.xenstored._watches import Watch as _Watch
 from xen.xenstore import (
     PAYLOAD_MAX,
@@ -166,6 +167,7 @@ class _Effects:
 class _Conn:
     conn_id: int
     domid: int
+    rank: int  # connections' order (of their watch events)
     watches: list[_Watch] = field(default_factory=list)
     txs: dict[int, Tx] = field(default_factory=dict)
     next_tx: int = 1
@@ -184,7 +186,10 @@ class Store:
     def __init__(self, quotas: Quotas | None = None) -> None:
         self.quotas = quotas or Quotas()
         self._tree = Tree()
-        self._conns: dict[int, _Conn] = {INTERNAL_CONN: _Conn(INTERNAL_CONN, 0)}
+        self._ranks = itertools.count()
+        self._conns: dict[int, _Conn] = {INTERNAL_CONN: _Conn(INTERNAL_CONN, 0,
+                                                              next(self._ranks))}
+        self._watches = WatchIndex()
         self._domains: dict[int, _Domain] = {}
         self._special: dict[str, tuple[Perm, ...]] = dict.fromkeys(SPECIAL_PATHS, DEFAULT_PERMS)
         # cxenstored's initial tree: / , /tool and /tool/xenstored, all owned by dom0, "n0".
@@ -200,7 +205,7 @@ class Store:
             raise ValueError(f"connection {conn_id} is already registered")
         if not self.is_introduced(domid):
             raise XenstoreError("ENOENT", f"domain {domid} is not introduced")
-        self._conns[conn_id] = _Conn(conn_id, domid)
+        self._conns[conn_id] = _Conn(conn_id, domid, next(self._ranks))
 
     def disconnect(self, conn_id: int) -> None:
         """Forget a connection with its watches and transactions (no-op if unknown)."""
@@ -208,6 +213,7 @@ class Store:
             raise ValueError("the internal connection cannot be disconnected")
         conn = self._conns.pop(conn_id, None)
         if conn is not None:
+            self._watches.remove(conn_id, conn.watches)
             self._drop_txs(conn)
 
     def introduce_domain(self, domid: int, mfn: int = 0, port: int = 1) -> Result:
@@ -323,6 +329,7 @@ class Store:
             case Unwatch(path, token):
                 self._unwatch(conn, path, token)
             case ResetWatches():
+                self._watches.remove(conn.conn_id, conn.watches)
                 conn.watches.clear()
                 self._drop_txs(conn)
             case Introduce(domid, mfn, port):
@@ -417,6 +424,7 @@ class Store:
             raise XenstoreError("E2BIG", "too many watches")
         watch = _Watch(canonical, token, prefix)
         conn.watches.append(watch)
+        self._watches.add(conn.rank, conn.conn_id, watch)
         return WatchEvent(conn.conn_id, watch.shown(canonical), token)
 
     def _unwatch(self, conn: _Conn, path: str, token: bytes) -> None:
@@ -425,6 +433,7 @@ class Store:
         for i, w in enumerate(conn.watches):
             if w.path == path and w.token == token:
                 del conn.watches[i]
+                self._watches.remove(conn.conn_id, [w])
                 return
         raise XenstoreError("ENOENT", f"no watch {path[:80]!r} with this token")
 
@@ -432,16 +441,11 @@ class Store:
         events: list[WatchEvent] = []
         for change in changes:
             special = self._special.get(change.path, DEFAULT_PERMS)
-            for conn in self._conns.values():
-                for watch in conn.watches:
-                    hit = match(watch, change, special)
-                    if hit is None:
-                        continue
-                    shown, readers = hit
-                    who = self._who(conn)
-                    if not who.privileged and not any(access(who, p) & READ for p in readers):
-                        continue
-                    events.append(WatchEvent(conn.conn_id, shown, watch.token))
+            for entry, shown, readers in self._watches.fired(change, special):
+                who = self._who(self._conns[entry.conn_id])
+                if not who.privileged and not any(access(who, p) & READ for p in readers):
+                    continue
+                events.append(WatchEvent(entry.conn_id, shown, entry.watch.token))
         return tuple(events)
 
     def _introduce(self, domid: int, mfn: int, port: int) -> bool:
