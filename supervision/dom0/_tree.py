@@ -46,6 +46,11 @@ __all__ = [
 
 logger = logging.getLogger("oxt-supervisor")
 
+#: How long a worker whose ``on_start`` connects to the bus may take (OTP's 5 s default for a
+#: worker was overrun by the identity service's connect, authenticate and Hello on an emulated
+#: dom0 at load 8-9, failing the whole tree's start).
+BUS_WORKER_START_TIMEOUT = 30.0
+
 
 def bus_address(cfg: Dom0Config) -> str:
     """The address the tree's services use."""
@@ -114,7 +119,8 @@ def build_specs(cfg: Dom0Config) -> list[ChildSpec]:
     if cfg.bus == "private":
         specs.append(ChildSpec("bus", start_actor(BusDaemon, str(cfg.state_dir.resolve()))))
     if cfg.identity:
-        specs.append(ChildSpec("identity", start_actor(IdentityService, address)))
+        specs.append(ChildSpec("identity", start_actor(IdentityService, address),
+                               start_timeout=BUS_WORKER_START_TIMEOUT))
     if cfg.persistence:
         specs.append(db_supervisor_spec(str(cfg.under_state(cfg.db_root)), address,
                                         cfg.flush_interval))
@@ -125,7 +131,8 @@ def build_specs(cfg: Dom0Config) -> list[ChildSpec]:
         specs.append(vms_spec(env=make_env(cfg), intensity=cfg.vms_intensity,
                               period=cfg.vms_period))
     if cfg.xenvm_bus and cfg.vms:
-        specs.append(ChildSpec("xenvm-bus", start_actor(XenvmBus, address)))
+        specs.append(ChildSpec("xenvm-bus", start_actor(XenvmBus, address),
+                               start_timeout=BUS_WORKER_START_TIMEOUT))
     if cfg.xenmgr and cfg.persistence and cfg.vms:
         specs.append(manager_spec(cfg, address))
     if cfg.proxies:

@@ -49,9 +49,11 @@ log_level = "info"
         self.info: dict[str, object] = {}
 
     def start(self) -> None:
-        """Start oxt-supervisor and wait for its ready file. Once more if it did not start:
-        its workers' start bound (5 s, OTP's) was overrun once on an emulated host at load 8-9
-        (the identity service's bus connection); the first failure is printed (``SUP:``)."""
+        """Start oxt-supervisor and wait for its ready file. Once more if it did not start
+        (the first failure is printed, ``SUP: WARNING``): the identity service's bus connection
+        once overran OTP's 5 s worker start bound on an emulated host at load 8-9; the bus
+        workers now have ``BUS_WORKER_START_TIMEOUT`` (supervision/dom0), the retry stays as a
+        second chance that is never silent."""
         try:
             self._start()
         except AssertionError as exc:
