@@ -8,7 +8,10 @@ the database (the service's kept copy of ``/vm`` while it is current, ``_dbcache
 shutdown's burst of stopped VMs reads the database once, not once per VM) and the running
 VMs (domid, stub domain) from their monitors, computes the table
 (:func:`~xen.xenmgr._argo_rules.table`) and applies only the difference to the table it last
-applied. At start it resets the host's table (default deny, dom0 to dom0 allowed) and applies
+applied. The messages of a burst are coalesced (the first queues one pass; those that arrive
+before it runs join it: the pass reads the state as it is then, after all of them), and a
+pass resolves again only the VMs whose inputs changed (:class:`~xen.xenmgr._argo_rules.TableCache`).
+At start it resets the host's table (default deny, dom0 to dom0 allowed) and applies
 the whole table. With db ``/xenmgr/argo-firewall`` false nothing is applied (and a table
 applied earlier is reset to allow everything, as the original's flag did at boot).
 
@@ -50,9 +53,9 @@ from xen.xenmgr._argo_rules import (
     ArgoRuleError,
     EffectiveRule,
     RunningVm,
+    TableCache,
     diff,
     parse_rule,
-    table,
     viptables_args,
 )
 from xen.xenmgr._handle import ManagerBus
@@ -76,6 +79,14 @@ class RecomputeArgo:
     """Recompute the table and apply the difference (``why`` is logged)."""
 
     why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """Recompute now (queued by the first :class:`RecomputeArgo` of a burst)."""
+
+
+_WHYS_LOGGED = 3  # reasons named in a pass's log line (then "and N more")
 
 
 class ArgoTable(Protocol):
@@ -198,29 +209,47 @@ class ArgoFirewall(Actor):
         self.table = table_ if table_ is not None else argo_table(settings)
         self.applied: frozenset[EffectiveRule] | None = None  # None: reset at the next pass
         self.enabled: bool | None = None
+        self.cache = TableCache()
+        self.whys: list[str] = []  # the reasons of the pass queued (empty: none queued)
+        self.passes = 0
 
     def on_start(self) -> None:
         self.actor_ref.tell(RecomputeArgo("start"))
 
     @handles(RecomputeArgo)
     def _recompute(self, msg: RecomputeArgo) -> None:
+        if not self.whys:
+            self.actor_ref.tell(_Pass())
+        self.whys.append(msg.why)
+
+    @handles(_Pass)
+    def _pass(self, _msg: _Pass) -> None:
+        whys = list(dict.fromkeys(self.whys))
+        self.whys = []
+        self.passes += 1
+        why = ", ".join(whys[:_WHYS_LOGGED])
+        if len(whys) > _WHYS_LOGGED:
+            why += f" and {len(whys) - _WHYS_LOGGED} more"
+        self._run_pass(why)
+
+    def _run_pass(self, why: str) -> None:
         try:
             bus = service(self.settings.service, ManagerBus)
         except (NoSuchActor, ServiceUnavailable, ActorDeadError):
-            logger.info("argo firewall: the bus service is not running yet (%s)", msg.why)
+            logger.info("argo firewall: the bus service is not running yet (%s)", why)
             self.applied = None
             return
         try:
             vms = bus.db.cached_vms()  # read only
             enabled = _flag(bus.db.read("/xenmgr/argo-firewall"), True)
         except Exception as exc:  # the db is away: try again at the next change
-            logger.warning("argo firewall: cannot read the database (%s): %s", msg.why, exc)
+            logger.warning("argo firewall: cannot read the database (%s): %s", why, exc)
             self.applied = None
             return
         try:
-            self._apply(vms, enabled, msg.why)
+            self._apply(vms, enabled, why)
         except Exception as exc:
-            logger.error("argo firewall: applying the rules failed (%s): %s", msg.why, exc)
+            logger.error("argo firewall: applying the rules failed (%s): %s", why, exc)
             self.applied = None
 
     def _apply(self, vms: dict[str, Any], enabled: bool, why: str) -> None:
@@ -245,7 +274,7 @@ class ArgoFirewall(Actor):
                     rules[uuid].append(parse_rule(text))
                 except ArgoRuleError as exc:
                     logger.warning("argo firewall: VM %s: rule skipped: %s", uuid, exc)
-        new = table(rules, running)
+        new = self.cache.table(rules, running)
         if self.applied is None or self.enabled is not True:
             self.table.reset(deny=True)
             remove: list[EffectiveRule] = []

@@ -27,6 +27,12 @@ against the running VMs (an endpoint that names no running domain drops the rule
 from a domain to itself dropped. :func:`table` is the union over every running VM, and
 :func:`diff` what to remove and add to go from one table to another. :func:`viptables_args`
 renders a rule as the arguments of the ``viptables`` tool of an OpenXT dom0.
+
+:class:`TableCache` gives the same table as :func:`table`, keeping each running VM's effective
+rules between calls: a VM's rules are resolved again only when the VM itself, its rules or
+(when one of its endpoints names other VMs: ``<uuid>``, ``seamless``, ``dom-type``,
+``dom-name``) the running VMs changed, so a host shutdown's VM stops do not each resolve every
+VM's rules again.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ __all__ = [
     "EffectiveRule",
     "Endpoint",
     "RunningVm",
+    "TableCache",
     "diff",
     "effective_rules",
     "parse_rule",
@@ -54,6 +61,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _WORD = re.compile(r"[a-z0-9_-]+")
 _KEYWORDS = ("*", "myself", "my-stubdom", "myself-if-seamless", "seamless")
 _MAX_PORT = (1 << 32) - 1
+_SELF_KINDS = frozenset({"*", "dom0", "myself", "my-stubdom", "myself-if-seamless"})
 
 
 class ArgoRuleError(ValueError):
@@ -207,6 +215,40 @@ def table(rules_by_vm: Mapping[str, Sequence[ArgoRule]],
     for vm in running:
         out |= effective_rules(vm, rules_by_vm.get(vm.uuid, ()), running)
     return frozenset(out)
+
+
+class TableCache:
+    """:func:`table` with each VM's effective rules kept between calls (module docstring)."""
+
+    def __init__(self) -> None:
+        # uuid -> (the VM, its rules, the running VMs when they matter else None, its rules'
+        # effective rules)
+        self.kept: dict[str, tuple[RunningVm, tuple[ArgoRule, ...],
+                                   tuple[RunningVm, ...] | None, frozenset[EffectiveRule]]] = {}
+        self.resolved = 0  # VMs whose rules were resolved (not taken from the cache)
+
+    def table(self, rules_by_vm: Mapping[str, Sequence[ArgoRule]],
+              running: Sequence[RunningVm]) -> frozenset[EffectiveRule]:
+        """Equal to ``table(rules_by_vm, running)``; forgets the VMs that no longer run."""
+        everyone = tuple(running)
+        kept: dict[str, tuple[RunningVm, tuple[ArgoRule, ...],
+                              tuple[RunningVm, ...] | None, frozenset[EffectiveRule]]] = {}
+        out: set[EffectiveRule] = set()
+        for vm in everyone:
+            rules = tuple(rules_by_vm.get(vm.uuid, ()))
+            others = everyone if any(r.source.kind not in _SELF_KINDS
+                                     or r.destination.kind not in _SELF_KINDS
+                                     for r in rules) else None
+            old = self.kept.get(vm.uuid)
+            if old is not None and old[0] == vm and old[1] == rules and old[2] == others:
+                effective = old[3]
+            else:
+                effective = effective_rules(vm, rules, everyone)
+                self.resolved += 1
+            kept[vm.uuid] = (vm, rules, others, effective)
+            out |= effective
+        self.kept = kept
+        return frozenset(out)
 
 
 def diff(old: frozenset[EffectiveRule], new: frozenset[EffectiveRule]

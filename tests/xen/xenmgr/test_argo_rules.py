@@ -9,6 +9,7 @@ from xen.xenmgr._argo_rules import (
     EffectiveRule,
     Endpoint,
     RunningVm,
+    TableCache,
     diff,
     effective_rules,
     parse_rule,
@@ -92,6 +93,46 @@ def test_table_is_the_union_of_running_vms_and_diff_gives_the_change() -> None:
     mixed = frozenset({EffectiveRule(None, None, 3, 1), EffectiveRule(2, 5, None, None)})
     assert [r.source for r in diff(frozenset(), mixed)[1]] == [None, 2]
     assert diff(one, one) == ([], [])
+
+
+def test_the_cached_table_equals_a_full_recompute_through_a_sequence_of_stops() -> None:
+    """A host shutdown: VMs stop one by one (and one changes its rules, one restarts with a new
+    domid); after each step the cached table is the full recompute's, and only VMs whose inputs
+    changed (their own, or the running VMs for rules naming others) were resolved again."""
+    texts = ["myself -> 0:5556", "my-stubdom -> myself-if-seamless", f"myself -> {U1}:80",
+             "seamless -> dom-type=ndvm", "myself:7 -> dom-name=network", "* -> myself"]
+    vms = [RunningVm(f"00000000-0000-0000-0000-{i:012d}", 10 + i, stubdom_domid=50 + i if i % 3
+                     else -1, type="ndvm" if i % 4 == 0 else "svm",
+                     name="network" if i == 5 else f"vm{i}", seamless=i % 2 == 0)
+           for i in range(12)] + [GUEST]
+    rules = {vm.uuid: [parse_rule(texts[i % len(texts)]), parse_rule(texts[(i * 5) % len(texts)])]
+             for i, vm in enumerate(vms)}
+    local = {vm.uuid for vm in vms if all(r.source.kind in ("*", "dom0", "myself", "my-stubdom",
+                                                            "myself-if-seamless")
+                                          and r.destination.kind in ("*", "dom0", "myself",
+                                                                     "my-stubdom",
+                                                                     "myself-if-seamless")
+                                          for r in rules[vm.uuid])}
+    assert local and len(local) < len(vms)  # both kinds are exercised
+    cache = TableCache()
+    running = list(vms)
+    assert cache.table(rules, running) == table(rules, running)
+    assert cache.resolved == len(running)
+    steps = 0
+    while running:
+        stopped = running.pop(len(running) // 2)
+        if steps == 2:  # a VM's rules change between two stops
+            rules[running[0].uuid] = [parse_rule("myself -> *:9")]
+        if steps == 4:  # a VM restarts with a new domain
+            running[-1] = RunningVm(running[-1].uuid, 99, type=running[-1].type,
+                                    name=running[-1].name, seamless=running[-1].seamless)
+        before = cache.resolved
+        assert cache.table(rules, running) == table(rules, running), stopped
+        again = cache.resolved - before
+        others = sum(1 for vm in running if vm.uuid not in local)
+        assert again <= others + 2  # the VMs naming others, plus the changed ones
+        steps += 1
+    assert cache.kept == {} and cache.table(rules, []) == frozenset()
 
 
 def test_viptables_rendering() -> None:
