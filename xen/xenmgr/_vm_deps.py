@@ -27,7 +27,13 @@ from typing import Any
 
 from xen.xenmgr._binding import Binding
 from xen.xenmgr._dbclient import DbClient
-from xen.xenmgr._depgraph import DependencyCycle, find_cycle, nic_backends, start_order
+from xen.xenmgr._depgraph import (
+    BackendIndex,
+    DependencyCycle,
+    find_cycle,
+    nic_backends,
+    start_order,
+)
 from xen.xenmgr._errors import XenmgrError, plain
 from xen.xenmgr._monitors import monitor_view, run_task
 from xen.xenmgr._properties import DbOp, Write
@@ -120,11 +126,12 @@ def relocate_nics(settings: ManagerSettings, db: DbClient, backend: str) -> int:
     if domid is None:
         return 0
     vms = db.cached_vms()  # read only
+    index = BackendIndex(vms)  # one pass over the VMs, not one per VM
     moved = 0
     for uuid in sorted(vms):
         if uuid == backend:
             continue
-        served = [nic for nic, be in nic_backends(uuid, vms).items() if be == backend]
+        served = [nic for nic, be in index.nic_backends(uuid).items() if be == backend]
         view = monitor_view(uuid) if served else None
         if view is None or _running_domid(uuid, has_domain=True) is None:
             continue

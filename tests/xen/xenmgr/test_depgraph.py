@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from xen.xenmgr._depgraph import (
+    BackendIndex,
     DependencyCycle,
     direct_dependencies,
     find_cycle,
@@ -33,6 +34,14 @@ VMS = {
     C: vm("C", {"backend-uuid": B}, {"backend-name": "A", "enable": "false"}),
     D: vm("D", {"backend-uuid": NOBODY}, {"backend-name": "D"}),
 }
+
+
+def test_one_index_answers_for_every_vm_as_a_fresh_lookup_does() -> None:
+    index = BackendIndex(VMS)
+    for uuid in [*VMS, NOBODY]:
+        assert index.nic_backends(uuid) == nic_backends(uuid, VMS)
+        assert direct_dependencies(uuid, VMS, index) == direct_dependencies(uuid, VMS)
+    assert index.nic_backends(B) == {0: A, 1: NET}
 
 
 def test_direct_dependencies() -> None:
