@@ -52,9 +52,10 @@ $(STAMP): setup.cfg pyproject.toml | debs
 	touch $(STAMP)
 
 # Real Xen 4.17 + a Debian dom0 in QEMU; runs the xc backend's, the xenstore client's, the PV
-# builder's and the supervisor's tests inside dom0 (docs/xenlab.md). Root; 6-10 min once built
-# on a quiet host (363 s and 397 s in fresh-clone CI runs; 16 min before the speed-ups of
-# docs/xenlab.md "Timings"; 4-5x more at load 10), +1 min to build. XENLAB_BENCH=1: then the benchmark against xl (opt-in).
+# and PVH builders', the supervisor's and xenmgr's tests inside dom0 (docs/xenlab.md). Root;
+# about 10 min once built on a quiet host (363-440 s in fresh-clone CI runs before the xenmgr
+# module, which adds 3-6 min; 996 s in a CI run at load 4; 4-5x more at load 10), +1 min to
+# build. XENLAB_BENCH=1: then the benchmark against xl and the PVH comparison (opt-in).
 # `make test` runs the lab too on an x86-64 host; XENLAB=0 skips it (say so: it is the proof
 # of the xc backend on real Xen).
 xenlab:
