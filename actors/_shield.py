@@ -69,48 +69,49 @@ class uninterruptible:
     __slots__ = ("_guard",)
 
     def __enter__(self) -> None:
-        guard = self._guard = current_guard()
-        guard.depth += 1
-        kill = guard.kill
-        if kill is not None:
-            guard.depth -= 1
-            raise kill()
+        self._guard = _enter(current_guard())
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        guard = self._guard
+        _leave(self._guard, exc_type is None)
+
+
+def _enter(guard: Guard) -> Guard:
+    """Open a section on ``guard``: refused (the kill raised) if the actor was killed already."""
+    guard.depth += 1
+    kill = guard.kill
+    if kill is not None:
         guard.depth -= 1
-        if guard.depth == 0 and exc_type is None:
-            kill = guard.kill
-            if kill is not None:
-                raise kill()
+        raise kill()
+    return guard
+
+
+def _leave(guard: Guard, ended_normally: bool) -> None:
+    """Close a section: a kill that came during it is raised at the outermost end, unless an
+    exception is already on its way out."""
+    guard.depth -= 1
+    if guard.depth == 0 and ended_normally:
+        kill = guard.kill
+        if kill is not None:
+            raise kill()
 
 
 def shielded(function: Callable[P, R]) -> Callable[P, R]:
     """Decorator: every call of ``function`` runs as an `uninterruptible` section.
 
-    The section's steps written out (no section object per call: the xenstore and hypervisor
-    clients' requests are shielded, and this is on their hot path); the same order of writes
-    and reads as `uninterruptible`'s ``__enter__`` and ``__exit__``.
+    The section's two steps called directly (no section object per call: the xenstore and
+    hypervisor clients' requests are shielded, and this is on their hot path); the same steps
+    as `uninterruptible`'s ``__enter__`` and ``__exit__``.
     """
     @functools.wraps(function)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        guard = current_guard()
-        guard.depth += 1
-        kill = guard.kill
-        if kill is not None:
-            guard.depth -= 1
-            raise kill()
+        guard = _enter(current_guard())
         try:
             result = function(*args, **kwargs)
         except BaseException:
-            guard.depth -= 1  # the exception goes on; a kill waits for the outermost end
+            _leave(guard, False)
             raise
-        guard.depth -= 1
-        if guard.depth == 0:
-            kill = guard.kill
-            if kill is not None:
-                raise kill()
+        _leave(guard, True)
         return result
     return run
 

@@ -389,8 +389,18 @@ T = TypeVar("T")
 
 #: types encoded as they are (exact types: subclasses such as enums take the general path)
 _AS_IS = frozenset({bool, int, str, bytes, type(None)})
-#: dataclass -> its field names (filled on first use; a getinfolist reply encodes hundreds)
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+#: dataclass -> its fields as (name, type text), in order (filled on first use, for encoding
+#: and decoding alike: a getinfolist reply carries hundreds)
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """The dataclass ``cls``'s fields as (name, type text), in order, made once per class."""
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        fields = _FIELDS.setdefault(cls, tuple((f.name, str(f.type))
+                                               for f in dataclasses.fields(cls)))
+    return fields
 
 
 def encode_value(value: object) -> Value:
@@ -401,12 +411,12 @@ def encode_value(value: object) -> Value:
         return value
     if cls is uuid.UUID:
         return value.bytes  # type: ignore[attr-defined]
-    names = _FIELD_NAMES.get(cls)
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES.setdefault(cls, tuple(f.name for f in dataclasses.fields(value)))
-    if names is not None:
+    fields = _FIELDS.get(cls)
+    if fields is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = _fields(cls)
+    if fields is not None:
         out: dict[str, Value] = {}
-        for name in names:
+        for name, _kind in fields:
             field = getattr(value, name)
             out[name] = field if type(field) in _AS_IS else encode_value(field)
         return out
@@ -448,17 +458,7 @@ def _decode_field(cls_name: str, name: str, kind: str, obj: Value) -> object:
 _DECODABLE = (DomainInfo, PhysInfo, Version, DomainSpec)
 
 
-_FIELD_KINDS: dict[type, tuple[tuple[str, str], ...]] = {}
 _PLAIN = {"int": int, "bool": bool, "str": str, "int | None": int}  # taken as they are
-
-
-def _kinds(cls: type) -> tuple[tuple[str, str], ...]:
-    """``cls``'s fields as (name, type text), in order, made once per class."""
-    kinds = _FIELD_KINDS.get(cls)
-    if kinds is None:
-        kinds = tuple((f.name, str(f.type)) for f in dataclasses.fields(cls))
-        _FIELD_KINDS[cls] = kinds
-    return kinds
 
 
 def decode_dataclass(cls: type[T], obj: Value) -> T:
@@ -469,7 +469,7 @@ def decode_dataclass(cls: type[T], obj: Value) -> T:
         raise LocalProtocolError(f"cannot decode a {cls.__name__}")
     if not isinstance(obj, dict):
         raise BadPayload(f"{cls.__name__} must be a map, got {obj!r:.60}")
-    kinds = _kinds(cls)
+    kinds = _fields(cls)
     if len(obj) != len(kinds) or not all(name in obj for name, _ in kinds):
         names = {name for name, _ in kinds}
         unknown = sorted(set(obj) - names)
