@@ -211,7 +211,6 @@ class ArgoFirewall(Actor):
         self.enabled: bool | None = None
         self.cache = TableCache()
         self.whys: list[str] = []  # the reasons of the pass queued (empty: none queued)
-        self.passes = 0
 
     def on_start(self) -> None:
         self.actor_ref.tell(RecomputeArgo("start"))
@@ -226,7 +225,6 @@ class ArgoFirewall(Actor):
     def _pass(self, _msg: _Pass) -> None:
         whys = list(dict.fromkeys(self.whys))
         self.whys = []
-        self.passes += 1
         why = ", ".join(whys[:_WHYS_LOGGED])
         if len(whys) > _WHYS_LOGGED:
             why += f" and {len(whys) - _WHYS_LOGGED} more"
