@@ -16,7 +16,7 @@ import pytest
 import actors
 from tests.helpers import wait_until
 from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
-from xen.hypervisor import SimBackend
+from xen.hypervisor import HvmParam, SimBackend
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +35,16 @@ def live(tree: XenTree, vm: str) -> list[int]:
 
 
 def started(tree: XenTree, host: Any, name: str) -> tuple[str, int]:
-    vm = tree.add_vm(vm_config(name) + "pvh = true\n" + DEVICES)
+    # the emulated platform's timer keys are an HVM guest's: ignored for PVH, as libxl does
+    vm = tree.add_vm(vm_config(name) + "pvh = true\nhpet = 0\ntimer-mode = 2\nvpt-align = 1\n"
+                     + DEVICES)
     tree.task(vm, "start")
     domid = int(tree.task(vm, "get-domid"))
     assert tree.task(vm, "get-status") == "running"
     info = tree.hv.getinfo(domid)
     assert info.hvm, "a PVH guest's domain is an HVM container"
+    assert [tree.hv.get_hvm_param(domid, p) for p in (
+        HvmParam.HPET_ENABLED, HvmParam.TIMER_MODE, HvmParam.VPT_ALIGN)] == [1, 0, 0]
     dom = f"/local/domain/{domid}"
     assert tree.xs.try_read(f"{dom}/hvmloader/bios") is None  # no firmware
     assert tree.xs.try_read(f"{dom}/image/device-model-domid") is None

@@ -33,6 +33,7 @@ from __future__ import annotations
 __all__ = [
     "CDEFS",
     "CONSTANTS",
+    "E820_ACPI",
     "E820_RAM",
     "E820_RESERVED",
     "FUNCTIONS",
@@ -99,10 +100,11 @@ X86_HVM_NR_SPECIAL_PAGES = 8
 #: struct e820entry types.
 E820_RAM = 1
 E820_RESERVED = 2
+E820_ACPI = 3
 
 #: Struct type names whose layout the gcc test checks.
 STRUCTS = ("xc_domaininfo_t", "xc_physinfo_t", "xc_error", "struct xen_domctl_createdomain",
-           "struct xc_dom_image", "struct e820entry")
+           "struct xc_dom_image", "struct e820entry", "struct xc_hvm_firmware_module")
 
 #: Header macro -> the value copied here (the gcc test compares each; the HVM_PARAM_* numbers
 #: are those of `xen.hypervisor.HvmParam`, checked by the same test).
@@ -125,6 +127,7 @@ CONSTANTS = {
     "X86_HVM_NR_SPECIAL_PAGES": X86_HVM_NR_SPECIAL_PAGES,
     "E820_RAM": E820_RAM,
     "E820_RESERVED": E820_RESERVED,
+    "E820_ACPI": E820_ACPI,
 }
 
 #: Every function declared below, by the library that exports it.
@@ -283,6 +286,11 @@ int xc_domain_set_memory_map(xc_interface *xch, uint32_t domid, struct e820entry
                              uint32_t nr_entries);
 
 /* libxenguest: the domain builder (xen_pfn_t is unsigned long on x86) */
+struct xc_hvm_firmware_module {     /* a blob libxenguest loads into an HVM container */
+    uint8_t *data;
+    uint32_t length;
+    uint64_t guest_addr_out;
+};
 struct xc_dom_image {
     uint8_t _pad0[384];
     unsigned long console_pfn;
@@ -309,7 +317,9 @@ struct xc_dom_image {
     uint64_t highmem_end;
     unsigned long vga_hole_size;
     _Bool device_model;
-    uint8_t _pad7[151];
+    uint8_t _pad7[31];
+    struct xc_hvm_firmware_module acpi_modules[4];  /* PVH: [0] is the RSDP */
+    uint8_t _pad7b[24];
     struct e820entry *e820;
     unsigned int e820_entries;
     uint8_t _pad8[4];

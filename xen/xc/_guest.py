@@ -26,8 +26,11 @@ low memory up to the hole, the rest above 4 GiB; a memory map (RAM, the special 
 reserved, high RAM) given to Xen (``xc_domain_set_memory_map``) and to the image for the
 guest's start info; after the build the rings are the special pages' frames as the guest sees
 them (a translated guest), and their event channels go into HVM_PARAM_STORE_EVTCHN /
-HVM_PARAM_CONSOLE_EVTCHN, where a PVH kernel looks for them. No ACPI tables are built (libxl
-builds some with its own libacpi): a PVH kernel must cope without them (one vcpu).
+HVM_PARAM_CONSOLE_EVTCHN, where a PVH kernel looks for them. Its ACPI tables
+(`xen.xc._acpi`: FADT, MADT with a local APIC per vcpu, ...) go in as libxenguest's ACPI
+modules at the start of the MMIO hole (module 0 is the RSDP, whose address libxenguest puts in
+the guest's start info), marked ACPI in the memory map; libxenguest populates their pages.
+Without a MADT a Linux PVH kernel runs with no timer interrupt (docs/xenlab.md, finding 11).
 
 A failing step raises the `xen.hypervisor` error for its errno with libxenctrl's last error
 (libxenguest reports through the same handle), naming the step and the domain. The domain is
@@ -41,7 +44,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from xen.hypervisor import HvmParam, InvalidArgument
+from xen.xc._acpi import ACPI_BASE, pvh_acpi_tables
 from xen.xc._cdefs import (
+    E820_ACPI,
     E820_RAM,
     E820_RESERVED,
     X86_HVM_END_SPECIAL_REGION,
@@ -58,7 +63,7 @@ _GIB4 = 1 << 32
 #: Where libxl starts a PVH guest's MMIO hole: below the local APIC page (0xfee00000), the
 #: special pages and hvmloader's ACPI area (0xfc000000).
 _PVH_MMIO_START = min((X86_HVM_END_SPECIAL_REGION - X86_HVM_NR_SPECIAL_PAGES) << 12,
-                      0xFEE00000, 0xFC000000)
+                      0xFEE00000, ACPI_BASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +132,7 @@ def build_image(ffi: Any, ctrl: Any, guest: Any, xch: Any, domid: int, image: Gu
             check(guest.xc_dom_module_file(dom, image.ramdisk.encode(), ffi.NULL),
                   f"xc_dom_module_file({where}, {image.ramdisk})")
         if image.pvh:
-            keep.append(_pvh_layout(ffi, ctrl, xch, dom, domid, image, check))
+            keep.extend(_pvh_layout(ffi, ctrl, xch, dom, domid, image, check))
         check(guest.xc_dom_boot_xen_init(dom, xch, domid), f"xc_dom_boot_xen_init({where})")
         check(guest.xc_dom_parse_image(dom), f"xc_dom_parse_image({where}, {image.kernel})")
         check(guest.xc_dom_mem_init(dom, image.memory_mib),
@@ -161,9 +166,9 @@ def _frame(ffi: Any, guest: Any, dom: Any, pfn: int) -> int:
 
 
 def _pvh_layout(ffi: Any, ctrl: Any, xch: Any, dom: Any, domid: int, image: GuestImage,
-                check: Callable[[int, str], None]) -> Any:
-    """The memory layout of a PVH guest, set in the image and given to Xen; returns the e820
-    array (it must outlive the build: the image points at it)."""
+                check: Callable[[int, str], None]) -> list[Any]:
+    """The memory layout of a PVH guest and its ACPI tables, set in the image and given to
+    Xen; returns the buffers the image points at (they must outlive the build)."""
     memory = image.memory_mib << 20
     low, high = memory, 0
     if low > _PVH_MMIO_START:
@@ -176,8 +181,18 @@ def _pvh_layout(ffi: Any, ctrl: Any, xch: Any, dom: Any, domid: int, image: Gues
     dom.highmem_end = high
     dom.vga_hole_size = 0
     dom.device_model = False
+    acpi = pvh_acpi_tables(image.vcpus, ACPI_BASE)
+    # module 0 is the RSDP: libxenguest names its address in the guest's start info
+    modules = ((acpi.rsdp, acpi.rsdp_addr), (acpi.tables, acpi.tables_addr))
+    blobs = [ffi.new("uint8_t[]", data) for data, _ in modules]
+    for i, ((data, addr), blob) in enumerate(zip(modules, blobs, strict=True)):
+        module = dom.acpi_modules[i]
+        module.data, module.length, module.guest_addr_out = blob, len(data), addr
     special = (X86_HVM_END_SPECIAL_REGION - X86_HVM_NR_SPECIAL_PAGES) << 12
-    entries = [(0, low, E820_RAM), (special, X86_HVM_NR_SPECIAL_PAGES << 12, E820_RESERVED)]
+    entries = [(0, low, E820_RAM),
+               (acpi.tables_addr, len(acpi.tables), E820_ACPI),
+               (acpi.rsdp_addr, len(acpi.rsdp), E820_ACPI),
+               (special, X86_HVM_NR_SPECIAL_PAGES << 12, E820_RESERVED)]
     if high:
         entries.append((_GIB4, high - _GIB4, E820_RAM))
     e820 = ffi.new("struct e820entry[]", len(entries))
@@ -187,4 +202,4 @@ def _pvh_layout(ffi: Any, ctrl: Any, xch: Any, dom: Any, domid: int, image: Gues
           f"xc_domain_set_memory_map(domain {domid}, {len(entries)} entries)")
     dom.e820 = e820
     dom.e820_entries = len(entries)
-    return e820
+    return [e820, *blobs]

@@ -161,8 +161,11 @@ class DomainActions:
         domid = result.domid
         created(domid)
         ex.run(plan_domain_create(domain_spec(cfg, self.uuid), domid), cancel)
-        ex.run(plan_build_pre(domid, memory, timer_mode=cfg.timer_mode, hpet=cfg.hpet,
-                              vpt_align=cfg.vpt_align, timeouts=self.env.timeouts), cancel)
+        # the emulated platform's timer params are an HVM guest's only: libxl sets none for
+        # PV or PVH, and a PVH domain has no PIT, HPET or RTC for them to shape
+        timers = (dict(timer_mode=cfg.timer_mode, hpet=cfg.hpet, vpt_align=cfg.vpt_align)
+                  if cfg.hvm else {})
+        ex.run(plan_build_pre(domid, memory, timeouts=self.env.timeouts, **timers), cancel)
         builder = self.env.builder
         built = (builder.build(domid, boot_image(cfg), memory) if source is None
                  else builder.restore(domid, source, memory))
