@@ -322,7 +322,7 @@ def pvh_lifecycle(xm: Xenmgr, vm: LabVm, domid: int) -> None:
 def test_xl_pvh_guest_with_a_vif_for_comparison(xm: Xenmgr) -> None:
     """The same PVH guest and vif started by ``xl`` (libxl's PVH build, with its ACPI tables):
     its vif must reach Connected; whether the guest's network comes up is printed, to compare
-    with ours (docs/xenlab.md, finding 11: it does with xl's build, not with ours)."""
+    with ours (docs/xenlab.md, finding 11: it came up with xl's build long before ours)."""
     name = "oxt-xl-pvh"
     cmdline = f"console=hvc0 rdinit=/init quiet oxt.nic=eth0 oxt.ip=10.80.0.5/24 oxt.ping={DOM0_IP}"
     run("xl", "create", "/xenlab/guest/guest-pvh.cfg", f'name="{name}"',
