@@ -54,6 +54,15 @@ hotplug_runner() {  # the uevent runner, with the environment given (OXT_VIF_SCR
 }
 hotplug_runner
 
+step "dom0's system bus: Debian's system.conf with the toolstack's policy drop-in"
+# oxt-supervisor's xenmgr test runs on it (bus = "system"), as on a dom0 with
+# examples/oxt-supervisor.service; started once (lab.sh shell: a second run finds it up)
+if [ ! -S /run/dbus/system_bus_socket ]; then
+  { mkdir -p /etc/dbus-1/system.d /run/dbus &&
+    cp "$WORK/examples/dbus/oxt-toolstack.conf" /etc/dbus-1/system.d/ &&
+    dbus-daemon --system --fork; } || echo "OXT-XENLAB: the system bus did not start"
+fi
+
 step "Xen host as xl sees it"
 xl info | grep -E '^(xen_version|xen_caps|virt_caps|nr_cpus|total_memory|free_memory|xen_scheduler)' |
   sed 's/^/OXT-XENLAB: xl info: /'

@@ -38,7 +38,7 @@ MODE=${1:-test}
 export DEBIAN_FRONTEND=noninteractive
 
 # Packages of the dom0 root filesystem (Debian's). Python packages come from PyPI (see pylib).
-ROOTFS_DEBS="xen-utils-4.17 xenstore-utils python3 busybox kmod dbus-daemon iproute2"
+ROOTFS_DEBS="xen-utils-4.17 xenstore-utils python3 busybox kmod dbus-daemon dbus-system-bus-common iproute2"
 HOST_DEBS="qemu-system-x86 debootstrap cpio busybox-static"
 
 say() { printf '[xenlab %(%T)T] %s\n' -1 "$*"; }

@@ -21,10 +21,12 @@ from supervision.control import ControlClient
 from tests.helpers import stop_process
 from tests.xenlab.dom0 import wait_for
 
-__all__ = ["GUEST_DIR", "ROOT", "LabSupervisor", "console_text", "needs_dbus", "xl_domids",
-           "xs_read"]
+__all__ = ["GUEST_DIR", "ROOT", "SYSTEM_BUS_SOCKET", "LabSupervisor", "console_text",
+           "loops_of", "marked_disk", "needs_dbus", "xl_domids", "xs_read"]
 
 ROOT = Path(__file__).resolve().parents[2]
+#: dom0's system bus, started by the lab's init with examples/dbus/oxt-toolstack.conf.
+SYSTEM_BUS_SOCKET = Path("/run/dbus/system_bus_socket")
 GUEST_DIR = Path(os.environ.get("OXT_LAB_GUEST_DIR", "/xenlab/guest"))
 needs_dbus = pytest.mark.skipif(
     shutil.which("dbus-daemon") is None,
@@ -32,16 +34,21 @@ needs_dbus = pytest.mark.skipif(
 
 
 class LabSupervisor:
-    """An oxt-supervisor process on real Xen (``backend = "xc"``), its own system-type bus, its
-    state under ``state``; ``sections``: the rest of its configuration (TOML text)."""
+    """An oxt-supervisor process on real Xen (``backend = "xc"``), its state under ``state``;
+    ``sections``: the rest of its configuration (TOML text); ``bus``: ``"private"`` (its own
+    system-type bus) or ``"system"`` (dom0's, which must be running)."""
 
-    def __init__(self, state: Path, sections: str) -> None:
+    def __init__(self, state: Path, sections: str, bus: str = "private") -> None:
+        if bus == "system":
+            assert SYSTEM_BUS_SOCKET.exists(), (
+                f"dom0's system bus is not running ({SYSTEM_BUS_SOCKET} absent): the lab's "
+                "init starts it (tests/xenlab/dom0-init.sh)")
         self.state = state
         self.config = state / "oxt.toml"
         self.config.write_text(f"""[supervisor]
 state_dir = "{state}"
 backend = "xc"
-bus = "private"
+bus = "{bus}"
 syslog = false
 log_level = "info"
 {sections}""")
@@ -127,3 +134,20 @@ def xs_read(path: str) -> str | None:
     done = subprocess.run(["xenstore-read", path], capture_output=True, text=True, timeout=30,
                           check=False)
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def loops_of(path: Path) -> list[str]:
+    """The loop devices attached to ``path`` (``losetup -j``)."""
+    done = subprocess.run(["losetup", "-j", str(path)], capture_output=True, text=True,
+                          timeout=30, check=True)
+    return [line.split(":")[0] for line in done.stdout.splitlines()]
+
+
+def marked_disk(path: Path, size: int = 8 << 20) -> str:
+    """Write a disk image of ``size`` bytes at ``path`` whose first sector starts with a marker
+    line (the lab's guest prints its disk's first line); the marker."""
+    marker = f"OXT-LAB-DISK {os.getpid()}-{path.name}-{os.stat(path.parent).st_ino}"
+    with open(path, "wb") as f:
+        f.write(marker.encode() + b"\n")
+        f.truncate(size)
+    return marker

@@ -1,9 +1,9 @@
 """``oxt-supervisor --backend xc`` runs the lab's PV guest on real Xen, driven by ``xenvm-cmd``.
 
 The supervisor runs as its own process in the lab's dom0 (``python3 -m supervision.dom0``)
-with the ``xc`` backend, dom0's oxenstored, and its own dbus-daemon (``bus = "private"``: a
-system-type bus under its state directory, standing in for dom0's system bus; the dom0 has no
-system bus running). One VM, the lab's PV guest, is declared in the configuration
+with the ``xc`` backend, dom0's oxenstored, and dom0's system bus (``bus = "system"``: a
+stock ``dbus-daemon --system`` that in-dom0.sh starts with the toolstack's policy drop-in,
+examples/dbus/oxt-toolstack.conf). One VM, the lab's PV guest, is declared in the configuration
 (``[[vm]]``) with a file-backed disk (a loop device behind blkback) and a vif on the bridge
 ``xenbr0`` (netback; Xen's vif-bridge script, run by examples/hotplug/oxt-hotplug for the
 kernel's uevents, as in-dom0.sh sets up). Every task goes through ``xenvm-cmd`` (``python3 -m
@@ -51,6 +51,8 @@ from tests.xenlab.lab_supervisor import (
     GUEST_DIR,
     ROOT,
     LabSupervisor,
+    loops_of,
+    marked_disk,
     needs_dbus,
     xl_domids,
     xs_read,
@@ -79,10 +81,7 @@ class Supervisor(LabSupervisor):
 
     def __init__(self, state: Path) -> None:
         self.disk = state / "disk.img"
-        self.marker = f"OXT-LAB-DISK {os.getpid()}-{time.time_ns()}"
-        with open(self.disk, "wb") as f:  # 8 MiB, the marker in its first sector
-            f.write(self.marker.encode() + b"\n")
-            f.truncate(8 << 20)
+        self.marker = marked_disk(self.disk)  # 8 MiB, the marker in its first sector
         cmdline = (f"console=hvc0 rdinit=/init quiet oxt.disk={DISK} oxt.nic={NIC} "
                    f"oxt.ip={GUEST_IP}/24 oxt.ping={DOM0_IP}")
         (state / "vm.cfg").write_text(
@@ -100,7 +99,7 @@ hotplug_timeout = {HOTPLUG_TIMEOUT}
 [[vm]]
 uuid = "{VM}"
 config = "{state / 'vm.cfg'}"
-""")
+""", bus="system")
 
     def xenvm_cmd(self, task: str, *params: str) -> str:
         """``xenvm-cmd --bus <the tree's bus> <uuid> <task> [k=v ...]``; its output."""
@@ -161,11 +160,6 @@ def device_paths(domid: int) -> dict[str, str]:
             "vif backend": f"/local/domain/0/backend/vif/{domid}/0",
             "vbd frontend": f"/local/domain/{domid}/device/vbd/{DISK_DEVID}",
             "vif frontend": f"/local/domain/{domid}/device/vif/0"}
-
-
-def loops_of(path: Path) -> list[str]:
-    """The loop devices attached to ``path`` (``losetup -j``)."""
-    return [line.split(":")[0] for line in run("losetup", "-j", str(path)).splitlines()]
 
 
 def check_devices(sup: Supervisor, domid: int, mark: int) -> None:

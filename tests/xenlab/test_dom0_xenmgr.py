@@ -1,16 +1,18 @@
 """xenmgr and dbd on real Xen: two VMs, one PV and one PVH, created and driven through ``xec``.
 
 ``oxt-supervisor --backend xc`` runs in the lab's dom0 with the whole tree: dbd (the database
-under the test's state directory), xenmgr, the VM monitors, on its own system-type bus (the
-dom0 has no system bus running; ``xec`` reaches this one through
-``DBUS_SYSTEM_BUS_ADDRESS``, as on a dom0 where it is the system bus). Everything goes through
-``xec`` / ``xec-vm``, as an OpenXT client would:
+under the test's state directory), xenmgr, the VM monitors, on **dom0's system bus** (a stock
+``dbus-daemon --system`` started by the lab's init with our policy drop-in,
+examples/dbus/oxt-toolstack.conf). Everything goes through ``xec`` / ``xec-vm``, as an
+OpenXT client would:
 
 - ``create_vm_with_template_and_json``: a PV VM and a PVH VM (``config/virt-type = pvh``:
   created as an HVM container, built as PVH by libxenguest, no device model), each with a vif
-  on the bridge ``xenbr0`` (xenmgr's nic, our translation, netback, Xen's vif-bridge);
+  on the bridge ``xenbr0`` (xenmgr's nic, our translation, netback, Xen's vif-bridge), the
+  PVH VM also with a raw disk image (a loop device behind blkback);
 - ``start`` of both: running at once (``xl list``), each guest's hello and its net line on its
-  console (it pings dom0 over the bridge), the vifs Connected at both ends;
+  console (it pings dom0 over the bridge), the PVH guest's disk line (it read the image's
+  marker and wrote to it), the vifs and the vbd Connected at both ends;
 - ``pause`` / ``unpause`` of the PVH VM (``xl list`` agrees);
 - the PVH VM's monitor crashed (control socket): the same domain adopted;
 - ``oxt-supervisor`` SIGKILLed with both running, started again: both adopted, same domids,
@@ -21,7 +23,8 @@ dom0 has no system bus running; ``xec`` reaches this one through
   (``control/sysrq`` = c: xenmgr's ``on_crash = destroy`` applied once, no restart); after each
   end of a domain neither Xen nor xenstore holds anything of it.
 
-Prints ``XM:`` lines. Skipped off Xen and without dbus-daemon in the dom0.
+Prints ``XM:`` lines. Skipped off Xen and without dbus-daemon in the dom0; fails when dom0's
+system bus is not running.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from tests.xenlab.lab_supervisor import (
     ROOT,
     LabSupervisor,
     console_text,
+    loops_of,
+    marked_disk,
     needs_dbus,
     xl_domids,
     xs_read,
@@ -52,7 +57,7 @@ from tests.xenlab.lab_supervisor import (
 
 pytestmark = [on_xen, needs_dbus]
 
-BRIDGE, DOM0_IP = "xenbr0", "10.80.0.1"
+BRIDGE, DOM0_IP, DISK = "xenbr0", "10.80.0.1", "xvda"
 HELLO = "OXT-XENLAB-GUEST: PV domU up"
 HELLO_TIMEOUT = 240.0  # a bound: 8-25 s on a quiet host, 80+ s at load 8-9
 NET_TIMEOUT = 240.0  # the guest loads netfront, waits for eth0, pings dom0 (<= 20 s)
@@ -67,17 +72,25 @@ class LabVm:
     name: str
     virt: str
     ip: str
+    disk: Path | None = None  # a raw image (xenmgr's type "raw": a loop device, blkback)
     uuid: str = ""
+    marker: str = ""
 
     def template_json(self) -> str:
         # xen_legacy_crash: a panic reports SHUTDOWN_crash at once (a PVH kernel's panic
         # would otherwise end in an emergency restart: SHUTDOWN_reboot)
         cmdline = (f"console=hvc0 rdinit=/init quiet xen_legacy_crash oxt.nic=eth0 "
                    f"oxt.ip={self.ip}/24 oxt.ping={DOM0_IP}")
-        return json.dumps({"name": self.name, "config": {
+        config: dict[str, object] = {
             "virt-type": self.virt, "memory": "128", "vcpus": "1",
             "kernel": str(GUEST_DIR / "vmlinux"), "initrd": str(GUEST_DIR / "initrd.gz"),
-            "cmdline": cmdline, "nic": {"0": {"network": BRIDGE}}}})
+            "nic": {"0": {"network": BRIDGE}}}
+        if self.disk is not None:
+            self.marker = marked_disk(self.disk)
+            cmdline += f" oxt.disk={DISK}"
+            config["disk"] = {"0": {"path": str(self.disk), "type": "raw", "mode": "w",
+                                    "device": DISK, "devtype": "disk"}}
+        return json.dumps({"name": self.name, "config": {**config, "cmdline": cmdline}})
 
     def console(self) -> str:
         return console_text(self.name)
@@ -96,7 +109,7 @@ storage = "storage"
 autostart = false
 [vms]
 hotplug_timeout = {HOTPLUG_TIMEOUT}
-""")
+""", bus="system")
 
     def xec(self, *args: str, tool: str = "xec") -> str:
         """``xec`` (or ``xec-vm``) with ``args``; its output. A failure fails the test. Run
@@ -166,6 +179,8 @@ def check_net(xm: Xenmgr, vm: LabVm, domid: int, mark: int = 0) -> int:
                  f"{vm.name}'s vif Connected at both ends", interval=0.5)
         wait_for(lambda: "OXT-XENLAB-GUEST: net " in vm.console()[mark:], NET_TIMEOUT,
                  f"{vm.name}'s net line", interval=0.5)
+        if vm.disk is not None:
+            check_disk(vm, domid, mark)
     finally:
         tail = " | ".join(vm.console()[mark:].splitlines()[-4:])
         print(f"XM: {vm.name}'s console tail: {tail.encode('ascii', 'replace').decode()}")
@@ -176,6 +191,24 @@ def check_net(xm: Xenmgr, vm: LabVm, domid: int, mark: int = 0) -> int:
     assert received and int(received.group(1)) >= 1, f"no ping reply from dom0: {net}"
     print(f"XM: {vm.name} ({vm.virt}, domain {domid}): {net}; vif Connected at both ends")
     return domid
+
+
+def check_disk(vm: LabVm, domid: int, mark: int) -> None:
+    """The guest read its disk's first sector (the image's marker) and wrote to it; the vbd
+    Connected at both ends, one loop device behind it."""
+    disk = re.findall(rf"OXT-XENLAB-GUEST: disk {DISK} .*", vm.console()[mark:])
+    assert disk and f"first sector: {vm.marker}" in disk[-1], disk
+    ends = (f"/local/domain/0/backend/vbd/{domid}/51712", f"/local/domain/{domid}/device/vbd/51712")
+    assert [xs_read(f"{end}/state") for end in ends] == ["4", "4"]
+    assert vm.disk is not None and len(loops_of(vm.disk)) == 1
+    print(f"XM: {vm.name} (domain {domid}): {disk[-1]}; vbd Connected at both ends")
+
+
+def no_loop_left(vm: LabVm) -> None:
+    """The VM has no domain: no loop device is left on its disk image."""
+    if vm.disk is not None:
+        disk = vm.disk
+        wait_for(lambda: not loops_of(disk), 10, f"no loop device left on {disk}")
 
 
 def running_domid(xm: Xenmgr, vm: LabVm) -> int | None:
@@ -189,14 +222,15 @@ def running_domid(xm: Xenmgr, vm: LabVm) -> int | None:
 def assert_clean(domid: int) -> None:
     """Nothing of domain ``domid`` left in xenstore, nor its vif in dom0."""
     for path in (f"/local/domain/{domid}", f"/local/domain/0/backend/vif/{domid}",
-                 f"/xapi/{domid}"):
+                 f"/local/domain/0/backend/vbd/{domid}", f"/xapi/{domid}"):
         assert xs_read(path) is None, f"{path} left in xenstore"
     assert not Path(f"/sys/class/net/vif{domid}.0").exists()
 
 
 @pytest.mark.timeout(2400)  # ~300 s on a quiet host
 def test_xec_runs_a_pv_and_a_pvh_vm_at_once(xm: Xenmgr) -> None:
-    pv, pvh = LabVm("oxt-xm-pv", "pv", "10.80.0.3"), LabVm("oxt-xm-pvh", "pvh", "10.80.0.4")
+    pv = LabVm("oxt-xm-pv", "pv", "10.80.0.3")
+    pvh = LabVm("oxt-xm-pvh", "pvh", "10.80.0.4", disk=xm.state / "pvh-disk.img")
     for vm in (pv, pvh):
         path = xm.xec("create-vm-with-template-and-json", "new-vm-empty", vm.template_json())
         vm.uuid = path.rsplit("/", 1)[-1].replace("_", "-")
@@ -294,6 +328,7 @@ def pvh_lifecycle(xm: Xenmgr, vm: LabVm, domid: int) -> None:
     wait_for(lambda: state_of(xm, vm) == "stopped", 60, f"{vm.name} stopped", interval=1.0)
     assert "poweroff requested" in vm.console()[mark:]
     assert_clean(domid)
+    no_loop_left(vm)
     print(f"XM: xec-vm shutdown {vm.name}: the PVH guest powered itself off, domain gone, "
           f"stopped, nothing left ({time.monotonic() - t0:.1f} s)")
 
@@ -310,6 +345,7 @@ def pvh_lifecycle(xm: Xenmgr, vm: LabVm, domid: int) -> None:
     assert state_of(xm, vm) == "stopped" and xl_domids(vm.name) == []
     assert "Kernel panic" in vm.console()[mark:]
     assert_clean(domid)
+    no_loop_left(vm)
     print(f"XM: xec-vm start {vm.name}, control/sysrq=c: the PVH guest panicked, on_crash = "
           f"destroy applied once: domain {domid} gone, stopped, nothing left "
           f"({time.monotonic() - t0:.1f} s)")
