@@ -170,7 +170,7 @@ def check_net(xm: Xenmgr, vm: LabVm, domid: int, mark: int = 0) -> int:
         wait_for(lambda: HELLO in vm.console()[mark:], HELLO_TIMEOUT, f"{vm.name}'s hello",
                  interval=0.5)
         now = domid_of(xm, vm)
-        if now != domid:  # seen once under load: a PVH kernel's triple fault (finding 12)
+        if now != domid:  # a PVH kernel's triple fault at its first boot: finding 12
             print(f"XM: WARNING: {vm.name}'s domain {domid} reset itself while booting; "
                   f"on_reboot = restart: now domain {now}")
             domid = now
