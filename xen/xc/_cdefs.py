@@ -8,7 +8,8 @@ xc_hvm_param_set/get, xc_evtchn_alloc_unbound, the PCI passthrough calls
 xc_domain_ioport_permission, xc_domain_irq_permission, xc_physdev_map_pirq/unmap_pirq) and
 the last-error record; libxenguest's
 ``xc_dom_*`` domain builder (allocate, kernel/module files, boot_xen_init, parse_image,
-mem_init, boot_mem_init, build_image, boot_image, gnttab_init, translated, release); and
+mem_init, boot_mem_init, build_image, boot_image, gnttab_init, translated, release) and
+xc_cpuid_apply_policy; and
 libxentoollog's stdio logger (used to silence libxenctrl's own stderr logging; its errors
 reach us through errno and xc_get_last_error instead). `FUNCTIONS` names every function by
 library; `CONSTANTS` the header macros we copy.
@@ -147,6 +148,7 @@ FUNCTIONS = {
         "xc_dom_allocate", "xc_dom_release", "xc_dom_kernel_file", "xc_dom_module_file",
         "xc_dom_boot_xen_init", "xc_dom_parse_image", "xc_dom_mem_init", "xc_dom_boot_mem_init",
         "xc_dom_build_image", "xc_dom_boot_image", "xc_dom_gnttab_init", "xc_dom_translated",
+        "xc_cpuid_apply_policy",
     ),
 }
 
@@ -340,4 +342,11 @@ int xc_dom_build_image(struct xc_dom_image *dom);
 int xc_dom_boot_image(struct xc_dom_image *dom);
 int xc_dom_gnttab_init(struct xc_dom_image *dom);
 _Bool xc_dom_translated(const struct xc_dom_image *dom);
+/* the domain's CPUID policy as libxl sets it for a new domain (opaque: we pass NULL) */
+struct xc_xend_cpuid;
+struct xc_msr;
+int xc_cpuid_apply_policy(xc_interface *xch, uint32_t domid, _Bool restore,
+                          const uint32_t *featureset, unsigned int nr_features, _Bool pae,
+                          _Bool itsc, _Bool nested_virt, const struct xc_xend_cpuid *xend,
+                          const struct xc_msr *msr);
 """

@@ -4,6 +4,10 @@
 vcpus, maxmem). The order is libxl's (libxl_dom.c, ``libxl__build_pre`` then
 ``libxl__build_dom``; ``libxl__build_hvm`` for PVH), written here from its facts:
 
+0. the domain's CPUID policy, as libxl sets it for every new domain
+   (``xc_cpuid_apply_policy``: not a restore, no featureset, PAE, no invariant TSC, no nested
+   virtualisation, no overrides): Xen's default policy for the domain type, with the
+   toolstack's topology (APIC ids ``2 * vcpu``, as our MADT says) and hypervisor leaves;
 1. two unbound event channels in the new domain, for xenstored (``store_domid``) and for
    xenconsoled (``console_domid``): ``xc_evtchn_alloc_unbound``;
 2. ``xc_dom_allocate(xch, cmdline, NULL)``; the image fields: PV container, ``flags`` 0, the
@@ -108,6 +112,11 @@ def build_image(ffi: Any, ctrl: Any, guest: Any, xch: Any, domid: int, image: Gu
     the open handle and ``check(rc, what)`` raises for a negative ``rc``; the caller holds the
     handle's lock."""
     where = f"domain {domid}"
+    rc = guest.xc_cpuid_apply_policy(xch, domid, False, ffi.NULL, 0, True, False, False,
+                                     ffi.NULL, ffi.NULL)
+    if rc < 0:
+        ffi.errno = -rc  # it returns -errno
+    check(rc, f"xc_cpuid_apply_policy({where})")
     store_port = ctrl.xc_evtchn_alloc_unbound(xch, domid, image.store_domid)
     check(store_port, f"xc_evtchn_alloc_unbound({where}, remote {image.store_domid}: store)")
     console_port = ctrl.xc_evtchn_alloc_unbound(xch, domid, image.console_domid)
