@@ -40,3 +40,33 @@ def test_a_burst_of_domains_coming_and_going_ends_in_the_true_list(tmp_path: Pat
         events, scans = state["events"], state["scans"]
         assert isinstance(events, int) and isinstance(scans, int)
         assert 1 <= scans <= events  # every scan was asked for by an event; none lost
+
+
+def test_a_domain_that_ran_without_a_target_is_read_once(tmp_path: Path) -> None:
+    """A domain's ``target`` is read once it has run; a paused one's again (a stub's target
+    is written before its first unpause), and a stub found then is remembered."""
+    with xen_tree(tmp_path) as tree:
+        hv, xs = tree.hv, tree.xs
+        guest = hv.create(DomainSpec(handle=uuidlib.uuid4(), memory_kib=4 * MIB))
+        stub = hv.create(DomainSpec(handle=uuidlib.uuid4(), memory_kib=4 * MIB))
+        tree.xenstored.fire_special_watch("@introduceDomain")
+        wait_until(lambda: len(watcher_state()["domains"]) == 2, timeout=15)
+        reads = watcher_state()["target_reads"]
+        assert reads == 2  # both paused: nothing remembered yet
+        xs.write(f"/local/domain/{stub}/target", str(guest))
+        for domid in (guest, stub):
+            hv.unpause(domid)
+        tree.xenstored.fire_special_watch("@introduceDomain")
+        wait_until(lambda: watcher_state()["target_reads"] == 4, timeout=15)
+        for _ in range(3):  # pause and unpause: each change is seen, no more reads
+            for domid in (guest, stub):
+                hv.pause(domid)
+            tree.xenstored.fire_special_watch("@introduceDomain")
+            wait_until(lambda: all(k[1] for k in watcher_state()["domains"].values()),
+                       timeout=15)
+            for domid in (guest, stub):
+                hv.unpause(domid)
+            tree.xenstored.fire_special_watch("@introduceDomain")
+            wait_until(lambda: not any(k[1] for k in watcher_state()["domains"].values()),
+                       timeout=15)
+        assert watcher_state()["target_reads"] == 4

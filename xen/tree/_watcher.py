@@ -11,7 +11,9 @@ queued behind it, and a rescan reads the list as it is then, so it covers every 
 (50 domains going down at once cost a few passes over the list, not 50).
 A stub domain's changes go to its guest's monitor too (the stub has a uuid of its own; the
 watcher reads its ``target`` node once and remembers it while the stub exists), so a stub
-domain that dies alone is seen by the VM that owns it. Domains no monitor owns (dom0, ones
+domain that dies alone is seen by the VM that owns it. A domain without a ``target`` once it
+has run is remembered as no stub domain (a stub's ``target`` is written before its first
+unpause), so its later changes cost no read. Domains no monitor owns (dom0, ones
 started by hand) are ignored. Under ``rest_for_one`` after
 the xenstore and hypervisor actors, a restart of either restarts the watcher, which registers
 its watches again on the new connection.
@@ -50,7 +52,8 @@ class DomainWatcher(Actor):
         self.xenstore_name = xenstore
         self.hypervisor_name = hypervisor
         self.known: dict[int, Key] = {}
-        self.targets: dict[int, int] = {}  # stub domain -> the guest it serves
+        self.targets: dict[int, int] = {}  # stub domain -> the guest it serves; -1: no stub
+        self.target_reads = 0
         self.events = 0
         self.scans = 0
         self.rescan_queued = False
@@ -90,7 +93,8 @@ class DomainWatcher(Actor):
         moved |= {d for d in self.known if d not in now}
         changed = {(now.get(d) or self.known[d])[0] for d in moved}
         for d in moved:
-            target = self._target(d) if d in now else self.targets.pop(d, None)
+            target = (self._target(d, now[d][4] and not now[d][1]) if d in now
+                      else self.targets.pop(d, None))
             key = None if target is None else (now.get(target) or self.known.get(target))
             if key is not None:
                 changed.add(key[0])
@@ -98,18 +102,24 @@ class DomainWatcher(Actor):
         for uuid in sorted(changed):
             self._tell(uuid)
 
-    def _target(self, domid: int) -> int | None:
-        """The guest stub domain ``domid`` serves (None: not a stub domain, or not yet)."""
+    def _target(self, domid: int, has_run: bool) -> int | None:
+        """The guest stub domain ``domid`` serves (None: not a stub domain, or not yet).
+        ``has_run``: the domain runs or blocks, unpaused: a stub's ``target`` exists by then,
+        so a missing one is remembered."""
         if domid not in self.targets:
+            self.target_reads += 1
             try:
                 text = service(self.xenstore_name, XenstoreClient).try_read(
                     f"/local/domain/{domid}/target")
             except Exception:  # the domain's tree is going away
                 return None
             if text is None or not text.isdigit():
+                if has_run:
+                    self.targets[domid] = -1
                 return None
             self.targets[domid] = int(text)
-        return self.targets[domid]
+        target = self.targets[domid]
+        return None if target < 0 else target
 
     def _tell(self, uuid: str) -> None:
         try:
@@ -120,7 +130,7 @@ class DomainWatcher(Actor):
     def snapshot(self) -> dict[str, Any]:
         """Domains seen, for inspection."""
         return {"domains": {str(d): list(k) for d, k in self.known.items()},
-                "events": self.events, "scans": self.scans}
+                "events": self.events, "scans": self.scans, "target_reads": self.target_reads}
 
     def _unwatch(self) -> None:
         try:
