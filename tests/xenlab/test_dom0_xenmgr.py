@@ -20,8 +20,8 @@ OpenXT client would:
 - ``shutdown`` of the PV VM (the guest powers off); the PVH VM (built with its ACPI tables:
   docs/xenlab.md, findings 8 and 11) through ``reboot`` (its kernel restarts, a new domain
   boots and pings again), ``shutdown`` (it powers itself off), ``start`` again and a panic
-  (``control/sysrq`` = c: xenmgr's ``on_crash = destroy`` applied once, no restart); after each
-  end of a domain neither Xen nor xenstore holds anything of it.
+  (``control/sysrq`` = c: xenmgr's ``on_crash = destroy`` applied once, no restart), ``start``
+  and ``destroy``; after each end of a domain neither Xen nor xenstore holds anything of it.
 
 Prints ``XM:`` lines. Skipped off Xen and without dbus-daemon in the dom0; fails when dom0's
 system bus is not running.
@@ -310,7 +310,8 @@ def test_xec_runs_a_pv_and_a_pvh_vm_at_once(xm: Xenmgr) -> None:
 
 
 def pvh_lifecycle(xm: Xenmgr, vm: LabVm, domid: int) -> None:
-    """The PVH VM's reboot, clean shutdown, start and crash, through ``xec-vm``."""
+    """The PVH VM's reboot, clean shutdown, start and crash, start and destroy, through
+    ``xec-vm``."""
     t0, mark, old = time.monotonic(), len(vm.console()), domid
     xm.vm(vm, "reboot")
     wait_for(lambda: not domain_exists(old), GONE_TIMEOUT, f"rebooted domain {old} gone")
@@ -348,6 +349,21 @@ def pvh_lifecycle(xm: Xenmgr, vm: LabVm, domid: int) -> None:
     no_loop_left(vm)
     print(f"XM: xec-vm start {vm.name}, control/sysrq=c: the PVH guest panicked, on_crash = "
           f"destroy applied once: domain {domid} gone, stopped, nothing left "
+          f"({time.monotonic() - t0:.1f} s)")
+
+    t0, mark = time.monotonic(), len(vm.console())
+    xm.vm(vm, "start")
+    domid = domid_of(xm, vm)
+    wait_for(lambda: HELLO in vm.console()[mark:], HELLO_TIMEOUT, f"{vm.name}'s hello",
+             interval=0.5)
+    domid = domid_of(xm, vm)  # (finding 12: the first seconds may have reset it)
+    xm.vm(vm, "destroy")
+    wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"domain {domid} gone")
+    wait_for(lambda: state_of(xm, vm) == "stopped", 60, f"{vm.name} stopped", interval=1.0)
+    assert xl_domids(vm.name) == []
+    assert_clean(domid)
+    no_loop_left(vm)
+    print(f"XM: xec-vm start, destroy {vm.name}: domain {domid} gone, stopped, nothing left "
           f"({time.monotonic() - t0:.1f} s)")
 
 
