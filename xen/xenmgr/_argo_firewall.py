@@ -66,8 +66,9 @@ from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._vm_mixin import db_list
 from xen.xenstore import Transaction, XenstoreClient
 
-__all__ = ["ArgoFirewall", "ArgoTable", "NoArgoTable", "RecomputeArgo", "ViptablesArgoTable",
-           "XenstoreArgoTable", "argo_table", "recompute_argo", "rule_texts"]
+__all__ = ["ArgoFirewall", "ArgoTable", "NoArgoTable", "RecomputeArgo", "RepeatedFailure",
+           "ViptablesArgoTable", "XenstoreArgoTable", "argo_table", "recompute_argo",
+           "rule_texts"]
 
 logger = logging.getLogger("xenmgr")
 
@@ -200,6 +201,23 @@ def _flag(text: object, default: bool) -> bool:
         return default
 
 
+class RepeatedFailure:
+    """The log level of a failure: ERROR the first time its text is seen, DEBUG while the same
+    failure repeats, ERROR again once it changed or `clear` (a success) ran."""
+
+    def __init__(self) -> None:
+        self.last: str | None = None
+
+    def level(self, text: str) -> int:
+        """The level to log failure ``text`` at (and remember it)."""
+        repeated, self.last = text == self.last, text
+        return logging.DEBUG if repeated else logging.ERROR
+
+    def clear(self) -> None:
+        """A success: the next failure is news again."""
+        self.last = None
+
+
 class ArgoFirewall(Actor):
     """See the module docstring."""
 
@@ -211,6 +229,7 @@ class ArgoFirewall(Actor):
         self.enabled: bool | None = None
         self.cache = TableCache()
         self.whys: list[str] = []  # the reasons of the pass queued (empty: none queued)
+        self.failed = RepeatedFailure()
 
     def on_start(self) -> None:
         self.actor_ref.tell(RecomputeArgo("start"))
@@ -247,8 +266,12 @@ class ArgoFirewall(Actor):
         try:
             self._apply(vms, enabled, why)
         except Exception as exc:
-            logger.error("argo firewall: applying the rules failed (%s): %s", why, exc)
+            # the same failure again (viptables missing: at every VM change) is logged once
+            logger.log(self.failed.level(str(exc)),
+                       "argo firewall: applying the rules failed (%s): %s", why, exc)
             self.applied = None
+        else:
+            self.failed.clear()
 
     def _apply(self, vms: dict[str, Any], enabled: bool, why: str) -> None:
         if not enabled:
