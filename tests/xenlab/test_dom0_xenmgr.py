@@ -242,15 +242,19 @@ def test_xec_runs_a_pv_and_a_pvh_vm_at_once(xm: Xenmgr) -> None:
     for vm in (pv, pvh):
         t0, marks[vm.name] = time.monotonic(), len(vm.console())  # a log of an earlier run
         xm.vm(vm, "start")
-        assert state_of(xm, vm) == "running"
+        # running (a PVH domain that reset itself in its first seconds is being restarted
+        # already: finding 12; check_net follows it to its new domain)
+        wait_for(lambda v=vm: running_domid(xm, v) is not None, 120, f"{vm.name} running",
+                 interval=0.5)
         domids[vm.name] = domid_of(xm, vm)
-        assert xl_domids(vm.name) == [domids[vm.name]]
         print(f"XM: xec-vm start {vm.name} -> running, domain {domids[vm.name]} after "
               f"{time.monotonic() - t0:.1f} s")
-    info = run("xl", "list", str(domids[pvh.name]))
-    print(f"XM: xl list: {' | '.join(info.splitlines())}")
     for vm in (pv, pvh):
         domids[vm.name] = check_net(xm, vm, domids[vm.name], marks[vm.name])
+    for vm in (pv, pvh):
+        assert xl_domids(vm.name) == [domids[vm.name]]  # one domain each, Xen agrees
+    info = run("xl", "list", str(domids[pvh.name]))
+    print(f"XM: xl list: {' | '.join(info.splitlines())}")
     dom = f"/local/domain/{domids[pvh.name]}"
     assert xs_read(f"{dom}/hvmloader/bios") is None  # PVH: no firmware
     assert xs_read(f"{dom}/image/device-model-domid") is None  # and no device model
