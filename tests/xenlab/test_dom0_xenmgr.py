@@ -339,9 +339,11 @@ def pvh_lifecycle(xm: Xenmgr, vm: LabVm, domid: int) -> None:
 
     t0, mark = time.monotonic(), len(vm.console())
     xm.vm(vm, "start")
-    domid = domid_of(xm, vm)
     wait_for(lambda: HELLO in vm.console()[mark:], HELLO_TIMEOUT, f"{vm.name}'s hello",
              interval=0.5)
+    wait_for(lambda: running_domid(xm, vm) is not None, 120, f"{vm.name} running",
+             interval=0.5)
+    domid = domid_of(xm, vm)  # after the hello (finding 12: the first seconds may reset it)
     run("xenstore-write", f"/local/domain/{domid}/control/sysrq", "c")
     wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"crashed domain {domid} gone")
     wait_for(lambda: state_of(xm, vm) == "stopped", 60, f"{vm.name} stopped after its crash",
@@ -357,10 +359,11 @@ def pvh_lifecycle(xm: Xenmgr, vm: LabVm, domid: int) -> None:
 
     t0, mark = time.monotonic(), len(vm.console())
     xm.vm(vm, "start")
-    domid = domid_of(xm, vm)
     wait_for(lambda: HELLO in vm.console()[mark:], HELLO_TIMEOUT, f"{vm.name}'s hello",
              interval=0.5)
-    domid = domid_of(xm, vm)  # (finding 12: the first seconds may have reset it)
+    wait_for(lambda: running_domid(xm, vm) is not None, 120, f"{vm.name} running",
+             interval=0.5)
+    domid = domid_of(xm, vm)  # after the hello (finding 12: the first seconds may reset it)
     xm.vm(vm, "destroy")
     wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"domain {domid} gone")
     wait_for(lambda: state_of(xm, vm) == "stopped", 60, f"{vm.name} stopped", interval=1.0)
