@@ -204,8 +204,23 @@ def check_disk(vm: LabVm, domid: int, mark: int) -> None:
     print(f"XM: {vm.name} (domain {domid}): {disk[-1]}; vbd Connected at both ends")
 
 
-def no_loop_left(vm: LabVm) -> None:
-    """The VM has no domain: no loop device is left on its disk image."""
+def booted(xm: Xenmgr, vm: LabVm, mark: int) -> int:
+    """``xec-vm start``, the guest's hello after console offset ``mark``, running: its domain
+    (read after the hello: finding 12 may have reset the first one)."""
+    xm.vm(vm, "start")
+    wait_for(lambda: HELLO in vm.console()[mark:], HELLO_TIMEOUT, f"{vm.name}'s hello",
+             interval=0.5)
+    wait_for(lambda: running_domid(xm, vm) is not None, 120, f"{vm.name} running",
+             interval=0.5)
+    return domid_of(xm, vm)
+
+
+def stopped_and_clean(xm: Xenmgr, vm: LabVm, domid: int) -> None:
+    """Domain ``domid`` gone, the VM stopped, nothing of the domain left (xenstore, vif, loop
+    devices on the VM's disk image)."""
+    wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"domain {domid} gone")
+    wait_for(lambda: state_of(xm, vm) == "stopped", 60, f"{vm.name} stopped", interval=1.0)
+    assert_clean(domid)
     if vm.disk is not None:
         disk = vm.disk
         wait_for(lambda: not loops_of(disk), 10, f"no loop device left on {disk}")
@@ -302,11 +317,8 @@ def test_xec_runs_a_pv_and_a_pvh_vm_at_once(xm: Xenmgr) -> None:
 
     t0 = time.monotonic()
     xm.vm(pv, "shutdown")
-    wait_for(lambda: not domain_exists(domids[pv.name]), GONE_TIMEOUT,
-             f"domain {domids[pv.name]} gone")
-    wait_for(lambda: state_of(xm, pv) == "stopped", 60, f"{pv.name} stopped", interval=1.0)
+    stopped_and_clean(xm, pv, domids[pv.name])
     assert "poweroff requested" in pv.console()[marks[pv.name]:]
-    assert_clean(domids[pv.name])
     print(f"XM: xec-vm shutdown {pv.name}: the guest powered off, domain gone, stopped, "
           f"nothing left ({time.monotonic() - t0:.1f} s)")
     pvh_lifecycle(xm, pvh, domids[pvh.name])
@@ -329,47 +341,27 @@ def pvh_lifecycle(xm: Xenmgr, vm: LabVm, domid: int) -> None:
 
     t0 = time.monotonic()
     xm.vm(vm, "shutdown")
-    wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"domain {domid} gone")
-    wait_for(lambda: state_of(xm, vm) == "stopped", 60, f"{vm.name} stopped", interval=1.0)
+    stopped_and_clean(xm, vm, domid)
     assert "poweroff requested" in vm.console()[mark:]
-    assert_clean(domid)
-    no_loop_left(vm)
     print(f"XM: xec-vm shutdown {vm.name}: the PVH guest powered itself off, domain gone, "
           f"stopped, nothing left ({time.monotonic() - t0:.1f} s)")
 
     t0, mark = time.monotonic(), len(vm.console())
-    xm.vm(vm, "start")
-    wait_for(lambda: HELLO in vm.console()[mark:], HELLO_TIMEOUT, f"{vm.name}'s hello",
-             interval=0.5)
-    wait_for(lambda: running_domid(xm, vm) is not None, 120, f"{vm.name} running",
-             interval=0.5)
-    domid = domid_of(xm, vm)  # after the hello (finding 12: the first seconds may reset it)
+    domid = booted(xm, vm, mark)
     run("xenstore-write", f"/local/domain/{domid}/control/sysrq", "c")
-    wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"crashed domain {domid} gone")
-    wait_for(lambda: state_of(xm, vm) == "stopped", 60, f"{vm.name} stopped after its crash",
-             interval=1.0)
+    stopped_and_clean(xm, vm, domid)
     time.sleep(5)  # on_crash = destroy: applied once, nothing restarts it
     assert state_of(xm, vm) == "stopped" and xl_domids(vm.name) == []
     assert "Kernel panic" in vm.console()[mark:]
-    assert_clean(domid)
-    no_loop_left(vm)
     print(f"XM: xec-vm start {vm.name}, control/sysrq=c: the PVH guest panicked, on_crash = "
           f"destroy applied once: domain {domid} gone, stopped, nothing left "
           f"({time.monotonic() - t0:.1f} s)")
 
-    t0, mark = time.monotonic(), len(vm.console())
-    xm.vm(vm, "start")
-    wait_for(lambda: HELLO in vm.console()[mark:], HELLO_TIMEOUT, f"{vm.name}'s hello",
-             interval=0.5)
-    wait_for(lambda: running_domid(xm, vm) is not None, 120, f"{vm.name} running",
-             interval=0.5)
-    domid = domid_of(xm, vm)  # after the hello (finding 12: the first seconds may reset it)
+    t0 = time.monotonic()
+    domid = booted(xm, vm, len(vm.console()))
     xm.vm(vm, "destroy")
-    wait_for(lambda: not domain_exists(domid), GONE_TIMEOUT, f"domain {domid} gone")
-    wait_for(lambda: state_of(xm, vm) == "stopped", 60, f"{vm.name} stopped", interval=1.0)
+    stopped_and_clean(xm, vm, domid)
     assert xl_domids(vm.name) == []
-    assert_clean(domid)
-    no_loop_left(vm)
     print(f"XM: xec-vm start, destroy {vm.name}: domain {domid} gone, stopped, nothing left "
           f"({time.monotonic() - t0:.1f} s)")
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-__all__ = ["ACPI_BASE", "AcpiTables", "pvh_acpi_tables"]
+__all__ = ["ACPI_BASE", "AcpiTables", "checksum_ok", "pvh_acpi_tables"]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
@@ -101,8 +101,8 @@ def pvh_acpi_tables(vcpus: int, base: int = ACPI_BASE) -> AcpiTables:
     dsdt = place(_table(b"DSDT", 5, b""))
     fadt = place(_fadt(facs, dsdt))
     madt = place(_madt(vcpus))
-    xsdt = place(_table(b"XSDT", 1, struct.pack(f"<{2}Q", fadt, madt)))
-    rsdt = place(_table(b"RSDT", 1, struct.pack(f"<{2}I", fadt, madt)))
+    xsdt = place(_table(b"XSDT", 1, struct.pack("<QQ", fadt, madt)))
+    rsdt = place(_table(b"RSDT", 1, struct.pack("<II", fadt, madt)))
     rsdp_addr = base + len(blob) + (-len(blob) % PAGE)
     return AcpiTables(tables=bytes(blob), tables_addr=base, rsdp=_rsdp(rsdt, xsdt),
                       rsdp_addr=rsdp_addr)
@@ -153,9 +153,10 @@ def _fadt(facs: int, dsdt: int) -> bytes:
     put(112, "<I", _FADT_WBINVD | _FADT_PROC_C1 | _FADT_PWR_BUTTON | _FADT_SLP_BUTTON
         | _FADT_FIX_RTC | _FADT_TMR_VAL_EXT | _FADT_USE_PLATFORM_CLOCK)
     put(132, "<QQ", facs, dsdt)  # X_FIRMWARE_CTRL, X_DSDT
-    put(148, "<BBBBQ", _SYSTEM_IO, PM1_EVT_LEN * 8, 0, 0, PM1A_EVT_BLK)
-    put(172, "<BBBBQ", _SYSTEM_IO, PM1_CNT_LEN * 8, 0, 0, PM1A_CNT_BLK)
-    put(220, "<BBBBQ", _SYSTEM_IO, GPE0_BLK_LEN * 8, 0, 0, GPE0_BLK)
+    for offset, length, port in ((148, PM1_EVT_LEN, PM1A_EVT_BLK),  # X_PM1a_EVT_BLK
+                                 (172, PM1_CNT_LEN, PM1A_CNT_BLK),  # X_PM1a_CNT_BLK
+                                 (220, GPE0_BLK_LEN, GPE0_BLK)):  # X_GPE0_BLK
+        _GAS.pack_into(body, offset - _HEADER.size, _SYSTEM_IO, length * 8, 0, 0, port)
     return _table(b"FACP", 5, bytes(body))
 
 
