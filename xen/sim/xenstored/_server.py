@@ -298,17 +298,24 @@ class XenstoredServer:
 
     def _process_pending(self, client: _Client) -> None:
         # Requests wait while the client's unsent output is over the high-water mark, so that
-        # one read of pipelined requests cannot produce unbounded output.
+        # one read of pipelined requests cannot produce unbounded output. The replies and events
+        # of one read's requests leave together, one send per connection (not one per reply).
         if client.conn_id not in self._clients:
             return
-        while client.pending and (len(client.out) < _HIGH_WATER or client.error is not None):
-            packet = client.pending.popleft()
-            outputs = self._store.process(client.conn_id, packet)
-            if packet.op in (Op.INTRODUCE, Op.RELEASE):
-                self._sync_domain_sockets()  # before the reply: the socket exists once it is OK
-            self._deliver(outputs)
-            if client.conn_id not in self._clients:
-                return
+        touched: dict[int, _Client] = {}
+        try:
+            while client.pending and (len(client.out) < _HIGH_WATER
+                                      or client.error is not None):
+                packet = client.pending.popleft()
+                outputs = self._store.process(client.conn_id, packet)
+                if packet.op in (Op.INTRODUCE, Op.RELEASE):
+                    self._sync_domain_sockets()  # before the reply: the socket exists once OK
+                self._queue(outputs, touched)
+                if client.conn_id not in self._clients:
+                    return
+        finally:
+            for other in touched.values():
+                self._flush(other)
         if client.pending:
             self._backlog[client.conn_id] = client
         else:
@@ -319,7 +326,14 @@ class XenstoredServer:
             self._drop(client, str(client.error))
 
     def _deliver(self, outputs: list[Output]) -> None:
-        touched: list[_Client] = []
+        touched: dict[int, _Client] = {}
+        self._queue(outputs, touched)
+        for client in touched.values():
+            self._flush(client)
+
+    def _queue(self, outputs: list[Output], touched: dict[int, _Client]) -> None:
+        """Append ``outputs`` to their connections' output, adding each to ``touched`` (the
+        caller flushes them); a disconnect is carried out at once, after a last flush."""
         for out in outputs:
             if isinstance(out, Note):
                 log.log(_LEVELS.get(out.level, logging.INFO), "%s", out.text)
@@ -334,10 +348,7 @@ class XenstoredServer:
             if client is None:
                 continue
             client.out += out.packet.encode()
-            touched.append(client)
-        for client in touched:
-            if client.conn_id in self._clients:
-                self._flush(client)
+            touched[client.conn_id] = client
 
     def _deliver_result(self, result: Result) -> None:
         outputs: list[Output] = [
