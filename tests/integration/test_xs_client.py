@@ -345,6 +345,31 @@ def test_reconnects_and_registers_watches_again(sockdir: Path) -> None:
             second.close()
 
 
+def test_a_client_without_watches_notices_the_server_gone_while_idle(sockdir: Path) -> None:
+    """Without a watch the reader thread does not listen for bytes between requests, only for
+    the socket's hang-up: a closed xenstored is still noticed with no request in flight, and the
+    client reconnects by itself."""
+    path = sockdir / "sock"
+    first = XenstoredServer(path)
+    first.start()
+    second = None
+    c = XenstoreClient(str(path), timeout=2.0, reconnect=FAST).connect()
+    try:
+        c.write("/a", "1")
+        assert c.read("/a") == "1"
+        first.close()
+        wait_until(lambda: c.state is ClientState.RECONNECTING)
+        second = XenstoredServer(path)
+        second.start()
+        wait_until(lambda: c.state is ClientState.CONNECTED)
+        c.write("/a", "2")
+        assert c.read("/a") == "2"
+    finally:
+        c.close()
+        if second is not None:
+            second.close()
+
+
 # --- transactions -----------------------------------------------------------------------------
 
 

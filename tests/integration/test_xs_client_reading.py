@@ -9,6 +9,7 @@ import concurrent.futures
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -129,10 +130,11 @@ def test_a_reading_caller_delivers_the_watch_events_before_its_reply(
 
 def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replies(
         sockdir: Path) -> None:  # noqa: F811
-    """The peer answers each request with its reply and then 256 KiB of events before it reads
-    again, while 32 threads send three 4 KiB writes each into a small send buffer: whoever holds
-    the read role must keep reading while it waits to send, or the peer and the client wait for
-    each other until the timeout."""
+    """The peer answers each request with its reply and then 256 KiB of events (of the client's
+    watch) before it reads again, while 32 threads send three 4 KiB writes each into a small
+    send buffer: whoever holds the read role must keep reading while it waits to send, or the
+    peer and the client wait for each other until the timeout; the last events are read with
+    no request in flight."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(sockdir / "flood"))
     listener.listen(1)
@@ -147,6 +149,9 @@ def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replie
             if not data:
                 return
             for packet in parser.feed(data):
+                if packet.op == Op.WATCH:
+                    peer.sendall(Packet(Op.WATCH, packet.req_id, 0, b"OK\0").encode())
+                    continue
                 peer.sendall(Packet(Op.WRITE, packet.req_id, 0, b"OK\0").encode() + burst)
                 answered += 1
 
@@ -157,6 +162,8 @@ def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replie
                 ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             server = threading.Thread(target=serve, args=(peer,), daemon=True)
             server.start()
+            events: list[WatchFired] = []
+            c.watch("/f", "nobody", events.append)
 
             def work(i: int) -> None:
                 for _ in range(3):
@@ -168,6 +175,10 @@ def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replie
                     future.result(timeout=30)
             server.join(10)
             assert not server.is_alive()
+            deadline = time.monotonic() + 10  # delivered coalesced: some, each of the watch
+            while not events and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert events and all(e.token == "nobody" for e in events)
             peer.close()
     finally:
         listener.close()

@@ -14,6 +14,9 @@ have been applied), `XenstoreUnavailable` (no connection could be made within th
 `RetryPolicy` bounds a retry loop by a count and a time, with exponential backoff and optional
 jitter; `next_delay` is a pure function of the attempt number and the elapsed time.
 
+`ReplySlot` is where a connection's reader puts the reply to one request (`reply_of` gives it
+or raises its error); `millis` turns seconds into a ``poll()`` timeout.
+
 `ClientState` and `TRANSITIONS` are the client's connection state machine (STYLE point 4): the
 driver calls `next_state`, which raises `IllegalTransition` on a pair not in the table. This
 module does no I/O.
@@ -25,8 +28,14 @@ import enum
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from xen.xenstore._wire import ERRORS, PAYLOAD_MAX, PacketTooLarge, XenstoreError
+
+if TYPE_CHECKING:
+    import threading
+
+    from xen.xenstore._wire import Packet
 
 __all__ = [
     "TRANSITIONS",
@@ -46,6 +55,7 @@ __all__ = [
     "NotSupported",
     "PermissionDenied",
     "QuotaExceeded",
+    "ReplySlot",
     "RetryPolicy",
     "StateEvent",
     "TransactionConflict",
@@ -54,7 +64,9 @@ __all__ = [
     "XenstoreUnavailable",
     "connection_failed",
     "error_from_reply",
+    "millis",
     "next_state",
+    "reply_of",
     "too_large",
     "unanswered",
     "writer_busy",
@@ -174,6 +186,33 @@ def unanswered(op_name: str, req_id: int) -> XenstoreTimeout:
 
 
 # --- retry policy ---------------------------------------------------------------------------
+
+
+class ReplySlot:
+    """Where the reader puts the reply to one request. ``done``, ``packet``, ``error`` and
+    ``event`` change under the connection's lock; ``event`` exists only while a caller waits
+    for someone else to read its reply, and is set when ``done`` becomes True."""
+
+    __slots__ = ("done", "error", "event", "packet")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.packet: Packet | None = None
+        self.error: Exception | None = None
+        self.event: threading.Event | None = None
+
+
+def reply_of(slot: ReplySlot) -> Packet:
+    """The reply a done ``slot`` holds, or its error raised."""
+    if slot.error is not None:
+        raise slot.error
+    assert slot.packet is not None
+    return slot.packet
+
+
+def millis(seconds: float) -> int:
+    """A poll() timeout: ``seconds`` rounded up to whole milliseconds, at least 0."""
+    return max(0, int(seconds * 1000) + 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,21 +5,19 @@ ours, on our codec (`Packet`, `PacketParser`), because pyxs's router is where it
 it waits in ``select()`` (which fails above fd 1024), its reply wait has no timeout, and a
 dropped connection leaves every waiter blocked forever.
 
-`Connection` guarantees:
+`Connection` guarantees (docs/xenstore-client.md, **Threads**, says how):
 - Thread-safe: any number of threads call `request` at once. Each request gets a req_id unique
   among those in flight; the reply is matched by req_id; a packet is written whole under a lock.
 - Every request is bounded by its deadline: waiting for the send lock, the send and the reply.
   Past it, `XenstoreTimeout`; the slot is forgotten and a late reply is logged and dropped.
   A send that times out half-way corrupts the stream, so it drops the connection.
-- One thread at a time reads the transport (it holds the *read role*), feeds the bounded
-  `PacketParser`, completes the requests whose replies it finds and hands WATCH_EVENTs to
-  ``on_event`` (which must not block). A caller whose request finds the role free takes it and
-  reads its own reply (no thread hop; the common case of one thread at a time); a caller that
-  finds it taken waits for whoever reads. Between requests the reader thread holds the fd in its
-  ``epoll`` set and reads what comes (watch events, replies to waiting callers); a caller taking
-  the role switches the fd off in that set first, and on again when it hands the role back, so
-  the reader thread is not woken by the replies a caller reads. Every wait is a ``poll()`` or
-  ``epoll`` (no descriptor limit) that also watches a wake pipe written when the connection dies.
+- One thread at a time holds the *read role*: it reads the transport, feeds the bounded
+  `PacketParser`, completes the slots whose replies it finds and hands WATCH_EVENTs to
+  ``on_event`` (which must not block). A caller finding the role free reads its own reply (one
+  blocking receive on a socket, bounded by `WAIT_SLICE`; ``poll()`` on the device); one finding
+  it taken waits for whoever reads. The reader thread (``epoll``) reads between requests when
+  replies for waiting callers or watch events (after a WATCH) may come; else it waits only for
+  a socket's hang-up, and callers change nothing in its set.
 - When the peer closes, a read or write fails or the stream is malformed, the connection dies
   once: every request in flight fails at once with `ConnectionLost`, later requests fail at
   once, and ``on_lost(conn, error)`` is called from the reader thread. `close` does the same
@@ -42,15 +40,18 @@ from actors import shielded
 from xen.xenstore._clientcore import (
     ClientClosed,
     ConnectionLost,
+    ReplySlot,
     XenstoreConnectionError,
     XenstoreTimeout,
     connection_failed,
+    millis,
+    reply_of,
     too_large,
     unanswered,
     writer_busy,
 )
 from xen.xenstore._requests import Request
-from xen.xenstore._transport import DeviceTransport, Transport
+from xen.xenstore._transport import WAIT_SLICE, DeviceTransport, Transport
 from xen.xenstore._wire import (
     HEADER,
     PAYLOAD_MAX,
@@ -69,34 +70,9 @@ PIPELINE = 32
 logger = logging.getLogger(__name__)
 
 _U32 = 0xFFFFFFFF
+_HELD_PAUSE = 0.001  # the reader's pause on a hang-up while a caller holds the read role
 _pack_header = HEADER.pack
 _IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-
-
-def _reply(slot: _Slot) -> Packet:
-    if slot.error is not None:
-        raise slot.error
-    assert slot.packet is not None
-    return slot.packet
-
-
-def millis(seconds: float) -> int:
-    """A poll() timeout: ``seconds`` rounded up to whole milliseconds, at least 0."""
-    return max(0, int(seconds * 1000) + 1)
-
-
-class _Slot:
-    """Where the reader puts the reply to one request. ``done``, ``packet``, ``error`` and
-    ``event`` change under the connection's lock; ``event`` exists only while a caller waits
-    for someone else to read its reply, and is set when ``done`` becomes True."""
-
-    __slots__ = ("done", "error", "event", "packet")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.packet: Packet | None = None
-        self.error: Exception | None = None
-        self.event: threading.Event | None = None
 
 
 class Connection:
@@ -109,6 +85,7 @@ class Connection:
         self._fd = transport.fileno()
         self._send_some = transport.send_some
         self._recv = transport.recv
+        self._recv_wait = transport.recv_wait
         self._on_event = on_event
         self._on_lost = on_lost
         self._lock = threading.Lock()
@@ -119,22 +96,25 @@ class Connection:
         # (xenstored answers EINVAL; seen on Linux 6.1 in the xenlab). One at a time there.
         self._one_at_a_time = (threading.Lock() if isinstance(transport, DeviceTransport)
                                else None)
-        self._pending: dict[int, _Slot] = {}
+        self._pending: dict[int, ReplySlot] = {}
         self._next_id = 1
         # Counters: requests sent, and round trips (a caller waiting for a batch of replies).
         self.requests = self.round_trips = 0
         self._dead: Exception | None = None
         self._closing = threading.Event()
         self._closing_flag = False  # _closing.is_set(), read without a call on the hot path
-        # The read role (under _lock): who holds it is the only one to read the transport and
-        # feed the parser; while a caller holds it, the fd is off in the reader thread's epoll.
+        # Under _lock: the read role (see the module docstring) and the fd's events in the
+        # reader's epoll: _quiet (a hang-up) or _listen (bytes too: replies or events may come).
         self._reading = False
-        self._fd_watched = True
+        self._quiet = 0 if isinstance(transport, DeviceTransport) else select.EPOLLRDHUP
+        self._listen = select.EPOLLIN | self._quiet
+        self._fd_events = self._quiet
+        self._watching = False  # a WATCH was sent: events may come at any time
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         try:
             self._epoll = select.epoll()
-            self._epoll.register(transport.fileno(), select.EPOLLIN)
+            self._epoll.register(transport.fileno(), self._fd_events)
             self._epoll.register(self._wake_r, select.EPOLLIN)
         except OSError:
             if hasattr(self, "_epoll"):
@@ -205,7 +185,7 @@ class Connection:
         size = len(payload)
         if size > PAYLOAD_MAX:
             raise too_large(request.OP.name, size)
-        slot = _Slot()
+        slot = ReplySlot()
         send_lock = self._send_lock
         # The send lock before the read role: a role holder never waits for the send lock.
         if not send_lock.acquire(False) and not send_lock.acquire(
@@ -215,7 +195,7 @@ class Connection:
         try:
             try:
                 with self._lock:
-                    (req_id,), lead = self._register((slot,))
+                    (req_id,), lead = self._register((slot,), request.OP == Op.WATCH)
                 try:
                     data = _pack_header(request.OP, req_id, tx_id, size) + payload
                 except struct.error:
@@ -227,11 +207,11 @@ class Connection:
                 raise unanswered(request.OP.name, req_id)
         finally:
             if lead:
-                self._release_role(watch_fd=True)
+                self._release_role()
             if req_id and not slot.done:
                 with self._lock:
                     self._pending.pop(req_id, None)
-        return _reply(slot)
+        return reply_of(slot)
 
     def _exchange(self, requests: Sequence[Request], tx_id: int, deadline: float
                   ) -> list[Packet]:
@@ -240,7 +220,7 @@ class Connection:
         for request, payload in zip(requests, payloads, strict=True):
             if len(payload) > PAYLOAD_MAX:
                 raise too_large(request.OP.name, len(payload))
-        slots = [_Slot() for _ in requests]
+        slots = [ReplySlot() for _ in requests]
         if not self._send_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise writer_busy()
         lead = False
@@ -248,7 +228,8 @@ class Connection:
         try:
             try:
                 with self._lock:
-                    ids, lead = self._register(slots)
+                    ids, lead = self._register(
+                        slots, any(request.OP == Op.WATCH for request in requests))
                 data = b"".join(encode_packet(request.OP, req_id, tx_id, payload)
                                 for request, req_id, payload in zip(requests, ids, payloads,
                                                                     strict=True))
@@ -260,19 +241,21 @@ class Connection:
                     raise unanswered(request.OP.name, req_id)
         finally:
             if lead:
-                self._release_role(watch_fd=True)
+                self._release_role()
             if not all(slot.done for slot in slots):
                 with self._lock:
                     for req_id in ids:
                         self._pending.pop(req_id, None)
-        return [_reply(slot) for slot in slots]
+        return [reply_of(slot) for slot in slots]
 
-    def _register(self, slots: Sequence[_Slot]) -> tuple[list[int], bool]:
+    def _register(self, slots: Sequence[ReplySlot], watch: bool) -> tuple[list[int], bool]:
         """Under the lock: a req_id for each slot, and the read role if it is free (True; else
         each slot gets an event to wait on). Taken before sending, or the reader thread may
-        read the reply first."""
+        read the reply first. ``watch``: a WATCH is among them (events may come from now on;
+        the reader thread listens for them once the role is handed back)."""
         if self._dead is not None:
             raise self._dead_error()
+        self._watching = self._watching or watch
         ids = []
         for slot in slots:
             ids.append(self._allocate_id())
@@ -290,19 +273,35 @@ class Connection:
         if self._reading:
             return False
         self._reading = True
-        if self._fd_watched:  # unregistered (EPOLLHUP would be reported even with no events)
-            self._epoll.unregister(self._fd)
-            self._fd_watched = False
+        self._fd_interest(self._quiet)
         return True
 
-    def _lead(self, slot: _Slot, deadline: float) -> bool:
-        """As the role holder: read until ``slot`` is done (True) or the deadline passes."""
+    def _fd_interest(self, events: int) -> None:
+        """Under the lock: the fd's events in the reader thread's epoll."""
+        if events != self._fd_events and self._dead is None:
+            self._epoll.modify(self._fd, events)
+            self._fd_events = events
+
+    def _lead(self, slot: ReplySlot, deadline: float) -> bool:
+        """As the role holder: read until ``slot`` is done (True) or the deadline passes. A
+        socket's blocking receive ends when `_die` shuts it down; ``poll()`` watches the pipe."""
         poll = self._role_poll.poll
+        wait = self._recv_wait
         monotonic = time.monotonic
         while not slot.done:
             remaining = deadline - monotonic()
             if remaining <= 0:
                 return False
+            if wait is not None and remaining > WAIT_SLICE:
+                try:
+                    data = wait()
+                    if self._dead is not None:
+                        return slot.done
+                    if data is not None:
+                        self._consume(data)
+                except Exception as exc:  # a read error, a malformed stream: it is over
+                    self._die(connection_failed(self.path, exc))
+                continue
             ready = poll(int(remaining * 1000) + 1)
             if self._dead is not None:
                 return slot.done  # done: every slot fails when the connection dies
@@ -314,7 +313,7 @@ class Connection:
         return True
 
     @staticmethod
-    def _follow(slot: _Slot, deadline: float) -> bool:
+    def _follow(slot: ReplySlot, deadline: float) -> bool:
         """Wait for whoever reads to complete ``slot``."""
         assert slot.event is not None
         return slot.event.wait(max(0.0, deadline - time.monotonic()))
@@ -322,20 +321,21 @@ class Connection:
     def _read_once(self) -> None:
         """As the role holder, when the transport is readable: read and dispatch what is there."""
         data = self._recv()
-        if data is None:
-            return  # someone else took it before we held the role
+        if data is not None:  # None: someone else took it before we held the role
+            self._consume(data)
+
+    def _consume(self, data: bytes) -> None:
+        """As the role holder: dispatch the packets in ``data`` (b"": the peer closed)."""
         if not data:
             self._die(ConnectionLost(f"xenstored at {self.path} closed the connection"))
             return
         for packet in self._parser.feed(data):
             self._dispatch(packet)
 
-    def _release_role(self, *, watch_fd: bool) -> None:
+    def _release_role(self) -> None:
         with self._lock:
             self._reading = False
-            if watch_fd and not self._fd_watched and self._dead is None:
-                self._epoll.register(self._fd, select.EPOLLIN)
-                self._fd_watched = True
+            self._fd_interest(self._listen if self._watching or self._pending else self._quiet)
             if self._closing_flag:
                 self._role_free.notify_all()  # close() waits for the role to be free
 
@@ -401,15 +401,17 @@ class Connection:
                 if not ready:
                     continue
                 with self._lock:
-                    if self._reading:  # a caller reads (the fd is off in our set until it is done)
-                        continue
+                    held = self._reading
                     self._reading = True
+                if held:  # a caller reads (a hang-up it sees too): do not spin meanwhile
+                    time.sleep(_HELD_PAUSE)
+                    continue
                 try:
                     # Check again: a caller may have read the bytes before we held the role.
                     if any(f == fd for f, _ in self._role_poll.poll(0)):
                         self._read_once()
                 finally:
-                    self._release_role(watch_fd=False)
+                    self._release_role()
                 if self._dead is not None:
                     return
         except Exception as exc:  # a read error or a malformed stream: the connection is over
