@@ -277,10 +277,13 @@ def _strings(payload: bytes, count: int, what: str) -> list[bytes]:
     return parts
 
 
+_OP_NAMES = {int(op): op.name for op in Op}
+
+
 def decode_request(packet: Packet) -> Request:
     """The typed request carried by a client packet; raises `XenstoreError` (ENOSYS/EINVAL)."""
     op, payload = packet.op, packet.payload
-    name = Op(op).name if op in Op._value2member_map_ else str(op)
+    name = _OP_NAMES.get(op) or str(op)
     if op in _PATH_OPS:
         return _PATH_OPS[op](decode_ascii(_onearg(payload, name), "path"))
     if op in _DOMID_OPS:

@@ -23,7 +23,7 @@ between ENOENT and EACCES (cxenstored's errno_from_parents), so existence does n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from xen.sim.xenstored._tree import Node, View, basename, child_path, parent_path
 from xen.sim.xenstored._watches import Change
@@ -125,7 +125,7 @@ def write(
             raise XenstoreError("EACCES", f"{path[:80]!r} is not writable")
         if not always:
             return []
-        view.put(path, replace(node, value=value))
+        view.put(path, Node(value, node.perms, node.children, node.gen))
         return [Change(path, (node.perms, _parent_perms(view, path)))]
     missing = [path]
     while (ancestor := view.get(parent_path(missing[-1]))) is None:
@@ -138,7 +138,8 @@ def write(
         if view.owned(who.domid) + len(missing) > quotas.entries_per_domain:
             raise XenstoreError("ENOSPC", f"domain {who.domid} owns too many nodes")
     top = parent_path(missing[-1])
-    view.put(top, replace(ancestor, children=(*ancestor.children, basename(missing[-1]))))
+    view.put(top, Node(ancestor.value, ancestor.perms,
+                         (*ancestor.children, basename(missing[-1])), ancestor.gen))
     for i, p in enumerate(missing):
         kids = (basename(missing[i - 1]),) if i else ()
         view.put(p, Node(value if i == 0 else b"", perms, kids, 0))
@@ -171,7 +172,7 @@ def rm(who: Who, view: View, path: str) -> list[Change]:
     assert parent is not None, "an existing node has a parent"
     name = basename(path)
     kids = tuple(c for c in parent.children if c != name)
-    view.put(parent_path(path), replace(parent, children=kids))
+    view.put(parent_path(path), Node(parent.value, parent.perms, kids, parent.gen))
     return [Change(path, (node.perms, parent.perms), tuple(removed))]
 
 
@@ -188,7 +189,7 @@ def set_perms(
         raise XenstoreError("EACCES", f"domain {who.domid} does not own {path[:80]!r}")
     if not who.privileged and perms[0].domid != node.perms[0].domid:
         raise XenstoreError("EPERM", "an unprivileged domain may not change a node's owner")
-    view.put(path, replace(node, perms=perms))
+    view.put(path, Node(node.value, perms, node.children, node.gen))
     return [Change(path, (perms, node.perms, _parent_perms(view, path)))]
 
 

@@ -115,6 +115,7 @@ DOMID_FIRST_RESERVED = 0x7FF0
 SPECIAL_PATHS = ("@introduceDomain", "@releaseDomain")
 INTERNAL_CONN = 0  # the store's own privileged connection, used by the Python-side API
 
+_DOM0 = Who(0)  # dom0 is never given a target (SET_TARGET of domain 0 changes nothing)
 _PRIVILEGED_OPS = frozenset(
     {Op.DEBUG, Op.INTRODUCE, Op.RELEASE, Op.IS_DOMAIN_INTRODUCED, Op.RESUME, Op.SET_TARGET}
 )
@@ -368,6 +369,8 @@ class Store:
         return path
 
     def _who(self, conn: _Conn) -> Who:
+        if not conn.domid:
+            return _DOM0
         dom = self._domains.get(conn.domid)
         return Who(conn.domid, dom.target if dom is not None else None)
 

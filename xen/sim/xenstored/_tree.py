@@ -23,7 +23,7 @@ No I/O, no threads; one thread at a time.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from xen.xenstore import ABS_PATH_MAX, REL_PATH_MAX, XenstoreError
@@ -124,7 +124,7 @@ class Tree:
         if node is None:
             self.nodes.pop(path, None)
             return
-        node = replace(node, gen=self.gen)
+        node = Node(node.value, node.perms, node.children, self.gen)
         self.nodes[path] = node
         owner = node.perms[0].domid
         self.owned[owner] = self.owned.get(owner, 0) + 1
