@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -56,11 +57,22 @@ class ControlClient:
         self._sock.settimeout(timeout)
         try:
             self._sock.connect(self.path)
+            self._sock.settimeout(None)
+            self._set_timeout(timeout)
         except OSError as exc:
             self._sock.close()
             raise ControlError(f"cannot connect to the control socket {self.path}: "
                                f"{exc.strerror or exc}", "connection") from None
         self.server = self.call("hello", version=PROTOCOL_VERSION)
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        """Bound the socket's waits: its receive and send timeouts (``SO_RCVTIMEO``,
+        ``SO_SNDTIMEO``) on a blocking socket, so that a receive is one system call."""
+        whole, fraction = divmod(timeout or 0.0, 1.0)
+        value = struct.pack("ll", int(whole), int(fraction * 1_000_000) or (0 if whole else 1))
+        for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+            self._sock.setsockopt(socket.SOL_SOCKET, option, value)
+        self._timeout = timeout
 
     def _send(self, op: str, args: dict[str, Any]) -> int:
         rid = next(self._ids)
@@ -73,11 +85,10 @@ class ControlClient:
     def _next(self, timeout: float | None) -> Any:
         while not self._pending:
             if timeout != self._timeout:
-                self._sock.settimeout(timeout)
-                self._timeout = timeout
+                self._set_timeout(timeout)
             try:
                 n = self._sock.recv_into(self._buf)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
                 raise ControlError(f"no answer within {timeout:g} s", "timeout") from None
             except OSError as exc:
                 raise ControlError(f"control socket: {exc}", "connection") from None

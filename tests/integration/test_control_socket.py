@@ -166,3 +166,45 @@ def test_find_actor_looks_into_nested_supervisors_only(tmp_path: Path) -> None:
             assert find_actor(root, missing) is None
     finally:
         ref.stop(block=True, timeout=10)
+
+
+def test_the_client_gives_up_on_a_silent_server_within_its_wait(tmp_path: Path) -> None:
+    """The client's waits are bounded by the socket's own timeouts: a server that answers
+    hello and then nothing makes a call fail with kind 'timeout' after its ``wait``, and a
+    later call with a longer wait still gets its answer."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "silent.sock"))
+    listener.listen(1)
+    release = threading.Event()
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            parser = FrameParser()
+            answered = 0
+            while answered < 3:
+                data = peer.recv(65536)
+                if not data:
+                    return
+                for request in parser.feed(data):
+                    if request["op"] == "stats" and answered == 1:
+                        release.wait(10)  # the first stats: answered only after its wait
+                    peer.sendall(frame({"id": request["id"], "ok": True,
+                                        "result": f"{request['op']}-{answered}"}))
+                    answered += 1
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        with ControlClient(tmp_path / "silent.sock", timeout=5.0) as ctl:
+            began = time.monotonic()
+            with pytest.raises(ControlError) as info:
+                ctl.call("stats", path="/", wait=0.3)
+            assert info.value.kind == "timeout"
+            assert 0.25 <= time.monotonic() - began < 3
+            release.set()
+            assert ctl.call("stats", path="/", wait=5.0) == "stats-2"  # the late one skipped
+    finally:
+        release.set()
+        server.join(10)
+        listener.close()
