@@ -55,6 +55,7 @@ def test_start_pause_unpause_destroy(tree: XenTree) -> None:
     assert domains_of(tree, vm) == [domid]
     assert tree.xs.read(f"/local/domain/{domid}/name") == "alpha"
     assert tree.xs.read(f"/vm/{vm}/uuid") == vm
+    assert tree.xs.read(f"/local/domain/{domid}/cpu/0/availability") == "online"
     assert tree.xs.is_domain_introduced(domid)
     tree.task(vm, "pause")
     assert status(tree, vm) == "paused" and tree.hv.getinfo(domid).paused

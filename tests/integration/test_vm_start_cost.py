@@ -27,7 +27,7 @@ def tree(tmp_path: Path) -> Iterator[XenTree]:
         yield t
 
 
-def test_a_start_saves_four_times_and_takes_ten_round_trips(
+def test_a_start_saves_four_times_and_takes_eight_round_trips(
         tree: XenTree, monkeypatch: pytest.MonkeyPatch) -> None:
     vm = tree.add_vm(vm_config("cost", memory=32))
     saved: list[VmView] = []
@@ -48,7 +48,9 @@ def test_a_start_saves_four_times_and_takes_ten_round_trips(
         (State.CREATED, True, True),
         (State.RUNNING, False, True),  # running, and the operation over, in one save
     ]
-    assert trips <= 12 and sent >= 60, (sent, trips)  # pipelined: about 10 round trips
+    # pipelined: 8 round trips (the create transaction's 46 requests in one), and maybe a
+    # domain watcher's read of the new domain on the same client
+    assert trips <= 9 and sent >= 60, (sent, trips)
     vm_task(vm, "destroy")
 
 

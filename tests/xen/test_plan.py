@@ -179,6 +179,13 @@ def test_build_pre_and_post() -> None:
     assert w[f"/vm/{UUID}/rtc/timeoffset"] == "3600"
     assert post.steps[-1] == Introduce(3, 1001, 7)
     assert w["/local/domain/3/console/type"] == "xenconsoled"
+    # every vcpu online in the same transaction as the store keys, before INTRODUCE (libxl)
+    assert {k: v for k, v in w.items() if "/cpu/" in k} == {
+        "/local/domain/3/cpu/0/availability": "online",
+        "/local/domain/3/cpu/1/availability": "online"}
+    assert all(isinstance(step, Transaction) for step in post.steps[:-1])
+    assert any("/local/domain/3/cpu/1/availability" == op.path and isinstance(op, Write)
+               for op in post.steps[0].ops)
     pv = build_memory(hvm=False, vcpus=1, static_max_kib=65536, target_kib=65536)
     # a PV guest gets no shadow pool (only log-dirty uses it; Xen without shadow paging
     # refuses it for PV)

@@ -244,7 +244,8 @@ def plan_build_post(
     domid: int, uuid: str, memory: BuildMemory, built: BuildResult, *, timeoffset: str = "0",
     firmware: bool | None = None,
 ) -> Plan:
-    """After the builder: memory, store and console keys in one transaction, then INTRODUCE.
+    """After the builder: memory, store and console keys and every vcpu's availability (all
+    online, as libxl writes them here) in one transaction, then INTRODUCE.
 
     The console keys are what xenconsoled reads for a domain's first console
     (``console/ring-ref``, ``console/port``, and ``console/type`` = ``xenconsoled``, as libxl
@@ -264,6 +265,7 @@ def plan_build_post(
         ("console/ring-ref", str(built.console_mfn)),
         ("console/type", "xenconsoled"),
     ]
+    entries += [(f"cpu/{i}/availability", "online") for i in range(memory.vcpus)]
     if (memory.hvm if firmware is None else firmware):
         entries += [("hvmloader/bios", "seabios"), ("hvmloader/seabios-legacy-load-roms", "1")]
     steps: list[Atomic] = [Transaction(tuple(Write(f"{dom}/{k}", v) for k, v in entries))]

@@ -64,8 +64,9 @@ from xen.xenstore._wire import (
 
 __all__ = ["PIPELINE", "Connection"]
 
-# Requests one caller sends before it waits for their replies (`Connection.request_many`).
-PIPELINE = 32
+# Requests one caller sends before it waits for their replies (`Connection.request_many`):
+# a PV start's create transaction (46) in one round trip.
+PIPELINE = 64
 
 logger = logging.getLogger(__name__)
 

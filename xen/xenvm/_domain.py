@@ -8,9 +8,10 @@ machine's (:mod:`xen.xenvm._machine`). Semantics:
 
 * :meth:`~DomainActions.build` creates the domain, tells the caller its domid at once (so a
   crash after it can be rolled back), writes its xenstore tree, sizes it, has the builder
-  load it (or restore it from a save file's memory section) and introduces it.
+  load it (or restore it from a save file's memory section), marks its vcpus online (with the
+  store and console keys, as libxl) and introduces it.
   :meth:`~DomainActions.plug_devices` plugs every device of the config in the original's
-  order, then sets the vcpus and starts the device model of an HVM guest.
+  order, then starts the device model of an HVM guest.
 * :meth:`~DomainActions.destroy` is best effort and idempotent: it reads the domain's devices
   back from xenstore (never from what was created) and runs the destroy plan.
 * :meth:`~DomainActions.shutdown` asks the guest (``control/shutdown``, acknowledged by a PV
@@ -54,7 +55,6 @@ from xen.xenops import (
     plan_io_grants,
     plan_set_memory_target,
     plan_shutdown_request,
-    plan_vcpus,
     start_device_model,
     stubdom_name,
 )
@@ -180,7 +180,7 @@ class DomainActions:
 
     def plug_devices(self, domid: int, cfg: VmConfig, cancel: CancelToken,
                      stub_created: Callable[[int], None] | None = None) -> None:
-        """Plug every device of ``cfg``, set the vcpus, start an HVM guest's device model
+        """Plug every device of ``cfg``, start an HVM guest's device model
         (in dom0, or in a stub domain: ``stub_created(stub)`` as soon as that exists)."""
         ex = self.env.executor()
         cfg = resolve_macs(cfg, self.uuid)
@@ -193,7 +193,6 @@ class DomainActions:
             ex.run(plan_device_add(spec, self.env.timeouts), cancel)
         if cfg.passthrough_io or cfg.passthrough_mmio:
             ex.run(plan_io_grants(domid, cfg.passthrough_io, cfg.passthrough_mmio), cancel)
-        ex.run(plan_vcpus(domid, cfg.vcpus), cancel)
         mode = dm_mode(cfg)
         if mode == "stubdom":
             scfg = stub_config(cfg, domid)
