@@ -1,8 +1,8 @@
-"""What a PV start costs in saves and xenstore round trips, and that what it saves is still
-every state a restarted monitor may need: the operation before the first side effect, the domid
-as soon as it exists, created before the unpause, the end (the rest is published, and saved
-with the next change; the step from creating-domain to creating-devices too, as no recovery
-tells the two apart)."""
+"""What a PV start costs in saves, xenstore round trips and hypervisor calls, and that what it
+saves is still every state a restarted monitor may need: the operation before the first side
+effect, the domid as soon as it exists, created before the unpause, the end (the rest is
+published, and saved with the next change; the step from creating-domain to creating-devices
+too, as no recovery tells the two apart)."""
 
 from __future__ import annotations
 
@@ -39,9 +39,10 @@ def test_a_start_saves_four_times_and_takes_eight_round_trips(
         original(self)
 
     monkeypatch.setattr(VmMonitor, "save_snapshot", recording)
-    before = tree.xs.counters()
+    before, hv_before = tree.xs.counters(), tree.hv.calls
     vm_task(vm, "start")
     sent, trips = (a - b for a, b in zip(tree.xs.counters(), before, strict=True))
+    hv_calls = tree.hv.calls - hv_before
     assert [(v.state, v.op is not None, v.domid >= 0) for v in saved] == [
         (State.CREATING_DOMAIN, True, False),  # the operation, before anything is made
         (State.CREATING_DOMAIN, True, True),  # the domid, as soon as it exists
@@ -51,6 +52,9 @@ def test_a_start_saves_four_times_and_takes_eight_round_trips(
     # pipelined: 8 round trips (the create transaction's 46 requests in one), and maybe a
     # domain watcher's read of the new domain on the same client
     assert trips <= 9 and sent >= 60, (sent, trips)
+    # free memory before the create and before the build, create, vcpus, max memory, unpause;
+    # and maybe the domain watcher's look at the new domain and the monitor's state check
+    assert 6 <= hv_calls <= 8, hv_calls
     vm_task(vm, "destroy")
 
 

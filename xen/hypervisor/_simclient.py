@@ -96,6 +96,7 @@ class SimBackend:
         self._sock: socket.socket | None = None
         self._proto = HvClientProtocol(max_frame)
         self._closed = False
+        self.calls = 0  # requests sent (the benchmarks count a VM start's round trips)
 
     @property
     def socket_path(self) -> str:
@@ -336,6 +337,7 @@ class SimBackend:
                 raise Unavailable(f"{op}: the connection to {self._path} was closed")
             sock = self._sock if self._sock is not None else self._connect(deadline)
             req = self._proto.request(op, **args)
+            self.calls += 1
             try:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 sock.sendall(self._proto.send(req))
