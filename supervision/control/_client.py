@@ -68,8 +68,8 @@ class ControlClient:
     def _set_timeout(self, timeout: float | None) -> None:
         """Bound the socket's waits: its receive and send timeouts (``SO_RCVTIMEO``,
         ``SO_SNDTIMEO``) on a blocking socket, so that a receive is one system call."""
-        whole, fraction = divmod(timeout or 0.0, 1.0)
-        value = struct.pack("ll", int(whole), int(fraction * 1_000_000) or (0 if whole else 1))
+        micros = max(1, round(timeout * 1_000_000)) if timeout else 0  # 0: no bound (None)
+        value = struct.pack("ll", *divmod(micros, 1_000_000))
         for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
             self._sock.setsockopt(socket.SOL_SOCKET, option, value)
         self._timeout = timeout

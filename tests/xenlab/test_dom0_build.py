@@ -43,7 +43,6 @@ from xen.xenops import (
     plan_domain_create,
     plan_domain_destroy,
     plan_shutdown_request,
-    plan_vcpus,
 )
 from xen.xenstore import XenstoreClient
 
@@ -123,8 +122,7 @@ def build_guest(xc: XcBackend, ex: PlanExecutor, built: list[Built],
         rings = builder.build(domid, BootImage(KERNEL, RAMDISK, cmdline), memory)
     finally:
         builder.close()
-    ex.run(plan_build_post(domid, vm, memory, rings))
-    ex.run(plan_vcpus(domid, 1))
+    ex.run(plan_build_post(domid, vm, memory, rings))  # the vcpus marked online too
     b.store_mfn, b.store_port = rings.store_mfn, rings.store_port
     b.console_mfn, b.console_port = rings.console_mfn, rings.console_port
     print(f"\nBUILD: domain {domid} ({name}) created and built in {time.monotonic() - t0:.2f} s:"
@@ -264,7 +262,6 @@ def test_our_stack_builds_a_pvh_guest_that_boots(
                                              memory.build_start_mib, 1, pvh=True))
     ex.run(plan_build_post(domid, vm, memory, BuildResult(
         rings.store_mfn, rings.store_port, rings.console_mfn, rings.console_port)))
-    ex.run(plan_vcpus(domid, 1))
     info = xc.getinfo(domid)
     print(f"\nBUILD: PVH domain {domid} ({name}) created and built in "
           f"{time.monotonic() - t0:.2f} s: store gfn {rings.store_mfn:#x} port "

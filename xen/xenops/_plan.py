@@ -265,7 +265,7 @@ def plan_build_post(
         ("console/ring-ref", str(built.console_mfn)),
         ("console/type", "xenconsoled"),
     ]
-    entries += [(f"cpu/{i}/availability", "online") for i in range(memory.vcpus)]
+    entries += _vcpu_availability(memory.vcpus, memory.vcpus)
     if (memory.hvm if firmware is None else firmware):
         entries += [("hvmloader/bios", "seabios"), ("hvmloader/seabios-legacy-load-roms", "1")]
     steps: list[Atomic] = [Transaction(tuple(Write(f"{dom}/{k}", v) for k, v in entries))]
@@ -279,12 +279,16 @@ def plan_vcpus(domid: int, vcpus: int, online: int | None = None) -> Plan:
     """`cpu/<i>/availability` for each vcpu: the first `online` (default all) are online."""
     if vcpus < 1:
         raise PlanError(f"vcpus must be >= 1, got {vcpus}")
-    online = vcpus if online is None else online
     dom = domain_path(domid)
-    return Plan("vcpus", tuple(
-        Write(f"{dom}/cpu/{i}/availability", "online" if i < online else "offline")
-        for i in range(vcpus)
-    ))
+    return Plan("vcpus", tuple(Write(f"{dom}/{key}", value) for key, value in
+                               _vcpu_availability(vcpus, vcpus if online is None else online)))
+
+
+def _vcpu_availability(vcpus: int, online: int) -> list[tuple[str, str]]:
+    """``cpu/<i>/availability`` under a domain's path for each vcpu: the first ``online``
+    online, the rest offline."""
+    return [(f"cpu/{i}/availability", "online" if i < online else "offline")
+            for i in range(vcpus)]
 
 
 def plan_set_memory_target(domid: int, target_kib: int) -> Plan:
