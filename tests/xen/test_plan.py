@@ -195,6 +195,25 @@ def test_build_pre_and_post() -> None:
     assert f"/vm/{UUID}/rtc/timeoffset" not in pv_writes
 
 
+def test_build_post_with_the_tree_is_one_transaction_before_introduce() -> None:
+    spec = DomainSpec(UUID, name="guest", platform=(("acpi", "1"),))
+    mem = build_memory(hvm=True, vcpus=1, static_max_kib=65536, target_kib=65536)
+    built = BuildResult(1001, 7, 1002, 8)
+    post = plan_build_post(3, UUID, mem, built, tree=spec, timeoffset="60")
+    assert len(post.steps) == 2 and post.steps[1] == Introduce(3, 1001, 7)
+    tx = post.steps[0]
+    assert isinstance(tx, Transaction)
+    # the tree first (cleared, then made), then the build's keys: plan_domain_create's
+    # requests and plan_build_post's, in that order, in one transaction
+    tree_ops = plan_domain_create(spec, 3).steps[0].ops
+    keys = [op for step in plan_build_post(3, UUID, mem, built, timeoffset="60").steps
+            if isinstance(step, Transaction) for op in step.ops]
+    assert tx.ops == (*tree_ops, *keys)
+    assert writes(post)[f"/vm/{UUID}/rtc/timeoffset"] == "60"
+    with pytest.raises(PlanError, match="uuid"):
+        plan_build_post(3, UUID, mem, built, tree=DomainSpec(str(uuidlib.uuid4())))
+
+
 def test_vcpus_and_memory_target() -> None:
     assert writes(plan_vcpus(2, 3, online=2)) == {
         "/local/domain/2/cpu/0/availability": "online",

@@ -9,6 +9,8 @@ arguments, so each phase of an operation is planned when its inputs are known:
    (one transaction, as the original).
 2. `plan_build_pre(...)` -> memory wait, HVM params, vcpus, maxmem, shadow; the builder runs;
    then `plan_build_post(...)` writes memory/store/console keys and introduces the domain.
+   A VM start passes `tree=spec` there instead of step 1's transaction: one transaction
+   lays out the whole tree, rings included, before INTRODUCE.
 3. `plan_device_add(spec)` per device: one transaction that recreates both ends and the
    hotplug dir, then waits for the hotplug script (and for vifs, the post-plug writes).
 4. Shutdown requests here (`xen.hypervisor.ShutdownReason`; the word written to
@@ -180,7 +182,14 @@ def domain_create_call(
 
 
 def plan_domain_create(spec: DomainSpec, domid: int) -> Plan:
-    """The xenstore tree of a newly created domain (Domain.make after xc_domain_create)."""
+    """The xenstore tree of a newly created domain (Domain.make after xc_domain_create), in
+    one transaction. A start can instead lay it out with the build's keys
+    (``plan_build_post(..., tree=spec)``)."""
+    return Plan("domain-create", (Transaction(tuple(_domain_tree(spec, domid))),))
+
+
+def _domain_tree(spec: DomainSpec, domid: int) -> list[XsOp]:
+    """``plan_domain_create``'s requests: /local/domain/<d>, /vm/<uuid>, /vss/<uuid>."""
     dom, vm, vss = domain_path(domid), vm_path(spec.uuid), vss_path(spec.uuid)
     name = spec.name or f"Domain-{domid}"
     ro, rw = ro_perms(domid), rw_perms(domid)
@@ -198,7 +207,7 @@ def plan_domain_create(spec: DomainSpec, domid: int) -> Plan:
     ops += [Write(f"{dom}/{k}", v) for k, v in spec.xsdata]
     ops += [Write(f"{dom}/platform/{k}", v) for k, v in spec.platform]
     ops.append(Write(f"{dom}/control/platform-feature-multiprocessor-suspend", "1"))
-    return Plan("domain-create", (Transaction(tuple(ops)),))
+    return ops
 
 
 def plan_build_pre(
@@ -242,10 +251,13 @@ class BuildResult:
 
 def plan_build_post(
     domid: int, uuid: str, memory: BuildMemory, built: BuildResult, *, timeoffset: str = "0",
-    firmware: bool | None = None,
+    firmware: bool | None = None, tree: DomainSpec | None = None,
 ) -> Plan:
     """After the builder: memory, store and console keys and every vcpu's availability (all
-    online, as libxl writes them here) in one transaction, then INTRODUCE.
+    online, as libxl writes them here) in one transaction, then INTRODUCE. With ``tree``, the
+    domain's whole tree (``plan_domain_create``'s requests) goes first in the same
+    transaction: the tree appears whole, rings included, just before INTRODUCE, in 3 round
+    trips instead of 6 (docs/compatibility.md).
 
     The console keys are what xenconsoled reads for a domain's first console
     (``console/ring-ref``, ``console/port``, and ``console/type`` = ``xenconsoled``, as libxl
@@ -268,11 +280,14 @@ def plan_build_post(
     entries += _vcpu_availability(memory.vcpus, memory.vcpus)
     if (memory.hvm if firmware is None else firmware):
         entries += [("hvmloader/bios", "seabios"), ("hvmloader/seabios-legacy-load-roms", "1")]
-    steps: list[Atomic] = [Transaction(tuple(Write(f"{dom}/{k}", v) for k, v in entries))]
+    if tree is not None and tree.uuid != uuid:
+        raise PlanError(f"build-post: the tree's uuid {tree.uuid} is not the VM's {uuid}")
+    ops: list[XsOp] = _domain_tree(tree, domid) if tree is not None else []
+    ops += [Write(f"{dom}/{k}", v) for k, v in entries]
     if memory.hvm:
-        steps.append(Transaction((Write(f"{vm_path(uuid)}/rtc/timeoffset", timeoffset),)))
-    steps.append(Introduce(domid, built.store_mfn, built.store_port))
-    return Plan("build-post", tuple(steps))
+        ops.append(Write(f"{vm_path(uuid)}/rtc/timeoffset", timeoffset))
+    return Plan("build-post", (Transaction(tuple(ops)),
+                               Introduce(domid, built.store_mfn, built.store_port)))
 
 
 def plan_vcpus(domid: int, vcpus: int, online: int | None = None) -> Plan:

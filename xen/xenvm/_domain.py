@@ -50,7 +50,6 @@ from xen.xenops import (
     plan_build_pre,
     plan_device_add,
     plan_device_remove,
-    plan_domain_create,
     plan_domain_destroy,
     plan_io_grants,
     plan_set_memory_target,
@@ -153,14 +152,14 @@ class DomainActions:
         check_device_model(cfg, self.env)  # before anything exists (a stub's kernel, say)
         ex = self.env.executor()
         memory = config_build_memory(cfg)
-        call = domain_create_call(domain_spec(cfg, self.uuid), vcpus=cfg.vcpus,
+        spec = domain_spec(cfg, self.uuid)
+        call = domain_create_call(spec, vcpus=cfg.vcpus,
                                   memory_kib=memory.target_kib,
                                   max_memory_kib=memory.xen_max_kib)
         result = ex.run(Plan("domain-create", (call,)), cancel)
         assert result.domid is not None
         domid = result.domid
         created(domid)
-        ex.run(plan_domain_create(domain_spec(cfg, self.uuid), domid), cancel)
         # the emulated platform's timer params are an HVM guest's only: libxl sets none for
         # PV or PVH, and a PVH domain has no PIT, HPET or RTC for them to shape
         timers = (dict(timer_mode=cfg.timer_mode, hpet=cfg.hpet, vpt_align=cfg.vpt_align)
@@ -169,7 +168,9 @@ class DomainActions:
         builder = self.env.builder
         built = (builder.build(domid, boot_image(cfg), memory) if source is None
                  else builder.restore(domid, source, memory))
-        ex.run(plan_build_post(domid, self.uuid, memory, built,
+        # the domain's xenstore tree and the build's keys in one transaction (libxl and the
+        # original write the tree first, in its own: docs/compatibility.md)
+        ex.run(plan_build_post(domid, self.uuid, memory, built, tree=spec,
                                timeoffset=cfg.time_offset or "0", firmware=cfg.hvm), cancel)
         return domid
 

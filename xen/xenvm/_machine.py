@@ -151,7 +151,7 @@ class VmMachine:
 
     def _created(self, domid: int) -> None:
         self.domid = domid
-        self._on_change()
+        self._on_view()
 
     def _stub_created(self, stub: int) -> None:
         self.stubdom_domid = stub

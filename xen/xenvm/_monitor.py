@@ -224,6 +224,11 @@ class VmMonitor(Actor):
         except Exception as exc:
             logger.exception("%s: %s failed", self.uuid, name)
             msg.reply.set_exception(TaskError(f"{name} failed: {exc}"))
+        except BaseException:  # killed in the middle: the next instance finishes or rolls back
+            msg.reply.set_exception(TaskError(
+                f"{name} interrupted: the VM monitor was stopped; its next instance recovers "
+                "the VM (get-status tells the outcome)"))
+            raise
         else:
             msg.reply.set_result(result)
 
