@@ -10,6 +10,7 @@ Public API::
     encode, decode, wire_type, CodecError # versioned msgpack
     schedule, Timer                       # the shared timer service
     uninterruptible, shielded             # a section (a method) an actor kill does not cut
+    Undeliverable                         # a told message with its own reply, told if never handled
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         FramingError,
         encode_frame,
     )
+    from actors._mailbox import Undeliverable
     from actors._names import (
         ActorDeadError,
         AskTimeout,
@@ -125,6 +127,7 @@ __all__ = [
     "ThreadDied",
     "Timer",
     "TraceEntry",
+    "Undeliverable",
     "UnhandledMessage",
     "actor_of",
     "ask",
@@ -152,6 +155,7 @@ __all__ = [
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {
+    "Undeliverable": "actors._mailbox",
     "uninterruptible": "actors._shield",
     "shielded": "actors._shield",
     "stop": "actors._services",

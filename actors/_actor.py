@@ -25,6 +25,7 @@ Semantics (in addition to pykka's):
   restarted instance finds the last one in :attr:`resume_snapshot` and reconciles it in
   ``on_start``, before it takes any message.
 * **Tracing** of handled messages, bounded in count and time (:meth:`start_trace`).
+* **Messages left** when it ends: asks fail, own-reply messages are told (:mod:`actors._mailbox`).
 
 Threads are daemon threads: an actor that ignores ``stop`` and is killed cannot keep the
 process alive. Orderly stop is the supervisor's job.
@@ -38,7 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, cast
 
 import pykka
 from pykka._envelope import Envelope
@@ -63,6 +64,7 @@ from actors._exits import (
     ThreadDied,
     reason_from_exception,
 )
+from actors._mailbox import drain
 from actors._names import register_name, unregister_name
 from actors._shield import Guard, install_guard, interrupt
 from actors._stats import ActorStats
@@ -102,7 +104,6 @@ def handles(*message_types: type) -> Callable[[F], F]:
     def mark(func: F) -> F:
         func._handles = message_types  # type: ignore[attr-defined]
         return func
-
     return mark
 
 
@@ -331,7 +332,7 @@ class Actor(pykka.ThreadingActor):
         self.actor_stopped.set()
         if self._context.name is not None:
             unregister_name(self._context.name, self.actor_ref)
-        self._actor_loop_teardown()
+        drain(cast("queue.SimpleQueue[Any]", self.actor_inbox), self.name, reason)
         self._dead.set()
         self._ready.set()
         for monitor in self._context.monitors:
@@ -446,8 +447,7 @@ class Actor(pykka.ThreadingActor):
     def save_snapshot(self) -> None:
         """Persist :meth:`snapshot` through the supervisor (resume mode); else a no-op.
 
-        Returns once the store has it (durably, for the file store). Unchanged snapshots are
-        not written again.
+        Returns once the store has it (durably, for the file store); unchanged ones are skipped.
         """
         sink = self._context.snapshot_sink
         if sink is None or self._killed:

@@ -249,6 +249,41 @@ def test_kill_interrupts_a_python_loop_and_reports_killed() -> None:
     assert exits.reasons == [Killed(0.5)]  # still exactly once
 
 
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """A told message with its own reply (actors.Undeliverable)."""
+
+    reply: list[str]
+
+    def undelivered(self, reason: str) -> None:
+        self.reply.append(reason)
+
+
+@pytest.mark.parametrize("end", ["kill", "crash"])
+def test_messages_left_in_the_mailbox_are_answered_when_the_actor_ends(end: str) -> None:
+    ref, exits = start_monitored(Recorder)
+    release = threading.Event()
+    ref.tell(Block(release))
+    owed: list[list[str]] = [[], []]
+    ref.tell(Boom("base") if end == "crash" else Record(0, 0))
+    ref.tell(Owed(owed[0]))
+    asked = ref.ask(Get(), block=False)
+    ref.tell(Owed(owed[1]))
+    actor = actors.actor_of(ref)
+    wait_until(lambda: actor.stats().mailbox_depth == 4, timeout=5)
+    if end == "kill":
+        actor.kill()
+    else:
+        release.set()  # Boom("base") crashes it with the rest still queued
+    assert exits.event.wait(5)
+    release.set()
+    assert isinstance(owed[0], list) and len(owed[0]) == 1 and owed[1] == owed[0], owed
+    assert f"ended ({type(exits.reasons[0]).__name__})" in owed[0][0], owed
+    with pytest.raises(pykka.ActorDeadError):
+        asked.get(timeout=1)
+    assert isinstance(Owed([]), actors.Undeliverable)
+
+
 def test_stats_show_a_stuck_actor() -> None:
     ref = Recorder.start()
     actor = actors.actor_of(ref)

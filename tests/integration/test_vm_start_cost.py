@@ -80,8 +80,10 @@ def test_a_crash_before_the_domid_is_saved_destroys_the_stray_and_starts_again(
 
     monkeypatch.setattr(SimBuilder, "build", first_build_hangs)
     seq = tree.events.last_seq
-    submitted = actors.service(vm_path(vm), VmHandle).submit(parse_task("start", {}))
+    handle = actors.service(vm_path(vm), VmHandle)
+    submitted = handle.submit(parse_task("start", {}))
     assert building.wait(10)
+    queued = handle.submit(parse_task("pause", {}))  # waits behind the start
     actors.actor_of(actors.resolve(vm_path(vm))).kill()
     assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
                                 10, since=seq)
@@ -91,6 +93,8 @@ def test_a_crash_before_the_domid_is_saved_destroys_the_stray_and_starts_again(
     assert len(live) == 1 and live[0] != made[0], (live, made)
     failed = submitted.exception(1)  # the first caller is told, not left waiting
     assert isinstance(failed, TaskError) and "interrupted" in str(failed), failed
+    not_run = queued.exception(1)
+    assert isinstance(not_run, TaskError) and "pause was not run" in str(not_run), not_run
     vm_task(vm, "destroy")
 
 

@@ -18,12 +18,12 @@ and the names it is found under.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
 from actors import wire_type
-from xen.xenvm._tasks import TaskCall
+from xen.xenvm._tasks import TaskCall, TaskError
 
 __all__ = ["VMS", "XENVM_BUS", "CheckState", "RegisterVm", "RunTask", "UnregisterVm",
            "VmNotification", "VmStart", "vm_path"]
@@ -51,10 +51,19 @@ class VmStart:
 
 @dataclass(frozen=True, slots=True)
 class RunTask:
-    """Run an operation; its answer (or error) goes to ``reply``."""
+    """Run an operation; its answer (or error) goes to ``reply``; a monitor that ends before
+    running it fails ``reply`` with a ``TaskError`` (``actors.Undeliverable``)."""
 
     call: TaskCall
     reply: Future[str]
+
+    def undelivered(self, reason: str) -> None:
+        """The monitor ended first: the caller is told, not left waiting."""
+        try:
+            self.reply.set_exception(TaskError(
+                f"{self.call.name} was not run: {reason}; the VM's next monitor takes new tasks"))
+        except InvalidStateError:  # answered already
+            pass
 
 
 @dataclass(frozen=True, slots=True)
