@@ -259,10 +259,15 @@ class DbObject:
 
 @dataclass(frozen=True, slots=True)
 class _Identify:
-    """Identify the sender of ``call``, then pass ``job`` to the store."""
+    """Identify the sender of ``call``, then pass ``job`` to the store (a service that ends
+    first answers ``call`` ``Failed``: ``actors.Undeliverable``)."""
 
     call: Call
     job: Callable[[], None]
+
+    def undelivered(self, reason: str) -> None:
+        """The service ended first: the caller gets ``Failed`` now."""
+        DBusJob(self.job, self.call).undelivered(reason)
 
 
 class _StoreDispatcher(Dispatcher):
@@ -277,7 +282,7 @@ class _StoreDispatcher(Dispatcher):
         target = self.service.store if direct else self.service.name
         try:
             if direct:
-                resolve(target).tell(DBusJob(job))
+                resolve(target).tell(DBusJob(job, call))
             else:
                 self.service.actor_ref.tell(_Identify(call, job))
         except (NoSuchActor, ActorDeadError):
@@ -347,7 +352,7 @@ class DbService(BusService):
                 msg.call.fail(DBusError(FAILED, f"{_UNIDENTIFIED}: {exc.message or exc.name}"))
                 return
             try:
-                resolve(self.store).tell(DBusJob(msg.job))
+                resolve(self.store).tell(DBusJob(msg.job, msg.call))
             except (NoSuchActor, ActorDeadError):
                 msg.call.fail(DBusError(FAILED, f"service unavailable: {self.store} is "
                                                 f"restarting"))

@@ -3,7 +3,8 @@
 :class:`ActorDispatcher` tells the actor a :class:`DBusJob`; the actor runs it in its own
 thread, in mailbox order, one at a time (the actor must handle ``DBusJob``, as
 :class:`rpc.dbus.BusService` does). If the actor is gone (restarting), the call is answered at
-once with ``org.freedesktop.DBus.Error.Failed`` "service unavailable: ...".
+once with ``org.freedesktop.DBus.Error.Failed`` "service unavailable: ..."; so is a call whose
+job is still in the mailbox when the actor ends (crash, kill).
 
 :class:`PoolDispatcher` runs jobs on ``workers`` threads, for services whose calls run in
 parallel (xenmgr). It owns its threads; :meth:`PoolDispatcher.close` stops them within a bound.
@@ -32,13 +33,27 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DBusJob:
-    """Run ``job`` (a handler call and its reply) in the receiving actor's thread."""
+    """Run ``job`` (a handler call and its reply) in the receiving actor's thread; an actor
+    that ends before running it answers ``call`` ``Failed`` (``actors.Undeliverable``)."""
 
     job: Callable[[], None]
+    call: Call | None = None
 
     def run(self) -> None:
         """Run the job; it answers the call itself, errors included."""
         self.job()
+
+    def undelivered(self, reason: str) -> None:
+        """The actor ended first: the caller gets ``Failed`` now, not its timeout."""
+        if self.call is not None:
+            _refuse(self.call, f"service unavailable: {reason}", reason)
+
+
+def _refuse(call: Call, message: str, where: object) -> None:
+    try:
+        call.fail(DBusError(FAILED, message))
+    except ConnectionLost:  # the service's own connection is closing too
+        logger.debug("%s: the refusal was not sent: the connection is closed", where)
 
 
 class ActorDispatcher(Dispatcher):
@@ -50,13 +65,9 @@ class ActorDispatcher(Dispatcher):
     def submit(self, call: Call, job: Callable[[], None]) -> None:
         """Tell the actor; answer ``Failed`` at once if it is not there."""
         try:
-            resolve(self.target).tell(DBusJob(job))
+            resolve(self.target).tell(DBusJob(job, call))
         except (NoSuchActor, ActorDeadError):
-            try:
-                call.fail(DBusError(FAILED, f"service unavailable: {self.target} is restarting"))
-            except ConnectionLost:  # the service's own connection is closing too
-                logger.debug("%s: the refusal was not sent: the connection is closed",
-                             self.target)
+            _refuse(call, f"service unavailable: {self.target} is restarting", self.target)
 
 
 class PoolDispatcher(Dispatcher):

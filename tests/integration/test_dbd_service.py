@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jeepney import HeaderFields
 
 import actors
 from persistence import (
@@ -30,6 +31,7 @@ from rpc.dbus import (
     BusConnection,
     CallerIdentity,
     DBusError,
+    DBusJob,
     IdentityService,
     RemoteObject,
     start_bus,
@@ -350,6 +352,28 @@ def test_calls_while_the_store_restarts_fail_cleanly(tree: Tree, db: Client) -> 
     assert set(errors) <= {FAILED, "org.freedesktop.DBus.Error.ServiceUnknown",
                            "org.freedesktop.DBus.Error.NoReply"}
     assert db.read("/a") == "1"
+
+
+def test_calls_queued_at_a_crashing_store_fail_at_once(tree: Tree, db: Client) -> None:
+    db.write("/a", "1")
+    release = threading.Event()
+
+    def busy_then_crash() -> None:
+        release.wait(T)
+        raise RuntimeError("crash with calls queued")
+
+    store = actors.actor_of(actors.resolve("/persistence/store"))
+    store.actor_ref.tell(DBusJob(busy_then_crash))
+    wait_until(lambda: store.stats().current_message == "DBusJob", timeout=T)
+    replies = [db.conn.call_async(method_call(DB_SERVICE, "/", DB_INTERFACE, "read", "s",
+                                              ("/a",))) for _ in range(3)]
+    wait_until(lambda: store.stats().mailbox_depth == 3, timeout=T)
+    release.set()  # it crashes with the three reads still in its mailbox
+    for reply in replies:  # answered now, not after the caller's DBus timeout
+        msg = reply.result(5)
+        assert msg.header.fields[HeaderFields.error_name] == FAILED
+        assert "service unavailable: /persistence/store ended (Crashed)" in msg.body[0]
+    wait_until(lambda: _ready(db), timeout=T)
 
 
 def _ready(db: Client) -> bool:
