@@ -26,6 +26,7 @@ Semantics (in addition to pykka's):
   ``on_start``, before it takes any message.
 * **Tracing** of handled messages, bounded in count and time (:meth:`start_trace`).
 * **Messages left** when it ends: asks fail, own-reply messages are told (:mod:`actors._mailbox`).
+* **After a kill** the thread, once back, runs :meth:`on_killed` (not ``on_stop``/``on_failure``).
 
 Threads are daemon threads: an actor that ignores ``stop`` and is killed cannot keep the
 process alive. Orderly stop is the supervisor's job.
@@ -69,7 +70,7 @@ from actors._names import register_name, unregister_name
 from actors._shield import Guard, install_guard, interrupt
 from actors._stats import ActorStats
 from actors._timers import Timer, schedule
-from actors._trace import MessageTrace
+from actors._trace import MessageTrace, Traced
 from actors._urn import init_pykka_fields
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def handles(*message_types: type) -> Callable[[F], F]:
     return mark
 
 
-class Actor(pykka.ThreadingActor):
+class Actor(Traced, pykka.ThreadingActor):
     """Base class of every actor in the toolstack (see the module docstring)."""
 
     use_daemon_thread: ClassVar[bool] = True
@@ -138,7 +139,7 @@ class Actor(pykka.ThreadingActor):
         self._dead = threading.Event()
         self._thread: threading.Thread | None = None
         self._timers: set[Timer] = set()
-        self._trace: MessageTrace | None = None
+        self._trace: MessageTrace | None = None  # Traced's
         self._last_trace: MessageTrace | None = None
         self._processed = 0
         self._ask_errors = 0
@@ -230,6 +231,17 @@ class Actor(pykka.ThreadingActor):
                 self._exit_reason = reason_from_exception(exc, exc.__traceback__, where="loop")
         finally:
             self._finish()
+            if self._killed:
+                try:
+                    self.on_killed()
+                except Exception:
+                    logger.exception("%s: on_killed raised", self.name)
+
+    def on_killed(self) -> None:
+        """Run in this actor's thread when a :meth:`kill` lets it go (the handler it cut has
+        returned): release what only this instance owns (threads, connections, files). A new
+        instance may run already: leave what it shares (names, registrations) alone. Default:
+        nothing."""
 
     def _run_loop(self) -> None:
         inbox_get = self.actor_inbox.get
@@ -479,22 +491,3 @@ class Actor(pykka.ThreadingActor):
             "uptime": now - self._started_at,
             "last_activity": time.time() - (now - (busy or self._last_activity)),
         }
-
-    def start_trace(self, max_messages: int = 100, max_seconds: float = 60.0) -> MessageTrace:
-        """Record the next messages handled, up to the limits; returns the trace."""
-        trace = MessageTrace(max_messages, max_seconds)
-        self._last_trace = trace
-        self._trace = trace
-        return trace
-
-    def stop_trace(self) -> MessageTrace | None:
-        """Stop tracing now; returns the last trace (finished or not)."""
-        self._trace = None
-        if self._last_trace is not None:
-            self._last_trace.finished.set()
-        return self._last_trace
-
-    @property
-    def last_trace(self) -> MessageTrace | None:
-        """The most recent trace, finished or not."""
-        return self._last_trace

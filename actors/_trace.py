@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["MessageTrace", "TraceEntry"]
+__all__ = ["MessageTrace", "TraceEntry", "Traced"]
 
 _REPR_LIMIT = 200
 
@@ -75,3 +75,30 @@ class MessageTrace:
         if time.monotonic() > self.deadline:
             self.finished.set()
         return not self.finished.is_set()
+
+
+class Traced:
+    """An actor's trace controls (:class:`actors.Actor` has them); its loop records into
+    ``_trace`` while one runs."""
+
+    _trace: MessageTrace | None
+    _last_trace: MessageTrace | None
+
+    def start_trace(self, max_messages: int = 100, max_seconds: float = 60.0) -> MessageTrace:
+        """Record the next messages handled, up to the limits; returns the trace."""
+        trace = MessageTrace(max_messages, max_seconds)
+        self._last_trace = trace
+        self._trace = trace
+        return trace
+
+    def stop_trace(self) -> MessageTrace | None:
+        """Stop tracing now; returns the last trace (finished or not)."""
+        self._trace = None
+        if self._last_trace is not None:
+            self._last_trace.finished.set()
+        return self._last_trace
+
+    @property
+    def last_trace(self) -> MessageTrace | None:
+        """The most recent trace, finished or not."""
+        return self._last_trace

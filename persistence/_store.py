@@ -189,6 +189,10 @@ class DbStore(Actor):
         """Close the log without flushing: the next instance recovers from disk."""
         self._close()
 
+    def on_killed(self) -> None:
+        """As after a crash: stop the group committer's thread and close the log."""
+        self._close()
+
     def _close(self) -> None:
         if getattr(_local, "store", None) is self:
             _local.store = None

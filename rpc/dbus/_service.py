@@ -143,6 +143,9 @@ class BusService(Actor):
             self.teardown()
         except Exception:
             logger.exception("%s: teardown failed", self.name)
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         for pool in self._pools:
             pool.close()
         self._pools.clear()
@@ -156,3 +159,8 @@ class BusService(Actor):
     def on_failure(self, *_exc: Any) -> None:
         """Tear down and disconnect after a crash."""
         self._close()
+
+    def on_killed(self) -> None:
+        """Disconnect (the bus names go with the connection) and stop the pools, without
+        ``teardown``: a new instance may have set up already."""
+        self._disconnect()

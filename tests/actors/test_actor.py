@@ -284,6 +284,28 @@ def test_messages_left_in_the_mailbox_are_answered_when_the_actor_ends(end: str)
     assert isinstance(Owed([]), actors.Undeliverable)
 
 
+def test_a_killed_actor_runs_on_killed_in_its_own_thread_once_let_go() -> None:
+    release, seen = threading.Event(), []
+
+    class Holder(Recorder):
+        def on_killed(self) -> None:
+            seen.append((threading.current_thread().name, release.is_set()))
+
+        def on_failure(self, *_exc: Any) -> None:
+            seen.append(("on_failure", False))
+
+    ref, exits = start_monitored(Holder)
+    actor = actors.actor_of(ref)
+    ref.tell(Block(release))
+    wait_until(lambda: actor.stats().current_message == "Block", timeout=5)
+    thread = actor._thread
+    actor.kill()
+    assert exits.reasons == [Killed(0.0)] and seen == []  # blocked in a C wait: not yet
+    release.set()
+    wait_until(lambda: not actor.thread_alive, timeout=5)
+    assert thread is not None and seen == [(thread.name, True)]  # once, in the actor's thread
+
+
 def test_stats_show_a_stuck_actor() -> None:
     ref = Recorder.start()
     actor = actors.actor_of(ref)

@@ -376,6 +376,29 @@ def test_calls_queued_at_a_crashing_store_fail_at_once(tree: Tree, db: Client) -
     wait_until(lambda: _ready(db), timeout=T)
 
 
+def test_a_killed_store_stops_its_log_thread(tree: Tree, db: Client) -> None:
+    db.write("/a", "1")
+    store = actors.actor_of(actors.resolve("/persistence/store"))
+    seq = len(threading.enumerate())
+    store.kill()  # idle: its thread is let go at once and closes the log
+    wait_until(lambda: not store.thread_alive, timeout=T)
+    wait_until(lambda: _ready(db), timeout=T)  # the next instance serves
+    db.write("/b", "2")
+    assert db.read("/a") == "1" and db.read("/b") == "2"
+    # the killed instance's group-commit thread ended (the conftest's leak check too)
+    wait_until(lambda: sum(t.name.startswith("dbd-wal") for t in threading.enumerate()) == 1,
+               timeout=T)
+    assert len(threading.enumerate()) <= seq + 1
+
+
+def test_a_killed_service_lets_its_bus_name_go(tree: Tree, db: Client) -> None:
+    db.write("/a", "1")
+    service = tree.service
+    service.kill()  # its connection owns com.citrix.xenclient.db: closed once let go
+    wait_until(lambda: not service.thread_alive, timeout=T)
+    wait_until(lambda: _ready(db) and tree.service is not service, timeout=T)
+
+
 def _ready(db: Client) -> bool:
     try:
         return bool(db.read("/a") == "1")
