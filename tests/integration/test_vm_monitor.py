@@ -236,6 +236,24 @@ def test_monitor_killed_mid_start_rolls_back(tree: XenTree) -> None:
     wait_until(lambda: not domains_of(tree, vm))
 
 
+@pytest.mark.parametrize("name", ["/xen/xenstore", "/xen/hypervisor"])
+def test_a_killed_xen_client_closes_its_connection_and_the_next_serves(
+        tree: XenTree, name: str) -> None:
+    vm = tree.add_vm(vm_config())
+    old = actors.actor_of(actors.resolve(name))
+    client = old.published()
+    seq = tree.events.last_seq
+    old.kill()
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == name, 10,
+                                since=seq)
+    wait_until(lambda: not old.thread_alive, timeout=5)
+    with pytest.raises(Exception, match="closed"):  # the killed instance's connection
+        client.read("/local/domain/0/name") if name == "/xen/xenstore" else client.physinfo()
+    tree.task(vm, "start")  # through the next instance
+    assert status(tree, vm) == "running"
+    tree.task(vm, "destroy")
+
+
 def test_a_crashed_watcher_comes_back_and_keeps_reporting(tree: XenTree) -> None:
     vm = tree.add_vm(vm_config(on_crash="destroy"))
     tree.task(vm, "start")

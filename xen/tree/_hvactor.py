@@ -84,3 +84,7 @@ class HypervisorActor(Actor):
     def on_failure(self, *_exc: object) -> None:
         """Close the backend after a crash."""
         self._close()
+
+    def on_killed(self) -> None:
+        """Close this instance's backend connection."""
+        self._close()

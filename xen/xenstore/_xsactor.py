@@ -124,6 +124,10 @@ class XenstoreActor(Actor):
     ) -> None:
         self._close()
 
+    def on_killed(self) -> None:
+        """Close this instance's client (its connection and reader thread)."""
+        self._close()
+
     def _close(self) -> None:
         if self._client is not None:
             self._client.close()
