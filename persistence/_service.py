@@ -12,10 +12,12 @@ Semantics (docs/dbd.md):
   ``org.freedesktop.DBus.Error.Failed`` with the error's text. A call to another object path
   gets ``UnknownObject`` (the original sent no reply at all, leaving the caller to time out).
 * **Where calls run.** Handlers run in the *store's* mailbox (one hop from the bus reader
-  thread: the store is the only owner of the tree), in arrival order. Reads are answered from
-  memory; ``write``, ``inject`` and ``rm`` are answered from the group committer's callback once
-  their log record is durable (the handler returns ``DEFERRED``), so the store never waits for
-  an fsync.
+  thread: the store is the only writer of the tree), in arrival order. Reads are answered from
+  memory; a read of an identified caller that arrives when every call this service passed to
+  the store is done is answered in the reader thread, under the store's tree lock (no hop; it
+  sees every earlier call's change, as in the mailbox). ``write``, ``inject`` and ``rm`` are
+  answered from the group committer's callback once their log record is durable (the handler
+  returns ``DEFERRED``), so the store never waits for an fsync.
 * **Caller identity and domstore**. Each sender is identified once, by this
   actor (identification may need a bus round trip, which must not happen in the reader thread
   nor stall the store): a name registered in the :class:`~rpc.dbus.CallerIdentity` registry
@@ -45,11 +47,11 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors import ActorDeadError, NoSuchActor, handles, resolve
+from actors import ActorDeadError, NoSuchActor, actor_of, handles, resolve
 from persistence._flusher import sibling
 from persistence._limits import Caller, DbError, confine_path
 from persistence._messages import WatchChanges
-from persistence._store import current_store
+from persistence._store import DbStore, current_store
 from rpc.dbus import (
     ACCESS_DENIED,
     DEFERRED,
@@ -270,25 +272,79 @@ class _Identify:
         DBusJob(self.job, self.call).undelivered(reason)
 
 
+_READS = frozenset({"read", "read_binary", "dump", "list", "exists"})
+
+
 class _StoreDispatcher(Dispatcher):
-    """Runs handlers in the store's mailbox; first calls of a sender go through the service."""
+    """Runs handlers in the store's mailbox; first calls of a sender go through the service.
+
+    A read of an identified sender is answered here, in the bus reader thread, when nothing
+    this dispatcher passed on is still queued or running (``_unfinished`` == 0: every earlier
+    call, of any sender, has changed the tree already), under the store's tree lock
+    (``DbStore.reading``): one thread hop less, the same answers in the same order. Only the
+    reader thread calls :meth:`submit`. A job that never runs (its actor ended) leaves the count
+    up, which only routes reads through the mailbox: the store's end restarts this service
+    (``rest_for_one``) and with it this dispatcher.
+    """
 
     def __init__(self, service: DbService) -> None:
         self.service = service
         self.callers = service.callers
+        self._lock = threading.Lock()
+        self._unfinished = 0
+        self._store: DbStore | None = None
 
     def submit(self, call: Call, job: Callable[[], None]) -> None:
         direct = self.callers.route(call.sender)
+        if direct and not self._unfinished and call.member in _READS \
+                and call.interface == DB_INTERFACE and self._read_here(job):
+            return
         target = self.service.store if direct else self.service.name
+        self._count(1)
+        counted = self._counted(job)
         try:
             if direct:
-                resolve(target).tell(DBusJob(job, call))
+                resolve(target).tell(DBusJob(counted, call))
             else:
-                self.service.actor_ref.tell(_Identify(call, job))
+                self.service.actor_ref.tell(_Identify(call, counted))
         except (NoSuchActor, ActorDeadError):
+            self._count(-1)
             if not direct:
                 self.callers.done(call.sender)
             call.fail(DBusError(FAILED, f"service unavailable: {target} is restarting"))
+
+    def settle(self) -> None:
+        """A passed-on job was answered without running (the service refused its caller)."""
+        self._count(-1)
+
+    def bind(self) -> None:
+        """Read here from the store running now (the service starts after it and is restarted
+        with it); none: every call goes through the mailbox."""
+        try:
+            store = actor_of(resolve(self.service.store))
+        except (NoSuchActor, ActorDeadError, TypeError):
+            return
+        self._store = store if isinstance(store, DbStore) else None
+
+    def _read_here(self, job: Callable[[], None]) -> bool:
+        store = self._store
+        if store is None or store.actor_stopped.is_set():
+            return False
+        with store.reading():
+            job()
+        return True
+
+    def _counted(self, job: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                job()
+            finally:
+                self._count(-1)
+        return run
+
+    def _count(self, delta: int) -> None:
+        with self._lock:
+            self._unfinished += delta
 
 
 class DbService(BusService):
@@ -306,6 +362,7 @@ class DbService(BusService):
         self._store_name = store
         self.registry = registry if registry is not None else caller_identity
         self.callers = CallerCache(self.registry, remote=identity_service)
+        self._dispatcher = _StoreDispatcher(self)
 
     @property
     def store(self) -> str:
@@ -316,8 +373,9 @@ class DbService(BusService):
 
     def setup(self) -> None:
         """Export ``/``, follow connections leaving the bus, watch the store's changes."""
+        self._dispatcher.bind()
         self.objects.export(DB_PATH, [package_interface(DB_INTERFACE)], DbObject(self.callers),
-                            _StoreDispatcher(self))
+                            self._dispatcher)
         self.bus.on_signal = self._on_signal
         self.bus.add_match(_NOC_RULE)
         signature = package_interface(CHANGES_INTERFACE).signal("changed")
@@ -349,11 +407,13 @@ class DbService(BusService):
             try:
                 self.callers.resolve(self.bus, sender)
             except DBusError as exc:
+                self._dispatcher.settle()
                 msg.call.fail(DBusError(FAILED, f"{_UNIDENTIFIED}: {exc.message or exc.name}"))
                 return
             try:
                 resolve(self.store).tell(DBusJob(msg.job, msg.call))
             except (NoSuchActor, ActorDeadError):
+                self._dispatcher.settle()
                 msg.call.fail(DBusError(FAILED, f"service unavailable: {self.store} is "
                                                 f"restarting"))
         finally:

@@ -2,10 +2,14 @@
 
 Semantics (docs/dbd.md; the record format and recovery rules are docs/dbd-format.md):
 
-* **One writer.** Every read and every mutation of the tree happens in this actor's thread:
-  through its mailbox (the messages of :mod:`persistence._messages`) or through DBus calls the
-  db service dispatches into the same mailbox (:class:`rpc.dbus.DBusJob`; the handlers find the
-  store with :func:`current_store`). Requests are handled one at a time, in arrival order.
+* **One writer.** Every mutation of the tree happens in this actor's thread, under its tree
+  lock: through its mailbox (the messages of :mod:`persistence._messages`) or through DBus calls
+  the db service dispatches into the same mailbox (:class:`rpc.dbus.DBusJob`; the handlers find
+  the store with :func:`current_store`). Requests are handled one at a time, in arrival order.
+  Reads happen there too, except a DBus read that arrives when nothing the db service sent is
+  still queued or running here: the service's bus reader answers it in its own thread under the
+  tree lock (:meth:`DbStore.reading`), which saves a thread hop and keeps every order (all
+  earlier calls of the service are done, so the read sees their changes).
 * **Reads** are answered from memory at once. A read may show a write whose log record is not
   durable yet; if the daemon dies at that moment that value is gone after the restart (its
   writer was never acknowledged). Acknowledgements, not reads, carry the durability promise.
@@ -44,6 +48,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +79,7 @@ from persistence._walcodec import encode_record
 from rpc.dbus import DBusJob
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from concurrent.futures import Future
 
     from persistence._tree import Change
@@ -87,7 +92,8 @@ _local = threading.local()
 
 
 def current_store() -> DbStore:
-    """The store whose thread is running the caller (DBus handlers dispatched into its mailbox).
+    """The store whose thread is running the caller (DBus handlers dispatched into its mailbox),
+    or whose tree the caller reads (:meth:`DbStore.reading`).
 
     Raises ``RuntimeError`` when called from any other thread.
     """
@@ -133,6 +139,7 @@ class DbStore(Actor):
         self.commit_timeout = commit_timeout
         self._fsync = fsync
         self._tree = DbTree(limits=limits, interior_write=interior_write)
+        self._tree_lock = threading.Lock()
         self._committer: GroupCommitter | None = None
         self._dirty: set[str] = set()
         self._unconfirmed: set[str] = set()
@@ -158,7 +165,8 @@ class DbStore(Actor):
     def _load(self) -> tuple[str, ...]:
         recovered = recover(self.root, limits=self.limits, interior_write=self.interior_write,
                             fsync=self._fsync)
-        self._tree = recovered.tree
+        with self._tree_lock:
+            self._tree = recovered.tree
         self._dirty = set(recovered.dirty)
         self._unconfirmed = set()
         self._seq = max(self._seq, recovered.last_seq)
@@ -216,8 +224,22 @@ class DbStore(Actor):
 
     @property
     def tree(self) -> DbTree:
-        """The tree (only from this actor's thread; never modify it directly)."""
+        """The tree (only from this actor's thread, or within :meth:`reading`; never modify
+        it directly)."""
         return self._tree
+
+    @contextmanager
+    def reading(self) -> Iterator[DbTree]:
+        """Read the tree from another thread: under the tree lock, with this store as that
+        thread's :func:`current_store`. Only for a caller whose earlier requests are all done
+        (the db service's reader, module docstring)."""
+        with self._tree_lock:
+            before = getattr(_local, "store", None)
+            _local.store = self
+            try:
+                yield self._tree
+            finally:
+                _local.store = before
 
     @property
     def committer(self) -> GroupCommitter:
@@ -232,17 +254,23 @@ class DbStore(Actor):
     def write(self, path: str, value: str) -> Future[object]:
         """Write; the future completes when durable (see the module docstring)."""
         self._check_usable()
-        return self._log(self._tree.write(path, value), path)
+        with self._tree_lock:
+            change = self._tree.write(path, value)
+        return self._log(change, path)
 
     def inject(self, path: str, text: str) -> Future[object]:
         """Inject; the future completes when durable."""
         self._check_usable()
-        return self._log(self._tree.inject(path, text), path)
+        with self._tree_lock:
+            change = self._tree.inject(path, text)
+        return self._log(change, path)
 
     def rm(self, path: str) -> Future[object]:
         """Remove; the future completes when durable."""
         self._check_usable()
-        return self._log(self._tree.rm(path), path)
+        with self._tree_lock:
+            change = self._tree.rm(path)
+        return self._log(change, path)
 
     def _changed(self, path: str) -> None:
         """Tell the watchers (in this thread, before the change can be acknowledged)."""

@@ -21,6 +21,7 @@ from persistence import (
     DB_INTERFACE,
     DB_SERVICE,
     WAL_DIR,
+    DbService,
     replay,
 )
 from rpc.dbus import (
@@ -234,6 +235,30 @@ def test_a_new_senders_pipelined_calls_keep_their_order(tree: Tree, bus_address:
     assert reads == [(str(n),) for n in range(60)]
 
 
+def test_concurrent_clients_read_their_own_pipelined_writes(tree: Tree,
+                                                            bus_address: str) -> None:
+    # reads answered in the reader thread or in the store, each sees every earlier call
+    def client(k: int, out: list[list[tuple[str, ...]]]) -> None:
+        with BusConnection(bus_address) as conn:
+            conn.bus_call("GetId")
+            futures = []
+            for n in range(80):
+                futures.append(conn.call_async(method_call(
+                    DB_SERVICE, "/", DB_INTERFACE, "write", "ss", (f"/c{k}", str(n)))))
+                for path in (f"/c{k}", "/c0"):
+                    futures.append(conn.call_async(method_call(
+                        DB_SERVICE, "/", DB_INTERFACE, "read", "s", (path,))))
+            out[k] = [tuple(f.result(T).body) for f in futures[1::3]]
+
+    out: list[list[tuple[str, ...]]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=client, args=(k, out)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(3 * T)
+    assert out == [[(str(n),) for n in range(80)] for _ in range(4)]
+
+
 # ------------------------------------------------------------------ domstore
 
 
@@ -341,9 +366,11 @@ def test_calls_while_the_store_restarts_fail_cleanly(tree: Tree, db: Client) -> 
 
     worker = threading.Thread(target=hammer)
     worker.start()
+    crashed = (actors.actor_of(actors.resolve("/persistence/store")), tree.service)
     try:
         actors.tell("/persistence/store", actors.InjectCrash())
-        wait_until(lambda: _ready(db), timeout=T)
+        # reads answered meanwhile come from the old instance's tree (the hammer's may too)
+        wait_until(lambda: _restarted(crashed, tree) and _ready(db), timeout=T)
     finally:
         stop.set()
         worker.join(T)
@@ -365,15 +392,35 @@ def test_calls_queued_at_a_crashing_store_fail_at_once(tree: Tree, db: Client) -
     store = actors.actor_of(actors.resolve("/persistence/store"))
     store.actor_ref.tell(DBusJob(busy_then_crash))
     wait_until(lambda: store.stats().current_message == "DBusJob", timeout=T)
-    replies = [db.conn.call_async(method_call(DB_SERVICE, "/", DB_INTERFACE, "read", "s",
-                                              ("/a",))) for _ in range(3)]
+    replies = [db.conn.call_async(method_call(DB_SERVICE, "/", DB_INTERFACE, "write", "ss",
+                                              ("/b", str(n)))) for n in range(3)]
     wait_until(lambda: store.stats().mailbox_depth == 3, timeout=T)
-    release.set()  # it crashes with the three reads still in its mailbox
+    release.set()  # it crashes with the three writes still in its mailbox
     for reply in replies:  # answered now, not after the caller's DBus timeout
         msg = reply.result(5)
         assert msg.header.fields[HeaderFields.error_name] == FAILED
         assert "service unavailable: /persistence/store ended (Crashed)" in msg.body[0]
     wait_until(lambda: _ready(db), timeout=T)
+
+
+def test_reads_wait_for_earlier_calls_and_only_for_them(tree: Tree, db: Client) -> None:
+    db.write("/a", "1")
+    release = threading.Event()
+    store = actors.actor_of(actors.resolve("/persistence/store"))
+    store.actor_ref.tell(DBusJob(lambda: release.wait(T)))  # busy with something else
+    wait_until(lambda: store.stats().current_message == "DBusJob", timeout=T)
+    try:
+        # nothing of the service's is pending: a read is answered at once, from memory
+        assert db.read("/a") == "1"
+        # a write is queued behind the busy store; a read sent after it waits for it
+        call = db.conn.call_async
+        write = call(method_call(DB_SERVICE, "/", DB_INTERFACE, "write", "ss", ("/a", "2")))
+        read = call(method_call(DB_SERVICE, "/", DB_INTERFACE, "read", "s", ("/a",)))
+        wait_until(lambda: store.stats().mailbox_depth == 2, timeout=T)
+        assert not read.done() and not write.done()
+    finally:
+        release.set()
+    assert read.result(T).body == ("2",) and write.result(T).body == ()
 
 
 def test_a_killed_store_stops_its_log_thread(tree: Tree, db: Client) -> None:
@@ -397,6 +444,15 @@ def test_a_killed_service_lets_its_bus_name_go(tree: Tree, db: Client) -> None:
     service.kill()  # its connection owns com.citrix.xenclient.db: closed once let go
     wait_until(lambda: not service.thread_alive, timeout=T)
     wait_until(lambda: _ready(db) and tree.service is not service, timeout=T)
+
+
+def _restarted(crashed: tuple[Any, DbService], tree: Tree) -> bool:
+    try:  # the store and the service after it (rest_for_one) are new instances
+        store = actors.actor_of(actors.resolve("/persistence/store"))
+        service = tree.service
+    except actors.NoSuchActor:
+        return False
+    return store is not crashed[0] and service is not crashed[1] and service.wait_started(0)
 
 
 def _ready(db: Client) -> bool:
