@@ -4,7 +4,7 @@
 * A told message that carries its own reply (a future the sender waits on) is told why it will
   never be handled: it has an ``undelivered(reason)`` method (:class:`Undeliverable`), called
   once here. Without this its sender would wait for its whole timeout.
-* Any other told message is dropped (counted in the log).
+* Any other told message is dropped (their count logged at debug level).
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ def drain(inbox: queue.SimpleQueue[Any], name: str, exit_reason: object) -> int:
     """Empty the mailbox ``inbox`` of actor ``name``, which ended with ``exit_reason``, as the
     module docstring says; how many messages were left in it."""
     reason = f"{name} ended ({type(exit_reason).__name__})"
-    left = 0
+    left = dropped = 0
     while True:
         try:
             envelope = inbox.get_nowait()
         except queue.Empty:
+            if dropped:
+                logger.debug("%s: %d told message(s) dropped", reason, dropped)
             return left
         left += 1
         message, reply_to = envelope.message, envelope.reply_to
@@ -52,3 +54,5 @@ def drain(inbox: queue.SimpleQueue[Any], name: str, exit_reason: object) -> int:
                 message.undelivered(reason)
             except Exception:
                 logger.exception("%s: telling an undelivered message's sender failed", reason)
+        else:
+            dropped += 1
