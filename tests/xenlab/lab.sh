@@ -16,6 +16,9 @@
 #   XENLAB_SRC=<this checkout>          the tree dom0 tests (9p, read-only)
 #   XENLAB_ACCEL=auto|kvm|tcg           auto: kvm only if a plain Linux boots under it (probe cached)
 #   XENLAB_TIMEOUT=3000                 seconds for boot + tests before QEMU is killed
+#   XENLAB_BOOT_STALL=300               seconds for dom0 to reach userspace; past them QEMU is
+#                                       killed and the boot tried once more (an emulated boot
+#                                       that stalls before any of our code runs, docs/xenlab.md)
 #   XENLAB_SMP=2  XENLAB_MEM=3072  XENLAB_DOM0_MEM=1024   vcpus, QEMU RAM (MiB), dom0 RAM (MiB)
 #   XENLAB_PYTEST_ARGS="..."            extra pytest arguments inside dom0 (e.g. -x, -k name)
 #   XENLAB_BENCH=1                      also run benchmarks/xenlab_lifecycle.py after the tests
@@ -31,6 +34,7 @@ SRC=${XENLAB_SRC:-$(cd "$HERE/../.." && pwd)}
 CACHE=${XENLAB_CACHE:-/var/cache/oxt-xenlab}
 ACCEL=${XENLAB_ACCEL:-auto}
 TIMEOUT=${XENLAB_TIMEOUT:-3000}
+BOOT_STALL=${XENLAB_BOOT_STALL:-300}
 SMP=${XENLAB_SMP:-2}
 MEM=${XENLAB_MEM:-3072}
 DOM0_MEM=${XENLAB_DOM0_MEM:-1024}
@@ -302,10 +306,19 @@ boot() {
     done
   }
   tail -n +1 -F --pid=$qpid "$run/qemu.out" 2>/dev/null | stamp >"$run/serial.log" &
-  local tpid=$! done_at=""
+  local tpid=$! done_at="" userspace="" stalled="" started=$SECONDS
   while kill -0 $qpid 2>/dev/null; do
     if [ -z "$done_at" ] && grep -aqE 'OXT-XENLAB-DONE|\(XEN\) Panic on CPU|Kernel panic - not syncing|\(XEN\) Hardware Dom0 crashed' "$run/serial.log"; then
       done_at=$SECONDS
+    fi
+    if [ -z "$userspace" ] && [ -z "$done_at" ]; then
+      if grep -aq 'OXT-XENLAB: dom0 userspace' "$run/serial.log"; then
+        userspace=1
+      elif [ $((SECONDS - started)) -ge "$BOOT_STALL" ]; then
+        say "dom0 did not reach userspace within ${BOOT_STALL} s; its console's last line:"
+        tail -n 1 "$run/serial.log"
+        stalled=1; kill $qpid 2>/dev/null || true
+      fi
     fi
     # dom0's poweroff ends QEMU by itself; after a panic or a hang past DONE, end it here
     if [ -n "$done_at" ] && [ $((SECONDS - done_at)) -ge 15 ]; then kill $qpid 2>/dev/null || true; fi
@@ -324,6 +337,7 @@ boot() {
   if grep -aq 'OXT-XENLAB-RESULT: FAIL' "$run/serial.log"; then
     say "FAIL: see $run/serial.log and $run/out/"; return 1
   fi
+  if [ -n "$stalled" ]; then say "boot stalled: see $run/serial.log"; return 3; fi
   say "no result from dom0 (boot failure, crash or timeout): see $run/serial.log"; return 2
 }
 
@@ -335,6 +349,10 @@ case "$MODE" in
     build
     [ $((SECONDS - T0)) -gt 2 ] && say "build/refresh took $((SECONDS - T0)) s"
     rc=0; boot || rc=$?
+    if [ "$rc" = 3 ]; then  # stalled before userspace: nothing of ours ran yet; once more
+      say "booting again (the first boot stalled before dom0's userspace)"
+      rc=0; boot || rc=$?
+    fi
     say "total $((SECONDS - T0)) s, exit $rc"
     exit $rc ;;
 esac
