@@ -231,7 +231,8 @@ class Actor(Traced, pykka.ThreadingActor):
                 self._exit_reason = reason_from_exception(exc, exc.__traceback__, where="loop")
         finally:
             self._finish()
-            if self._killed:
+            if self._killed:  # a tell that raced the kill's drain is answered now
+                drain(cast("queue.SimpleQueue[Any]", self.actor_inbox), self.name, Killed())
                 try:
                     self.on_killed()
                 except Exception:

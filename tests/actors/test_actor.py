@@ -306,6 +306,21 @@ def test_a_killed_actor_runs_on_killed_in_its_own_thread_once_let_go() -> None:
     assert thread is not None and seen == [(thread.name, True)]  # once, in the actor's thread
 
 
+def test_a_tell_that_raced_a_kill_is_answered_when_the_thread_is_let_go() -> None:
+    from pykka._envelope import Envelope
+    ref, _exits = start_monitored(Recorder)
+    actor = actors.actor_of(ref)
+    release, owed = threading.Event(), Owed([])
+    ref.tell(Block(release))
+    wait_until(lambda: actor.stats().current_message == "Block", timeout=5)
+    actor.kill()  # drains the mailbox now; the thread is still blocked
+    actor.actor_inbox.put(Envelope(owed))  # as a tell that passed the alive check before it
+    assert owed.reply == []
+    release.set()
+    wait_until(lambda: not actor.thread_alive, timeout=5)
+    assert len(owed.reply) == 1 and "ended (Killed)" in owed.reply[0], owed.reply
+
+
 def test_stats_show_a_stuck_actor() -> None:
     ref = Recorder.start()
     actor = actors.actor_of(ref)
