@@ -186,6 +186,7 @@ class ControlServer:
         self.immediate = IMMEDIATE - set(extra_operations or ())  # ours, known not to wait
         self.started_at = _STARTED
         self._sock: socket.socket | None = None
+        self._inode: int | None = None
         self._conns: set[_Connection] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -221,6 +222,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
+        self._inode = os.stat(self.path).st_ino  # close() unlinks the path only while ours
         sock.listen(16)
         self._sock = sock
         self._thread = threading.Thread(target=self._accept, name="control-accept",
@@ -263,7 +265,11 @@ class ControlServer:
             conn.join(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
-        self.path.unlink(missing_ok=True)
+        try:  # not a socket file a later server bound at the same path meanwhile
+            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 class ControlActor(Actor):
@@ -296,5 +302,11 @@ class ControlActor(Actor):
 
     def on_failure(self, *_exc: object) -> None:
         """Close the socket after a crash."""
+        if self.server is not None:
+            self.server.close()
+
+    def on_killed(self) -> None:
+        """Close this instance's socket (still listening, it would keep the next instance from
+        starting) and connections."""
         if self.server is not None:
             self.server.close()

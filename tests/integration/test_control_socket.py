@@ -151,6 +151,22 @@ def test_requests_on_one_connection_do_not_wait_for_a_slow_one(sock: Path) -> No
     assert answers[3]["kind"] == "timeout"
 
 
+def test_a_killed_control_actor_lets_the_next_one_serve(sock: Path) -> None:
+    old = actors.actor_of(actors.resolve("/control"))
+    old.kill()  # idle: its thread is let go at once and closes its listening socket
+    wait_until(lambda: not old.thread_alive, timeout=5)
+
+    def serving() -> bool:
+        try:
+            with ControlClient(sock, timeout=2) as ctl:
+                return bool(ctl.call("tree"))
+        except (OSError, ControlError):
+            return False
+    wait_until(serving, timeout=10)  # the next instance listens on the same path
+    assert actors.actor_of(actors.resolve("/control")) is not old
+    assert sock.exists()  # the old instance's close left the new socket file alone
+
+
 def test_find_actor_looks_into_nested_supervisors_only(tmp_path: Path) -> None:
     inner = ChildSpec("inner", start_actor(Supervisor, SupFlags(),
                                            [ChildSpec("leaf", start_actor(Stuck))]),
