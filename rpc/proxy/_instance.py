@@ -148,6 +148,10 @@ class ListenerActor(Actor):
         """Stop listening."""
         self._shutdown()
 
+    def on_killed(self) -> None:
+        """Stop listening (a listener left open keeps the next instance from starting)."""
+        self._shutdown()
+
     def _shutdown(self) -> None:
         self._stopping.set()
         if self.listener is not None:

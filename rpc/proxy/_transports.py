@@ -83,6 +83,7 @@ class Listener:
         self.description = description
         self._argo = argo
         self._path = path
+        self._inode = os.stat(path).st_ino if path is not None else None  # see close()
         self._closed = False
 
     @property
@@ -139,7 +140,8 @@ class Listener:
         return Accepted(stream, peer.domid, f"argo dom{peer.domid}:{peer.port}")
 
     def close(self) -> None:
-        """Stop listening (wakes a waiting accept) and remove a unix socket file."""
+        """Stop listening (wakes a waiting accept) and remove a unix socket file, if it is
+        still the one bound here (a later listener may have bound the same path)."""
         if self._closed:
             return
         self._closed = True
@@ -150,7 +152,8 @@ class Listener:
         self._sock.close()
         if self._path is not None:
             try:
-                os.unlink(self._path)
+                if os.stat(self._path).st_ino == self._inode:
+                    os.unlink(self._path)
             except OSError:
                 pass
 

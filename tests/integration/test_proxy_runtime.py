@@ -4,6 +4,7 @@ rules and ``-n``, the ``-s`` service."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -99,6 +100,15 @@ def test_a_listener_crash_restarts_it_and_it_listens_again(world: World) -> None
         assert db_call(world.db(kept), "read", "/x") == ""  # clients keep going
     finally:
         kept.close()
+
+
+def test_a_killed_listener_lets_the_next_one_listen(world: World) -> None:
+    old = actors.actor_of(actors.resolve("/proxy/listener"))
+    old.kill()  # idle in its accept loop: let go at once, it stops listening
+    wait_until(lambda: not old.thread_alive)
+    wait_until(lambda: _connects(world)
+               and actors.actor_of(actors.resolve("/proxy/listener")) is not old)
+    assert os.path.exists(world.proxy_socket)  # the killed one's close left the new socket alone
 
 
 def test_an_instance_crash_restarts_it_and_it_listens_again(world: World) -> None:
