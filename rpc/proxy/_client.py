@@ -472,6 +472,10 @@ class ProxyClient(Actor):
         """Same as a stop: this client only is disconnected."""
         self._close()
 
+    def on_killed(self) -> None:
+        """Disconnect this client (a temporary child: no next instance shares anything)."""
+        self._close()
+
     def _close(self) -> None:
         if self._closed:
             return

@@ -89,6 +89,10 @@ class PolicyActor(Actor):
         """Close the policy's bus connection."""
         self.policy.close()
 
+    def on_killed(self) -> None:
+        """Close this instance's bus connection."""
+        self.policy.close()
+
 
 def _sibling(name: str, child: str) -> str:
     return f"{name.rsplit('/', 1)[0]}/{child}"

@@ -111,6 +111,31 @@ def test_a_killed_listener_lets_the_next_one_listen(world: World) -> None:
     assert os.path.exists(world.proxy_socket)  # the killed one's close left the new socket alone
 
 
+def test_a_killed_client_is_disconnected_and_others_go_on(world: World) -> None:
+    first, other = world.guest(), world.guest()
+    try:
+        assert db_call(world.db(first), "read", "/x") == ""
+        names = [n for n in actors.names() if n.startswith("/proxy/clients/")]
+        assert len(names) == 2
+        victim = actors.actor_of(actors.resolve(min(names)))  # the first client's
+        victim.kill()
+        wait_until(lambda: not victim.thread_alive)
+        # its streams are closed (its pump threads end: the fixture's leak check) ...
+        wait_until(lambda: not _still_talks(world, first))
+        # ... and the other client goes on
+        assert db_call(world.db(other), "read", "/x") == ""
+    finally:
+        first.close()
+        other.close()
+
+
+def _still_talks(world: World, conn: BusConnection) -> bool:
+    try:
+        return bool(db_call(world.db(conn), "read", "/x") == "")
+    except Exception:
+        return False
+
+
 def test_an_instance_crash_restarts_it_and_it_listens_again(world: World) -> None:
     actors.tell("/proxy", actors.InjectCrash("test"))
     wait_until(lambda: _connects(world))

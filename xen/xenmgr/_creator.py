@@ -113,6 +113,10 @@ class VmCreator(Actor):
         """Close the connection."""
         self.on_stop()
 
+    def on_killed(self) -> None:
+        """Close this instance's connection."""
+        self.on_stop()
+
     def _configure_service_vms(self, db: DbClient) -> None:
         templates = template_store(self.settings).load()
         selected = select_service_vms(

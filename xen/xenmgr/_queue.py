@@ -209,6 +209,10 @@ class NotificationQueue(Actor):
         """As on stop."""
         self.on_stop()
 
+    def on_killed(self) -> None:
+        """As on stop (its own timers only)."""
+        self.on_stop()
+
 
 def _signal_acpi(state: InternalState) -> int:
     """The ACPI state in ``vm_state_changed``: 5 when stopped, else 0 (the hibernated flag and
