@@ -254,6 +254,19 @@ def test_a_killed_xen_client_closes_its_connection_and_the_next_serves(
     tree.task(vm, "destroy")
 
 
+def test_a_killed_domain_watcher_drops_its_watches(tree: XenTree) -> None:
+    old = actors.actor_of(actors.resolve("/xen/watcher"))
+    token = old.token
+    client = tree.xs
+    assert token in client._watches
+    seq = tree.events.last_seq
+    old.kill()
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == "/xen/watcher",
+                                10, since=seq)
+    wait_until(lambda: not old.thread_alive, timeout=5)
+    wait_until(lambda: token not in client._watches, timeout=5)  # its watches are dropped
+
+
 def test_a_crashed_watcher_comes_back_and_keeps_reporting(tree: XenTree) -> None:
     vm = tree.add_vm(vm_config(on_crash="destroy"))
     tree.task(vm, "start")

@@ -62,9 +62,10 @@ class DomainWatcher(Actor):
     def on_start(self) -> None:
         """Watch the special paths (each fires once now).
 
-        The token names this instance: a crashed predecessor may have left its watches on the
-        same xenstore connection (they are dropped by ``on_failure`` when it ran, and are
-        harmless when not: their events go to a dead actor and are discarded).
+        The token names this instance: a crashed or killed predecessor may have left its
+        watches on the same xenstore connection (dropped by its ``on_failure`` or
+        ``on_killed`` when that ran; harmless when not: their events go to a dead actor and
+        are discarded).
         """
         self.token = f"{_TOKEN}-{self.actor_urn[-12:]}"
         client = service(self.xenstore_name, XenstoreClient)
@@ -146,4 +147,8 @@ class DomainWatcher(Actor):
 
     def on_failure(self, *_exc: object) -> None:
         """Stop watching, so the next instance starts clean."""
+        self._unwatch()
+
+    def on_killed(self) -> None:
+        """Drop this instance's watches (its token is its own)."""
         self._unwatch()
