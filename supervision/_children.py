@@ -33,12 +33,17 @@ __all__ = ["Child", "ChildRunner"]
 
 Monitor = Callable[[pykka.ActorRef[Any], ExitReason], None]
 
+RELEASE_WAIT = 2.0
+"""Seconds a killed child's replacement waits, at most, for the killed thread to be let go
+(and to release what it owned: ``Actor.on_killed``); a thread stuck in a C call is not waited
+for longer."""
+
 
 class Child:
     """A supervisor's private, mutable record of one child."""
 
-    __slots__ = ("actor", "args", "id", "last_exit", "path", "restarts", "spec", "started_at",
-                 "status", "urn")
+    __slots__ = ("actor", "args", "id", "last_exit", "path", "releasing", "restarts", "spec",
+                 "started_at", "status", "urn")
 
     def __init__(self, spec: ChildSpec, path: str, args: tuple[Any, ...] = ()) -> None:
         self.id = path.rsplit("/", 1)[-1]
@@ -51,6 +56,21 @@ class Child:
         self.started_at = 0.0
         self.restarts = 0
         self.last_exit: ExitReason | None = None
+        self.releasing: tuple[Actor, float] | None = None  # a killed instance, until when
+
+    def killed(self, actor: Actor) -> None:
+        """``actor``, an instance of this child, was killed: its replacement waits for it."""
+        self.releasing = (actor, time.monotonic() + RELEASE_WAIT)
+
+    def released(self) -> bool:
+        """Whether a replacement may start: no killed instance is still being let go (or it
+        has had its ``RELEASE_WAIT``)."""
+        if self.releasing is not None:
+            actor, until = self.releasing
+            if actor.thread_alive and time.monotonic() < until:
+                return False
+            self.releasing = None
+        return True
 
     def info(self) -> ChildInfo:
         """An immutable view for publishing."""
@@ -132,6 +152,7 @@ class ChildRunner:
         timeout = child.spec.shutdown_timeout
         if timeout == BRUTAL_KILL:
             actor.kill(0.0)
+            child.killed(actor)
             self.events.append("killed", child.path, after=0.0)
         else:
             bound = INFINITY_BOUND if math.isinf(timeout) else timeout
@@ -140,6 +161,7 @@ class ChildRunner:
                 self.events.append("stopped", child.path)
             else:
                 actor.kill(bound)
+                child.killed(actor)
                 self.events.append("killed", child.path, after=bound)
         child.status = "stopped"
         child.last_exit = actor.exit_reason

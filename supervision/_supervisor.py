@@ -15,6 +15,8 @@ Guarantees (docs/supervision.md has the full text and every difference from OTP)
   strategy decides who else is stopped (reverse order) and restarted (start order). With a
   backoff the restart waits, on a timer, so the supervisor keeps answering requests meanwhile.
   A restart that fails to start counts as another restart and is retried by a self-message.
+  A killed child's replacement starts once the killed thread has been let go (it releases what
+  it owned in ``on_killed``), polled by self-messages, or after ``RELEASE_WAIT`` (2 s).
 * **Stop.** ``stop`` on a supervisor stops its children in reverse start order, each bounded by
   its shutdown timeout (graceful stop, then kill).
 * **Names.** Every child is registered under its path (``<supervisor path>/<child id>``) while
@@ -43,6 +45,7 @@ from actors import (
     ActorContext,
     Escalated,
     ExitReason,
+    Killed,
     Shutdown,
     ThreadDied,
     handles,
@@ -82,6 +85,9 @@ from supervision._strategy import restart_plan, should_restart
 __all__ = ["Supervisor"]
 
 logger = logging.getLogger(__name__)
+
+_RELEASE_POLL = 0.01
+"""Seconds between looks at a killed child's thread before its replacement starts."""
 
 EscalationHandler = Callable[[ExitReason], None]
 
@@ -224,6 +230,8 @@ class Supervisor(Actor):
         child = self._children.get(msg.child_id)
         if child is None or child.urn != msg.urn:
             return  # an instance we already stopped or replaced
+        if isinstance(msg.reason, Killed) and child.actor is not None:
+            child.killed(child.actor)  # its replacement waits for it to be let go
         child.actor = None
         child.urn = None
         child.status = "stopped"
@@ -277,6 +285,9 @@ class Supervisor(Actor):
             child = self._children.get(cid)
             if child is None or child.status != "restarting":
                 continue
+            if not child.released():  # a killed instance still lets go of what it holds
+                self.send_after(_RELEASE_POLL, RetryRestart(tuple(ids[n:])))
+                break
             if self._runner.start(child) is None:
                 child.restarts += 1
                 self._publish()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
@@ -210,6 +211,51 @@ def test_shutdown_timeout_kills_a_child_that_ignores_stop(tree: Tree) -> None:
     assert any(e.kind == "killed" and e.path == "/stubborn" for e in tree.events.tail(50))
     release.set()
     wait_until(lambda: not stubborn.thread_alive)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    release: threading.Event
+
+
+class Holder(actors.Actor):
+    """Holds a resource its replacement needs; blocks in a C-level wait on ``Hold``."""
+
+    order: list[str] = []
+
+    def on_start(self) -> None:
+        Holder.order.append("start")
+
+    @actors.handles(Hold)
+    def _hold(self, msg: Hold) -> None:
+        msg.release.wait(30)
+
+    def on_killed(self) -> None:
+        Holder.order.append("released")
+
+
+def test_a_killed_childs_replacement_waits_for_it_to_be_let_go(tree: Tree) -> None:
+    Holder.order = []
+    tree.start(SupFlags(intensity=5), [ChildSpec("h", start_actor(Holder))])
+    _kill_holding(tree, stuck=False)  # let go: it releases, then the replacement starts
+    _kill_holding(tree, stuck=True)  # stuck for good: the replacement starts after 2 s anyway
+    assert Holder.order == ["start", "released", "start", "start", "released"]
+
+
+def _kill_holding(tree: Tree, *, stuck: bool) -> None:
+    release = threading.Event()
+    old = actors.actor_of(actors.resolve("/h"))
+    old.actor_ref.tell(Hold(release))
+    wait_until(lambda: old.stats().current_message == "Hold", timeout=T)
+    seq = tree.events.last_seq
+    old.kill()  # its thread is in a C-level wait: not interrupted
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == "/h", 0.3,
+                                since=seq) is None  # no replacement while it holds on
+    if not stuck:
+        release.set()
+    tree.wait_restarted("/h", seq)
+    release.set()
+    wait_until(lambda: not old.thread_alive, timeout=T)
 
 
 def test_brutal_kill(tree: Tree) -> None:
