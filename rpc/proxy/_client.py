@@ -33,7 +33,7 @@ Life of a client (guarantees in order):
 5. **End**: the client closing, or a malformed stream, ends this client only: the bus
    connection is closed and the name unregistered. The bus closing (dbus-daemon restarted)
    closes the client cleanly. An unexpected error in a pump thread crashes this actor (and
-   only it): ``on_failure`` closes both streams and unregisters.
+   only it): ``on_failure`` (and after a kill ``on_killed``) closes both streams, unregisters.
 
 Thread: one daemon thread per client (``proxy-c<id>``), owned by the actor, waits on both
 streams with epoll and handles whichever is readable, so a call and its reply never cross from
@@ -469,12 +469,10 @@ class ProxyClient(Actor):
         self._close()
 
     def on_failure(self, *_exc: object) -> None:
-        """Same as a stop: this client only is disconnected."""
+        """Same as a stop (and after a kill): this client only is disconnected."""
         self._close()
 
-    def on_killed(self) -> None:
-        """Disconnect this client (a temporary child: no next instance shares anything)."""
-        self._close()
+    on_killed = on_failure
 
     def _close(self) -> None:
         if self._closed:
