@@ -402,6 +402,12 @@ class Actor(Traced, pykka.ThreadingActor):
         """Whether the actor's thread is still running."""
         return self._thread is not None and self._thread.is_alive()
 
+    def join_thread(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` s for the actor's thread to end; whether it has."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self.thread_alive
+
     def kill(self, after: float = 0.0) -> None:
         """Force the actor out: it takes no more messages and is reported ``Killed`` now.
 

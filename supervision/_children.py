@@ -72,6 +72,13 @@ class Child:
             self.releasing = None
         return True
 
+    def wait_released(self) -> None:
+        """Block until :meth:`released` (at most the rest of ``RELEASE_WAIT``)."""
+        if self.releasing is not None:
+            actor, until = self.releasing
+            actor.join_thread(max(0.0, until - time.monotonic()))
+            self.releasing = None
+
     def info(self) -> ChildInfo:
         """An immutable view for publishing."""
         return ChildInfo(self.id, self.path, self.spec, self.status, self.urn,
@@ -88,7 +95,10 @@ class ChildRunner:
         self.monitor_for = monitor_for
 
     def start(self, child: Child) -> ExitReason | None:
-        """Start ``child``; None on success, else the reason it did not start."""
+        """Start ``child``; None on success, else the reason it did not start. A killed
+        instance of it is given up to ``RELEASE_WAIT`` to be let go first (the restarts after
+        an exit wait for that without blocking, so this only blocks a manual restart)."""
+        child.wait_released()
         spec = child.spec
         resume = None
         sink = None

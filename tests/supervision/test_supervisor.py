@@ -242,6 +242,24 @@ def test_a_killed_childs_replacement_waits_for_it_to_be_let_go(tree: Tree) -> No
     assert Holder.order == ["start", "released", "start", "start", "released"]
 
 
+def test_a_manual_restart_of_a_killed_child_starts_it_once_let_go(tree: Tree) -> None:
+    Holder.order = []
+    tree.start(SupFlags(), [ChildSpec("h", start_actor(Holder), shutdown=0.2)])
+    release = threading.Event()
+    old = actors.actor_of(actors.resolve("/h"))
+    old.actor_ref.tell(Hold(release))  # ignores its stop: killed after 0.2 s
+    wait_until(lambda: old.stats().current_message == "Hold", timeout=T)
+    timer = threading.Timer(0.6, release.set)
+    timer.start()
+    try:
+        actors.ask("/", RestartChild("h"), timeout=T)
+    finally:
+        timer.cancel()
+        release.set()
+    assert Holder.order == ["start", "released", "start"]  # not started before it let go
+    assert isinstance(old.exit_reason, Killed)
+
+
 def _kill_holding(tree: Tree, *, stuck: bool) -> None:
     release = threading.Event()
     old = actors.actor_of(actors.resolve("/h"))
