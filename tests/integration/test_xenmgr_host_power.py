@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from rpc.dbus import DBusError
+from tests.helpers import wait_until
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
 from tests.integration.xenmgr_signals import SignalRecorder
 from xen.xenstore import XenstoreClient
@@ -47,8 +48,10 @@ def test_host_shutdown_stops_vms_by_priority_then_records_the_power_off(dom0: Xe
     assert host.get(HOST, "state") == "idle"
     with SignalRecorder(dom0.address) as rec:
         host.call(HOST, "shutdown", timeout=60)
-        rec.wait_for("vm_state_changed", n=3)  # wait for the stopped signals to arrive
-        stopped = [args[0] for args in rec.of("vm_state_changed") if args[2] == "stopped"]
+        # the three "stopped" signals (a VM's other states are signalled too, in between)
+        stopped = wait_until(lambda: (found := [args[0] for args in rec.of("vm_state_changed")
+                                                if args[2] == "stopped"])
+                             and len(found) >= 3 and found, timeout=10)
         assert set(stopped[:2]) == {vms["hi1"][0], vms["hi2"][0]}
         assert stopped[2:] == [vms["lo"][0]]
         host_signals = [args for member, args in rec.signals if member == "state_changed"]
