@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from rpc.dbus import DBusError
+from tests.helpers import wait_until
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
 from tests.integration.xenmgr_signals import SignalRecorder
 from xen.xenstore import XenstoreClient
@@ -57,7 +58,10 @@ def test_twenty_vms_four_groups_one_refuses_the_sequence_stops(dom0: Xenmgr) -> 
             host.call(HOST, "shutdown", timeout=120)
         took = time.monotonic() - began
         rec.wait_for("state_changed", n=2)
-        stopped = [args[0] for args in rec.of("vm_state_changed") if args[2] == "stopped"]
+        # the VMs' "stopped" signals may come after the host's "idle": wait for all of them
+        stopped = wait_until(lambda: (found := [args[0] for args in rec.of("vm_state_changed")
+                                                if args[2] == "stopped"])
+                             and len(found) >= 2 * PER_GROUP - 1 and found, timeout=10)
         assert [args for member, args in rec.signals if member == "state_changed"] == [
             ("shutdowning",), ("idle",)]
     # the failure is reported: the VM that did not stop (or the guest's 104)
