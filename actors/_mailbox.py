@@ -29,19 +29,18 @@ class Undeliverable(Protocol):
         """Answer the sender (fail its future with ``reason``); must not raise, nor block."""
 
 
-def drain(inbox: queue.SimpleQueue[Any], name: str, exit_reason: object) -> int:
+def drain(inbox: queue.SimpleQueue[Any], name: str, exit_reason: object) -> None:
     """Empty the mailbox ``inbox`` of actor ``name``, which ended with ``exit_reason``, as the
-    module docstring says; how many messages were left in it."""
+    module docstring says."""
     reason = f"{name} ended ({type(exit_reason).__name__})"
-    left = dropped = 0
+    dropped = 0
     while True:
         try:
             envelope = inbox.get_nowait()
         except queue.Empty:
             if dropped:
                 logger.debug("%s: %d told message(s) dropped", reason, dropped)
-            return left
-        left += 1
+            return
         message, reply_to = envelope.message, envelope.reply_to
         if reply_to is not None:
             if isinstance(message, pykka_messages._ActorStop):

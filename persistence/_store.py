@@ -194,12 +194,11 @@ class DbStore(Actor):
             self._close()
 
     def on_failure(self, *_exc: Any) -> None:
-        """Close the log without flushing: the next instance recovers from disk."""
+        """Close the log without flushing (its group committer's thread stopped): the next
+        instance recovers from disk. The same after a kill."""
         self._close()
 
-    def on_killed(self) -> None:
-        """As after a crash: stop the group committer's thread and close the log."""
-        self._close()
+    on_killed = on_failure
 
     def _close(self) -> None:
         if getattr(_local, "store", None) is self:

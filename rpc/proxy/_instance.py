@@ -86,12 +86,10 @@ class PolicyActor(Actor):
         self.policy.close()
 
     def on_failure(self, *_exc: object) -> None:
-        """Close the policy's bus connection."""
+        """Close the policy's bus connection (after a kill too)."""
         self.policy.close()
 
-    def on_killed(self) -> None:
-        """Close this instance's bus connection."""
-        self.policy.close()
+    on_killed = on_failure
 
 
 def _sibling(name: str, child: str) -> str:
@@ -149,12 +147,11 @@ class ListenerActor(Actor):
         self._shutdown()
 
     def on_failure(self, *_exc: object) -> None:
-        """Stop listening."""
+        """Stop listening (after a kill too: a listener left open keeps the next instance from
+        starting)."""
         self._shutdown()
 
-    def on_killed(self) -> None:
-        """Stop listening (a listener left open keeps the next instance from starting)."""
-        self._shutdown()
+    on_killed = on_failure
 
     def _shutdown(self) -> None:
         self._stopping.set()

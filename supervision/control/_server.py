@@ -301,12 +301,9 @@ class ControlActor(Actor):
             self.server.close()
 
     def on_failure(self, *_exc: object) -> None:
-        """Close the socket after a crash."""
+        """Close the socket and connections after a crash or a kill (still listening, it would
+        keep the next instance from starting)."""
         if self.server is not None:
             self.server.close()
 
-    def on_killed(self) -> None:
-        """Close this instance's socket (still listening, it would keep the next instance from
-        starting) and connections."""
-        if self.server is not None:
-            self.server.close()
+    on_killed = on_failure

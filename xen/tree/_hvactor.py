@@ -82,9 +82,7 @@ class HypervisorActor(Actor):
         self._close()
 
     def on_failure(self, *_exc: object) -> None:
-        """Close the backend after a crash."""
+        """Close the backend after a crash or a kill."""
         self._close()
 
-    def on_killed(self) -> None:
-        """Close this instance's backend connection."""
-        self._close()
+    on_killed = on_failure

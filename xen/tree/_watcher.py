@@ -146,9 +146,8 @@ class DomainWatcher(Actor):
         self._unwatch()
 
     def on_failure(self, *_exc: object) -> None:
-        """Stop watching, so the next instance starts clean."""
+        """Stop watching (this instance's token only), so the next instance starts clean; the
+        same after a kill."""
         self._unwatch()
 
-    def on_killed(self) -> None:
-        """Drop this instance's watches (its token is its own)."""
-        self._unwatch()
+    on_killed = on_failure

@@ -110,12 +110,10 @@ class VmCreator(Actor):
             self.conn.close()
 
     def on_failure(self, *_exc: Any) -> None:
-        """Close the connection."""
+        """Close the connection (after a kill too)."""
         self.on_stop()
 
-    def on_killed(self) -> None:
-        """Close this instance's connection."""
-        self.on_stop()
+    on_killed = on_failure
 
     def _configure_service_vms(self, db: DbClient) -> None:
         templates = template_store(self.settings).load()

@@ -206,12 +206,10 @@ class NotificationQueue(Actor):
             timer.cancel()
 
     def on_failure(self, *_exc: Any) -> None:
-        """As on stop."""
+        """As on stop (its own timers only); the same after a kill."""
         self.on_stop()
 
-    def on_killed(self) -> None:
-        """As on stop (its own timers only)."""
-        self.on_stop()
+    on_killed = on_failure
 
 
 def _signal_acpi(state: InternalState) -> int:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import pykka
@@ -116,17 +115,11 @@ class XenstoreActor(Actor):
     def on_stop(self) -> None:
         self._close()
 
-    def on_failure(
-        self,
-        exception_type: type[BaseException] | None,
-        exception_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def on_failure(self, *_exc: object) -> None:
+        """Close the client (its connection and reader thread); the same after a kill."""
         self._close()
 
-    def on_killed(self) -> None:
-        """Close this instance's client (its connection and reader thread)."""
-        self._close()
+    on_killed = on_failure
 
     def _close(self) -> None:
         if self._client is not None:
