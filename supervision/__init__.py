@@ -17,6 +17,7 @@ Public API::
     add_restart, backoff_delay, should_restart, restart_plan  # the pure rules
     run_daemon, DaemonConfig, Started, sd_notify             # the one daemon runner
     ProcessLedger, ProcessRecord, die_with_parent, stop_process  # processes a daemon starts
+    bound_inode, remove_if_bound            # a server's socket path, removed only while ours
 
 Subpackages: `supervision.control` (the control socket, a generic inspection service),
 `supervision.shell` (``oxt-shell``), and `supervision.dom0`, the dom0 application: the
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
     from supervision._supervisor import (
         Supervisor,
     )
+    from supervision._unixpath import bound_inode, remove_if_bound
     from supervision._view import (
         describe_tree,
         find_actor,
@@ -141,12 +143,14 @@ __all__ = [
     "add_restart",
     "atomic_write",
     "backoff_delay",
+    "bound_inode",
     "check_childspecs",
     "describe_tree",
     "die_with_parent",
     "find_actor",
     "process_alive",
     "process_start_time",
+    "remove_if_bound",
     "render_tree",
     "restart_plan",
     "restarts_in_window",
@@ -199,6 +203,8 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "check_childspecs": "supervision._spec",
     "describe_tree": "supervision._view",
     "die_with_parent": "supervision._processes",
+    "bound_inode": "supervision._unixpath",
+    "remove_if_bound": "supervision._unixpath",
     "find_actor": "supervision._view",
     "process_alive": "supervision._processes",
     "process_start_time": "supervision._processes",

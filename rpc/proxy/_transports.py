@@ -39,6 +39,7 @@ from rpc.proxy._argo_sim import (
     parse_argo_answer,
 )
 from rpc.proxy._options import Channel
+from supervision import bound_inode, remove_if_bound
 
 __all__ = ["ARGO_DEVICE", "Accepted", "DomainDirectory", "Listener", "TransportError",
            "argo_connect", "connect_outgoing", "open_listener"]
@@ -83,7 +84,7 @@ class Listener:
         self.description = description
         self._argo = argo
         self._path = path
-        self._inode = os.stat(path).st_ino if path is not None else None  # see close()
+        self._inode = bound_inode(path) if path is not None else None  # see close()
         self._closed = False
 
     @property
@@ -151,11 +152,7 @@ class Listener:
             pass
         self._sock.close()
         if self._path is not None:
-            try:
-                if os.stat(self._path).st_ino == self._inode:
-                    os.unlink(self._path)
-            except OSError:
-                pass
+            remove_if_bound(self._path, self._inode)
 
 
 def _claim(path: str) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from actors import Actor, service
 from supervision._events import EventLog
 from supervision._supervisor import Supervisor
+from supervision._unixpath import bound_inode, remove_if_bound
 from supervision.control._ops import IMMEDIATE, OpContext, Operation, OpError, base_operations
 from supervision.control._proto import (
     PROTOCOL_VERSION,
@@ -222,7 +223,7 @@ class ControlServer:
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
-        self._inode = os.stat(self.path).st_ino  # close() unlinks the path only while ours
+        self._inode = bound_inode(self.path)  # close() removes the path only while ours
         sock.listen(16)
         self._sock = sock
         self._thread = threading.Thread(target=self._accept, name="control-accept",
@@ -265,11 +266,7 @@ class ControlServer:
             conn.join(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
-        try:  # not a socket file a later server bound at the same path meanwhile
-            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
-                self.path.unlink()
-        except FileNotFoundError:
-            pass
+        remove_if_bound(self.path, self._inode)  # not a later server's socket at the path
 
 
 class ControlActor(Actor):
