@@ -22,6 +22,7 @@ from persistence import (
     DB_SERVICE,
     WAL_DIR,
     DbService,
+    FlushNow,
     replay,
 )
 from rpc.dbus import (
@@ -381,8 +382,15 @@ def test_calls_while_the_store_restarts_fail_cleanly(tree: Tree, db: Client) -> 
     assert db.read("/a") == "1"
 
 
-def test_calls_queued_at_a_crashing_store_fail_at_once(tree: Tree, db: Client) -> None:
+def _flushed(db: Client) -> None:
+    """Write /a, and let the flusher flush it: with the fixture's interval 0 nothing but the
+    test's own messages reaches the store from now on (its mailbox depth can be counted)."""
     db.write("/a", "1")
+    actors.ask("/persistence/flusher", FlushNow(), timeout=T)
+
+
+def test_calls_queued_at_a_crashing_store_fail_at_once(tree: Tree, db: Client) -> None:
+    _flushed(db)
     release = threading.Event()
 
     def busy_then_crash() -> None:
@@ -404,7 +412,7 @@ def test_calls_queued_at_a_crashing_store_fail_at_once(tree: Tree, db: Client) -
 
 
 def test_reads_wait_for_earlier_calls_and_only_for_them(tree: Tree, db: Client) -> None:
-    db.write("/a", "1")
+    _flushed(db)
     release = threading.Event()
     store = actors.actor_of(actors.resolve("/persistence/store"))
     store.actor_ref.tell(DBusJob(lambda: release.wait(T)))  # busy with something else
