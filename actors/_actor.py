@@ -233,16 +233,16 @@ class Actor(Traced, pykka.ThreadingActor):
             self._finish()
             if self._killed:  # a tell that raced the kill's drain is answered now
                 drain(cast("queue.SimpleQueue[Any]", self.actor_inbox), self.name, Killed())
+                self._guard.kill = None  # delivered: on_killed's own sections must run
                 try:
                     self.on_killed()
-                except Exception:
+                except BaseException:
                     logger.exception("%s: on_killed raised", self.name)
 
     def on_killed(self) -> None:
-        """Run in this actor's thread when a :meth:`kill` lets it go (the handler it cut has
-        returned): release what only this instance owns (threads, connections, files). A new
-        instance may run already: leave what it shares (names, registrations) alone. Default:
-        nothing."""
+        """Run in this actor's thread once a :meth:`kill` lets it go (the cut handler returned):
+        release what only this instance owns (threads, connections, files; its own shielded
+        requests run), not what a new instance may share (names, registrations). Default: none."""
 
     def _run_loop(self) -> None:
         inbox_get = self.actor_inbox.get

@@ -306,6 +306,41 @@ def test_a_killed_actor_runs_on_killed_in_its_own_thread_once_let_go() -> None:
     assert thread is not None and seen == [(thread.name, True)]  # once, in the actor's thread
 
 
+@dataclass(frozen=True, slots=True)
+class BlockShielded:
+    release: threading.Event
+
+
+def test_on_killed_can_make_shielded_calls_after_a_kill_cut_a_section() -> None:
+    """A kill that found the thread in an uninterruptible section is raised at its end; the
+    cleanup after it (a client's request, e.g. a watcher's unwatch) still runs its sections."""
+    release, seen = threading.Event(), []
+
+    @actors.shielded
+    def request(what: str) -> str:
+        return what
+
+    class Holder(Recorder):
+        @handles(BlockShielded)
+        def _block_shielded(self, msg: BlockShielded) -> None:
+            with actors.uninterruptible():
+                msg.release.wait(10)
+            seen.append("after the section")  # never: the kill is raised at its end
+
+        def on_killed(self) -> None:
+            seen.append(request("unwatched"))
+
+    ref, exits = start_monitored(Holder)
+    actor = actors.actor_of(ref)
+    ref.tell(BlockShielded(release))
+    wait_until(lambda: actor.stats().current_message == "BlockShielded", timeout=5)
+    actor.kill()
+    assert exits.reasons == [Killed(0.0)]
+    release.set()
+    wait_until(lambda: not actor.thread_alive, timeout=5)
+    assert seen == ["unwatched"]
+
+
 def test_a_tell_that_raced_a_kill_is_answered_when_the_thread_is_let_go() -> None:
     from pykka._envelope import Envelope
     ref, _exits = start_monitored(Recorder)
