@@ -72,6 +72,7 @@ from rpc.dbus import (
     RemoteObject,
     caller_identity,
     dbus_method,
+    refuse_unavailable,
 )
 from rpc.idl import package_interface
 
@@ -311,7 +312,7 @@ class _StoreDispatcher(Dispatcher):
             self._count(-1)
             if not direct:
                 self.callers.done(call.sender)
-            call.fail(DBusError(FAILED, f"service unavailable: {target} is restarting"))
+            refuse_unavailable(call, f"{target} is restarting")
 
     def settle(self) -> None:
         """A passed-on job was answered without running (the service refused its caller)."""
@@ -414,7 +415,6 @@ class DbService(BusService):
                 resolve(self.store).tell(DBusJob(msg.job, msg.call))
             except (NoSuchActor, ActorDeadError):
                 self._dispatcher.settle()
-                msg.call.fail(DBusError(FAILED, f"service unavailable: {self.store} is "
-                                                f"restarting"))
+                refuse_unavailable(msg.call, f"{self.store} is restarting")
         finally:
             self.callers.done(sender)

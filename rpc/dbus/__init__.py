@@ -7,6 +7,7 @@ Public API::
     dbus_method, dbus_getter, dbus_setter # marking handlers
     dbus_all_getter                       # a bulk getter: GetAll of an interface in one call
     ActorDispatcher, PoolDispatcher       # where handlers run
+    refuse_unavailable                    # answer "service unavailable" (restarting actor)
     BusService, NameTaken                 # a supervised service actor
     BusDaemon, start_bus, bus_config      # the private dbus-daemon
     RemoteObject                          # calling methods and properties of a remote object
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         ActorDispatcher,
         DBusJob,
         PoolDispatcher,
+        refuse_unavailable,
     )
     from rpc.dbus._errors import (
         ACCESS_DENIED,
@@ -148,6 +150,7 @@ __all__ = [
     "method_call",
     "method_return",
     "no_reply_expected",
+    "refuse_unavailable",
     "resolve_address",
     "signal",
     "socket_path",
@@ -187,6 +190,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "PRIMARY_OWNER": "rpc.dbus._connection",
     "PROPERTY_READ_ONLY": "rpc.dbus._errors",
     "PoolDispatcher": "rpc.dbus._dispatch",
+    "refuse_unavailable": "rpc.dbus._dispatch",
     "RemoteObject": "rpc.dbus._client",
     "SERVICE_UNKNOWN": "rpc.dbus._errors",
     "SYSTEM_BUS": "rpc.dbus._address",

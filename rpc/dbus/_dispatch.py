@@ -46,14 +46,16 @@ class DBusJob:
     def undelivered(self, reason: str) -> None:
         """The actor ended first: the caller gets ``Failed`` now, not its timeout."""
         if self.call is not None:
-            _refuse(self.call, f"service unavailable: {reason}", reason)
+            refuse_unavailable(self.call, reason)
 
 
-def _refuse(call: Call, message: str, where: object) -> None:
+def refuse_unavailable(call: Call, why: str) -> None:
+    """Answer ``call`` ``Failed`` "service unavailable: <why>" (the actor that would run it is
+    restarting or gone); nothing if the service's own connection is closing too."""
     try:
-        call.fail(DBusError(FAILED, message))
-    except ConnectionLost:  # the service's own connection is closing too
-        logger.debug("%s: the refusal was not sent: the connection is closed", where)
+        call.fail(DBusError(FAILED, f"service unavailable: {why}"))
+    except ConnectionLost:
+        logger.debug("the refusal (%s) was not sent: the connection is closed", why)
 
 
 class ActorDispatcher(Dispatcher):
@@ -67,7 +69,7 @@ class ActorDispatcher(Dispatcher):
         try:
             resolve(self.target).tell(DBusJob(job, call))
         except (NoSuchActor, ActorDeadError):
-            _refuse(call, f"service unavailable: {self.target} is restarting", self.target)
+            refuse_unavailable(call, f"{self.target} is restarting")
 
 
 class PoolDispatcher(Dispatcher):
@@ -86,7 +88,7 @@ class PoolDispatcher(Dispatcher):
     def submit(self, call: Call, job: Callable[[], None]) -> None:
         """Queue the job for the next free worker."""
         if self._closed:
-            call.fail(DBusError(FAILED, "service unavailable: shutting down"))
+            refuse_unavailable(call, "shutting down")
             return
         self._jobs.put(job)
 
