@@ -18,6 +18,7 @@ Public API::
     run_daemon, DaemonConfig, Started, sd_notify             # the one daemon runner
     ProcessLedger, ProcessRecord, die_with_parent, stop_process  # processes a daemon starts
     bound_inode, remove_if_bound            # a server's socket path, removed only while ours
+    claim_socket_path                       # free a path for bind (stale socket removed)
 
 Subpackages: `supervision.control` (the control socket, a generic inspection service),
 `supervision.shell` (``oxt-shell``), and `supervision.dom0`, the dom0 application: the
@@ -99,7 +100,7 @@ if TYPE_CHECKING:
     from supervision._supervisor import (
         Supervisor,
     )
-    from supervision._unixpath import bound_inode, remove_if_bound
+    from supervision._unixpath import bound_inode, claim_socket_path, remove_if_bound
     from supervision._view import (
         describe_tree,
         find_actor,
@@ -145,6 +146,7 @@ __all__ = [
     "backoff_delay",
     "bound_inode",
     "check_childspecs",
+    "claim_socket_path",
     "describe_tree",
     "die_with_parent",
     "find_actor",
@@ -204,6 +206,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "describe_tree": "supervision._view",
     "die_with_parent": "supervision._processes",
     "bound_inode": "supervision._unixpath",
+    "claim_socket_path": "supervision._unixpath",
     "remove_if_bound": "supervision._unixpath",
     "find_actor": "supervision._view",
     "process_alive": "supervision._processes",

@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import stat
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,7 +38,7 @@ from rpc.proxy._argo_sim import (
     parse_argo_answer,
 )
 from rpc.proxy._options import Channel
-from supervision import bound_inode, remove_if_bound
+from supervision import bound_inode, claim_socket_path, remove_if_bound
 
 __all__ = ["ARGO_DEVICE", "Accepted", "DomainDirectory", "Listener", "TransportError",
            "argo_connect", "connect_outgoing", "open_listener"]
@@ -157,20 +156,10 @@ class Listener:
 
 def _claim(path: str) -> None:
     """Make ``path`` free for bind: a stale socket is removed, a live one or a file refused."""
-    if not os.path.lexists(path):
-        return
-    if not stat.S_ISSOCK(os.lstat(path).st_mode):
-        raise TransportError(errno.EEXIST, f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        probe.settimeout(1.0)
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)
-        return
-    finally:
-        probe.close()
-    raise TransportError(errno.EADDRINUSE, f"something already listens on {path}")
+        claim_socket_path(path)
+    except OSError as exc:
+        raise TransportError(exc.errno, exc.strerror or str(exc)) from None
 
 
 def _unix_listener(path: str, description: str, *, argo: bool = False) -> Listener:

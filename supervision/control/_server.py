@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +30,7 @@ from typing import Any
 from actors import Actor, service
 from supervision._events import EventLog
 from supervision._supervisor import Supervisor
-from supervision._unixpath import bound_inode, remove_if_bound
+from supervision._unixpath import bound_inode, claim_socket_path, remove_if_bound
 from supervision.control._ops import IMMEDIATE, OpContext, Operation, OpError, base_operations
 from supervision.control._proto import (
     PROTOCOL_VERSION,
@@ -204,18 +203,7 @@ class ControlServer:
     def start(self) -> None:
         """Listen (mode 0600; a stale socket file is replaced, a live one refused)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            if not stat.S_ISSOCK(self.path.stat().st_mode):
-                raise OSError(f"{self.path} exists and is not a socket")
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(self.path))
-            except OSError:
-                self.path.unlink()
-            else:
-                raise OSError(f"another control server listens on {self.path}")
-            finally:
-                probe.close()
+        claim_socket_path(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:

@@ -1,11 +1,15 @@
-"""A server's socket path is removed at close only while it is still the one it bound."""
+"""A server's socket path: claimed before its bind (a stale socket replaced, a live one or a
+file refused), removed at close only while it is still the one it bound."""
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 
-from supervision import bound_inode, remove_if_bound
+import pytest
+
+from supervision import bound_inode, claim_socket_path, remove_if_bound
 
 
 def _listen(path: Path) -> socket.socket:
@@ -31,3 +35,21 @@ def test_only_the_socket_bound_here_is_removed(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_claim_removes_a_stale_socket_and_refuses_a_live_one_or_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    claim_socket_path(path)  # nothing there: nothing to do
+    live = _listen(path)
+    try:
+        with pytest.raises(OSError, match="already listens") as info:
+            claim_socket_path(path)
+        assert info.value.errno == errno.EADDRINUSE and path.exists()
+    finally:
+        live.close()  # the file stays, nobody answers: stale
+    claim_socket_path(path)
+    assert not path.exists()
+    path.write_text("not a socket")
+    with pytest.raises(OSError, match="is not a socket") as info:
+        claim_socket_path(path)
+    assert info.value.errno == errno.EEXIST and path.read_text() == "not a socket"

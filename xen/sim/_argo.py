@@ -29,7 +29,7 @@ from rpc.proxy import (
     encode_argo_header,
     parse_connect_line,
 )
-from xen.sim._serving import free_socket_path
+from supervision import claim_socket_path
 
 __all__ = ["ArgoStandIn"]
 
@@ -55,7 +55,7 @@ class ArgoStandIn:
     def start(self) -> ArgoStandIn:
         """Listen and start the accept thread."""
         (self.directory / "listen").mkdir(parents=True, exist_ok=True)
-        free_socket_path(self.socket_path)
+        claim_socket_path(self.socket_path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(self.socket_path)
         sock.listen(64)

@@ -1,47 +1,24 @@
-"""What the simulated host's socket servers share: claiming a socket path, and running one
-server in the foreground until SIGTERM or SIGINT (the ``python -m xen.sim.*`` commands).
-
-:func:`free_socket_path` makes ``path`` usable for a new listening socket: a stale socket file
-(nobody answers) is removed; a live one is refused with ``EADDRINUSE``; anything that is not a
-socket is refused with ``EEXIST`` (never deleted).
+"""What the simulated host's socket servers share: sending what a non-blocking socket takes,
+and running one server in the foreground until SIGTERM or SIGINT (the ``python -m xen.sim.*``
+commands). They claim their socket paths with `supervision.claim_socket_path`.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import signal
 import socket
-import stat
 import sys
 import threading
 from typing import Protocol
 
-__all__ = ["free_socket_path", "send_pending", "serve_in_foreground"]
+__all__ = ["send_pending", "serve_in_foreground"]
 
 
 class _Server(Protocol):
     def start(self) -> None: ...
 
     def close(self, timeout: float = 5.0) -> None: ...
-
-
-def free_socket_path(path: str) -> None:
-    """Prepare ``path`` for ``bind`` (see the module docstring)."""
-    if not os.path.lexists(path):
-        return
-    if not stat.S_ISSOCK(os.lstat(path).st_mode):
-        raise FileExistsError(errno.EEXIST, f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)  # a stale socket file: nobody answers there
-    else:
-        raise OSError(errno.EADDRINUSE, f"a server already listens on {path}")
-    finally:
-        probe.close()
 
 
 def send_pending(sock: socket.socket, out: bytearray) -> OSError | None:

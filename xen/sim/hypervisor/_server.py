@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from supervision import claim_socket_path
 from xen.hypervisor import (
     DomainSpec,
     HypervisorError,
@@ -62,7 +63,7 @@ from xen.hypervisor.wire import (
     decode_handle,
     encode_value,
 )
-from xen.sim._serving import free_socket_path, send_pending
+from xen.sim._serving import send_pending
 from xen.sim.hypervisor._model import HypervisorEvent, PciChanged, SimHypervisor
 from xen.sim.hypervisor._pciops import PCI_OPS, execute_pci
 
@@ -476,7 +477,7 @@ def _base36(n: int) -> str:
 
 
 def _listen(path: str) -> socket.socket:
-    free_socket_path(path)
+    claim_socket_path(path)
     # Bind and listen under a temporary name, then rename: the socket file appears only when
     # it accepts connections, so a client that sees it can connect. The temporary name is no
     # longer than "socket" (a dot and the pid in base 36), so any path that can be bound at all

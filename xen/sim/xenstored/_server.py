@@ -43,7 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from xen.sim._serving import free_socket_path, send_pending
+from supervision import claim_socket_path
+from xen.sim._serving import send_pending
 from xen.sim.xenstored._store import Disconnect, Note, Output, Result, Send, Store
 from xen.xenstore import (
     Op,
@@ -389,7 +390,7 @@ class XenstoredServer:
     # --- sockets -------------------------------------------------------------------------------
 
     def _listen(self, domid: int, path: str) -> None:
-        free_socket_path(path)
+        claim_socket_path(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(path)
