@@ -22,6 +22,7 @@ from xen.xenvm import (
     UnregisterVm,
     VmHandle,
     VmNotification,
+    config_build_memory,
     config_to_dict,
     parse_config,
     parse_task,
@@ -57,6 +58,9 @@ def test_start_pause_unpause_destroy(tree: XenTree) -> None:
     assert tree.xs.read(f"/vm/{vm}/uuid") == vm
     assert tree.xs.read(f"/local/domain/{domid}/cpu/0/availability") == "online"
     assert tree.xs.is_domain_introduced(domid)
+    # maxmem as libxl's build-pre sets it (the create sets it here; build-pre does not)
+    assert tree.hv.getinfo(domid).max_kib == config_build_memory(
+        parse_config(vm_config("alpha"))).xen_max_kib >= 64 * 1024
     tree.task(vm, "pause")
     assert status(tree, vm) == "paused" and tree.hv.getinfo(domid).paused
     tree.task(vm, "unpause")

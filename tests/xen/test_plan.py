@@ -162,6 +162,9 @@ def test_build_pre_and_post() -> None:
         SetMaxMem(3, 1025 * 1024),
         ShadowAllocation(3, 10),
     )
+    # a VM start's create set maxmem already: its build-pre leaves it out, nothing else
+    assert plan_build_pre(3, mem, timer_mode=1, maxmem=False).steps == tuple(
+        step for step in pre.steps if not isinstance(step, SetMaxMem))
     every = plan_build_pre(3, mem, timer_mode=0, hpet=1, vpt_align=1)
     params = [(a.param, a.value) for a in every.steps if isinstance(a, SetHvmParam)]
     assert params == [(HvmParam.TIMER_MODE, 0), (HvmParam.HPET_ENABLED, 1),

@@ -218,11 +218,14 @@ def plan_build_pre(
     hpet: int | None = None,
     vpt_align: int | None = None,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    maxmem: bool = True,
 ) -> Plan:
     """Before the builder: wait for memory, HVM params (errors ignored), vcpus, maxmem, and for
     an HVM guest its shadow/HAP pool. A PV guest gets no pool here: it only serves log-dirty
     tracking (live migration), libxl sets none for PV, and a Xen built without shadow paging
-    (Debian's 4.17) refuses it for PV with EINVAL (docs/xenlab.md, findings)."""
+    (Debian's 4.17) refuses it for PV with EINVAL (docs/xenlab.md, findings). ``maxmem=False``
+    leaves maxmem out: the create set it already (``domain_create_call(..., max_memory_kib=
+    memory.xen_max_kib)``, as a VM start does; docs/compatibility.md)."""
     steps: list[Atomic] = [
         WaitFreeMemory(kib_of_mib(memory.required_host_free_mib), timeouts.free_memory)
     ]
@@ -230,10 +233,9 @@ def plan_build_pre(
                          (HvmParam.VPT_ALIGN, vpt_align)):
         if value is not None:
             steps.append(SetHvmParam(domid, param, value, ignore_errors=True))
-    steps += [
-        SetMaxVcpus(domid, memory.vcpus),
-        SetMaxMem(domid, memory.xen_max_kib),
-    ]
+    steps.append(SetMaxVcpus(domid, memory.vcpus))
+    if maxmem:
+        steps.append(SetMaxMem(domid, memory.xen_max_kib))
     if memory.hvm:
         steps.append(ShadowAllocation(domid, memory.shadow_mib))
     return Plan("build-pre", tuple(steps))

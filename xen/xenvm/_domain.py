@@ -164,7 +164,9 @@ class DomainActions:
         # PV or PVH, and a PVH domain has no PIT, HPET or RTC for them to shape
         timers = (dict(timer_mode=cfg.timer_mode, hpet=cfg.hpet, vpt_align=cfg.vpt_align)
                   if cfg.hvm else {})
-        ex.run(plan_build_pre(domid, memory, timeouts=self.env.timeouts, **timers), cancel)
+        # maxmem: the create set it (max_memory_kib), one hypervisor call less than libxl
+        ex.run(plan_build_pre(domid, memory, timeouts=self.env.timeouts, maxmem=False,
+                              **timers), cancel)
         builder = self.env.builder
         built = (builder.build(domid, boot_image(cfg), memory) if source is None
                  else builder.restore(domid, source, memory))
