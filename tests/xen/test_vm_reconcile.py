@@ -42,6 +42,7 @@ class Case:
     then: State
     destroyed: tuple[int, ...]
     follow: tuple[FollowUp, ...] = ()
+    paused: bool = False  # the live domain is paused (also where the state is paused)
 
 
 START = FollowUp("start", (("paused", "true"),))
@@ -77,6 +78,12 @@ CASES = [
     Case(Restoring(IMAGE), M, S.RESTORING, S.SUSPENDED, (DOMID,)),
     Case(Restoring(IMAGE), D, S.CREATED, S.SHUTDOWN, (DOMID,)),
     Case(Restoring(IMAGE), G, S.RESTORING, S.SUSPENDED, (DOMID,)),
+    # a kept start or restore saved "created" last; it may have got further (unfinished)
+    Case(Starting(), A, S.CREATED, S.RUNNING, ()),  # unpaused before the restart: it runs
+    Case(Starting(), A, S.CREATED, S.CREATED, (), (FollowUp("unpause"),), paused=True),
+    Case(Starting(paused=True), A, S.CREATED, S.CREATED, (), paused=True),  # as asked
+    Case(Restoring(IMAGE), A, S.CREATED, S.RUNNING, ()),
+    Case(Restoring(IMAGE), A, S.CREATED, S.CREATED, (), paused=True),  # paused: unknown
 ]
 
 
@@ -92,7 +99,7 @@ def _world(hv: RecordingHypervisor, case: Case, tmp_path: Path) -> None:
     """Make the world the case names."""
     suspend = isinstance(case.op, Suspending)
     if case.world in (World.ALIVE_DONE, World.ALIVE_MID):
-        hv.add(DOMID, paused=case.state is S.PAUSED)
+        hv.add(DOMID, paused=case.paused or case.state is S.PAUSED)
     elif case.world in (World.DEAD, World.IMAGE_COMPLETE):
         hv.add(DOMID, reason=ShutdownReason.SUSPEND if suspend else ShutdownReason.POWEROFF)
     elif isinstance(case.op, Starting):  # gone, and a stray of an interrupted create
@@ -101,7 +108,8 @@ def _world(hv: RecordingHypervisor, case: Case, tmp_path: Path) -> None:
         (tmp_path / IMAGE).write_bytes(b"image" if case.world is World.IMAGE_COMPLETE else b"")
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{type(c.op).__name__}-{c.world.name}")
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{type(c.op).__name__}-{c.world.name}"
+                                                      f"-{c.state.name}{'-p' if c.paused else ''}")
 def test_each_row_on_a_recording_backend(case: Case, tmp_path: Path) -> None:
     hv, xs = RecordingHypervisor(), RecordingXenstore()
     _world(hv, case, tmp_path)

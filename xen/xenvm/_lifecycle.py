@@ -90,6 +90,11 @@ class State(enum.Enum):
         return self is State.PRESERVED
 
     @property
+    def built_not_run(self) -> bool:
+        """A start's or restore's domain is built with its devices, before its unpause."""
+        return self is State.CREATED
+
+    @property
     def mid_operation(self) -> bool:
         """A transitional state that only an operation in flight leaves."""
         return self in (State.CREATING_DOMAIN, State.CREATING_DEVICES, State.SHUTTING_DOWN,

@@ -54,7 +54,7 @@ from xen.xenvm._hotplug import DeviceKey, added, removed
 from xen.xenvm._image import MAX_HEADER_BYTES, decode_header, encode_header
 from xen.xenvm._lifecycle import DeathCause, IllegalTransition, State, next_state, reaction
 from xen.xenvm._media import media_changed
-from xen.xenvm._reconcile import RECONCILE, Cleanup, FollowUp, World, follow_ups, observe
+from xen.xenvm._reconcile import Cleanup, FollowUp, resumption
 from xen.xenvm._snapshot import (
     Destroying,
     Operation,
@@ -475,22 +475,21 @@ class VmMachine:
         if self.pending_action is not None or op is None:
             self.check_state()  # carries a recorded action out, or looks as after any event
             return ()
-        decision = RECONCILE[(type(op), self._observe(op))]
-        if decision.cleanup is not Cleanup.NOTHING:
-            self._destroy(self.domid)
-        if decision.cleanup is Cleanup.DOMAIN_AND_STRAYS:
-            for stray in self.domain.live_domains():
-                self._destroy(stray.domid)
-        for event in decision.events:
-            self._go_if_allowed(event)
-        self._on_change()
-        return follow_ups(op, decision.then)
-
-    def _observe(self, op: Operation) -> World:
         info = self.domain.info(self.domid)
         image = Path(op.file) if isinstance(op, Suspending) and op.written else None
-        return observe(self.state, alive=death_cause(info) is None, exists=info is not None,
-                       image_complete=image is not None and _complete_file(image))
+        plan = resumption(op, self.state, alive=death_cause(info) is None,
+                          exists=info is not None,
+                          image_complete=image is not None and _complete_file(image),
+                          domain_paused=info is not None and info.paused)
+        if plan.cleanup is not Cleanup.NOTHING:
+            self._destroy(self.domid)
+        if plan.cleanup is Cleanup.DOMAIN_AND_STRAYS:
+            for stray in self.domain.live_domains():
+                self._destroy(stray.domid)
+        for event in plan.events:
+            self._go_if_allowed(event)
+        self._on_change()
+        return plan.follow_ups
 
 
 def _complete_file(path: Path) -> bool:

@@ -16,6 +16,11 @@ what the hypervisor and the disk show now into a :class:`World`; :data:`RECONCIL
 Every (operation, world) pair that can occur has a row (``IMAGE_COMPLETE`` only arises for a
 suspend whose image was written); docs/xenvm.md shows the table (:func:`render_table`).
 
+A start or restore the table keeps (*alive, operation done*: the snapshot says ``created``)
+may have got further than its last save: :func:`unfinished` says what it still owes, from
+whether the domain runs: it was unpaused (``Unpaused``: the VM is running), or a start that
+asked for a running guest stopped before its unpause (a ``unpause`` task finishes it).
+
 Outside the table: a pending ``on_*`` action is carried out again (it is idempotent, so it is
 applied exactly once), and with no operation in flight the monitor simply looks at its domain
 as after any event (adopt it, give a dead one its ``on_*`` action once, or, when it was
@@ -39,6 +44,7 @@ from xen.xenvm._lifecycle import (
     StartAborted,
     State,
     SuspendFailed,
+    Unpaused,
 )
 from xen.xenvm._snapshot import (
     Destroying,
@@ -50,8 +56,8 @@ from xen.xenvm._snapshot import (
     Suspending,
 )
 
-__all__ = ["RECONCILE", "Cleanup", "Decision", "FollowUp", "Then", "World", "again",
-           "follow_ups", "observe", "render_table"]
+__all__ = ["RECONCILE", "Cleanup", "Decision", "FollowUp", "Resumption", "Then", "World",
+           "again", "follow_ups", "observe", "render_table", "resumption", "unfinished"]
 
 __pure__ = True  # a pure core: no I/O, no threads (tests/test_architecture.py)
 
@@ -180,6 +186,44 @@ def follow_ups(op: Operation, then: Then) -> tuple[FollowUp, ...]:
     if then is Then.START_IF_AUTO and isinstance(op, Rebooting) and op.auto_start:
         return (FollowUp("start"),)
     return ()
+
+
+def unfinished(op: Operation, state: State, *, domain_paused: bool
+               ) -> tuple[tuple[Event, ...], tuple[FollowUp, ...]]:
+    """What a start or restore kept in ``created`` still owes (see the module docstring): the
+    events to apply and the tasks to queue. Nothing for any other operation or state, nor for
+    a paused domain that a paused start (or any restore: its op does not record ``paused``)
+    may have meant to leave paused."""
+    if not state.built_not_run or not isinstance(op, Starting | Restoring):
+        return (), ()
+    if not domain_paused:
+        return (Unpaused(),), ()  # its unpause happened: the guest runs
+    if isinstance(op, Starting) and not op.paused:
+        return (), (FollowUp("unpause"),)
+    return (), ()
+
+
+@dataclass(frozen=True, slots=True)
+class Resumption:
+    """What a restarted monitor does about its operation in flight: what to destroy, the
+    events to apply (each if allowed), the tasks to queue to itself."""
+
+    cleanup: Cleanup
+    events: tuple[Event, ...]
+    follow_ups: tuple[FollowUp, ...]
+
+
+def resumption(op: Operation, state: State, *, alive: bool, exists: bool,
+               image_complete: bool, domain_paused: bool) -> Resumption:
+    """The table's row for ``op`` in the world observed (`observe`'s arguments), with what a
+    kept start still owes (`unfinished`; ``domain_paused``: the live domain is paused)."""
+    world = observe(state, alive=alive, exists=exists, image_complete=image_complete)
+    decision = RECONCILE[(type(op), world)]
+    events, tasks = decision.events, follow_ups(op, decision.then)
+    if world is World.ALIVE_DONE:
+        owed, more = unfinished(op, state, domain_paused=domain_paused)
+        events, tasks = events + owed, tasks + more
+    return Resumption(decision.cleanup, events, tasks)
 
 
 def render_table() -> str:
