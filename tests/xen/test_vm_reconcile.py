@@ -83,7 +83,8 @@ CASES = [
     Case(Starting(), A, S.CREATED, S.CREATED, (), (FollowUp("unpause"),), paused=True),
     Case(Starting(paused=True), A, S.CREATED, S.CREATED, (), paused=True),  # as asked
     Case(Restoring(IMAGE), A, S.CREATED, S.RUNNING, ()),
-    Case(Restoring(IMAGE), A, S.CREATED, S.CREATED, (), paused=True),  # paused: unknown
+    Case(Restoring(IMAGE), A, S.CREATED, S.CREATED, (), (FollowUp("unpause"),), paused=True),
+    Case(Restoring(IMAGE, paused=True), A, S.CREATED, S.CREATED, (), paused=True),
 ]
 
 
@@ -91,7 +92,7 @@ def _with_image(op: Operation, tmp_path: Path) -> Operation:
     if isinstance(op, Suspending):
         return Suspending(str(tmp_path / op.file), op.written)
     if isinstance(op, Restoring):
-        return Restoring(str(tmp_path / op.file))
+        return Restoring(str(tmp_path / op.file), op.paused)
     return op
 
 

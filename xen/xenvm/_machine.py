@@ -197,7 +197,7 @@ class VmMachine:
         with source:
             cfg, offset = decode_header(source.read(MAX_HEADER_BYTES), self.uuid, str(image))
             source.seek(offset)
-            self._begin(Restoring(str(image)), durable=False)
+            self._begin(Restoring(str(image), paused), durable=False)
             self._go(lc.Restore())
             self.config = cfg
             self._bring_up(cfg, paused=paused, what="restore", source=source)

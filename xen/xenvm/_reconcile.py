@@ -18,8 +18,8 @@ suspend whose image was written); docs/xenvm.md shows the table (:func:`render_t
 
 A start or restore the table keeps (*alive, operation done*: the snapshot says ``created``)
 may have got further than its last save: :func:`unfinished` says what it still owes, from
-whether the domain runs: it was unpaused (``Unpaused``: the VM is running), or a start that
-asked for a running guest stopped before its unpause (a ``unpause`` task finishes it).
+whether the domain runs: it was unpaused (``Unpaused``: the VM is running), or one that
+asked for a running guest stopped before its unpause (an ``unpause`` task finishes it).
 
 Outside the table: a pending ``on_*`` action is carried out again (it is idempotent, so it is
 applied exactly once), and with no operation in flight the monitor simply looks at its domain
@@ -192,15 +192,12 @@ def unfinished(op: Operation, state: State, *, domain_paused: bool
                ) -> tuple[tuple[Event, ...], tuple[FollowUp, ...]]:
     """What a start or restore kept in ``created`` still owes (see the module docstring): the
     events to apply and the tasks to queue. Nothing for any other operation or state, nor for
-    a paused domain that a paused start (or any restore: its op does not record ``paused``)
-    may have meant to leave paused."""
+    the paused domain of a start or restore that asked for it paused."""
     if not state.built_not_run or not isinstance(op, Starting | Restoring):
         return (), ()
     if not domain_paused:
         return (Unpaused(),), ()  # its unpause happened: the guest runs
-    if isinstance(op, Starting) and not op.paused:
-        return (), (FollowUp("unpause"),)
-    return (), ()
+    return (), (() if op.paused else (FollowUp("unpause"),))
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,10 +114,11 @@ class Suspending:
 
 @dataclass(frozen=True, slots=True)
 class Restoring:
-    """A restore from ``file``."""
+    """A restore from ``file`` (then an unpause unless ``paused``)."""
 
     task: ClassVar[str] = "restore"
     file: str
+    paused: bool = False
 
 
 Operation = Starting | ShuttingDown | Rebooting | Destroying | Suspending | Restoring
@@ -132,7 +133,8 @@ _FIELDS: Mapping[type[Operation], tuple[tuple[str, type, Any], ...]] = {
     Rebooting: (("force", bool, False), ("auto_start", bool, True)),
     Destroying: (),
     Suspending: (("file", str, ...), ("written", bool, False)),
-    Restoring: (("file", str, ...),),
+    # a snapshot older than the field does not say: read as paused (a restart leaves it so)
+    Restoring: (("file", str, ...), ("paused", bool, True)),
 }
 
 
