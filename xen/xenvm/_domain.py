@@ -138,6 +138,14 @@ class DomainActions:
         infos = self.env.hypervisor().find_by_handle(uuidlib.UUID(self.uuid))
         return [i for i in infos if not i.dying and not i.shutdown]
 
+    @staticmethod
+    def image_complete(path: Path) -> bool:
+        """Whether a suspend's image at ``path`` was written (a file, not empty)."""
+        try:
+            return path.is_file() and path.stat().st_size > 0
+        except OSError:
+            return False
+
     def free_kib(self) -> int:
         """The host's free memory."""
         return self.env.hypervisor().physinfo().free_kib

@@ -259,9 +259,14 @@ class VmMachine:
                             f"{exc}") from exc
         self._destroy(domid)
         self._go(lc.DomainRebooted() if reboot else lc.DomainReleased())
-        self._end()
-        if reboot and auto_start:
+        if not (reboot and auto_start):
+            self._end()
+            return
+        try:  # the reboot stays recorded until the start's first save: a restart starts it
             self.start()
+        finally:
+            if isinstance(self.op, Rebooting):  # the start refused before it began
+                self._end()
 
     def pause(self) -> None:
         """Pause the domain."""
@@ -437,12 +442,14 @@ class VmMachine:
             if self.state.has_domain:
                 self._go(event)
         self.pending_action = None
-        self._on_change()
-        if isinstance(event, lc.DomainRebooted) and not self.domain.live_domains():
-            try:
-                self.start()
-            except TaskError as exc:
-                logger.error("%s: restart after reboot failed: %s", self.uuid, exc)
+        if not (isinstance(event, lc.DomainRebooted) and not self.domain.live_domains()):
+            self._on_change()
+            return
+        try:  # the action stays saved until the start's first save: a restart does it again
+            self.start()
+        except TaskError as exc:
+            logger.error("%s: restart after reboot failed: %s", self.uuid, exc)
+            self._on_change()
 
     def _adopt(self, info: DomainInfo) -> None:
         self.domid = info.domid
@@ -479,7 +486,7 @@ class VmMachine:
         image = Path(op.file) if isinstance(op, Suspending) and op.written else None
         plan = resumption(op, self.state, alive=death_cause(info) is None,
                           exists=info is not None,
-                          image_complete=image is not None and _complete_file(image),
+                          image_complete=image is not None and self.domain.image_complete(image),
                           domain_paused=info is not None and info.paused)
         if plan.cleanup is not Cleanup.NOTHING:
             self._destroy(self.domid)
@@ -490,10 +497,3 @@ class VmMachine:
             self._go_if_allowed(event)
         self._on_change()
         return plan.follow_ups
-
-
-def _complete_file(path: Path) -> bool:
-    try:
-        return path.is_file() and path.stat().st_size > 0
-    except OSError:
-        return False
