@@ -77,7 +77,7 @@ CASES = [
     Case(Restoring(IMAGE), A, S.RUNNING, S.RUNNING, ()),
     Case(Restoring(IMAGE), M, S.RESTORING, S.SUSPENDED, (DOMID,)),
     Case(Restoring(IMAGE), D, S.CREATED, S.SHUTDOWN, (DOMID,)),
-    Case(Restoring(IMAGE), G, S.RESTORING, S.SUSPENDED, (DOMID,)),
+    Case(Restoring(IMAGE), G, S.RESTORING, S.SUSPENDED, (DOMID, STRAY)),
     # a kept start or restore saved "created" last; it may have got further (unfinished)
     Case(Starting(), A, S.CREATED, S.RUNNING, ()),  # unpaused before the restart: it runs
     Case(Starting(), A, S.CREATED, S.CREATED, (), (FollowUp("unpause"),), paused=True),
@@ -103,7 +103,7 @@ def _world(hv: RecordingHypervisor, case: Case, tmp_path: Path) -> None:
         hv.add(DOMID, paused=case.paused or case.state is S.PAUSED)
     elif case.world in (World.DEAD, World.IMAGE_COMPLETE):
         hv.add(DOMID, reason=ShutdownReason.SUSPEND if suspend else ShutdownReason.POWEROFF)
-    elif isinstance(case.op, Starting):  # gone, and a stray of an interrupted create
+    elif isinstance(case.op, Starting | Restoring):  # gone, and a stray of an interrupted create
         hv.add(STRAY)
     if suspend:  # an image on disk: complete only where the row says so
         (tmp_path / IMAGE).write_bytes(b"image" if case.world is World.IMAGE_COMPLETE else b"")

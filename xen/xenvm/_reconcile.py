@@ -6,7 +6,7 @@ what the hypervisor and the disk show now into a :class:`World`; :data:`RECONCIL
 (operation, world) to a :class:`Decision`:
 
 * **cleanup**: nothing, the VM's domain, or the VM's domain and any other live domain with its
-  uuid (a start interrupted between create and recording the domid leaves one);
+  uuid (a start or restore interrupted between create and recording the domid leaves one);
 * **events**: lifecycle events applied in order, each only when the transition table allows it
   from the current state (the snapshot may have been written just before or just after the
   operation's own transition, so one row serves every state the operation can have reached);
@@ -151,9 +151,10 @@ RECONCILE: Mapping[tuple[type[Operation], World], Decision] = MappingProxyType({
     **_rows(Suspending, _ALIVE, _KEEP, (SuspendFailed(),)),
     **_rows(Suspending, _NOT_ALIVE, _DOMAIN, (DomainReleased(),)),
     **_rows(Suspending, (World.IMAGE_COMPLETE,), _DOMAIN, (Saved(),)),
-    # a restore that had finished keeps its domain; any other goes back to the image
+    # a restore that had finished keeps its domain; any other goes back to the image (its
+    # domid is not saved either: strays as for a start)
     **_rows(Restoring, (World.ALIVE_DONE,), _KEEP, ()),
-    **_rows(Restoring, (World.ALIVE_MID, *_NOT_ALIVE), _DOMAIN,
+    **_rows(Restoring, (World.ALIVE_MID, *_NOT_ALIVE), Cleanup.DOMAIN_AND_STRAYS,
             (StartAborted(), DomainReleased())),
 })
 """(operation in flight, world) -> decision."""

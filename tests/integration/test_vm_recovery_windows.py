@@ -1,0 +1,121 @@
+"""Windows where a killed VM monitor once left a VM wrong (found by killing the monitor after
+each of its hypervisor calls, xenstore exchanges and saves):
+
+- a reboot's restart survives a kill between the old domain's end and the new one's first
+  save: the reboot (or the guest's own reboot with ``on_reboot = restart``) stays recorded
+  until the start records itself, so the next monitor starts the VM instead of leaving it
+  ``rebooted``;
+- a restore killed after its create, before anything saved the domid: the next monitor
+  destroys the domain it made (a stray with the VM's uuid), as for a start, and the VM is
+  ``suspended`` with its image, ready to restore again."""
+
+from __future__ import annotations
+
+import threading
+import uuid as uuidlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import actors
+from tests.helpers import wait_until
+from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config, xen_tree
+from xen.hypervisor import ShutdownReason
+from xen.xenops import BuildMemory, BuildResult, SimBuilder
+from xen.xenvm import TaskError, VmHandle, parse_task, vm_path, vm_task
+from xen.xenvm._machine import VmMachine
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[XenTree]:
+    with xen_tree(tmp_path) as t:
+        yield t
+
+
+def _first_restart_hangs(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """The first start after a reboot hangs on entry (until a kill ends its thread)."""
+    reached, original = threading.Event(), VmMachine.start
+
+    def start(self: VmMachine, paused: bool = False) -> None:
+        if self.state.value == "rebooted" and not reached.is_set():
+            reached.set()
+            while True:
+                threading.Event().wait(0.01)
+        original(self, paused)
+
+    monkeypatch.setattr(VmMachine, "start", start)
+    return reached
+
+
+@pytest.mark.parametrize("by", ["toolstack", "guest"])
+def test_a_monitor_killed_before_the_restart_after_a_reboot_starts_the_vm(
+        tree: XenTree, monkeypatch: pytest.MonkeyPatch, by: str) -> None:
+    vm = tree.add_vm(vm_config("reboots", memory=32, on_reboot="restart"))
+    vm_task(vm, "start")
+    old = int(vm_task(vm, "get-domid"))
+    reached = _first_restart_hangs(monkeypatch)
+    seq = tree.events.last_seq
+    asked = None
+    if by == "toolstack":
+        asked = actors.service(vm_path(vm), VmHandle).submit(
+            parse_task("reboot", {"forced": "true"}))
+    else:
+        tree.hypervisor.guest_shutdown(old, ShutdownReason.REBOOT)
+    assert reached.wait(10)
+    actors.actor_of(actors.resolve(vm_path(vm))).kill()
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
+                                10, since=seq)
+    wait_until(lambda: vm_task(vm, "get-status") == "running", timeout=10)
+    live = [i.domid for i in tree.hv.find_by_handle(uuidlib.UUID(vm)) if not i.dying]
+    assert len(live) == 1 and live[0] != old and int(vm_task(vm, "get-domid")) == live[0]
+    if asked is not None:  # the caller is told, not left waiting
+        failed = asked.exception(1)
+        assert isinstance(failed, TaskError) and "interrupted" in str(failed), failed
+    vm_task(vm, "destroy")
+
+
+@pytest.fixture
+def guests(tmp_path: Path) -> Iterator[XenTree]:
+    """A full simulated host: its guests acknowledge a suspend."""
+    with sim_tree(tmp_path / "host") as (t, _host):
+        yield t
+
+
+def test_a_restore_killed_before_its_domid_is_saved_leaves_no_domain(
+        guests: XenTree, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tree = guests
+    vm = tree.add_vm(vm_config("restores", memory=32))
+    image = tmp_path / "vm.img"
+    vm_task(vm, "start")
+    vm_task(vm, "suspend", {"file": str(image)})
+    assert vm_task(vm, "get-status") == "suspended" and image.exists()
+    reached, made, original = threading.Event(), [], SimBuilder.restore
+
+    def first_restore_hangs(self: SimBuilder, domid: int, source: object,
+                            memory: BuildMemory) -> BuildResult:
+        if not made:  # the domain exists; nothing saved its domid
+            made.append(domid)
+            reached.set()
+            while True:  # until the kill interrupts this thread
+                threading.Event().wait(0.01)
+        return original(self, domid, source, memory)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SimBuilder, "restore", first_restore_hangs)
+    seq = tree.events.last_seq
+    asked = actors.service(vm_path(vm), VmHandle).submit(
+        parse_task("restore", {"file": str(image), "delete": "false"}))
+    assert reached.wait(10)
+    actors.actor_of(actors.resolve(vm_path(vm))).kill()
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
+                                10, since=seq)
+    wait_until(lambda: not [i for i in tree.hv.find_by_handle(uuidlib.UUID(vm))
+                            if not i.dying], timeout=10)  # the stray is gone
+    assert vm_task(vm, "get-status") == "suspended" and image.exists()
+    failed = asked.exception(1)
+    assert isinstance(failed, TaskError) and "interrupted" in str(failed), failed
+    vm_task(vm, "restore", {"file": str(image)})  # and it restores
+    assert vm_task(vm, "get-status") == "running"
+    vm_task(vm, "destroy")
