@@ -7,7 +7,8 @@ each of its hypervisor calls, xenstore exchanges and saves):
   ``rebooted``;
 - a restore killed after its create, before anything saved the domid: the next monitor
   destroys the domain it made (a stray with the VM's uuid), as for a start, and the VM is
-  ``suspended`` with its image, ready to restore again."""
+  ``suspended`` with its image, ready to restore again;
+- a hot-added disk is in the config before it is plugged: removable after a kill."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config, xen_tre
 from xen.hypervisor import ShutdownReason
 from xen.xenops import BuildMemory, BuildResult, SimBuilder
 from xen.xenvm import TaskError, VmHandle, parse_task, vm_path, vm_task
+from xen.xenvm._domain import DomainActions
 from xen.xenvm._machine import VmMachine
 
 pytestmark = pytest.mark.integration
@@ -118,4 +120,39 @@ def test_a_restore_killed_before_its_domid_is_saved_leaves_no_domain(
     assert isinstance(failed, TaskError) and "interrupted" in str(failed), failed
     vm_task(vm, "restore", {"file": str(image)})  # and it restores
     assert vm_task(vm, "get-status") == "running"
+    vm_task(vm, "destroy")
+
+
+def test_a_disk_plugged_by_a_killed_monitor_is_in_the_config_and_removable(
+        guests: XenTree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hot-added device is saved in the config before it is plugged: a monitor killed right
+    after the plug leaves a device the config lists, which ``disk-del`` then removes (it used
+    to stay plugged with no config entry: "no disk 'xvdb'")."""
+    tree = guests
+    vm = tree.add_vm(vm_config("hotplug", memory=32))
+    vm_task(vm, "start")
+    domid = int(vm_task(vm, "get-domid"))
+    reached, original = threading.Event(), DomainActions.plug
+
+    def plug_then_hang(self: DomainActions, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        reached.set()
+        while True:  # until the kill interrupts this thread
+            threading.Event().wait(0.01)
+
+    monkeypatch.setattr(DomainActions, "plug", plug_then_hang)
+    seq = tree.events.last_seq
+    actors.service(vm_path(vm), VmHandle).submit(
+        parse_task("disk-add", {"path": "/dev/null", "device": "xvdb"}))
+    assert reached.wait(10)
+    backend = f"/local/domain/0/backend/vbd/{domid}"
+    assert tree.xs.directory(backend)  # plugged
+    actors.actor_of(actors.resolve(vm_path(vm))).kill()
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
+                                10, since=seq)
+    assert "xvdb" in vm_task(vm, "disk-list") and vm_task(vm, "get-status") == "running"
+    vm_task(vm, "disk-del", {"device": "xvdb"})
+    assert "xvdb" not in vm_task(vm, "disk-list")
+    wait_until(lambda: not tree.xs.exists(backend) or not tree.xs.directory(backend),
+               timeout=10)
     vm_task(vm, "destroy")

@@ -23,11 +23,12 @@ persists its snapshot after every change (``on_change``). Rules:
   the image with its config, deletes the file unless asked not to; failing: ``suspended``.
 * **Config changes** (``set``) go to the pending config while a domain exists, else apply at
   once. Device and CD media changes (:mod:`xen.xenvm._hotplug`, :mod:`xen.xenvm._media`)
-  change the config and, when the VM has a domain, the device now.
+  change the config and, live, the device: an added one is saved first, a removed one goes
+  first (a kill between leaves a device plugged only while it is in the config).
 * **Deaths.** :meth:`VmMachine.check_state` looks at the hypervisor (events mean "look
   again"): a domain that died unexpected gets its ``on_*`` action exactly once (recorded as
   ``pending_action`` before, cleared after; doing it again is harmless); one destroyed from
-  outside gets none. **Reboots keep run-time changes** (the config in memory, never a file).
+  outside none. **Reboots keep run-time changes** (the config in memory, never a file).
 """
 
 from __future__ import annotations
@@ -97,15 +98,13 @@ class VmMachine:
         self.config = config
         self.next_config: VmConfig | None = None
         self.state = State.SHUTDOWN
-        self.domid = -1
-        self.stubdom_domid = -1
+        self.domid = self.stubdom_domid = -1
         self.op: Operation | None = None
         self.pending_action: PendingAction | None = None
         self.domain = DomainActions(uuid, env)
         self._on_change = on_change
         self._on_view = on_view or on_change
-        self._notify = notify
-        self._on_quit = on_quit
+        self._notify, self._on_quit = notify, on_quit
         self._cancel = CancelToken()
 
     def view(self) -> VmView:
@@ -224,7 +223,7 @@ class VmMachine:
             raise TaskError(f"{what} failed: {exc}") from exc
         self._end()
 
-    # ------------------------------------------------------------------ stop
+    # ------------------------------------------------------------------ stop and suspend
 
     def destroy(self) -> None:
         """Destroy the domain now."""
@@ -283,8 +282,6 @@ class VmMachine:
     def quit(self) -> None:
         """Stop being monitored (the owner stops; the domain keeps running)."""
         self._on_quit()
-
-    # ------------------------------------------------------------------ suspend
 
     def suspend(self, file: str, timeout: float = 30.0) -> None:
         """Save the domain to ``file`` and destroy it (see the module docstring)."""
@@ -357,18 +354,22 @@ class VmMachine:
     def add_device(self, key: DeviceKey, entry: str) -> None:
         """Add a ``disk`` or ``nic`` entry; plug it now when the VM has a domain."""
         change = added(self.config, key, entry)
+        before = self.config, self.next_config
+        self.config = change.config
+        try:
+            self.next_config = self.next_config and add_entry(self.next_config, key, entry)
+        except ConfigError:
+            self.next_config = None
+        self._on_change()  # first: a plugged device is always in the config, so removable
         if self.state.has_domain and self.domid >= 0:
             try:
                 self.domain.plug(self.domid, change.config, change.device)
-            except PlanFailed as exc:
-                raise TaskError(f"{key}-add: plugging failed: {exc}") from exc
-        self.config = change.config
-        if self.next_config is not None:
-            try:
-                self.next_config = add_entry(self.next_config, key, entry)
-            except ConfigError:
-                self.next_config = None
-        self._on_change()
+            except Exception as exc:  # refused or failed: the config as it was
+                self.config, self.next_config = before
+                self._on_change()
+                if isinstance(exc, PlanFailed):
+                    raise TaskError(f"{key}-add: plugging failed: {exc}") from exc
+                raise
 
     def remove_device(self, key: DeviceKey, ident: str) -> None:
         """Remove a disk (by guest device name) or nic (by id); unplug it when the VM runs."""
