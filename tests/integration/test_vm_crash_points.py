@@ -1,0 +1,218 @@
+"""Kill the VM monitor at every point of an operation and check what the next one makes of it.
+
+For each operation below, run it once per *crash point*: the monitor's thread stops right after
+its k-th hypervisor call, xenstore exchange or snapshot save (outside any uninterruptible
+section, as a kill finds it), is killed, and the supervisor starts a new monitor that recovers
+from the snapshot. k runs from 1 until the operation completes untouched (a check the domain
+watcher asks for in between can shift the count by one: a point may be missed in a run, never
+a wrong one tested). After each recovery:
+
+- the state and the world agree: a state with a domain has exactly the one domain it records
+  (running <-> unpaused, created or paused <-> paused), any other state has none;
+- a device the operation added is plugged only if the config lists it, and then it can be
+  removed;
+- the VM is usable: a start and a destroy succeed.
+
+This is how the recovery windows of tests/integration/test_vm_recovery_windows.py were found.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import actors
+from actors._shield import current_guard
+from supervision import SnapshotStore
+from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
+from xen.hypervisor import ShutdownReason, SimBackend
+from xen.xenstore._connection import Connection
+from xen.xenvm import VmHandle, parse_task, vm_path, vm_task
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+SETTLED = ("shutdown", "running", "paused", "created", "suspended")
+WITH_DOMAIN = ("running", "paused", "created")
+
+
+class CrashPoint:
+    """Stops the VM monitor's thread after its k-th counted call (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.k: int | None = None
+        self.count = 0
+        self.reached = threading.Event()
+        self.what = ""
+
+    def arm(self, k: int) -> None:
+        self.k, self.count, self.what = k, 0, ""
+        self.reached.clear()
+
+    def disarm(self) -> None:
+        self.k = None
+
+    def wrap(self, kind: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = function(*args, **kwargs)
+            if (self.k is not None and current_guard().depth == 0
+                    and threading.current_thread().name.startswith("VmMonitor")):
+                self.count += 1
+                if self.count == self.k:
+                    self.what = kind
+                    self.reached.set()
+                    while True:  # until the kill interrupts this thread
+                        threading.Event().wait(0.01)
+            return result
+        return counted
+
+
+@pytest.fixture
+def crash(monkeypatch: pytest.MonkeyPatch) -> CrashPoint:
+    point = CrashPoint()
+    monkeypatch.setattr(SimBackend, "_call", point.wrap("hypervisor", SimBackend._call))
+    monkeypatch.setattr(Connection, "request", point.wrap("xenstore", Connection.request))
+    monkeypatch.setattr(Connection, "request_many",
+                        point.wrap("xenstore", Connection.request_many))
+    monkeypatch.setattr(SnapshotStore, "save", point.wrap("save", SnapshotStore.save))
+    return point
+
+
+@dataclass(frozen=True)
+class Op:
+    """An operation, the state it starts from and what undoes what it adds."""
+
+    before: str
+    task: str | None  # None: the guest reboots itself (on_reboot = restart)
+    params: dict[str, str] = field(default_factory=dict)
+    device: str | None = None  # a disk the operation adds (removed with disk-del)
+
+
+IMAGE = "vm.img"
+OPS = {
+    "start": Op("shutdown", "start"),
+    "start-paused": Op("shutdown", "start", {"paused": "true"}),
+    "reboot": Op("running", "reboot"),
+    "guest-reboot": Op("running", None),
+    "shutdown": Op("running", "shutdown"),
+    "suspend": Op("running", "suspend", {"file": IMAGE}),
+    "restore": Op("suspended", "restore", {"file": IMAGE}),
+    "disk-add": Op("running", "disk-add", {"path": "/dev/null", "device": "xvdb"}, "xvdb"),
+}
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[XenTree]:
+    with sim_tree(tmp_path / "host", intensity=10_000, backoff=None) as (tree, _host):
+        yield tree
+
+
+def _with_image(params: dict[str, str], image: Path) -> dict[str, str]:
+    return {k: str(image) if v == IMAGE else v for k, v in params.items()}
+
+
+def _prepare(tree: XenTree, vm: str, op: Op, image: Path) -> int:
+    if vm_task(vm, "get-status") != "shutdown":
+        vm_task(vm, "destroy", timeout=30)
+    if op.before != "shutdown":
+        vm_task(vm, "start", timeout=30)
+    if op.before == "suspended":
+        vm_task(vm, "suspend", {"file": str(image)}, timeout=30)
+    time.sleep(0.05)  # the domain watcher's news of the preparation reaches the monitor first,
+    _settled(vm)  # so that the points counted next are the operation's own (most of the time)
+    return int(vm_task(vm, "get-domid"))
+
+
+def _submit(tree: XenTree, vm: str, op: Op, image: Path, domid: int) -> Future[str]:
+    if op.task is not None:
+        return actors.service(vm_path(vm), VmHandle).submit(
+            parse_task(op.task, _with_image(op.params, image)))
+    done: Future[str] = Future()  # the guest reboots: done once a new domain runs
+
+    def rebooted() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not done.done():
+            try:
+                if (vm_task(vm, "get-status") == "running"
+                        and int(vm_task(vm, "get-domid")) != domid):
+                    done.set_result("")
+                    return
+            except Exception:  # the monitor is restarting
+                pass
+            time.sleep(0.02)
+
+    tree.hypervisor.guest_shutdown(domid, ShutdownReason.REBOOT)
+    threading.Thread(target=rebooted, daemon=True).start()
+    return done
+
+
+def _settled(vm: str) -> str:
+    """The state once the new monitor is idle: the tasks it queued to itself (a retry, the
+    unpause a start missed) have run."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            stats = actors.actor_of(actors.resolve(vm_path(vm))).stats()
+            if stats.mailbox_depth == 0 and stats.current_message is None:
+                return vm_task(vm, "get-status")
+        except Exception:  # the monitor is restarting
+            pass
+        time.sleep(0.02)
+    return vm_task(vm, "get-status")
+
+
+@pytest.mark.parametrize("name", list(OPS))
+def test_every_crash_point_recovers(host: XenTree, crash: CrashPoint, tmp_path: Path,
+                                    name: str) -> None:
+    tree, op, image = host, OPS[name], tmp_path / "vm.img"
+    vm = tree.add_vm(vm_config("points", memory=32, on_reboot="restart"))
+    seen: list[str] = []
+    for k in range(1, 100):
+        domid = _prepare(tree, vm, op, image)
+        seq = tree.events.last_seq
+        crash.arm(k)
+        done = _submit(tree, vm, op, image, domid)
+        deadline = time.monotonic() + 30
+        while not crash.reached.wait(0.01) and not done.done():
+            assert time.monotonic() < deadline, f"{name}: neither done nor stopped at {k}"
+        if not crash.reached.is_set():  # done without reaching point k: all explored
+            crash.disarm()
+            assert done.exception(5) is None, done.exception()
+            break
+        crash.disarm()
+        seen.append(crash.what)
+        actors.actor_of(actors.resolve(vm_path(vm))).kill()
+        assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
+                                    10, since=seq)
+        state = _settled(vm)
+        live = [(i.domid, i.paused) for i in tree.hv.find_by_handle(uuidlib.UUID(vm))
+                if not i.dying and not i.shutdown]
+        where = f"{name}, stopped after call {k} ({crash.what}): {state}, domains {live}"
+        if state in WITH_DOMAIN:
+            assert [d for d, _p in live] == [int(vm_task(vm, "get-domid"))], where
+            assert live[0][1] is (state != "running"), where
+        else:
+            assert state in SETTLED and live == [], where
+        if op.device is not None:
+            listed = op.device in vm_task(vm, "disk-list")
+            plugged = bool(live) and tree.xs.exists(f"/local/domain/0/backend/vbd/{live[0][0]}")
+            assert listed or not plugged, f"{where}: {op.device} plugged, not in the config"
+            if listed:
+                vm_task(vm, "disk-del", {"device": op.device}, timeout=30)
+        if state in WITH_DOMAIN:
+            vm_task(vm, "destroy", timeout=30)
+        vm_task(vm, "start", timeout=30)
+        vm_task(vm, "destroy", timeout=30)
+    else:
+        pytest.fail(f"{name}: more than 99 crash points")
+    # every kind of point was reached (the wrappers count what they should)
+    assert "xenstore" in seen and len(set(seen)) >= 2, seen  # the wrappers count
