@@ -33,7 +33,13 @@ import pytest
 import actors
 from actors._shield import current_guard
 from supervision import SnapshotStore
-from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
+from tests.integration.xen_fixtures import (
+    XenTree,
+    hang_until_killed,
+    kill_monitor,
+    sim_tree,
+    vm_config,
+)
 from xen.hypervisor import ShutdownReason, SimBackend
 from xen.xenstore._connection import Connection
 from xen.xenvm import VmHandle, parse_task, vm_path, vm_task
@@ -70,8 +76,7 @@ class CrashPoint:
                 if self.count == self.k:
                     self.what = kind
                     self.reached.set()
-                    while True:  # until the kill interrupts this thread
-                        threading.Event().wait(0.01)
+                    hang_until_killed()
             return result
         return counted
 
@@ -175,7 +180,7 @@ def test_every_crash_point_recovers(host: XenTree, crash: CrashPoint, tmp_path: 
                                     name: str) -> None:
     tree, op, image = host, OPS[name], tmp_path / "vm.img"
     vm = tree.add_vm(vm_config("points", memory=32, on_reboot="restart"))
-    seen: list[str] = []
+    seen: list[str] = []  # what each point stopped after
     for k in range(1, 100):
         domid = _prepare(tree, vm, op, image)
         seq = tree.events.last_seq
@@ -190,9 +195,7 @@ def test_every_crash_point_recovers(host: XenTree, crash: CrashPoint, tmp_path: 
             break
         crash.disarm()
         seen.append(crash.what)
-        actors.actor_of(actors.resolve(vm_path(vm))).kill()
-        assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
-                                    10, since=seq)
+        kill_monitor(tree, vm, seq)
         state = _settled(vm)
         live = [(i.domid, i.paused) for i in tree.hv.find_by_handle(uuidlib.UUID(vm))
                 if not i.dying and not i.shutdown]

@@ -21,9 +21,16 @@ import pytest
 
 import actors
 from tests.helpers import wait_until
-from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config, xen_tree
+from tests.integration.xen_fixtures import (
+    XenTree,
+    first_call_hangs,
+    kill_monitor,
+    sim_tree,
+    vm_config,
+    xen_tree,
+)
 from xen.hypervisor import ShutdownReason
-from xen.xenops import BuildMemory, BuildResult, SimBuilder
+from xen.xenops import SimBuilder
 from xen.xenvm import TaskError, VmHandle, parse_task, vm_path, vm_task
 from xen.xenvm._domain import DomainActions
 from xen.xenvm._machine import VmMachine
@@ -39,14 +46,11 @@ def tree(tmp_path: Path) -> Iterator[XenTree]:
 
 def _first_restart_hangs(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """The first start after a reboot hangs on entry (until a kill ends its thread)."""
-    reached, original = threading.Event(), VmMachine.start
+    original = VmMachine.start
+    hangs, reached, _first = first_call_hangs(original)
 
     def start(self: VmMachine, paused: bool = False) -> None:
-        if self.state.value == "rebooted" and not reached.is_set():
-            reached.set()
-            while True:
-                threading.Event().wait(0.01)
-        original(self, paused)
+        (hangs if self.state.value == "rebooted" else original)(self, paused)
 
     monkeypatch.setattr(VmMachine, "start", start)
     return reached
@@ -67,9 +71,7 @@ def test_a_monitor_killed_before_the_restart_after_a_reboot_starts_the_vm(
     else:
         tree.hypervisor.guest_shutdown(old, ShutdownReason.REBOOT)
     assert reached.wait(10)
-    actors.actor_of(actors.resolve(vm_path(vm))).kill()
-    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
-                                10, since=seq)
+    kill_monitor(tree, vm, seq)
     wait_until(lambda: vm_task(vm, "get-status") == "running", timeout=10)
     live = [i.domid for i in tree.hv.find_by_handle(uuidlib.UUID(vm)) if not i.dying]
     assert len(live) == 1 and live[0] != old and int(vm_task(vm, "get-domid")) == live[0]
@@ -94,25 +96,14 @@ def test_a_restore_killed_before_its_domid_is_saved_leaves_no_domain(
     vm_task(vm, "start")
     vm_task(vm, "suspend", {"file": str(image)})
     assert vm_task(vm, "get-status") == "suspended" and image.exists()
-    reached, made, original = threading.Event(), [], SimBuilder.restore
-
-    def first_restore_hangs(self: SimBuilder, domid: int, source: object,
-                            memory: BuildMemory) -> BuildResult:
-        if not made:  # the domain exists; nothing saved its domid
-            made.append(domid)
-            reached.set()
-            while True:  # until the kill interrupts this thread
-                threading.Event().wait(0.01)
-        return original(self, domid, source, memory)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(SimBuilder, "restore", first_restore_hangs)
+    # the first restore's build hangs: its domain exists, nothing saved its domid
+    hangs, reached, _first = first_call_hangs(SimBuilder.restore)
+    monkeypatch.setattr(SimBuilder, "restore", hangs)
     seq = tree.events.last_seq
     asked = actors.service(vm_path(vm), VmHandle).submit(
         parse_task("restore", {"file": str(image), "delete": "false"}))
     assert reached.wait(10)
-    actors.actor_of(actors.resolve(vm_path(vm))).kill()
-    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
-                                10, since=seq)
+    kill_monitor(tree, vm, seq)
     wait_until(lambda: not [i for i in tree.hv.find_by_handle(uuidlib.UUID(vm))
                             if not i.dying], timeout=10)  # the stray is gone
     assert vm_task(vm, "get-status") == "suspended" and image.exists()
@@ -132,24 +123,15 @@ def test_a_disk_plugged_by_a_killed_monitor_is_in_the_config_and_removable(
     vm = tree.add_vm(vm_config("hotplug", memory=32))
     vm_task(vm, "start")
     domid = int(vm_task(vm, "get-domid"))
-    reached, original = threading.Event(), DomainActions.plug
-
-    def plug_then_hang(self: DomainActions, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)  # type: ignore[arg-type]
-        reached.set()
-        while True:  # until the kill interrupts this thread
-            threading.Event().wait(0.01)
-
-    monkeypatch.setattr(DomainActions, "plug", plug_then_hang)
+    hangs, reached, _first = first_call_hangs(DomainActions.plug, after=True)
+    monkeypatch.setattr(DomainActions, "plug", hangs)
     seq = tree.events.last_seq
     actors.service(vm_path(vm), VmHandle).submit(
         parse_task("disk-add", {"path": "/dev/null", "device": "xvdb"}))
     assert reached.wait(10)
     backend = f"/local/domain/0/backend/vbd/{domid}"
     assert tree.xs.directory(backend)  # plugged
-    actors.actor_of(actors.resolve(vm_path(vm))).kill()
-    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
-                                10, since=seq)
+    kill_monitor(tree, vm, seq)
     assert "xvdb" in vm_task(vm, "disk-list") and vm_task(vm, "get-status") == "running"
     vm_task(vm, "disk-del", {"device": "xvdb"})
     assert "xvdb" not in vm_task(vm, "disk-list")

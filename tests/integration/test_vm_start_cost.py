@@ -7,7 +7,6 @@ creating-devices (no recovery tells the two apart)."""
 
 from __future__ import annotations
 
-import threading
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,14 @@ import pytest
 
 import actors
 from tests.helpers import wait_until
-from tests.integration.xen_fixtures import XenTree, vm_config, xen_tree
-from xen.xenops import BuildMemory, BuildResult, SimBuilder
+from tests.integration.xen_fixtures import (
+    XenTree,
+    first_call_hangs,
+    kill_monitor,
+    vm_config,
+    xen_tree,
+)
+from xen.xenops import SimBuilder
 from xen.xenvm import TaskError, VmHandle, VmView, parse_task, vm_path, vm_task
 from xen.xenvm._domain import DomainActions
 from xen.xenvm._lifecycle import State, allowed_events, next_state
@@ -68,31 +73,20 @@ def test_a_start_saves_three_times_and_takes_four_round_trips(
 def test_a_crash_before_the_domid_is_saved_destroys_the_stray_and_starts_again(
         tree: XenTree, monkeypatch: pytest.MonkeyPatch) -> None:
     vm = tree.add_vm(vm_config("stray", memory=32))
-    building, made = threading.Event(), []
-    original = SimBuilder.build
-
-    def first_build_hangs(self: SimBuilder, domid: int, image: object,
-                          memory: BuildMemory) -> BuildResult:
-        if not made:  # the first start: the domain exists, its domid is not saved
-            made.append(domid)
-            building.set()
-            while True:  # until the kill interrupts this thread
-                threading.Event().wait(0.01)
-        return original(self, domid, image, memory)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(SimBuilder, "build", first_build_hangs)
+    # the first start's build hangs: the domain exists, its domid is not saved
+    hangs, building, first = first_call_hangs(SimBuilder.build)
+    monkeypatch.setattr(SimBuilder, "build", hangs)
     seq = tree.events.last_seq
     handle = actors.service(vm_path(vm), VmHandle)
     submitted = handle.submit(parse_task("start", {}))
     assert building.wait(10)
     queued = handle.submit(parse_task("pause", {}))  # waits behind the start
-    actors.actor_of(actors.resolve(vm_path(vm))).kill()
-    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
-                                10, since=seq)
+    kill_monitor(tree, vm, seq)
     # the new instance found the domain by its uuid, destroyed it and started again
     wait_until(lambda: vm_task(vm, "get-status") == "running", timeout=10)
     live = [i.domid for i in tree.hv.find_by_handle(uuidlib.UUID(vm)) if not i.dying]
-    assert len(live) == 1 and live[0] != made[0], (live, made)
+    made = first[0][1]  # build(self, domid, ...)
+    assert len(live) == 1 and live[0] != made, (live, made)
     failed = submitted.exception(1)  # the first caller is told, not left waiting
     assert isinstance(failed, TaskError) and "interrupted" in str(failed), failed
     not_run = queued.exception(1)
@@ -107,27 +101,14 @@ def test_a_crash_after_created_was_saved_finishes_the_start(
     the start (it unpauses a domain still paused; it follows one the start had unpaused),
     instead of reporting "created" for a running guest."""
     vm = tree.add_vm(vm_config("late", memory=32))
-    reached, made = threading.Event(), []
-    original = DomainActions.unpause
-
-    def unpause_hangs(self: DomainActions, domid: int) -> None:
-        if made:
-            return original(self, domid)
-        if unpaused:
-            original(self, domid)
-        made.append(domid)
-        reached.set()
-        while True:  # until the kill interrupts this thread
-            threading.Event().wait(0.01)
-
-    monkeypatch.setattr(DomainActions, "unpause", unpause_hangs)
+    hangs, reached, first = first_call_hangs(DomainActions.unpause, after=unpaused)
+    monkeypatch.setattr(DomainActions, "unpause", hangs)
     seq = tree.events.last_seq
     submitted = actors.service(vm_path(vm), VmHandle).submit(parse_task("start", {}))
     assert reached.wait(10)
+    made = [first[0][1]]  # unpause(self, domid)
     assert tree.hv.getinfo(made[0]).paused is not unpaused
-    actors.actor_of(actors.resolve(vm_path(vm))).kill()
-    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
-                                10, since=seq)
+    kill_monitor(tree, vm, seq)
     wait_until(lambda: vm_task(vm, "get-status") == "running", timeout=10)
     live = [i for i in tree.hv.find_by_handle(uuidlib.UUID(vm)) if not i.dying]
     assert [(i.domid, i.paused) for i in live] == [(made[0], False)]  # kept, not rebuilt

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import uuid as uuidlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pykka
 
@@ -19,7 +20,7 @@ from xen.sim.xenstored import XenstoredServer
 from xen.tree import vms_spec, xen_spec
 from xen.xenops import SimHostActions, Timeouts
 from xen.xenstore import XenstoreClient
-from xen.xenvm import TreeEnv, VmStart, vm_task
+from xen.xenvm import TreeEnv, VmStart, vm_path, vm_task
 
 FAST = Timeouts(hotplug=3.0, device_close=2.0, shutdown_ack=2.0, domain_gone=3.0,
                 domain_gone_poll=0.05, free_memory=2.0, dm_agent_stop=2.0, stubdom_death=2.0)
@@ -132,3 +133,35 @@ def _forward(xenstored: XenstoredServer, event: Any) -> None:
     """What real Xen does: a domain that shuts down, dies or goes fires @releaseDomain."""
     if getattr(event, "dom_exc", False):
         xenstored.fire_special_watch("@releaseDomain")
+
+
+def hang_until_killed() -> NoReturn:
+    """Block the calling (actor) thread until a kill interrupts it, as a crash point does."""
+    while True:
+        threading.Event().wait(0.01)
+
+
+def first_call_hangs(original: Callable[..., Any], *, after: bool = False
+                     ) -> tuple[Callable[..., Any], threading.Event, list[tuple[Any, ...]]]:
+    """``original`` (a method) wrapped so that its first call blocks until a kill, before the
+    call, or after it with ``after``; later calls go through. Returns the wrapper, an event set
+    when the first call blocks, and that call's arguments (once it came)."""
+    reached, first = threading.Event(), []
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if first:
+            return original(*args, **kwargs)
+        first.append(args)
+        if after:
+            original(*args, **kwargs)
+        reached.set()
+        hang_until_killed()
+
+    return wrapper, reached, first
+
+
+def kill_monitor(tree: XenTree, vm: str, since: int) -> None:
+    """Kill VM ``vm``'s monitor and wait for its supervisor to start the next one."""
+    actors.actor_of(actors.resolve(vm_path(vm))).kill()
+    assert tree.events.wait_for(lambda e: e.kind == "restarted" and e.path == vm_path(vm),
+                                10, since=since)
