@@ -178,3 +178,19 @@ def test_no_op_and_a_live_domain_is_adopted_untouched() -> None:
 def test_docs_table_is_generated_from_the_code() -> None:
     doc = (ROOT / "docs" / "xenvm.md").read_text()
     assert render_table() in doc, "docs/xenvm.md is out of date: paste render_table()"
+
+
+OTHER = "11111111-2222-4333-8444-555555555555"
+
+
+@pytest.mark.parametrize("op", [None, Destroying(), ShuttingDown(force=True), Starting()])
+def test_a_recorded_domid_now_another_vms_is_left_alone(op: Operation | None) -> None:
+    """After a host reboot (or a domid wrap) the domid a snapshot recorded can belong to
+    another VM's domain: the monitor must neither adopt it nor destroy it."""
+    hv, xs = RecordingHypervisor(), RecordingXenstore()
+    hv.add(DOMID, OTHER)
+    vm = VmMachine(UUID, config(), env(hv, xs))
+    state = S.SHUTTING_DOWN if isinstance(op, ShuttingDown) else S.RUNNING
+    vm.resume(VmView(UUID, state, DOMID, -1, config(), None, op, None))
+    assert vm.state is S.SHUTDOWN and vm.domid == -1, (vm.state, vm.domid)
+    assert hv.calls == [] and DOMID in hv.domains  # not destroyed, not touched

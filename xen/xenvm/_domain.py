@@ -121,6 +121,7 @@ class DomainActions:
     def __init__(self, uuid: str, env: XenEnv) -> None:
         self.uuid = uuid
         self.env = env
+        self._handle = uuidlib.UUID(uuid)
 
     # ------------------------------------------------------------------ observation
 
@@ -132,6 +133,13 @@ class DomainActions:
             return self.env.hypervisor().getinfo(domid)
         except NoSuchDomain:
             return None
+
+    def own_info(self, domid: int) -> DomainInfo | None:
+        """The info of ``domid`` while it is this VM's domain (it carries the VM's uuid); None
+        when there is no such domain, or when it carries another uuid: a domid recorded before
+        a restart that Xen has given to another domain since (a host reboot, a domid wrap)."""
+        info = self.info(domid)
+        return info if info is not None and info.handle == self._handle else None
 
     def live_domains(self) -> list[DomainInfo]:
         """Domains carrying the VM's uuid that are neither dying nor shut down."""
@@ -287,7 +295,7 @@ class DomainActions:
         """The guest's info and why it died (None: it lives). If its stub domain ``stub``
         (>= 0) died while the guest runs, the guest is crashed first (hypervisor shutdown,
         reason crash), so that its ``on_crash`` applies once by the usual path of a death."""
-        info = self.info(domid)
+        info = self.own_info(domid)
         if death_cause(info) is not None or stub < 0 or death_cause(self.info(stub)) is None:
             return info, death_cause(info)
         logger.warning("%s: stub domain %d died under domain %d: the guest is crashed",
@@ -296,7 +304,7 @@ class DomainActions:
             self.env.hypervisor().shutdown(domid, ShutdownReason.CRASH)
         except HypervisorError as exc:
             logger.error("%s: crashing domain %d failed: %s", self.uuid, domid, exc)
-        info = self.info(domid)
+        info = self.own_info(domid)
         return info, death_cause(info)
 
     def set_memory_target(self, domid: int, kib: int) -> None:
@@ -324,10 +332,20 @@ class DomainActions:
 
     def destroy(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False,
                 stub: int = -1) -> None:
-        """Destroy the domain and clean its xenstore state up, best effort. The plan follows
-        the guest's stub domain from xenstore; ``stub`` (>= 0), the one recorded, is destroyed
-        too if it still exists afterwards and is named ``stubdom-<domid>`` (a start that failed
-        before the link was written)."""
+        """Destroy the VM's domain and clean its xenstore state up, best effort. The plan
+        follows the guest's stub domain from xenstore; ``stub`` (>= 0), the one recorded, is
+        destroyed too if it still exists afterwards and is named ``stubdom-<domid>`` (a start
+        that failed before the link was written). A domain ``domid`` that carries another uuid
+        is not the VM's (see `own_info`): it is left alone."""
+        info = self.info(domid)
+        if info is not None and info.handle != self._handle:
+            logger.warning("%s: domain %d carries uuid %s, not this VM's: left alone",
+                           self.uuid, domid, info.handle)
+            return
+        self._teardown(domid, hvm=hvm, keep_vm_tree=keep_vm_tree, stub=stub)
+
+    def _teardown(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False,
+                  stub: int = -1) -> None:
         observed = observe_domain(self.env.xenstore(), domid, hvm=hvm)
         # a dm-agent whose domain is dead (a crashed stub domain) cannot answer: not asked
         agents = tuple(a for a in observed.dm_agents
@@ -339,7 +357,7 @@ class DomainActions:
                 self.env.xenstore().try_read(f"/local/domain/{stub}/name") == stubdom_name(domid):
             logger.info("%s: destroying stub domain %d left by domain %d", self.uuid, stub,
                         domid)
-            self.destroy(stub, hvm=False)
+            self._teardown(stub, hvm=False)
 
     def save(self, domid: int, target: Path, header: bytes,
              suspend: Callable[[], None]) -> None:

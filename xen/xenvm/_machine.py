@@ -483,7 +483,7 @@ class VmMachine:
         if self.pending_action is not None or op is None:
             self.check_state()  # carries a recorded action out, or looks as after any event
             return ()
-        info = self.domain.info(self.domid)
+        info = self.domain.own_info(self.domid)
         image = Path(op.file) if isinstance(op, Suspending) and op.written else None
         plan = resumption(op, self.state, alive=death_cause(info) is None,
                           exists=info is not None,
