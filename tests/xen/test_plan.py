@@ -334,6 +334,21 @@ def test_clean_vbd_remove_not_connected_does_not_wait() -> None:
     assert all(isinstance(a, Rm) for a in gone.steps)
 
 
+def test_clean_vif_remove_without_a_connected_frontend_takes_the_backend_away() -> None:
+    """A vif whose frontend never connected (a guest without netfront, a plug cut short by a
+    kill): asking it to close changes nothing and netback's hotplug script would never remove
+    it, so nic-del waited out its timeout, every time. The backend goes as in a hard remove;
+    the plan still fails on a timeout (not best effort). A connected one is asked to close."""
+    obs = ObservedDevice(vif_device(), backend_state=XenbusState.INIT_WAIT)
+    plan = plan_device_remove(obs, "clean", release=False)
+    assert plan.steps == plan_device_remove(obs, "hard", release=False).steps
+    assert not plan.best_effort
+    connected = plan_device_remove(ObservedDevice(vif_device()), "clean", release=False)
+    be = "/local/domain/0/backend/vif/5/0"
+    assert connected.steps[0] == Transaction((
+        Write(f"{be}/online", "0"), WriteIfEquals(f"{be}/state", "4", "5")))
+
+
 def test_hard_vif_remove_order() -> None:
     plan = plan_device_remove(ObservedDevice(vif_device()), "hard", release=False)
     be = "/local/domain/0/backend/vif/5/0"

@@ -118,6 +118,10 @@ def _clean_shutdown(obs: ObservedDevice, t: Timeouts, hvm: bool) -> list[Atomic]
         return []
     if obs.backend_state is None:
         return _rm_device_state(dev)
+    if _is_vif(dev) and obs.backend_state is not XenbusState.CONNECTED:
+        # no frontend to close with (a guest without netfront, a plug cut short): the closure
+        # request changes nothing and the hotplug script would never be told to remove it
+        return _hard_shutdown(obs, t, hvm)
     steps: list[Atomic] = [_request_closure(obs, write_offline=True)]
     if _is_vbd(dev):
         if obs.backend_state is XenbusState.CONNECTED:
