@@ -1,7 +1,8 @@
 """Kill the VM monitor at every point of an operation and check what the next one makes of it.
 
-For each operation below (start, start paused, reboot, the guest's own reboot, shutdown,
-suspend, restore, a disk or nic added or removed while the VM runs), run it once per
+For each operation below (start, start paused, the start of an HVM guest with a stub domain,
+reboot, the guest's own reboot, shutdown, suspend, restore, a disk or nic added or removed
+while the VM runs), run it once per
 *crash point*: the monitor's thread stops right after
 its k-th hypervisor call, xenstore exchange or snapshot save (outside any uninterruptible
 section, as a kill finds it), is killed, and the supervisor starts a new monitor that recovers
@@ -10,7 +11,8 @@ watcher asks for in between can shift the count by one: a point may be missed in
 a wrong one tested). After each recovery:
 
 - the state and the world agree: a state with a domain has exactly the one domain it records
-  (running <-> unpaused, created or paused <-> paused), any other state has none;
+  (running <-> unpaused, created or paused <-> paused) and its one stub domain if it has one,
+  any other state has none;
 - a device the operation adds or removes is plugged only if the config lists it, and one the
   config lists can be removed;
 - the VM is usable: a start and a destroy succeed.
@@ -127,12 +129,18 @@ class Op:
     params: dict[str, str] = field(default_factory=dict)
     device: Device | None = None
     plugged: bool = False
+    stubdom: bool = False  # an HVM guest with its device model in a stub domain
+    points: int = 99  # the first so many (fewer: the window that matters, for a slow one)
 
 
 IMAGE = "vm.img"
+STUB = "5f5f5f5f-1111-4222-8333-444444444444"  # the stub domain's uuid
+STUBDOM = f"hvm = true\nqemu-dm-timeout = 10\nstubdom-memory = 32\nstubdom = {STUB}\n"
 OPS = {
     "start": Op("shutdown", "start"),
     "start-paused": Op("shutdown", "start", {"paused": "true"}),
+    # up to just past the stub domain's record (a kill before it left the stub domain behind)
+    "start-stubdom": Op("shutdown", "start", stubdom=True, points=20),
     "reboot": Op("running", "reboot"),
     "guest-reboot": Op("running", None),
     "shutdown": Op("running", "shutdown"),
@@ -211,9 +219,10 @@ def _settled(vm: str) -> str:
 def test_every_crash_point_recovers(host: XenTree, crash: CrashPoint, tmp_path: Path,
                                     name: str) -> None:
     tree, op, image = host, OPS[name], tmp_path / "vm.img"
-    vm = tree.add_vm(vm_config("points", memory=32, on_reboot="restart"))
+    vm = tree.add_vm(vm_config("points", memory=32 if not op.stubdom else 64,
+                               on_reboot="restart") + (STUBDOM if op.stubdom else ""))
     seen: list[str] = []  # what each point stopped after
-    for k in range(1, 100):
+    for k in range(1, op.points + 1):
         domid = _prepare(tree, vm, op, image)
         seq = tree.events.last_seq
         crash.arm(k)
@@ -232,11 +241,13 @@ def test_every_crash_point_recovers(host: XenTree, crash: CrashPoint, tmp_path: 
         live = [(i.domid, i.paused) for i in tree.hv.find_by_handle(uuidlib.UUID(vm))
                 if not i.dying and not i.shutdown]
         where = f"{name}, stopped after call {k} ({crash.what}): {state}, domains {live}"
+        stubs = [i.domid for i in tree.hv.find_by_handle(uuidlib.UUID(STUB)) if not i.dying]
         if state in WITH_DOMAIN:
             assert [d for d, _p in live] == [int(vm_task(vm, "get-domid"))], where
             assert live[0][1] is (state != "running"), where
+            assert len(stubs) == op.stubdom, f"{where}: stub domains {stubs}"
         else:
-            assert state in SETTLED and live == [], where
+            assert state in SETTLED and live == [] and stubs == [], f"{where}, stubs {stubs}"
         if op.device is not None:
             dev = op.device
             listed = dev.listed(vm)
@@ -253,6 +264,7 @@ def test_every_crash_point_recovers(host: XenTree, crash: CrashPoint, tmp_path: 
         vm_task(vm, "start", timeout=30)
         vm_task(vm, "destroy", timeout=30)
     else:
-        pytest.fail(f"{name}: more than 99 crash points")
+        if op.points == Op.points:
+            pytest.fail(f"{name}: more than {op.points} crash points")
     # every kind of point was reached (the wrappers count what they should)
     assert "xenstore" in seen, seen  # the wrappers count

@@ -344,6 +344,19 @@ class DomainActions:
             return
         self._teardown(domid, hvm=hvm, keep_vm_tree=keep_vm_tree, stub=stub)
 
+    def destroy_strays(self, *, hvm: bool, stub_uuid: str | None) -> None:
+        """Destroy what a start or restore cut short may have left: every live domain carrying
+        the VM's uuid, and every domain carrying its stub domain's uuid ``stub_uuid`` (one
+        made before its domid was recorded). Only after the VM's own domain is gone."""
+        hv = self.env.hypervisor()
+        for info in self.live_domains():
+            self.destroy(info.domid, hvm=hvm)
+        for info in hv.find_by_handle(uuidlib.UUID(stub_uuid)) if stub_uuid else ():
+            if not info.dying:
+                logger.info("%s: destroying stub domain %d left by a start cut short",
+                            self.uuid, info.domid)
+                self._teardown(info.domid, hvm=False)
+
     def _teardown(self, domid: int, *, hvm: bool, keep_vm_tree: bool = False,
                   stub: int = -1) -> None:
         observed = observe_domain(self.env.xenstore(), domid, hvm=hvm)

@@ -492,8 +492,7 @@ class VmMachine:
         if plan.cleanup is not Cleanup.NOTHING:
             self._destroy(self.domid)
         if plan.cleanup is Cleanup.DOMAIN_AND_STRAYS:
-            for stray in self.domain.live_domains():
-                self._destroy(stray.domid)
+            self.domain.destroy_strays(hvm=self.config.hvm, stub_uuid=self.config.stubdom)
         for event in plan.events:
             self._go_if_allowed(event)
         self._on_change()

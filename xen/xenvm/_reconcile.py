@@ -5,8 +5,9 @@ A monitor that died during an operation comes back with the operation recorded i
 what the hypervisor and the disk show now into a :class:`World`; :data:`RECONCILE` maps
 (operation, world) to a :class:`Decision`:
 
-* **cleanup**: nothing, the VM's domain, or the VM's domain and any other live domain with its
-  uuid (a start or restore interrupted between create and recording the domid leaves one);
+* **cleanup**: nothing, the VM's domain, or the VM's domain and *strays*: any other live domain
+  with its uuid or its stub domain's (a start or restore interrupted between a create and
+  recording the domid leaves one);
 * **events**: lifecycle events applied in order, each only when the transition table allows it
   from the current state (the snapshot may have been written just before or just after the
   operation's own transition, so one row serves every state the operation can have reached);
