@@ -143,7 +143,7 @@ class DomainActions:
 
     def live_domains(self) -> list[DomainInfo]:
         """Domains carrying the VM's uuid that are neither dying nor shut down."""
-        infos = self.env.hypervisor().find_by_handle(uuidlib.UUID(self.uuid))
+        infos = self.env.hypervisor().find_by_handle(self._handle)
         return [i for i in infos if not i.dying and not i.shutdown]
 
     @staticmethod
@@ -348,10 +348,10 @@ class DomainActions:
         """Destroy what a start or restore cut short may have left: every live domain carrying
         the VM's uuid, and every domain carrying its stub domain's uuid ``stub_uuid`` (one
         made before its domid was recorded). Only after the VM's own domain is gone."""
-        hv = self.env.hypervisor()
-        for info in self.live_domains():
-            self.destroy(info.domid, hvm=hvm)
-        for info in hv.find_by_handle(uuidlib.UUID(stub_uuid)) if stub_uuid else ():
+        for info in self.live_domains():  # ours by their handle: no second look (destroy's)
+            self._teardown(info.domid, hvm=hvm)
+        stubs = self.env.hypervisor().find_by_handle(uuidlib.UUID(stub_uuid)) if stub_uuid else []
+        for info in stubs:
             if not info.dying:
                 logger.info("%s: destroying stub domain %d left by a start cut short",
                             self.uuid, info.domid)
