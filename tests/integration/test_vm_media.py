@@ -128,3 +128,39 @@ def test_a_stub_domains_copy_of_the_drive_is_replugged_with_a_new_medium(
     for d in (domid, stub):
         assert not tree.xs.exists(f"/local/domain/0/backend/vbd/{d}")
         assert not tree.xs.exists(f"/local/domain/{d}")
+
+
+def test_media_and_device_changes_outlive_a_reboot_with_a_pending_config(
+        env: tuple[XenTree, Any]) -> None:
+    """A `set` while the VM runs makes a pending config for the next start; a medium changed
+    or a disk removed afterwards is in it too, so the reboot keeps them."""
+    tree, _host = env
+    vm = tree.add_vm(vm_config("pending") + DEVICES + "disk = /dev/null:phy:xvdb:w:disk:none\n")
+    tree.task(vm, "start")
+    tree.task(vm, "set", field="memory", value="96")  # pending: the next start takes it
+    tree.task(vm, "cd-insert-file", virtpath="xvdc", physpath="/srv/second.iso")
+    tree.task(vm, "disk-del", device="xvdb")
+    tree.task(vm, "reboot")
+    domid = int(tree.task(vm, "get-domid"))
+    assert tree.xs.read(f"{backend(tree, domid)}/params") == "/srv/second.iso"
+    vbds = tree.xs.directory(f"/local/domain/{domid}/device/vbd")
+    assert str(name_to_devid("xvdb")) not in vbds and len(vbds) == 2
+    cfg = tree.task(vm, "get-config")
+    assert "memory = 96" in cfg and "xvdb" not in cfg and "/srv/second.iso" in cfg
+    tree.task(vm, "destroy")
+
+
+def test_a_refused_media_change_leaves_the_config_as_it_was(env: tuple[XenTree, Any]) -> None:
+    tree, _host = env
+    vm = tree.add_vm(vm_config("refused") + DEVICES)
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    tree.task(vm, "set", field="memory", value="96")
+    tree.xs.write(f"{backend(tree, domid)}/locked", "true")
+    before = tree.task(vm, "get-config")
+    with pytest.raises(TaskError, match="locked by the guest"):
+        tree.task(vm, "cd-insert-file", virtpath="xvdc", physpath="/srv/second.iso")
+    assert tree.task(vm, "get-config") == before
+    tree.task(vm, "reboot")
+    assert "/srv/first.iso" in tree.task(vm, "get-config")
+    tree.task(vm, "destroy")

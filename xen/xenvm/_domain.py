@@ -254,11 +254,16 @@ class DomainActions:
             spec = next(s for s in vif_specs(cfg, domid, self.uuid) if s.devid == device.nic_id)
         self.env.executor().run(plan_device_add(spec, self.env.timeouts))
 
-    def change_media(self, domid: int, drive: DiskConfig, phystype: PhysType | None) -> None:
-        """Write CD drive ``drive``'s medium into the running domain's backend (``_media``);
-        with a medium in, a stub domain's copy of the drive is re-plugged (``_stubdom``)."""
+    def write_media(self, domid: int, drive: DiskConfig, phystype: PhysType | None) -> None:
+        """Write CD drive ``drive``'s medium into the running domain's backend, in one
+        transaction (``_media``: refused if the drive is not plugged or is locked)."""
         write_media(self.env.xenstore(), domid, name_to_devid(drive.virtpath), phystype,
                     drive.physpath)
+
+    def replug_stub_drive(self, domid: int, drive: DiskConfig,
+                          phystype: PhysType | None) -> None:
+        """After a medium went in (``phystype`` not None), re-plug the stub domain's copy of
+        the drive, if the domain has a stub domain (``_stubdom``)."""
         stub = self.stubdom_of(domid)
         if phystype is not None and stub >= 0:
             try:

@@ -21,10 +21,9 @@ persists its snapshot after every change (``on_change``). Rules:
   place (``Suspending.written``) before the domain is destroyed; a builder that cannot save
   refuses first. **Restore** checks the header (magic, version, uuid), builds the domain from
   the image with its config, deletes the file unless asked not to; failing: ``suspended``.
-* **Config changes** (``set``) go to the pending config while a domain exists, else apply at
-  once. Device and CD media changes (:mod:`xen.xenvm._hotplug`, :mod:`xen.xenvm._media`)
-  change the config and, live, the device: an added one is saved first, a removed one goes
-  first (a kill between leaves a device plugged only while it is in the config).
+* **Config and devices** (``set``, ``set-config``, hot-plug, CD media, the balloon target)
+  are the base class's (:mod:`xen.xenvm._machine_devices`): pending while a domain exists;
+  what adds is saved first, what takes away acts first.
 * **Deaths.** :meth:`VmMachine.check_state` looks at the hypervisor (events mean "look
   again"): a domain that died unexpected gets its ``on_*`` action exactly once (recorded as
   ``pending_action`` before, cleared after; doing it again is harmless); one destroyed from
@@ -41,20 +40,12 @@ from typing import IO, TYPE_CHECKING
 
 import xen.xenvm._lifecycle as lc
 from xen.hypervisor import DomainInfo, HypervisorError, ShutdownReason
-from xen.xenops import CancelToken, PhysType, PlanFailed
-from xen.xenvm._config import (
-    VmConfig,
-    add_entry,
-    parse_config,
-    required_to_boot_kib,
-    set_field,
-)
-from xen.xenvm._config_values import ConfigError
+from xen.xenops import CancelToken, PlanFailed
+from xen.xenvm._config import VmConfig, required_to_boot_kib
 from xen.xenvm._domain import DomainActions, death_cause
-from xen.xenvm._hotplug import DeviceKey, added, removed
 from xen.xenvm._image import MAX_HEADER_BYTES, decode_header, encode_header
 from xen.xenvm._lifecycle import DeathCause, IllegalTransition, State, next_state, reaction
-from xen.xenvm._media import media_changed
+from xen.xenvm._machine_devices import ConfigOperations
 from xen.xenvm._reconcile import Cleanup, FollowUp, resumption
 from xen.xenvm._snapshot import (
     Destroying,
@@ -81,7 +72,7 @@ def _nothing(*_args: object) -> None:
     """The default callbacks: nothing to do."""
 
 
-class VmMachine:
+class VmMachine(ConfigOperations):
     """A VM's state and operations (see the module docstring).
 
     ``on_change()`` (publish, save) after each change of the view, ``on_view()`` (publish;
@@ -317,84 +308,6 @@ class VmMachine:
         self._destroy(domid)
         self._go(lc.Saved())
         self._end()
-
-    # ------------------------------------------------------------------ config and devices
-
-    def set_config(self, field: str, value: str) -> None:
-        """Change one config field (pending while a domain exists)."""
-        try:
-            changed = set_field(self.next_config or self.config, field, value)
-        except ConfigError as exc:
-            raise TaskError(f"set: {exc}") from None
-        if self.state.has_domain:
-            self.next_config = changed
-        else:
-            self.config, self.next_config = changed, None
-        self._on_change()
-
-    def replace_config(self, text: str) -> None:
-        """Replace the whole config with ``text`` (the file format): applied at once when no
-        domain exists, else pending for the next start (a reboot's restart takes it too).
-
-        A config that does not parse, or that names another VM's uuid, is refused
-        (``TaskError``) and changes nothing.
-        """
-        try:
-            cfg = parse_config(text, source="set-config", strict=True)
-        except ConfigError as exc:
-            raise TaskError(f"set-config: {exc}") from None
-        if cfg.uuid is not None and cfg.uuid.lower() != self.uuid.lower():
-            raise TaskError(f"set-config: the config is VM {cfg.uuid}'s, not {self.uuid}'s")
-        if self.state.has_domain:
-            self.next_config = cfg
-        else:
-            self.config, self.next_config = cfg, None
-        self._on_change()
-
-    def add_device(self, key: DeviceKey, entry: str) -> None:
-        """Add a ``disk`` or ``nic`` entry; plug it now when the VM has a domain."""
-        change = added(self.config, key, entry)
-        before = self.config, self.next_config
-        self.config = change.config
-        try:
-            self.next_config = self.next_config and add_entry(self.next_config, key, entry)
-        except ConfigError:
-            self.next_config = None
-        self._on_change()  # first: a plugged device is always in the config, so removable
-        if self.state.has_domain and self.domid >= 0:
-            try:
-                self.domain.plug(self.domid, change.config, change.device)
-            except Exception as exc:  # refused or failed: the config as it was
-                self.config, self.next_config = before
-                self._on_change()
-                if isinstance(exc, PlanFailed):
-                    raise TaskError(f"{key}-add: plugging failed: {exc}") from exc
-                raise
-
-    def remove_device(self, key: DeviceKey, ident: str) -> None:
-        """Remove a disk (by guest device name) or nic (by id); unplug it when the VM runs."""
-        change = removed(self.config, key, ident)
-        if self.state.has_domain and self.domid >= 0:
-            self.domain.unplug(self.domid, change.kind, change.devid, hvm=self.config.hvm,
-                               config=change.config)
-        self.config = change.config
-        self._on_change()
-
-    def change_media(self, virtpath: str, phystype: PhysType | None, path: str) -> None:
-        """Change CD drive ``virtpath``'s medium (None: eject), in the drive when live."""
-        config, drive = media_changed(self.config, virtpath, phystype, path)
-        if self.state.has_domain and self.domid >= 0:
-            self.domain.change_media(self.domid, drive, phystype)
-        self.config = config
-        self._on_change()
-
-    def set_mem_target(self, mb: int) -> None:
-        """Write the balloon target of the running domain."""
-        if not self.state.has_domain or self.domid < 0:
-            raise TaskError(f"set-mem-target is not allowed in state {self.state.value}")
-        if mb <= 0:
-            raise TaskError(f"set-mem-target: bad size {mb} MiB")
-        self.domain.set_memory_target(self.domid, mb * 1024)
 
     # ------------------------------------------------------------------ deaths
 
