@@ -1,8 +1,8 @@
 """Kill the VM monitor at every point of an operation and check what the next one makes of it.
 
 For each operation below (start, start paused, the start of an HVM guest with a stub domain,
-reboot, the guest's own reboot, shutdown, suspend, restore, a disk or nic added or removed
-while the VM runs), run it once per
+reboot, the guest's own reboot, shutdown, suspend, restore, a disk, nic or PCI device added or
+removed while the VM runs, a CD medium inserted or ejected, the balloon target), run it once per
 *crash point*: the monitor's thread stops right after
 its k-th hypervisor call, xenstore exchange or snapshot save (outside any uninterruptible
 section, as a kill finds it), is killed, and the supervisor starts a new monitor that recovers
@@ -14,7 +14,9 @@ a wrong one tested). After each recovery:
   (running <-> unpaused, created or paused <-> paused) and its one stub domain if it has one,
   any other state has none;
 - a device the operation adds or removes is plugged only if the config lists it, and one the
-  config lists can be removed;
+  config lists can be removed; no PCI device stays assigned once the domain is destroyed;
+- a CD drive never holds a medium its config does not (the config may be ahead: it is saved
+  first), and the change done again brings both to the medium asked for;
 - the VM is usable: a start and a destroy succeed.
 
 This is how the recovery windows of tests/integration/test_vm_recovery_windows.py were found.
@@ -45,6 +47,7 @@ from tests.integration.xen_fixtures import (
     vm_config,
 )
 from xen.hypervisor import ShutdownReason, SimBackend
+from xen.xenops import name_to_devid
 from xen.xenstore._connection import Connection
 from xen.xenvm import VmHandle, parse_task, vm_path, vm_task
 
@@ -98,25 +101,32 @@ def crash(monkeypatch: pytest.MonkeyPatch) -> CrashPoint:
 
 @dataclass(frozen=True)
 class Device:
-    """A disk or nic the operation adds or removes: ``<kind>-add`` with ``add``, ``<kind>-del``
-    with ``remove``, listed by ``<kind>-list`` as a line that starts with ``ident``."""
+    """A disk, nic or PCI device the operation adds or removes: ``<kind>-add`` with ``add``,
+    ``<kind>-del`` with ``remove``, listed by ``<kind>-list`` as a line whose ``column``-th
+    word is ``ident``."""
 
     kind: str
     ident: str
     add: dict[str, str]
     remove: dict[str, str]
+    column: int = 0
 
     @property
     def backend(self) -> str:
-        return "vbd" if self.kind == "disk" else "vif"
+        return {"disk": "vbd", "nic": "vif"}.get(self.kind, self.kind)
 
     def listed(self, vm: str) -> bool:
-        return any(line.split(" ", 1)[0] == self.ident
+        return any(line.split(" ")[self.column] == self.ident
                    for line in vm_task(vm, f"{self.kind}-list").splitlines())
 
 
 DISK = Device("disk", "xvdb", {"path": "/dev/null", "device": "xvdb"}, {"device": "xvdb"})
 NIC = Device("nic", "3", {"bridge": "xenbr0", "id": "3"}, {"id": "3"})
+BDF = {"domain": "0", "bus": "4", "slot": "0", "func": "0"}  # a NIC the simulated host has
+PCI = Device("pci", "0000:04:00.0", {"id": "0", **BDF}, BDF, column=1)
+XVDC = name_to_devid("xvdc")
+FIRST = "/srv/first.iso"
+CD = f"disk = {FIRST}:file:xvdc:r:cdrom:none\n"  # a CD drive for the media changes
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,7 @@ class Op:
     device: Device | None = None
     plugged: bool = False
     stubdom: bool = False  # an HVM guest with its device model in a stub domain
+    medium: str | None = None  # a media change: the medium it puts in xvdc ("": an eject)
     points: int = 99  # the first so many (fewer: the window that matters, for a slow one)
 
 
@@ -150,13 +161,20 @@ OPS = {
     "disk-del": Op("running", "disk-del", DISK.remove, DISK, plugged=True),
     "nic-add": Op("running", "nic-add", NIC.add, NIC),
     "nic-del": Op("running", "nic-del", NIC.remove, NIC, plugged=True),
+    "pci-add": Op("running", "pci-add", PCI.add, PCI),
+    "pci-del": Op("running", "pci-del", PCI.remove, PCI, plugged=True),
+    "cd-insert": Op("running", "cd-insert-file", {"virtpath": "xvdc",
+                                                  "physpath": "/srv/second.iso"},
+                    medium="/srv/second.iso"),
+    "cd-eject": Op("running", "cd-eject", {"virtpath": "xvdc"}, medium=""),
+    "set-mem-target": Op("running", "set-mem-target", {"mb": "24"}),
 }
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> Iterator[XenTree]:
-    with sim_tree(tmp_path / "host", intensity=10_000, backoff=None) as (tree, _host):
-        yield tree
+def host(tmp_path: Path) -> Iterator[tuple[XenTree, Any]]:
+    with sim_tree(tmp_path / "host", intensity=10_000, backoff=None) as pair:
+        yield pair
 
 
 def _with_image(params: dict[str, str], image: Path) -> dict[str, str]:
@@ -172,6 +190,8 @@ def _prepare(tree: XenTree, vm: str, op: Op, image: Path) -> int:
         vm_task(vm, "suspend", {"file": str(image)}, timeout=30)
     if op.plugged and op.device is not None:
         vm_task(vm, f"{op.device.kind}-add", op.device.add, timeout=30)
+    if op.medium is not None:  # the first medium back in (the last point's check changed it)
+        vm_task(vm, "cd-insert-file", {"virtpath": "xvdc", "physpath": FIRST}, timeout=30)
     time.sleep(0.05)  # the domain watcher's news of the preparation reaches the monitor first,
     _settled(vm)  # so that the points counted next are the operation's own (most of the time)
     return int(vm_task(vm, "get-domid"))
@@ -215,12 +235,37 @@ def _settled(vm: str) -> str:
     return vm_task(vm, "get-status")
 
 
+def _medium(vm: str) -> str:
+    """The medium the config has in xvdc."""
+    line = next(x for x in vm_task(vm, "disk-list").splitlines() if x.startswith("xvdc "))
+    return line.split(" ")[1].split(":", 1)[1]
+
+
+def _check_medium(tree: XenTree, vm: str, op: Op, live: list[tuple[int, bool]],
+                  where: str) -> None:
+    """The drive never holds a medium the config does not (the config may be ahead of it:
+    saved first); the change done again makes both hold the one asked for."""
+    configured = _medium(vm)
+    if live:
+        domid = live[0][0]
+        backend = tree.xs.read(f"/local/domain/{domid}/device/vbd/{XVDC}/backend")
+        drive = tree.xs.read(f"{backend}/params")
+        assert drive == configured or configured == op.medium, \
+            f"{where}: the drive holds {drive!r}, the config {configured!r}"
+    assert op.task is not None
+    vm_task(vm, op.task, op.params, timeout=30)
+    assert _medium(vm) == op.medium, where
+    if live:
+        assert tree.xs.read(f"{backend}/params") == op.medium, where
+
+
 @pytest.mark.parametrize("name", list(OPS))
-def test_every_crash_point_recovers(host: XenTree, crash: CrashPoint, tmp_path: Path,
-                                    name: str) -> None:
-    tree, op, image = host, OPS[name], tmp_path / "vm.img"
+def test_every_crash_point_recovers(host: tuple[XenTree, Any], crash: CrashPoint,
+                                    tmp_path: Path, name: str) -> None:
+    (tree, sim), op, image = host, OPS[name], tmp_path / "vm.img"
     vm = tree.add_vm(vm_config("points", memory=32 if not op.stubdom else 64,
-                               on_reboot="restart") + (STUBDOM if op.stubdom else ""))
+                               on_reboot="restart") + (STUBDOM if op.stubdom else "")
+                     + (CD if op.medium is not None else ""))
     seen: list[str] = []  # what each point stopped after
     for k in range(1, op.points + 1):
         domid = _prepare(tree, vm, op, image)
@@ -259,10 +304,15 @@ def test_every_crash_point_recovers(host: XenTree, crash: CrashPoint, tmp_path: 
                     vm_task(vm, f"{dev.kind}-del", dev.remove, timeout=30)
                 except Exception as exc:
                     pytest.fail(f"{where}: {dev.kind}-del failed: {exc}")
+        if op.medium is not None:
+            _check_medium(tree, vm, op, live, where)
         if state in WITH_DOMAIN:
             vm_task(vm, "destroy", timeout=30)
         vm_task(vm, "start", timeout=30)
         vm_task(vm, "destroy", timeout=30)
+        held = {bdf: d["assigned"] for bdf, d in sim.pci_state()["devices"].items()
+                if d["assigned"] is not None}
+        assert held == {}, f"{where}: PCI devices still assigned after a destroy: {held}"
     else:
         if op.points == Op.points:
             pytest.fail(f"{name}: more than {op.points} crash points")

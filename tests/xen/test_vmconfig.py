@@ -128,6 +128,15 @@ def test_disk_six_fields_five_fields_and_options() -> None:
     assert DiskConfig.parse(five_kv.format()) == five_kv
 
 
+def test_only_a_cd_drive_may_be_empty() -> None:
+    """An eject leaves a cdrom without a path in the config: it must read back (a snapshot
+    with an ejected drive was once ignored by the next monitor); a disk needs its path."""
+    empty = DiskConfig.parse(":file:xvdc:r:cdrom:none")
+    assert empty.physpath == "" and DiskConfig.parse(empty.format()) == empty
+    with pytest.raises(ValueError, match="empty disk path"):
+        DiskConfig.parse(":phy:xvdb:w:disk:none")
+
+
 def test_nic_ids_are_assigned_like_the_original() -> None:
     cfg = parse_config("nic = bridge=a\nnic = id=0,bridge=b\nvif = bridge=c\nnic = bridge=d")
     by_bridge = {n.bridge: n.nic_id for n in cfg.nics}

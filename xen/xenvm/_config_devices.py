@@ -7,7 +7,8 @@ Formats (each has parse(str) and format() with parse(format(x)) == x):
   is the original's; the readme's 5-field form is accepted too (snapshot `none`): a 6th field
   containing `=` is an option. phystype phy|file|qcow|vhd|aio; mode r|w; devtype disk|cdrom;
   options backend-domid, key-file (+cipher aes-xts-plain, key-size 256), key-dir; other
-  options are kept as written. `vdi` (the removed storehouse) is refused.
+  options are kept as written. `vdi` (the removed storehouse) is refused. The path may be
+  empty only for a cdrom (an empty drive: what an eject leaves in the config).
 - nic    `k=v,...` with id (0..31), network, bridge, model, mac, wireless, backend-domid;
   unknown keys are kept. mac: "" or `vm` = derived from MD5("<id> [<model> ]<uuid>") with
   the locally-administered unicast bit, `random` = 00:16:3e + 23 random bits at each start,
@@ -112,7 +113,7 @@ class DiskConfig:
         if len(fields) < 5:
             raise ValueError("expected physpath:phystype:virtpath:mode:devtype[:snapshot][:k=v]")
         physpath, phystype, virtpath, mode, devtype, *rest = fields
-        if not physpath:
+        if not physpath and devtype != "cdrom":  # an empty CD drive has none (ejected)
             raise ValueError("empty disk path")
         if phystype == "vdi":
             raise ValueError("phystype vdi (storehouse) is no longer supported")
