@@ -22,7 +22,7 @@ from xen.xenvm._lifecycle import State
 from xen.xenvm._machine import VmMachine
 from xen.xenvm._snapshot import decode_snapshot, encode_snapshot
 
-_SETTABLE = [k.name for k in SCALAR_KEYS if k.name not in ("uuid", "memory-max", "pvh")]
+_SETTABLE = [k.name for k in SCALAR_KEYS]
 _DRIVES = ["hda", "xvdb", "sdc1", "xvdaa"]  # the disk lines' guest devices (LIST_LINES)
 
 

@@ -203,6 +203,18 @@ def test_config_changes_are_pending_while_a_domain_exists() -> None:
     assert hv.calls == []
 
 
+def test_a_vm_keeps_its_uuid() -> None:
+    vm = VmMachine(UUID, config(), env(RecordingHypervisor(), RecordingXenstore()))
+    other = "11111111-2222-4333-8444-555555555555"
+    with pytest.raises(TaskError, match=rf"^set: the config is VM {other}'s"):
+        vm.set_config("uuid", other)
+    with pytest.raises(TaskError, match=rf"^set-config: the config is VM {other}'s"):
+        vm.replace_config(f"uuid = {other}\nmemory = 64\n")
+    assert vm.config.uuid is None and vm.next_config is None
+    vm.set_config("uuid", UUID.upper())  # its own, in any case
+    assert vm.config.uuid == UUID
+
+
 def test_device_edits_without_a_domain_only_change_the_config() -> None:
     hv, xs = RecordingHypervisor(), RecordingXenstore()
     vm = VmMachine(UUID, config(), env(hv, xs))

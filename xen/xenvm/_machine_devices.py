@@ -49,12 +49,13 @@ class ConfigOperations:
         return self.state.has_domain and self.domid >= 0
 
     def set_config(self, field: str, value: str) -> None:
-        """Change one config field (pending while a domain exists)."""
+        """Change one config field (pending while a domain exists); the uuid only to the VM's
+        own (in any case)."""
         try:
             changed = set_field(self.next_config or self.config, field, value)
         except ConfigError as exc:
             raise TaskError(f"set: {exc}") from None
-        self._take(changed)
+        self._take(self._own(changed, "set"))
 
     def replace_config(self, text: str) -> None:
         """Replace the whole config with ``text`` (the file format): applied at once when no
@@ -67,9 +68,13 @@ class ConfigOperations:
             cfg = parse_config(text, source="set-config", strict=True)
         except ConfigError as exc:
             raise TaskError(f"set-config: {exc}") from None
+        self._take(self._own(cfg, "set-config"))
+
+    def _own(self, cfg: VmConfig, task: str) -> VmConfig:
+        """``cfg``, refused if it names another VM's uuid (the VM's uuid never changes)."""
         if cfg.uuid is not None and cfg.uuid.lower() != self.uuid.lower():
-            raise TaskError(f"set-config: the config is VM {cfg.uuid}'s, not {self.uuid}'s")
-        self._take(cfg)
+            raise TaskError(f"{task}: the config is VM {cfg.uuid}'s, not {self.uuid}'s")
+        return cfg
 
     def _take(self, cfg: VmConfig) -> None:
         if self.state.has_domain:
