@@ -3,6 +3,7 @@ adoption after monitor crashes."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -318,6 +319,35 @@ def test_notifications_go_as_messages_to_the_listeners_of_the_environment(
                           "vm:state:created", "vm:state:running"]
     assert states[4:] == ["error:crashed", "vm:state:shutdown"]
     assert got[-1] == UnregisterVm(vm)
+
+
+def test_a_snapshot_that_does_not_read_back_is_logged_and_the_domain_adopted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A snapshot the monitor cannot use (here a config line that does not parse) is ignored:
+    the new monitor adopts the VM's running domain from the hypervisor, and the log keeps what
+    the snapshot held (the next save replaces it)."""
+    cfg = vm_config("broken", memory=64)
+    with xen_tree(tmp_path) as tree:
+        vm = tree.add_vm(cfg)
+        tree.task(vm, "start")
+        domid = int(tree.task(vm, "get-domid"))
+        tree.stop_tree()
+        store = SnapshotStore(tmp_path / "snapshots")
+        record = store.load(f"/vms/{vm}")
+        assert record is not None and record["state"]["domid"] == domid
+        config = record["state"]["config"]
+        broken = {**config, "entries": [*config["entries"], ["disk", "nonsense-line"]]}
+        store.save(f"/vms/{vm}", {**record["state"], "config": broken},
+                   args=tuple(record["args"]))
+        with caplog.at_level(logging.ERROR, logger="xenvm"):
+            tree.root = start(tmp_path, tree.events)
+            assert status(tree, vm) == "running"
+        assert int(tree.task(vm, "get-domid")) == domid  # adopted, not started again
+        assert domains_of(tree, vm) == [domid]
+        errors = [r.getMessage() for r in caplog.records
+                  if "ignoring the snapshot" in r.getMessage()]
+        assert len(errors) == 1 and "'broken'" in errors[0], errors  # the whole snapshot
+        tree.task(vm, "destroy")
 
 
 def test_a_monitor_persisted_by_the_previous_version_resumes(tmp_path: Path) -> None:

@@ -155,8 +155,8 @@ class VmMonitor(Actor):
             return None
         try:
             view = decode_snapshot(snap)
-        except SnapshotError as exc:
-            logger.error("%s: ignoring the snapshot: %s", self.uuid, exc)
+        except SnapshotError as exc:  # the next save replaces it: the log keeps what it held
+            logger.error("%s: ignoring the snapshot: %s; it held: %.8000r", self.uuid, exc, snap)
             return None
         if view.uuid != self.uuid:
             logger.error("%s: ignoring a snapshot of VM %s", self.uuid, view.uuid)
