@@ -153,3 +153,27 @@ def test_suspend_to_a_file_and_restore(env: tuple[XenTree, Any], tmp_path: Path)
     assert status(tree, vm) == "running"
     assert int(tree.task(vm, "get-domid")) != before
     assert not image.exists()  # delete defaults to true, as the original
+
+
+def test_config_changes_made_while_suspended_wait_for_the_next_start(
+        env: tuple[XenTree, Any], tmp_path: Path) -> None:
+    """The restored guest gets the memory and devices it was saved with; what was changed
+    meanwhile is pending and the next start (a reboot) takes it."""
+    tree, _host = env
+    vm = tree.add_vm(vm_config("changed", memory=64) + DEVICES)
+    tree.task(vm, "start")
+    saved = tree.hv.getinfo(int(tree.task(vm, "get-domid"))).max_pages
+    image = tmp_path / "changed.img"
+    tree.task(vm, "suspend", file=str(image))
+    tree.task(vm, "set", field="memory", value="96")
+    tree.task(vm, "nic-add", bridge="xenbr1", id="7")
+    tree.task(vm, "restore", file=str(image))
+    domid = int(tree.task(vm, "get-domid"))
+    assert tree.hv.getinfo(domid).max_pages == saved  # as saved
+    assert "7" not in tree.xs.directory(f"/local/domain/{domid}/device/vif")
+    assert tree.task(vm, "get", field="memory") == "96"  # pending
+    tree.task(vm, "reboot")
+    domid = int(tree.task(vm, "get-domid"))
+    assert tree.hv.getinfo(domid).max_pages == saved + 32 * 256  # 32 MiB more
+    assert "7" in tree.xs.directory(f"/local/domain/{domid}/device/vif")
+    tree.task(vm, "destroy")

@@ -20,7 +20,8 @@ persists its snapshot after every change (``on_change``). Rules:
   memory section; the guest asked to suspend when the builder calls for it), durable and in
   place (``Suspending.written``) before the domain is destroyed; a builder that cannot save
   refuses first. **Restore** checks the header (magic, version, uuid), builds the domain from
-  the image with its config, deletes the file unless asked not to; failing: ``suspended``.
+  the image with its config (config changes made meanwhile wait for the next start), deletes
+  the file unless asked not to; failing: ``suspended``.
 * **Config and devices** (``set``, ``set-config``, hot-plug, CD media, the balloon target)
   are the base class's (:mod:`xen.xenvm._machine_devices`): pending while a domain exists;
   what adds is saved first, what takes away acts first.
@@ -187,9 +188,10 @@ class VmMachine(ConfigOperations):
         with source:
             cfg, offset = decode_header(source.read(MAX_HEADER_BYTES), self.uuid, str(image))
             source.seek(offset)
+            wanted = self.next_config or self.config  # changed while suspended: kept
             self._begin(Restoring(str(image), paused), durable=False)
             self._go(lc.Restore())
-            self.config = cfg
+            self.config, self.next_config = cfg, wanted if wanted != cfg else None
             self._bring_up(cfg, paused=paused, what="restore", source=source)
         if delete:
             image.unlink(missing_ok=True)
