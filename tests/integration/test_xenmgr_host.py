@@ -302,10 +302,23 @@ def test_temporary_disk_snapshot_lives_while_the_vm_runs(dom0: Xenmgr) -> None:
                           capture_output=True, text=True).stdout
     assert json.loads(info)["backing-filename"] == vhd  # the overlay sits on the disk
     uuid = path.rsplit("/", 1)[1].replace("_", "-")
-    monitor = subprocess.run([sys.executable, "-m", "xen.xenvm.cmd", "--bus", dom0.address,
-                              uuid, "get-config"], capture_output=True, text=True,
-                             env=dom0.env(), timeout=30, check=True).stdout
-    assert f"disk = {overlay}:qcow:xvda:w:disk" in monitor, monitor  # the monitor boots it
+
+    def booted() -> str:
+        """The disk the monitor boots (its config's, or the pending one's if it has one)."""
+        monitor = subprocess.run([sys.executable, "-m", "xen.xenvm.cmd", "--bus", dom0.address,
+                                  uuid, "get-config"], capture_output=True, text=True,
+                                 env=dom0.env(), timeout=30, check=True).stdout
+        disks = [line.split(" = ", 1)[1] for line in monitor.splitlines()
+                 if line.startswith("disk = ")]
+        assert len(disks) == 1, monitor
+        return disks[0]
+
+    assert booted() == f"{overlay}:qcow:xvda:w:disk:none"  # the monitor boots it
+    written = overlay.stat().st_mtime_ns
+    for step in ("reboot", "hibernate", "start", "reboot"):  # the guest stays on its overlay
+        vm.call(VM, step)
+        assert overlay.stat().st_mtime_ns == written, step  # the same file, not a new one
+        assert booted() == f"{overlay}:qcow:xvda:w:disk:none", step
     vm.call(VM, "shutdown")
     wait_until(lambda: not overlay.exists(), timeout=10)
     assert Path(vhd).exists()

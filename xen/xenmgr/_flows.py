@@ -12,10 +12,11 @@ is read at each call, so the monitor always boots what the database says:
   ``start-from-suspend-image`` when that file exists (kept: each start restores it again);
   then ``hibernated`` is cleared. Each nic whose backend VM runs is served in its domain.
 * **shutdown**, **reboot** (the new config goes to the monitor first, so the restarted guest
-  boots it), **destroy**, **pause**, **unpause**: the monitor's task; a refusal in the VM's
-  state is error 102, a guest that does not shut down 104. ``submit_shutdown`` queues the
-  shutdown task and returns it (`QueuedTask`) for its answer to be awaited later: one path
-  for a VM's shutdown and the host's (which asks a whole group before waiting).
+  boots it, on the temporary snapshots it ran on), **destroy**, **pause**, **unpause**: the
+  monitor's task; a refusal in the VM's state is error 102, a guest that does not shut down
+  104. ``submit_shutdown`` queues the shutdown task and returns it (`QueuedTask`) for its
+  answer to be awaited later: one path for a VM's shutdown and the host's (which asks a whole
+  group before waiting).
 * **hibernate**: the monitor saves the domain to ``<storage>/hibernate/<uuid>.img`` and
   ``hibernated`` is set; the next start restores it (the VM is ``suspended`` meanwhile); a
   ``destroy`` discards the image, so the next start boots afresh. **sleep** and **resume**
@@ -208,7 +209,7 @@ class VmFlows:
                 saved and state is InternalState.SUSPENDED):
             logger.warning("VM %s: start: already running (%s)", uuid, state.value)
             return
-        overlays = {} if resume else make_temporary_snapshots(uuid, tree)
+        overlays = make_temporary_snapshots(uuid, tree, reuse=resume)
         try:
             sync_config(self.settings, uuid, config_text(
                 uuid, tree, overlays, self._pci_devices(uuid, tree),
@@ -221,8 +222,8 @@ class VmFlows:
                 run_task(self.settings, uuid, "restore", {"file": saved, "delete": "false"})
             else:
                 run_task(self.settings, uuid, "start")
-        except BaseException:
-            if not is_running(internal_state(uuid)):  # nothing boots from them
+        except BaseException:  # nothing boots from them (a hibernated VM's stay for it)
+            if not resume and not is_running(internal_state(uuid)):
                 remove_files(overlays.values())
             raise
         if tree.get("hibernated") in ("true", "1", "yes"):
@@ -247,8 +248,9 @@ class VmFlows:
 
     def reboot(self, uuid: str) -> None:
         tree = self.tree(uuid)
+        overlays = make_temporary_snapshots(uuid, tree, reuse=True)  # the guest's, kept
         sync_config(self.settings, uuid, config_text(
-            uuid, tree, pci_devices=self._pci_devices(uuid, tree),
+            uuid, tree, overlays, pci_devices=self._pci_devices(uuid, tree),
             nic_backends=self.nic_backends(uuid, tree)))
         run_task(self.settings, uuid, "reboot")
 
@@ -296,7 +298,8 @@ class VmFlows:
         tree = self.tree(uuid)
         if not os.path.isfile(path):
             raise plain(f"resume_from_file: no save file at {path!r}")
-        sync_config(self.settings, uuid, config_text(uuid, tree))
+        overlays = make_temporary_snapshots(uuid, tree, reuse=True)
+        sync_config(self.settings, uuid, config_text(uuid, tree, overlays))
         run_task(self.settings, uuid, "restore", {"file": path, "delete": "false"})
 
     def sleep(self, uuid: str) -> None:

@@ -5,8 +5,10 @@ At a start (not a resume from hibernation) :func:`make_temporary_snapshots` crea
 enabled such disk, ``snap_<file name>.snap.tmp.qcow2`` beside the disk's file: a qcow2 overlay
 whose backing file is the disk (``qemu-img create -f qcow2 -F vpc|raw -b <disk>``, bounded by
 60 s; a stale overlay from a crash is replaced), and the monitor's config names the overlay
-(``qcow``) instead of the disk. When the VM reaches ``shutdown`` (not a reboot: the guest
-reboots on the same overlay), :func:`remove_temporary_snapshots` deletes them.
+(``qcow``) instead of the disk. A reboot, and a resume from hibernation, go on with the
+overlays that exist (``reuse``: the monitor's config names them again), making only missing
+ones. When the VM reaches ``shutdown`` (not a reboot: the guest reboots on the same overlay),
+:func:`remove_temporary_snapshots` deletes them.
 
 Only VHD and raw (``file``/``raw``) disks can be overlaid; ``temporary-encrypted`` needs
 OpenXT's VHD encryption, which this project does not have: both are refused with a clear
@@ -56,15 +58,22 @@ def _temporary_disks(tree: dict[str, Any]) -> list[tuple[int, str, str]]:
     return out
 
 
-def make_temporary_snapshots(uuid: str, tree: dict[str, Any]) -> dict[int, str]:
-    """Create the overlays of VM ``uuid`` (module docstring); disk id -> overlay path."""
+def make_temporary_snapshots(uuid: str, tree: dict[str, Any], *, reuse: bool = False
+                             ) -> dict[int, str]:
+    """Create the overlays of VM ``uuid`` (module docstring); disk id -> overlay path.
+    ``reuse``: an overlay that exists is kept as it is (a reboot, or a resume from
+    hibernation, goes on with the overlay the guest ran on); only missing ones are made."""
     made: dict[int, str] = {}
+    created: list[str] = []
     for ident, path, kind in _temporary_disks(tree):
         if not os.path.isfile(path):  # the monitor refuses what it cannot boot (not the sim)
             logger.warning("VM %s: disk %d: no disk file at %s: no temporary snapshot",
                            uuid, ident, path)
             continue
         overlay = overlay_path(path)
+        if reuse and os.path.isfile(overlay):
+            made[ident] = overlay
+            continue
         try:
             os.unlink(overlay)
         except FileNotFoundError:
@@ -75,10 +84,11 @@ def make_temporary_snapshots(uuid: str, tree: dict[str, Any]) -> dict[int, str]:
                            check=True, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.SubprocessError) as exc:
             detail = getattr(exc, "stderr", None) or str(exc)
-            remove_files(made.values())
+            remove_files(created)
             raise plain(f"VM {uuid}: disk {ident}: cannot make its temporary snapshot: "
                         f"{detail.strip()}") from None
         made[ident] = overlay
+        created.append(overlay)
     return made
 
 
