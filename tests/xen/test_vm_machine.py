@@ -29,6 +29,7 @@ from xen.xenvm._hotplug import added, removed
 from xen.xenvm._lifecycle import State
 from xen.xenvm._machine import VmMachine
 from xen.xenvm._monitor import _start_arg
+from xen.xenvm._snapshot import VmView
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMORY = build_memory(hvm=False, vcpus=1, static_max_kib=65536, target_kib=65536)
@@ -188,6 +189,24 @@ def test_restore_of_a_file_that_is_not_an_image_touches_nothing(tmp_path: Path) 
     with pytest.raises(TaskError, match="cannot read"):
         vm.restore(str(tmp_path / "none.img"))
     assert (vm.state, vm.op, hv.calls, xs.calls) == (State.SHUTDOWN, None, [], [])
+
+
+def test_a_created_vm_stays_created_and_follows_an_outside_unpause() -> None:
+    """A paused start ends in created (as the original's): the domain is paused because it has
+    not run, which the next look at the hypervisor must not take for a pause from outside."""
+    hv, xs = RecordingHypervisor(), RecordingXenstore()
+    hv.add(5, paused=True)
+    vm = VmMachine(UUID, config(), env(hv, xs))
+    vm.resume(VmView(UUID, State.CREATED, 5, -1, vm.config, None, None, None))
+    vm.check_state()
+    assert (vm.state, vm.domid) == (State.CREATED, 5)
+    hv.add(5)  # unpaused from outside (xl unpause): it runs
+    vm.check_state()
+    assert vm.state is State.RUNNING
+    hv.add(5, paused=True)  # then paused from outside
+    vm.check_state()
+    assert vm.state is State.PAUSED
+    assert hv.calls == []
 
 
 def test_config_changes_are_pending_while_a_domain_exists() -> None:

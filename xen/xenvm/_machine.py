@@ -375,7 +375,10 @@ class VmMachine(ConfigOperations):
         logger.info("%s: adopted running domain %d", self.uuid, info.domid)
 
     def _sync_pause(self, info: DomainInfo) -> None:
-        """Follow a pause or unpause done outside the toolstack."""
+        """Follow a pause or unpause done outside the toolstack (a created VM's domain is
+        paused because it has not run yet: it stays created, as the original's)."""
+        if info.paused and self.state.built_not_run:
+            return
         event: lc.Event = lc.Pause() if info.paused else lc.Unpaused()
         try:
             target = next_state(self.state, event)
