@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers import wait_until
 from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
+from xen.xenops import name_to_devid
 from xen.xenvm._tasks import TaskError
 
 pytestmark = pytest.mark.integration
@@ -177,3 +178,25 @@ def test_config_changes_made_while_suspended_wait_for_the_next_start(
     assert tree.hv.getinfo(domid).max_pages == saved + 32 * 256  # 32 MiB more
     assert "7" in tree.xs.directory(f"/local/domain/{domid}/device/vif")
     tree.task(vm, "destroy")
+
+
+def test_a_device_added_live_that_the_pending_config_has_keeps_that_config(
+        env: tuple[XenTree, Any]) -> None:
+    """The pending config (here from set-config while running) already lists the disk a
+    disk-add plugs now: it stays as it is (it was once dropped whole, its memory too)."""
+    tree, _host = env
+    cfg = vm_config("pending", memory=64) + DEVICES
+    vm = tree.add_vm(cfg)
+    tree.task(vm, "start")
+    saved = tree.hv.getinfo(int(tree.task(vm, "get-domid"))).max_pages
+    extra = "disk = /dev/null:phy:xvdd:w:disk:none\n"
+    tree.task(vm, "set-config", config=cfg.replace("memory = 64", "memory = 96") + extra)
+    tree.task(vm, "disk-add", path="/dev/null", device="xvdd")
+    with pytest.raises(TaskError, match="xvdd is taken by another disk"):
+        tree.task(vm, "disk-add", path="/srv/other", device="xvdd")
+    tree.task(vm, "reboot")
+    domid = int(tree.task(vm, "get-domid"))
+    assert tree.hv.getinfo(domid).max_pages == saved + 32 * 256
+    assert str(name_to_devid("xvdd")) in tree.xs.directory(f"/local/domain/{domid}/device/vbd")
+    tree.task(vm, "destroy")
+

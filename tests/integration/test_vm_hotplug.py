@@ -13,6 +13,7 @@ import pytest
 from tests.helpers import wait_until
 from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
 from xen.xenops import name_to_devid
+from xen.xenvm._tasks import TaskError
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +53,30 @@ def test_unplugging_the_last_disk_and_nic_leaves_no_empty_directory(
     tree.task(vm, "destroy")
     wait_until(lambda: [i.domid for i in tree.hv.getinfolist()] == [0], timeout=10)
     assert [p for k in ("vbd", "vif") for p in dirs(domid, k) if xs.exists(p)] == []
+
+
+def test_a_paused_guest_keeps_its_devices_until_it_runs(env: tuple[XenTree, Any]) -> None:
+    """A paused guest cannot close a device's frontend, so a removal is refused at once (it
+    once waited out the close timeout), leaving the device and the config as they were; a
+    device can still be added; once unpaused, the removal goes through."""
+    tree, _host = env
+    vm = tree.add_vm(vm_config("still") + "disk = /dev/null:phy:xvda:w:disk:none\n"
+                     "disk = /dev/null:phy:xvdb:w:disk:none\nnic = id=0,bridge=xenbr0\n")
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    xvdb = name_to_devid("xvdb")
+    state = f"/local/domain/0/backend/vbd/{domid}/{xvdb}/state"
+    wait_until(lambda: tree.xs.try_read(state) == "4", timeout=5)  # the guest is using it
+    tree.task(vm, "pause")
+    for task, params in (("disk-del", {"device": "xvdb"}), ("nic-del", {"id": "0"})):
+        with pytest.raises(TaskError, match=f"^{task}: the VM is paused"):
+            tree.task(vm, task, **params)
+    assert tree.xs.read(state) == "4" and "xvdb" in tree.task(vm, "disk-list")
+    assert tree.task(vm, "nic-list").startswith("0 ")
+    tree.task(vm, "disk-add", path="/dev/zero", device="xvdc")
+    tree.task(vm, "unpause")
+    tree.task(vm, "disk-del", device="xvdb")
+    tree.task(vm, "nic-del", id="0")
+    assert "xvdb" not in tree.task(vm, "disk-list") and tree.task(vm, "nic-list") == ""
+    assert not tree.xs.exists(state)
+    tree.task(vm, "destroy")

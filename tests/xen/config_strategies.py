@@ -67,7 +67,14 @@ def config_texts(draw: st.DrawFn) -> str:
         if name in ("memory-max", "pvh"):
             continue  # depend on memory, on hvm and stubdom; covered elsewhere
         lines.append(f"{name} = {draw(scalar_line(name))}")
+    taken: set[str] = set()  # a disk's guest device, a PCI device: once per config
     for name in draw(st.lists(st.sampled_from(sorted(LIST_LINES)), max_size=8)):
-        lines.append(f"{name} = {draw(LIST_LINES[name])}")
+        line = draw(LIST_LINES[name])
+        if name in ("disk", "pci"):  # each PCI line has its own device
+            unique = f"disk {line.split(':')[2]}" if name == "disk" else line
+            if unique in taken:
+                continue
+            taken.add(unique)
+        lines.append(f"{name} = {line}")
     lines += [f"x-{n} = {n}" for n in draw(st.lists(SAFE, max_size=2))]
     return "\n".join(lines)

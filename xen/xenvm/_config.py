@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from xen.xenops import name_to_devid
 from xen.xenops import required_to_boot_kib as _required_to_boot_kib
 from xen.xenvm._config_devices import (
     CpuidConfig,
@@ -170,6 +171,16 @@ class VmConfig:
         ids = [nic.nic_id for nic in self.nics]
         if None in ids or len(set(ids)) != len(ids):
             raise ConfigError("nic", None, "nics need distinct ids (see sanitise_nics)")
+        devices: dict[int, str] = {}
+        for disk in self.disks:  # two disks on one guest device could never both be plugged
+            devid = name_to_devid(disk.virtpath)
+            if devid in devices:
+                raise ConfigError("disk", disk.format(), f"guest device {disk.virtpath} is "
+                                  f"taken by another disk ({devices[devid]})")
+            devices[devid] = disk.virtpath
+        bdfs = [pci.bdf for pci in self.pcis]
+        if len(set(bdfs)) != len(bdfs):
+            raise ConfigError("pci", None, "a PCI device is listed twice")
 
     @property
     def hvm_container(self) -> bool:

@@ -15,6 +15,9 @@ own module, what changes the config of a VM in any state is here. Rules:
   fails or is refused); a removed device is unplugged before it leaves the config. A monitor
   killed in between leaves a device plugged only while the config lists it, and the config
   holding what the caller asked for when a medium changed.
+* **No removal from a paused guest.** A device is unplugged cleanly: the guest's frontend is
+  asked to close, which a paused guest cannot do; the removal is refused at once instead of
+  waiting out the timeout.
 """
 
 from __future__ import annotations
@@ -90,8 +93,8 @@ class ConfigOperations:
         self.config = change.config
         try:
             self.next_config = self.next_config and add_entry(self.next_config, key, entry)
-        except ConfigError:
-            self.next_config = None
+        except ConfigError:  # the pending config has it already (or one in its place)
+            pass
         self._on_change()  # first: a plugged device is always in the config, so removable
         if self._live():
             try:
@@ -105,8 +108,11 @@ class ConfigOperations:
 
     def remove_device(self, key: DeviceKey, ident: str) -> None:
         """Remove a disk (by guest device name), nic (by id) or PCI device (by BDF); unplug
-        it first when the VM has a domain."""
+        it first when the VM has a domain (refused while it is paused)."""
         change = removed(self.config, key, ident)
+        if self.state is State.PAUSED:  # asked to close, its frontend would never answer
+            raise TaskError(f"{key}-del: the VM is paused, and its guest must run to release "
+                            "the device: unpause it first")
         if self._live():
             self.domain.unplug(self.domid, change.kind, change.devid, hvm=self.config.hvm,
                                config=change.config)
