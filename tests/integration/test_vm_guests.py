@@ -200,3 +200,29 @@ def test_a_device_added_live_that_the_pending_config_has_keeps_that_config(
     assert str(name_to_devid("xvdd")) in tree.xs.directory(f"/local/domain/{domid}/device/vbd")
     tree.task(vm, "destroy")
 
+
+
+def test_a_guest_that_does_not_run_is_not_asked_to_stop(env: tuple[XenTree, Any],
+                                                        tmp_path: Path) -> None:
+    """A paused guest, or a created one that never ran, cannot answer a shutdown, reboot or
+    suspend request: refused at once (they once waited out the timeout, and the VM then said
+    running while its domain stayed paused). Forced, or with destroy-after, it goes."""
+    tree, _host = env
+    vm = tree.add_vm(vm_config("halted"))
+    tree.task(vm, "start")
+    tree.task(vm, "pause")
+    for task, params in (("shutdown", {}), ("reboot", {}),
+                         ("suspend", {"file": str(tmp_path / "x.img")})):
+        with pytest.raises(TaskError, match=rf"^{task}: the VM is paused: its guest cannot"):
+            tree.task(vm, task, **params)
+        assert status(tree, vm) == "paused"
+    domid = int(tree.task(vm, "get-domid"))
+    assert tree.hv.getinfo(domid).paused and not (tmp_path / "x.img").exists()
+    tree.task(vm, "shutdown", **{"destroy-after": "true"})  # at once, as asked
+    assert status(tree, vm) == "shutdown" and gone(tree, vm)
+    tree.task(vm, "start", paused="true")
+    with pytest.raises(TaskError, match=r"^shutdown: the VM is created: its guest cannot"):
+        tree.task(vm, "shutdown")
+    tree.task(vm, "shutdown", forced="true")
+    assert status(tree, vm) == "shutdown"
+    wait_until(lambda: gone(tree, vm), timeout=5)

@@ -11,7 +11,8 @@ saved with). After every step:
 - the monitor's state is the model's, and the world agrees: a state with a domain has exactly
   one domain with the VM's uuid (paused unless running), any other state none, and no domain
   a VM had leaves anything in xenstore;
-- a paused guest's device removal is refused (it could not release the device);
+- a paused guest's device removal is refused (it could not release the device), and so is a
+  shutdown, reboot or suspend of a guest that does not run (paused, or created);
 - a running or paused domain has exactly the disks and nics of the applied config plugged
   (frontends in xenstore), the memory of the applied config, and the CD medium the config has;
 - ``get memory`` and ``disk-list``/``nic-list`` say what the model says.
@@ -131,11 +132,21 @@ class VmModel(RuleBasedStateMachine):
         self.state = "created" if paused else "running"
         self.domid()
 
-    @precondition(lambda self: self.state == "running")
+    def refused_while_halted(self, name: str, **params: str) -> bool:
+        """A guest that does not run cannot answer a stop: refused (True)."""
+        if self.state not in ("paused", "created"):
+            return False
+        why = rf"(the VM is {self.state}: its guest cannot|not allowed in state {self.state})"
+        with pytest.raises(TaskError, match=why):
+            self.task(name, **params)
+        return True
+
+    @precondition(lambda self: self.state in WITH_DOMAIN)
     @rule()
     def shutdown(self) -> None:
-        self.task("shutdown")
-        self.state = "shutdown"
+        if not self.refused_while_halted("shutdown"):
+            self.task("shutdown")
+            self.state = "shutdown"
 
     @precondition(lambda self: self.state in (*WITH_DOMAIN, "suspended"))
     @rule()
@@ -155,12 +166,13 @@ class VmModel(RuleBasedStateMachine):
         self.task("unpause")
         self.state = "running"
 
-    @precondition(lambda self: self.state == "running")
+    @precondition(lambda self: self.state in WITH_DOMAIN)
     @rule()
     def reboot(self) -> None:
-        self.task("reboot")
-        self.booted()
-        self.domid()
+        if not self.refused_while_halted("reboot"):
+            self.task("reboot")
+            self.booted()
+            self.domid()
 
     @precondition(lambda self: self.state == "running")
     @rule(reason=st.sampled_from(["reboot", "poweroff", "crash"]))
@@ -180,12 +192,13 @@ class VmModel(RuleBasedStateMachine):
             self.wait_state("shutdown")
             self.state = "shutdown"
 
-    @precondition(lambda self: self.state == "running")
+    @precondition(lambda self: self.state in WITH_DOMAIN)
     @rule()
     def suspend(self) -> None:
-        self.task("suspend", file=str(self.image))
-        self.saved = self.applied
-        self.state = "suspended"
+        if not self.refused_while_halted("suspend", file=str(self.image)):
+            self.task("suspend", file=str(self.image))
+            self.saved = self.applied
+            self.state = "suspended"
 
     @precondition(lambda self: self.state == "suspended" and self.image.exists())
     @rule()

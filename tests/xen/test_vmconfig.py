@@ -129,14 +129,12 @@ def test_disk_six_fields_five_fields_and_options() -> None:
     assert DiskConfig.parse(five_kv.format()) == five_kv
 
 
-def test_a_guest_device_and_a_pci_device_are_listed_once() -> None:
+def test_a_guest_device_has_one_disk() -> None:
     one = "disk = /dev/a:phy:xvdb:w:disk:none\n"
     with pytest.raises(ConfigError, match="guest device xvdb is taken by another disk"):
         parse_config(one + "disk = /dev/b:phy:xvdb:r:disk:none\n")
     with pytest.raises(ConfigError, match="guest device xvdb"):
         add_entry(parse_config(one), "disk", "/dev/c:phy:xvdb:w:disk")
-    with pytest.raises(ConfigError, match="a PCI device is listed twice"):
-        parse_config("pci = 0,0000:00:02.0\npci = 1,bind,0000:00:02.0\n")
     assert len(parse_config(one + "disk = /dev/b:phy:xvdc:w:disk:none\n").disks) == 2
 
 

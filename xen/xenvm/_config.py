@@ -178,9 +178,6 @@ class VmConfig:
                 raise ConfigError("disk", disk.format(), f"guest device {disk.virtpath} is "
                                   f"taken by another disk ({devices[devid]})")
             devices[devid] = disk.virtpath
-        bdfs = [pci.bdf for pci in self.pcis]
-        if len(set(bdfs)) != len(bdfs):
-            raise ConfigError("pci", None, "a PCI device is listed twice")
 
     @property
     def hvm_container(self) -> bool:

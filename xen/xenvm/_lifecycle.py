@@ -90,6 +90,17 @@ class State(enum.Enum):
         return self is State.PRESERVED
 
     @property
+    def paused(self) -> bool:
+        """Paused after it ran (asked to, or from outside)."""
+        return self is State.PAUSED
+
+    @property
+    def guest_halted(self) -> bool:
+        """The domain exists but its guest does not run (paused, or built and not yet run):
+        it cannot answer a request to shut down or suspend."""
+        return self in (State.PAUSED, State.CREATED)
+
+    @property
     def built_not_run(self) -> bool:
         """A start's or restore's domain is built with its devices, before its unpause."""
         return self is State.CREATED

@@ -231,6 +231,12 @@ class VmMachine(ConfigOperations):
         """Ask the guest to power off (or reboot), wait for its death, clean up."""
         request: lc.Event = lc.Reboot(force) if reboot else lc.Shutdown(force)
         self._check(request)
+        if self.state.guest_halted and not force:  # it would wait out the timeout for nothing
+            if not destroy_after:
+                raise TaskError(f"{'reboot' if reboot else 'shutdown'}: the VM is "
+                                f"{self.state.value}: its guest cannot answer (unpause it "
+                                "first, or force it)")
+            timeout = 0.0  # asked, then destroyed at once, as the caller wants
         self._begin(Rebooting(force, auto_start) if reboot else ShuttingDown(force))
         self._go(request)
         domid = self.domid
@@ -279,6 +285,9 @@ class VmMachine(ConfigOperations):
     def suspend(self, file: str, timeout: float = 30.0) -> None:
         """Save the domain to ``file`` and destroy it (see the module docstring)."""
         self._check(lc.Suspend())
+        if self.state.guest_halted:
+            raise TaskError(f"suspend: the VM is {self.state.value}: its guest cannot suspend "
+                            "(unpause it first)")
         target = Path(file)
         if not target.parent.is_dir():
             raise TaskError(f"suspend: directory {target.parent} does not exist")

@@ -110,7 +110,7 @@ class ConfigOperations:
         """Remove a disk (by guest device name), nic (by id) or PCI device (by BDF); unplug
         it first when the VM has a domain (refused while it is paused)."""
         change = removed(self.config, key, ident)
-        if self.state is State.PAUSED:  # asked to close, its frontend would never answer
+        if self.state.paused:  # asked to close, its frontend would never answer
             raise TaskError(f"{key}-del: the VM is paused, and its guest must run to release "
                             "the device: unpause it first")
         if self._live():
