@@ -200,6 +200,7 @@ def no_vm_with_domid(domid: int) -> XenmgrError:
 _MONITOR_FAILURES: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"\bnot enough memory\b", re.I), 101),
     (re.compile(r"\bis not allowed in state\b"), 102),
+    (re.compile(r"\bthe VM is \w+: its guest cannot\b"), 102),  # paused: cannot answer
     (re.compile(r"\bguest did not (shut down|reboot)\b"), 104),
 )
 

@@ -111,8 +111,8 @@ class ConfigOperations:
         it first when the VM has a domain (refused while it is paused)."""
         change = removed(self.config, key, ident)
         if self.state.paused:  # asked to close, its frontend would never answer
-            raise TaskError(f"{key}-del: the VM is paused, and its guest must run to release "
-                            "the device: unpause it first")
+            raise TaskError(f"{key}-del: the VM is paused: its guest cannot release the "
+                            "device (unpause it first)")
         if self._live():
             self.domain.unplug(self.domid, change.kind, change.devid, hvm=self.config.hvm,
                                config=change.config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rpc.dbus import FAILED, DBusError
+from tests.xen.recording import UUID, RecordingHypervisor, RecordingXenstore, config, env
 from xen.xenmgr import (
     CODES,
     DBUS_ERROR_NAME,
@@ -15,7 +16,10 @@ from xen.xenmgr import (
     no_vm_with_uuid,
     plain,
 )
+from xen.xenvm import TaskError
 from xen.xenvm._lifecycle import IllegalTransition, Pause, State
+from xen.xenvm._machine import VmMachine
+from xen.xenvm._snapshot import VmView
 
 #: The codes clients match on, with the original's exact texts.
 KNOWN = {
@@ -84,5 +88,18 @@ def test_monitor_failures_become_the_originals_numbers() -> None:
     assert from_monitor_failure("start failed: not enough memory: 5 KiB needed, 1 KiB free") == (
         error(101))
     assert from_monitor_failure("guest did not shut down: timeout after 30 s") == error(104)
+    assert from_monitor_failure(_paused_vms_shutdown_refusal()) == error(102)
     other = from_monitor_failure("restore: /x is not a saved domain image")
     assert (other.code, other.message) == (None, "restore: /x is not a saved domain image")
+
+
+def _paused_vms_shutdown_refusal() -> str:
+    """What our monitor answers to a clean shutdown of a paused VM."""
+    hv, xs = RecordingHypervisor(), RecordingXenstore()
+    hv.add(5, paused=True)
+    vm = VmMachine(UUID, config(), env(hv, xs))
+    vm.resume(VmView(UUID, State.PAUSED, 5, -1, vm.config, None, None, None))
+    with pytest.raises(TaskError) as refused:
+        vm.shutdown()
+    return str(refused.value)
+
