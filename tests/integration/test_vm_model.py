@@ -3,7 +3,7 @@
 A hypothesis state machine drives one VM monitor on the simulated host (its guests and backends
 answer) through random sequences of start (running or paused; also of a suspended VM),
 shutdown, destroy, pause, unpause, reboot, the guest's own reboot, power-off and crash, suspend
-and restore, ``set memory``, disk and nic hot-plug, CD media changes and monitor crashes. A
+and restore, ``set memory``, disk, nic and PCI hot-plug, CD media changes and monitor crashes. A
 small model says what each does to the VM's state, its applied config and its pending config
 (changes made while a domain exists wait for the next start; a restore runs the config it was
 saved with). After every step:
@@ -47,6 +47,8 @@ from xen.xenvm import TaskError, vm_task
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 FIRST, SECOND = "/srv/first.iso", "/srv/second.iso"
+PCI = "0000:04:00.0"  # a NIC of the simulated host, bound to pciback
+PCI_ADDRESS = {"domain": "0", "bus": "4", "slot": "0", "func": "0"}
 BASE = (f"disk = /dev/null:phy:xvda:w:disk:none\ndisk = {FIRST}:file:xvdc:r:cdrom:none\n"
         "nic = id=0,bridge=xenbr0\n")
 EXTRA_DISKS = ("xvdb", "xvdd")
@@ -62,12 +64,14 @@ class Config:
     disks: frozenset[str]
     nics: frozenset[int]
     medium: str
+    pcis: frozenset[str] = frozenset()
 
 
 class VmModel(RuleBasedStateMachine):
     """One VM and its model (see the module docstring)."""
 
     tree: ClassVar[XenTree]
+    host: ClassVar[Any]  # the simulated host (its PCI bus)
     images: ClassVar[Path]
     overhead: ClassVar[dict[str, int]] = {}  # max_pages - memory pages, learnt once
 
@@ -255,6 +259,17 @@ class VmModel(RuleBasedStateMachine):
             self.task("nic-add", bridge="xenbr0", id=str(nic))
             self.device_change(nics=self.applied.nics | {nic})
 
+    @rule()
+    def pci_add_or_del(self) -> None:
+        """The simulated host's NIC at 0000:04:00.0 passed through, or taken back."""
+        if PCI in self.applied.pcis:
+            if not self.refused_while_paused("pci-del", **PCI_ADDRESS):
+                self.task("pci-del", **PCI_ADDRESS)
+                self.device_change(pcis=self.applied.pcis - {PCI})
+        else:
+            self.task("pci-add", id="0", **PCI_ADDRESS)
+            self.device_change(pcis=self.applied.pcis | {PCI})
+
     @rule(medium=st.sampled_from([FIRST, SECOND, ""]))
     def cd(self, medium: str) -> None:
         if medium:
@@ -283,6 +298,14 @@ class VmModel(RuleBasedStateMachine):
         assert live[0].paused is (self.state != "running")
 
     @invariant()
+    def a_pci_device_is_passed_through_only_while_listed(self) -> None:
+        assigned = self.host.pci_state()["devices"][PCI]["assigned"]
+        if self.state in WITH_DOMAIN and PCI in self.applied.pcis:
+            assert assigned == int(self.task("get-domid"))
+        else:
+            assert assigned is None
+
+    @invariant()
     def the_configs_are_the_models(self) -> None:
         assert self.task("get", field="memory") == str(self.wanted.memory)
         disks = {line.split(" ")[0]: line for line in self.task("disk-list").splitlines()}
@@ -291,6 +314,8 @@ class VmModel(RuleBasedStateMachine):
             not self.applied.medium and disks["xvdc"].split(" ")[1].endswith(":"))
         assert {int(line.split(" ")[0]) for line in self.task("nic-list").splitlines()} \
             == self.applied.nics
+        assert {line.split(" ")[1] for line in self.task("pci-list").splitlines()} \
+            == self.applied.pcis
 
     @invariant()
     def a_domain_has_the_applied_config(self) -> None:
@@ -314,13 +339,13 @@ class VmModel(RuleBasedStateMachine):
 
 
 @pytest.fixture
-def host(tmp_path: Path) -> Iterator[XenTree]:
-    with sim_tree(tmp_path / "host", intensity=10_000, backoff=None) as (tree, _host):
-        yield tree
+def host(tmp_path: Path) -> Iterator[tuple[XenTree, Any]]:
+    with sim_tree(tmp_path / "host", intensity=10_000, backoff=None) as pair:
+        yield pair
 
 
-def test_random_operations_follow_the_model(host: XenTree, tmp_path: Path) -> None:
-    VmModel.tree, VmModel.images = host, tmp_path
+def test_random_operations_follow_the_model(host: tuple[XenTree, Any], tmp_path: Path) -> None:
+    (VmModel.tree, VmModel.host), VmModel.images = host, tmp_path
     VmModel.overhead = {}
     run = VmModel.TestCase()
     run.settings = settings(max_examples=int(os.environ.get("VM_MODEL_EXAMPLES", "40")),
