@@ -74,11 +74,13 @@ class VmModel(RuleBasedStateMachine):
     host: ClassVar[Any]  # the simulated host (its PCI bus)
     images: ClassVar[Path]
     overhead: ClassVar[dict[str, int]] = {}  # max_pages - memory pages, learnt once
+    extra: ClassVar[str] = ""  # more config lines
 
     def __init__(self) -> None:
         super().__init__()
         self.vm = self.tree.add_vm(vm_config("model", memory=32, on_reboot="restart",
-                                             on_poweroff="destroy", on_crash="destroy") + BASE)
+                                             on_poweroff="destroy", on_crash="destroy")
+                                   + BASE + self.extra)
         self.state = "shutdown"
         self.applied = Config(32, frozenset({"xvda", "xvdc"}), frozenset({0}), FIRST)
         self.pending: Config | None = None
@@ -344,11 +346,31 @@ def host(tmp_path: Path) -> Iterator[tuple[XenTree, Any]]:
         yield pair
 
 
-def test_random_operations_follow_the_model(host: tuple[XenTree, Any], tmp_path: Path) -> None:
-    (VmModel.tree, VmModel.host), VmModel.images = host, tmp_path
-    VmModel.overhead = {}
-    run = VmModel.TestCase()
-    run.settings = settings(max_examples=int(os.environ.get("VM_MODEL_EXAMPLES", "40")),
-                            stateful_step_count=15, deadline=None,
-                            suppress_health_check=list(HealthCheck))
+STUB = "5f5f5f5f-1111-4222-8333-444444444444"  # the stub domain's uuid
+
+
+class StubVmModel(VmModel):
+    """The same, for an HVM guest whose device model runs in a stub domain."""
+
+    extra = f"hvm = true\nqemu-dm-timeout = 10\nstubdom-memory = 32\nstubdom = {STUB}\n"
+
+    @invariant()
+    def its_stub_domain_lives_with_it(self) -> None:
+        stubs = [i.domid for i in self.tree.hv.find_by_handle(uuidlib.UUID(STUB))
+                 if not i.dying and not i.shutdown]
+        assert len(stubs) == (self.state in WITH_DOMAIN), stubs
+        if stubs:
+            assert self.task("get-stubdomid") == str(stubs[0])
+
+
+@pytest.mark.parametrize(("model", "examples"), [(VmModel, 40), (StubVmModel, 8)],
+                         ids=["pv", "hvm-stubdom"])
+def test_random_operations_follow_the_model(host: tuple[XenTree, Any], tmp_path: Path,
+                                            model: type[VmModel], examples: int) -> None:
+    (model.tree, model.host), model.images = host, tmp_path
+    model.overhead = {}
+    run = model.TestCase()
+    run.settings = settings(
+        max_examples=int(os.environ.get("VM_MODEL_EXAMPLES", str(examples))),
+        stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck))
     run.runTest()
