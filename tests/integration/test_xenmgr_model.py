@@ -13,7 +13,9 @@ After every step:
   otherwise);
 - the domain has the memory the model says it was built with; the ``memory`` property is the
   database's;
-- a shutdown or reboot of a paused VM is refused with error 102 and changes nothing.
+- a shutdown or reboot of a paused VM is refused with error 102 and changes nothing;
+- (the ``sigkill`` run) after a SIGKILL of the whole supervisor and a new one on the same
+  state, all of the above still holds: the domain adopted, the database intact.
 
 ``XENMGR_MODEL_EXAMPLES`` sets how many sequences run (10; more to explore).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import uuid as uuidlib
 from collections.abc import Iterator
 from typing import ClassVar
@@ -46,12 +49,14 @@ class ManagedVm(RuleBasedStateMachine):
     dom0: ClassVar[Xenmgr]
     hv: ClassVar[SimBackend]
     overhead: ClassVar[dict[str, int]] = {}  # max_pages - memory pages, learnt once
+    kills: ClassVar[bool] = False  # whether the supervisor may be SIGKILLed
 
     def __init__(self) -> None:
         super().__init__()
         path = str(self.dom0.root().call(
             XENMGR, "create_vm_with_template_and_json", "ss", "new-vm-ndvm-pv",
             json.dumps({"config": {"memory": "64"}}))[0])
+        self.path = path
         self.vm = self.dom0.obj(path)
         self.uuid = uuidlib.UUID(path.rsplit("/", 1)[1].replace("_", "-"))
         self.state = "stopped"
@@ -118,6 +123,20 @@ class ManagedVm(RuleBasedStateMachine):
         self.vm.call(VM, "hibernate")
         self.hibernated, self.state = self.booted, "suspended"
 
+    @precondition(lambda self: self.kills)
+    @rule()
+    def supervisor_killed(self) -> None:
+        """SIGKILL of the whole supervisor, then a new one on the same state: the VM is found
+        as it was (a running or paused domain adopted, a hibernated VM still hibernated), and
+        every acknowledged property change is there."""
+        proc = self.dom0.proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(20)
+        self.dom0.close_connections()
+        self.dom0.start()
+        self.vm = self.dom0.obj(self.path)
+
     @rule(mib=st.sampled_from([64, 80, 96]))
     def set_memory(self, mib: int) -> None:
         self.vm.set(VM, "memory", "i", mib)
@@ -152,12 +171,16 @@ def dom0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xenmgr]:
         yield d
 
 
-def test_random_operations_through_xenmgr_follow_the_model(dom0: Xenmgr) -> None:
+@pytest.mark.parametrize(("kills", "examples"), [(False, 10), (True, 8)],
+                         ids=["alive", "sigkill"])
+def test_random_operations_through_xenmgr_follow_the_model(dom0: Xenmgr, kills: bool,
+                                                           examples: int) -> None:
     assert dom0.host is not None
     with SimBackend(str(dom0.host.hypervisor_path)) as hv:
         ManagedVm.dom0, ManagedVm.hv, ManagedVm.overhead = dom0, hv, {}
+        ManagedVm.kills = kills
         run = ManagedVm.TestCase()
         run.settings = settings(
-            max_examples=int(os.environ.get("XENMGR_MODEL_EXAMPLES", "10")),
+            max_examples=int(os.environ.get("XENMGR_MODEL_EXAMPLES", str(examples))),
             stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck))
         run.runTest()
