@@ -2,7 +2,8 @@
 
 A hypothesis state machine drives a VM made from a template through xenmgr's DBus API on a
 real supervisor (the simulated host beneath): start, shutdown, reboot, destroy, pause,
-unpause, hibernate (and the start that resumes it) and changes of its ``memory`` property.
+unpause, hibernate (and the start that resumes it), changes of its ``memory`` property and
+nics added and deleted (in the database: the next start or reboot plugs them).
 The model knows the VM's state, the memory in the database, and the memory its domain was
 built with: a start or a reboot through xenmgr boots the database's memory (xenmgr sends the
 monitor the database's config first); a resume from hibernation the memory it was saved with.
@@ -11,8 +12,8 @@ After every step:
 - the ``state`` and ``domid`` properties are the model's, and the simulated host agrees (one
   domain with the VM's uuid while it runs or is paused, paused exactly when the VM is; none
   otherwise);
-- the domain has the memory the model says it was built with; the ``memory`` property is the
-  database's;
+- the domain has the memory and the nics the model says it was built with; the ``memory``
+  property and ``list_nics`` are the database's;
 - a shutdown or reboot of a paused VM is refused with error 102 and changes nothing;
 - (the ``sigkill`` run) after a SIGKILL of the whole supervisor and a new one on the same
   state, all of the above still holds: the domain adopted, the database intact.
@@ -37,10 +38,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from rpc.dbus import DBusError
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
 from xen.hypervisor import SimBackend
+from xen.xenstore import XenstoreClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ON = ("running", "paused")
+NIC = "com.citrix.xenclient.vmnic"
 
 
 class ManagedVm(RuleBasedStateMachine):
@@ -48,6 +51,7 @@ class ManagedVm(RuleBasedStateMachine):
 
     dom0: ClassVar[Xenmgr]
     hv: ClassVar[SimBackend]
+    xs: ClassVar[XenstoreClient]
     overhead: ClassVar[dict[str, int]] = {}  # max_pages - memory pages, learnt once
     kills: ClassVar[bool] = False  # whether the supervisor may be SIGKILLed
 
@@ -63,6 +67,9 @@ class ManagedVm(RuleBasedStateMachine):
         self.memory = 64  # the database's
         self.booted: int | None = None  # the memory the domain was built with
         self.hibernated: int | None = None  # the memory in the hibernation image
+        self.nics = self.listed_nics()  # the database's nic ids
+        self.booted_nics: frozenset[int] = frozenset()  # the domain's
+        self.hibernated_nics: frozenset[int] = frozenset()
 
     # ------------------------------------------------------------------ operations
 
@@ -71,7 +78,9 @@ class ManagedVm(RuleBasedStateMachine):
     def start(self) -> None:
         """A start, or the resume of a hibernated VM."""
         self.vm.call(VM, "start")
-        self.booted = self.hibernated if self.state == "suspended" else self.memory
+        resumed = self.state == "suspended"
+        self.booted = self.hibernated if resumed else self.memory
+        self.booted_nics = self.hibernated_nics if resumed else self.nics
         self.hibernated = None
         self.state = "running"
 
@@ -89,7 +98,7 @@ class ManagedVm(RuleBasedStateMachine):
         if self.refused_while_paused("reboot"):
             return
         self.vm.call(VM, "reboot")
-        self.booted = self.memory  # xenmgr sends the database's config first
+        self.booted, self.booted_nics = self.memory, self.nics  # the database's config first
 
     def refused_while_paused(self, method: str) -> bool:
         if self.state != "paused":
@@ -122,6 +131,7 @@ class ManagedVm(RuleBasedStateMachine):
     def hibernate(self) -> None:
         self.vm.call(VM, "hibernate")
         self.hibernated, self.state = self.booted, "suspended"
+        self.hibernated_nics = self.booted_nics
 
     @precondition(lambda self: self.kills)
     @rule()
@@ -137,6 +147,23 @@ class ManagedVm(RuleBasedStateMachine):
         self.dom0.start()
         self.vm = self.dom0.obj(self.path)
 
+    def listed_nics(self) -> frozenset[int]:
+        return frozenset(int(p.rsplit("/", 1)[1]) for p in self.vm.call(VM, "list_nics")[0])
+
+    @precondition(lambda self: len(self.nics) < 3)
+    @rule()
+    def add_nic(self) -> None:
+        """A nic in the database: the next start or reboot plugs it."""
+        path = str(self.vm.call(VM, "add_nic")[0])
+        self.nics = self.nics | {int(path.rsplit("/", 1)[1])}
+
+    @precondition(lambda self: self.nics)
+    @rule(data=st.data())
+    def delete_nic(self, data: st.DataObject) -> None:
+        ident = data.draw(st.sampled_from(sorted(self.nics)))
+        self.dom0.obj(f"{self.path}/nic/{ident}").call(NIC, "delete")
+        self.nics = self.nics - {ident}
+
     @rule(mib=st.sampled_from([64, 80, 96]))
     def set_memory(self, mib: int) -> None:
         self.vm.set(VM, "memory", "i", mib)
@@ -148,6 +175,7 @@ class ManagedVm(RuleBasedStateMachine):
     def the_properties_and_the_host_agree(self) -> None:
         assert self.vm.get(VM, "state") == self.state
         assert self.vm.get(VM, "memory") == self.memory
+        assert self.listed_nics() == self.nics
         live = [i for i in self.hv.find_by_handle(self.uuid) if not i.dying and not i.shutdown]
         if self.state not in ON:
             assert live == [] and self.vm.get(VM, "domid") == -1
@@ -155,6 +183,9 @@ class ManagedVm(RuleBasedStateMachine):
         assert [i.domid for i in live] == [self.vm.get(VM, "domid")]
         assert live[0].paused is (self.state == "paused")
         assert self.booted is not None
+        where = f"/local/domain/{live[0].domid}/device/vif"
+        vifs = self.xs.directory(where) if self.xs.exists(where) else []
+        assert {int(v) for v in vifs} == self.booted_nics
         pages = live[0].max_pages - self.booted * 256
         assert self.overhead.setdefault("pages", pages) == pages, (self.booted, pages)
 
@@ -176,8 +207,9 @@ def dom0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xenmgr]:
 def test_random_operations_through_xenmgr_follow_the_model(dom0: Xenmgr, kills: bool,
                                                            examples: int) -> None:
     assert dom0.host is not None
-    with SimBackend(str(dom0.host.hypervisor_path)) as hv:
-        ManagedVm.dom0, ManagedVm.hv, ManagedVm.overhead = dom0, hv, {}
+    with SimBackend(str(dom0.host.hypervisor_path)) as hv, XenstoreClient(
+            dom0.host.xenstore_path, timeout=10.0) as xs:
+        ManagedVm.dom0, ManagedVm.hv, ManagedVm.xs, ManagedVm.overhead = dom0, hv, xs, {}
         ManagedVm.kills = kills
         run = ManagedVm.TestCase()
         run.settings = settings(
