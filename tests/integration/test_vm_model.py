@@ -3,10 +3,10 @@
 A hypothesis state machine drives one VM monitor on the simulated host (its guests and backends
 answer) through random sequences of start (running or paused; also of a suspended VM),
 shutdown, destroy, pause, unpause, reboot, the guest's own reboot, power-off and crash, suspend
-and restore, ``set memory``, disk, nic and PCI hot-plug, CD media changes and monitor crashes. A
-small model says what each does to the VM's state, its applied config and its pending config
-(changes made while a domain exists wait for the next start; a restore runs the config it was
-saved with). After every step:
+and restore, ``set memory``, ``set-config``, disk, nic and PCI hot-plug, CD media changes and
+monitor crashes. A small model says what each does to the VM's state, its applied config and
+its pending config (changes made while a domain exists wait for the next start; a restore runs
+the config it was saved with). After every step:
 
 - the monitor's state is the model's, and the world agrees: a state with a domain has exactly
   one domain with the VM's uuid (paused unless running), any other state none, and no domain
@@ -227,6 +227,23 @@ class VmModel(RuleBasedStateMachine):
         assert event is not None
 
     # ------------------------------------------------------------------ config and devices
+
+    @rule(mib=st.sampled_from([32, 40, 48]), disks=st.sets(st.sampled_from(EXTRA_DISKS)),
+          nics=st.sets(st.sampled_from(EXTRA_NICS)), medium=st.sampled_from([FIRST, SECOND, ""]),
+          pci=st.booleans())
+    def set_config(self, mib: int, disks: set[str], nics: set[int], medium: str,
+                   pci: bool) -> None:
+        """The whole config replaced (as xenmgr does before each start)."""
+        cfg = Config(mib, frozenset({"xvda", "xvdc", *disks}), frozenset({0, *nics}), medium,
+                     frozenset({PCI} if pci else ()))
+        text = vm_config("model", memory=mib, on_reboot="restart", on_poweroff="destroy",
+                         on_crash="destroy")
+        text += f"disk = /dev/null:phy:xvda:w:disk:none\ndisk = {medium}:file:xvdc:r:cdrom:none\n"
+        text += "".join(f"disk = /dev/null:phy:{d}:w:disk:none\n" for d in sorted(disks))
+        text += "".join(f"nic = id={n},bridge=xenbr0\n" for n in sorted({0, *nics}))
+        text += f"pci = 0,{PCI}\n" if pci else ""
+        self.task("set-config", config=text + self.extra)
+        self.change(**dataclasses.asdict(cfg))
 
     @rule(mib=st.sampled_from([32, 40, 48]))
     def set_memory(self, mib: int) -> None:
