@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -105,11 +105,19 @@ class VmModel(RuleBasedStateMachine):
         else:
             self.applied, self.pending = dataclasses.replace(self.wanted, **fields), None
 
-    def device_change(self, **fields: Any) -> None:
-        """A device or medium change: the applied config and the pending one too."""
-        self.applied = dataclasses.replace(self.applied, **fields)
+    def device_change(self, field: str, *, add: Any = None, remove: Any = None,
+                      value: Any = None) -> None:
+        """A device or medium change: to the applied config, and to the pending one too (its
+        own set of devices: one it lists already stays listed once)."""
+        def edit(cfg: Config) -> Config:
+            if value is not None:
+                return dataclasses.replace(cfg, **{field: value})
+            items = getattr(cfg, field)
+            items = items | {add} if add is not None else items - {remove}
+            return dataclasses.replace(cfg, **{field: items})
+        self.applied = edit(self.applied)
         if self.pending is not None:
-            self.pending = dataclasses.replace(self.pending, **fields)
+            self.pending = edit(self.pending)
 
     def booted(self) -> None:
         """A start: the pending config becomes the applied one."""
@@ -263,20 +271,20 @@ class VmModel(RuleBasedStateMachine):
         if name in self.applied.disks:
             if not self.refused_while_paused("disk-del", device=name):
                 self.task("disk-del", device=name)
-                self.device_change(disks=self.applied.disks - {name})
+                self.device_change("disks", remove=name)
         else:
             self.task("disk-add", path="/dev/null", device=name)
-            self.device_change(disks=self.applied.disks | {name})
+            self.device_change("disks", add=name)
 
     @rule(nic=st.sampled_from(EXTRA_NICS))
     def nic_add_or_del(self, nic: int) -> None:
         if nic in self.applied.nics:
             if not self.refused_while_paused("nic-del", id=str(nic)):
                 self.task("nic-del", id=str(nic))
-                self.device_change(nics=self.applied.nics - {nic})
+                self.device_change("nics", remove=nic)
         else:
             self.task("nic-add", bridge="xenbr0", id=str(nic))
-            self.device_change(nics=self.applied.nics | {nic})
+            self.device_change("nics", add=nic)
 
     @rule()
     def pci_add_or_del(self) -> None:
@@ -284,10 +292,10 @@ class VmModel(RuleBasedStateMachine):
         if PCI in self.applied.pcis:
             if not self.refused_while_paused("pci-del", **PCI_ADDRESS):
                 self.task("pci-del", **PCI_ADDRESS)
-                self.device_change(pcis=self.applied.pcis - {PCI})
+                self.device_change("pcis", remove=PCI)
         else:
             self.task("pci-add", id="0", **PCI_ADDRESS)
-            self.device_change(pcis=self.applied.pcis | {PCI})
+            self.device_change("pcis", add=PCI)
 
     @rule(medium=st.sampled_from([FIRST, SECOND, ""]))
     def cd(self, medium: str) -> None:
@@ -295,7 +303,7 @@ class VmModel(RuleBasedStateMachine):
             self.task("cd-insert-file", virtpath="xvdc", physpath=medium)
         else:
             self.task("cd-eject", virtpath="xvdc")
-        self.device_change(medium=medium)
+        self.device_change("medium", value=medium)
 
     # ------------------------------------------------------------------ what must hold
 
@@ -364,6 +372,8 @@ def host(tmp_path: Path) -> Iterator[tuple[XenTree, Any]]:
 
 
 STUB = "5f5f5f5f-1111-4222-8333-444444444444"  # the stub domain's uuid
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # a failure as found: fast to report
+SHRINK = (*NO_SHRINK, Phase.shrink)  # exploring: the shortest failing sequence
 
 
 class StubVmModel(VmModel):
@@ -389,5 +399,6 @@ def test_random_operations_follow_the_model(host: tuple[XenTree, Any], tmp_path:
     run = model.TestCase()
     run.settings = settings(
         max_examples=int(os.environ.get("VM_MODEL_EXAMPLES", str(examples))),
-        stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck))
+        stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck),
+        phases=SHRINK if os.environ.get("VM_MODEL_EXAMPLES") else NO_SHRINK)
     run.runTest()

@@ -188,6 +188,22 @@ def test_pci_add_and_del_while_running_plug_and_unplug(env: tuple[XenTree, Any])
     destroy_and_check(tree, host, vm, domid)
 
 
+def test_a_device_the_pending_config_has_is_added_live_once(env: tuple[XenTree, Any]) -> None:
+    """The pending config (set-config while running) lists the NIC a pci-add passes through
+    now: it stays listed once (it was listed twice, and the next start refused the config)."""
+    tree, host = env
+    cfg = vm_config("pci7")
+    vm = tree.add_vm(cfg)
+    tree.task(vm, "start")
+    tree.task(vm, "set-config", config=cfg + f"pci = 0,{NIC}\n")
+    tree.task(vm, "pci-add", id="0", domain="0", bus="4", slot="0", func="0")
+    tree.task(vm, "reboot")
+    domid = domid_of(tree, vm)
+    assert devices(host)[NIC]["assigned"] == domid
+    assert tree.task(vm, "pci-list") == f"0 {NIC} msitranslate=1 power_mgmt=1"
+    destroy_and_check(tree, host, vm, domid)
+
+
 @pytest.mark.parametrize(("entry", "message"), [
     ("pci = 0,0000:07:00.0", "no PCI device 0000:07:00.0 on this host"),
     (f"pci = 0,{HOST_NIC}", f"pci {HOST_NIC} is bound to the dom0 driver e1000e, not pciback"),

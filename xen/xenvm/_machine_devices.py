@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xen.xenops import PhysType, PlanFailed
-from xen.xenvm._config import VmConfig, add_entry, parse_config, set_field
+from xen.xenvm._config import VmConfig, parse_config, set_field
 from xen.xenvm._config_values import ConfigError
 from xen.xenvm._domain import DomainActions
 from xen.xenvm._hotplug import DeviceKey, added, removed
@@ -91,10 +91,11 @@ class ConfigOperations:
         change = added(self.config, key, entry)
         before = self.config, self.next_config
         self.config = change.config
-        try:
-            self.next_config = self.next_config and add_entry(self.next_config, key, entry)
-        except ConfigError:  # the pending config has it already (or one in its place)
-            pass
+        if self.next_config is not None:
+            try:
+                self.next_config = added(self.next_config, key, entry).config
+            except TaskError:  # the pending config has it already (or one in its place)
+                pass
         self._on_change()  # first: a plugged device is always in the config, so removable
         if self._live():
             try:
