@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -43,6 +43,8 @@ from xen.xenstore import XenstoreClient
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ON = ("running", "paused")
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # a failure as found: fast to report
+SHRINK = (*NO_SHRINK, Phase.shrink)  # exploring: the shortest failing sequence
 NIC = "com.citrix.xenclient.vmnic"
 
 
@@ -214,5 +216,6 @@ def test_random_operations_through_xenmgr_follow_the_model(dom0: Xenmgr, kills: 
         run = ManagedVm.TestCase()
         run.settings = settings(
             max_examples=int(os.environ.get("XENMGR_MODEL_EXAMPLES", str(examples))),
-            stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck))
+            stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck),
+            phases=SHRINK if os.environ.get("XENMGR_MODEL_EXAMPLES") else NO_SHRINK)
         run.runTest()
