@@ -25,20 +25,19 @@ disks on one guest device, and removals from a paused guest waiting out their ti
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import actors
 from supervision import TerminateChild
 from tests.helpers import wait_until
+from tests.integration.model_runs import run_model
 from tests.integration.xen_fixtures import XenTree, sim_tree, vm_config
 from xen.hypervisor import ShutdownReason
 from xen.xenops import name_to_devid
@@ -372,8 +371,6 @@ def host(tmp_path: Path) -> Iterator[tuple[XenTree, Any]]:
 
 
 STUB = "5f5f5f5f-1111-4222-8333-444444444444"  # the stub domain's uuid
-NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # a failure as found: fast to report
-SHRINK = (*NO_SHRINK, Phase.shrink)  # exploring: the shortest failing sequence
 
 
 class StubVmModel(VmModel):
@@ -396,9 +393,4 @@ def test_random_operations_follow_the_model(host: tuple[XenTree, Any], tmp_path:
                                             model: type[VmModel], examples: int) -> None:
     (model.tree, model.host), model.images = host, tmp_path
     model.overhead = {}
-    run = model.TestCase()
-    run.settings = settings(
-        max_examples=int(os.environ.get("VM_MODEL_EXAMPLES", str(examples))),
-        stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck),
-        phases=SHRINK if os.environ.get("VM_MODEL_EXAMPLES") else NO_SHRINK)
-    run.runTest()
+    run_model(model, examples=examples, steps=15, explore="VM_MODEL_EXAMPLES")

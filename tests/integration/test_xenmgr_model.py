@@ -31,11 +31,11 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from rpc.dbus import DBusError
+from tests.integration.model_runs import run_model
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
 from xen.hypervisor import SimBackend
 from xen.xenstore import XenstoreClient
@@ -43,8 +43,6 @@ from xen.xenstore import XenstoreClient
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ON = ("running", "paused")
-NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)  # a failure as found: fast to report
-SHRINK = (*NO_SHRINK, Phase.shrink)  # exploring: the shortest failing sequence
 NIC = "com.citrix.xenclient.vmnic"
 
 
@@ -213,9 +211,4 @@ def test_random_operations_through_xenmgr_follow_the_model(dom0: Xenmgr, kills: 
             dom0.host.xenstore_path, timeout=10.0) as xs:
         ManagedVm.dom0, ManagedVm.hv, ManagedVm.xs, ManagedVm.overhead = dom0, hv, xs, {}
         ManagedVm.kills = kills
-        run = ManagedVm.TestCase()
-        run.settings = settings(
-            max_examples=int(os.environ.get("XENMGR_MODEL_EXAMPLES", str(examples))),
-            stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck),
-            phases=SHRINK if os.environ.get("XENMGR_MODEL_EXAMPLES") else NO_SHRINK)
-        run.runTest()
+        run_model(ManagedVm, examples=examples, steps=12, explore="XENMGR_MODEL_EXAMPLES")

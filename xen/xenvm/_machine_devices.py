@@ -86,16 +86,21 @@ class ConfigOperations:
             self.config, self.next_config = cfg, None
         self._on_change()
 
+    def _also_pending(self, edit: Callable[[VmConfig], VmConfig]) -> None:
+        """A device or medium change to the pending config too, if there is one; one it cannot
+        take (it lists that device already, or has no such device) leaves it as it is."""
+        if self.next_config is not None:
+            try:
+                self.next_config = edit(self.next_config)
+            except TaskError:
+                pass
+
     def add_device(self, key: DeviceKey, entry: str) -> None:
         """Add a ``disk``, ``nic`` or ``pci`` entry; plug it now when the VM has a domain."""
         change = added(self.config, key, entry)
         before = self.config, self.next_config
         self.config = change.config
-        if self.next_config is not None:
-            try:
-                self.next_config = added(self.next_config, key, entry).config
-            except TaskError:  # the pending config has it already (or one in its place)
-                pass
+        self._also_pending(lambda cfg: added(cfg, key, entry).config)
         self._on_change()  # first: a plugged device is always in the config, so removable
         if self._live():
             try:
@@ -118,11 +123,7 @@ class ConfigOperations:
             self.domain.unplug(self.domid, change.kind, change.devid, hvm=self.config.hvm,
                                config=change.config)
         self.config = change.config
-        if self.next_config is not None:
-            try:
-                self.next_config = removed(self.next_config, key, ident).config
-            except TaskError:
-                pass  # the pending config does not have it
+        self._also_pending(lambda cfg: removed(cfg, key, ident).config)
         self._on_change()
 
     def change_media(self, virtpath: str, phystype: PhysType | None, path: str) -> None:
@@ -130,11 +131,7 @@ class ConfigOperations:
         config, drive = media_changed(self.config, virtpath, phystype, path)
         before = self.config, self.next_config
         self.config = config
-        if self.next_config is not None:
-            try:
-                self.next_config = media_changed(self.next_config, virtpath, phystype, path)[0]
-            except TaskError:
-                pass  # the pending config has no such drive
+        self._also_pending(lambda cfg: media_changed(cfg, virtpath, phystype, path)[0])
         self._on_change()  # first: the next start has the medium asked for
         if not self._live():
             return
