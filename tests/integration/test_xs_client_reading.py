@@ -29,8 +29,9 @@ from xen.xenstore import (
     Write,
     XenstoreClient,
     XenstoreError,
+    XenstoreTimeout,
 )
-from xen.xenstore._connection import Connection
+from xen.xenstore import _connection as connection_module
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +40,17 @@ SHORT = RetryPolicy(attempts=3, max_time=0.3, initial=0.02, maximum=0.05)
 
 @pytest.fixture
 def readers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """(thread name, op) of every packet the connection dispatches, as it dispatches it."""
+    """(thread name, op) of every packet a client connection reads, as the reading thread
+    parses it (a caller reading its own reply completes it without `Connection._dispatch`)."""
     seen: list[tuple[str, int]] = []
-    original = Connection._dispatch
 
-    def recording(self: Connection, packet: Packet) -> None:
-        seen.append((threading.current_thread().name, packet.op))
-        original(self, packet)
+    class RecordingParser(PacketParser):
+        def feed(self, data: bytes) -> list[Packet]:
+            packets = super().feed(data)
+            seen.extend((threading.current_thread().name, packet.op) for packet in packets)
+            return packets
 
-    monkeypatch.setattr(Connection, "_dispatch", recording)
+    monkeypatch.setattr(connection_module, "PacketParser", RecordingParser)
     return seen
 
 
@@ -126,6 +129,37 @@ def test_a_reading_caller_delivers_the_watch_events_before_its_reply(
             peer.close()
     finally:
         listener.close()
+
+
+def test_a_lone_callers_reply_split_or_behind_a_late_reply_is_still_matched(
+        sockdir: Path, readers: list[tuple[str, int]]) -> None:  # noqa: F811
+    """The caller's first receive brings not just its reply: a late reply to a request that
+    timed out before it, then half of its own reply (the rest comes later). The late reply is
+    dropped, the caller's reply is put together and returned; the caller read all of it."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sockdir / "fake"))
+    listener.listen(1)
+    try:
+        with XenstoreClient(listener.getsockname(), timeout=0.3, reconnect=SHORT) as c:
+            peer, _ = listener.accept()
+            parser = PacketParser()
+            with pytest.raises(XenstoreTimeout):
+                c.read("/late")
+            (late,) = parser.feed(peer.recv(4096))
+            with concurrent.futures.ThreadPoolExecutor(1, "caller") as pool:
+                reading = pool.submit(c.read, "/a")
+                (read,) = parser.feed(peer.recv(4096))
+                reply = Packet(Op.READ, read.req_id, 0, b"value").encode()
+                peer.sendall(Packet(Op.READ, late.req_id, 0, b"old").encode() + reply[:18])
+                time.sleep(0.05)  # the caller has received the first part
+                assert not reading.done()
+                peer.sendall(reply[18:])
+                assert reading.result(timeout=2) == "value"
+            peer.close()
+    finally:
+        listener.close()
+    assert [op for _, op in readers] == [Op.READ, Op.READ]
+    assert {name for name, _ in readers} == {"caller_0"}
 
 
 def test_floods_of_events_while_many_threads_write_neither_block_nor_lose_replies(

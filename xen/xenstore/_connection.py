@@ -73,6 +73,7 @@ logger = logging.getLogger(__name__)
 _U32 = 0xFFFFFFFF
 _HELD_PAUSE = 0.001  # the reader's pause on a hang-up while a caller holds the read role
 _pack_header = HEADER.pack
+_WATCH, _WATCH_EVENT = int(Op.WATCH), int(Op.WATCH_EVENT)  # plain ints: compared per packet
 _IN = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
@@ -182,37 +183,72 @@ class Connection:
 
     def _request(self, request: Request, tx_id: int, deadline: float) -> Packet:
         """One request (the hot path; `_exchange` does the same for a batch)."""
+        op = request.OP
         payload = request.payload()
         size = len(payload)
         if size > PAYLOAD_MAX:
-            raise too_large(request.OP.name, size)
+            raise too_large(op.name, size)
         slot = ReplySlot()
         send_lock = self._send_lock
         # The send lock before the read role: a role holder never waits for the send lock.
         if not send_lock.acquire(False) and not send_lock.acquire(
                 timeout=max(0.0, deadline - time.monotonic())):
             raise writer_busy()
-        lead, req_id = False, 0
+        role, req_id = False, 0
         try:
             try:
                 with self._lock:
-                    (req_id,), lead = self._register((slot,), request.OP == Op.WATCH)
+                    req_id, role = self._register_one(slot, op == _WATCH)
                 try:
-                    data = _pack_header(request.OP, req_id, tx_id, size) + payload
+                    data = _pack_header(op, req_id, tx_id, size) + payload
                 except struct.error:
-                    data = encode_packet(request.OP, req_id, tx_id, payload)  # names the field
-                self._send(data, deadline, reading=lead)
+                    data = encode_packet(op, req_id, tx_id, payload)  # names the field
+                self._send(data, deadline, reading=role)
             finally:
                 send_lock.release()
-            if not (self._lead(slot, deadline) if lead else self._follow(slot, deadline)):
-                raise unanswered(request.OP.name, req_id)
+            if role:
+                if self._read_own_reply(slot, req_id, deadline):
+                    role = False  # handed back with the reply
+                elif not self._lead(slot, deadline):
+                    raise unanswered(op.name, req_id)
+            elif not self._follow(slot, deadline):
+                raise unanswered(op.name, req_id)
         finally:
-            if lead:
+            if role:
                 self._release_role()
             if req_id and not slot.done:
                 with self._lock:
                     self._pending.pop(req_id, None)
         return reply_of(slot)
+
+    def _read_own_reply(self, slot: ReplySlot, req_id: int, deadline: float) -> bool:
+        """As the role holder, just after sending request ``req_id``: one blocking receive
+        (a socket's). If it brought that reply alone (the usual case), complete ``slot`` and
+        hand the role back in one step (True). Else (False) whatever came is dispatched as
+        `_lead` does, and the caller goes on with `_lead` (``slot`` may be done already)."""
+        wait = self._recv_wait
+        if wait is None or deadline - time.monotonic() <= WAIT_SLICE:
+            return False
+        try:
+            data = wait()
+            if data is None or self._dead is not None or not data:
+                if data == b"" and self._dead is None:
+                    self._consume(data)  # the peer closed
+                return False
+            packets = self._parser.feed(data)
+        except Exception as exc:  # a read error, a malformed stream: it is over
+            self._die(connection_failed(self.path, exc))
+            return False
+        if len(packets) == 1 and packets[0].req_id == req_id and packets[0].op != _WATCH_EVENT:
+            with self._lock:
+                if self._pending.pop(req_id, None) is slot:  # else the connection died
+                    slot.packet = packets[0]
+                    slot.done = True
+                self._hand_back_role()
+            return True
+        for packet in packets:
+            self._dispatch(packet)
+        return False
 
     def _exchange(self, requests: Sequence[Request], tx_id: int, deadline: float
                   ) -> list[Packet]:
@@ -230,7 +266,7 @@ class Connection:
             try:
                 with self._lock:
                     ids, lead = self._register(
-                        slots, any(request.OP == Op.WATCH for request in requests))
+                        slots, any(request.OP == _WATCH for request in requests))
                 data = b"".join(encode_packet(request.OP, req_id, tx_id, payload)
                                 for request, req_id, payload in zip(requests, ids, payloads,
                                                                     strict=True))
@@ -268,6 +304,21 @@ class Connection:
             for slot in slots:
                 slot.event = threading.Event()
         return ids, lead
+
+    def _register_one(self, slot: ReplySlot, watch: bool) -> tuple[int, bool]:
+        """`_register` for one request (the hot path's, without the lists)."""
+        if self._dead is not None:
+            raise self._dead_error()
+        if watch:
+            self._watching = True
+        req_id = self._allocate_id()
+        self._pending[req_id] = slot
+        self.round_trips += 1
+        self.requests += 1
+        lead = self._take_role()
+        if not lead:
+            slot.event = threading.Event()
+        return req_id, lead
 
     def _take_role(self) -> bool:
         """Under the lock: take the read role for a caller if it is free (True)."""
@@ -335,10 +386,14 @@ class Connection:
 
     def _release_role(self) -> None:
         with self._lock:
-            self._reading = False
-            self._fd_interest(self._listen if self._watching or self._pending else self._quiet)
-            if self._closing_flag:
-                self._role_free.notify_all()  # close() waits for the role to be free
+            self._hand_back_role()
+
+    def _hand_back_role(self) -> None:
+        """Under the lock: the read role is free again."""
+        self._reading = False
+        self._fd_interest(self._listen if self._watching or self._pending else self._quiet)
+        if self._closing_flag:
+            self._role_free.notify_all()  # close() waits for the role to be free
 
     def _allocate_id(self) -> int:
         while True:
@@ -430,7 +485,7 @@ class Connection:
                     logger.exception("xenstore on_lost callback failed")
 
     def _dispatch(self, packet: Packet) -> None:
-        if packet.op == Op.WATCH_EVENT:
+        if packet.op == _WATCH_EVENT:
             parts = split_strings(packet.payload)
             if len(parts) < 2:
                 logger.warning("malformed WATCH_EVENT ignored: %r", packet.payload[:80])

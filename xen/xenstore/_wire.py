@@ -27,6 +27,7 @@ import enum
 import errno as _errno
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "ABS_PATH_MAX",
@@ -167,9 +168,11 @@ class PacketTooLarge(LocalProtocolError):
     """Refused to encode a payload over `PAYLOAD_MAX`."""
 
 
-@dataclass(frozen=True, slots=True)
-class Packet:
-    """One message: ``op`` is an int (unknown types are carried, not rejected, here)."""
+class Packet(NamedTuple):
+    """One message: ``op`` is an int (unknown types are carried, not rejected, here).
+
+    Immutable (a named tuple: a third of a frozen dataclass's cost to build; one per request
+    on each side of the connection)."""
 
     op: int
     req_id: int
