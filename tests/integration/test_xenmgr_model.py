@@ -2,12 +2,16 @@
 
 A hypothesis state machine drives a VM made from a template through xenmgr's DBus API on a
 real supervisor (the simulated host beneath): start, shutdown, reboot, destroy, pause,
-unpause, hibernate (and the start that resumes it), changes of its ``memory`` property and
-nics added and deleted (in the database: the next start or reboot plugs them).
+unpause, hibernate (and the start that resumes it), changes of its ``memory`` property,
+nics added and deleted (in the database: the next start or reboot plugs them), and the guest's
+own reboot, power-off and crash (through the simulated hypervisor). The VM's disk is a VHD with
+a temporary snapshot: it boots from an overlay.
 The model knows the VM's state, the memory in the database, and the memory its domain was
 built with: a start or a reboot through xenmgr boots the database's memory (xenmgr sends the
-monitor the database's config first); a resume from hibernation the memory it was saved with.
-After every step:
+monitor the database's config first); a resume from hibernation the memory it was saved with,
+and the database's config at the resume becomes the monitor's pending config; a guest that
+reboots itself comes back with its monitor's pending config if it has one, else with what it
+ran with (docs/xenmgr.md). After every step:
 
 - the ``state`` and ``domid`` properties are the model's, and the simulated host agrees (one
   domain with the VM's uuid while it runs or is paused, paused exactly when the VM is; none
@@ -15,6 +19,10 @@ After every step:
 - the domain has the memory and the nics the model says it was built with; the ``memory``
   property and ``list_nics`` are the database's;
 - a shutdown or reboot of a paused VM is refused with error 102 and changes nothing;
+- the domain's disk is the overlay; the overlay exists while the VM runs, is paused or
+  hibernated, and is the same file from the start that made it on (xenmgr's reboot, a
+  hibernation and its resume, the guest's own reboot, a SIGKILL of the supervisor keep it);
+  once the VM is stopped it is gone;
 - (the ``sigkill`` run) after a SIGKILL of the whole supervisor and a new one on the same
   state, all of the above still holds: the domain adopted, the database intact.
 
@@ -28,6 +36,7 @@ import os
 import signal
 import uuid as uuidlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -35,15 +44,26 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from rpc.dbus import DBusError
+from tests.helpers import wait_until
 from tests.integration.model_runs import run_model
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
-from xen.hypervisor import SimBackend
+from xen.hypervisor import ShutdownReason, SimBackend
 from xen.xenstore import XenstoreClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ON = ("running", "paused")
 NIC = "com.citrix.xenclient.vmnic"
+XVDA = 51712  # the disk's device number
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` (a new file made there has a new change time); None: none."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return info.st_ino, info.st_ctime_ns
 
 
 class ManagedVm(RuleBasedStateMachine):
@@ -57,9 +77,15 @@ class ManagedVm(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        path = str(self.dom0.root().call(
+        root = self.dom0.root()
+        vhd = str(root.call(XENMGR, "create_vhd", "i", 8)[0])
+        disk = {"path": vhd, "type": "vhd", "mode": "w", "device": "xvda", "devtype": "disk",
+                "snapshot": "temporary"}
+        path = str(root.call(
             XENMGR, "create_vm_with_template_and_json", "ss", "new-vm-ndvm-pv",
-            json.dumps({"config": {"memory": "64"}}))[0])
+            json.dumps({"config": {"memory": "64", "disk": {"0": disk}}}))[0])
+        self.overlay = Path(vhd).parent / f"snap_{Path(vhd).name}.snap.tmp.qcow2"
+        self.overlay_file: tuple[int, int] | None = None  # the overlay the guest runs on
         self.path = path
         self.vm = self.dom0.obj(path)
         self.uuid = uuidlib.UUID(path.rsplit("/", 1)[1].replace("_", "-"))
@@ -70,6 +96,7 @@ class ManagedVm(RuleBasedStateMachine):
         self.nics = self.listed_nics()  # the database's nic ids
         self.booted_nics: frozenset[int] = frozenset()  # the domain's
         self.hibernated_nics: frozenset[int] = frozenset()
+        self.pending: tuple[int, frozenset[int]] | None = None  # the monitor's next config
 
     # ------------------------------------------------------------------ operations
 
@@ -81,8 +108,12 @@ class ManagedVm(RuleBasedStateMachine):
         resumed = self.state == "suspended"
         self.booted = self.hibernated if resumed else self.memory
         self.booted_nics = self.hibernated_nics if resumed else self.nics
+        self.pending = (self.memory, self.nics) if resumed else None
         self.hibernated = None
         self.state = "running"
+        if not resumed:
+            self.overlay_file = file_identity(self.overlay)
+            assert self.overlay_file is not None
 
     @precondition(lambda self: self.state in ON)
     @rule()
@@ -99,6 +130,7 @@ class ManagedVm(RuleBasedStateMachine):
             return
         self.vm.call(VM, "reboot")
         self.booted, self.booted_nics = self.memory, self.nics  # the database's config first
+        self.pending = None
 
     def refused_while_paused(self, method: str) -> bool:
         if self.state != "paused":
@@ -132,6 +164,22 @@ class ManagedVm(RuleBasedStateMachine):
         self.vm.call(VM, "hibernate")
         self.hibernated, self.state = self.booted, "suspended"
         self.hibernated_nics = self.booted_nics
+
+    @precondition(lambda self: self.state == "running")
+    @rule(reason=st.sampled_from(["reboot", "poweroff", "crash"]))
+    def guest_dies(self, reason: str) -> None:
+        """The guest reboots (its monitor restarts it), powers off or crashes (on_crash is
+        destroy): no call through xenmgr."""
+        domid = self.vm.get(VM, "domid")
+        self.hv.shutdown(domid, ShutdownReason[reason.upper()])
+        if reason == "reboot":
+            wait_until(lambda: self.vm.get(VM, "state") == "running"
+                       and self.vm.get(VM, "domid") not in (-1, domid), timeout=20)
+            if self.pending is not None:
+                (self.booted, self.booted_nics), self.pending = self.pending, None
+        else:
+            wait_until(lambda: self.vm.get(VM, "state") == "stopped", timeout=20)
+            self.state = "stopped"
 
     @precondition(lambda self: self.kills)
     @rule()
@@ -177,9 +225,15 @@ class ManagedVm(RuleBasedStateMachine):
         assert self.vm.get(VM, "memory") == self.memory
         assert self.listed_nics() == self.nics
         live = [i for i in self.hv.find_by_handle(self.uuid) if not i.dying and not i.shutdown]
+        if self.state == "stopped":  # xenmgr deletes the overlay once it sees the VM stop
+            wait_until(lambda: not self.overlay.exists(), timeout=10)
+        else:
+            assert file_identity(self.overlay) == self.overlay_file
         if self.state not in ON:
             assert live == [] and self.vm.get(VM, "domid") == -1
             return
+        disk = f"/local/domain/0/backend/tap/{live[0].domid}/{XVDA}/params"
+        assert self.xs.read(disk) == f"qcow:{self.overlay}"
         assert [i.domid for i in live] == [self.vm.get(VM, "domid")]
         assert live[0].paused is (self.state == "paused")
         assert self.booted is not None
