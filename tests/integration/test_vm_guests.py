@@ -226,3 +226,47 @@ def test_a_guest_that_does_not_run_is_not_asked_to_stop(env: tuple[XenTree, Any]
     tree.task(vm, "shutdown", forced="true")
     assert status(tree, vm) == "shutdown"
     wait_until(lambda: gone(tree, vm), timeout=5)
+
+
+def _guest_of_a_network_vm(tree: XenTree, host: Any, name: str) -> tuple[str, str, int]:
+    """A running "network VM" and a running guest whose nic it serves: (net, guest, guest's
+    domid), the vif connected in the network VM's domain."""
+    net = tree.add_vm(vm_config(f"{name}-net"))
+    tree.task(net, "start")
+    net_domid = int(tree.task(net, "get-domid"))
+    vm = tree.add_vm(vm_config(name, on_reboot="restart")
+                     + f"nic = id=0,backend-domid={net_domid}\n")
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    wait_until(lambda: ("vif", domid, 0) in host.backends_connected(net_domid), timeout=10)
+    return net, vm, domid
+
+
+def test_a_guest_rebooting_after_its_network_vm_stopped_gets_its_nic_from_dom0(
+        env: tuple[XenTree, Any]) -> None:
+    """The monitor reboots the guest with the config of its last start, whose nic names the
+    network VM's domain, gone since: the nic is served by dom0 (as xenmgr serves a nic whose
+    backend VM does not run), not a start that waits out the hotplug timeout and fails."""
+    tree, host = env
+    net, vm, domid = _guest_of_a_network_vm(tree, host, "served")
+    tree.task(net, "destroy")
+    host.set_behaviour("reboot", 0.0, uuid=vm)
+    wait_until(lambda: int(tree.task(vm, "get-domid")) not in (domid, -1)
+               and status(tree, vm) == "running", timeout=10)
+    host.clear_behaviour("reboot", uuid=vm)
+    new = int(tree.task(vm, "get-domid"))
+    wait_until(lambda: ("vif", new, 0) in host.backends_connected(0), timeout=10)
+    assert "backend-domid" not in tree.task(vm, "get-config")  # what it runs with
+
+
+def test_a_guest_restored_after_its_network_vm_stopped_gets_its_nic_from_dom0(
+        env: tuple[XenTree, Any], tmp_path: Path) -> None:
+    tree, host = env
+    net, vm, _domid = _guest_of_a_network_vm(tree, host, "saved")
+    image = tmp_path / "saved.img"
+    tree.task(vm, "suspend", file=str(image))
+    tree.task(net, "destroy")
+    tree.task(vm, "restore", file=str(image))
+    domid = int(tree.task(vm, "get-domid"))
+    wait_until(lambda: ("vif", domid, 0) in host.backends_connected(0), timeout=10)
+    assert status(tree, vm) == "running"

@@ -146,6 +146,28 @@ class DomainActions:
         infos = self.env.hypervisor().find_by_handle(self._handle)
         return [i for i in infos if not i.dying and not i.shutdown]
 
+    def with_live_nic_backends(self, cfg: VmConfig) -> VmConfig:
+        """``cfg`` with each nic whose backend domain is gone (its network VM stopped since the
+        config was written: a guest rebooting by itself boots the config of its last start)
+        served by dom0 instead, logged, as xenmgr serves a nic whose backend VM does not run.
+        Disks keep their backend (a disk's path is its backend's own)."""
+        gone = {nic.backend_domid for nic in cfg.nics
+                if nic.backend_domid and not self._alive(nic.backend_domid)}
+        if not gone:
+            return cfg
+        nics = []
+        for nic in cfg.nics:
+            if nic.backend_domid in gone:
+                logger.warning("%s: nic %s: backend domain %d is gone: served by dom0",
+                               self.uuid, nic.nic_id, nic.backend_domid)
+                nic = replace(nic, backend_domid=0)
+            nics.append(nic)
+        return replace(cfg, nics=tuple(nics))
+
+    def _alive(self, domid: int) -> bool:
+        info = self.info(domid)
+        return info is not None and not info.dying and not info.shutdown
+
     @staticmethod
     def image_complete(path: Path) -> bool:
         """Whether a suspend's image at ``path`` was written (a file, not empty)."""

@@ -168,7 +168,7 @@ class VmMachine(ConfigOperations):
         self._destroy(self.domid)  # a preserved dead domain, or a leftover
         if self.next_config is not None:
             self.config, self.next_config = self.next_config, None
-        cfg = self.config
+        cfg = self.config = self.domain.with_live_nic_backends(self.config)
         if not cfg.no_mem_check:
             need, free = required_to_boot_kib(cfg), self.domain.free_kib()
             if free < need:
@@ -187,6 +187,7 @@ class VmMachine(ConfigOperations):
             raise TaskError(f"restore: cannot read {image}: {exc.strerror}") from None
         with source:
             cfg, offset = decode_header(source.read(MAX_HEADER_BYTES), self.uuid, str(image))
+            cfg = self.domain.with_live_nic_backends(cfg)
             source.seek(offset)
             wanted = self.next_config or self.config  # changed while suspended: kept
             self._begin(Restoring(str(image), paused), durable=False)

@@ -1,0 +1,189 @@
+"""Random sequences of operations on a network VM and a guest whose nic it serves, through
+xenmgr, against a model of where the nic is served.
+
+A hypothesis state machine drives two VMs through xenmgr's DBus API on a real supervisor (the
+simulated host beneath): a PV network VM (``provides-network-backend``) and a PV guest whose
+nic names it as its backend (``backend-uuid``). Each is started, shut down, destroyed and
+rebooted through xenmgr; the guest also reboots by itself (its monitor restarts it), and in one
+run the whole supervisor is SIGKILLed and a new one started on the same state. The model
+knows each VM's state and where the guest's nic should be served (docs/xenmgr.md, "Where a nic
+is served"):
+
+- a guest started (or rebooted through xenmgr) while the network VM runs: in the network VM's
+  domain; while it does not run: in dom0;
+- when the network VM reaches ``running``, a running guest's nic moves into its domain, the
+  guest running on (the same domain);
+- when the network VM stops, the nic it served is gone until it runs again, or until the
+  guest reboots by itself: its monitor then serves the nic from dom0.
+
+After every step: the ``state`` and ``domid`` properties agree with the model and the
+simulated host (one domain per running VM), and the guest's vif is connected exactly in the
+domain the model says (within a bound: the move is asynchronous). ``NETWORK_MODEL_EXAMPLES``
+sets how many sequences run (explores, and shrinks a failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid as uuidlib
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from rpc.dbus import RemoteObject
+from tests.helpers import wait_until
+from tests.integration.model_runs import run_model
+from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
+from xen.hypervisor import ShutdownReason, SimBackend
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+VMS = ("net", "guest")
+MOVE = 20.0  # seconds a nic's move into a network VM may take (loaded machine)
+
+
+class NetworkAndGuest(RuleBasedStateMachine):
+    """A network VM and a guest it serves, and the model (see the module docstring)."""
+
+    dom0: ClassVar[Xenmgr]
+    hv: ClassVar[SimBackend]
+    kills: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        net_path = self.create({"provides-network-backend": "true",
+                                "config": {"virt-type": "pv", "memory": "64",
+                                           "nic": {"0": {"enable": "false"}}}})
+        net_uuid = net_path.rsplit("/", 1)[1].replace("_", "-")
+        guest_path = self.create({"config": {"virt-type": "pv", "memory": "64",
+                                             "nic": {"0": {"backend-uuid": net_uuid}}}})
+        self.paths = {"net": net_path, "guest": guest_path}
+        self.vms: dict[str, RemoteObject] = {}
+        self.connect()
+        self.state = {"net": "stopped", "guest": "stopped"}
+        self.served_in: str | None = None  # "net", "dom0" or None (unplugged): the guest's nic
+
+    def create(self, doc: dict[str, object]) -> str:
+        return str(self.dom0.root().call(XENMGR, "create_vm_with_template_and_json", "ss",
+                                         "new-vm-linux", json.dumps(doc))[0])
+
+    def connect(self) -> None:
+        self.vms = {name: self.dom0.obj(path) for name, path in self.paths.items()}
+
+    def domid(self, name: str) -> int:
+        return int(self.vms[name].get(VM, "domid"))
+
+    # ------------------------------------------------------------------ operations
+
+    @rule(name=st.sampled_from(VMS))
+    def start(self, name: str) -> None:
+        if self.state[name] != "stopped":
+            return
+        self.vms[name].call(VM, "start", timeout=60)
+        self.state[name] = "running"
+        if name == "guest":
+            self.served_in = "net" if self.state["net"] == "running" else "dom0"
+        elif self.state["guest"] == "running":
+            self.served_in = "net"  # moved in
+
+    @rule(name=st.sampled_from(VMS), how=st.sampled_from(["shutdown", "destroy"]))
+    def stop(self, name: str, how: str) -> None:
+        if self.state[name] != "running":
+            return
+        self.vms[name].call(VM, how, timeout=60)
+        self.state[name] = "stopped"
+        if name == "guest":
+            self.served_in = None
+        elif self.served_in == "net":
+            self.served_in = None  # gone with the network VM's netback
+
+    @rule(name=st.sampled_from(VMS))
+    def reboot(self, name: str) -> None:
+        """xenmgr's reboot: the backends are worked out afresh."""
+        if self.state[name] != "running":
+            return
+        self.vms[name].call(VM, "reboot", timeout=60)
+        if name == "guest":
+            self.served_in = "net" if self.state["net"] == "running" else "dom0"
+        elif self.state["guest"] == "running":
+            self.served_in = "net"  # moved into the new domain
+
+    @precondition(lambda self: self.state["guest"] == "running")
+    @rule()
+    def guest_reboots_itself(self) -> None:
+        """Its monitor restarts it with the config of its last start, or of the nic's last
+        move (a move re-plugs the nic through the monitor, which keeps it in its config); a
+        nic whose backend domain is gone since is served by dom0."""
+        domid = self.domid("guest")
+        self.hv.shutdown(domid, ShutdownReason.REBOOT)
+        wait_until(lambda: self.vms["guest"].get(VM, "state") == "running"
+                   and self.domid("guest") not in (-1, domid), timeout=30)
+        if self.served_in is None:  # its network VM stopped: the config names a domain gone
+            self.served_in = "dom0"
+
+    @precondition(lambda self: self.kills)
+    @rule()
+    def supervisor_killed(self) -> None:
+        proc = self.dom0.proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(20)
+        self.dom0.close_connections()
+        self.dom0.start()
+        self.connect()
+
+    # ------------------------------------------------------------------ what must hold
+
+    @invariant()
+    def states_domains_and_the_nic_agree(self) -> None:
+        domids = {}
+        for name, vm in self.vms.items():
+            assert vm.get(VM, "state") == self.state[name], name
+            uuid = uuidlib.UUID(self.paths[name].rsplit("/", 1)[1].replace("_", "-"))
+            live = [i.domid for i in self.hv.find_by_handle(uuid)
+                    if not i.dying and not i.shutdown]
+            if self.state[name] == "stopped":
+                assert live == [] and self.domid(name) == -1, name
+            else:
+                assert live == [self.domid(name)], name
+                domids[name] = live[0]
+        if self.state["guest"] != "running":
+            return
+        host = self.dom0.host
+        assert host is not None
+        vif = ("vif", domids["guest"], 0)
+        where = {"net": domids.get("net"), "dom0": 0, None: None}[self.served_in]
+        if where is not None:
+            wait_until(lambda: vif in host.backends_connected(where), timeout=MOVE)
+        others = [d for d in (0, domids.get("net")) if d is not None and d != where]
+        for domid in others:
+            assert vif not in host.backends_connected(domid), (self.served_in, domid)
+
+    def teardown(self) -> None:
+        for name in ("guest", "net"):
+            if self.state[name] != "stopped":
+                self.vms[name].call(VM, "destroy", timeout=60)
+            self.vms[name].call(VM, "delete", timeout=60)
+        self.dom0.close_connections()
+
+
+@pytest.fixture(scope="module")
+def dom0(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Xenmgr]:
+    with xenmgr_dom0(tmp_path_factory.mktemp("xenmgr-network-model")) as d:
+        yield d
+
+
+@pytest.mark.parametrize(("kills", "examples"), [(False, 6), (True, 5)],
+                         ids=["alive", "sigkill"])
+def test_random_operations_on_a_network_vm_and_its_guest_follow_the_model(
+        dom0: Xenmgr, kills: bool, examples: int) -> None:
+    assert dom0.host is not None
+    with SimBackend(str(dom0.host.hypervisor_path)) as hv:
+        NetworkAndGuest.dom0, NetworkAndGuest.hv, NetworkAndGuest.kills = dom0, hv, kills
+        run_model(NetworkAndGuest, examples=examples, steps=12,
+                  explore="NETWORK_MODEL_EXAMPLES")
