@@ -32,8 +32,6 @@ ran with (docs/xenmgr.md). After every step:
 from __future__ import annotations
 
 import json
-import os
-import signal
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,12 +185,7 @@ class ManagedVm(RuleBasedStateMachine):
         """SIGKILL of the whole supervisor, then a new one on the same state: the VM is found
         as it was (a running or paused domain adopted, a hibernated VM still hibernated), and
         every acknowledged property change is there."""
-        proc = self.dom0.proc
-        assert proc is not None
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(20)
-        self.dom0.close_connections()
-        self.dom0.start()
+        self.dom0.sigkill_and_restart()
         self.vm = self.dom0.obj(self.path)
 
     def listed_nics(self) -> frozenset[int]:

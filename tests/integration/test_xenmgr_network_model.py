@@ -25,8 +25,6 @@ sets how many sequences run (explores, and shrinks a failure).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import uuid as uuidlib
 from collections.abc import Iterator
 from typing import ClassVar
@@ -129,12 +127,7 @@ class NetworkAndGuest(RuleBasedStateMachine):
     @precondition(lambda self: self.kills)
     @rule()
     def supervisor_killed(self) -> None:
-        proc = self.dom0.proc
-        assert proc is not None
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(20)
-        self.dom0.close_connections()
-        self.dom0.start()
+        self.dom0.sigkill_and_restart()
         self.connect()
 
     # ------------------------------------------------------------------ what must hold

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -113,6 +114,15 @@ workers = 16
     def stop(self) -> None:
         self.close_connections()
         stop_process(self.proc)
+
+    def sigkill_and_restart(self) -> None:
+        """SIGKILL the whole supervisor, then start a new one on the same state (its own
+        connections are closed: callers make new objects)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(20)
+        self.close_connections()
+        self.start()
 
 
 @contextmanager
