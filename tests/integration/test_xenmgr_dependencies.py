@@ -143,3 +143,22 @@ def test_a_backend_that_does_not_run_leaves_the_nic_to_dom0(dom0: Xenmgr) -> Non
     assert recorder.wait_for("network_state_changed", timeout=20) == [(True,)]
     net.call(VM, "shutdown", timeout=60)
     assert recorder.wait_for("network_state_changed", n=2, timeout=20) == [(True,), (False,)]
+
+
+def test_a_guest_resumed_from_hibernation_gets_its_nic_in_the_running_network_vm(
+        dom0: Xenmgr) -> None:
+    """Hibernated while its network VM was off (the nic served by dom0), resumed once the
+    network VM runs: the restored guest comes back with the nic it was saved with (dom0's),
+    which is then moved into the network VM, as a fresh start would have plugged it."""
+    net_uuid, net = network_vm(dom0)
+    _guest_uuid, guest = create(dom0, {"config": {"virt-type": "pv",
+                                                  "nic": {"0": {"backend-uuid": net_uuid}}}})
+    guest.call(VM, "start", timeout=60)
+    wait_until(lambda: ("vif", int(guest.get(VM, "domid")), 0) in served_by(dom0, 0),
+               timeout=20)
+    guest.call(VM, "hibernate", timeout=60)
+    net.call(VM, "start", timeout=60)
+    guest.call(VM, "start", timeout=60)  # the resume
+    guest_domid, net_domid = int(guest.get(VM, "domid")), int(net.get(VM, "domid"))
+    wait_until(lambda: ("vif", guest_domid, 0) in served_by(dom0, net_domid), timeout=30)
+    assert ("vif", guest_domid, 0) not in served_by(dom0, 0)

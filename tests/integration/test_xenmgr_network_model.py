@@ -4,13 +4,13 @@ xenmgr, against a model of where the nic is served.
 A hypothesis state machine drives two VMs through xenmgr's DBus API on a real supervisor (the
 simulated host beneath): a PV network VM (``provides-network-backend``) and a PV guest whose
 nic names it as its backend (``backend-uuid``). Each is started, shut down, destroyed and
-rebooted through xenmgr; the guest also reboots by itself (its monitor restarts it), and in one
-run the whole supervisor is SIGKILLed and a new one started on the same state. The model
+rebooted through xenmgr; the guest also reboots by itself (its monitor restarts it) and is
+hibernated and resumed, and in one run the whole supervisor is SIGKILLed and a new one started on the same state. The model
 knows each VM's state and where the guest's nic should be served (docs/xenmgr.md, "Where a nic
 is served"):
 
-- a guest started (or rebooted through xenmgr) while the network VM runs: in the network VM's
-  domain; while it does not run: in dom0;
+- a guest started (or rebooted through xenmgr, or resumed from hibernation) while the network
+  VM runs: in the network VM's domain; while it does not run: in dom0;
 - when the network VM reaches ``running``, a running guest's nic moves into its domain, the
   guest running on (the same domain);
 - when the network VM stops, the nic it served is gone until it runs again, or until the
@@ -80,7 +80,9 @@ class NetworkAndGuest(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(VMS))
     def start(self, name: str) -> None:
-        if self.state[name] != "stopped":
+        """A start, or the resume of the hibernated guest: either way its nic is served
+        where its backend runs, else by dom0."""
+        if self.state[name] not in ("stopped", "suspended"):
             return
         self.vms[name].call(VM, "start", timeout=60)
         self.state[name] = "running"
@@ -91,7 +93,8 @@ class NetworkAndGuest(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(VMS), how=st.sampled_from(["shutdown", "destroy"]))
     def stop(self, name: str, how: str) -> None:
-        if self.state[name] != "running":
+        if not (self.state[name] == "running"
+                or (self.state[name] == "suspended" and how == "destroy")):
             return
         self.vms[name].call(VM, how, timeout=60)
         self.state[name] = "stopped"
@@ -110,6 +113,12 @@ class NetworkAndGuest(RuleBasedStateMachine):
             self.served_in = "net" if self.state["net"] == "running" else "dom0"
         elif self.state["guest"] == "running":
             self.served_in = "net"  # moved into the new domain
+
+    @precondition(lambda self: self.state["guest"] == "running")
+    @rule()
+    def guest_hibernates(self) -> None:
+        self.vms["guest"].call(VM, "hibernate", timeout=60)
+        self.state["guest"], self.served_in = "suspended", None
 
     @precondition(lambda self: self.state["guest"] == "running")
     @rule()
@@ -140,7 +149,7 @@ class NetworkAndGuest(RuleBasedStateMachine):
             uuid = uuidlib.UUID(self.paths[name].rsplit("/", 1)[1].replace("_", "-"))
             live = [i.domid for i in self.hv.find_by_handle(uuid)
                     if not i.dying and not i.shutdown]
-            if self.state[name] == "stopped":
+            if self.state[name] != "running":
                 assert live == [] and self.domid(name) == -1, name
             else:
                 assert live == [self.domid(name)], name

@@ -11,9 +11,12 @@
   runs; a nic whose backend VM does not run is served by dom0 (logged) until the backend VM
   starts.
 * :func:`relocate_nics`: when a VM reaches ``running``, every nic of the other running VMs
-  that it serves and that is not already in its domain is moved there: the VM monitor's
-  ``nic-del`` then ``nic-add`` with the new ``backend-domid`` (the original's ``xl
-  network-detach``/``network-attach``). Failures are logged, one nic at a time.
+  that it serves and that is not already in its domain is moved there, and every nic of its
+  own whose backend VM runs and that is not in that VM's domain is moved there (a guest
+  resumed from hibernation comes back with the nics it was saved with: served by dom0, or by
+  a network VM's domain gone since): the VM monitor's ``nic-del`` then ``nic-add`` with the
+  new ``backend-domid`` (the original's ``xl network-detach``/``network-attach``). Failures
+  are logged, one nic at a time.
 
 Each monitor task is bounded by the settings' task timeout; nothing here waits otherwise.
 """
@@ -120,35 +123,48 @@ def nic_backend_domids(uuid: str, vms: Mapping[str, Any]) -> dict[int, int]:
     return out
 
 
-def relocate_nics(settings: ManagerSettings, db: DbClient, backend: str) -> int:
-    """Move the nics VM ``backend`` serves into its new domain; how many moved."""
-    domid = _running_domid(backend, has_domain=True)
+def relocate_nics(settings: ManagerSettings, db: DbClient, vm: str) -> int:
+    """VM ``vm`` reached ``running``: move the nics it serves into its domain, and its own nics
+    into their running backend VMs' domains (module docstring); how many moved."""
+    domid = _running_domid(vm, has_domain=True)
     if domid is None:
         return 0
     vms = db.cached_vms()  # read only
     index = BackendIndex(vms)  # one pass over the VMs, not one per VM
-    moved = 0
+    own = {nic: be_domid for nic, be in index.nic_backends(vm).items()
+           if (be_domid := _running_domid(be)) is not None}
+    moved = _move_nics(settings, vm, own) if own else 0
     for uuid in sorted(vms):
-        if uuid == backend:
+        if uuid == vm:
             continue
-        served = [nic for nic, be in index.nic_backends(uuid).items() if be == backend]
-        view = monitor_view(uuid) if served else None
-        if view is None or _running_domid(uuid, has_domain=True) is None:
+        served = [nic for nic, be in index.nic_backends(uuid).items() if be == vm]
+        if served and _running_domid(uuid, has_domain=True) is not None:
+            moved += _move_nics(settings, uuid, dict.fromkeys(served, domid))
+    return moved
+
+
+def _move_nics(settings: ManagerSettings, uuid: str, wanted: Mapping[int, int]) -> int:
+    """Move each nic of VM ``uuid`` in ``wanted`` (nic id -> backend domain) that its monitor
+    has elsewhere into that domain: the monitor's ``nic-del`` then ``nic-add``; how many
+    moved (a failure is logged and the next nic tried)."""
+    view = monitor_view(uuid)
+    if view is None:
+        return 0
+    moved = 0
+    for nic in view.config.nics:
+        domid = wanted.get(nic.nic_id or 0)
+        if domid is None or nic.backend_domid == domid:
             continue
-        for nic in view.config.nics:
-            if nic.nic_id not in served or nic.backend_domid == domid:
-                continue
-            params = {"id": str(nic.nic_id), "network": nic.network, "bridge": nic.bridge,
-                      "model": nic.model, "mac": nic.mac, "backend-domid": str(domid),
-                      "wireless": "true" if nic.wireless else "false"}
-            try:
-                run_task(settings, uuid, "nic-del", {"id": str(nic.nic_id)})
-                run_task(settings, uuid, "nic-add", params)
-            except XenmgrError as exc:
-                logger.warning("VM %s: nic %s: moving it to %s (domain %d) failed: %s",
-                               uuid, nic.nic_id, backend, domid, exc.message)
-                continue
-            logger.info("VM %s: nic %s moved to its backend %s (domain %d)",
-                        uuid, nic.nic_id, backend, domid)
-            moved += 1
+        params = {"id": str(nic.nic_id), "network": nic.network, "bridge": nic.bridge,
+                  "model": nic.model, "mac": nic.mac, "backend-domid": str(domid),
+                  "wireless": "true" if nic.wireless else "false"}
+        try:
+            run_task(settings, uuid, "nic-del", {"id": str(nic.nic_id)})
+            run_task(settings, uuid, "nic-add", params)
+        except XenmgrError as exc:
+            logger.warning("VM %s: nic %s: moving it to domain %d failed: %s",
+                           uuid, nic.nic_id, domid, exc.message)
+            continue
+        logger.info("VM %s: nic %s moved to its backend's domain %d", uuid, nic.nic_id, domid)
+        moved += 1
     return moved
