@@ -3,18 +3,18 @@ xenmgr, against a model of where the nic is served.
 
 A hypothesis state machine drives two VMs through xenmgr's DBus API on a real supervisor (the
 simulated host beneath): a PV network VM (``provides-network-backend``) and a PV guest whose
-nic names it as its backend (``backend-uuid``). Each is started, shut down, destroyed and
-rebooted through xenmgr; the guest also reboots by itself (its monitor restarts it) and is
-hibernated and resumed, and in one run the whole supervisor is SIGKILLed and a new one started on the same state. The model
-knows each VM's state and where the guest's nic should be served (docs/xenmgr.md, "Where a nic
-is served"):
+nic names it as its backend (``backend-uuid``). Each is started, shut down, destroyed,
+rebooted, hibernated and resumed through xenmgr; the guest also reboots by itself (its monitor
+restarts it), and in one run the whole supervisor is SIGKILLed and a new one started on the
+same state. The model knows each VM's state and where the guest's nic should be served
+(docs/xenmgr.md, "Where a nic is served"):
 
 - a guest started (or rebooted through xenmgr, or resumed from hibernation) while the network
   VM runs: in the network VM's domain; while it does not run: in dom0;
-- when the network VM reaches ``running``, a running guest's nic moves into its domain, the
-  guest running on (the same domain);
-- when the network VM stops, the nic it served is gone until it runs again, or until the
-  guest reboots by itself: its monitor then serves the nic from dom0.
+- when the network VM reaches ``running`` (started, rebooted or resumed), a running guest's
+  nic moves into its domain, the guest running on (the same domain);
+- when the network VM stops or hibernates, the nic it served is gone until it runs again, or
+  until the guest reboots by itself: its monitor then serves the nic from dom0.
 
 After every step: the ``state`` and ``domid`` properties agree with the model and the
 simulated host (one domain per running VM), and the guest's vif is connected exactly in the
@@ -80,7 +80,7 @@ class NetworkAndGuest(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(VMS))
     def start(self, name: str) -> None:
-        """A start, or the resume of the hibernated guest: either way its nic is served
+        """A start, or the resume of a hibernated VM: either way the guest's nic is served
         where its backend runs, else by dom0."""
         if self.state[name] not in ("stopped", "suspended"):
             return
@@ -114,11 +114,14 @@ class NetworkAndGuest(RuleBasedStateMachine):
         elif self.state["guest"] == "running":
             self.served_in = "net"  # moved into the new domain
 
-    @precondition(lambda self: self.state["guest"] == "running")
-    @rule()
-    def guest_hibernates(self) -> None:
-        self.vms["guest"].call(VM, "hibernate", timeout=60)
-        self.state["guest"], self.served_in = "suspended", None
+    @rule(name=st.sampled_from(VMS))
+    def hibernate(self, name: str) -> None:
+        if self.state[name] != "running":
+            return
+        self.vms[name].call(VM, "hibernate", timeout=60)
+        self.state[name] = "suspended"
+        if name == "guest" or self.served_in == "net":
+            self.served_in = None  # with the guest, or with the network VM's netback
 
     @precondition(lambda self: self.state["guest"] == "running")
     @rule()
