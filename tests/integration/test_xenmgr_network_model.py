@@ -4,15 +4,16 @@ xenmgr, against a model of where the nic is served.
 A hypothesis state machine drives two VMs through xenmgr's DBus API on a real supervisor (the
 simulated host beneath): a PV network VM (``provides-network-backend``) and a PV guest whose
 nic names it as its backend (``backend-uuid``). Each is started, shut down, destroyed,
-rebooted, hibernated and resumed through xenmgr; the guest also reboots by itself (its monitor
-restarts it), and in one run the whole supervisor is SIGKILLed and a new one started on the
-same state. The model knows each VM's state and where the guest's nic should be served
-(docs/xenmgr.md, "Where a nic is served"):
+rebooted, hibernated and resumed through xenmgr; the guest is also paused and unpaused, and
+reboots by itself (its monitor restarts it), and in one run the whole supervisor is SIGKILLed
+and a new one started on the same state. The model knows each VM's state and where the
+guest's nic should be served (docs/xenmgr.md, "Where a nic is served"):
 
 - a guest started (or rebooted through xenmgr, or resumed from hibernation) while the network
   VM runs: in the network VM's domain; while it does not run: in dom0;
 - when the network VM reaches ``running`` (started, rebooted or resumed), a running guest's
-  nic moves into its domain, the guest running on (the same domain);
+  nic moves into its domain, the guest running on (the same domain); a paused guest's moves
+  when it is unpaused (a paused guest cannot let go of its nic);
 - when the network VM stops or hibernates, the nic it served is gone until it runs again, or
   until the guest reboots by itself: its monitor then serves the nic from dom0.
 
@@ -42,6 +43,7 @@ from xen.hypervisor import ShutdownReason, SimBackend
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 VMS = ("net", "guest")
+ON = ("running", "paused")  # with a domain
 MOVE = 20.0  # seconds a nic's move into a network VM may take (loaded machine)
 
 
@@ -88,13 +90,19 @@ class NetworkAndGuest(RuleBasedStateMachine):
         self.state[name] = "running"
         if name == "guest":
             self.served_in = "net" if self.state["net"] == "running" else "dom0"
-        elif self.state["guest"] == "running":
-            self.served_in = "net"  # moved in
+        else:
+            self.network_vm_came()
+
+    def network_vm_came(self) -> None:
+        """The network VM reached running: a running guest's nic moves in; a paused guest's
+        cannot (a paused guest cannot close its frontend) and moves when it is unpaused."""
+        if self.state["guest"] == "running":
+            self.served_in = "net"
 
     @rule(name=st.sampled_from(VMS), how=st.sampled_from(["shutdown", "destroy"]))
     def stop(self, name: str, how: str) -> None:
         if not (self.state[name] == "running"
-                or (self.state[name] == "suspended" and how == "destroy")):
+                or (self.state[name] in ("suspended", "paused") and how == "destroy")):
             return
         self.vms[name].call(VM, how, timeout=60)
         self.state[name] = "stopped"
@@ -111,8 +119,10 @@ class NetworkAndGuest(RuleBasedStateMachine):
         self.vms[name].call(VM, "reboot", timeout=60)
         if name == "guest":
             self.served_in = "net" if self.state["net"] == "running" else "dom0"
-        elif self.state["guest"] == "running":
-            self.served_in = "net"  # moved into the new domain
+        else:
+            if self.served_in == "net":
+                self.served_in = None  # gone with the old domain
+            self.network_vm_came()  # moved into the new one
 
     @rule(name=st.sampled_from(VMS))
     def hibernate(self, name: str) -> None:
@@ -122,6 +132,21 @@ class NetworkAndGuest(RuleBasedStateMachine):
         self.state[name] = "suspended"
         if name == "guest" or self.served_in == "net":
             self.served_in = None  # with the guest, or with the network VM's netback
+
+    @precondition(lambda self: self.state["guest"] == "running")
+    @rule()
+    def pause_guest(self) -> None:
+        self.vms["guest"].call(VM, "pause", timeout=60)
+        self.state["guest"] = "paused"
+
+    @precondition(lambda self: self.state["guest"] == "paused")
+    @rule()
+    def unpause_guest(self) -> None:
+        """Running again: its nic moves into the network VM if that runs and has it not."""
+        self.vms["guest"].call(VM, "unpause", timeout=60)
+        self.state["guest"] = "running"
+        if self.state["net"] == "running":
+            self.served_in = "net"
 
     @precondition(lambda self: self.state["guest"] == "running")
     @rule()
@@ -152,12 +177,12 @@ class NetworkAndGuest(RuleBasedStateMachine):
             uuid = uuidlib.UUID(self.paths[name].rsplit("/", 1)[1].replace("_", "-"))
             live = [i.domid for i in self.hv.find_by_handle(uuid)
                     if not i.dying and not i.shutdown]
-            if self.state[name] != "running":
+            if self.state[name] not in ON:
                 assert live == [] and self.domid(name) == -1, name
             else:
                 assert live == [self.domid(name)], name
                 domids[name] = live[0]
-        if self.state["guest"] != "running":
+        if self.state["guest"] not in ON:
             return
         host = self.dom0.host
         assert host is not None
