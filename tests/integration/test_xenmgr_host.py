@@ -17,9 +17,12 @@ from pathlib import Path
 import pytest
 
 from rpc.dbus import IDENTITY_INTERFACE, IDENTITY_NAME, IDENTITY_PATH, DBusError, RemoteObject
+from supervision.control import ControlClient
 from tests.helpers import wait_until
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
 from tests.integration.xenmgr_signals import SignalRecorder
+from xen.hypervisor import ShutdownReason, SimBackend
+from xen.xenstore import XenstoreClient
 
 pytestmark = pytest.mark.integration
 
@@ -331,6 +334,46 @@ def test_temporary_disk_snapshot_lives_while_the_vm_runs(dom0: Xenmgr) -> None:
     assert other.get(VM, "state") == "stopped" and not overlay.exists()
     for v in (vm, other):
         v.call(VM, "delete")
+
+
+def test_a_monitor_that_lost_its_snapshot_is_given_the_overlays_again(dom0: Xenmgr) -> None:
+    """A running VM on a temporary disk snapshot whose monitor restarts without its snapshot
+    (both slots gone) adopts the domain with its start config, which names the disk itself:
+    xenmgr sees the monitor come up and sends it the config with the overlay, so the guest's
+    own reboot boots the overlay again, never the disk it protects."""
+    assert dom0.host is not None
+    root = dom0.root()
+    vhd = str(root.call(XENMGR, "create_vhd", "i", 8)[0])
+    spec = {"config": {"memory": "64", "disk": {"0": {
+        "path": vhd, "type": "vhd", "mode": "w", "device": "xvda", "devtype": "disk",
+        "snapshot": "temporary"}}}}
+    path = str(root.call(XENMGR, "create_vm_with_template_and_json", "ss", "new-vm-ndvm-pv",
+                         json.dumps(spec))[0])
+    vm = dom0.obj(path)
+    uuid = path.rsplit("/", 1)[1].replace("_", "-")
+    overlay = Path(vhd).parent / f"snap_{Path(vhd).name}.snap.tmp.qcow2"
+    vm.call(VM, "start")
+    domid = int(vm.get(VM, "domid"))
+    with XenstoreClient(dom0.host.xenstore_path, timeout=10) as xs:
+        def disk(d: int) -> str:
+            return xs.read(f"/local/domain/0/backend/tap/{d}/51712/params")
+
+        assert disk(domid) == f"qcow:{overlay}"
+        slots = list((dom0.state / "snapshots").glob(f"*{uuid}.snap*"))
+        assert slots
+        for slot in slots:
+            slot.unlink()
+        with ControlClient(dom0.info["control"]) as ctl:
+            ctl.call("crash", path=f"/vms/{uuid}", reason="test: lose the snapshot")
+        wait_until(lambda: "sending them again" in dom0.log(), timeout=20)
+        assert int(vm.get(VM, "domid")) == domid  # adopted, not restarted
+        with SimBackend(str(dom0.host.hypervisor_path)) as hv:
+            hv.shutdown(domid, ShutdownReason.REBOOT)  # the guest reboots by itself
+        wait_until(lambda: vm.get(VM, "state") == "running"
+                   and int(vm.get(VM, "domid")) not in (-1, domid), timeout=30)
+        assert disk(int(vm.get(VM, "domid"))) == f"qcow:{overlay}"
+    vm.call(VM, "destroy")
+    vm.call(VM, "delete")
 
 
 def test_host_pci_inventory_and_a_vms_passthrough_devices(dom0: Xenmgr) -> None:

@@ -46,7 +46,11 @@ from xen.xenmgr._monitors import monitor_view, run_task, submit_task, sync_confi
 from xen.xenmgr._pci_inventory import HostPci, host_pci_devices, matching
 from xen.xenmgr._schema import LEGACY_NETWORKS
 from xen.xenmgr._settings import ManagerSettings
-from xen.xenmgr._snapshots import make_temporary_snapshots, remove_files
+from xen.xenmgr._snapshots import (
+    existing_temporary_snapshots,
+    make_temporary_snapshots,
+    remove_files,
+)
 from xen.xenmgr._states import InternalState, from_monitor_state, is_running
 from xen.xenmgr._vm_deps import nic_backend_domids
 from xen.xenmgr._vmconfig import HostFacts, VmConfigError, translate
@@ -253,6 +257,26 @@ class VmFlows:
             uuid, tree, overlays, pci_devices=self._pci_devices(uuid, tree),
             nic_backends=self.nic_backends(uuid, tree)))
         run_task(self.settings, uuid, "reboot")
+
+    def offer_overlays(self, uuid: str, tree: dict[str, Any]) -> bool:
+        """VM ``uuid``'s monitor came up with a domain: if the config it would boot next does
+        not name the temporary disk snapshots that exist (it lost its snapshot and adopted the
+        domain with its start config, which names the disks), send it the config with them,
+        so that the guest's next reboot goes on with its overlays, never the disks they
+        protect. True if it was sent (logged)."""
+        view = monitor_view(uuid)
+        if view is None or view.domid <= 0:
+            return False
+        overlays = existing_temporary_snapshots(tree)
+        named = {disk.physpath for disk in (view.next_config or view.config).disks}
+        if set(overlays.values()) <= named:
+            return False
+        logger.warning("VM %s: its monitor's config does not name its temporary disk "
+                       "snapshots (%s): sending them again", uuid, ", ".join(overlays.values()))
+        sync_config(self.settings, uuid, config_text(
+            uuid, tree, overlays, pci_devices=self._pci_devices(uuid, tree),
+            nic_backends=self.nic_backends(uuid, tree)))
+        return True
 
     def destroy(self, uuid: str) -> None:
         self.tree(uuid)

@@ -7,7 +7,8 @@
 * to the notification queue: :class:`Emit` (a signal to send, in order), :class:`ConfigChanged`
   (a VM's settings changed: ``vm_config_changed`` after a quiet time), :class:`ServiceUp` (the
   bus service is (back) on the bus: send what waited);
-* to a VM's event handler: :class:`VmEvent` (one monitor notification of that VM, in order);
+* to a VM's event handler: :class:`VmEvent` (one monitor notification of that VM, in order),
+  :class:`MonitorUp` (the VM's monitor (re)started with a domain);
 * from the monitors the queue gets ``xen.xenvm``'s ``VmNotification``, ``RegisterVm`` and
   ``UnregisterVm``.
 """
@@ -20,8 +21,8 @@ from typing import Any
 from xen.xenmgr._create import CreateRequest
 from xen.xenmgr._templates import Template
 
-__all__ = ["ConfigChanged", "CreateChild", "CreateVm", "Emit", "FlushConfigChanged", "RemoveVm",
-           "ServiceUp", "SetSlot", "VmEvent"]
+__all__ = ["ConfigChanged", "CreateChild", "CreateVm", "Emit", "FlushConfigChanged",
+           "MonitorUp", "RemoveVm", "ServiceUp", "SetSlot", "VmEvent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +99,11 @@ class VmEvent:
 
     uuid: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorUp:
+    """VM ``uuid``'s monitor (re)started and found the VM with a domain (its event handler
+    checks that the monitor's config names the temporary disk snapshots the guest runs on)."""
+
+    uuid: str

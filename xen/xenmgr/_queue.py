@@ -42,9 +42,11 @@ from xen.xenmgr._messages import (
     ConfigChanged,
     Emit,
     FlushConfigChanged,
+    MonitorUp,
     ServiceUp,
     VmEvent,
 )
+from xen.xenmgr._monitors import monitor_view
 from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._states import (
     InternalState,
@@ -157,7 +159,7 @@ class NotificationQueue(Actor):
         else:
             states.changed(uuid, state)
 
-    def _to_handler(self, event: VmEvent) -> None:
+    def _to_handler(self, event: VmEvent | MonitorUp) -> None:
         name = f"{self.settings.vm_events}/{event.uuid}"
         try:
             tell(name, event)
@@ -168,11 +170,14 @@ class NotificationQueue(Actor):
             ask(self.settings.vm_events, StartChild(event.uuid, (event.uuid,)), timeout=10)
             tell(name, event)
         except Exception as exc:  # a handler that cannot start: the event is lost, logged
-            logger.warning("VM %s: event %s not handled: %s", event.uuid, event.text, exc)
+            logger.warning("VM %s: event %s not handled: %s", event.uuid, event, exc)
 
     @handles(RegisterVm)
     def _register(self, msg: RegisterVm) -> None:
         logger.debug("VM %s: monitor up", msg.uuid)
+        view = monitor_view(msg.uuid)
+        if view is not None and view.domid > 0:  # its handler checks the config's overlays
+            self._to_handler(MonitorUp(msg.uuid))
 
     @handles(UnregisterVm)
     def _unregister(self, msg: UnregisterVm) -> None:

@@ -30,7 +30,8 @@ from xen.xenmgr._dbview import DbView
 from xen.xenmgr._devices import read_disks
 from xen.xenmgr._errors import plain
 
-__all__ = ["make_temporary_snapshots", "overlay_path", "remove_temporary_snapshots"]
+__all__ = ["existing_temporary_snapshots", "make_temporary_snapshots", "overlay_path",
+           "remove_temporary_snapshots"]
 
 logger = logging.getLogger("xenmgr")
 
@@ -110,3 +111,13 @@ def remove_temporary_snapshots(tree: dict[str, Any]) -> None:
     except Exception:
         return
     remove_files(overlay_path(path) for _id, path, _type in disks)
+
+
+def existing_temporary_snapshots(tree: dict[str, Any]) -> dict[int, str]:
+    """Disk id -> overlay path of the VM's temporary disks whose overlay exists."""
+    try:
+        disks = _temporary_disks(tree)
+    except Exception:
+        return {}
+    return {ident: overlay for ident, path, _type in disks
+            if os.path.isfile(overlay := overlay_path(path))}

@@ -19,6 +19,12 @@ sent by the queue) it runs, in the order the changes happened:
 * ``keep-alive``: a VM that reached ``shutdown`` and has ``keep-alive`` true is started again
   (a rebooting guest is restarted by its monitor, never here).
 
+When the VM's monitor (re)starts and finds the VM with a domain (``MonitorUp``), the handler
+checks that the config the monitor would boot next names the temporary disk snapshots that
+exist (``VmFlows.offer_overlays``): a monitor that lost its snapshot adopts the domain with its
+start config, which names the disks themselves, and the guest's own reboot would then boot
+the disk its overlay protects; the config with the overlays is sent again (logged).
+
 It reads the VM's database tree through the bus service (``ManagerBus``), from the service's
 kept copy when it is current (``DbClient.cached_vm_tree``, ``_dbcache``: dropped by the
 database's change signal before any later call reaches the service, so a setting written
@@ -37,7 +43,7 @@ from xen.xenmgr._errors import XenmgrError
 from xen.xenmgr._flows import VmFlows
 from xen.xenmgr._handle import ManagerBus
 from xen.xenmgr._jsontree import parse_db_bool
-from xen.xenmgr._messages import Emit, VmEvent
+from xen.xenmgr._messages import Emit, MonitorUp, VmEvent
 from xen.xenmgr._queue import XENMGR, tell_queue
 from xen.xenmgr._settings import ManagerSettings
 from xen.xenmgr._snapshots import remove_temporary_snapshots
@@ -60,6 +66,21 @@ class VmEventHandler(Actor):
         super().__init__()
         self.settings = settings
         self.uuid = uuid
+
+    @handles(MonitorUp)
+    def _monitor_up(self, msg: MonitorUp) -> None:
+        try:
+            bus = service(self.settings.service, ManagerBus)
+        except (NoSuchActor, ServiceUnavailable, ActorDeadError):
+            logger.warning("VM %s: monitor up: the bus service is not running, not checked",
+                           self.uuid)
+            return
+        try:
+            tree = bus.db.cached_vm_tree(self.uuid)  # read only
+            if tree:
+                VmFlows(self.settings, bus.db, bus.conn).offer_overlays(self.uuid, tree)
+        except XenmgrError as exc:
+            logger.warning("VM %s: monitor up: %s", self.uuid, exc.message)
 
     @handles(VmEvent)
     def _event(self, msg: VmEvent) -> None:
