@@ -369,8 +369,8 @@ def test_a_monitor_that_lost_its_snapshot_is_given_the_overlays_again(dom0: Xenm
         assert int(vm.get(VM, "domid")) == domid  # adopted, not restarted
         with SimBackend(str(dom0.host.hypervisor_path)) as hv:
             hv.shutdown(domid, ShutdownReason.REBOOT)  # the guest reboots by itself
-        wait_until(lambda: vm.get(VM, "state") == "running"
-                   and int(vm.get(VM, "domid")) not in (-1, domid), timeout=30)
+        wait_until(lambda: int(vm.get(VM, "domid")) not in (-1, domid)  # then its state
+                   and vm.get(VM, "state") == "running", timeout=30)
         assert disk(int(vm.get(VM, "domid"))) == f"qcow:{overlay}"
     vm.call(VM, "destroy")
     vm.call(VM, "delete")

@@ -171,8 +171,9 @@ class ManagedVm(RuleBasedStateMachine):
         domid = self.vm.get(VM, "domid")
         self.hv.shutdown(domid, ShutdownReason[reason.upper()])
         if reason == "reboot":
-            wait_until(lambda: self.vm.get(VM, "state") == "running"
-                       and self.vm.get(VM, "domid") not in (-1, domid), timeout=20)
+            # the new domid first: read after it, "running" is the new domain's state
+            wait_until(lambda: self.vm.get(VM, "domid") not in (-1, domid)
+                       and self.vm.get(VM, "state") == "running", timeout=20)
             if self.pending is not None:
                 (self.booted, self.booted_nics), self.pending = self.pending, None
         else:

@@ -156,8 +156,10 @@ class NetworkAndGuest(RuleBasedStateMachine):
         nic whose backend domain is gone since is served by dom0."""
         domid = self.domid("guest")
         self.hv.shutdown(domid, ShutdownReason.REBOOT)
-        wait_until(lambda: self.vms["guest"].get(VM, "state") == "running"
-                   and self.domid("guest") not in (-1, domid), timeout=30)
+        # the new domid first: read after it, "running" is the new domain's state (read the
+        # other way round, "running" may still be the old domain's, a moment before it died)
+        wait_until(lambda: self.domid("guest") not in (-1, domid)
+                   and self.vms["guest"].get(VM, "state") == "running", timeout=30)
         if self.served_in is None:  # its network VM stopped: the config names a domain gone
             self.served_in = "dom0"
 
