@@ -11,7 +11,8 @@ sent by the queue) it runs, in the order the changes happened:
   (``creating-devices``, ``running``, ``shutdown``, ``rebooted``, ``suspended``);
 * a VM that reached ``shutdown``: its temporary disk snapshots are deleted (``_snapshots``);
 * a VM that reached ``running``: the nics of other running VMs it serves move into its domain
-  (``_vm_deps.relocate_nics``: a network VM restarted);
+  (``_vm_deps.relocate_nics``: a network VM restarted), and its own nics into their running
+  backend VMs' domains (a guest resumed from hibernation);
 * a network backend VM (``provides-network-backend`` or ``provides-default-network-backend``)
   that reached ``running`` or ``shutdown``: ``network_state_changed(available)`` on ``/``
   (true when it runs; the original relayed the network daemon's state, which this host does
