@@ -3,10 +3,11 @@ xenmgr, against a model of where the nic is served.
 
 A hypothesis state machine drives two VMs through xenmgr's DBus API on a real supervisor (the
 simulated host beneath): a PV network VM (``provides-network-backend``) and a PV guest whose
-nic names it as its backend (``backend-uuid``). Each is started, shut down, destroyed,
-rebooted, hibernated and resumed through xenmgr; the guest is also paused and unpaused, and
-reboots by itself (its monitor restarts it), and in one run the whole supervisor is SIGKILLed
-and a new one started on the same state. The model knows each VM's state and where the
+nic names it as its backend (``backend-uuid``), with or without ``track-dependencies`` (drawn
+for each sequence). Each is started, shut down, destroyed, rebooted, hibernated and resumed
+through xenmgr; the guest is also paused and unpaused, and reboots by itself (its monitor
+restarts it), and in one run the whole supervisor is SIGKILLed and a new one started on the
+same state. The model knows each VM's state and where the
 guest's nic should be served (docs/xenmgr.md, "Where a nic is served"):
 
 - a guest started (or rebooted through xenmgr, or resumed from hibernation) while the network
@@ -32,7 +33,13 @@ from typing import ClassVar
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from rpc.dbus import RemoteObject
 from tests.helpers import wait_until
@@ -67,6 +74,14 @@ class NetworkAndGuest(RuleBasedStateMachine):
         self.connect()
         self.state = {"net": "stopped", "guest": "stopped"}
         self.served_in: str | None = None  # "net", "dom0" or None (unplugged): the guest's nic
+        self.track = False  # the guest's track-dependencies
+
+    @initialize(track=st.booleans())
+    def tracking(self, track: bool) -> None:
+        """With ``track-dependencies`` the guest's start (and resume) starts a stopped network
+        VM first (a hibernated one counts as running, as in the original: not resumed)."""
+        self.track = track
+        self.vms["guest"].set(VM, "track-dependencies", "b", track)
 
     def create(self, doc: dict[str, object]) -> str:
         return str(self.dom0.root().call(XENMGR, "create_vm_with_template_and_json", "ss",
@@ -87,6 +102,8 @@ class NetworkAndGuest(RuleBasedStateMachine):
         if self.state[name] not in ("stopped", "suspended"):
             return
         self.vms[name].call(VM, "start", timeout=60)
+        if name == "guest" and self.track and self.state["net"] == "stopped":
+            self.state["net"] = "running"  # started first
         self.state[name] = "running"
         if name == "guest":
             self.served_in = "net" if self.state["net"] == "running" else "dom0"
