@@ -4,6 +4,7 @@ reboot by themselves, or stop mid-handshake."""
 
 from __future__ import annotations
 
+import threading
 import uuid as uuidlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,30 @@ def test_guest_that_ignores_shutdown(env: tuple[XenTree, Any]) -> None:
     assert status(tree, vm) == "running"
     tree.task(vm, "shutdown", timeout="0.5", **{"destroy-after": "true"})
     assert status(tree, vm) == "shutdown"
+
+
+def test_a_guest_paused_from_outside_during_a_failed_shutdown_is_paused_after_it(
+        env: tuple[XenTree, Any]) -> None:
+    """The domain is paused from outside while the monitor waits for a shutdown the guest
+    ignores: the monitor, busy, leaves the pause event to the operation; when the wait fails
+    the VM is ``paused`` (its domain is), not ``running``."""
+    tree, host = env
+    vm = tree.add_vm(vm_config("paused-meanwhile"))
+    host.set_behaviour("ignore-shutdown", True, uuid=vm)
+    tree.task(vm, "start")
+    domid = int(tree.task(vm, "get-domid"))
+    pauser = threading.Timer(0.3, tree.hv.pause, (domid,))
+    pauser.start()
+    try:
+        with pytest.raises(TaskError, match="did not shut down"):
+            tree.task(vm, "shutdown", timeout="1.5")
+    finally:
+        pauser.join(5)
+    assert tree.hv.getinfo(domid).paused
+    assert status(tree, vm) == "paused"
+    tree.task(vm, "unpause")
+    assert status(tree, vm) == "running" and not tree.hv.getinfo(domid).paused
+    host.clear_behaviour("ignore-shutdown", uuid=vm)
 
 
 def test_guest_that_hangs(env: tuple[XenTree, Any]) -> None:

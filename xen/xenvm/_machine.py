@@ -253,6 +253,9 @@ class VmMachine(ConfigOperations):
                 self._end()
                 return
             self._go(lc.ShutdownFailed())
+            info = self.domain.own_info(domid)
+            if info is not None:  # paused from outside meanwhile: its event found us busy
+                self._sync_pause(info)
             self._end()
             raise TaskError(f"guest did not {'reboot' if reboot else 'shut down'}: "
                             f"{exc}") from exc
