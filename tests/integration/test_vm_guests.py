@@ -87,8 +87,8 @@ def test_guest_that_ignores_shutdown(env: tuple[XenTree, Any]) -> None:
 def test_a_guest_paused_from_outside_during_a_failed_shutdown_is_paused_after_it(
         env: tuple[XenTree, Any]) -> None:
     """The domain is paused from outside while the monitor waits for a shutdown the guest
-    ignores: the monitor, busy, leaves the pause event to the operation; when the wait fails
-    the VM is ``paused`` (its domain is), not ``running``."""
+    ignores (a pause fires no domain event): when the wait fails the monitor looks at the
+    domain, and the VM is ``paused`` (its domain is), not ``running``."""
     tree, host = env
     vm = tree.add_vm(vm_config("paused-meanwhile"))
     host.set_behaviour("ignore-shutdown", True, uuid=vm)

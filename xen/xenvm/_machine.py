@@ -254,7 +254,7 @@ class VmMachine(ConfigOperations):
                 return
             self._go(lc.ShutdownFailed())
             info = self.domain.own_info(domid)
-            if info is not None:  # paused from outside meanwhile: its event found us busy
+            if info is not None:  # paused from outside meanwhile (no event says so)
                 self._sync_pause(info)
             self._end()
             raise TaskError(f"guest did not {'reboot' if reboot else 'shut down'}: "
