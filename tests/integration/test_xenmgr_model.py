@@ -3,7 +3,8 @@
 A hypothesis state machine drives a VM made from a template through xenmgr's DBus API on a
 real supervisor (the simulated host beneath): start, shutdown, reboot, destroy, pause,
 unpause, hibernate (and the start that resumes it), changes of its ``memory`` property,
-nics added and deleted (in the database: the next start or reboot plugs them), and the guest's
+nics added and deleted, disks added (a new VHD attached) and deleted (all in the database: the
+next start or reboot plugs them), and the guest's
 own reboot, power-off and crash (through the simulated hypervisor). The VM's disk is a VHD with
 a temporary snapshot: it boots from an overlay.
 The model knows the VM's state, the memory in the database, and the memory its domain was
@@ -16,8 +17,8 @@ ran with (docs/xenmgr.md). After every step:
 - the ``state`` and ``domid`` properties are the model's, and the simulated host agrees (one
   domain with the VM's uuid while it runs or is paused, paused exactly when the VM is; none
   otherwise);
-- the domain has the memory and the nics the model says it was built with; the ``memory``
-  property and ``list_nics`` are the database's;
+- the domain has the memory, the nics and the disks the model says it was built with; the
+  ``memory`` property, ``list_nics`` and ``list_disks`` are the database's;
 - a shutdown or reboot of a paused VM is refused with error 102 and changes nothing;
 - the domain's disk is the overlay; the overlay exists while the VM runs, is paused or
   hibernated, and is the same file from the start that made it on (xenmgr's reboot, a
@@ -46,12 +47,14 @@ from tests.helpers import wait_until
 from tests.integration.model_runs import run_model
 from tests.integration.xenmgr_fixtures import VM, XENMGR, Xenmgr, xenmgr_dom0
 from xen.hypervisor import ShutdownReason, SimBackend
+from xen.xenops import name_to_devid
 from xen.xenstore import XenstoreClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 ON = ("running", "paused")
 NIC = "com.citrix.xenclient.vmnic"
+VMDISK = "com.citrix.xenclient.vmdisk"
 XVDA = 51712  # the disk's device number
 
 
@@ -94,7 +97,11 @@ class ManagedVm(RuleBasedStateMachine):
         self.nics = self.listed_nics()  # the database's nic ids
         self.booted_nics: frozenset[int] = frozenset()  # the domain's
         self.hibernated_nics: frozenset[int] = frozenset()
-        self.pending: tuple[int, frozenset[int]] | None = None  # the monitor's next config
+        self.disks = self.listed_disks()  # the database's disks: guest device names
+        self.booted_disks: frozenset[str] = frozenset()  # the domain's
+        self.hibernated_disks: frozenset[str] = frozenset()
+        # the monitor's next config: memory, nics, disks
+        self.pending: tuple[int, frozenset[int], frozenset[str]] | None = None
 
     # ------------------------------------------------------------------ operations
 
@@ -106,7 +113,8 @@ class ManagedVm(RuleBasedStateMachine):
         resumed = self.state == "suspended"
         self.booted = self.hibernated if resumed else self.memory
         self.booted_nics = self.hibernated_nics if resumed else self.nics
-        self.pending = (self.memory, self.nics) if resumed else None
+        self.booted_disks = self.hibernated_disks if resumed else self.disks
+        self.pending = (self.memory, self.nics, self.disks) if resumed else None
         self.hibernated = None
         self.state = "running"
         if not resumed:
@@ -128,7 +136,7 @@ class ManagedVm(RuleBasedStateMachine):
             return
         self.vm.call(VM, "reboot")
         self.booted, self.booted_nics = self.memory, self.nics  # the database's config first
-        self.pending = None
+        self.booted_disks, self.pending = self.disks, None
 
     def refused_while_paused(self, method: str) -> bool:
         if self.state != "paused":
@@ -161,7 +169,7 @@ class ManagedVm(RuleBasedStateMachine):
     def hibernate(self) -> None:
         self.vm.call(VM, "hibernate")
         self.hibernated, self.state = self.booted, "suspended"
-        self.hibernated_nics = self.booted_nics
+        self.hibernated_nics, self.hibernated_disks = self.booted_nics, self.booted_disks
 
     @precondition(lambda self: self.state == "running")
     @rule(reason=st.sampled_from(["reboot", "poweroff", "crash"]))
@@ -175,7 +183,8 @@ class ManagedVm(RuleBasedStateMachine):
             wait_until(lambda: self.vm.get(VM, "domid") not in (-1, domid)
                        and self.vm.get(VM, "state") == "running", timeout=20)
             if self.pending is not None:
-                (self.booted, self.booted_nics), self.pending = self.pending, None
+                (self.booted, self.booted_nics, self.booted_disks) = self.pending
+                self.pending = None
         else:
             wait_until(lambda: self.vm.get(VM, "state") == "stopped", timeout=20)
             self.state = "stopped"
@@ -206,6 +215,30 @@ class ManagedVm(RuleBasedStateMachine):
         self.dom0.obj(f"{self.path}/nic/{ident}").call(NIC, "delete")
         self.nics = self.nics - {ident}
 
+    def listed_disks(self) -> frozenset[str]:
+        return frozenset(str(self.dom0.obj(path).get(VMDISK, "virt-path"))
+                         for path in self.vm.call(VM, "list_disks")[0])
+
+    @precondition(lambda self: len(self.disks) < 3)
+    @rule()
+    def add_disk(self) -> None:
+        """A new VHD attached to a new disk of the VM (in the database: the next start or
+        reboot plugs it)."""
+        disk = self.dom0.obj(str(self.vm.call(VM, "add_disk")[0]))
+        disk.call(VMDISK, "attach_vhd", "s",
+                  str(self.dom0.root().call(XENMGR, "create_vhd", "i", 8)[0]))
+        self.disks = self.disks | {str(disk.get(VMDISK, "virt-path"))}
+
+    @precondition(lambda self: len(self.disks) > 1)
+    @rule(data=st.data())
+    def delete_disk(self, data: st.DataObject) -> None:
+        """A disk but the first (its temporary snapshot is the model's) out of the database."""
+        device = data.draw(st.sampled_from(sorted(self.disks - {"xvda"})))
+        path = next(p for p in self.vm.call(VM, "list_disks")[0]
+                    if self.dom0.obj(p).get(VMDISK, "virt-path") == device)
+        self.dom0.obj(path).call(VMDISK, "delete")
+        self.disks = self.disks - {device}
+
     @rule(mib=st.sampled_from([64, 80, 96]))
     def set_memory(self, mib: int) -> None:
         self.vm.set(VM, "memory", "i", mib)
@@ -218,6 +251,7 @@ class ManagedVm(RuleBasedStateMachine):
         assert self.vm.get(VM, "state") == self.state
         assert self.vm.get(VM, "memory") == self.memory
         assert self.listed_nics() == self.nics
+        assert self.listed_disks() == self.disks
         live = [i for i in self.hv.find_by_handle(self.uuid) if not i.dying and not i.shutdown]
         if self.state == "stopped":  # xenmgr deletes the overlay once it sees the VM stop
             wait_until(lambda: not self.overlay.exists(), timeout=10)
@@ -234,6 +268,9 @@ class ManagedVm(RuleBasedStateMachine):
         where = f"/local/domain/{live[0].domid}/device/vif"
         vifs = self.xs.directory(where) if self.xs.exists(where) else []
         assert {int(v) for v in vifs} == self.booted_nics
+        where = f"/local/domain/{live[0].domid}/device/vbd"
+        vbds = self.xs.directory(where) if self.xs.exists(where) else []
+        assert {int(v) for v in vbds} == {name_to_devid(d) for d in self.booted_disks}
         pages = live[0].max_pages - self.booted * 256
         assert self.overhead.setdefault("pages", pages) == pages, (self.booted, pages)
 
