@@ -22,7 +22,7 @@ from persistence._layout import (
     write_file_atomic,
     write_files,
 )
-from persistence._tree import PLACEMENTS, Binary, DbTree, Node
+from persistence._tree import MAIN_FILE, PLACEMENTS, Binary, DbTree, Node
 
 STAMP = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -376,3 +376,18 @@ def test_incremental_flushes_reload_to_the_same_tree(ops: list[tuple[str, str, A
         loaded = load_root(root, fsync=lambda fd: None)
         assert loaded.problems == ()
         assert canonical(loaded.tree.root) == canonical(tree.root)
+
+
+def test_a_remove_that_prunes_a_null_beside_its_path_rewrites_the_file_it_was_in() -> None:
+    """``rm`` prunes null nodes on its way, also beside its path: a top-level null (stored in
+    the main file) pruned by the removal of a path that does not exist marks the main file
+    dirty, so what is on disk loses it too (it came back at the next load; found by the
+    property test above)."""
+    with tempfile.TemporaryDirectory() as root:
+        tree = DbTree()
+        tree.inject("/", '{"a": false, "vm": null}')
+        write_files(root, tree.render_files({MAIN_FILE}), fsync=lambda fd: None)
+        change = tree.rm("/dom-store")
+        assert MAIN_FILE in change.files and tree.root == {"a": False}
+        write_files(root, tree.render_files(change.files), fsync=lambda fd: None)
+        assert load_root(root, fsync=lambda fd: None).tree.root == {"a": False}
