@@ -405,9 +405,7 @@ class DbTree:
             below = node.get(name, _MISSING)
             empties = [key for key, child in node.items() if child is None]
             for key in empties:
-                # its files as they are now: a null beside the path may be in another file
-                # than the path's (a top-level null is in the main file)
-                before |= self._scope((*segments[:depth], key))
+                before |= self._scope((*segments[:depth], key))  # its files, before the prune
                 del node[key]
                 pruned.append((*segments[:depth], key))
             if last:
