@@ -79,9 +79,10 @@ class ReplyReader:
             return False
         try:
             data = wait()
-            if data is None or self._dead is not None or not data:
-                if data == b"" and self._dead is None:
-                    self._consume(data)  # the peer closed
+            if data is None or self._dead is not None:
+                return False  # nothing yet (`_lead` waits on), or the connection is over
+            if not data:
+                self._consume(data)  # the peer closed: the connection dies
                 return False
             packets = self._parser.feed(data)
         except Exception as exc:  # a read error, a malformed stream: it is over
