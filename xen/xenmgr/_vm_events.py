@@ -68,13 +68,19 @@ class VmEventHandler(Actor):
         self.settings = settings
         self.uuid = uuid
 
+    def _bus(self, what: str) -> ManagerBus | None:
+        """The bus service, or None (logged: ``what`` is skipped) while it is not running."""
+        try:
+            return service(self.settings.service, ManagerBus)
+        except (NoSuchActor, ServiceUnavailable, ActorDeadError):
+            logger.warning("VM %s: %s: the bus service is not running, skipped", self.uuid,
+                           what)
+            return None
+
     @handles(MonitorUp)
     def _monitor_up(self, msg: MonitorUp) -> None:
-        try:
-            bus = service(self.settings.service, ManagerBus)
-        except (NoSuchActor, ServiceUnavailable, ActorDeadError):
-            logger.warning("VM %s: monitor up: the bus service is not running, not checked",
-                           self.uuid)
+        bus = self._bus("monitor up")
+        if bus is None:
             return
         try:
             tree = bus.db.cached_vm_tree(self.uuid)  # read only
@@ -91,11 +97,8 @@ class VmEventHandler(Actor):
             return
         if state is None:
             return
-        try:
-            bus = service(self.settings.service, ManagerBus)
-        except (NoSuchActor, ServiceUnavailable, ActorDeadError):
-            logger.warning("VM %s: %s: the bus service is not running, reactions skipped",
-                           self.uuid, msg.text)
+        bus = self._bus(msg.text)
+        if bus is None:
             return
         if state in _ARGO_STATES:
             recompute_argo(self.settings, f"VM {self.uuid} {state.value}")
